@@ -1,0 +1,18 @@
+"""Compression Lab: see what pruning and quantization do to a neural network.
+
+Entry point only: page config, the shared sidebar, and navigation. Each topic is a page in app_pages/ (not pages/: that name makes Streamlit register the files twice).
+Run with ``streamlit run app.py``.
+"""
+import streamlit as st
+
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/home.py", title="Start here", icon="🏠", url_path="home", default=True),
+]
+
+render_sidebar()
+page = st.navigation(PAGES)
+page.run()

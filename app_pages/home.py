@@ -1,0 +1,93 @@
+"""Home: where compression starts — the data, the model, and the trained baseline."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from compress_core.models import summary
+from compress_core.viz import common as viz
+from ui.explain import explainer
+from ui.loaders import baseline, dataset
+from ui.sidebar import selection
+
+sel = selection()
+ds = dataset(sel.dataset, sel.seed)
+
+st.title("Compression Lab")
+st.markdown(
+    "Neural networks are bigger than they need to be. **Pruning** removes weights or whole neurons; "
+    "**quantization** stores the rest in fewer bits. This lab trains a small network on a built-in data "
+    "set, then lets you cut and squeeze it and watch what happens — to the weights, the size, the speed "
+    "and the accuracy. Pick the data set and model in the sidebar; every page uses the same choice."
+)
+
+# --- The data ------------------------------------------------------------------------------------------
+st.header("1 · The data")
+st.markdown(f"**{sel.dataset}** — {ds.description} Split with seed {sel.seed}: "
+            f"{ds.sizes['train']:,} train · {ds.sizes['val']:,} validation · {ds.sizes['test']:,} test.")
+x = ds.x_train.numpy()
+y = ds.y_train.numpy()
+if ds.kind == "image":
+    idx = [int(np.flatnonzero(y == c)[i]) for i in range(2) for c in range(ds.num_classes)]
+    fig = viz.image_grid(x[idx, 0], [ds.class_names[y[i]] for i in idx], cols=ds.num_classes,
+                         title="Two training images of each class")
+elif ds.kind == "sequence":
+    idx = [int(np.flatnonzero(y == c)[0]) for c in range(ds.num_classes)]
+    fig = viz.sequence_lines(x[idx, 0], [f"digit {ds.class_names[y[i]]}" for i in idx],
+                             title="One training signal of each class (40 time steps)")
+else:
+    fig = viz.scatter_points(x, y, list(ds.class_names), title="Training points by class")
+st.plotly_chart(fig, key="home_data")
+
+# --- The model -----------------------------------------------------------------------------------------
+st.header("2 · The model")
+b = baseline(sel)
+model = b.model
+info = summary(model, ds.input_shape)
+c1, c2, c3 = st.columns(3)
+c1.metric("Parameters", f"{info['total_params']:,}")
+c2.metric("Size (float32)", f"{info['total_bytes'] / 1024:.1f} KB")
+c3.metric("Weighted layers", sum(1 for r in info["layers"] if r["params"]))
+table = pd.DataFrame([{**r, "output_shape": " × ".join(map(str, r["output_shape"]))} for r in info["layers"]])
+table.columns = ["layer", "type", "output shape", "weights", "biases", "parameters", "bytes"]
+st.dataframe(table, hide_index=True, width="stretch")
+
+# --- The baseline --------------------------------------------------------------------------------------
+st.header("3 · The trained baseline")
+hist = b.history
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Test accuracy", f"{b.test_metrics.accuracy:.2%}")
+c2.metric("Test loss", f"{b.test_metrics.loss:.3f}")
+c3.metric("Training steps", f"{hist.iterations:,}")
+c4.metric("Training time", f"{hist.seconds:.1f} s", help="Wall time when this baseline was trained; "
+          "later visits load it from the disk cache.")
+st.plotly_chart(viz.training_curves(hist.records, title="Training curves"), key="home_curves")
+if ds.kind == "points":
+    st.plotly_chart(viz.decision_boundary(viz.model_predictor(model), ds.x_test.numpy(), ds.y_test.numpy(),
+                                          list(ds.class_names), title="Decision boundary on the test points"),
+                    key="home_boundary")
+st.caption("This trained network is the **baseline** that every other page compresses. Its initial weights θ0 "
+           f"and an early checkpoint θk (after {sel.train.rewind_iteration} steps) are kept for lottery tickets.")
+
+# --- Where to go next ----------------------------------------------------------------------------------
+st.header("4 · Two ways to compress")
+left, right = st.columns(2)
+with left:
+    st.subheader("✂️ Pruning")
+    st.markdown("Set small weights to zero (unstructured), or remove whole neurons and channels (structured). "
+                "With a little retraining most weights can go. Unstructured zeros save memory only with a "
+                "sparse format, and dense hardware does not run faster; removing neurons makes the dense "
+                "layers genuinely smaller. The *lottery ticket hypothesis* says a sparse subnetwork, "
+                "trained from the original initialization, could have done the job from the start.")
+with right:
+    st.subheader("🔢 Quantization")
+    st.markdown("Store each number in 8, 4 or even 2 bits instead of 32. A real value r is written as "
+                "r = S·(q − Z): an integer q, a scale S and a zero point Z. Calibration picks S and Z; "
+                "quantization-aware training teaches the network to live with the rounding. Taken to the end, "
+                "the network runs on integers only: int8 products summed in int32, rescaled by an integer "
+                "multiply and a bit shift.")
+explainer("Why compress at all?", (
+    "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
+    "than the arithmetic on it (Horowitz, ISSCC 2014).\n"
+    "- **Hardware cost:** 8-bit integer multipliers are much smaller and cheaper than 32-bit float ones.\n"
+    "- **Time:** fewer or narrower operations mean lower latency — when the hardware can use them.\n"
+    "- **Training cost:** lottery tickets ask whether we could train the small network in the first place."))

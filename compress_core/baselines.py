@@ -1,0 +1,183 @@
+"""Trained baselines, cached on disk: the dense network every compression method starts from.
+
+A baseline is fixed by (data set, model, training config, seed). It keeps the initial weights θ0
+(for lottery-ticket resets), an early checkpoint θk at ``TrainConfig.rewind_iteration`` (for late
+rewinding, Frankle et al. 2020), the final weights and the training history.
+
+Like open_lth's experiment folders, each entry lives in a directory named by a hash of its config:
+``<cache>/baselines/<hash>/`` holding ``weights.pt``, ``history.json`` and, written last, ``meta.json``
+with the SHA-256 of the other two. An entry whose meta is missing (half-written), whose checksums
+differ (corrupt) or that fails to load is deleted and retrained, never used.
+
+The cache folder is ``$COMPRESS_LAB_CACHE`` if set, else ``~/.cache/compression-lab``.
+
+Usage::
+
+    b = get_baseline("digits", "mlp", seed=0)
+    model = b.model            # a fresh copy each time: change it freely
+    b.test_metrics.accuracy
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import load_dataset
+from .models import build_model
+from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
+
+CACHE_VERSION = 1
+
+# Per-(data set, model) training recipes that reach the accuracy floors in tests/test_baselines.py.
+_DEFAULTS: dict[tuple[str, str], TrainConfig] = {
+    ("digits", "mlp"): TrainConfig(epochs=20, lr=1e-3, batch_size=64),
+    ("digits", "cnn"): TrainConfig(epochs=30, lr=2e-3, batch_size=64),
+    ("digits", "tiny"): TrainConfig(epochs=30, lr=2e-3, batch_size=64),
+    ("mnist1d", "mlp"): TrainConfig(epochs=40, lr=1e-3, batch_size=100),
+    ("mnist1d", "cnn"): TrainConfig(epochs=40, lr=2e-3, batch_size=64),
+    ("mnist1d", "tiny"): TrainConfig(epochs=40, lr=2e-3, batch_size=100),
+}
+_POINTS_DEFAULT = TrainConfig(epochs=60, lr=3e-3, batch_size=32)
+
+
+def default_train_config(dataset: str, model: str) -> TrainConfig:
+    """The training recipe used when none is given, chosen per (data set, model)."""
+    return _DEFAULTS.get((dataset, model), _POINTS_DEFAULT)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    dataset: str
+    model: str
+    seed: int
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "model": self.model, "seed": self.seed, "train": asdict(self.train),
+                "version": CACHE_VERSION}
+
+    def hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class Baseline:
+    """A trained dense network with its θ0 and θk. States are read-only: copy before changing."""
+
+    config: BaselineConfig
+    init_state: dict[str, torch.Tensor]
+    rewind_state: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]
+    history: History
+    test_metrics: Metrics
+    from_cache: bool = False
+
+    def build(self, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+        """A new model holding ``state`` (the final weights by default)."""
+        model = build_model(self.config.model, self.config.dataset, seed=self.config.seed)
+        model.load_state_dict(state if state is not None else self.final_state)
+        return model.eval()
+
+    @property
+    def model(self) -> nn.Module:
+        """A fresh copy of the trained model (each access builds a new one)."""
+        return self.build()
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("COMPRESS_LAB_CACHE", Path.home() / ".cache" / "compression-lab"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _entry_dir(config: BaselineConfig, root: Path | None) -> Path:
+    return (root or cache_root()) / "baselines" / config.hash()
+
+
+def _load(config: BaselineConfig, folder: Path) -> Baseline | None:
+    """The cached baseline in ``folder``, or None when it is missing, half-written or corrupt."""
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("config") != config.to_dict():
+            return None
+        for fname, digest in meta["sha256"].items():
+            if _sha256(folder / fname) != digest:
+                return None
+        states = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        history = History.from_dict(json.loads((folder / "history.json").read_text()))
+        test = Metrics(**meta["test_metrics"])
+        return Baseline(config, states["init"], states["rewind"], states["final"], history, test, from_cache=True)
+    except Exception:  # any unreadable entry is rebuilt
+        return None
+
+
+def _save(baseline: Baseline, folder: Path) -> None:
+    """Write to a temporary folder, then rename: a crash never leaves a half entry under the real name."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        torch.save({"init": baseline.init_state, "rewind": baseline.rewind_state, "final": baseline.final_state},
+                   tmp / "weights.pt")
+        (tmp / "history.json").write_text(json.dumps(baseline.history.to_dict()))
+        meta = {"config": baseline.config.to_dict(), "test_metrics": asdict(baseline.test_metrics),
+                "sha256": {f: _sha256(tmp / f) for f in ("weights.pt", "history.json")}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainConfig | None = None, *,
+                 cache_dir: str | Path | None = None, use_cache: bool = True,
+                 callback: Callable[[dict], "bool | None"] | None = None) -> Baseline:
+    """The trained baseline for (dataset, model, train_config, seed), from the disk cache if possible.
+
+    Args:
+        dataset, model: registry names.
+        seed: fixes split, θ0 and batch order.
+        train_config: defaults to ``default_train_config(dataset, model)``.
+        cache_dir: overrides the cache root.
+        use_cache: False trains without reading or writing the cache.
+        callback: per-evaluation progress callback passed to ``train`` (returning False is ignored
+            here: a baseline is always trained to the end).
+    """
+    cfg = BaselineConfig(dataset, model, int(seed), train_config or default_train_config(dataset, model))
+    root = Path(cache_dir) if cache_dir is not None else None
+    folder = _entry_dir(cfg, root)
+    if use_cache:
+        cached = _load(cfg, folder)
+        if cached is not None:
+            return cached
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    ds = load_dataset(dataset, seed=cfg.seed)
+    net = build_model(model, ds, seed=cfg.seed)
+    init = state_copy(net)
+    history = train(net, ds, cfg.train, seed=cfg.seed,
+                    callback=(lambda rec: (callback(rec), True)[1]) if callback else None)
+    final = state_copy(net)
+    rewind = history.rewind_state if history.rewind_state is not None else final
+    history.rewind_state = None
+    test = evaluate(net, ds.x_test, ds.y_test)
+    baseline = Baseline(cfg, init, rewind, final, history, test)
+    if use_cache:
+        _save(baseline, folder)
+    return baseline

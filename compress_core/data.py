@@ -1,0 +1,179 @@
+"""Data sets that work offline: a small registry of real and synthetic classification tasks.
+
+Every data set comes from an installed package or is generated, so nothing is downloaded:
+
+- ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes).
+- ``mnist1d``: MNIST-1D (Greydanus, 2020), generated locally with
+  ``mnist1d.data.make_dataset(get_dataset_args())``: 4,000 train / 1,000 test sequences of length 40.
+- ``moons`` and ``spirals``: noisy 2-D points, small enough to draw a decision boundary.
+
+A seed fixes the train/validation/test split; normalisation statistics come from the training split
+only. ``load_dataset`` caches its result per (name, seed): the tensors it returns are shared, so treat
+them as read-only.
+
+Usage::
+
+    ds = load_dataset("digits", seed=0)
+    ds.x_train.shape      # torch.Size([1257, 1, 8, 8])
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+KINDS = ("image", "sequence", "points")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train / validation / test tensors of one data set, plus what the UI needs to draw samples."""
+
+    name: str
+    kind: str  # one of KINDS
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+    description: str = ""
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    kind: str
+    description: str
+    builder: object  # callable(seed) -> dict of numpy arrays and metadata
+
+
+def _split(n: int, seed: int, n_val: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded permutation cut into train / validation / test index arrays."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test]
+
+
+def _build_digits(seed: int) -> dict:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.astype(np.float32) / 16.0  # pixel intensities 0..16 -> 0..1
+    y = d.target.astype(np.int64)
+    tr, va, te = _split(len(y), seed, n_val=180, n_test=360)
+    return dict(x=x[:, None], y=y, idx=(tr, va, te), classes=tuple(str(i) for i in range(10)))
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_raw() -> dict:
+    """Generate MNIST-1D locally (about 2 s); never calls the package's download helper."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    state = np.random.get_state()  # make_dataset seeds numpy's global generator: restore it
+    try:
+        raw = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(state)
+    return {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+def _build_mnist1d(seed: int) -> dict:
+    raw = _mnist1d_raw()
+    x = np.concatenate([raw["x"], raw["x_test"]]).astype(np.float32)
+    y = np.concatenate([raw["y"], raw["y_test"]]).astype(np.int64)
+    n_train = len(raw["y"])
+    # The published test split stays the test split; the seed picks 500 validation sequences from train.
+    perm = np.random.default_rng(seed).permutation(n_train)
+    idx = (perm[500:], perm[:500], np.arange(n_train, len(y)))
+    return dict(x=x[:, None], y=y, idx=idx, classes=tuple(str(i) for i in range(10)))
+
+
+def _build_moons(seed: int) -> dict:
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=1000, noise=0.2, random_state=seed)
+    tr, va, te = _split(len(y), seed, n_val=150, n_test=250)
+    return dict(x=x.astype(np.float32), y=y.astype(np.int64), idx=(tr, va, te), classes=("upper", "lower"))
+
+
+def _build_spirals(seed: int, n_per_class: int = 400, arms: int = 3, noise: float = 0.25) -> dict:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k in range(arms):
+        r = np.linspace(0.15, 1.0, n_per_class)
+        theta = 1.75 * np.pi * r + 2 * np.pi * k / arms
+        pts = np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1) * 3
+        xs.append(pts + rng.normal(scale=noise * r[:, None], size=pts.shape))
+        ys.append(np.full(n_per_class, k))
+    x, y = np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
+    tr, va, te = _split(len(y), seed, n_val=180, n_test=300)
+    return dict(x=x, y=y, idx=(tr, va, te), classes=tuple(f"arm {k}" for k in range(arms)))
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        DatasetSpec("digits", "image", "scikit-learn's 8×8 handwritten digits: 1,797 images, 10 classes.",
+                    _build_digits),
+        DatasetSpec("mnist1d", "sequence", "MNIST-1D (Greydanus 2020): digit templates as 40-step 1-D "
+                    "signals with shifts, scaling and noise; 4,000 train / 1,000 test.", _build_mnist1d),
+        DatasetSpec("moons", "points", "Two interleaving half-moons in 2-D with noise: 1,000 points.",
+                    _build_moons),
+        DatasetSpec("spirals", "points", "Three interleaved noisy spirals in 2-D: 1,200 points.",
+                    _build_spirals),
+    )
+}
+
+
+def list_datasets() -> list[str]:
+    """Names of the registered data sets, in display order."""
+    return list(REGISTRY)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registry entry for ``name``; an unknown name raises a ValueError listing the valid ones."""
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown data set {name!r}. Valid data sets: {', '.join(REGISTRY)}.")
+    return REGISTRY[name]
+
+
+@functools.lru_cache(maxsize=32)
+def load_dataset(name: str, seed: int = 0) -> Dataset:
+    """Load data set ``name`` split by ``seed``; inputs standardised with training statistics.
+
+    Args:
+        name: one of ``list_datasets()``.
+        seed: fixes the split (and, for the synthetic sets, the points themselves).
+    """
+    spec = get_spec(name)
+    raw = spec.builder(int(seed))
+    x, y = raw["x"], raw["y"]
+    tr, va, te = raw["idx"]
+    if spec.kind == "points":  # per-feature standardisation keeps both axes comparable
+        mean, std = x[tr].mean(axis=0), x[tr].std(axis=0)
+    else:  # one scalar for all pixels / time steps keeps the picture's contrast
+        mean, std = x[tr].mean(), x[tr].std()
+    x = (x - mean) / std
+
+    def t(a: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a[idx]))
+
+    return Dataset(
+        name=name, kind=spec.kind,
+        x_train=t(x, tr), y_train=t(y, tr), x_val=t(x, va), y_val=t(y, va), x_test=t(x, te), y_test=t(y, te),
+        input_shape=tuple(x.shape[1:]), class_names=tuple(raw["classes"]), description=spec.description,
+        meta={"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(), "seed": int(seed)},
+    )

@@ -1,0 +1,118 @@
+"""Shared figure style and the foundation figures: data samples and training curves."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# One palette for the whole app: the same concept keeps its colour on every page.
+COLORS = {
+    "kept": "#1f77b4", "removed": "#d62728", "baseline": "#7f7f7f", "ticket": "#2ca02c",
+    "reinit": "#ff7f0e", "random_mask": "#9467bd", "oneshot": "#8c564b", "train": "#1f77b4",
+    "val": "#ff7f0e", "test": "#2ca02c", "float": "#7f7f7f", "quant": "#d62728", "accent": "#17becf",
+}
+SEQ = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+       "#bcbd22", "#17becf"]
+FONT = dict(size=15)
+
+
+def style(fig: go.Figure, title: str | None = None, height: int = 380) -> go.Figure:
+    """Apply the app's look: readable fonts, white background, compact margins."""
+    fig.update_layout(template="plotly_white", font=FONT, height=height,
+                      margin=dict(l=60, r=20, t=60 if title else 30, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+    if title:
+        fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=18)))
+    return fig
+
+
+def image_grid(images: np.ndarray, labels: list[str], cols: int = 10, title: str | None = None,
+               colorscale: str = "gray_r") -> go.Figure:
+    """A grid of small grey images (N, H, W) with a label over each."""
+    n = len(images)
+    rows = int(np.ceil(n / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.01,
+                        vertical_spacing=0.08 / max(rows, 1))
+    for i, img in enumerate(images):
+        fig.add_trace(go.Heatmap(z=img[::-1], colorscale=colorscale, showscale=False,
+                                 hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return style(fig, title, height=int(120 * rows + 80))
+
+
+def sequence_lines(seqs: np.ndarray, labels: list[str], title: str | None = None) -> go.Figure:
+    """MNIST-1D style: each 1-D signal drawn as a curve, one small panel per example."""
+    n = len(seqs)
+    cols = min(5, n)
+    rows = int(np.ceil(n / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.03,
+                        vertical_spacing=0.12)
+    for i, s in enumerate(seqs):
+        fig.add_trace(go.Scatter(y=s, mode="lines", line=dict(color=SEQ[i % len(SEQ)], width=2),
+                                 showlegend=False), row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return style(fig, title, height=int(160 * rows + 80))
+
+
+def scatter_points(x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None) -> go.Figure:
+    """2-D points coloured by class."""
+    fig = go.Figure()
+    for c, name in enumerate(class_names):
+        pts = x[y == c]
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name,
+                                 marker=dict(color=SEQ[c % len(SEQ)], size=6, opacity=0.75)))
+    fig.update_yaxes(scaleanchor="x")
+    return style(fig, title, height=420)
+
+
+def training_curves(records: list[dict], title: str | None = None) -> go.Figure:
+    """Loss (left) and accuracy (right) against epochs, train / validation / test."""
+    ep = [r["epoch"] for r in records]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    for key, name in (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")):
+        fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in records], name=name, mode="lines",
+                                 line=dict(color=COLORS["train" if name == "train" else
+                                                        "val" if name == "validation" else "test"], width=2.5),
+                                 legendgroup=name), row=1, col=1)
+    for key, name in (("val_acc", "validation"), ("test_acc", "test")):
+        fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in records], name=name, mode="lines",
+                                 line=dict(color=COLORS["val" if name == "validation" else "test"], width=2.5),
+                                 legendgroup=name, showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    return style(fig, title, height=380)
+
+
+def decision_boundary(predict, x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None,
+                      resolution: int = 120) -> go.Figure:
+    """Predicted class over a grid (a function ``predict(points: ndarray) -> class ndarray``) under the points."""
+    pad = 0.5
+    xs = np.linspace(x[:, 0].min() - pad, x[:, 0].max() + pad, resolution)
+    ys = np.linspace(x[:, 1].min() - pad, x[:, 1].max() + pad, resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    z = predict(np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)).reshape(gx.shape)
+    k = len(class_names)
+    scale = [[i / max(k - 1, 1), SEQ[i % len(SEQ)]] for i in range(k)]
+    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, colorscale=scale, zmin=0, zmax=max(k - 1, 1), opacity=0.3,
+                               showscale=False, hoverinfo="skip"))
+    for c, name in enumerate(class_names):
+        pts = x[y == c]
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name,
+                                 marker=dict(color=SEQ[c % len(SEQ)], size=5, line=dict(width=0.5, color="white"))))
+    fig.update_yaxes(scaleanchor="x")
+    return style(fig, title, height=400)
+
+
+def model_predictor(model):
+    """Wrap a torch model as ``points -> predicted class`` for ``decision_boundary``."""
+    import torch
+
+    def predict(points: np.ndarray) -> np.ndarray:
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            return model(torch.from_numpy(points).to(dev)).argmax(1).cpu().numpy()
+
+    return predict

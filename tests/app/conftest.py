@@ -1,0 +1,28 @@
+"""AppTest helpers: run the real entry point (app.py) and switch to a page, as a browser would."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TIMEOUT = 180
+
+
+def open_app(page: str | None = None, query: dict | None = None) -> AppTest:
+    """Run app.py (optionally with URL query parameters), then switch to ``page`` (e.g. 'app_pages/pruning.py')."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.fixture
+def app():
+    return open_app

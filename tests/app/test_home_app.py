@@ -1,0 +1,33 @@
+"""AppTest: the home page and the shared sidebar."""
+from .conftest import metrics, open_app as _app
+
+
+def test_home_renders_baseline():
+    at = _app()
+    assert not at.exception
+    m = metrics(at)
+    assert m["Parameters"] == "50,610" and float(m["Test accuracy"].rstrip("%")) > 95
+    assert at.query_params["dataset"] == "digits" and at.query_params["model"] == "mlp"
+
+
+def test_changing_dataset_and_model_rerenders():
+    at = _app()
+    at.sidebar.selectbox(key="dataset").set_value("moons").run()
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "31,202"  # mlp on 2-D points
+    assert at.sidebar.selectbox(key="model").options == ["mlp", "tiny"]
+    at.sidebar.selectbox(key="model").set_value("tiny").run()
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "1,218"
+    assert at.query_params["model"] == "tiny" and at.query_params["epochs"] == "60"
+    at.sidebar.selectbox(key="dataset").set_value("mnist1d").run()
+    assert not at.exception and at.sidebar.selectbox(key="model").value == "tiny"
+
+
+def test_url_restores_view_and_bad_values_fall_back():
+    # "cnn" is not built for points and "banana" is no seed: both fall back to defaults
+    at = _app(query={"dataset": "spirals", "model": "cnn", "seed": "banana"})
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value == "spirals"
+    assert at.sidebar.selectbox(key="model").value == "mlp"
+    assert at.sidebar.number_input(key="seed").value == 0

@@ -1,0 +1,22 @@
+"""The app in a real browser: it starts, finishes its first run without an exception, and shows the home page."""
+from .conftest import assert_no_exception, screenshot, wait_for_app
+
+
+def test_home_loads_in_chromium(server_url, page):
+    page.goto(server_url)
+    wait_for_app(page)
+    assert_no_exception(page)
+    page.get_by_text("The trained baseline").first.wait_for()
+    assert page.locator('[data-testid="stMetric"]').count() >= 6
+    assert page.locator(".js-plotly-plot").count() >= 2
+    shot = screenshot(page, "home")
+    assert shot.stat().st_size > 10_000
+
+
+def test_link_restores_selection(server_url, page):
+    page.goto(server_url + "/home?dataset=moons&model=tiny&seed=1")
+    wait_for_app(page)
+    assert_no_exception(page)
+    page.get_by_text("Decision boundary on the test points").first.wait_for(timeout=60_000)
+    assert "dataset=moons" in page.url and "model=tiny" in page.url
+    screenshot(page, "home_moons")
