@@ -67,12 +67,33 @@ def _split(n: int, seed: int, n_val: int, n_test: int) -> tuple[np.ndarray, np.n
     return perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test]
 
 
-def _build_digits(seed: int) -> dict:
-    from sklearn.datasets import load_digits
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits, read straight from the package's data file.
 
-    d = load_digits()
-    x = d.images.astype(np.float32) / 16.0  # pixel intensities 0..16 -> 0..1
-    y = d.target.astype(np.int64)
+    Same bytes as ``sklearn.datasets.load_digits`` (a test checks it) without importing scikit-learn,
+    which costs over a second of the app's start-up.
+    """
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The digits data set needs scikit-learn: pip install -r requirements.txt")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.exists():  # an unusual layout: fall back to the public loader
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.images.astype(np.float32), d.target.astype(np.int64)
+    with gzip.open(path, "rt") as f:
+        data = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+
+
+def _build_digits(seed: int) -> dict:
+    images, y = _digits_arrays()
+    x = images / 16.0  # pixel intensities 0..16 -> 0..1
     tr, va, te = _split(len(y), seed, n_val=180, n_test=360)
     return dict(x=x[:, None], y=y, idx=(tr, va, te), classes=tuple(str(i) for i in range(10)))
 

@@ -89,3 +89,13 @@ def test_init_is_fixed_by_seed_and_leaves_global_rng_alone():
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
     assert list_datasets() == list(EXPECTED)
     assert np.isfinite(a(torch.zeros(1, 1, 8, 8)).detach().numpy()).all()
+
+
+def test_digits_file_reader_matches_sklearn_loader():
+    from sklearn.datasets import load_digits
+
+    from compress_core.data import _digits_arrays
+
+    images, target = _digits_arrays()
+    ref = load_digits()
+    assert np.array_equal(images, ref.images.astype(np.float32)) and np.array_equal(target, ref.target)
