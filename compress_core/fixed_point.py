@@ -1,0 +1,258 @@
+"""Fixed-point arithmetic for integer-only requantization, bit for bit as gemmlowp and TFLite define it.
+
+Integer inference (Jacob et al. 2018, "Quantization and Training of Neural Networks for Efficient
+Integer-Arithmetic-Only Inference", section 2.2) rescales each int32 accumulator by the real number
+M = S_w·S_x / S_out. M is written once, at conversion time, as ``M = M0 · 2^shift`` with M0 an int32
+Q31 fixed-point number in [2^30, 2^31) (so M0 / 2^31 lies in [0.5, 1)); at run time the rescale is an
+integer multiply that keeps the high 32 bits, then a rounding right shift. The definitions below follow
+
+- gemmlowp ``fixedpoint/fixedpoint.h``: ``SaturatingRoundingDoublingHighMul`` and ``RoundingDivideByPOT``;
+- TFLite ``kernels/internal/common.h`` / ``quantization_util.cc``: ``MultiplyByQuantizedMultiplier``
+  (the default, double-rounding variant) and ``QuantizeMultiplier``.
+
+Each function works element-wise on int32 / int64 torch tensors (values must lie in the int32 range;
+int32 in gives int32 out, int64 in gives int64 out) and broadcasts, so per-channel multipliers are just
+tensors of M0 and shift. The ``ref_*`` functions are the slow pure-Python definitions (Python ints,
+C-style truncating division) used by the tests and ``bench/bench_integer.py`` to prove bit-exactness.
+
+Usage::
+
+    M0, shift = quantize_multiplier(0.0123)          # (1690499128, -6): 0.0123 ≈ 1690499128 / 2^31 · 2^-6
+    acc = torch.tensor([12345, -12345], dtype=torch.int32)
+    multiply_by_quantized_multiplier(acc, M0, shift)  # tensor([152, -152], dtype=torch.int32)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+INT32_MIN = -(2 ** 31)
+INT32_MAX = 2 ** 31 - 1
+
+IntLike = "torch.Tensor | int"
+
+
+# --- Conversion time: the real multiplier as (M0, shift) ---------------------------------------------------
+
+def quantize_multiplier(M: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: the real ``M > 0`` as ``M ≈ M0 · 2^(shift − 31)``.
+
+    Computed in double precision: ``M = q · 2^shift`` with q in [0.5, 1) (``frexp``), then
+    ``M0 = round(q · 2^31)`` rounding half away from zero; if that rounds up to 2^31, halve it and add one
+    to ``shift``. So 2^30 ≤ M0 < 2^31, and for M < 1 the right shift is ``n = −shift`` (Jacob et al.'s
+    M = 2^−n·M0). As in TFLite, a multiplier below about 2^−32 (shift < −31) is flushed to ``(0, 0)``:
+    every int32 accumulator times it rounds to 0 anyway.
+
+    Args:
+        M: a positive, finite real multiplier (``M ≥ 1`` is allowed here and gives ``shift > 0``).
+
+    Returns:
+        ``(M0, shift)`` as Python ints.
+
+    Raises:
+        ValueError: ``M`` is not a positive finite number.
+    """
+    M = float(M)
+    if not math.isfinite(M) or M <= 0.0:
+        raise ValueError(f"The multiplier must be a positive finite number; got M = {M!r}.")
+    q, shift = math.frexp(M)  # M = q · 2^shift, 0.5 ≤ q < 1
+    q_fixed = _round_half_away(q * (1 << 31))
+    if q_fixed == (1 << 31):  # q rounded up to 1.0: renormalise
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+def _round_half_away(x: float) -> int:
+    """C's ``std::round``: halves go away from zero (Python's ``round`` goes to even)."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def multiplier_value(M0: int, shift: int) -> float:
+    """The real number that ``(M0, shift)`` stands for: ``M0 · 2^(shift − 31)`` (exact in a double)."""
+    return math.ldexp(float(M0), int(shift) - 31)
+
+
+# --- Run time: the integer rescale ---------------------------------------------------------------------------
+
+def _as_tensor(v, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        return v.to(device=like.device)
+    return torch.tensor(v, dtype=torch.int64, device=like.device)
+
+
+def _check_int(x: torch.Tensor, name: str) -> None:
+    if x.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{name} must be an int32 or int64 tensor; got {x.dtype}.")
+    if x.dtype == torch.int64 and x.numel() and (x.min() < INT32_MIN or x.max() > INT32_MAX):
+        raise ValueError(f"{name} holds values outside the int32 range.")
+
+
+def saturating_rounding_doubling_high_mul(a: torch.Tensor, b) -> torch.Tensor:
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2·a·b``, rounded.
+
+    ``(a·b + nudge) / 2^31`` with C truncating division, ``nudge = 2^30`` for a non-negative product and
+    ``1 − 2^30`` for a negative one. The result is ``floor(a·b / 2^31 + 1/2)``: halves round up, toward
+    +∞ (so a negative tie rounds toward zero — gemmlowp's known asymmetry); the one overflowing case,
+    ``a = b = INT32_MIN``, saturates to ``INT32_MAX``.
+
+    Args:
+        a: int32 / int64 tensor (int32-range values).
+        b: int32 / int64 tensor or Python int, broadcast against ``a``.
+
+    Returns:
+        a tensor of ``a``'s dtype.
+    """
+    _check_int(a, "a")
+    b = _as_tensor(b, a)
+    _check_int(b, "b")
+    ab = a.to(torch.int64) * b.to(torch.int64)  # |a·b| ≤ 2^62: exact in int64
+    nudge = torch.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    # C-style division by 2^31 truncates toward zero; an arithmetic shift floors, so add 2^31 − 1 first
+    # for negative numerators.
+    high = torch.where(s < 0, s + ((1 << 31) - 1), s) >> 31
+    high = torch.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+    return high.to(a.dtype)
+
+
+def rounding_divide_by_pot(x: torch.Tensor, exponent) -> torch.Tensor:
+    """gemmlowp's ``RoundingDivideByPOT``: ``x / 2^exponent`` rounded to nearest, ties away from zero.
+
+    ``(x >> e) + (remainder > threshold)`` where ``remainder = x & (2^e − 1)`` and
+    ``threshold = (2^e − 1) >> 1``, plus one for negative x. Exponents from 0 to 31.
+
+    Args:
+        x: int32 / int64 tensor (int32-range values).
+        exponent: int or integer tensor in [0, 31], broadcast against ``x`` (one per channel, say).
+    """
+    _check_int(x, "x")
+    e = _as_tensor(exponent, x).to(torch.int64)
+    if e.numel() and (e.min() < 0 or e.max() > 31):
+        raise ValueError("rounding_divide_by_pot needs exponents between 0 and 31.")
+    x64 = x.to(torch.int64)
+    mask = (torch.ones_like(e) << e) - 1
+    remainder = x64 & mask
+    threshold = (mask >> 1) + (x64 < 0).to(torch.int64)
+    out = (x64 >> e) + (remainder > threshold).to(torch.int64)
+    return out.to(x.dtype)
+
+
+def multiply_by_quantized_multiplier(x: torch.Tensor, M0, shift) -> torch.Tensor:
+    """TFLite's ``MultiplyByQuantizedMultiplier``: ``x · M0 · 2^(shift − 31)`` in integers.
+
+    A left shift by ``max(shift, 0)``, ``saturating_rounding_doubling_high_mul`` by ``M0``, then
+    ``rounding_divide_by_pot`` by ``max(−shift, 0)``. In C a left shift that leaves the int32 range is
+    undefined behaviour; here it raises.
+
+    Args:
+        x: the int32 accumulators (int32 or int64 tensor).
+        M0: int or tensor of Q31 multipliers (from ``quantize_multiplier``), broadcast against ``x``.
+        shift: int or tensor of exponents (≤ 0 for M < 1), broadcast against ``x``.
+    """
+    _check_int(x, "x")
+    shift_t = _as_tensor(shift, x).to(torch.int64)
+    left = shift_t.clamp(min=0)
+    right = (-shift_t).clamp(min=0)
+    if left.numel() and bool((left > 0).any()):
+        shifted = x.to(torch.int64) << left
+        if shifted.numel() and (shifted.min() < INT32_MIN or shifted.max() > INT32_MAX):
+            raise ValueError("x · 2^shift leaves the int32 range (undefined in the C reference).")
+        x = shifted.to(x.dtype)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, M0), right)
+
+
+# --- Slow pure-Python references (tests and the bench) ------------------------------------------------------
+
+def _c_div(a: int, b: int) -> int:
+    """C / C++ integer division: truncates toward zero (Python's // floors)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def ref_saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
+    """gemmlowp fixedpoint.h, transcribed with Python ints."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else (1 - (1 << 30))
+    return _c_div(ab + nudge, 1 << 31)
+
+
+def ref_rounding_divide_by_pot(x: int, exponent: int) -> int:
+    """gemmlowp fixedpoint.h, transcribed with Python ints (two's-complement & and >> on ints)."""
+    assert 0 <= exponent <= 31
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def ref_multiply_by_quantized_multiplier(x: int, M0: int, shift: int) -> int:
+    """TFLite common.h, transcribed with Python ints."""
+    left = shift if shift > 0 else 0
+    right = 0 if shift > 0 else -shift
+    return ref_rounding_divide_by_pot(ref_saturating_rounding_doubling_high_mul(x * (1 << left), M0), right)
+
+
+def random_cases(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``n`` int32 test inputs for each primitive: edge values, exact ties and uniform random ones.
+
+    Returns ``{"a", "b"}`` (high-mul operands), ``{"x", "exponent"}`` (divide by 2^e) and
+    ``{"acc", "M0", "shift"}`` (the full rescale with M0 in [2^30, 2^31) and shifts −31..0, plus small
+    left shifts on values that stay in range), all int64 tensors of length ``n``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.tensor([INT32_MIN, INT32_MIN + 1, -(2 ** 30), -65536, -3, -2, -1, 0, 1, 2, 3, 65536,
+                          2 ** 30, INT32_MAX - 1, INT32_MAX], dtype=torch.int64)
+
+    def pick(k: int) -> torch.Tensor:
+        # a third edge values, a third small magnitudes (where ties are common), a third full range
+        kind = torch.randint(0, 3, (k,), generator=g)
+        full = torch.randint(INT32_MIN, INT32_MAX + 1, (k,), generator=g, dtype=torch.int64)
+        small = torch.randint(-4096, 4097, (k,), generator=g, dtype=torch.int64)
+        edge = edges[torch.randint(0, len(edges), (k,), generator=g)]
+        return torch.where(kind == 0, edge, torch.where(kind == 1, small, full))
+
+    a, b = pick(n), pick(n)
+    # exact ties of the high multiply: a·b = (2j+1)·2^30, i.e. a = ±2^p, b = ±odd·2^(30−p)
+    t = n // 8
+    p = torch.randint(0, 31, (t,), generator=g)
+    odd = 2 * torch.randint(0, 2 ** 10, (t,), generator=g) + 1
+    sign = torch.where(torch.rand(t, generator=g) < 0.5, -1, 1)
+    a[:t] = sign * (torch.ones(t, dtype=torch.int64) << p)
+    b[:t] = torch.where(torch.rand(t, generator=g) < 0.5, -1, 1) * ((odd << (30 - p)).clamp(max=INT32_MAX))
+
+    x = pick(n)
+    exponent = torch.randint(0, 32, (n,), generator=g)
+    # exact ties of the divide: x = (2j+1)·2^(e−1)
+    e = exponent[:t].clamp(min=1)
+    exponent[:t] = e
+    odd = (2 * torch.randint(0, 2 ** 8, (t,), generator=g) + 1) & ((torch.ones_like(e) << (32 - e)) - 1)
+    x[:t] = torch.where(torch.rand(t, generator=g) < 0.5, -1, 1) * (odd << (e - 1))
+
+    acc = pick(n)
+    M0 = torch.randint(2 ** 30, 2 ** 31, (n,), generator=g, dtype=torch.int64)
+    M0[: n // 16] = torch.tensor([2 ** 30, 2 ** 31 - 1])[torch.randint(0, 2, (n // 16,), generator=g)]
+    shift = -torch.randint(0, 32, (n,), generator=g)
+    lft = torch.rand(n, generator=g) < 0.05  # a few left shifts, on accumulators that stay in range
+    shift = torch.where(lft, torch.randint(1, 8, (n,), generator=g), shift)
+    acc = torch.where(lft, acc >> 8, acc)
+    return {"a": a, "b": b, "x": x, "exponent": exponent, "acc": acc, "M0": M0, "shift": shift}
+
+
+def count_mismatches(cases: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Run the three tensor primitives on ``cases`` (int32) and the Python references; (cases, mismatches)."""
+    c32 = {k: v.to(torch.int32) for k, v in cases.items()}
+    hm = saturating_rounding_doubling_high_mul(c32["a"], c32["b"]).tolist()
+    dv = rounding_divide_by_pot(c32["x"], c32["exponent"]).tolist()
+    mq = multiply_by_quantized_multiplier(c32["acc"], c32["M0"], c32["shift"]).tolist()
+    a, b, x, e = (cases[k].tolist() for k in ("a", "b", "x", "exponent"))
+    acc, M0, sh = (cases[k].tolist() for k in ("acc", "M0", "shift"))
+    bad = sum(hm[i] != ref_saturating_rounding_doubling_high_mul(a[i], b[i]) for i in range(len(a)))
+    bad += sum(dv[i] != ref_rounding_divide_by_pot(x[i], e[i]) for i in range(len(x)))
+    bad += sum(mq[i] != ref_multiply_by_quantized_multiplier(acc[i], M0[i], sh[i]) for i in range(len(acc)))
+    return len(a) + len(x) + len(acc), bad
