@@ -376,3 +376,7 @@ def threshold(model: nn.Module, mask: Mapping[str, torch.Tensor], layer: str) ->
     w = dict(model.named_parameters())[f"{layer}.weight"].detach().cpu().abs()
     removed = w[mask[f"{layer}.weight"] == 0]
     return float(removed.max()) if removed.numel() else None
+
+
+# surgery lives in its own module; re-exported so ``from compress_core.pruning import shrink`` works
+from .structured import shrink  # noqa: E402  (imported last: structured imports nothing from here)
