@@ -10,7 +10,7 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/home.py", title="Start here", icon="🏠", url_path="home", default=True),
+    st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True),
 ]
 
 render_sidebar()

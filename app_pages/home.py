@@ -49,7 +49,9 @@ c2.metric("Size (float32)", f"{info['total_bytes'] / 1024:.1f} KB")
 c3.metric("Weighted layers", sum(1 for r in info["layers"] if r["params"]))
 table = pd.DataFrame([{**r, "output_shape": " × ".join(map(str, r["output_shape"]))} for r in info["layers"]])
 table.columns = ["layer", "type", "output shape", "weights", "biases", "parameters", "bytes"]
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="localized")
+                            for c in ("weights", "biases", "parameters", "bytes")})
 
 # --- The baseline --------------------------------------------------------------------------------------
 st.header("3 · The trained baseline")

@@ -27,19 +27,29 @@ def style(fig: go.Figure, title: str | None = None, height: int = 380) -> go.Fig
 
 
 def image_grid(images: np.ndarray, labels: list[str], cols: int = 10, title: str | None = None,
-               colorscale: str = "gray_r") -> go.Figure:
-    """A grid of small grey images (N, H, W) with a label over each."""
-    n = len(images)
+               colorscale: str = "gray_r", zmin: float | None = None, zmax: float | None = None) -> go.Figure:
+    """A grid of small images (N, H, W) drawn as one mosaic heat map, with a label over each tile.
+
+    One trace instead of N subplots: it renders in milliseconds, even for a hundred tiles.
+    """
+    images = np.asarray(images, dtype=float)
+    n, h, w = images.shape
     rows = int(np.ceil(n / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.01,
-                        vertical_spacing=0.08 / max(rows, 1))
+    gap = 1
+    mosaic = np.full((rows * (h + gap + 1), cols * (w + gap)), np.nan)
+    annotations = []
     for i, img in enumerate(images):
-        fig.add_trace(go.Heatmap(z=img[::-1], colorscale=colorscale, showscale=False,
-                                 hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
+        r, c = divmod(i, cols)
+        top, left = r * (h + gap + 1) + 1, c * (w + gap)
+        mosaic[top:top + h, left:left + w] = img
+        annotations.append(dict(x=left + (w - 1) / 2, y=top - 0.9, text=str(labels[i]), showarrow=False,
+                                font=dict(size=13), yanchor="bottom"))
+    fig = go.Figure(go.Heatmap(z=mosaic, colorscale=colorscale, showscale=False, zmin=zmin, zmax=zmax,
+                               hoverongaps=False, hovertemplate="%{z:.2f}<extra></extra>"))
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    return style(fig, title, height=int(120 * rows + 80))
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_layout(annotations=annotations)
+    return style(fig, title, height=int(max(160, 110 * rows + 90)))
 
 
 def sequence_lines(seqs: np.ndarray, labels: list[str], title: str | None = None) -> go.Figure:
@@ -83,7 +93,10 @@ def training_curves(records: list[dict], title: str | None = None) -> go.Figure:
                                  legendgroup=name, showlegend=False), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    return style(fig, title, height=380)
+    style(fig, title, height=400)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="center", x=0.5),
+                      margin=dict(b=90))
+    return fig
 
 
 def decision_boundary(predict, x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None,

@@ -92,17 +92,22 @@ def page(browser):
 
 
 def wait_for_app(page, timeout: float = 90_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'running' indicator, content present)."""
+    """Wait until Streamlit has finished running the script: the app is connected, no 'running'
+    indicator shows, and the main area's text has stopped changing for half a second."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
     page.wait_for_function(
         """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            const running = document.querySelector('[data-testid="stStatusWidget"]');
             const main = document.querySelector('[data-testid="stMain"]');
-            return app && !running && main && main.innerText.trim().length > 0;
-        }""", timeout=timeout)
-    page.wait_for_timeout(300)
-    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidget"]')""", timeout=timeout)
+            const running = document.querySelector('[data-testid="stStatusWidget"]');
+            if (!main || running || main.innerText.trim().length === 0) { window.__clStable = null; return false; }
+            const text = main.innerText;
+            const now = Date.now();
+            if (!window.__clStable || window.__clStable.text !== text) {
+                window.__clStable = {text, since: now};
+                return false;
+            }
+            return now - window.__clStable.since > 500;
+        }""", timeout=timeout, polling=100)
 
 
 def assert_no_exception(page) -> None:
@@ -110,8 +115,19 @@ def assert_no_exception(page) -> None:
     assert boxes.count() == 0, "exception box on page: " + boxes.first.inner_text()[:2000]
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, full: bool = True) -> Path:
+    """Save artifacts/screenshots/NAME.png. Streamlit scrolls inside its main area, so for a full-page
+    picture the viewport is stretched to the content's height first (capped), then restored."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    if full and size:
+        height = page.evaluate("""() => {
+            const m = document.querySelector('[data-testid="stMain"]');
+            return m ? m.scrollHeight : document.body.scrollHeight; }""")
+        page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 8000))})
+        page.wait_for_timeout(600)
+    page.screenshot(path=str(path))
+    if full and size:
+        page.set_viewport_size(size)
     return path

@@ -7,14 +7,15 @@ def test_home_loads_in_chromium(server_url, page):
     wait_for_app(page)
     assert_no_exception(page)
     page.get_by_text("The trained baseline").first.wait_for()
-    assert page.locator('[data-testid="stMetric"]').count() >= 6
-    assert page.locator(".js-plotly-plot").count() >= 2
+    page.locator('[data-testid="stMetric"]').nth(6).wait_for()
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    assert page.get_by_text("Page not found").count() == 0
     shot = screenshot(page, "home")
     assert shot.stat().st_size > 10_000
 
 
 def test_link_restores_selection(server_url, page):
-    page.goto(server_url + "/home?dataset=moons&model=tiny&seed=1")
+    page.goto(server_url + "/?dataset=moons&model=tiny&seed=1")
     wait_for_app(page)
     assert_no_exception(page)
     page.get_by_text("Decision boundary on the test points").first.wait_for(timeout=60_000)
