@@ -1,0 +1,433 @@
+"""Integer-only inference: a fake-quantized model turned into a program of integer tensor operations.
+
+Jacob et al. 2018 ("Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
+Inference", sections 2.2–2.4): with r = S(q − Z) for inputs x, weights w and outputs y of a layer,
+
+    q_y = Z_y + M · Σ_k (q_x,k − Z_x)(q_w,k − Z_w)  +  M · q_b,     M = S_w·S_x / S_y,
+
+where the bias is stored as int32 with scale S_w·S_x and zero point 0. The sum runs on int8 operands into
+an int32 accumulator; the zero-point terms that depend only on the weights are folded into the bias at
+conversion time (eq. 7–8); M < 1 becomes M0 · 2^−n (``fixed_point.quantize_multiplier``) so the rescale is
+an integer multiply and a rounding shift; a ReLU that follows is a clamp at Z_y (the output range was
+calibrated after it); max-pool and flatten act on the integers directly (q ↦ r is increasing).
+
+Between ``IntegerProgram.quantize_input`` (the one float → int step) and the integer logits, every
+tensor is an integer tensor; ``tests/test_integer.py`` checks each op's output dtype under a dispatch mode.
+Activations and weights are stored as int8 whenever their codes fit (uint8 activations 0..255 are stored
+as q − 128 with Z − 128, which leaves every q − Z unchanged), so the products can use PyTorch's int8 matrix
+kernel ``torch._int_mm``; wider codes (more than 8 bits) fall back to int32 matrix products.
+
+Usage::
+
+    qmodel = quantize_model(b.model, QuantConfig(), ds.x_train[:512])
+    program = to_integer(qmodel)
+    codes = program(ds.x_test)                     # int8 logits codes (stored form)
+    accuracy = integer_accuracy(program, ds.x_test, ds.y_test)
+    program.summary()                              # per-layer dtypes, S, Z, M, M0, n, bytes
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .fixed_point import INT32_MAX, multiply_by_quantized_multiplier, quantize_multiplier
+from .quant import QParams, QuantLayer, quantize
+
+POOLS = (nn.MaxPool1d, nn.MaxPool2d)
+SKIPPED = (nn.Dropout, nn.Identity)
+
+
+class ConversionError(ValueError):
+    """The model cannot become an integer program; the message names the layer and says why."""
+
+
+def _store_dtype(lo: int, hi: int) -> torch.dtype:
+    for dt in (torch.int8, torch.int16):
+        info = torch.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return dt
+    return torch.int32
+
+
+def _offset(qp: QParams) -> int:
+    """How much to subtract so the codes fit a signed type: 128 for uint8 (0..255), otherwise 0."""
+    return 1 << (qp.bits - 1) if not qp.signed and qp.qmax > 127 else 0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """How one activation tensor is held: codes q are stored as q − offset in ``dtype``."""
+
+    qp: QParams
+    offset: int
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, qp: QParams) -> "Stored":
+        off = _offset(qp)
+        return cls(qp, off, _store_dtype(qp.qmin - off, qp.qmax - off))
+
+    @property
+    def zero(self) -> int:
+        return int(self.qp.zero_point.reshape(-1)[0]) - self.offset
+
+    @property
+    def lo(self) -> int:
+        return self.qp.qmin - self.offset
+
+    @property
+    def hi(self) -> int:
+        return self.qp.qmax - self.offset
+
+
+# --- Integer matrix product ----------------------------------------------------------------------------
+
+_INT_MM_OK: bool | None = None
+
+
+def _int_mm_works() -> bool:
+    """Probe ``torch._int_mm`` once with extreme values: some CPU paths saturate or do not exist."""
+    global _INT_MM_OK
+    if _INT_MM_OK is None:
+        try:
+            a = torch.tensor([[-128, 127, -128, 5] * 16] * 32, dtype=torch.int8)
+            b = torch.tensor([[-128, -128, 127, -3] * 8] * 64, dtype=torch.int8)
+            _INT_MM_OK = bool(torch.equal(torch._int_mm(a, b), a.to(torch.int32) @ b.to(torch.int32)))
+        except (RuntimeError, AttributeError):
+            _INT_MM_OK = False
+    return _INT_MM_OK
+
+
+def kernel_name(a_dtype: torch.dtype, b_dtype: torch.dtype) -> str:
+    """Which kernel ``int_matmul`` uses for these operand types."""
+    if a_dtype == torch.int8 and b_dtype == torch.int8 and _int_mm_works():
+        return "torch._int_mm (int8×int8→int32)"
+    return "int32 matmul"
+
+
+def int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` of integer matrices into int32.
+
+    int8 × int8 goes to ``torch._int_mm`` (oneDNN's int8 GEMM on CPU) when it is available and exact
+    here; anything else (wider codes, a platform without the kernel) to an int32 matmul.
+    """
+    if a.dtype == torch.int8 and b.dtype == torch.int8 and a.is_contiguous() and _int_mm_works():
+        try:
+            return torch._int_mm(a, b)
+        except RuntimeError:  # shape or device the kernel does not take: fall back below
+            pass
+    return a.to(torch.int32) @ b.to(torch.int32)
+
+
+# --- Ops -----------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class IntLayer:
+    """A Linear / Conv1d / Conv2d layer as integer arithmetic (optionally with its ReLU fused).
+
+    ``weight_t`` is the stored weight matrix (K × out, int8 when the codes fit), conv weights flattened in
+    (in_channel, kernel...) order; ``bias`` the int32 q_b = round(b / (S_w·S_x)); ``folded_bias`` adds the
+    weight-only zero-point terms; ``M0``/``shift`` one Q31 multiplier per output channel (or one in all).
+    """
+
+    name: str
+    kind: str  # "linear" | "conv1d" | "conv2d"
+    weight_t: torch.Tensor
+    weight_codes: torch.Tensor  # original codes, the layer's weight shape (for display)
+    w_zero: torch.Tensor  # (out,) stored zero points of the weights
+    bias: torch.Tensor  # (out,) int32
+    folded_bias: torch.Tensor  # (out,) int32
+    M: torch.Tensor  # (out,) float64, the real multipliers (conversion time only)
+    M0: torch.Tensor  # (out,) int64
+    shift: torch.Tensor  # (out,) int64, ≤ 0
+    x: Stored
+    y: Stored
+    w_qp: QParams
+    relu: bool
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    kernel_size: tuple[int, ...] = ()
+    acc_bound: int = 0
+    kernel: str = ""
+    _fast: tuple = field(default=(), repr=False)
+
+    def __post_init__(self):
+        n = (-self.shift).to(torch.int64)
+        mask = (torch.ones_like(n) << n) - 1
+        self._fast = (self.M0.to(torch.int64), n, mask, mask >> 1, bool((self.w_zero != 0).any()))
+        self.kernel = kernel_name(self.x.dtype, self.weight_t.dtype)
+
+    @property
+    def lo(self) -> int:
+        """Lowest output code: Z_y when the ReLU is fused (real 0), else qmin."""
+        return max(self.y.lo, self.y.zero) if self.relu else self.y.lo
+
+    def columns(self, q: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """The matrix the weights multiply: q itself (linear) or its patches (im2col), and the output grid."""
+        if self.kind == "linear":
+            return q.contiguous(), ()
+        d = len(self.kernel_size)
+        pad = []
+        for p in reversed(self.padding):
+            pad += [p, p]
+        # zero padding in real space is padding with the zero point in integer space
+        q = torch.nn.functional.pad(q, pad, value=self.x.zero) if any(self.padding) else q
+        for i in range(d):
+            q = q.unfold(2 + i, self.kernel_size[i], self.stride[i])
+        # (N, C, L1[, L2], k1[, k2]) -> (N, L1[, L2], C, k1[, k2]) -> rows of C·k1·k2
+        grid = tuple(q.shape[2:2 + d])
+        perm = [0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d)]
+        cols = q.permute(*perm).reshape(q.shape[0] * math.prod(grid), -1).contiguous()
+        return cols, grid
+
+    def accumulate(self, cols: torch.Tensor) -> dict[str, torch.Tensor]:
+        """int32 accumulators Σ (q_x − Z_x)(q_w − Z_w) + q_b, and the terms that make them up."""
+        raw = int_matmul(cols, self.weight_t)
+        acc = raw + self.folded_bias
+        steps = {"raw": raw}
+        if self._fast[4]:  # asymmetric weights: the term Z_w·Σ q_x depends on the input, at run time
+            rowsum = cols.to(torch.int32).sum(1, keepdim=True, dtype=torch.int32)
+            steps["zw_term"] = self.w_zero * rowsum
+            acc = acc - steps["zw_term"]
+        steps["acc"] = acc
+        return steps
+
+    def requantize(self, acc: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        """Z_y + M0·2^−n·acc (gemmlowp rounding), clamped to the output range (and at Z_y for a ReLU).
+
+        Same result as ``multiply_by_quantized_multiplier`` (the tests check it), specialised for
+        M0 ≥ 0 and right shifts: the saturating case a = b = INT32_MIN cannot occur, and
+        floor((a·b + 2^30) / 2^31) equals gemmlowp's nudge-and-truncate for both signs.
+        """
+        M0, n, mask, half, _ = self._fast
+        high = ((acc.to(torch.int64) * M0 + (1 << 30)) >> 31).to(torch.int32)
+        rounded = (high >> n) + ((high & mask) > (half + (high < 0))).to(torch.int32)
+        out = torch.clamp(rounded + self.y.zero, self.lo, self.y.hi)
+        if steps is not None:
+            steps.update(high=high, shifted=rounded, plus_zero=rounded + self.y.zero, out=out)
+        return out.to(self.y.dtype)
+
+    def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        cols, grid = self.columns(q)
+        st = self.accumulate(cols)
+        out = self.requantize(st["acc"], st)
+        if steps is not None:
+            steps.update(st, cols=cols)
+        if self.kind != "linear":  # (N·L, out) -> (N, out, L...)
+            d = len(grid)
+            out = out.reshape(q.shape[0], *grid, -1).permute(0, d + 1, *range(1, d + 1)).contiguous()
+        return out
+
+
+@dataclass(eq=False)
+class IntMaxPool:
+    name: str
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        d = len(self.kernel_size)
+        for i in range(d):
+            q = q.unfold(2 + i, self.kernel_size[i], self.stride[i])
+        return q.reshape(*q.shape[:2 + d], -1).amax(-1)
+
+
+@dataclass(eq=False)
+class IntFlatten:
+    name: str
+
+    def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        return q.reshape(q.shape[0], -1)
+
+
+@dataclass(eq=False)
+class IntegerProgram:
+    """The converted model: ``ops`` run in order on stored integer codes."""
+
+    ops: list
+    input: Stored
+    output: Stored
+    input_shape: tuple[int, ...] = ()
+
+    @property
+    def layers(self) -> list[IntLayer]:
+        return [op for op in self.ops if isinstance(op, IntLayer)]
+
+    def layer(self, name: str) -> IntLayer:
+        for op in self.layers:
+            if op.name == name:
+                return op
+        raise KeyError(f"No weighted layer named {name!r}; layers: {', '.join(o.name for o in self.layers)}.")
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The float → integer boundary: q = clamp(round(x/S) + Z), stored as q − offset."""
+        return (quantize(x, self.input.qp) - self.input.offset).to(self.input.dtype)
+
+    def forward_int(self, q: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """Run the ops on stored input codes; with ``trace`` a list, append (name, output, steps) per op."""
+        for op in self.ops:
+            steps = {} if trace is not None else None
+            q = op(q, steps)
+            if trace is not None:
+                trace.append((op.name, q, steps))
+        return q
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_int(self.quantize_input(x))
+
+    def codes(self, q: torch.Tensor, stored: Stored | None = None) -> torch.Tensor:
+        """Stored values back to the quantizer's codes q (int32), e.g. 0..255 for uint8."""
+        return q.to(torch.int32) + (stored or self.output).offset
+
+    def dequantize(self, q: torch.Tensor, stored: Stored | None = None) -> torch.Tensor:
+        """The real values S·(q − Z) that stored codes stand for (float: for display, outside the program)."""
+        st = stored or self.output
+        return (q.to(torch.int32) - st.zero).to(torch.float32) * st.qp.scale
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Predicted classes: argmax of the integer logits (S > 0, so the order of the codes is that of r)."""
+        return torch.cat([self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+# --- Conversion ----------------------------------------------------------------------------------------
+
+def _tuple(v, d: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * d
+
+
+def _per_channel(t: torch.Tensor, out: int) -> torch.Tensor:
+    return t.reshape(-1).expand(out) if t.numel() == 1 else t.reshape(-1)
+
+
+def _convert_layer(name: str, m: QuantLayer, relu: bool) -> IntLayer:
+    if m.weight_qparams is None:
+        raise ConversionError(f"Layer {name}: its weights are not quantized (float weights). Quantize weights "
+                              "and activations (target 'both') before converting to integers.")
+    if m.input_qparams is None or m.output_qparams is None:
+        raise ConversionError(f"Layer {name}: it has no activation scale and zero point — the model was not "
+                              "calibrated for activations. Quantize with target 'both' and calibration data.")
+    if m.kind != "linear" and (any(d != 1 for d in m.dilation) or m.groups != 1):
+        raise ConversionError(f"Layer {name}: dilated or grouped convolutions are not supported by the integer path.")
+    w_qp, x_qp, y_qp = m.weight_qparams, m.input_qparams, m.output_qparams
+    for label, qp in (("input", x_qp), ("output", y_qp)):
+        if qp.per_channel:
+            raise ConversionError(f"Layer {name}: per-channel {label} activation parameters are not supported.")
+    out = m.weight.shape[0]
+    x, y = Stored.of(x_qp), Stored.of(y_qp)
+    wq = quantize(m.weight.detach().cpu(), w_qp)  # int32 codes, the layer's weight shape
+    w_off = 1 << (w_qp.bits - 1) if not w_qp.signed and w_qp.qmax > 127 else 0
+    w_dtype = _store_dtype(w_qp.qmin - w_off, w_qp.qmax - w_off)
+    w2 = (wq - w_off).reshape(out, -1)  # (out, K), stored values
+    w_zero = _per_channel(w_qp.zero_point.to(torch.int64), out) - w_off
+    S_x = float(x_qp.scale)
+    S_w = _per_channel(w_qp.scale.to(torch.float64), out)
+    S_y = float(y_qp.scale)
+    M = S_w * S_x / S_y  # double precision, as TFLite does it
+    bad = ((M <= 0) | (M >= 1)).nonzero().flatten().tolist()
+    if bad:
+        c = bad[0]
+        raise ConversionError(f"Layer {name}: the multiplier M = S_w·S_x/S_out = {float(M[c]):.4g} (channel {c}) "
+                              "is outside (0, 1), so it cannot be written as M0·2^−n with a right shift. The "
+                              "output scale is too small for this layer (more activation bits than weight "
+                              "bits, or a badly calibrated range).")
+    pairs = [quantize_multiplier(float(v)) for v in M]
+    M0 = torch.tensor([p[0] for p in pairs], dtype=torch.int64)
+    shift = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
+    b = m.bias.detach().cpu().to(torch.float64) if m.bias is not None else torch.zeros(out, dtype=torch.float64)
+    bias64 = torch.round(b / (S_w * S_x)).to(torch.int64)  # scale S_w·S_x, zero point 0
+    K = w2.shape[1]
+    wc = w2 - w_zero[:, None]  # q_w − Z_w
+    # Σ_k (q_x − Z_x)(q_w − Z_w) = Σ q_x q_w − Z_w Σ q_x − Z_x Σ q_w + K Z_x Z_w: fold the weight-only terms
+    folded = bias64 - x.zero * w2.sum(1) + K * x.zero * w_zero
+    x_span = max(x.hi - x.zero, x.zero - x.lo)
+    acc_bound = int((wc.abs().sum(1) * x_span + bias64.abs()).max())
+    raw_bound = K * max(abs(x.lo), abs(x.hi)) * int(w2.abs().max()) + int(folded.abs().max())
+    if max(acc_bound, raw_bound, int(bias64.abs().max())) > INT32_MAX:
+        raise ConversionError(f"Layer {name}: accumulator overflow risk — Σ|q_x − Z_x|·|q_w − Z_w| + |q_b| can "
+                              f"reach {max(acc_bound, raw_bound):,}, beyond the int32 limit {INT32_MAX:,} "
+                              f"({K} products of {x_qp.bits}-bit activations and {w_qp.bits}-bit weights). "
+                              "Use fewer bits.")
+    d = {"linear": 0, "conv1d": 1, "conv2d": 2}[m.kind]
+    kw = {}
+    if d:
+        kw = dict(stride=_tuple(m.stride, d), padding=_tuple(m.padding, d), kernel_size=tuple(m.weight.shape[2:]))
+    return IntLayer(name=name, kind=m.kind, weight_t=w2.t().contiguous().to(w_dtype), weight_codes=wq,
+                    w_zero=w_zero.to(torch.int32), bias=bias64.to(torch.int32), folded_bias=folded.to(torch.int32),
+                    M=M, M0=M0, shift=shift, x=x, y=y, w_qp=w_qp, relu=relu, acc_bound=acc_bound, **kw)
+
+
+def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = ()) -> IntegerProgram:
+    """Convert a fake-quantized ``nn.Sequential`` (``quant.quantize_model``, PTQ or QAT) to an integer program.
+
+    Args:
+        qmodel: the quantized model; it is only read.
+        input_shape: shape of one example, kept for display.
+
+    Raises:
+        ConversionError (a ValueError) naming the layer: uncalibrated activations, float weights, an
+        unsupported layer type, a multiplier outside (0, 1), or an accumulator that could overflow int32.
+    """
+    children = list(qmodel.named_children()) if isinstance(qmodel, nn.Sequential) else []
+    if not children:
+        raise ConversionError("Only nn.Sequential models (as built by compress_core.models) can be converted.")
+    ops: list = []
+    first: QuantLayer | None = None
+    prev_out: QParams | None = None
+    for i, (name, m) in enumerate(children):
+        if isinstance(m, QuantLayer):
+            relu = i + 1 < len(children) and isinstance(children[i + 1][1], nn.ReLU)
+            if first is None:
+                first = m
+            elif prev_out is not None and m.input_qparams is not None and not (
+                    torch.equal(m.input_qparams.scale, prev_out.scale)
+                    and torch.equal(m.input_qparams.zero_point, prev_out.zero_point)):
+                raise ConversionError(f"Layer {name}: its input scale differs from the previous layer's output "
+                                      "scale; the integer path needs them shared.")
+            ops.append(_convert_layer(name, m, relu and m.relu))
+            prev_out = m.output_qparams
+        elif isinstance(m, nn.ReLU):
+            if not (ops and isinstance(ops[-1], IntLayer) and ops[-1].relu):
+                raise ConversionError(f"Layer {name}: a ReLU that does not follow a quantized layer cannot be fused.")
+        elif isinstance(m, POOLS):
+            d = 1 if isinstance(m, nn.MaxPool1d) else 2
+            if _tuple(m.padding, d) != (0,) * d or _tuple(m.dilation, d) != (1,) * d or m.ceil_mode:
+                raise ConversionError(f"Layer {name}: only max-pooling without padding, dilation or ceil mode.")
+            ops.append(IntMaxPool(name, _tuple(m.kernel_size, d), _tuple(m.stride or m.kernel_size, d)))
+        elif isinstance(m, nn.Flatten):
+            ops.append(IntFlatten(name))
+        elif isinstance(m, SKIPPED):
+            continue
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            raise ConversionError(f"Layer {name}: a float {type(m).__name__} — the model is not quantized. "
+                                  "Run quantize_model first.")
+        else:
+            raise ConversionError(f"Layer {name}: {type(m).__name__} is not supported by the integer path "
+                                  "(Linear, Conv1d/2d, ReLU, max-pool, flatten, dropout only).")
+    if first is None:
+        raise ConversionError("The model has no quantized Linear/Conv layer: run quantize_model first.")
+    layers = [op for op in ops if isinstance(op, IntLayer)]
+    return IntegerProgram(ops, layers[0].x, layers[-1].y, tuple(input_shape))
+
+
+@torch.no_grad()
+def integer_accuracy(program: IntegerProgram, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``x`` whose integer-only prediction equals ``y``."""
+    return int((program.predict(x.cpu()) == y.cpu()).sum()) / len(y)
+
+
+@torch.no_grad()
+def fake_quant_codes(qmodel: nn.Module, program: IntegerProgram, x: torch.Tensor) -> torch.Tensor:
+    """The fake-quantized model's output as stored codes, comparable with ``program(x)``."""
+    dev = next(qmodel.parameters()).device
+    return quantize(qmodel.eval()(x.to(dev)).cpu(), program.output.qp) - program.output.offset
+
+
+def reference_requantize(layer: IntLayer, acc: torch.Tensor) -> torch.Tensor:
+    """The layer's rescale through the general primitive (tests compare ``IntLayer.requantize`` with it)."""
+    r = multiply_by_quantized_multiplier(acc.to(torch.int64), layer.M0, layer.shift)
+    return torch.clamp(r + layer.y.zero, layer.lo, layer.y.hi)
