@@ -159,7 +159,8 @@ def walk_through(program: IntegerProgram, qmodel: nn.Module, x: torch.Tensor, la
     m = dict(qmodel.named_children())[layer]
     x_real = program.dequantize(q, op.x)
     y_float = _float_layer(m, x_real.to(m.weight.device), m.weight).cpu()
-    y_fq = quantize(m(x_real.to(m.weight.device)).cpu(), op.y.qp)  # fake-quant layer on the same input
+    y_fq = m(x_real.to(m.weight.device)).cpu()  # the fake-quant layer on the same input (+ its ReLU module)
+    y_fq = quantize(torch.relu(y_fq) if op.relu else y_fq, op.y.qp)
     channels = op.bias.numel()
     positions = max(1, out[0].numel() // channels)
 

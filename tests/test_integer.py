@@ -1,0 +1,210 @@
+"""Integer-only inference: integer-only ops, agreement with the fake-quantized model (≤ 1 step), torch.ao's
+quantized layers as an oracle (≤ 1 step), exact integer convolution / pooling, and clear conversion errors."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from compress_core.baselines import get_baseline
+from compress_core.data import load_dataset
+from compress_core.integer import (ConversionError, IntLayer, IntMaxPool, fake_quant_codes, int_matmul,
+                                   integer_accuracy, reference_requantize, to_integer)
+from compress_core.quant import QuantConfig, quantize, quantize_model
+from compress_core.train import TrainConfig, evaluate
+
+pytestmark = pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")  # the oracle's API
+
+CASES = [("digits", "mlp", TrainConfig(epochs=6, lr=1e-3)), ("digits", "cnn", TrainConfig(epochs=6, lr=2e-3)),
+         ("mnist1d", "cnn", TrainConfig(epochs=4, lr=2e-3))]
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """(dataset, baseline) per case: short training runs, cached on disk across test sessions."""
+    return {(d, m): (load_dataset(d), get_baseline(d, m, seed=0, train_config=cfg)) for d, m, cfg in CASES}
+
+
+@pytest.fixture(scope="session")
+def converted(trained):
+    out = {}
+    for key, (ds, b) in trained.items():
+        qm = quantize_model(b.model, QuantConfig(), ds.x_train[:512])
+        out[key] = (ds, b, qm, to_integer(qm, ds.input_shape))
+    return out
+
+
+@pytest.mark.parametrize("key", [(d, m) for d, m, _ in CASES])
+def test_logits_within_one_step_and_same_accuracy(converted, key):
+    ds, b, qm, prog = converted[key]
+    diff = (prog(ds.x_test).to(torch.int32) - fake_quant_codes(qm, prog, ds.x_test).to(torch.int32)).abs()
+    assert diff.max() <= 1
+    assert (diff == 0).float().mean() > 0.9  # most logits are bit-identical
+    acc_int = integer_accuracy(prog, ds.x_test, ds.y_test)
+    acc_fq = evaluate(qm, ds.x_test, ds.y_test).accuracy
+    assert abs(acc_int - acc_fq) * 100 <= 0.2 + 1e-9
+    assert acc_int > 0.5
+
+
+@pytest.mark.parametrize("cfg", [QuantConfig(per_channel=False), QuantConfig(weight_symmetric=False),
+                                 QuantConfig(act_symmetric=True), QuantConfig(weight_bits=4, narrow_range=True)])
+def test_other_schemes_agree_layer_by_layer(trained, cfg):
+    """Per-tensor, asymmetric weights (run-time Z_w term), signed activations, 4-bit: each layer within 1 step
+    of the fake-quantized layer given the same integer input."""
+    ds, b = trained[("digits", "cnn")]
+    qm = quantize_model(b.model, cfg, ds.x_train[:512])
+    prog = to_integer(qm)
+    children = dict(qm.named_children())
+    q = prog.quantize_input(ds.x_test[:200])
+    for op in prog.ops:
+        out = op(q)
+        if isinstance(op, IntLayer):
+            m = children[op.name]
+            y = m(prog.dequantize(q, op.x))
+            y = torch.relu(y) if op.relu else y  # the model's ReLU module (a no-op on a post-ReLU range)
+            want = quantize(y, op.y.qp) - op.y.offset
+            assert (out.to(torch.int32) - want).abs().max() <= 1, op.name
+        q = out
+    assert abs(integer_accuracy(prog, ds.x_test, ds.y_test) - evaluate(qm, ds.x_test, ds.y_test).accuracy) < 0.01
+
+
+class FloatWatcher(TorchDispatchMode):
+    """Records every op run and the dtype of every tensor it returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self.seen.append((str(func), t.dtype))
+        return out
+
+
+@pytest.mark.parametrize("key", [("digits", "cnn"), ("mnist1d", "cnn"), ("digits", "mlp")])
+def test_no_float_tensor_between_input_codes_and_logits(converted, key):
+    ds, b, qm, prog = converted[key]
+    q = prog.quantize_input(ds.x_test[:64])
+    trace = []
+    with FloatWatcher() as w:
+        prog.forward_int(q, trace)
+    assert len(w.seen) > 20
+    floats = [(f, d) for f, d in w.seen if d.is_floating_point or d.is_complex]
+    assert not floats, floats[:5]
+    assert all(not t.dtype.is_floating_point for _, t, _ in trace)
+    # the matrix products ran on int8 operands with torch's int8 kernel (where this CPU offers it)
+    assert any("_int_mm" in f for f, _ in w.seen) or all(op.kernel == "int32 matmul" for op in prog.layers)
+    assert all(t.dtype == torch.int8 for _, t, _ in trace)  # every activation between layers is int8
+    assert all(op.weight_t.dtype == torch.int8 and op.folded_bias.dtype == torch.int32 for op in prog.layers)
+
+
+def test_fast_requantize_equals_gemmlowp_primitive(converted):
+    _, _, _, prog = converted[("digits", "mlp")]
+    g = torch.Generator().manual_seed(0)
+    for op in prog.layers:
+        acc = torch.randint(-2 ** 31, 2 ** 31, (512, op.bias.numel()), generator=g, dtype=torch.int64)
+        acc[:64] = torch.randint(-3000, 3000, (64, op.bias.numel()), generator=g)
+        acc = acc.to(torch.int32)
+        got = op.requantize(acc).to(torch.int32) + 0
+        want = reference_requantize(op, acc).to(torch.int32)
+        assert torch.equal(got, want), op.name
+
+
+def test_int_mm_is_exact_on_extreme_values():
+    g = torch.Generator().manual_seed(0)
+    for m, k, n in [(1024, 64, 300), (1, 300, 100), (33, 54, 16), (7, 5, 3)]:
+        a = torch.randint(-128, 128, (m, k), generator=g, dtype=torch.int8)
+        b = torch.randint(-128, 128, (k, n), generator=g, dtype=torch.int8)
+        a[0], b[:, 0] = -128, -128
+        assert torch.equal(int_matmul(a, b), a.to(torch.int64) @ b.to(torch.int64))
+
+
+def test_integer_conv_and_pool_are_exact(converted):
+    """The im2col convolution's int32 accumulator equals float64 convolution of (q_x − Z_x) and (q_w − Z_w)
+    (exact for these small integers); integer max-pool equals torch's max-pool."""
+    for key in [("digits", "cnn"), ("mnist1d", "cnn")]:
+        ds, _, _, prog = converted[key]
+        op = prog.layers[1]  # conv2: a padded convolution of a real activation
+        q = prog.ops[1](prog.ops[0](prog.quantize_input(ds.x_test[:16])))  # conv1 then pool1
+        steps = {}
+        op(q, steps)
+        conv = F.conv2d if op.kind == "conv2d" else F.conv1d
+        xr = (q.double() - op.x.zero)
+        wr = op.weight_codes.double() - op.w_qp.zero_point.double().reshape(-1, *[1] * (op.weight_codes.dim() - 1))
+        want = conv(xr, wr, op.bias.double(), stride=op.stride, padding=op.padding)
+        got = steps["acc"].reshape(q.shape[0], -1, op.bias.numel()).permute(0, 2, 1).reshape(want.shape)
+        assert torch.equal(got.double(), want)
+        pool = next(o for o in prog.ops if isinstance(o, IntMaxPool))
+        mp = F.max_pool2d if len(pool.kernel_size) == 2 else F.max_pool1d
+        assert torch.equal(pool(q).double(), mp(q.double(), pool.kernel_size))
+
+
+def _ao_layer(op, m):
+    """torch.ao.nn.quantized's Linear/Conv holding the same int8 weights and scales (test oracle only)."""
+    import torch.ao.nn.quantized as nnq
+
+    qp = op.w_qp
+    if qp.per_channel:
+        qw = torch.quantize_per_channel(m.weight.detach(), qp.scale.double(), qp.zero_point.long(), 0, torch.qint8)
+    else:
+        qw = torch.quantize_per_tensor(m.weight.detach(), float(qp.scale), int(qp.zero_point), torch.qint8)
+    assert torch.equal(qw.int_repr().to(torch.int32), op.weight_codes)
+    if op.kind == "linear":
+        layer = nnq.Linear(m.weight.shape[1], m.weight.shape[0])
+    else:
+        cls = nnq.Conv2d if op.kind == "conv2d" else nnq.Conv1d
+        layer = cls(m.weight.shape[1], m.weight.shape[0], tuple(op.kernel_size), stride=op.stride,
+                    padding=op.padding)
+    layer.set_weight_bias(qw, m.bias.detach())
+    layer.scale, layer.zero_point = float(op.y.qp.scale), int(op.y.qp.zero_point)
+    return layer
+
+
+@pytest.mark.parametrize("key", [(d, m) for d, m, _ in CASES])
+def test_layers_match_torch_ao_quantized_oracle(converted, key):
+    ds, _, qm, prog = converted[key]
+    children = dict(qm.named_children())
+    q = prog.quantize_input(ds.x_test[:128])
+    with torch.no_grad():
+        for op in prog.ops:
+            out = op(q)
+            if isinstance(op, IntLayer):
+                layer = _ao_layer(op, children[op.name])
+                codes = (q.to(torch.int32) + op.x.offset).to(torch.uint8)
+                xq = torch._make_per_tensor_quantized_tensor(codes, float(op.x.qp.scale), int(op.x.qp.zero_point))
+                yq = layer(xq)
+                if op.relu:
+                    yq = torch.relu(yq)
+                want = yq.int_repr().to(torch.int32)
+                assert (out.to(torch.int32) + op.y.offset - want).abs().max() <= 1, op.name
+            q = out
+
+
+def test_clear_errors_name_the_layer(trained):
+    ds, b = trained[("digits", "mlp")]
+    weights_only = quantize_model(b.model, QuantConfig(target="weights"))
+    with pytest.raises(ConversionError, match="Layer fc1: .*not\\s+calibrated"):
+        to_integer(weights_only)
+    acts_only = quantize_model(b.model, QuantConfig(target="activations"), ds.x_train[:256])
+    with pytest.raises(ConversionError, match="Layer fc1: its weights are not quantized"):
+        to_integer(acts_only)
+    with pytest.raises(ConversionError, match="Layer fc1: a float Linear"):
+        to_integer(b.model)
+    qm = quantize_model(b.model, QuantConfig(), ds.x_train[:256])
+    odd = nn.Sequential(*[m for _, m in qm.named_children()][:3], nn.Tanh())
+    with pytest.raises(ConversionError, match="Layer 3: Tanh is not supported"):
+        to_integer(odd)
+    bad = copy.deepcopy(qm)
+    qp = bad.fc2.output_qparams
+    bad.fc2.output_qparams = type(qp)(qp.scale * 1e-4, qp.zero_point, qp.bits, qp.signed, qp.symmetric,
+                                      qp.narrow_range, qp.axis)
+    with pytest.raises(ConversionError, match="Layer fc2: the multiplier M .* outside \\(0, 1\\)"):
+        to_integer(bad)
+    wide = quantize_model(b.model, QuantConfig(weight_bits=16, act_bits=16), ds.x_train[:256])
+    with pytest.raises(ConversionError, match="Layer fc\\d: accumulator overflow risk"):
+        to_integer(wide)
+    assert issubclass(ConversionError, ValueError)
