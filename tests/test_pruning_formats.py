@@ -1,0 +1,74 @@
+"""Size accounting (hand-counted formats, PyTorch's own CSR tensors) and the latency helpers' behaviour."""
+import warnings
+
+import pytest
+import torch
+
+from compress_core.data import load_dataset
+from compress_core.models import build_model
+from compress_core.pruning import Mask, apply_mask, prune
+from compress_core.sparse_formats import (bitmask_bytes, csr_bytes, latency_report, semi_structured_benchmark,
+                                          size_report, time_call, to_sparse_model, torch_csr_bytes, uint_bytes)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return build_model("mlp", load_dataset("digits"), seed=0)
+
+
+def test_format_byte_counts_by_hand():
+    m = torch.tensor([[1.0, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]])  # 3 rows × 4 cols, 5 kept
+    # CSR: 5 values × 4 B + 5 column indices × 1 B (cols < 256) + 4 row pointers × 1 B
+    assert csr_bytes(m) == 5 * 4 + 5 + 4
+    assert bitmask_bytes(m) == 5 * 4 + 2  # 12 bits round up to 2 bytes
+    assert uint_bytes(255) == 1 and uint_bytes(256) == 2 and uint_bytes(70000) == 4
+    w = torch.randn(3, 4) * m
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        c = w.to_sparse_csr()
+    assert torch_csr_bytes(w) == c.values().nbytes + c.crow_indices().nbytes + c.col_indices().nbytes
+
+
+def test_size_report(mlp):
+    dense = sum(p.numel() for p in mlp.parameters()) * 4
+    biases = sum(p.numel() for n, p in mlp.named_parameters() if n.endswith("bias")) * 4
+    mask = prune(mlp, 0.9)
+    rows = {r["format"]: r for r in size_report(mlp, mask)}
+    assert rows["dense float32"]["bytes"] == dense == rows["masked dense"]["bytes"]
+    kept = mask.kept()
+    # fc1 has 64 columns, fc2 300 (2-byte index), fc3 100; values 4 B each
+    idx = mask.kept("fc1") * 1 + mask.kept("fc2") * 2 + mask.kept("fc3") * 1
+    # row pointers: fc1 (1920 kept) and fc2 (3000) need 2 bytes, fc3 (100 kept) 1 byte
+    ptr = 301 * 2 + 101 * 2 + 11 * 1
+    assert rows["CSR (values + indices)"]["bytes"] == biases + kept * 4 + idx + ptr
+    assert rows["bitmask (values + 1 bit/weight)"]["bytes"] == biases + kept * 4 + sum(
+        -(-mask.total(n) // 8) for n in ("fc1", "fc2", "fc3"))
+    assert rows["CSR (values + indices)"]["vs_dense"] < 0.2
+    # dense masks: the sparse formats cost MORE than dense (indices are not free)
+    full = {r["format"]: r for r in size_report(mlp, Mask.ones(mlp))}
+    assert full["CSR (values + indices)"]["bytes"] > dense
+    neurons = {r["format"]: r for r in size_report(mlp, prune(mlp, 0.5, granularity="neuron"))}
+    assert neurons["structured (smaller dense model)"]["bytes"] == 4 * (64 * 150 + 150 + 150 * 50 + 50 + 50 * 10 + 10)
+    assert "structured (smaller dense model)" not in {r["format"] for r in size_report(mlp, prune(mlp, 1.0))}
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo"])
+def test_sparse_model_equals_masked_model(mlp, layout):
+    mask = prune(mlp, 0.8)
+    x = load_dataset("digits").x_test[:50]
+    with torch.no_grad():
+        assert torch.allclose(to_sparse_model(mlp, mask, layout)(x), apply_mask(mlp, mask)(x), atol=1e-5)
+
+
+def test_latency_helpers(mlp):
+    calls = []
+    t = time_call(lambda: calls.append(1), repeats=7, warmup=2)
+    assert len(calls) == 9 and 0 <= t["min_ms"] <= t["median_ms"] <= t["p95_ms"]
+    rows = latency_report(mlp, prune(mlp, 0.5, granularity="neuron"), (1, 8, 8), batch=64, repeats=3)
+    assert [r["variant"] for r in rows] == ["dense", "masked dense", "sparse CSR", "sparse COO", "structured (shrunk)"]
+    assert all(r["median_ms"] > 0 for r in rows) and rows[0]["vs_dense"] == 1.0
+    cut = latency_report(mlp, prune(mlp, 1.0, granularity="neuron"), (1, 8, 8), batch=8, repeats=2)
+    assert cut[-1]["median_ms"] is None and "no neuron" in cut[-1]["note"]
+    info = semi_structured_benchmark()
+    assert info["available"] == (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8) \
+        or "unavailable" in info.get("reason", "")
