@@ -1,0 +1,142 @@
+"""One position of the Pruning page's controls, computed: the mask, the pruned model, its metrics, and
+plain-words warnings about settings that break the network.
+
+``PruneSettings`` is the frozen description of what to do (it hashes, so it keys caches and links);
+``prune_with(model, dataset, settings)`` does it: one-shot, iterative (prune → fine-tune → repeat with a
+constant per-round rate, Han et al. 2015) or gradual (Zhu & Gupta 2017's cubic schedule), with weights,
+neurons/channels (Li et al. 2017) or N:M groups (Mishra et al. 2021).
+
+Usage::
+
+    s = PruneSettings(sparsity=0.9, scope="global")
+    out = prune_with(baseline.model, ds, s)
+    out.metrics.accuracy, out.mask.sparsity(), out.warnings
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .data import Dataset
+from .models import output_layer_name
+from .pruning import Mask, apply_mask, nm_prune, prune_to
+from .schedules import cubic, rounds_rate, run_schedule
+from .structured import kept_units
+from .train import Metrics, TrainConfig, evaluate, train
+
+SCHEDULES = ("one-shot", "iterative", "gradual")
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """What to prune and how. Frozen: it hashes (cache keys) and round-trips through a dict."""
+
+    sparsity: float = 0.5  # target fraction of weights (or neurons) removed
+    criterion: str = "magnitude"  # "magnitude" | "random"
+    scope: str = "layer"  # "layer" | "global"
+    granularity: str = "weight"  # "weight" | "neuron" | "nm" (N:M semi-structured)
+    output_scale: float = 1.0  # output layer rate = sparsity × this (0 = not pruned)
+    schedule: str = "one-shot"  # "one-shot" | "iterative" | "gradual"
+    rounds: int = 4  # pruning steps of the iterative / gradual schedules
+    finetune_epochs: int = 0  # training after each pruning step
+    finetune_lr: float = 1e-3
+    n: int = 2  # N:M pattern
+    m: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}.")
+        if self.rounds < 1 or self.finetune_epochs < 0:
+            raise ValueError("Rounds must be ≥ 1 and fine-tuning epochs ≥ 0.")
+
+    def targets(self) -> list[float]:
+        """Cumulative sparsities of the schedule's pruning steps."""
+        if self.schedule == "one-shot" or self.granularity == "nm":
+            return [self.sparsity]
+        if self.schedule == "iterative":
+            p = rounds_rate(self.sparsity, self.rounds)
+            return [1.0 - (1.0 - p) ** r for r in range(1, self.rounds)] + [self.sparsity]
+        return cubic(self.sparsity, self.rounds)[1:]
+
+    def finetune(self, batch_size: int = 64) -> TrainConfig | None:
+        if self.finetune_epochs == 0:
+            return None
+        return TrainConfig(epochs=self.finetune_epochs, lr=self.finetune_lr, batch_size=batch_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PruneOutcome:
+    mask: Mask
+    model: nn.Module  # the pruned (and fine-tuned) copy
+    metrics: Metrics  # test accuracy and loss
+    steps: list[dict] = field(default_factory=list)  # one row per schedule step
+    warnings: list[str] = field(default_factory=list)  # plain words for the page
+
+
+def diagnose(model: nn.Module, mask: Mask, settings: PruneSettings) -> list[str]:
+    """Plain-words warnings about a mask: cut layers, a removed output layer, rates that round to nothing."""
+    out = []
+    dead = mask.dead_layers()
+    out_name = output_layer_name(model)
+    if out_name in dead:
+        out.append(f"The output layer ({out_name}) has no weight left: every input gets the same prediction. "
+                   "Lower the sparsity or prune the output layer at a lower rate.")
+    hidden_dead = [d for d in dead if d != out_name]
+    if hidden_dead:
+        out.append(f"Layer {', '.join(hidden_dead)} has 100 % sparsity: nothing flows through it, so the "
+                   "network's output no longer depends on its input. Lower the sparsity"
+                   + (" or prune per layer instead of globally." if settings.scope == "global" else "."))
+    if settings.granularity == "neuron":
+        empty = [n for n, k in kept_units(model, mask).items() if not bool(k.any())]
+        if empty and not hidden_dead:
+            out.append(f"Layer {', '.join(empty)} keeps no neuron: the network is cut in two.")
+    if settings.sparsity > 0 and settings.granularity != "nm":
+        if mask.pruned() == 0:
+            out.append(f"A sparsity of {settings.sparsity:.2%} rounds to nothing here: no weight was removed "
+                       "(each layer prunes round(sparsity × its size) weights).")
+        else:
+            zero = [n for n, s in mask.layer_sparsity().items() if s == 0.0
+                    and not (n == out_name and (settings.output_scale == 0 or settings.granularity == "neuron"))]
+            if zero and settings.scope == "layer":
+                out.append(f"In layer {', '.join(zero)} the sparsity rounds to zero weights: it stays dense.")
+    return out
+
+
+def prune_with(model: nn.Module, dataset: Dataset, settings: PruneSettings, batch_size: int = 64) -> PruneOutcome:
+    """Prune ``model`` (never modified) as ``settings`` say; fine-tune if asked; measure on the test split.
+
+    Raises ValueError (plain words) for impossible settings, e.g. an output rate above 100 %.
+    """
+    s = settings
+    ft = s.finetune(batch_size)
+    if s.granularity == "nm":
+        mask = nm_prune(model, s.n, s.m, include_output=s.output_scale > 0)
+        net = apply_mask(model, mask)
+        if ft is not None:
+            train(net, dataset, ft, seed=s.seed, mask=mask)
+        steps = []
+    else:
+        kw = dict(criterion=s.criterion, scope=s.scope, granularity=s.granularity, output_scale=s.output_scale)
+        if ft is None:  # no training between steps: ranking the same weights again gives the same mask
+            mask = prune_to(model, s.sparsity, seed=s.seed, **kw)
+            net, steps = apply_mask(model, mask), []
+        else:
+            res = run_schedule(model, dataset, s.targets(), finetune=ft, seed=s.seed, **kw)
+            mask, steps = res.mask, res.rows
+            net = apply_mask(model, mask)
+            net.load_state_dict(res.state)
+    net.to("cpu").eval()
+    metrics = evaluate(net, dataset.x_test, dataset.y_test)
+    return PruneOutcome(mask=mask, model=net, metrics=metrics, steps=steps, warnings=diagnose(model, mask, s))
+
+
+@torch.no_grad()
+def weight_values(model: nn.Module, layer: str) -> torch.Tensor:
+    """The layer's weights as a flat CPU tensor (for histograms)."""
+    return dict(model.named_parameters())[f"{layer}.weight"].detach().cpu().reshape(-1)
