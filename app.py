@@ -11,6 +11,7 @@ st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wi
 
 PAGES = [
     st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True),
+    st.Page("app_pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
 ]
 
 render_sidebar()
