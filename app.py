@@ -12,6 +12,7 @@ st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wi
 PAGES = [
     st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True),
     st.Page("app_pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
+    st.Page("app_pages/quantization.py", title="Quantization", icon="🔢", url_path="quantization"),
 ]
 
 render_sidebar()

@@ -29,7 +29,7 @@ from torch import nn
 
 from .data import Dataset
 from .quant import QParams, QuantConfig, QuantLayer, compute_qparams, fake_quantize, quant_layers, quantize_model
-from .train import History, TrainConfig, train
+from .train import History, TrainConfig, default_device, evaluate, state_copy, train
 
 
 class _LSQ(torch.autograd.Function):
@@ -199,7 +199,7 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
 def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: Dataset,
                                 train_config: TrainConfig = TrainConfig(epochs=5, lr=5e-4), *,
                                 calibration_data: torch.Tensor | None = None, lsq: bool = False, seed: int = 0,
-                                callback=None) -> tuple[nn.Sequential, History]:
+                                keep_best: bool = True, callback=None) -> tuple[nn.Sequential, History]:
     """Fine-tune a fake-quantized copy of ``model`` (usually the float baseline); returns (model, history).
 
     Args:
@@ -208,16 +208,32 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
         dataset: training data; ``calibration_data`` defaults to its first 256 training inputs.
         train_config: fine-tuning schedule (a few epochs at a small learning rate).
         lsq: learn the scales (LSQ) instead of deriving them from min-max ranges.
+        keep_best: return the state with the best validation accuracy among the starting point (the PTQ
+            model) and the end of each epoch — early stopping on validation, never on test.
         callback: per-epoch progress, as in ``train`` (return False to stop).
 
     The returned model is frozen: every ``QuantLayer`` has fixed ``weight_qparams``/``input_qparams``/
-    ``output_qparams``, ready for evaluation or integer-only inference.
+    ``output_qparams``, ready for evaluation or integer-only inference. ``history.best_iteration`` is
+    the iteration of the returned state (0: fine-tuning never beat the starting point on validation).
     """
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     qmodel = quantize_model(model, config, calib)
     for name, ql in quant_layers(qmodel):
         setattr(qmodel, name, _QATLayer(ql, lsq, config.averaging_constant))
-    history = train(qmodel, dataset, train_config, seed=seed, callback=callback)
+    device = default_device()
+    qmodel.to(device)
+    best = {"acc": evaluate(qmodel, dataset.x_val, dataset.y_val).accuracy, "state": state_copy(qmodel),
+            "iteration": 0}
+
+    def on_record(rec: dict):
+        if keep_best and rec["val_acc"] > best["acc"]:
+            best.update(acc=rec["val_acc"], state=state_copy(qmodel), iteration=rec["iteration"])
+        return callback(rec) if callback else None
+
+    history = train(qmodel, dataset, train_config, seed=seed, callback=on_record, device=device)
+    if keep_best:
+        qmodel.load_state_dict(best["state"])
+    history.best_iteration = best["iteration"] if keep_best else history.iterations
     qmodel.to("cpu")
     return freeze(qmodel), history
 

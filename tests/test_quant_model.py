@@ -134,7 +134,10 @@ def test_qat_recovers_low_bit_accuracy(mlp, digits):
     assert all(isinstance(m, QuantLayer) for _, m in quant_layers(q)) and len(quant_layers(q)) == 3
     assert q.fc2.input_qparams is q.fc1.output_qparams
     acc = evaluate(q, digits.x_test, digits.y_test).accuracy
-    assert acc == pytest.approx(hist.records[-1]["test_acc"])  # the frozen model is the one that was evaluated
+    if hist.best_iteration:  # the frozen model is the checkpoint that was evaluated (best on validation)
+        rec = next(r for r in hist.records if r["iteration"] == hist.best_iteration)
+        assert acc == pytest.approx(rec["test_acc"])
+        assert rec["val_acc"] == max(r["val_acc"] for r in hist.records)
     assert acc >= ptq - 0.01
     codes = torch.unique(fake_quantize(q.fc1.weight, q.fc1.weight_qparams))
     assert len(codes) <= 4 * q.fc1.weight.shape[0]

@@ -1,0 +1,250 @@
+"""Quantization figures: the grid over a weight histogram, the staircase r → q → r̂, per-channel ranges,
+per-layer error bars, accuracy vs bit width and vs size, and the published whitepaper numbers.
+
+Pure functions of tensors, ``QParams`` and report rows; every figure goes through ``common.style``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..quant import QParams, dequantize, quantize
+from .common import COLORS, SEQ, style
+
+MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
+
+
+def channel_qparams(qp: QParams, channel: int | None) -> QParams:
+    """The per-tensor parameters of one channel of a per-channel ``qp`` (``qp`` itself when per tensor)."""
+    if qp.axis is None or channel is None:
+        return qp
+    return QParams(qp.scale[channel].reshape(()), qp.zero_point[channel].reshape(()), qp.bits, qp.signed,
+                   qp.symmetric, qp.narrow_range, None)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
+    """Histogram of ``values`` with the representable levels S·(q − Z) drawn over it, the covered range
+    shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems."""
+    x = values.detach().float().reshape(-1)
+    xs = x.numpy()
+    lo_r, hi_r = float(qp.range_min), float(qp.range_max)
+    lo = min(float(xs.min()), lo_r)
+    hi = max(float(xs.max()), hi_r)
+    pad = 0.04 * (hi - lo or 1.0)
+    fig = go.Figure()
+    counts, edges = np.histogram(xs, bins=bins, range=(lo - pad, hi + pad))
+    fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], name="float values",
+                         marker=dict(color=COLORS["float"]), opacity=0.55,
+                         hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>"))
+    ymax = float(counts.max()) if counts.size else 1.0
+    fig.add_vrect(x0=lo_r, x1=hi_r, fillcolor=COLORS["accent"], opacity=0.08, line_width=0,
+                  annotation_text="representable range", annotation_position="top left")
+    for a, b in ((lo - pad, lo_r), (hi_r, hi + pad)):
+        if b > a:
+            fig.add_vrect(x0=a, x1=b, fillcolor=COLORS["removed"], opacity=0.12, line_width=0)
+    codes = quantize(x, qp)
+    levels, level_counts = torch.unique(codes, return_counts=True)
+    real_levels = dequantize(levels, qp).numpy()
+    scale = ymax / max(float(level_counts.max()), 1.0)
+    if qp.levels <= MAX_DRAWN_LEVELS:
+        grid = dequantize(torch.arange(qp.qmin, qp.qmax + 1), qp).numpy()
+        fig.add_trace(go.Scatter(x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)), mode="lines",
+                                 line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6, dash="dot"),
+                                 opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=np.repeat(real_levels, 3),
+                             y=np.stack([np.zeros(len(real_levels)), level_counts.numpy() * scale,
+                                         np.full(len(real_levels), np.nan)], 1).reshape(-1),
+                             mode="lines", line=dict(color=COLORS["quant"], width=3), name="after quantization",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=real_levels, y=level_counts.numpy() * scale, mode="markers",
+                             marker=dict(color=COLORS["quant"], size=7), showlegend=False,
+                             customdata=np.stack([levels.numpy(), level_counts.numpy()], 1),
+                             hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
+    fig.add_vline(x=0.0, line=dict(color="black", width=2))
+    fig.add_annotation(x=0.0, y=ymax * 1.1, text=f"real 0 ↔ Z = {int(qp.zero_point)}", showarrow=False,
+                       font=dict(size=14), bgcolor="rgba(255,255,255,0.8)")
+    clipped = float(((x < lo_r) | (x > hi_r)).float().mean())
+    fig.update_layout(barmode="overlay", bargap=0, xaxis_title="weight value", yaxis_title="count",
+                      yaxis_range=[0, ymax * 1.2])
+    if title:
+        title = f"{title} — S = {_fmt(float(qp.scale))}, Z = {int(qp.zero_point)}, clipped {clipped:.2%}"
+    return style(fig, title, height=430)
+
+
+def staircase(qp: QParams, data_min: float | None = None, data_max: float | None = None,
+              title: str | None = None) -> go.Figure:
+    """The mapping real r → integer q → r̂ = S·(q − Z): a staircase against the identity, with the
+    integer codes on the right axis so that r = S·(q − Z) can be read off the chart."""
+    lo_r, hi_r = float(qp.range_min), float(qp.range_max)
+    lo = min(lo_r, data_min if data_min is not None else lo_r)
+    hi = max(hi_r, data_max if data_max is not None else hi_r)
+    span = hi - lo or 1.0
+    lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    s, z = float(qp.scale), int(qp.zero_point)
+    n = min(qp.levels * 4 + 2, 4000) if qp.levels <= 1024 else 2000
+    xs = torch.linspace(lo, hi, n)
+    if qp.levels <= 1024:  # exact step edges: the half-way points between levels
+        edges = dequantize(torch.arange(qp.qmin, qp.qmax), qp) + s / 2
+        xs = torch.sort(torch.cat([xs, edges[(edges > lo) & (edges < hi)], edges[(edges > lo) & (edges < hi)] + 1e-6 * s]))[0]
+    r_hat = dequantize(quantize(xs, qp), qp)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="r̂ = r (no rounding)",
+                             line=dict(color=COLORS["float"], dash="dash", width=1.5)))
+    fig.add_trace(go.Scatter(x=xs.numpy(), y=r_hat.numpy(), mode="lines", name="r̂ = S·(q − Z)",
+                             line=dict(color=COLORS["quant"], width=2.5, shape="hv"),
+                             hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"))
+    fig.add_vrect(x0=lo, x1=lo_r, fillcolor=COLORS["removed"], opacity=0.1, line_width=0)
+    fig.add_vrect(x0=hi_r, x1=hi, fillcolor=COLORS["removed"], opacity=0.1, line_width=0,
+                  annotation_text="clipped", annotation_position="top right")
+    fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"],
+                             textposition="middle right", marker=dict(color="black", size=10), name="zero point"))
+    ticks = np.unique(np.linspace(qp.qmin, qp.qmax, min(qp.levels, 9)).round().astype(int))
+    fig.update_layout(
+        xaxis_title="real value r", yaxis=dict(title="r̂ = S·(q − Z)", range=[lo, hi]),
+        yaxis2=dict(title="integer code q", overlaying="y", side="right", range=[lo / s + z, hi / s + z],
+                    tickvals=ticks.tolist(), showgrid=False),
+    )
+    fig.add_trace(go.Scatter(x=[None], y=[None], yaxis="y2", showlegend=False))  # activates the q axis
+    fig.add_annotation(xref="paper", yref="paper", x=0.02, y=0.98, xanchor="left", yanchor="top",
+                       text=f"S = {_fmt(s)}   Z = {z}   q ∈ [{qp.qmin}, {qp.qmax}]<br>"
+                            f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)",
+                       showarrow=False, align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)",
+                       bordercolor=COLORS["quant"], borderwidth=1)
+    fig.update_layout(margin=dict(r=70))
+    return style(fig, title, height=430)
+
+
+def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per_tensor: QParams | None = None,
+                   title: str | None = None, max_channels: int = 120) -> go.Figure:
+    """Each output channel's [min, max] as a floating bar, with the single per-tensor range as lines:
+    when channel ranges differ, one shared grid wastes levels on the narrow channels."""
+    w = weight.detach().float().reshape(weight.shape[0], -1)
+    lo, hi = w.amin(1).numpy(), w.amax(1).numpy()
+    idx = np.arange(len(lo))
+    if len(idx) > max_channels:  # keep it readable: the widest and narrowest channels plus an even sample
+        order = np.argsort(hi - lo)
+        keep = np.unique(np.concatenate([order[:10], order[-10:], np.linspace(0, len(lo) - 1, max_channels - 20).astype(int)]))
+        idx = keep
+    fig = go.Figure(go.Bar(x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
+                           marker=dict(color=COLORS["kept"]), opacity=0.75,
+                           hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>"))
+    if per_tensor is not None:
+        for v, label in ((float(per_tensor.range_min), "per-tensor grid"), (float(per_tensor.range_max), None)):
+            fig.add_hline(y=v, line=dict(color=COLORS["quant"], dash="dash", width=2),
+                          annotation_text=label, annotation_position="top left")
+    if per_channel is not None and per_channel.axis is not None:
+        ratio = float(per_tensor.scale) / per_channel.scale.numpy() if per_tensor is not None else None
+        if ratio is not None:
+            fig.add_trace(go.Scatter(x=idx, y=ratio[idx], yaxis="y2", mode="markers", name="S per tensor ÷ S channel",
+                                     marker=dict(color=COLORS["ticket"], size=6, symbol="diamond")))
+            fig.update_layout(yaxis2=dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
+                                          rangemode="tozero"))
+    fig.update_layout(xaxis_title="output channel", yaxis_title="weight value", margin=dict(r=70))
+    return style(fig, title, height=400)
+
+
+def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
+    """SQNR (dB, higher is better) and MSE per quantized tensor, from ``layer_report`` rows."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("SQNR (dB) — higher is better", "MSE — lower is better"))
+    colors = {"weight": COLORS["kept"], "input": COLORS["accent"], "output": COLORS["reinit"]}
+    for kind in ("weight", "input", "output"):
+        rs = [r for r in rows if r["tensor"] == kind]
+        if not rs:
+            continue
+        labels = [f"{r['layer']} {kind}" for r in rs]
+        sq = [min(r["sqnr_db"], 120.0) for r in rs]
+        text = ["exact" if math.isinf(r["sqnr_db"]) else f"{r['sqnr_db']:.1f}" for r in rs]
+        fig.add_trace(go.Bar(x=labels, y=sq, text=text, textposition="outside", name=kind + "s",
+                             marker_color=colors[kind], legendgroup=kind,
+                             customdata=[[r["bits"], r["clip_fraction"]] for r in rs],
+                             hovertemplate="%{x}<br>SQNR %{text} dB<br>%{customdata[0]} bits, clipped "
+                                           "%{customdata[1]:.2%}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=labels, y=[max(r["mse"], 1e-16) for r in rs], name=kind + "s", marker_color=colors[kind],
+                             legendgroup=kind, showlegend=False,
+                             hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    return style(fig, title, height=420)
+
+
+def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
+                    float_kb: float | None = None, title: str | None = None) -> go.Figure:
+    """Test accuracy against bit width (``x="bits"``) or size in KB (``x="kb"``), one line per series
+    (PTQ per tensor, PTQ per channel, QAT...), float as a reference, the current setting as a star."""
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r[x])
+        fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers",
+                                 name=name, line=dict(color=SEQ[i % len(SEQ)], width=3), marker=dict(size=8),
+                                 customdata=[[r["bits"], r["kb"]] for r in rows],
+                                 hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
+                                                      "<br>accuracy %{y:.2%}<extra></extra>"))
+    fig.add_hline(y=float_acc, line=dict(color=COLORS["float"], dash="dash", width=2),
+                  annotation_text=f"float {float_acc:.1%}", annotation_position="bottom right")
+    if x == "kb" and float_kb is not None:
+        fig.add_trace(go.Scatter(x=[float_kb], y=[float_acc], mode="markers", name="float32 model",
+                                 marker=dict(color=COLORS["float"], size=12, symbol="square")))
+    if current is not None:
+        fig.add_trace(go.Scatter(x=[current[x]], y=[current["accuracy"]], mode="markers", name="current setting",
+                                 marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
+    if x == "bits":
+        fig.update_xaxes(title="bit width", type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
+                         ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
+    else:
+        fig.update_xaxes(title="model size (KB, log scale)", type="log")
+    fig.update_yaxes(title="test accuracy", tickformat=".0%")
+    return style(fig, title, height=420)
+
+
+# Krishnamoorthi 2018, "Quantizing deep convolutional networks for efficient inference: a whitepaper" — see
+# /work/shared/REFERENCES.md. Top-1 accuracy, 4-bit weights and 8-bit activations.
+PUBLISHED_W4A8 = {
+    "ResNet-v1-50": {"per-layer PTQ": 0.002, "per-channel PTQ": 0.54, "per-channel QAT": 0.732, "float": 0.752},
+    "MobileNet-v1": {"per-layer PTQ": 0.02, "per-channel PTQ": 0.001, "per-channel QAT": 0.65, "float": 0.709},
+}
+
+
+def published_whitepaper() -> go.Figure:
+    """Krishnamoorthi 2018's 4-bit-weight ImageNet results as grouped bars, labelled as published."""
+    fig = go.Figure()
+    methods = ["per-layer PTQ", "per-channel PTQ", "per-channel QAT", "float"]
+    colors = [SEQ[0], SEQ[1], SEQ[2], COLORS["float"]]
+    for m, c in zip(methods, colors):
+        nets = list(PUBLISHED_W4A8)
+        fig.add_trace(go.Bar(x=nets, y=[PUBLISHED_W4A8[n][m] for n in nets], name=m, marker_color=c,
+                             text=[f"{PUBLISHED_W4A8[n][m]:.1%}" for n in nets], textposition="outside"))
+    fig.update_layout(barmode="group", yaxis=dict(title="ImageNet top-1 (published)", tickformat=".0%",
+                                                  range=[0, 0.9]))
+    return style(fig, "Published: 4-bit weights, 8-bit activations (Krishnamoorthi 2018, ImageNet)", height=400)
+
+
+def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = None,
+                        title: str | None = None) -> go.Figure:
+    """Accuracy drop (points) with only one layer's weights quantized, per layer × bit width; the suggested
+    bit width of each layer outlined."""
+    layers = list(dict.fromkeys(r["layer"] for r in scan))
+    bits = sorted({r["bits"] for r in scan})
+    z = np.full((len(layers), len(bits)), np.nan)
+    for r in scan:
+        z[layers.index(r["layer"]), bits.index(r["bits"])] = r["drop_pts"]
+    fig = go.Figure(go.Heatmap(x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="Reds", zmin=0,
+                               zmax=max(5.0, float(np.nanmax(z)) if np.isfinite(z).any() else 5.0),
+                               text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
+                               colorbar=dict(title="drop (pts)"),
+                               hovertemplate="%{y} at %{x}: accuracy drop %{z:.2f} points<extra></extra>"))
+    if suggestion:
+        for i, name in enumerate(layers):
+            if name in suggestion and suggestion[name] in bits:
+                j = bits.index(suggestion[name])
+                fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                              line=dict(color="black", width=3))
+    fig.update_yaxes(autorange="reversed")
+    return style(fig, title, height=max(260, 70 * len(layers) + 120))
