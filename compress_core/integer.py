@@ -64,15 +64,12 @@ class Stored:
     qp: QParams
     offset: int
     dtype: torch.dtype
+    zero: int  # the stored zero point, Z − offset
 
     @classmethod
     def of(cls, qp: QParams) -> "Stored":
         off = _offset(qp)
-        return cls(qp, off, _store_dtype(qp.qmin - off, qp.qmax - off))
-
-    @property
-    def zero(self) -> int:
-        return int(self.qp.zero_point.reshape(-1)[0]) - self.offset
+        return cls(qp, off, _store_dtype(qp.qmin - off, qp.qmax - off), int(qp.zero_point.reshape(-1)[0]) - off)
 
     @property
     def lo(self) -> int:
@@ -150,20 +147,29 @@ class IntLayer:
     stride: tuple[int, ...] = ()
     padding: tuple[int, ...] = ()
     kernel_size: tuple[int, ...] = ()
-    acc_bound: int = 0
+    acc_bound: int = 0  # max |acc| over every possible input
+    headroom: int = 0  # L: the accumulator is scaled by 2^L before the rescale (fits, as |acc|·2^L < 2^31)
     kernel: str = ""
     _fast: tuple = field(default=(), repr=False)
+    _bounds: tuple = field(default=(), repr=False)
 
     def __post_init__(self):
-        n = (-self.shift).to(torch.int64)
-        mask = (torch.ones_like(n) << n) - 1
-        self._fast = (self.M0.to(torch.int64), n, mask, mask >> 1, bool((self.w_zero != 0).any()))
+        # x·2^L·M0 = x·(M0·2^L): the headroom shift folds into the multiplier, costing nothing at run time
+        n = (-self.shift + self.headroom).to(torch.int32)  # the total right shift, n + L
+        half = (torch.ones_like(n) << n) >> 1
+        M0L = self.M0.to(torch.int64) << self.headroom
+        # fused ReLU route (see rescale_fused): one int64 constant and one shift per channel
+        const = self.folded_bias.to(torch.int64) * M0L + (1 << 30) + ((half.to(torch.int64)
+                                                                        + (self.y.zero << n.to(torch.int64))) << 31)
+        self._fast = (M0L, n, half, (n > 0).to(torch.int32), bool((self.w_zero != 0).any()),
+                      const, (n + 31).to(torch.int64))
         self.kernel = kernel_name(self.x.dtype, self.weight_t.dtype)
+        self._bounds = (max(self.y.lo, self.y.zero) if self.relu else self.y.lo, self.y.hi, self.y.zero)
 
     @property
     def lo(self) -> int:
         """Lowest output code: Z_y when the ReLU is fused (real 0), else qmin."""
-        return max(self.y.lo, self.y.zero) if self.relu else self.y.lo
+        return self._bounds[0]
 
     def columns(self, q: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
         """The matrix the weights multiply: q itself (linear) or its patches (im2col), and the output grid."""
@@ -183,39 +189,75 @@ class IntLayer:
         cols = q.permute(*perm).reshape(q.shape[0] * math.prod(grid), -1).contiguous()
         return cols, grid
 
-    def accumulate(self, cols: torch.Tensor) -> dict[str, torch.Tensor]:
-        """int32 accumulators Σ (q_x − Z_x)(q_w − Z_w) + q_b, and the terms that make them up."""
+    def products(self, cols: torch.Tensor) -> torch.Tensor:
+        """Σ_k q_x·q_w (stored values) into int32, minus Z_w·Σ_k q_x when the weights are asymmetric."""
         raw = int_matmul(cols, self.weight_t)
-        acc = raw + self.folded_bias
-        steps = {"raw": raw}
         if self._fast[4]:  # asymmetric weights: the term Z_w·Σ q_x depends on the input, at run time
-            rowsum = cols.to(torch.int32).sum(1, keepdim=True, dtype=torch.int32)
-            steps["zw_term"] = self.w_zero * rowsum
-            acc = acc - steps["zw_term"]
-        steps["acc"] = acc
-        return steps
+            raw.sub_(self.w_zero * cols.sum(1, keepdim=True, dtype=torch.int32))
+        return raw
+
+    def accumulate(self, cols: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        """int32 accumulators Σ (q_x − Z_x)(q_w − Z_w) + q_b; with ``steps``, record the terms."""
+        raw = self.products(cols)
+        if steps is not None:
+            steps["raw"] = raw.clone()
+        acc = raw.add_(self.folded_bias)
+        if steps is not None:
+            steps["acc"] = acc.clone()
+        return acc
 
     def requantize(self, acc: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
-        """Z_y + M0·2^−n·acc (gemmlowp rounding), clamped to the output range (and at Z_y for a ReLU).
+        """Z_y + M0·2^−n·acc with gemmlowp's rounding, clamped to the output range (at Z_y for a ReLU).
 
-        Same result as ``multiply_by_quantized_multiplier`` (the tests check it), specialised for
-        M0 ≥ 0 and right shifts: the saturating case a = b = INT32_MIN cannot occur, and
-        floor((a·b + 2^30) / 2^31) equals gemmlowp's nudge-and-truncate for both signs.
+        Bit for bit ``multiply_by_quantized_multiplier(acc·2^L, M0, −(n + L))`` (the tests check it against
+        the primitive), stage by stage; ``steps`` records each stage for the walk-through.
         """
-        M0, n, mask, half, _ = self._fast
-        high = ((acc.to(torch.int64) * M0 + (1 << 30)) >> 31).to(torch.int32)
-        rounded = (high >> n) + ((high & mask) > (half + (high < 0))).to(torch.int32)
-        out = torch.clamp(rounded + self.y.zero, self.lo, self.y.hi)
+        M0L, n, half, neg = self._fast[:4]
+        a = acc.to(torch.int64)
         if steps is not None:
-            steps.update(high=high, shifted=rounded, plus_zero=rounded + self.y.zero, out=out)
+            steps["scaled"] = (a << self.headroom).to(torch.int32)
+        # SaturatingRoundingDoublingHighMul: gemmlowp's nudge-and-truncate equals floor((a·b + 2^30) / 2^31)
+        # for both signs, and M0 ≥ 0 rules out its one saturating case (a = b = INT32_MIN)
+        high = a.mul_(M0L).add_(1 << 30).bitwise_right_shift_(31).to(torch.int32)
+        if steps is not None:
+            steps["high"] = high.clone()
+        # RoundingDivideByPOT = (x + 2^(e−1) − [x < 0]) >> e for e ≥ 1 (halves away from zero), x for e = 0
+        sign = high.bitwise_right_shift(31).bitwise_and_(neg)  # 1 where high < 0 and the shift is > 0
+        rounded = high.add_(half).sub_(sign).bitwise_right_shift_(n)
+        if steps is not None:
+            steps["shifted"] = rounded.clone()
+            steps["plus_zero"] = rounded + self.y.zero
+        out = rounded.add_(self.y.zero).clamp_(self.lo, self.y.hi)
+        if steps is not None:
+            steps["out"] = out.clone()
+        return out.to(self.y.dtype)
+
+    def rescale_fused(self, raw: torch.Tensor) -> torch.Tensor:
+        """The same output codes as ``requantize(raw + folded_bias)`` for a layer with a fused ReLU, in five
+        passes over memory instead of a dozen (the int64 work is what costs time on a CPU).
+
+        Two identities make it one multiply, one add and one shift: (1) floor(floor(y)/m + j/m) =
+        floor((y + j)/m) for integers j, m, so the high multiply's floor, the rounding offset 2^(e−1) and the
+        zero point Z·2^e merge into a single shift by 31 + e; (2) RoundingDivideByPOT rounds halves away from
+        zero where this floor rounds them up — they differ only for negative values, which both leave ≤ 0
+        and the ReLU clamps to Z alike. The headroom L was chosen so every int64 term stays below 2^62.
+        """
+        if not self.relu:
+            raise ValueError(f"Layer {self.name}: the fused rescale needs a ReLU (its clamp hides the rounding "
+                             "difference for negative values); use requantize.")
+        M0L, const, total_shift = self._fast[0], self._fast[5], self._fast[6]
+        t = raw.to(torch.int64).mul_(M0L)  # same-dtype in-place ops: mixed int32 × int64 is far slower
+        out = t.add_(const).bitwise_right_shift_(total_shift).clamp_(self._bounds[0], self._bounds[1])
         return out.to(self.y.dtype)
 
     def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
         cols, grid = self.columns(q)
-        st = self.accumulate(cols)
-        out = self.requantize(st["acc"], st)
-        if steps is not None:
-            steps.update(st, cols=cols)
+        if steps is None and self.relu:
+            out = self.rescale_fused(self.products(cols))
+        else:
+            if steps is not None:
+                steps["cols"] = cols
+            out = self.requantize(self.accumulate(cols, steps), steps)
         if self.kind != "linear":  # (N·L, out) -> (N, out, L...)
             d = len(grid)
             out = out.reshape(q.shape[0], *grid, -1).permute(0, d + 1, *range(1, d + 1)).contiguous()
@@ -304,7 +346,7 @@ def _per_channel(t: torch.Tensor, out: int) -> torch.Tensor:
     return t.reshape(-1).expand(out) if t.numel() == 1 else t.reshape(-1)
 
 
-def _convert_layer(name: str, m: QuantLayer, relu: bool) -> IntLayer:
+def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntLayer:
     if m.weight_qparams is None:
         raise ConversionError(f"Layer {name}: its weights are not quantized (float weights). Quantize weights "
                               "and activations (target 'both') before converting to integers.")
@@ -352,21 +394,36 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool) -> IntLayer:
                               f"reach {max(acc_bound, raw_bound):,}, beyond the int32 limit {INT32_MAX:,} "
                               f"({K} products of {x_qp.bits}-bit activations and {w_qp.bits}-bit weights). "
                               "Use fewer bits.")
+    # headroom: scale the accumulator by 2^L first (as TFLite's quantized ADD does with its inputs), so the
+    # high multiply's rounding is 2^L times finer and the result is the single rounding of acc·M almost always
+    # The fused ReLU rescale adds the raw products, the folded bias and (Z_y + 1)·2^n before one shift:
+    # keeping their sum times 2^L below 2^31 keeps every int64 term below 2^62.
+    n_max = int((-shift).max())
+    zw_bound = int(w_zero.abs().max()) * K * max(abs(x.lo), abs(x.hi))
+    fused_bound = raw_bound + zw_bound + (abs(y.zero) + 1) * (1 << n_max)
+    L = 0
+    if headroom:
+        L = max(0, min(31 - n_max, (INT32_MAX // max(acc_bound, fused_bound, 1)).bit_length() - 1))
+    elif relu and fused_bound > INT32_MAX:
+        raise ConversionError(f"Layer {name}: accumulator overflow risk in the rescale (bound {fused_bound:,}).")
     d = {"linear": 0, "conv1d": 1, "conv2d": 2}[m.kind]
     kw = {}
     if d:
         kw = dict(stride=_tuple(m.stride, d), padding=_tuple(m.padding, d), kernel_size=tuple(m.weight.shape[2:]))
     return IntLayer(name=name, kind=m.kind, weight_t=w2.t().contiguous().to(w_dtype), weight_codes=wq,
                     w_zero=w_zero.to(torch.int32), bias=bias64.to(torch.int32), folded_bias=folded.to(torch.int32),
-                    M=M, M0=M0, shift=shift, x=x, y=y, w_qp=w_qp, relu=relu, acc_bound=acc_bound, **kw)
+                    M=M, M0=M0, shift=shift, x=x, y=y, w_qp=w_qp, relu=relu, acc_bound=acc_bound, headroom=L,
+                    **kw)
 
 
-def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = ()) -> IntegerProgram:
+def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: bool = True) -> IntegerProgram:
     """Convert a fake-quantized ``nn.Sequential`` (``quant.quantize_model``, PTQ or QAT) to an integer program.
 
     Args:
         qmodel: the quantized model; it is only read.
         input_shape: shape of one example, kept for display.
+        headroom: scale each accumulator by the largest 2^L that cannot overflow before the rescale
+            (folded into the multiplier, free at run time); False gives the plain TFLite conv rescale.
 
     Raises:
         ConversionError (a ValueError) naming the layer: uncalibrated activations, float weights, an
@@ -388,7 +445,7 @@ def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = ()) -> IntegerP
                     and torch.equal(m.input_qparams.zero_point, prev_out.zero_point)):
                 raise ConversionError(f"Layer {name}: its input scale differs from the previous layer's output "
                                       "scale; the integer path needs them shared.")
-            ops.append(_convert_layer(name, m, relu and m.relu))
+            ops.append(_convert_layer(name, m, relu and m.relu, headroom))
             prev_out = m.output_qparams
         elif isinstance(m, nn.ReLU):
             if not (ops and isinstance(ops[-1], IntLayer) and ops[-1].relu):
@@ -429,5 +486,6 @@ def fake_quant_codes(qmodel: nn.Module, program: IntegerProgram, x: torch.Tensor
 
 def reference_requantize(layer: IntLayer, acc: torch.Tensor) -> torch.Tensor:
     """The layer's rescale through the general primitive (tests compare ``IntLayer.requantize`` with it)."""
-    r = multiply_by_quantized_multiplier(acc.to(torch.int64), layer.M0, layer.shift)
+    scaled = acc.to(torch.int64) << layer.headroom
+    r = multiply_by_quantized_multiplier(scaled, layer.M0, layer.shift - layer.headroom)
     return torch.clamp(r + layer.y.zero, layer.lo, layer.y.hi)

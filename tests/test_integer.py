@@ -102,16 +102,31 @@ def test_no_float_tensor_between_input_codes_and_logits(converted, key):
     assert all(op.weight_t.dtype == torch.int8 and op.folded_bias.dtype == torch.int32 for op in prog.layers)
 
 
-def test_fast_requantize_equals_gemmlowp_primitive(converted):
-    _, _, _, prog = converted[("digits", "mlp")]
-    g = torch.Generator().manual_seed(0)
-    for op in prog.layers:
-        acc = torch.randint(-2 ** 31, 2 ** 31, (512, op.bias.numel()), generator=g, dtype=torch.int64)
-        acc[:64] = torch.randint(-3000, 3000, (64, op.bias.numel()), generator=g)
-        acc = acc.to(torch.int32)
-        got = op.requantize(acc).to(torch.int32) + 0
-        want = reference_requantize(op, acc).to(torch.int32)
-        assert torch.equal(got, want), op.name
+@pytest.mark.parametrize("headroom", [True, False])
+def test_rescale_equals_gemmlowp_primitive(trained, headroom):
+    """Both rescale routes equal TFLite's MultiplyByQuantizedMultiplier(acc·2^L, M0, −(n + L)) + Z, clamped,
+    bit for bit, on accumulator values across the layer's whole possible range (|acc| ≤ its bound)."""
+    for key in [("digits", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn")]:
+        ds, b = trained[key]
+        prog = to_integer(quantize_model(b.model, QuantConfig(), ds.x_train[:256]), headroom=headroom)
+        g = torch.Generator().manual_seed(0)
+        for op in prog.layers:
+            assert (op.headroom > 0) == headroom and op.acc_bound << op.headroom <= 2 ** 31 - 1
+            bound = op.acc_bound
+            acc = torch.randint(-bound, bound + 1, (512, op.bias.numel()), generator=g, dtype=torch.int64)
+            acc[:64] = torch.randint(-3000, 3000, (64, op.bias.numel()), generator=g)
+            acc[64], acc[65] = bound, -bound
+            acc = acc.to(torch.int32)
+            want = reference_requantize(op, acc).to(torch.int32)
+            assert torch.equal(op.requantize(acc.clone()).to(torch.int32), want), op.name
+            steps = {}
+            assert torch.equal(op.requantize(acc.clone(), steps).to(torch.int32), want)
+            assert torch.equal(steps["out"], want)
+            if op.relu:  # the fused route (raw products in, one multiply-add-shift) gives the same codes
+                assert torch.equal(op.rescale_fused(acc - op.folded_bias).to(torch.int32), want), op.name
+            else:
+                with pytest.raises(ValueError, match="needs a ReLU"):
+                    op.rescale_fused(acc)
 
 
 def test_int_mm_is_exact_on_extreme_values():
