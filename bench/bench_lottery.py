@@ -9,7 +9,7 @@ seeds, then one JSON object with the targets of issue 4:
 - digits·mlp: the same table and the sparsest ticket that matches the dense network;
 - the wall time of 10 rounds with both controls on mnist1d·mlp, one seed (target: ≤ 120 s on 2 cores).
 
-Usage: ``python bench/bench_lottery.py [--seeds 3] [--rounds 10]``
+Usage: ``python bench/bench_lottery.py [--seeds 3] [--rounds 10] [--threads 1]``
 """
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; one is fastest for these small MLPs, and immune to a busy machine")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds))
     cfg = LotteryConfig.default("mnist1d", "mlp", rounds=args.rounds, controls=("reinit", "random_mask"))
     runs, times = [], []

@@ -49,7 +49,7 @@ from .lottery_results import (ARM_LABELS, ARMS, CONTROLS, MEASURES, ArmRound, Lo
                               summarize, ticket_train_config, verdict)
 
 __all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
-           "Verdict", "expected_remaining", "jaccard", "load_run", "matched_mask", "rate_for_target", "rewound",
+           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask", "rate_for_target", "rewound",
            "run_lottery", "run_seeds", "summarize", "ticket_train_config", "total_iterations", "verdict"]
 
 
@@ -224,14 +224,15 @@ def _record(arm: str, round_: int, mask: Mask, hist: History, prev: Mapping | No
                     records=tuple(dict(r) for r in hist.records))
 
 
-def _cache_paths(config: LotteryConfig, cache_dir: str | Path | None) -> tuple[Path, Path]:
+def cache_paths(config: LotteryConfig, cache_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """(results JSON, resume weights) of these settings in the cache: ``<cache>/lottery/<hash>.json|.pt``."""
     folder = (Path(cache_dir) if cache_dir is not None else cache_root()) / "lottery"
     return folder / f"{config.hash()}.json", folder / f"{config.hash()}.pt"
 
 
 def load_run(config: LotteryConfig, cache_dir: str | Path | None = None) -> LotteryRun | None:
     """The cached run of these settings (complete, or the rounds finished before a stop), or None."""
-    jpath, ppath = _cache_paths(config, cache_dir)
+    jpath, ppath = cache_paths(config, cache_dir)
     try:
         run = LotteryRun.from_json(jpath.read_text())
         if run.config != config:
@@ -244,7 +245,7 @@ def load_run(config: LotteryConfig, cache_dir: str | Path | None = None) -> Lott
 
 def _save(run: LotteryRun, cache_dir: str | Path | None) -> None:
     """Write next to the final name, then rename: a crash never leaves a half-written entry."""
-    jpath, ppath = _cache_paths(run.config, cache_dir)
+    jpath, ppath = cache_paths(run.config, cache_dir)
     jpath.parent.mkdir(parents=True, exist_ok=True)
     for path, write in ((ppath, lambda p: torch.save(run.resume_state, p)),
                         (jpath, lambda p: Path(p).write_text(run.to_json()))):

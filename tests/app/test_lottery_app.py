@@ -1,0 +1,78 @@
+"""AppTest: the Lottery Ticket page runs a tiny job, shows results, refuses bad settings in plain words, and
+keeps the finished rounds of a stopped run."""
+import time
+
+import pytest
+
+from compress_core.lottery import LotteryConfig, cache_paths, ticket_train_config
+from compress_core.train import TrainConfig
+from ui.lottery import Job
+
+from .conftest import metrics, open_app
+
+PAGE = "app_pages/lottery.py"
+TINY = {"dataset": "digits", "model": "mlp", "lt_rounds": "2", "lt_epochs": "1", "lt_seeds": "1"}
+
+
+def _errors(at) -> str:
+    return " ".join(e.value for e in at.error)
+
+
+def test_tiny_run_shows_results_and_link_state():
+    at = open_app(PAGE, TINY)
+    assert not at.exception and not at.error
+    at.button(key="lt_run").click().run()
+    assert not at.exception and not at.error
+    m = metrics(at)
+    assert m["Dense accuracy"].endswith("%") and "left" in (m.get("Sparsest matching ticket") or m["Best ticket"])
+    assert any("dense network" in s.value for s in list(at.success) + list(at.warning))  # the computed verdict
+    assert at.slider(key="lt_round").max == 2 and at.slider(key="lt_round").value == 2
+    at.slider(key="lt_round").set_value(1).run()  # the mask fragment reruns with round 1
+    assert not at.exception and at.query_params["lt_round"] == "1"
+    assert at.query_params["lt_rounds"] == "2" and at.query_params["lt_epochs"] == "1"
+    assert len(at.get("plotly_chart")) >= 7
+    table = at.dataframe[0].value
+    assert list(table["round"]) == [0, 1, 1, 1, 2, 2, 2]
+    at.radio(key="lt_measure").set_value("early_stop_acc").run()
+    assert not at.exception
+
+
+@pytest.mark.parametrize("query, words", [
+    ({"lt_rounds": "0"}, "at least 1"),
+    ({"lt_rate": "0"}, "strictly between 0 and 1"),
+    ({"lt_rate": "100"}, "strictly between 0 and 1"),
+    ({"lt_rewind": "early", "lt_k": "5000"}, "past the end of training"),
+    ({"lt_mode": "target", "lt_target": "0"}, "strictly between 0 and 1"),
+])
+def test_bad_settings_give_a_plain_message(query, words):
+    at = open_app(PAGE, {**TINY, **query})
+    assert not at.exception
+    assert words in _errors(at)
+    assert at.button(key="lt_run").disabled
+
+
+def test_stop_mid_round_keeps_finished_rounds():
+    cfg = LotteryConfig(dataset="digits", model="mlp", rounds=3, rate=0.2, controls=("reinit", "random_mask"),
+                        train=TrainConfig(**{**ticket_train_config("digits", "mlp").to_dict(), "epochs": 1}), seed=0)
+    for p in cache_paths(cfg):
+        p.unlink(missing_ok=True)
+    job = Job(cfg, [0])
+
+    def progress(p):  # press "stop" as soon as round 2 starts training
+        job.progress = p
+        if p.round == 2:
+            job.stop.set()
+
+    job._on_progress = progress
+    job.start()
+    end = time.time() + 60
+    while not job.done and time.time() < end:
+        time.sleep(0.1)
+    assert job.done and not job.error and job.runs[0].stopped and job.runs[0].rounds_done == 1
+    at = open_app(PAGE, {**TINY, "lt_rounds": "3"})
+    at.session_state["lt_job"] = job
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Stopped" in w.value and "1 finished round" in w.value for w in at.warning)
+    assert at.slider(key="lt_round").max == 1  # the finished round is shown
+    assert not at.button(key="lt_run").disabled  # and Run resumes
