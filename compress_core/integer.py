@@ -27,6 +27,7 @@ Usage::
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -172,22 +173,27 @@ class IntLayer:
         return self._bounds[0]
 
     def columns(self, q: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """The matrix the weights multiply: q itself (linear) or its patches (im2col), and the output grid."""
+        """The matrix the weights multiply: q itself (linear) or its patches (im2col), and the output grid.
+
+        Convolutions take channels-last input (N, L1[, L2], C): each patch row is (k1[, k2], C) with C
+        contiguous, so the im2col copy moves runs of k·C bytes rather than k (the weights were flattened in
+        the same order at conversion), and the product (N·L, C_out) is already the channels-last output.
+        """
         if self.kind == "linear":
             return q.contiguous(), ()
         d = len(self.kernel_size)
-        pad = []
+        pad = [0, 0]
         for p in reversed(self.padding):
             pad += [p, p]
         # zero padding in real space is padding with the zero point in integer space
         q = torch.nn.functional.pad(q, pad, value=self.x.zero) if any(self.padding) else q
         for i in range(d):
-            q = q.unfold(2 + i, self.kernel_size[i], self.stride[i])
-        # (N, C, L1[, L2], k1[, k2]) -> (N, L1[, L2], C, k1[, k2]) -> rows of C·k1·k2
-        grid = tuple(q.shape[2:2 + d])
-        perm = [0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d)]
-        cols = q.permute(*perm).reshape(q.shape[0] * math.prod(grid), -1).contiguous()
-        return cols, grid
+            q = q.unfold(1 + i, self.kernel_size[i], self.stride[i])
+        # (N, L1[, L2], C, k1[, k2]) -> (N, L1[, L2], k1[, k2], C) -> rows of k1·k2·C
+        grid = tuple(q.shape[1:1 + d])
+        perm = [0, *range(1, 1 + d), *range(2 + d, 2 + 2 * d), 1 + d]
+        cols = q.permute(*perm).reshape(q.shape[0] * math.prod(grid), -1)
+        return cols.contiguous(), grid
 
     def products(self, cols: torch.Tensor) -> torch.Tensor:
         """Σ_k q_x·q_w (stored values) into int32, minus Z_w·Σ_k q_x when the weights are asymmetric."""
@@ -258,31 +264,59 @@ class IntLayer:
             if steps is not None:
                 steps["cols"] = cols
             out = self.requantize(self.accumulate(cols, steps), steps)
-        if self.kind != "linear":  # (N·L, out) -> (N, out, L...)
-            d = len(grid)
-            out = out.reshape(q.shape[0], *grid, -1).permute(0, d + 1, *range(1, d + 1)).contiguous()
+        if self.kind != "linear":  # (N·L, out) -> (N, L1[, L2], out): channels-last, no copy
+            out = out.reshape(q.shape[0], *grid, -1)
         return out
 
 
 @dataclass(eq=False)
 class IntMaxPool:
+    """Max-pooling of integer codes (q ↦ S(q − Z) is increasing, so the max commutes), channels-last."""
+
     name: str
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
 
     def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        # an element-wise max over the k1·k2 strided views (each with C contiguous) is far faster than
+        # a reduction over unfolded window dimensions
         d = len(self.kernel_size)
-        for i in range(d):
-            q = q.unfold(2 + i, self.kernel_size[i], self.stride[i])
-        return q.reshape(*q.shape[:2 + d], -1).amax(-1)
+        out_len = [(q.shape[1 + i] - self.kernel_size[i]) // self.stride[i] + 1 for i in range(d)]
+        out = None
+        for offset in itertools.product(*[range(k) for k in self.kernel_size]):
+            idx = [slice(None)] + [slice(o, o + self.stride[i] * (out_len[i] - 1) + 1, self.stride[i])
+                                   for i, o in enumerate(offset)]
+            view = q[tuple(idx)]
+            out = view.clone() if out is None else torch.maximum(out, view, out=out)
+        return out
+
+
+@dataclass(eq=False)
+class IntChannelsLast:
+    """(N, C, L1[, L2]) -> (N, L1[, L2], C): the layout the integer convolutions work in."""
+
+    name: str = "channels-last"
+
+    def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        return q.movedim(1, -1).contiguous()
 
 
 @dataclass(eq=False)
 class IntFlatten:
+    """Flatten to (N, features) in PyTorch's (C, L1[, L2]) order, moving channels back first if needed."""
+
     name: str
+    channels_last: bool = False
 
     def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
+        if self.channels_last and q.dim() > 2:
+            q = q.movedim(-1, 1)
         return q.reshape(q.shape[0], -1)
+
+
+def channels_first(q: torch.Tensor) -> torch.Tensor:
+    """A channels-last activation (N, L1[, L2], C) in PyTorch's (N, C, L1[, L2]) layout, for display."""
+    return q.movedim(-1, 1) if q.dim() > 2 else q
 
 
 @dataclass(eq=False)
@@ -364,7 +398,8 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     wq = quantize(m.weight.detach().cpu(), w_qp)  # int32 codes, the layer's weight shape
     w_off = 1 << (w_qp.bits - 1) if not w_qp.signed and w_qp.qmax > 127 else 0
     w_dtype = _store_dtype(w_qp.qmin - w_off, w_qp.qmax - w_off)
-    w2 = (wq - w_off).reshape(out, -1)  # (out, K), stored values
+    # (out, K) stored values; conv weights flattened as (k1[, k2], C_in) to match channels-last patches
+    w2 = (wq - w_off).movedim(1, -1).reshape(out, -1)
     w_zero = _per_channel(w_qp.zero_point.to(torch.int64), out) - w_off
     S_x = float(x_qp.scale)
     S_w = _per_channel(w_qp.scale.to(torch.float64), out)
@@ -435,7 +470,20 @@ def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: b
     ops: list = []
     first: QuantLayer | None = None
     prev_out: QParams | None = None
+    channels_last = False  # convolutions and pools work channels-last; flatten restores PyTorch's order
+
+    def need_channels_last() -> None:
+        nonlocal channels_last
+        if not channels_last:
+            ops.append(IntChannelsLast())
+            channels_last = True
+
     for i, (name, m) in enumerate(children):
+        if isinstance(m, QuantLayer) and m.kind != "linear":
+            need_channels_last()
+        elif isinstance(m, QuantLayer) and channels_last:
+            raise ConversionError(f"Layer {name}: a Linear layer on an unflattened convolution output is not "
+                                  "supported.")
         if isinstance(m, QuantLayer):
             relu = i + 1 < len(children) and isinstance(children[i + 1][1], nn.ReLU)
             if first is None:
@@ -454,9 +502,11 @@ def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: b
             d = 1 if isinstance(m, nn.MaxPool1d) else 2
             if _tuple(m.padding, d) != (0,) * d or _tuple(m.dilation, d) != (1,) * d or m.ceil_mode:
                 raise ConversionError(f"Layer {name}: only max-pooling without padding, dilation or ceil mode.")
+            need_channels_last()
             ops.append(IntMaxPool(name, _tuple(m.kernel_size, d), _tuple(m.stride or m.kernel_size, d)))
         elif isinstance(m, nn.Flatten):
-            ops.append(IntFlatten(name))
+            ops.append(IntFlatten(name, channels_last))
+            channels_last = False
         elif isinstance(m, SKIPPED):
             continue
         elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):

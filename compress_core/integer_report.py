@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .fixed_point import multiplier_value, quantize_multiplier
-from .integer import IntegerProgram, IntLayer, integer_accuracy
+from .integer import IntegerProgram, IntLayer, channels_first, integer_accuracy
 from .quant import QuantLayer, quantize
 
 DTYPE = {torch.int8: "int8", torch.int16: "int16", torch.int32: "int32"}
@@ -157,6 +157,7 @@ def walk_through(program: IntegerProgram, qmodel: nn.Module, x: torch.Tensor, la
     steps: dict = {}
     out = op(q, steps)
     m = dict(qmodel.named_children())[layer]
+    q = channels_first(q)  # PyTorch's layout, for the float layer and for display
     x_real = program.dequantize(q, op.x)
     y_float = _float_layer(m, x_real.to(m.weight.device), m.weight).cpu()
     y_fq = m(x_real.to(m.weight.device)).cpu()  # the fake-quant layer on the same input (+ its ReLU module)

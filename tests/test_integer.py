@@ -10,8 +10,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.integer import (ConversionError, IntLayer, IntMaxPool, fake_quant_codes, int_matmul,
-                                   integer_accuracy, reference_requantize, to_integer)
+from compress_core.integer import (ConversionError, IntLayer, IntMaxPool, channels_first, fake_quant_codes,
+                                   int_matmul, integer_accuracy, reference_requantize, to_integer)
 from compress_core.quant import QuantConfig, quantize, quantize_model
 from compress_core.train import TrainConfig, evaluate
 
@@ -62,10 +62,10 @@ def test_other_schemes_agree_layer_by_layer(trained, cfg):
         out = op(q)
         if isinstance(op, IntLayer):
             m = children[op.name]
-            y = m(prog.dequantize(q, op.x))
+            y = m(prog.dequantize(channels_first(q), op.x))
             y = torch.relu(y) if op.relu else y  # the model's ReLU module (a no-op on a post-ReLU range)
             want = quantize(y, op.y.qp) - op.y.offset
-            assert (out.to(torch.int32) - want).abs().max() <= 1, op.name
+            assert (channels_first(out).to(torch.int32) - want).abs().max() <= 1, op.name
         q = out
     assert abs(integer_accuracy(prog, ds.x_test, ds.y_test) - evaluate(qm, ds.x_test, ds.y_test).accuracy) < 0.01
 
@@ -144,18 +144,20 @@ def test_integer_conv_and_pool_are_exact(converted):
     for key in [("digits", "cnn"), ("mnist1d", "cnn")]:
         ds, _, _, prog = converted[key]
         op = prog.layers[1]  # conv2: a padded convolution of a real activation
-        q = prog.ops[1](prog.ops[0](prog.quantize_input(ds.x_test[:16])))  # conv1 then pool1
+        q = prog.quantize_input(ds.x_test[:16])
+        for o in prog.ops[:prog.ops.index(op)]:  # channels-last, conv1, pool1
+            q = o(q)
         steps = {}
-        op(q, steps)
+        out = op(q, steps)
         conv = F.conv2d if op.kind == "conv2d" else F.conv1d
-        xr = (q.double() - op.x.zero)
+        xr = channels_first(q).double() - op.x.zero
         wr = op.weight_codes.double() - op.w_qp.zero_point.double().reshape(-1, *[1] * (op.weight_codes.dim() - 1))
         want = conv(xr, wr, op.bias.double(), stride=op.stride, padding=op.padding)
-        got = steps["acc"].reshape(q.shape[0], -1, op.bias.numel()).permute(0, 2, 1).reshape(want.shape)
+        got = channels_first(steps["acc"].reshape(*out.shape))
         assert torch.equal(got.double(), want)
         pool = next(o for o in prog.ops if isinstance(o, IntMaxPool))
         mp = F.max_pool2d if len(pool.kernel_size) == 2 else F.max_pool1d
-        assert torch.equal(pool(q).double(), mp(q.double(), pool.kernel_size))
+        assert torch.equal(channels_first(pool(out)).double(), mp(channels_first(out).double(), pool.kernel_size))
 
 
 def _ao_layer(op, m):
@@ -189,13 +191,13 @@ def test_layers_match_torch_ao_quantized_oracle(converted, key):
             out = op(q)
             if isinstance(op, IntLayer):
                 layer = _ao_layer(op, children[op.name])
-                codes = (q.to(torch.int32) + op.x.offset).to(torch.uint8)
+                codes = (channels_first(q).to(torch.int32) + op.x.offset).to(torch.uint8)
                 xq = torch._make_per_tensor_quantized_tensor(codes, float(op.x.qp.scale), int(op.x.qp.zero_point))
                 yq = layer(xq)
                 if op.relu:
                     yq = torch.relu(yq)
                 want = yq.int_repr().to(torch.int32)
-                assert (out.to(torch.int32) + op.y.offset - want).abs().max() <= 1, op.name
+                assert (channels_first(out).to(torch.int32) + op.y.offset - want).abs().max() <= 1, op.name
             q = out
 
 
