@@ -16,9 +16,10 @@ from compress_core.pruning_live import PruneOutcome, PruneSettings, prune_with
 from compress_core.schedules import accuracy_curves, sensitivity_scan
 from compress_core.train import TrainConfig
 
-# 0-80 % in steps of 5, then finer and finer: the interesting things happen above 90 %.
+# 0-80 % in steps of 5 (plus a few tiny rates, to see them round to nothing in small layers), then finer
+# and finer: the interesting things happen above 90 %.
 SPARSITY_STEPS: list[float] = sorted({round(x, 4) for x in (
-    [i * 5.0 for i in range(17)] + [82.0 + 2 * i for i in range(5)] + [91.0 + i for i in range(5)]
+    [0.1, 0.5, 1.0, 2.0] + [i * 5.0 for i in range(17)] + [82.0 + 2 * i for i in range(5)] + [91.0 + i for i in range(5)]
     + [95.5 + 0.5 * i for i in range(6)] + [98.2 + 0.2 * i for i in range(5)] + [99.1 + 0.1 * i for i in range(9)])})
 CURVE_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 SENSITIVITY_GRID = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -66,12 +67,14 @@ def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
 
 def curves_key(sel, settings: PruneSettings, epochs: int) -> tuple:
     gran = "weight" if settings.granularity == "nm" else settings.granularity
-    return (sel_key(sel), settings.criterion, settings.scope, gran, settings.output_scale, epochs, settings.seed)
+    return (sel_key(sel), settings.criterion, settings.scope, gran, settings.output_scale, epochs, settings.seed,
+            settings.finetune_lr)
 
 
 def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, progress=None) -> list[dict]:
     key = curves_key(sel, settings, epochs)
-    ft = TrainConfig(epochs=epochs, lr=settings.finetune_lr, batch_size=sel.train.batch_size)
+    ft = TrainConfig(epochs=epochs, lr=settings.finetune_lr, batch_size=sel.train.batch_size,
+                     optimizer=settings.finetune_optimizer)
     return CURVES.get(key, lambda: accuracy_curves(
         baseline.model, ds, CURVE_GRID, finetune=ft, seed=settings.seed, progress=progress,
         criterion=key[1], scope=key[2], granularity=key[3], output_scale=key[4]))

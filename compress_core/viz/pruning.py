@@ -49,11 +49,12 @@ def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: i
 
 def neuron_tiles(mask_rows, image_shape: tuple[int, int], count: int = 40, cols: int = 10,
                  title: str | None = None) -> go.Figure:
-    """Each first-layer neuron's input mask as a small image (kept = blue, removed = white)."""
+    """Each first-layer neuron's input mask as a small image (kept = blue, removed = pale red), labelled
+    with its number of kept inputs."""
     rows = np.asarray(mask_rows, dtype=float)[:count]
     imgs = rows.reshape(len(rows), *image_shape)
-    labels = [f"{i} · {int(r.sum())}/{r.size}" for i, r in enumerate(rows)]
-    scale = [[0, "#ffffff"], [1, COLORS["kept"]]]
+    labels = [str(int(r.sum())) for r in rows]  # inputs still connected
+    scale = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of the 'removed' red
     return image_grid(imgs, labels, cols=cols, title=title, colorscale=scale, zmin=0, zmax=1)
 
 
@@ -90,7 +91,7 @@ def layer_bars(layer_sparsity: dict[str, float], published: dict[str, float] | N
 def _density_axis(fig: go.Figure) -> None:
     ticks = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
     fig.update_xaxes(type="log", autorange="reversed", tickvals=ticks, ticktext=[f"{t:g}%" for t in ticks],
-                     title_text="weights remaining (log scale)")
+                     title_text="weights remaining, all layers (log scale)")
 
 
 def curves_figure(rows: list[dict], baseline_acc: float, current: float | None = None) -> go.Figure:
@@ -108,11 +109,11 @@ def curves_figure(rows: list[dict], baseline_acc: float, current: float | None =
                   annotation_text=f"dense baseline {baseline_acc:.1%}", annotation_position="bottom left")
     if current is not None:
         x = max(100 * (1 - current), 0.05)
-        fig.add_vline(x=math.log10(x), line=dict(color="black", width=2, dash="dash"))
-        fig.add_annotation(x=math.log10(x), y=1.0, yref="paper", text=f"slider: {current:.1%} sparse",
-                           showarrow=False, xanchor="left", yanchor="top", font=dict(size=14))
+        fig.add_vline(x=x, line=dict(color="black", width=2, dash="dash"))  # shapes take data values
+        fig.add_annotation(x=math.log10(x), y=0.02, yref="paper", text=f"slider: {current:.1%} sparse",
+                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=14))  # annotations: log10
     _density_axis(fig)
-    fig.update_yaxes(tickformat=".0%", title_text="test accuracy")
+    fig.update_yaxes(tickformat=".0%", title_text="test accuracy", range=[0, 1.04])
     return style(fig, "Accuracy vs sparsity", height=460)
 
 

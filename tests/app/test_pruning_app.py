@@ -1,0 +1,79 @@
+"""AppTest: every control of the Pruning page changes what it should, and bad settings give messages."""
+import json
+
+from .conftest import metrics, open_app
+
+PAGE = "app_pages/pruning.py"
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def titles(at) -> list[str]:
+    return [c["layout"].get("title", {}).get("text", "") for c in charts(at)]
+
+
+def hist(at) -> dict:
+    return next(c for c in charts(at) if c["layout"].get("title", {}).get("text", "").startswith("Weights of"))
+
+
+def test_default_view_and_sparsity_slider():
+    at = open_app(PAGE)
+    assert not at.exception and not at.error
+    m0 = metrics(at)
+    assert set(m0) >= {"Test accuracy", "Test loss", "Weights kept", "Smallest honest size"}
+    t = titles(at)
+    for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity", "Sensitivity: prune one layer at a time"):
+        assert expected in t
+    assert any("neurons still see" in x for x in t)  # digits: first-layer masks as 8×8 tiles
+    h0 = hist(at)
+    at.select_slider(key="pr_sparsity").set_value(99.0).run()
+    assert not at.exception
+    m1 = metrics(at)
+    assert m1["Test accuracy"] != m0["Test accuracy"] and m1["Weights kept"] != m0["Weights kept"]
+    assert hist(at)["data"] != h0["data"]
+    assert at.query_params["pr_sparsity"] == "99.0"
+
+
+def test_each_control_changes_the_result():
+    at = open_app(PAGE, query={"pr_sparsity": "80.0", "pr_curve_ft": "1"})  # 1 epoch per curve point: faster
+    seen = [metrics(at)]
+    bars = [c for c in charts(at) if c["layout"]["title"]["text"] == "Sparsity per layer"][0]["data"][0]["y"]
+    for key, value in (("pr_criterion", "random"), ("pr_scope", "global"), ("pr_output", 0.0),
+                       ("pr_granularity", "neuron")):
+        at.radio(key=key).set_value(value).run()
+        assert not at.exception and not at.error, key
+        seen.append(metrics(at))
+        assert seen[-1] != seen[-2], key
+    new_bars = [c for c in charts(at) if c["layout"]["title"]["text"] == "Sparsity per layer"][0]["data"][0]["y"]
+    assert new_bars != bars and new_bars[-1] == 0.0  # output layer not pruned
+    at.slider(key="pr_ft").set_value(1).run()
+    assert not at.exception and metrics(at) != seen[-1]
+    at.radio(key="pr_schedule").set_value("iterative").run()
+    assert not at.exception
+    assert any("acc after fine-tune" in df.value.columns for df in at.dataframe)  # one row per round
+    at.radio(key="pr_granularity").set_value("nm").run()
+    assert not at.exception
+    assert metrics(at)["Weights kept"].endswith("50,200") and "2:4 semi-structured sparsity" in [s.value for s in at.subheader]
+    at.selectbox(key="pr_layer").set_value("fc2").run()
+    assert not at.exception and "Weights of fc2" in titles(at) and "Mask of fc2: blue = kept" in titles(at)
+    at.button(key="pr_measure").click().run()
+    assert not at.exception and "Measured forward time" in titles(at)
+
+
+def test_bad_settings_give_plain_messages():
+    # global 99.9 %: a whole layer is emptied
+    at = open_app(PAGE, query={"pr_sparsity": "99.9", "pr_scope": "global", "pr_granularity": "neuron",
+                               "pr_curve_ft": "1"})
+    assert not at.exception
+    assert any("100 %" in w.value or "no neuron" in w.value or "cut" in w.value for w in at.warning)
+    # a rate that rounds to nothing in small layers
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "0.1", "pr_curve_ft": "1"})
+    assert not at.exception
+    assert any("rounds to zero" in w.value or "rounds to nothing" in w.value for w in at.warning)
+    assert "Pruned (" in " ".join(titles(at))  # 2-D data: decision boundaries, baseline and pruned
+    # a hand-edited link with impossible values falls back to defaults
+    at = open_app(PAGE, query={"pr_sparsity": "150", "pr_criterion": "gradient", "pr_ft": "-3"})
+    assert not at.exception
+    assert at.select_slider(key="pr_sparsity").value == 90.0 and at.radio(key="pr_criterion").value == "magnitude"
