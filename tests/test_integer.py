@@ -225,3 +225,16 @@ def test_clear_errors_name_the_layer(trained):
     with pytest.raises(ConversionError, match="Layer fc\\d: accumulator overflow risk"):
         to_integer(wide)
     assert issubclass(ConversionError, ValueError)
+
+
+def test_qat_model_converts(trained):
+    """A quantization-aware-trained model (learned step sizes, LSQ) runs as integers just as well."""
+    from compress_core.qat import quantization_aware_training
+
+    ds, b = trained[("digits", "mlp")]
+    qm, _ = quantization_aware_training(b.model, QuantConfig(weight_bits=4), ds, TrainConfig(epochs=1, lr=5e-4),
+                                        lsq=True)
+    prog = to_integer(qm)
+    diff = (prog(ds.x_test).to(torch.int32) - fake_quant_codes(qm, prog, ds.x_test).to(torch.int32)).abs()
+    assert diff.max() <= 1
+    assert abs(integer_accuracy(prog, ds.x_test, ds.y_test) - evaluate(qm, ds.x_test, ds.y_test).accuracy) <= 0.002
