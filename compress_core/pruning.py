@@ -185,13 +185,24 @@ class _Unit:
 
 
 def _remove_lowest(score: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool vector flagging the ``k`` alive entries of lowest score (ties broken by position)."""
+    """Bool vector flagging the ``k`` alive entries of lowest score (ties broken by position).
+
+    A selection, not a sort: the k-th smallest value v (``kthvalue``, linear time), then everything
+    below v and the first of the entries equal to v -- the same set a stable sort would give.
+    """
     remove = torch.zeros_like(alive)
     if k <= 0:
         return remove
     idx = torch.nonzero(alive).squeeze(1)
-    order = torch.argsort(score[idx], stable=True)
-    remove[idx[order[:k]]] = True
+    if k >= idx.numel():
+        remove[idx] = True
+        return remove
+    vals = score[idx]
+    v = torch.kthvalue(vals, k).values
+    chosen = vals < v
+    ties = torch.nonzero(vals == v).squeeze(1)[: k - int(chosen.sum())]
+    chosen[ties] = True
+    remove[idx[chosen]] = True
     return remove
 
 

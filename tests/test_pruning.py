@@ -204,3 +204,21 @@ def test_nm_masks(mlp, cnn):
     assert not is_nm_sparse(Mask.ones(mlp), 2, 4)
     with pytest.raises(ValueError):
         nm_prune(mlp, 5, 4)
+
+
+def test_ties_broken_by_position_with_exact_count():
+    from compress_core.pruning import _remove_lowest
+    score = torch.tensor([3.0, 1.0, 1.0, 2.0, 1.0, 0.5])
+    alive = torch.tensor([True, True, True, True, True, False])
+    # 0.5 is already pruned; among the three 1.0s the first two by position go
+    assert _remove_lowest(score, alive, 2).tolist() == [False, True, True, False, False, False]
+    assert _remove_lowest(score, alive, 4).tolist() == [False, True, True, True, True, False]
+    assert _remove_lowest(score, alive, 9).sum() == 5 and not _remove_lowest(score, alive, 0).any()
+    ref = torch.zeros(6, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 5, (1000,), generator=g).float()
+    a = torch.rand(1000, generator=g) < 0.8
+    idx = torch.nonzero(a).squeeze(1)
+    ref = torch.zeros(1000, dtype=torch.bool)
+    ref[idx[torch.argsort(s[idx], stable=True)[:300]]] = True
+    assert torch.equal(_remove_lowest(s, a, 300), ref)  # the same set as a stable sort

@@ -7,8 +7,10 @@ import torch
 from compress_core.data import load_dataset
 from compress_core.models import build_model
 from compress_core.pruning import Mask, apply_mask, prune
+from compress_core.pruning import shrink
 from compress_core.sparse_formats import (bitmask_bytes, csr_bytes, latency_report, semi_structured_benchmark,
-                                          size_report, time_call, to_sparse_model, torch_csr_bytes, uint_bytes)
+                                          size_report, structured_bytes, time_call, to_sparse_model, torch_csr_bytes,
+                                          torch_csr_layout_bytes, uint_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,15 @@ def test_latency_helpers(mlp):
     info = semi_structured_benchmark()
     assert info["available"] == (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8) \
         or "unavailable" in info.get("reason", "")
+
+
+@pytest.mark.parametrize("model_name,dataset", [("mlp", "digits"), ("cnn", "digits"), ("cnn", "mnist1d")])
+def test_counted_sizes_equal_real_objects(model_name, dataset):
+    model = build_model(model_name, load_dataset(dataset), seed=0)
+    for mask in (prune(model, 0.6), prune(model, 0.5, granularity="neuron"), prune(model, 0.3, granularity="neuron")):
+        small = shrink(model, mask)
+        assert structured_bytes(model, mask) == 4 * sum(p.numel() for p in small.parameters())
+        for k, m in mask.items():
+            if k.endswith(".weight"):
+                w = dict(model.named_parameters())[k].detach() * m
+                assert torch_csr_layout_bytes(m) == torch_csr_bytes(w)

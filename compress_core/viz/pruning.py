@@ -2,6 +2,11 @@
 
 Kept weights are blue and removed weights red everywhere (``COLORS['kept']`` / ``COLORS['removed']``).
 
+Speed matters here: these figures are rebuilt on every slider move. Plotly validates every property
+assignment through its object tree, about 20-40 ms a figure -- most of a slider move's budget. So each
+builder writes plain dicts and makes the figure in one unvalidated constructor call (~1 ms), styled
+with exactly what ``common.style`` sets. ``tests/test_pruning_viz.py`` re-validates every figure.
+
 Usage::
 
     weight_histogram(w, mask["fc1.weight"], threshold=0.03, layer="fc1")
@@ -9,53 +14,92 @@ Usage::
 """
 from __future__ import annotations
 
+import copy
 import math
+from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import COLORS, SEQ, image_grid, style
+from .common import COLORS, SEQ, style
 
 MODE_NAMES = {"oneshot": "one-shot, no fine-tuning", "oneshot_ft": "one-shot + fine-tuning",
               "iterative": "iterative: prune → fine-tune → repeat"}
 MODE_COLORS = {"oneshot": COLORS["oneshot"], "oneshot_ft": COLORS["kept"], "iterative": COLORS["ticket"]}
+MASK_SCALE = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of the 'removed' red
+
+
+@lru_cache(maxsize=4)
+def _base_layout(titled: bool, height: int) -> dict:
+    """The layout ``common.style`` produces (template expanded to its JSON), computed once."""
+    return style(go.Figure(), "t" if titled else None, height).to_dict()["layout"]
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _figure(data: list[dict], layout: dict, title: str | None, height: int) -> go.Figure:
+    """One unvalidated constructor call with the app's style underneath ``layout``."""
+    base = copy.deepcopy(_base_layout(title is not None, height))
+    if title is not None:
+        base["title"]["text"] = title
+    return go.Figure(data=data, layout=_merge(base, layout), _validate=False)
+
+
+def _vline(x: float, dash: str = "dash") -> dict:
+    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
+                line=dict(color="black", dash=dash, width=2))
 
 
 def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: int = 80) -> go.Figure:
     """Histogram of a layer's weights, kept and removed stacked in two colours, the threshold ±t marked."""
     w = np.asarray(weights, dtype=np.float64).ravel()
     keep = np.asarray(mask, dtype=bool).ravel()
-    lim = float(np.abs(w).max()) if w.size else 1.0
+    lim = float(np.abs(w).max()) if w.size and np.abs(w).max() > 0 else 1.0
     edges = np.linspace(-lim, lim, bins + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    kept_counts, _ = np.histogram(w[keep], edges)
-    removed_counts, _ = np.histogram(w[~keep], edges)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=centers, y=kept_counts, name=f"kept ({keep.sum():,})", marker_color=COLORS["kept"],
-                         width=edges[1] - edges[0], hovertemplate="w≈%{x:.3f}: %{y} kept<extra></extra>"))
-    fig.add_trace(go.Bar(x=centers, y=removed_counts, name=f"removed ({(~keep).sum():,})",
-                         marker_color=COLORS["removed"], width=edges[1] - edges[0],
-                         hovertemplate="w≈%{x:.3f}: %{y} removed<extra></extra>"))
-    fig.update_layout(barmode="stack", bargap=0)
+    centers = ((edges[:-1] + edges[1:]) / 2).tolist()
+    width = float(edges[1] - edges[0])
+    kept_counts = np.histogram(w[keep], edges)[0].tolist()
+    removed_counts = np.histogram(w[~keep], edges)[0].tolist()
+    data = [dict(type="bar", x=centers, y=kept_counts, name=f"kept ({int(keep.sum()):,})", width=width,
+                 marker=dict(color=COLORS["kept"]), hovertemplate="w≈%{x:.3f}: %{y} kept<extra></extra>"),
+            dict(type="bar", x=centers, y=removed_counts, name=f"removed ({int((~keep).sum()):,})", width=width,
+                 marker=dict(color=COLORS["removed"]), hovertemplate="w≈%{x:.3f}: %{y} removed<extra></extra>")]
+    layout = dict(barmode="stack", bargap=0, xaxis=dict(title=dict(text="weight value")),
+                  yaxis=dict(title=dict(text="number of weights")))
     if threshold is not None:
-        for x in (-threshold, threshold):
-            fig.add_vline(x=x, line=dict(color="black", dash="dash", width=2))
-        fig.add_annotation(x=threshold, y=1, yref="paper", text=f"threshold |w| = {threshold:.3g}",
-                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=14))
-    fig.update_xaxes(title_text="weight value")
-    fig.update_yaxes(title_text="number of weights")
-    return style(fig, f"Weights of {layer}", height=380)
+        layout["shapes"] = [_vline(-threshold), _vline(threshold)]
+        layout["annotations"] = [dict(x=threshold, y=1, xref="x", yref="paper", showarrow=False, xanchor="left",
+                                      yanchor="bottom", text=f"threshold |w| = {threshold:.3g}", font=dict(size=14))]
+    return _figure(data, layout, f"Weights of {layer}", 380)
 
 
-def neuron_tiles(mask_rows, image_shape: tuple[int, int], count: int = 40, cols: int = 10,
+def neuron_tiles(mask_rows, image_shape: tuple[int, int], count: int = 24, cols: int = 6,
                  title: str | None = None) -> go.Figure:
     """Each first-layer neuron's input mask as a small image (kept = blue, removed = pale red), labelled
-    with its number of kept inputs."""
+    with its number of kept inputs. One mosaic heat map: one trace, however many tiles."""
     rows = np.asarray(mask_rows, dtype=float)[:count]
-    imgs = rows.reshape(len(rows), *image_shape)
-    labels = [str(int(r.sum())) for r in rows]  # inputs still connected
-    scale = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of the 'removed' red
-    return image_grid(imgs, labels, cols=cols, title=title, colorscale=scale, zmin=0, zmax=1)
+    h, w = image_shape
+    n_rows = math.ceil(len(rows) / cols)
+    gap, label = 1, 2  # blank columns between tiles; blank rows above each tile for its label
+    mosaic = np.full((n_rows * (h + label), cols * (w + gap)), np.nan)
+    notes = []
+    for i, r in enumerate(rows):
+        rr, cc = divmod(i, cols)
+        top, left = rr * (h + label) + label, cc * (w + gap)
+        mosaic[top:top + h, left:left + w] = r.reshape(h, w)
+        notes.append(dict(x=left + (w - 1) / 2, y=top - 1.2, xref="x", yref="y", text=f"{int(r.sum())}/{r.size}",
+                          showarrow=False, font=dict(size=13)))
+    z = [[None if math.isnan(v) else v for v in row] for row in mosaic.tolist()]
+    data = [dict(type="heatmap", z=z, colorscale=MASK_SCALE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
+                 hovertemplate="%{z:.0f}<extra></extra>")]
+    layout = dict(annotations=notes, xaxis=dict(visible=False),
+                  yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return _figure(data, layout, title, int(120 * n_rows + 90))
 
 
 def mask_heatmap(mask, layer: str, max_cells: int = 40_000) -> go.Figure:
@@ -64,110 +108,116 @@ def mask_heatmap(mask, layer: str, max_cells: int = 40_000) -> go.Figure:
     m = m.reshape(m.shape[0], -1)
     step = max(1, math.ceil(math.sqrt(m.size / max_cells)))  # average blocks so the browser stays fast
     if step > 1:
-        h, w = m.shape[0] // step * step, m.shape[1] // step * step
-        m = m[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
-    fig = go.Figure(go.Heatmap(z=m, colorscale=[[0, "#ffffff"], [1, COLORS["kept"]]], zmin=0, zmax=1,
-                               colorbar=dict(title="kept"), hovertemplate="out %{y}, in %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title_text="output neuron" + (f" (÷{step})" if step > 1 else ""))
-    fig.update_xaxes(title_text="input" + (f" (÷{step})" if step > 1 else ""))
-    return style(fig, f"Mask of {layer}: blue = kept", height=420)
+        hh, ww = m.shape[0] // step * step, m.shape[1] // step * step
+        m = m[:hh, :ww].reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
+    suffix = f" (÷{step})" if step > 1 else ""
+    data = [dict(type="heatmap", z=m.tolist(), colorscale=MASK_SCALE, zmin=0, zmax=1,
+                 colorbar=dict(title=dict(text="kept")), hovertemplate="out %{y}, in %{x}: %{z:.2f}<extra></extra>")]
+    layout = dict(yaxis=dict(autorange="reversed", title=dict(text="output neuron" + suffix)),
+                  xaxis=dict(title=dict(text="input" + suffix)))
+    return _figure(data, layout, f"Mask of {layer}: blue = kept", 420)
 
 
 def layer_bars(layer_sparsity: dict[str, float], published: dict[str, float] | None = None) -> go.Figure:
     """Per-layer sparsity, with an optional published reference (e.g. Han et al. 2015) beside it."""
     names = list(layer_sparsity)
-    fig = go.Figure(go.Bar(x=names, y=[layer_sparsity[n] for n in names], name="measured here",
-                           marker_color=COLORS["removed"], text=[f"{layer_sparsity[n]:.1%}" for n in names],
-                           textposition="outside"))
+    data = [dict(type="bar", x=names, y=[layer_sparsity[n] for n in names], name="measured here",
+                 marker=dict(color=COLORS["removed"]), text=[f"{layer_sparsity[n]:.1%}" for n in names],
+                 textposition="outside")]
     if published:
-        fig.add_trace(go.Bar(x=list(published), y=list(published.values()), name="published (Han et al. 2015)",
-                             marker_color=COLORS["baseline"], text=[f"{v:.0%}" for v in published.values()],
-                             textposition="outside"))
-    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title_text="weights removed")
-    fig.update_layout(barmode="group")
-    return style(fig, "Sparsity per layer", height=360)
+        data.append(dict(type="bar", x=list(published), y=list(published.values()),
+                         name="published (Han et al. 2015)", marker=dict(color=COLORS["baseline"]),
+                         text=[f"{v:.0%}" for v in published.values()], textposition="outside"))
+    layout = dict(barmode="group", yaxis=dict(range=[0, 1.12], tickformat=".0%", title=dict(text="weights removed")))
+    return _figure(data, layout, "Sparsity per layer", 360)
 
 
-def _density_axis(fig: go.Figure) -> None:
-    ticks = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
-    fig.update_xaxes(type="log", autorange="reversed", tickvals=ticks, ticktext=[f"{t:g}%" for t in ticks],
-                     title_text="weights remaining, all layers (log scale)")
+DENSITY_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
 
 
 def curves_figure(rows: list[dict], baseline_acc: float, current: float | None = None) -> go.Figure:
-    """Test accuracy vs weights remaining for each mode; the baseline and the slider's position marked."""
-    fig = go.Figure()
+    """Test accuracy vs weights remaining (log axis) per mode; the baseline and the slider's position marked."""
+    data = []
     for mode in MODE_NAMES:
         pts = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["sparsity"])
-        if not pts:
-            continue
-        fig.add_trace(go.Scatter(x=[max(100 * (1 - r["sparsity"]), 0.05) for r in pts], y=[r["test_acc"] for r in pts],
-                                 mode="lines+markers", name=MODE_NAMES[mode],
-                                 line=dict(color=MODE_COLORS[mode], width=3), marker=dict(size=8),
-                                 hovertemplate="%{x:.2f}% remaining: %{y:.1%}<extra></extra>"))
-    fig.add_hline(y=baseline_acc, line=dict(color=COLORS["baseline"], dash="dot", width=2),
-                  annotation_text=f"dense baseline {baseline_acc:.1%}", annotation_position="bottom left")
+        if pts:
+            data.append(dict(type="scatter", mode="lines+markers", name=MODE_NAMES[mode],
+                             x=[max(100 * (1 - r["sparsity"]), 0.05) for r in pts], y=[r["test_acc"] for r in pts],
+                             line=dict(color=MODE_COLORS[mode], width=3), marker=dict(size=8),
+                             hovertemplate="%{x:.2f}% remaining: %{y:.1%}<extra></extra>"))
+    shapes = [dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=baseline_acc, y1=baseline_acc,
+                   line=dict(color=COLORS["baseline"], dash="dot", width=2))]
+    notes = [dict(x=0, y=baseline_acc, xref="paper", yref="y", text=f"dense baseline {baseline_acc:.1%}",
+                  showarrow=False, xanchor="left", yanchor="top", font=dict(size=14, color=COLORS["baseline"]))]
     if current is not None:
         x = max(100 * (1 - current), 0.05)
-        fig.add_vline(x=x, line=dict(color="black", width=2, dash="dash"))  # shapes take data values
-        fig.add_annotation(x=math.log10(x), y=0.02, yref="paper", text=f"slider: {current:.1%} sparse",
-                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=14))  # annotations: log10
-    _density_axis(fig)
-    fig.update_yaxes(tickformat=".0%", title_text="test accuracy", range=[0, 1.04])
-    return style(fig, "Accuracy vs sparsity", height=460)
+        shapes.append(_vline(x))  # shapes take data values on a log axis, annotations take log10
+        notes.append(dict(x=math.log10(x), y=0.02, xref="x", yref="paper", text=f"slider: {current:.1%} sparse",
+                          showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=14)))
+    layout = dict(shapes=shapes, annotations=notes,
+                  xaxis=dict(type="log", autorange="reversed", tickvals=DENSITY_TICKS,
+                             ticktext=[f"{t:g}%" for t in DENSITY_TICKS],
+                             title=dict(text="weights remaining, all layers (log scale)")),
+                  yaxis=dict(tickformat=".0%", range=[0, 1.04], title=dict(text="test accuracy")))
+    return _figure(data, layout, "Accuracy vs sparsity", 460)
 
 
 def sensitivity_figure(rows: list[dict], baseline_acc: float) -> go.Figure:
     """One line per layer: accuracy when only that layer is pruned."""
-    fig = go.Figure()
-    layers = list(dict.fromkeys(r["layer"] for r in rows))
-    for i, layer in enumerate(layers):
+    data = []
+    for i, layer in enumerate(dict.fromkeys(r["layer"] for r in rows)):
         pts = [r for r in rows if r["layer"] == layer]
-        fig.add_trace(go.Scatter(x=[100 * r["sparsity"] for r in pts], y=[r["test_acc"] for r in pts],
-                                 mode="lines+markers", name=layer, line=dict(color=SEQ[i % len(SEQ)], width=3),
-                                 hovertemplate=layer + ": %{x:.0f}% pruned → %{y:.1%}<extra></extra>"))
-    fig.add_hline(y=baseline_acc, line=dict(color=COLORS["baseline"], dash="dot", width=2))
-    fig.update_xaxes(title_text="sparsity of that one layer (%)")
-    fig.update_yaxes(tickformat=".0%", title_text="test accuracy")
-    return style(fig, "Sensitivity: prune one layer at a time", height=420)
+        data.append(dict(type="scatter", mode="lines+markers", name=layer,
+                         x=[100 * r["sparsity"] for r in pts], y=[r["test_acc"] for r in pts],
+                         line=dict(color=SEQ[i % len(SEQ)], width=3),
+                         hovertemplate=layer + ": %{x:.0f}% pruned → %{y:.1%}<extra></extra>"))
+    layout = dict(shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=baseline_acc, y1=baseline_acc,
+                               line=dict(color=COLORS["baseline"], dash="dot", width=2))],
+                  xaxis=dict(title=dict(text="sparsity of that one layer (%)")),
+                  yaxis=dict(tickformat=".0%", title=dict(text="test accuracy")))
+    return _figure(data, layout, "Sensitivity: prune one layer at a time", 420)
+
+
+def _color(name: str) -> str:
+    if name.startswith(("dense", "masked")):
+        return COLORS["baseline"]
+    if name.startswith("structured"):
+        return COLORS["ticket"]
+    return COLORS["removed"] if "sparse" in name.lower() else COLORS["kept"]
 
 
 def timing_figure(rows: list[dict]) -> go.Figure:
     """Measured median latency per variant (bars), ratio to dense as text."""
     rows = [r for r in rows if r.get("median_ms") is not None]
-    colors = [COLORS["baseline"] if r["variant"] == "dense" else COLORS["ticket"] if "structured" in r["variant"]
-              else COLORS["removed"] if "sparse" in r["variant"] else COLORS["kept"] for r in rows]
-    fig = go.Figure(go.Bar(x=[r["variant"] for r in rows], y=[r["median_ms"] for r in rows], marker_color=colors,
-                           text=[f"{r['median_ms']:.2f} ms · ×{r['vs_dense']:.2f}" for r in rows],
-                           textposition="outside"))
-    fig.update_yaxes(title_text="median latency (ms)", range=[0, 1.2 * max(r["median_ms"] for r in rows)])
-    return style(fig, "Measured forward time", height=380)
+    top = max(r["median_ms"] for r in rows)
+    data = [dict(type="bar", x=[r["variant"] for r in rows], y=[r["median_ms"] for r in rows],
+                 marker=dict(color=[_color(r["variant"]) for r in rows]), textposition="outside",
+                 text=[f"{r['median_ms']:.2f} ms · ×{r['vs_dense']:.2f}" for r in rows])]
+    return _figure(data, dict(yaxis=dict(title=dict(text="median latency (ms)"), range=[0, 1.2 * top])),
+                   "Measured forward time", 380)
 
 
 def size_figure(rows: list[dict]) -> go.Figure:
     """Bytes per storage format."""
-    fig = go.Figure(go.Bar(x=[r["format"] for r in rows], y=[r["bytes"] / 1024 for r in rows],
-                           marker_color=[COLORS["baseline"] if r["format"].startswith(("dense", "masked")) else
-                                         COLORS["ticket"] if r["format"].startswith("structured") else COLORS["kept"]
-                                         for r in rows],
-                           text=[f"{r['bytes'] / 1024:.1f} KB · ×{r['vs_dense']:.2f}" for r in rows],
-                           textposition="outside"))
-    fig.update_yaxes(title_text="KB", range=[0, 1.2 * max(r["bytes"] for r in rows) / 1024])
-    return style(fig, "Size in each storage format", height=380)
+    top = max(r["bytes"] for r in rows) / 1024
+    data = [dict(type="bar", x=[r["format"] for r in rows], y=[r["bytes"] / 1024 for r in rows],
+                 marker=dict(color=[_color(r["format"]) for r in rows]), textposition="outside",
+                 text=[f"{r['bytes'] / 1024:.1f} KB · ×{r['vs_dense']:.2f}" for r in rows])]
+    return _figure(data, dict(yaxis=dict(title=dict(text="KB"), range=[0, 1.2 * top])), "Size in each storage format", 380)
 
 
 def nm_pattern(weights, mask, m: int = 4, rows: int = 6, cols: int = 24) -> go.Figure:
-    """A patch of a layer: |w| shown, pruned entries crossed out, groups of ``m`` outlined."""
+    """A patch of a layer: |w| of the kept entries, pruned entries crossed out, groups of ``m`` outlined."""
     w = np.abs(np.asarray(weights, dtype=float).reshape(np.shape(weights)[0], -1))[:rows, :cols]
     k = np.asarray(mask, dtype=float).reshape(np.shape(mask)[0], -1)[:rows, :cols]
-    z = np.where(k > 0, w, np.nan)
-    fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", showscale=False, hoverongaps=False,
-                               hovertemplate="|w| = %{z:.3f}<extra></extra>"))
+    z = [[float(v) if keep else None for v, keep in zip(wr, kr)] for wr, kr in zip(w, k)]
     ys, xs = np.nonzero(k == 0)
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=dict(symbol="x", size=14, color=COLORS["removed"]),
-                             name="pruned", hoverinfo="skip"))
-    for g in range(0, w.shape[1] + 1, m):
-        fig.add_vline(x=g - 0.5, line=dict(color="black", width=2))
-    fig.update_yaxes(autorange="reversed", title_text="output row")
-    fig.update_xaxes(title_text=f"input column (groups of {m})")
-    return style(fig, None, height=300)
+    data = [dict(type="heatmap", z=z, colorscale="Blues", showscale=False, hoverongaps=False,
+                 hovertemplate="|w| = %{z:.3f}<extra></extra>"),
+            dict(type="scatter", mode="markers", x=xs.tolist(), y=ys.tolist(), name="pruned", hoverinfo="skip",
+                 marker=dict(symbol="x", size=14, color=COLORS["removed"]))]
+    shapes = [dict(type="line", xref="x", yref="paper", x0=g - 0.5, x1=g - 0.5, y0=0, y1=1,
+                   line=dict(color="black", width=2)) for g in range(0, w.shape[1] + 1, m)]
+    layout = dict(shapes=shapes, yaxis=dict(autorange="reversed", title=dict(text="output row")),
+                  xaxis=dict(title=dict(text=f"input column (groups of {m})")))
+    return _figure(data, layout, None, 300)
