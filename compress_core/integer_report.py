@@ -118,6 +118,7 @@ class LayerWalk:
     cols: np.ndarray  # stored input rows the weights multiply (one per output position)
     units: dict[str, np.ndarray]
     positions: int  # output positions per channel (1 for a linear layer)
+    w_float: np.ndarray  # (out, K) the float weights, flattened in the same (k..., C_in) order as ``cols``
 
     def unit_terms(self, unit: int) -> dict:
         """The dot product behind output ``unit``: each (q_x − Z_x)(q_w − Z_w) term and the sums."""
@@ -130,9 +131,11 @@ class LayerWalk:
         zx = op.x.zero + op.x.offset
         zw = int(op.w_qp.zero_point.reshape(-1)[c if op.w_qp.per_channel else 0])
         prod = (qx - zx) * (qw - zw)
+        x_real = (qx - zx) * float(op.x.qp.scale)  # padding holds Z_x: real 0
         return {"channel": c, "position": p, "q_x": qx, "q_w": qw, "Z_x": zx, "Z_w": zw, "products": prod,
                 "sum": int(prod.sum()), "bias": int(op.bias[c]), "acc": int(prod.sum()) + int(op.bias[c]),
-                "w_zero_stored": wz}
+                "w_zero_stored": wz, "x_real": x_real, "w_float": self.w_float[c],
+                "float_products": x_real * self.w_float[c]}
 
 
 def _float_layer(m: QuantLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -181,8 +184,9 @@ def walk_through(program: IntegerProgram, qmodel: nn.Module, x: torch.Tensor, la
         "float_out": y_float.reshape(-1).numpy(), "fq_code": y_fq.reshape(-1).numpy(),
     }
     units["diff"] = units["real_out"] - units["float_out"]
+    w_float = m.weight.detach().cpu().movedim(1, -1).reshape(channels, -1).numpy()
     return LayerWalk(op, x_real[0].numpy(), (q[0].to(torch.int32) + op.x.offset).numpy(),
-                     steps["cols"].numpy(), units, positions)
+                     steps["cols"].numpy(), units, positions, w_float)
 
 
 @torch.no_grad()
