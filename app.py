@@ -13,6 +13,7 @@ PAGES = [
     st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True),
     st.Page("app_pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
     st.Page("app_pages/quantization.py", title="Quantization", icon="🔢", url_path="quantization"),
+    st.Page("app_pages/integer.py", title="Integer inference", icon="🧮", url_path="integer"),
     st.Page("app_pages/lottery.py", title="Lottery tickets", icon="🎟️", url_path="lottery"),
 ]
 
