@@ -221,8 +221,12 @@ def live_view():
     kinds = [("ptq_tensor", "PTQ per tensor"), ("ptq_channel", "PTQ per channel"), ("qat", "QAT per channel")]
     if not cfg.quantize_weights:
         kinds = [("ptq_channel", "PTQ"), ("qat", "QAT")]
+    # QAT retrains one model per bit width: its curve uses one fixed recipe (symmetric per-channel weights,
+    # min-max) so that changing the scheme or calibration method does not retrain it
+    qat_cfg = json.dumps(QuantConfig(target=target).to_dict(), sort_keys=True)
     for i, (kind, name) in enumerate(kinds):
-        series[name] = cache.curve(key, base_cfg, calib_n, kind, act_curve, cache.QAT_CURVE_EPOCHS, bool(ss.q_lsq),
+        series[name] = cache.curve(key, qat_cfg if kind == "qat" else base_cfg, calib_n, kind, act_curve,
+                                   cache.QAT_CURVE_EPOCHS, bool(ss.q_lsq),
                                    progress=lambda f, i=i, name=name: prog.progress(
                                        min(1.0, (i + f) / len(kinds)), text=f"Sweeping: {name}…"))
     prog.empty()
@@ -234,7 +238,8 @@ def live_view():
                                          title="Test accuracy vs model size"), key="q_curve_kb")
     st.caption(f"Each point quantizes the whole model at that bit width with the settings above "
                f"({'activations at 8 bits' if act_curve else 'activations at the same width' if cfg.quantize_activations else 'weights only'}). "
-               f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ss.q_lsq else ''}. The star is the current setting.")
+               f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ss.q_lsq else ''}, always "
+               "from symmetric per-channel min-max ranges (so it is trained once per model). The star is the current setting.")
 
     # --- Mixed precision -------------------------------------------------------------------------------
     st.header("5 · Mixed precision: which layers tolerate fewer bits?")

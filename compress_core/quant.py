@@ -210,9 +210,12 @@ def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
 
 
 def clip_mask(x: torch.Tensor, qp: QParams) -> torch.Tensor:
-    """True where ``x`` falls outside the representable range (would be clipped)."""
-    q = _round_codes(x.detach().float(), qp)
-    return (q < qp.qmin) | (q > qp.qmax)
+    """True where clamping, not rounding, decides ``x``'s error: x lies more than half a step outside
+    the representable range [S·(qmin − Z), S·(qmax − Z)]. (A value just past the end, such as the
+    maximum under a symmetric grid with S = max/127.5, rounds onto the last level like any other.)"""
+    s, z = qp.broadcast(x)
+    q = x.detach().float() / s + z
+    return (q < qp.qmin - 0.5) | (q > qp.qmax + 0.5)
 
 
 # --- Whole models --------------------------------------------------------------------------------------
@@ -228,6 +231,8 @@ class QuantConfig:
 
     Weights are signed; activations are unsigned when asymmetric (like quint8) and signed with Z = 0
     when symmetric. ``layer_bits`` gives some layers their own weight bit width (mixed precision).
+    The output layer's activations (the logits) are always calibrated with min-max (or the moving
+    average): a clipping method there would saturate the largest logits and turn the prediction into a tie.
     """
 
     target: str = "both"  # "weights", "activations" or "both"
@@ -422,8 +427,12 @@ def quantize_model(model: nn.Module, config: QuantConfig = QuantConfig(),
             raise ValueError("The calibration data contain NaN or infinity: remove those examples first.")
         acts = collect_activations(model, calibration_data, config.calib_batch_size)
 
+    last = [n for n, m in children if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))][-1]
+
     def act_qp(key: str) -> QParams:
-        return calibrate(acts[key], config.act_method, bits=config.act_bits, symmetric=config.act_symmetric,
+        # logits keep their full range: clipping them would merge the top classes into ties at qmax
+        method = config.act_method if key != last or config.act_method == "moving_average" else "minmax"
+        return calibrate(acts[key], method, bits=config.act_bits, symmetric=config.act_symmetric,
                          signed=config.act_symmetric, percentile=config.percentile,
                          averaging_constant=config.averaging_constant)
 

@@ -18,6 +18,13 @@ from .common import COLORS, SEQ, style
 MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
 
 
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """Legend under the plot, so a title and a legend never collide on narrow (two-column) charts."""
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      margin=dict(b=110))
+    return fig
+
+
 def channel_qparams(qp: QParams, channel: int | None) -> QParams:
     """The per-tensor parameters of one channel of a per-channel ``qp`` (``qp`` itself when per tensor)."""
     if qp.axis is None or channel is None:
@@ -72,11 +79,12 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     fig.add_annotation(x=0.0, y=ymax * 1.1, text=f"real 0 ↔ Z = {int(qp.zero_point)}", showarrow=False,
                        font=dict(size=14), bgcolor="rgba(255,255,255,0.8)")
     clipped = float(((x < lo_r) | (x > hi_r)).float().mean())
-    fig.update_layout(barmode="overlay", bargap=0, xaxis_title="weight value", yaxis_title="count",
-                      yaxis_range=[0, ymax * 1.2])
-    if title:
-        title = f"{title} — S = {_fmt(float(qp.scale))}, Z = {int(qp.zero_point)}, clipped {clipped:.2%}"
-    return style(fig, title, height=430)
+    fig.update_layout(barmode="overlay", bargap=0, xaxis_title="value", yaxis_title="count",
+                      yaxis_range=[0, ymax * 1.25])
+    fig.add_annotation(xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
+                       text=f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  "
+                            f"clipped {clipped:.2%}", font=dict(size=14, color=COLORS["quant"]))
+    return _legend_below(style(fig, title, height=480))
 
 
 def staircase(qp: QParams, data_min: float | None = None, data_max: float | None = None,
@@ -118,8 +126,9 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
                             f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)",
                        showarrow=False, align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)",
                        bordercolor=COLORS["quant"], borderwidth=1)
+    style(fig, title, height=480)
     fig.update_layout(margin=dict(r=70))
-    return style(fig, title, height=430)
+    return _legend_below(fig)
 
 
 def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per_tensor: QParams | None = None,
@@ -137,18 +146,20 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
                            marker=dict(color=COLORS["kept"]), opacity=0.75,
                            hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>"))
     if per_tensor is not None:
-        for v, label in ((float(per_tensor.range_min), "per-tensor grid"), (float(per_tensor.range_max), None)):
-            fig.add_hline(y=v, line=dict(color=COLORS["quant"], dash="dash", width=2),
-                          annotation_text=label, annotation_position="top left")
+        fig.add_hline(y=float(per_tensor.range_min), line=dict(color=COLORS["quant"], dash="dash", width=2),
+                      annotation_text="per-tensor grid", annotation_position="bottom left")
+        fig.add_hline(y=float(per_tensor.range_max), line=dict(color=COLORS["quant"], dash="dash", width=2))
     if per_channel is not None and per_channel.axis is not None:
         ratio = float(per_tensor.scale) / per_channel.scale.numpy() if per_tensor is not None else None
         if ratio is not None:
             fig.add_trace(go.Scatter(x=idx, y=ratio[idx], yaxis="y2", mode="markers", name="S per tensor ÷ S channel",
                                      marker=dict(color=COLORS["ticket"], size=6, symbol="diamond")))
             fig.update_layout(yaxis2=dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
-                                          rangemode="tozero"))
-    fig.update_layout(xaxis_title="output channel", yaxis_title="weight value", margin=dict(r=70))
-    return style(fig, title, height=400)
+                                          range=[0, float(ratio.max()) * 1.15]))
+    fig.update_layout(xaxis_title="output channel", yaxis_title="weight value")
+    style(fig, title, height=430)
+    fig.update_layout(margin=dict(r=70))
+    return _legend_below(fig)
 
 
 def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
@@ -172,7 +183,7 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
                              hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"), row=1, col=2)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    return style(fig, title, height=420)
+    return _legend_below(style(fig, title, height=460))
 
 
 def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
@@ -199,9 +210,10 @@ def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "b
         fig.update_xaxes(title="bit width", type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
                          ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
     else:
-        fig.update_xaxes(title="model size (KB, log scale)", type="log")
+        fig.update_xaxes(title="model size (KB, log scale)", type="log", tickvals=[2, 5, 10, 20, 50, 100, 200, 500,
+                                                                                    1000, 2000])
     fig.update_yaxes(title="test accuracy", tickformat=".0%")
-    return style(fig, title, height=420)
+    return _legend_below(style(fig, title, height=460))
 
 
 # Krishnamoorthi 2018, "Quantizing deep convolutional networks for efficient inference: a whitepaper" — see

@@ -1,0 +1,134 @@
+"""Benchmark quantization (issue 5) on this machine: accuracy targets and the cost of a control change.
+
+1. 8-bit PTQ, weights and activations (per-channel symmetric int8 weights, asymmetric uint8 activations,
+   min-max calibration on 256 training examples): test-accuracy drop vs float on every (data set, model)
+   pair with its default baseline. Target: ≤ 0.5 point everywhere.
+2. 4-bit per-channel weights, 8-bit activations, PTQ: drop on digits·mlp and digits·cnn. Target: ≤ 2 points.
+3. 2 and 3 bits (weights at b bits per channel, activations at 8): PTQ vs QAT (LSQ, 5 epochs at half the
+   baseline's learning rate, state with the best validation accuracy kept), every pair.
+4. A control change on the default model (digits·mlp, 4-bit): re-quantize + evaluate on the test set +
+   build the data figures (grid histogram, staircase, channel ranges), as the page does on a slider move.
+   Median and p95 of interleaved repeats. Target: median ≤ 50 ms.
+
+Prints one JSON line per measurement; the last line is one JSON object with ``int8_max_drop_pts``,
+``w4_per_channel_drop_pts``, ``ptq_2bit_acc``, ``qat_2bit_acc``, ``ptq_3bit_acc``, ``qat_3bit_acc`` (objects
+keyed "dataset/model"), ``slider_ms_median`` and ``slider_ms_p95``.
+
+Usage: python bench/bench_quant.py [--repeats 40] [--qat-epochs 5] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress_core.baselines import get_baseline  # noqa: E402
+from compress_core.calibration import calibrate  # noqa: E402
+from compress_core.data import list_datasets, load_dataset  # noqa: E402
+from compress_core.models import list_models  # noqa: E402
+from compress_core.qat import quantization_aware_training  # noqa: E402
+from compress_core.quant import QuantConfig, quantize_model  # noqa: E402
+from compress_core.train import TrainConfig, evaluate  # noqa: E402
+from compress_core.viz import quant as qviz  # noqa: E402
+
+CALIB = 256
+
+
+def pairs() -> list[tuple[str, str]]:
+    return [(d, m) for d in list_datasets() for m in list_models(d)]
+
+
+def acc(model, ds) -> float:
+    return evaluate(model, ds.x_test, ds.y_test).accuracy
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def slider_step(model, ds, cfg: QuantConfig) -> float:
+    """One control change as the page does it; returns milliseconds."""
+    t0 = time.perf_counter()
+    q = quantize_model(model, cfg, ds.x_train[:CALIB])
+    evaluate(q, ds.x_test, ds.y_test)
+    ql = q.fc1
+    qp = qviz.channel_qparams(ql.weight_qparams, 0)
+    qviz.weight_grid(ql.weight.detach()[0], qp, title="fc1")
+    qviz.staircase(qp, float(ql.weight.min()), float(ql.weight.max()))
+    per_tensor = calibrate(ql.weight, cfg.weight_method, bits=cfg.weight_bits, symmetric=True)
+    qviz.channel_ranges(ql.weight, ql.weight_qparams, per_tensor)
+    return 1000 * (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--qat-epochs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    int8, w4, low = {}, {}, {f"{k}_{b}bit_acc": {} for k in ("ptq", "qat") for b in (2, 3)}
+    for d, m in pairs():
+        b, ds = get_baseline(d, m), load_dataset(d)
+        fmodel = b.model
+        f = acc(fmodel, ds)
+        q8 = acc(quantize_model(fmodel, QuantConfig(), ds.x_train[:CALIB]), ds)
+        int8[f"{d}/{m}"] = round(100 * (f - q8), 2)
+        row = {"pair": f"{d}/{m}", "float_acc": round(f, 4), "int8_acc": round(q8, 4), "int8_drop_pts": int8[f"{d}/{m}"]}
+        if d == "digits" and m in ("mlp", "cnn"):
+            q4 = acc(quantize_model(fmodel, QuantConfig(weight_bits=4, act_bits=8), ds.x_train[:CALIB]), ds)
+            w4[f"{d}/{m}"] = round(100 * (f - q4), 2)
+            row["w4a8_acc"] = round(q4, 4)
+        sched = TrainConfig(epochs=args.qat_epochs, lr=b.config.train.lr / 2, batch_size=b.config.train.batch_size)
+        for bits in (2, 3):
+            cfg = QuantConfig(weight_bits=bits, act_bits=8)
+            p = acc(quantize_model(fmodel, cfg, ds.x_train[:CALIB]), ds)
+            t0 = time.perf_counter()
+            q, _ = quantization_aware_training(fmodel, cfg, ds, sched, calibration_data=ds.x_train[:CALIB], lsq=True)
+            row[f"qat_{bits}bit_s"] = round(time.perf_counter() - t0, 1)
+            low[f"ptq_{bits}bit_acc"][f"{d}/{m}"] = round(p, 4)
+            low[f"qat_{bits}bit_acc"][f"{d}/{m}"] = round(acc(q, ds), 4)
+            row[f"ptq_{bits}bit_acc"], row[f"qat_{bits}bit_acc"] = round(p, 4), round(acc(q, ds), 4)
+        emit(row)
+
+    b, ds = get_baseline("digits", "mlp"), load_dataset("digits")
+    model = b.model
+    cfgs = [QuantConfig(weight_bits=bb, act_bits=8) for bb in (4, 3, 8, 2)]
+    for c in cfgs:  # warm-up
+        slider_step(model, ds, c)
+    times = [slider_step(model, ds, cfgs[i % len(cfgs)]) for i in range(args.repeats)]
+    times.sort()
+    med = statistics.median(times)
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    emit({"slider_ms_median": round(med, 1), "slider_ms_p95": round(p95, 1), "repeats": args.repeats,
+          "threads": torch.get_num_threads()})
+
+    summary = {
+        "int8_max_drop_pts": max(int8.values()), "int8_drop_pts": int8,
+        "w4_per_channel_drop_pts": w4,
+        **low,
+        "qat_minus_ptq_2bit_pts": {k: round(100 * (low["qat_2bit_acc"][k] - low["ptq_2bit_acc"][k]), 1)
+                                   for k in low["ptq_2bit_acc"]},
+        "qat_minus_ptq_3bit_pts": {k: round(100 * (low["qat_3bit_acc"][k] - low["ptq_3bit_acc"][k]), 1)
+                                   for k in low["ptq_3bit_acc"]},
+        "low_bit_setting": "weights b-bit per-channel symmetric, activations 8-bit; QAT = LSQ, "
+                           f"{args.qat_epochs} epochs at half the baseline lr, best-validation state",
+        "slider_ms_median": round(med, 1), "slider_ms_p95": round(p95, 1),
+        "targets": {"int8_max_drop_pts": "<= 0.5", "w4_per_channel_drop_pts": "<= 2", "slider_ms_median": "<= 50"},
+    }
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""AppTest: every control of the Quantization page, links that restore the view, and bad input."""
+import pytest
+
+from .conftest import metrics, open_app
+
+PAGE = "app_pages/quantization.py"
+
+
+def _pct(s: str) -> float:
+    return float(s.rstrip("%"))
+
+
+def _kb(s: str) -> float:
+    return float(s.split()[0])
+
+
+def _report(at):
+    """The per-layer report table (the dataframe with a 'tensor' column)."""
+    for df in at.dataframe:
+        data = df.value.data if hasattr(df.value, "data") else df.value
+        if "tensor" in data.columns:
+            return data
+    raise AssertionError("no report table on the page")
+
+
+@pytest.fixture(scope="module")
+def at():
+    app = open_app(PAGE)
+    assert not app.exception
+    return app
+
+
+def test_default_view_is_8_bit_and_near_float(at):
+    m = metrics(at)
+    assert abs(_pct(m["Quantized accuracy"]) - _pct(m["Float accuracy"])) <= 0.5
+    assert 3.0 < float(m["Compression"].rstrip("×")) < 4.0  # int8 weights + scales ≈ 4× smaller than float32
+    assert len(at.error) == 0
+    assert at.query_params["q_bits"] == "8" and at.query_params["q_target"] == "both"
+    rep = _report(at)
+    assert set(rep["tensor"]) == {"input", "weight", "output"} and (rep["bits"] == 8).all()
+    assert (rep["granularity"][rep["tensor"] == "weight"] == "per channel").all()
+    assert any("Published" in i.value for i in at.info)
+
+
+def test_bit_width_slider_changes_size_and_grid(at):
+    before = metrics(at)
+    at.select_slider(key="q_bits").set_value(2).run()
+    assert not at.exception and len(at.error) == 0
+    after = metrics(at)
+    assert _kb(after["Model size"]) < _kb(before["Model size"]) / 2
+    assert "SQNR per tensor (2 bits)" in after
+    assert at.query_params["q_bits"] == "2"
+    assert (_report(at)["bits"][_report(at)["tensor"] == "weight"] == 2).all()
+    at.select_slider(key="q_bits").set_value(16).run()
+    assert not at.exception and float(metrics(at)["Compression"].rstrip("×")) < 2.1
+    at.select_slider(key="q_bits").set_value(1).run()
+    assert not at.exception and any("1 bit" in w.value for w in at.warning)
+    at.select_slider(key="q_bits").set_value(8).run()
+
+
+def test_scheme_granularity_and_calibration_controls(at):
+    at.radio(key="q_scheme").set_value("asymmetric").run()
+    assert not at.exception
+    rep = _report(at)
+    assert (rep["scheme"] == "asymmetric").all()
+    at.radio(key="q_gran").set_value("per tensor").run()
+    assert not at.exception
+    rep = _report(at)
+    assert (rep["granularity"] == "per tensor").all()
+    for method in ("moving_average", "percentile", "mse", "kl"):
+        at.selectbox(key="q_method").set_value(method).run()
+        assert not at.exception and len(at.error) == 0, method
+        assert at.query_params["q_method"] == method
+    at.select_slider(key="q_pct").set_value(99.0).run()
+    assert not at.exception
+    at.slider(key="q_calib").set_value(16).run()
+    assert not at.exception and at.query_params["q_calib"] == "16"
+    at.selectbox(key="q_method").set_value("minmax").run()
+    at.radio(key="q_scheme").set_value("symmetric").run()
+    at.radio(key="q_gran").set_value("per channel").run()
+    at.slider(key="q_calib").set_value(256).run()
+
+
+def test_what_to_quantize_and_activation_bits(at):
+    at.radio(key="q_target").set_value("weights").run()
+    assert not at.exception
+    assert set(_report(at)["tensor"]) == {"weight"}
+    at.radio(key="q_target").set_value("activations").run()
+    assert not at.exception
+    assert set(_report(at)["tensor"]) == {"input", "output"}
+    at.radio(key="q_target").set_value("both").run()
+    at.select_slider(key="q_bits").set_value(4).run()
+    assert (_report(at).query("tensor == 'output'")["bits"] == 8).all()  # W4A8 by default
+    at.toggle(key="q_act8").set_value(False).run()
+    assert not at.exception
+    assert (_report(at).query("tensor == 'output'")["bits"] == 4).all()
+    at.toggle(key="q_act8").set_value(True).run()
+    at.select_slider(key="q_bits").set_value(8).run()
+
+
+def test_layer_channel_and_mixed_precision_controls(at):
+    at.selectbox(key="q_layer").set_value("fc2").run()
+    assert not at.exception and at.query_params["q_layer"] == "fc2"
+    at.number_input(key="q_ch_fc2").set_value(3).run()
+    assert not at.exception
+    assert any("channel 3" in (md.value or "") for md in at.markdown) or at.number_input(key="q_ch_fc2").value == 3
+    before = metrics(at)["Mixed-precision size"]
+    at.slider(key="q_tol").set_value(10.0).run()
+    assert not at.exception
+    assert _kb(metrics(at)["Mixed-precision size"]) <= _kb(before)
+
+
+def test_qat_mode_trains_and_reports():
+    at = open_app(PAGE, query={"q_mode": "qat", "q_bits": "3", "q_epochs": "1"})
+    assert not at.exception and len(at.error) == 0
+    m = metrics(at)
+    assert _pct(m["Quantized accuracy"]) > 80
+    at.toggle(key="q_lsq").set_value(False).run()
+    assert not at.exception
+
+
+def test_bad_input_gets_plain_messages():
+    # unknown values in a link fall back to defaults; an impossible setting explains itself
+    at = open_app(PAGE, query={"q_bits": "99", "q_method": "magic", "q_calib": "-5"})
+    assert not at.exception
+    assert at.select_slider(key="q_bits").value == 8 and at.selectbox(key="q_method").value == "minmax"
+    at.toggle(key="q_narrow").set_value(True).run()
+    at.select_slider(key="q_bits").set_value(1).run()
+    assert not at.exception
+    assert any("Narrow range needs at least 2 bits" in e.value for e in at.error)
+
+
+def test_two_dimensional_data_shows_both_decision_boundaries():
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "q_bits": "2"})
+    assert not at.exception and len(at.error) == 0
+    charts = [c for c in at.get("plotly_chart")]
+    assert len(charts) >= 9  # grid, staircase, channels, errors, 2 boundaries, 2 curves, heatmap, published
