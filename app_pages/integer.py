@@ -206,9 +206,10 @@ def walk_view():
         ("4 · accumulator", f"acc = {t['sum']:,} + {t['bias']:,} = **{acc:,}**", f"y = {pre:.5f}"),
         ("5 · multiplier", f"M = S_w·S_x / S_out = {Sw:.4g}·{Sx:.4g} / {Sy:.4g} = {float(u['M'][unit]):.6g} "
                            f"≈ M0·2^−n = {M0:,}/2^31 · 2^−{n}", f"y / S_out = {pre / Sy:.4f} steps"),
-        ("6 · headroom", f"acc·2^L = {acc:,}·2^{L} = {scaled:,} (fits int32: |acc| ≤ {op.acc_bound:,})",
-         "—"),
-        ("7 · multiply", f"high = round(acc·2^L · M0 / 2^31) = **{high:,}**", "—"),
+        ("6 · headroom", f"acc·2^L = {acc:,}·2^{L} = {scaled:,} (fits int32: any accumulator of this layer is "
+                         f"at most {op.acc_bound:,} in size)", "—"),
+        ("7 · multiply", f"high = round(acc·2^L · M0 / 2^31) = **{high:,}**",
+         f"(y / S_out)·2^{n + L} = {pre / Sy * 2.0 ** (n + L):,.1f}"),
         ("8 · shift", f"round(high / 2^{n + L}) = **{shifted:,}** (halves away from zero)",
          f"round(y / S_out) = {np.round(pre / Sy):.0f}"),
         ("9 · zero point", f"{shifted:,} + Z_out ({Zy}) = {plus_z:,}", f"+ Z_out = {np.round(pre / Sy) + Zy:.0f}"),
@@ -248,6 +249,10 @@ walk_view()
 
 
 # --- 3 · Multiplier explorer ----------------------------------------------------------------------------
+def _use_layer_M() -> None:
+    ss["int_M"] = f"{ss['_int_M_default']:.8g}"  # a callback runs before the text box is drawn
+
+
 @st.fragment
 def multiplier_view():
     url_value("int_M", "0.0042", check=lambda v: len(v) < 40)
@@ -256,10 +261,9 @@ def multiplier_view():
     with left:
         st.text_input("Multiplier M (e.g. 0.0042 or 3.1e-4)", key="int_M",
                       help="Any real number in (0, 1): the rescale of a layer, S_w·S_x / S_out.")
-        if st.button("Use the layer's M from the walk-through", key="int_M_use",
-                     disabled="_int_M_default" not in ss):
-            ss["int_M"] = f"{ss['_int_M_default']:.8g}"
-            st.rerun(scope="fragment")
+        st.button("Use the layer's M from the walk-through", key="int_M_use", on_click=_use_layer_M,
+                  disabled="_int_M_default" not in ss,
+                  help="Copy the multiplier of the output unit followed in section 2.")
         st.number_input("An int32 accumulator to rescale", -2 ** 31, 2 ** 31 - 1, key="int_acc", step=1000)
         remember("int_M", "int_acc")
         try:

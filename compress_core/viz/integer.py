@@ -94,15 +94,17 @@ def multiplier_error(M: float, title: str | None = None, points: int = 400) -> g
         errs.append(abs(multiplier_value(M0, sh) - m) / m)
     M0, sh = quantize_multiplier(M)
     e = abs(multiplier_value(M0, sh) - M) / M
+    errs = np.array(errs)
+    keep = errs > 0  # exactly representable multipliers (powers of two...) have no error to draw on a log axis
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=Ms, y=np.maximum(errs, 1e-19), mode="lines", name="|M0·2^−n − M| / M",
+    fig.add_trace(go.Scatter(x=Ms[keep], y=errs[keep], mode="lines", name="|M0·2^−n − M| / M",
                              line=dict(color=COLORS["kept"], width=1.5)))
     fig.add_hline(y=2.0 ** -31, line=dict(color=COLORS["removed"], dash="dash"),
                   annotation_text="2^−31 (half a unit of M0 at its smallest)", annotation_position="top left")
-    fig.add_trace(go.Scatter(x=[M], y=[max(e, 1e-19)], mode="markers", name="your M",
+    fig.add_trace(go.Scatter(x=[M], y=[max(e, 1e-14)], mode="markers", name="your M" + (" (exact)" if e == 0 else ""),
                              marker=dict(size=14, color=COLORS["reinit"], symbol="diamond")))
     fig.update_xaxes(type="log", title_text="multiplier M")
-    fig.update_yaxes(type="log", title_text="relative error", exponentformat="power")
+    fig.update_yaxes(type="log", title_text="relative error", exponentformat="power", range=[-14, -8.5])
     return style(fig, title, height=360)
 
 

@@ -1,0 +1,66 @@
+"""AppTest: the Integer inference page — whole-model numbers, the walk-through, the explorer, bad settings."""
+import re
+
+from .conftest import metrics, open_app
+
+PAGE = "app_pages/integer.py"
+
+
+def _ledger(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("| step |"))
+
+
+def _pts(s: str) -> float:
+    return float(s.rstrip("%"))
+
+
+def test_page_renders_and_integer_matches_fake_quant():
+    at = open_app(PAGE)
+    assert not at.exception and not at.error
+    m = metrics(at)
+    assert abs(_pts(m["Integer-only accuracy"]) - _pts(m["Fake-quant accuracy"])) <= 0.2 + 1e-9
+    assert _pts(m["Integer-only accuracy"]) > 90 and _pts(m["Logits identical to fake-quant"]) > 95
+    assert m["Float predicts"] == m["Integer predicts"]
+    ledger = _ledger(at)
+    for step in ("1 · input", "4 · accumulator", "5 · multiplier", "8 · shift", "10 · clamp", "11 · real value"):
+        assert step in ledger
+    assert re.search(r"M0·2\^−n = [\d,]+/2\^31", ledger)
+    table = at.dataframe[-1].value
+    assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and set(table["accumulator"]) == {"int32"}
+    assert len(at.get("download_button")) >= 2
+
+
+def test_changing_example_layer_and_unit_changes_the_numbers():
+    at = open_app(PAGE)
+    before = _ledger(at)
+    at.number_input(key="int_example").set_value(7).run()
+    assert not at.exception
+    after = _ledger(at)
+    assert after != before and at.query_params["int_example"] == "7"
+    at.selectbox(key="int_layer").set_value("fc2").run()
+    assert not at.exception and "fc2: output neuron" in " ".join(h.value for h in at.subheader)
+    at.number_input(key="int_unit_fc2").set_value(3).run()
+    assert "output neuron 3 " in " ".join(h.value for h in at.subheader)
+    assert _ledger(at) != after
+
+
+def test_multiplier_explorer_and_its_bad_input():
+    at = open_app(PAGE)
+    at.text_input(key="int_M").set_value("0.25").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "**1,073,741,824**" in text and "**n** = **1**" in text  # 0.25 = 2^30/2^31 · 2^-1
+    at.text_input(key="int_M").set_value("banana").run()
+    assert not at.exception and "is not a number" in at.error[0].value
+    at.text_input(key="int_M").set_value("1.5").run()
+    assert not at.exception and "outside (0, 1)" in at.error[0].value
+    at.button(key="int_M_use").click().run()
+    assert not at.exception and not at.error and float(at.text_input(key="int_M").value) < 1
+
+
+def test_cnn_and_overflowing_setting():
+    at = open_app(PAGE, {"model": "cnn", "int_layer": "conv2", "int_example": "4"})
+    assert not at.exception and not at.error
+    assert "conv2: output" in " ".join(h.value for h in at.subheader)
+    at = open_app(PAGE, {"int_wbits": "16", "int_abits": "16"})
+    assert not at.exception
+    assert "accumulator overflow risk" in at.error[0].value and "Layer fc1" in at.error[0].value
