@@ -114,6 +114,42 @@ if cfg is not None:
                + f" · after {cfg.rounds} rounds about {100 * (1 - cfg.rate) ** cfg.rounds:.1f} % of the weights are "
                f"left · {len(cfg.arms) * cfg.rounds + 1} trainings per seed.")
 
+
+# --- Published and explained ---------------------------------------------------------------------------
+def about() -> None:
+    """What the papers found, and the explainer: shown with or without results."""
+    st.header("What the papers found")
+    left, right = st.columns(2)
+    with left:
+        published("Frankle & Carbin 2019, *The Lottery Ticket Hypothesis*, LeNet-300-100 on MNIST",
+                  "Layer-wise pruning at 20 % per round (output layer 10 %) leaves "
+                  + ", ".join(f"{x:g}" for x in lviz.FRANKLE_CARBIN_REMAINING[:10]) + "… % of the weights. Winning "
+                  "tickets match or beat the dense network down to about **3.6 %** of the weights and learn fastest near "
+                  "**21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. 2020: on larger "
+                  "networks rewinding to θ0 fails, rewinding to an early iteration θk recovers tickets.")
+    with right:
+        published("Greydanus 2020, *Scaling down deep learning* (MNIST-1D), lottery-tickets notebook",
+                  "An MLP on MNIST-1D: tickets beat random re-initialization at every sparsity, and at 91 % sparsity "
+                  "reach 75.0 / 72.4 % (two trials) against 66.4 / 64.8 % for the dense network.")
+        st.plotly_chart(lviz.published_greydanus(), key="lt_published")
+    explainer("Why would a ticket exist? — the hypothesis, the procedure and its intuition", (
+        "- **The hypothesis.** A dense, randomly initialized network contains a subnetwork that — initialized with the "
+        "*same* values — can be trained in isolation to match the full network's accuracy in at most as many "
+        "iterations. Pruning after training shows that small networks *can represent* the solution; the lottery "
+        "ticket says they can also *find* it, if they start from the right weights.\n"
+        "- **The procedure.** Store θ0. Train for j iterations to θj. Remove the p % of surviving weights with the "
+        "smallest |θj| (mask m). Reset the survivors to θ0 (or θk) and train again. Repeat: each round the search is "
+        "among the subnets that were already there at the start.\n"
+        "- **Intuition.** Pruning projects the loss landscape onto fewer dimensions; the weights that grew large "
+        "were the ones whose initial values pointed somewhere useful. Re-initializing throws that away — which is why "
+        "the re-init control falls behind at high sparsity while the ticket holds on. A random mask keeps the "
+        "initial values but loses the structure the pruning found (on MNIST-1D, tickets learn local connectivity: "
+        "each neuron keeps a contiguous stretch of the signal).\n"
+        "- **Honest caveats.** 'Winning' depends on the training recipe: here every round trains for the same fixed "
+        "budget, and the dense network is trained with the same recipe. With θk rewinding the ticket starts from "
+        "weights that already trained for k steps. Unstructured sparsity saves memory only in a sparse format."))
+
+
 # --- Run -----------------------------------------------------------------------------------------------
 job: Job | None = st.session_state.get("lt_job")
 if problem:
@@ -170,16 +206,20 @@ if not runs:
     if cfg is not None and not running:
         st.info("Press **Run** to find a ticket. Each round trains the ticket and each control from the rewind "
                 "point; a progress bar shows the round and the time left.", icon="🎟️")
+    about()
     st.stop()
 
 # --- Results -------------------------------------------------------------------------------------------
 st.header("2 · What came out")
+url_value("lt_measure", "final_acc", allowed=list(MEASURES))
+url_value("lt_tol", 0.0, cast=float, check=lambda x: 0.0 <= x <= 2.0)
 c1, c2 = st.columns([2, 1])
 measure = c1.radio("Accuracy shown", list(MEASURES), format_func=MEASURES.get, key="lt_measure", horizontal=True,
                    help="Final: at the end of the fixed budget. Early stop: at the iteration of lowest validation "
                         "loss (Frankle & Carbin's measure). Best: the highest test accuracy seen, an optimistic pick.")
-tol = c2.slider("Counts as matching within (points)", 0.0, 2.0, 0.0, 0.25, key="lt_tol",
+tol = c2.slider("Counts as matching within (points)", 0.0, 2.0, step=0.25, key="lt_tol",
                 help="How far below the dense accuracy a ticket may fall and still count as 'matching'.")
+remember("lt_measure", "lt_tol")
 rows = summarize(runs, measure)
 v = verdict(runs, measure, tolerance=tol)
 (st.success if v.matched_round is not None else st.warning)(v.text, icon="🎟️" if v.matched_round else "⚠️")
@@ -204,7 +244,7 @@ def masks_section() -> None:
     url_value("lt_round", done, cast=int, check=lambda x: 0 <= x <= done)
     if not 0 <= st.session_state["lt_round"] <= done:
         st.session_state["lt_round"] = done
-    r = st.slider("Round", 0, done, key="lt_round", help=f"Masks of seed {run0.config.seed}, round 0 = dense.")
+    r = st.slider("Show the mask at round", 0, done, key="lt_round", help=f"Masks of seed {run0.config.seed}, round 0 = dense.")
     mask = {k: t.numpy() for k, t in run0.mask(r).items()}
     name, module = first[0]
     w = mask[f"{name}.weight"]
@@ -242,7 +282,7 @@ def curves_section() -> None:
     if not 1 <= st.session_state["lt_curve_round"] <= done:
         st.session_state["lt_curve_round"] = done
     if done > 1:
-        r = st.slider("Round", 1, done, key="lt_curve_round",
+        r = st.slider("Show the training at round", 1, done, key="lt_curve_round",
                       help=f"Curves of seed {run0.config.seed}: the ticket, its controls and the dense network.")
     else:  # a slider needs two positions
         r = 1
@@ -271,34 +311,4 @@ d2.download_button("Download the runs (JSON: settings, curves, masks)",
                    json.dumps([r.to_dict() for r in runs]), file_name="lottery_runs.json", mime="application/json",
                    key="lt_json")
 
-# --- Published and explained ---------------------------------------------------------------------------
-st.header("6 · What the papers found")
-left, right = st.columns(2)
-with left:
-    published("Frankle & Carbin 2019, *The Lottery Ticket Hypothesis*, LeNet-300-100 on MNIST",
-              "Layer-wise pruning at 20 % per round (output layer 10 %) leaves "
-              + ", ".join(f"{x:g}" for x in lviz.FRANKLE_CARBIN_REMAINING[:10]) + "… % of the weights. Winning "
-              "tickets match or beat the dense network down to about **3.6 %** of the weights and learn fastest near "
-              "**21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. 2020: on larger "
-              "networks rewinding to θ0 fails, rewinding to an early iteration θk recovers tickets.")
-with right:
-    published("Greydanus 2020, *Scaling down deep learning* (MNIST-1D), lottery-tickets notebook",
-              "An MLP on MNIST-1D: tickets beat random re-initialization at every sparsity, and at 91 % sparsity "
-              "reach 75.0 / 72.4 % (two trials) against 66.4 / 64.8 % for the dense network.")
-    st.plotly_chart(lviz.published_greydanus(), key="lt_published")
-explainer("Why would a ticket exist? — the hypothesis, the procedure and its intuition", (
-    "- **The hypothesis.** A dense, randomly initialized network contains a subnetwork that — initialized with the "
-    "*same* values — can be trained in isolation to match the full network's accuracy in at most as many "
-    "iterations. Pruning after training shows that small networks *can represent* the solution; the lottery "
-    "ticket says they can also *find* it, if they start from the right weights.\n"
-    "- **The procedure.** Store θ0. Train for j iterations to θj. Remove the p % of surviving weights with the "
-    "smallest |θj| (mask m). Reset the survivors to θ0 (or θk) and train again. Repeat: each round the search is "
-    "among the subnets that were already there at the start.\n"
-    "- **Intuition.** Pruning projects the loss landscape onto fewer dimensions; the weights that grew large "
-    "were the ones whose initial values pointed somewhere useful. Re-initializing throws that away — which is why "
-    "the re-init control falls behind at high sparsity while the ticket holds on. A random mask keeps the "
-    "initial values but loses the structure the pruning found (on MNIST-1D, tickets learn local connectivity: "
-    "each neuron keeps a contiguous stretch of the signal).\n"
-    "- **Honest caveats.** 'Winning' depends on the training recipe: here every round trains for the same fixed "
-    "budget, and the dense network is trained with the same recipe. With θk rewinding the ticket starts from "
-    "weights that already trained for k steps. Unstructured sparsity saves memory only in a sparse format."))
+about()

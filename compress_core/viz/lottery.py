@@ -29,6 +29,9 @@ FRANKLE_CARBIN_REMAINING = [100, 80.0, 64.1, 51.3, 41.1, 32.9, 26.3, 21.1, 16.9,
                             3.6, 2.9]
 
 
+TICKS = (100, 80, 64, 50, 40, 30, 20, 15, 10, 7, 5, 3, 2, 1.5, 1, 0.7, 0.5, 0.3, 0.2, 0.1)
+
+
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
@@ -36,10 +39,12 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 def _log_remaining_axis(fig: go.Figure, xs: list[float], **kw) -> None:
     """x = % of weights remaining on a log axis, 100 % on the left (pruning moves right)."""
-    lo = max(min(xs) * 0.8, 0.05) if xs else 1
+    lo = max(min(xs) * 0.85, 0.05) if xs else 1
+    ticks = [v for v in TICKS if v >= lo]
+    if len(ticks) > 9:  # a long range: the 1-2-5 steps are enough
+        ticks = [v for v in ticks if str(v).lstrip("0.")[:1] in "125"]
     fig.update_xaxes(type="log", range=[np.log10(105), np.log10(lo)], title_text="weights remaining (%, log scale)",
-                     tickvals=[v for v in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if v >= lo * 0.9],
-                     ticktext=[f"{v:g}" for v in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if v >= lo * 0.9], **kw)
+                     tickvals=ticks, ticktext=[f"{v:g}" for v in ticks], **kw)
 
 
 def _arm_rows(rows: list[dict], arm: str) -> list[dict]:
@@ -103,7 +108,7 @@ def first_layer_inputs(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind:
     for sequences, a bar per coordinate for points. ``fc1_mask`` is (neurons, inputs)."""
     counts = fc1_mask.reshape(fc1_mask.shape[0], -1).sum(axis=0)
     n = fc1_mask.shape[0]
-    title = title or f"Round {round_}: surviving connections from each input to the first layer (of {n})"
+    title = title or f"Round {round_}: connections kept per input"
     if kind == "image":
         img = counts.reshape(input_shape[-2:])
         fig = go.Figure(go.Heatmap(z=img[::-1], colorscale="Viridis", zmin=0, zmax=n,
@@ -123,12 +128,12 @@ def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, 
                  title: str | None = None) -> go.Figure:
     """Each first-layer neuron's surviving input connections as a tile (pictures) or a row (sequences), the
     ``count`` neurons with most connections left, most connected first."""
-    rows = fc1_mask.reshape(fc1_mask.shape[0], -1)
+    rows = fc1_mask.reshape(fc1_mask.shape[0], -1).astype(float)  # plotly draws no heatmap from booleans
     kept = rows.sum(axis=1)
     order = np.argsort(-kept, kind="stable")[:count]
     if kind == "image":
         h, w = input_shape[-2:]
-        cols = 12
+        cols = 8
         nrow = int(np.ceil(len(order) / cols))
         mosaic = np.full((nrow * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
         for i, j in enumerate(order):
@@ -138,7 +143,7 @@ def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, 
                                    showscale=False, hoverinfo="skip"))
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False, scaleanchor="x")
-        height = int(90 * nrow + 110)
+        height = 460
     else:
         fig = go.Figure(go.Heatmap(z=rows[order], colorscale=[[0, "#f0f0f0"], [1, COLORS["ticket"]]], zmin=0, zmax=1,
                                    showscale=False, y=[f"n{j}" for j in order],
@@ -146,7 +151,7 @@ def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, 
         fig.update_xaxes(title_text="time step" if kind == "sequence" else "input")
         fig.update_yaxes(title_text="neuron", showticklabels=False, autorange="reversed")
         height = 460
-    return style(fig, title or f"The {len(order)} most connected first-layer neurons (green = connection kept)",
+    return style(fig, title or f"{len(order)} first-layer neurons (green = kept)",
                  height=height)
 
 
@@ -182,8 +187,7 @@ def overlap(ticket_masks: list[dict[str, np.ndarray]], rows_by_arm: dict[str, li
                                                         "Each control vs the ticket, same round"),
                         column_widths=[0.45, 0.55], horizontal_spacing=0.12)
     fig.add_trace(go.Heatmap(z=jac, x=list(range(n)), y=list(range(n)), colorscale="Blues", zmin=0, zmax=1,
-                             text=np.round(jac, 2), texttemplate="%{text}" if n <= 12 else None,
-                             colorbar=dict(title="Jaccard", x=0.4, len=0.9),
+                             text=np.round(jac, 2), texttemplate="%{text}" if n <= 12 else None, showscale=False,
                              hovertemplate="rounds %{y} and %{x}: %{z:.3f}<extra></extra>"), row=1, col=1)
     fig.update_xaxes(title_text="round", row=1, col=1, dtick=1)
     fig.update_yaxes(title_text="round", row=1, col=1, dtick=1, autorange="reversed")
