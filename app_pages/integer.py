@@ -80,7 +80,7 @@ try:
         res = icache.integer_model(key, cfg_json, int(ss.int_calib), "ptq")
 except ValueError as e:
     st.error(f"This model cannot run on integers with these settings. {e}")
-    st.info("Lower the activation or weight bits (8/8 always works), or switch weights back to symmetric.")
+    st.info("Lower the activation or weight bits: 8-bit weights with 8-bit activations always convert.")
     st.stop()
 program, qmodel, cmp, sizes = res["program"], res["qmodel"], res["compare"], res["bytes"]
 layers = [op.name for op in program.layers]
@@ -170,7 +170,7 @@ def walk_view():
     url_value(ukey, int(np.argmax(u["float_out"])), cast=int, check=lambda v: 0 <= v < n_units)
     if ss[ukey] >= n_units:
         ss[ukey] = 0
-    what = "neuron" if op.kind == "linear" else "output (channel · position)"
+    what = "neuron" if op.kind == "linear" else "value (channel · position)"
     unit = int(st.number_input(f"Output {what} to follow (0–{n_units - 1}; starts at the largest float output)",
                                0, n_units - 1, key=ukey, step=1))
     remember(ukey)

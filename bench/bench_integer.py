@@ -13,7 +13,7 @@ Prints one JSON line per measurement; the last line is one JSON object with ``pr
 ``primitive_mismatches``, ``int_vs_fakequant_acc_diff_pts``, ``mlp_int_over_float_time``,
 ``cnn_int_over_float_time`` and the details.
 
-Usage: python bench/bench_integer.py [--cases 1000000] [--repeats 60] [--threads N]
+Usage: python bench/bench_integer.py [--cases 1000000] [--repeats 60] [--threads 1]
 """
 from __future__ import annotations
 
@@ -91,7 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000, help="primitive test inputs in all (≥ 10^6)")
     ap.add_argument("--repeats", type=int, default=60, help="timed forward passes per model and path")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: the ratio compares the kernels, not thread scheduling on a "
+                         "shared machine; 0 leaves torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
