@@ -80,6 +80,10 @@ with left:
                 "sparse format, and dense hardware does not run faster; removing neurons makes the dense "
                 "layers genuinely smaller. The *lottery ticket hypothesis* says a sparse subnetwork, "
                 "trained from the original initialization, could have done the job from the start.")
+    st.page_link("app_pages/pruning.py", label="Pruning: cut weights and neurons, watch accuracy and speed",
+                 icon="✂️", query_params=sel.as_query())
+    st.page_link("app_pages/lottery.py", label="Lottery tickets: find the subnetwork that trains alone",
+                 icon="🎟️", query_params=sel.as_query())
 with right:
     st.subheader("🔢 Quantization")
     st.markdown("Store each number in 8, 4 or even 2 bits instead of 32. A real value r is written as "
@@ -87,6 +91,10 @@ with right:
                 "quantization-aware training teaches the network to live with the rounding. Taken to the end, "
                 "the network runs on integers only: int8 products summed in int32, rescaled by an integer "
                 "multiply and a bit shift.")
+    st.page_link("app_pages/quantization.py", label="Quantization: bits, scales, zero points, PTQ and QAT",
+                 icon="🔢", query_params=sel.as_query())
+    st.page_link("app_pages/integer.py", label="Integer inference: run the network with no float at all",
+                 icon="🧮", query_params=sel.as_query())
 explainer("Why compress at all?", (
     "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
     "than the arithmetic on it (Horowitz, ISSCC 2014).\n"

@@ -31,3 +31,11 @@ def test_url_restores_view_and_bad_values_fall_back():
     assert at.sidebar.selectbox(key="dataset").value == "spirals"
     assert at.sidebar.selectbox(key="model").value == "mlp"
     assert at.sidebar.number_input(key="seed").value == 0
+
+
+def test_home_links_every_topic_page_with_the_selection():
+    at = _app(query={"dataset": "mnist1d", "model": "cnn"})
+    assert not at.exception
+    links = {el.proto.page: el.proto.query_string for el in at.get("page_link")}
+    assert set(links) == {"pruning", "lottery", "quantization", "integer"}
+    assert all("dataset=mnist1d&model=cnn" in q for q in links.values())
