@@ -7,13 +7,14 @@
    baselines (8-bit, per-channel symmetric weights, asymmetric uint8 activations, min/max calibration on
    512 training examples), and how many integer logits differ from the fake-quant ones (in steps).
 3. Forward time at batch 1,024 (the test set, tiled to 1,024 rows): the float model vs the integer program
-   (input quantization included), medians of interleaved repeats in one run, and their ratio.
+   (input quantization included; "core" without it), medians of repeats interleaved call by call in one
+   run, and their ratio. One torch thread by default.
 
 Prints one JSON line per measurement; the last line is one JSON object with ``primitive_cases``,
 ``primitive_mismatches``, ``int_vs_fakequant_acc_diff_pts``, ``mlp_int_over_float_time``,
 ``cnn_int_over_float_time`` and the details.
 
-Usage: python bench/bench_integer.py [--cases 1000000] [--repeats 60] [--threads 1]
+Usage: python bench/bench_integer.py [--cases 1000000] [--repeats 100] [--threads 1]
 """
 from __future__ import annotations
 
@@ -48,15 +49,19 @@ def bench_primitives(total: int) -> dict:
     return row
 
 
-def median_ms(fn, x, repeats: int) -> float:
-    times = []
+def interleaved_ms(fns: dict, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each ``fn()``, calling them in turn every round so that changes in the
+    machine's load hit all of them alike (this box is shared while the benches run)."""
+    times = {k: [] for k in fns}
     with torch.no_grad():
-        fn(x)
+        for fn in fns.values():  # warm-up
+            fn()
         for _ in range(repeats):
-            t = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def bench_pair(dataset: str, model: str, repeats: int) -> dict:
@@ -68,13 +73,9 @@ def bench_pair(dataset: str, model: str, repeats: int) -> dict:
     cmp = compare_models(fmodel, qm, program, ds.x_test, ds.y_test)
     x = ds.x_test.repeat((1024 // len(ds.x_test) + 1,) + (1,) * (ds.x_test.dim() - 1))[:1024].contiguous()
     q = program.quantize_input(x)
-    # interleave the measurements so machine noise hits both alike
-    f_ms, i_ms, core_ms = [], [], []
-    for _ in range(3):
-        f_ms.append(median_ms(fmodel, x, repeats // 3))
-        i_ms.append(median_ms(program, x, repeats // 3))
-        core_ms.append(median_ms(program.forward_int, q, repeats // 3))
-    f, i, c = statistics.median(f_ms), statistics.median(i_ms), statistics.median(core_ms)
+    ms = interleaved_ms({"float": lambda: fmodel(x), "int": lambda: program(x),
+                         "core": lambda: program.forward_int(q)}, repeats)
+    f, i, c = ms["float"], ms["int"], ms["core"]
     mb = model_bytes(program)
     row = {"what": "model", "dataset": dataset, "model": model, "acc_float": round(cmp["float"], 4),
            "acc_fake_quant": round(cmp["fake_quant"], 4), "acc_integer": round(cmp["integer"], 4),
@@ -90,7 +91,7 @@ def bench_pair(dataset: str, model: str, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000, help="primitive test inputs in all (≥ 10^6)")
-    ap.add_argument("--repeats", type=int, default=60, help="timed forward passes per model and path")
+    ap.add_argument("--repeats", type=int, default=100, help="timed forward passes per model and path")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: the ratio compares the kernels, not thread scheduling on a "
                          "shared machine; 0 leaves torch's default)")
