@@ -52,6 +52,7 @@ url_value("q_narrow", False, cast=to_bool)
 url_value("q_lsq", True, cast=to_bool)
 url_value("q_epochs", 3, cast=int, check=lambda v: 1 <= v <= 20)
 url_value("q_layer", layer_names[0], allowed=layer_names)
+url_value("q_qatcurve", True, cast=to_bool)
 
 
 @st.fragment
@@ -218,9 +219,13 @@ def live_view():
     base_cfg = json.dumps(replace(cfg, weight_bits=8, act_bits=8, layer_bits=()).to_dict(), sort_keys=True)
     series = {}
     prog = st.progress(0.0, text="Sweeping bit widths…")
+    st.toggle("Include the QAT curve (fine-tunes one model per bit width, then cached)", key="q_qatcurve")
+    remember("q_qatcurve")
     kinds = [("ptq_tensor", "PTQ per tensor"), ("ptq_channel", "PTQ per channel"), ("qat", "QAT per channel")]
     if not cfg.quantize_weights:
         kinds = [("ptq_channel", "PTQ"), ("qat", "QAT")]
+    if not ss.q_qatcurve:
+        kinds = kinds[:-1]
     # QAT retrains one model per bit width: its curve uses one fixed recipe (symmetric per-channel weights,
     # min-max) so that changing the scheme or calibration method does not retrain it
     qat_cfg = json.dumps(QuantConfig(target=target).to_dict(), sort_keys=True)

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..quant import QParams, dequantize, quantize
+from ..quant import QParams, clip_mask, dequantize, quantize
 from .common import COLORS, SEQ, style
 
 MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
@@ -37,95 +37,120 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
-    """Histogram of ``values`` with the representable levels S·(q − Z) drawn over it, the covered range
-    shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems."""
+def _vband(x0: float, x1: float, color: str, opacity: float) -> dict:
+    return dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, fillcolor=color, opacity=opacity,
+                line_width=0, layer="below")
+
+
+def _note(text: str, x: float, y: float, xref: str = "paper", yref: str = "paper", **kw) -> dict:
+    return dict(text=text, x=x, y=y, xref=xref, yref=yref, showarrow=False, **kw)
+
+
+def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
+    """What the grid chart draws: the histogram of ``values``, the levels used and how many values land
+    on each (``stems`` scaled to the histogram's height), the covered range and the clipped fraction."""
     x = values.detach().float().reshape(-1)
     xs = x.numpy()
     lo_r, hi_r = float(qp.range_min), float(qp.range_max)
-    lo = min(float(xs.min()), lo_r)
-    hi = max(float(xs.max()), hi_r)
+    lo, hi = min(float(xs.min()), lo_r), max(float(xs.max()), hi_r)
     pad = 0.04 * (hi - lo or 1.0)
-    fig = go.Figure()
     counts, edges = np.histogram(xs, bins=bins, range=(lo - pad, hi + pad))
-    fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], name="float values",
-                         marker=dict(color=COLORS["float"]), opacity=0.55,
-                         hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>"))
     ymax = float(counts.max()) if counts.size else 1.0
-    fig.add_vrect(x0=lo_r, x1=hi_r, fillcolor=COLORS["accent"], opacity=0.08, line_width=0,
-                  annotation_text="representable range", annotation_position="top left")
-    for a, b in ((lo - pad, lo_r), (hi_r, hi + pad)):
-        if b > a:
-            fig.add_vrect(x0=a, x1=b, fillcolor=COLORS["removed"], opacity=0.12, line_width=0)
-    codes = quantize(x, qp)
-    levels, level_counts = torch.unique(codes, return_counts=True)
+    levels, level_counts = torch.unique(quantize(x, qp), return_counts=True)
     real_levels = dequantize(levels, qp).numpy()
-    scale = ymax / max(float(level_counts.max()), 1.0)
+    stems = level_counts.numpy() * ymax / max(float(level_counts.max()), 1.0)
+    return {"lo": lo, "hi": hi, "pad": pad, "range_min": lo_r, "range_max": hi_r, "counts": counts, "edges": edges,
+            "ymax": ymax, "levels": levels.numpy(), "level_counts": level_counts.numpy(), "real_levels": real_levels,
+            "stems": stems, "clipped": float(clip_mask(x, qp).float().mean())}
+
+
+def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
+    """Histogram of ``values`` with the representable levels S·(q − Z) drawn over it, the covered range
+    shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems.
+
+    Built in one ``go.Figure`` call (shapes and notes as lists): this figure is redrawn on every slider move.
+    """
+    d = grid_data(values, qp, bins)
+    lo, hi, pad, lo_r, hi_r, ymax = d["lo"], d["hi"], d["pad"], d["range_min"], d["range_max"], d["ymax"]
+    counts, edges, levels, level_counts, real_levels, stems = (d["counts"], d["edges"], d["levels"], d["level_counts"],
+                                                                d["real_levels"], d["stems"])
+    clipped = d["clipped"]
+    traces = [go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], name="float values",
+                     marker=dict(color=COLORS["float"]), opacity=0.55,
+                     hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>")]
     if qp.levels <= MAX_DRAWN_LEVELS:
         grid = dequantize(torch.arange(qp.qmin, qp.qmax + 1), qp).numpy()
-        fig.add_trace(go.Scatter(x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)), mode="lines",
+        traces.append(go.Scatter(x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)), mode="lines",
                                  line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6, dash="dot"),
                                  opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=np.repeat(real_levels, 3),
-                             y=np.stack([np.zeros(len(real_levels)), level_counts.numpy() * scale,
-                                         np.full(len(real_levels), np.nan)], 1).reshape(-1),
-                             mode="lines", line=dict(color=COLORS["quant"], width=3), name="after quantization",
-                             hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=real_levels, y=level_counts.numpy() * scale, mode="markers",
-                             marker=dict(color=COLORS["quant"], size=7), showlegend=False,
-                             customdata=np.stack([levels.numpy(), level_counts.numpy()], 1),
+    traces.append(go.Scatter(x=np.repeat(real_levels, 3),
+                             y=np.stack([np.zeros(len(real_levels)), stems, np.full(len(real_levels), np.nan)], 1)
+                             .reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
+                             name="after quantization", hoverinfo="skip"))
+    traces.append(go.Scatter(x=real_levels, y=stems, mode="markers", marker=dict(color=COLORS["quant"], size=7),
+                             showlegend=False, customdata=np.stack([levels, level_counts], 1),
                              hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
-    fig.add_vline(x=0.0, line=dict(color="black", width=2))
-    fig.add_annotation(x=0.0, y=ymax * 1.1, text=f"real 0 ↔ Z = {int(qp.zero_point)}", showarrow=False,
-                       font=dict(size=14), bgcolor="rgba(255,255,255,0.8)")
-    clipped = float(((x < lo_r) | (x > hi_r)).float().mean())
-    fig.update_layout(barmode="overlay", bargap=0, xaxis_title="value", yaxis_title="count",
-                      yaxis_range=[0, ymax * 1.25])
-    fig.add_annotation(xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
-                       text=f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  "
-                            f"clipped {clipped:.2%}", font=dict(size=14, color=COLORS["quant"]))
+    shapes = [_vband(lo_r, hi_r, COLORS["accent"], 0.08)]
+    shapes += [_vband(a, b, COLORS["removed"], 0.12) for a, b in ((lo - pad, lo_r), (hi_r, hi + pad)) if b > a]
+    shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, line=dict(color="black", width=2)))
+    notes = [_note("representable range", lo_r, 0.97, xref="x", xanchor="left", yanchor="top"),
+             _note(f"real 0 ↔ Z = {int(qp.zero_point)}", 0.0, ymax * 1.1, xref="x", yref="y", font=dict(size=14),
+                   bgcolor="rgba(255,255,255,0.8)"),
+             _note(f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  clipped {clipped:.2%}",
+                   1, 1.0, xanchor="right", yanchor="bottom", font=dict(size=14, color=COLORS["quant"]))]
+    fig = go.Figure(traces, layout=dict(barmode="overlay", bargap=0, xaxis_title="value", yaxis_title="count",
+                                        yaxis_range=[0, ymax * 1.25], shapes=shapes, annotations=notes))
     return _legend_below(style(fig, title, height=480))
 
 
-def staircase(qp: QParams, data_min: float | None = None, data_max: float | None = None,
-              title: str | None = None) -> go.Figure:
-    """The mapping real r → integer q → r̂ = S·(q − Z): a staircase against the identity, with the
-    integer codes on the right axis so that r = S·(q − Z) can be read off the chart."""
+def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:
+    """The staircase's points: r on the x axis (the step edges exactly), r̂ = S·(q − Z) on the y axis."""
     lo_r, hi_r = float(qp.range_min), float(qp.range_max)
     lo = min(lo_r, data_min if data_min is not None else lo_r)
     hi = max(hi_r, data_max if data_max is not None else hi_r)
     span = hi - lo or 1.0
     lo, hi = lo - 0.08 * span, hi + 0.08 * span
     s, z = float(qp.scale), int(qp.zero_point)
-    n = min(qp.levels * 4 + 2, 4000) if qp.levels <= 1024 else 2000
-    xs = torch.linspace(lo, hi, n)
-    if qp.levels <= 1024:  # exact step edges: the half-way points between levels
-        edges = dequantize(torch.arange(qp.qmin, qp.qmax), qp) + s / 2
-        xs = torch.sort(torch.cat([xs, edges[(edges > lo) & (edges < hi)], edges[(edges > lo) & (edges < hi)] + 1e-6 * s]))[0]
-    r_hat = dequantize(quantize(xs, qp), qp)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="r̂ = r (no rounding)",
-                             line=dict(color=COLORS["float"], dash="dash", width=1.5)))
-    fig.add_trace(go.Scatter(x=xs.numpy(), y=r_hat.numpy(), mode="lines", name="r̂ = S·(q − Z)",
-                             line=dict(color=COLORS["quant"], width=2.5, shape="hv"),
-                             hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"))
-    fig.add_vrect(x0=lo, x1=lo_r, fillcolor=COLORS["removed"], opacity=0.1, line_width=0)
-    fig.add_vrect(x0=hi_r, x1=hi, fillcolor=COLORS["removed"], opacity=0.1, line_width=0,
-                  annotation_text="clipped", annotation_position="top right")
-    fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"],
-                             textposition="middle right", marker=dict(color="black", size=10), name="zero point"))
+    if qp.levels <= 1024:  # exact step edges (the half-way points between levels) plus the ends
+        edges = (dequantize(torch.arange(qp.qmin, qp.qmax), qp) + s / 2).numpy()
+        edges = edges[(edges > lo) & (edges < hi)]
+        xs = np.concatenate([[lo], edges, [hi]])
+        r_hat = dequantize(quantize(torch.from_numpy(np.concatenate([[lo], edges + 1e-6 * s])).float(), qp), qp)
+        ys = np.concatenate([r_hat.numpy(), r_hat.numpy()[-1:]])
+    else:  # 16 bits: the steps are far below a pixel; sample the curve
+        xs = np.linspace(lo, hi, 2000)
+        ys = dequantize(quantize(torch.from_numpy(xs).float(), qp), qp).numpy()
     ticks = np.unique(np.linspace(qp.qmin, qp.qmax, min(qp.levels, 9)).round().astype(int))
-    fig.update_layout(
+    return {"lo": lo, "hi": hi, "range_min": lo_r, "range_max": hi_r, "x": xs, "y": ys, "ticks": ticks}
+
+
+def staircase(qp: QParams, data_min: float | None = None, data_max: float | None = None,
+              title: str | None = None) -> go.Figure:
+    """The mapping real r → integer q → r̂ = S·(q − Z): a staircase against the identity, with the
+    integer codes on the right axis so that r = S·(q − Z) can be read off the chart."""
+    d = staircase_data(qp, data_min, data_max)
+    lo, hi, lo_r, hi_r, xs, ys, ticks = d["lo"], d["hi"], d["range_min"], d["range_max"], d["x"], d["y"], d["ticks"]
+    s, z = float(qp.scale), int(qp.zero_point)
+    traces = [
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="r̂ = r (no rounding)",
+                   line=dict(color=COLORS["float"], dash="dash", width=1.5)),
+        go.Scatter(x=xs, y=ys, mode="lines", name="r̂ = S·(q − Z)", line=dict(color=COLORS["quant"], width=2.5,
+                                                                             shape="hv"),
+                   hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"),
+        go.Scatter(x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"], textposition="middle right",
+                   marker=dict(color="black", size=10), name="zero point"),
+        go.Scatter(x=[None], y=[None], yaxis="y2", showlegend=False),  # activates the q axis
+    ]
+    shapes = [_vband(lo, lo_r, COLORS["removed"], 0.1), _vband(hi_r, hi, COLORS["removed"], 0.1)]
+    notes = [_note("clipped", hi, 0.99, xref="x", xanchor="right", yanchor="top"),
+             _note(f"S = {_fmt(s)}   Z = {z}   q ∈ [{qp.qmin}, {qp.qmax}]<br>"
+                   f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)", 0.02, 0.98, xanchor="left", yanchor="top",
+                   align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)", bordercolor=COLORS["quant"],
+                   borderwidth=1)]
+    fig = go.Figure(traces, layout=dict(
         xaxis_title="real value r", yaxis=dict(title="r̂ = S·(q − Z)", range=[lo, hi]),
         yaxis2=dict(title="integer code q", overlaying="y", side="right", range=[lo / s + z, hi / s + z],
-                    tickvals=ticks.tolist(), showgrid=False),
-    )
-    fig.add_trace(go.Scatter(x=[None], y=[None], yaxis="y2", showlegend=False))  # activates the q axis
-    fig.add_annotation(xref="paper", yref="paper", x=0.02, y=0.98, xanchor="left", yanchor="top",
-                       text=f"S = {_fmt(s)}   Z = {z}   q ∈ [{qp.qmin}, {qp.qmax}]<br>"
-                            f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)",
-                       showarrow=False, align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)",
-                       bordercolor=COLORS["quant"], borderwidth=1)
+                    tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes))
     style(fig, title, height=480)
     fig.update_layout(margin=dict(r=70))
     return _legend_below(fig)
@@ -142,21 +167,23 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
         order = np.argsort(hi - lo)
         keep = np.unique(np.concatenate([order[:10], order[-10:], np.linspace(0, len(lo) - 1, max_channels - 20).astype(int)]))
         idx = keep
-    fig = go.Figure(go.Bar(x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
-                           marker=dict(color=COLORS["kept"]), opacity=0.75,
-                           hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>"))
+    traces = [go.Bar(x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
+                     marker=dict(color=COLORS["kept"]), opacity=0.75,
+                     hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>")]
+    layout = dict(xaxis_title="output channel", yaxis_title="weight value", shapes=[], annotations=[])
     if per_tensor is not None:
-        fig.add_hline(y=float(per_tensor.range_min), line=dict(color=COLORS["quant"], dash="dash", width=2),
-                      annotation_text="per-tensor grid", annotation_position="bottom left")
-        fig.add_hline(y=float(per_tensor.range_max), line=dict(color=COLORS["quant"], dash="dash", width=2))
-    if per_channel is not None and per_channel.axis is not None:
-        ratio = float(per_tensor.scale) / per_channel.scale.numpy() if per_tensor is not None else None
-        if ratio is not None:
-            fig.add_trace(go.Scatter(x=idx, y=ratio[idx], yaxis="y2", mode="markers", name="S per tensor ÷ S channel",
+        for v in (float(per_tensor.range_min), float(per_tensor.range_max)):
+            layout["shapes"].append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=v, y1=v,
+                                         line=dict(color=COLORS["quant"], dash="dash", width=2)))
+        layout["annotations"].append(_note("per-tensor grid", 0, float(per_tensor.range_min), yref="y",
+                                           xanchor="left", yanchor="top", font=dict(color=COLORS["quant"])))
+        if per_channel is not None and per_channel.axis is not None:
+            ratio = float(per_tensor.scale) / per_channel.scale.numpy()
+            traces.append(go.Scatter(x=idx, y=ratio[idx], yaxis="y2", mode="markers", name="S per tensor ÷ S channel",
                                      marker=dict(color=COLORS["ticket"], size=6, symbol="diamond")))
-            fig.update_layout(yaxis2=dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
-                                          range=[0, float(ratio.max()) * 1.15]))
-    fig.update_layout(xaxis_title="output channel", yaxis_title="weight value")
+            layout["yaxis2"] = dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
+                                    range=[0, float(ratio.max()) * 1.15])
+    fig = go.Figure(traces, layout=layout)
     style(fig, title, height=430)
     fig.update_layout(margin=dict(r=70))
     return _legend_below(fig)
