@@ -11,7 +11,7 @@ import streamlit as st
 from torch import nn
 
 from compress_core.models import output_layer_name, weighted_layers
-from compress_core.pruning import threshold
+from compress_core.pruning import prune, threshold
 from compress_core.pruning_live import SCHEDULES, PruneSettings, weight_values
 from compress_core.sparse_formats import latency_report, semi_structured_benchmark, size_report
 from compress_core.viz import common as viz
@@ -112,9 +112,15 @@ def live() -> None:
     for w in res.warnings:
         st.warning(w, icon="⚠️")
     mask, pruned = res.mask, res.model
-    sizes = size_report(b.model, mask)
+    # to compare like with like, the structured rows remove the same fraction of neurons when this mask does not
+    struct_mask, struct_label = None, ""
+    if gran != "neuron":
+        struct_mask = prune(b.model, s.sparsity, criterion=s.criterion, granularity="neuron", seed=s.seed)
+        struct_label = f", {s.sparsity:.1%} of neurons cut"
+    sizes = size_report(b.model, mask, structured_mask=struct_mask, structured_label=struct_label)
     by_format = {r["format"]: r for r in sizes}
-    best = min((r for r in sizes if not r["format"].startswith(("masked", "PyTorch"))), key=lambda r: r["bytes"])
+    best = min((r for r in sizes if r["same_mask"] and not r["format"].startswith(("masked", "PyTorch"))),
+               key=lambda r: r["bytes"])
 
     # --- Metrics -----------------------------------------------------------------------------------------
     m1, m2, m3, m4 = st.columns(4)
@@ -122,11 +128,11 @@ def live() -> None:
               help=f"Baseline: {base.accuracy:.2%}. Measured on the {len(ds.y_test)} test examples.")
     m2.metric("Test loss", f"{res.metrics.loss:.3f}", f"{res.metrics.loss - base.loss:+.3f}", delta_color="inverse",
               help=f"Baseline cross-entropy: {base.loss:.3f}.")
-    m3.metric("Weights kept", f"{mask.kept():,} / {mask.total():,}", f"{-mask.sparsity():.1%} removed",
-              delta_color="off", help="Counted over the weights of every Linear/Conv layer (biases excluded).")
-    m4.metric("Smallest honest size", f"{best['bytes'] / 1024:.1f} KB", f"×{best['vs_dense']:.2f} of dense",
-              delta_color="off", help=f"{best['format']}: {best['detail']}. Dense float32 is "
-                                      f"{by_format['dense float32']['bytes'] / 1024:.1f} KB.")
+    m3.metric("Weights kept", f"{mask.kept():,}", f"-{mask.sparsity():.1%} of {mask.total():,}", delta_color="off",
+              help="Counted over the weights of every Linear/Conv layer (biases excluded).")
+    m4.metric("Smallest honest size", f"{best['bytes'] / 1024:.1f} KB", f"{best['vs_dense'] - 1:+.0%} vs dense",
+              delta_color="inverse", help=f"{best['format']}: {best['detail']}. Dense float32 is "
+                                          f"{by_format['dense float32']['bytes'] / 1024:.1f} KB.")
 
     # --- Weights and mask --------------------------------------------------------------------------------
     left, right = st.columns(2)
@@ -171,9 +177,13 @@ def live() -> None:
         bcol.plotly_chart(viz.decision_boundary(viz.model_predictor(pruned), x, y, list(ds.class_names),
                                                 title=f"Pruned ({res.metrics.accuracy:.1%})"), key="pr_db_pruned")
     if res.steps:
-        st.dataframe(pd.DataFrame(res.steps).rename(columns={"acc_pruned": "acc before fine-tune",
-                                                             "test_acc": "acc after fine-tune"}),
-                     hide_index=True, width="stretch")
+        st.markdown(f"**The {s.schedule} schedule, step by step** (test set)")
+        steps = pd.DataFrame(res.steps)[["step", "target", "sparsity", "acc_pruned", "test_acc", "test_loss"]]
+        pct = st.column_config.NumberColumn(format="percent")
+        st.dataframe(steps.rename(columns={"acc_pruned": "acc before fine-tune", "test_acc": "acc after fine-tune",
+                                           "test_loss": "loss after fine-tune"}), hide_index=True, width="stretch",
+                     column_config={"target": pct, "sparsity": pct, "acc before fine-tune": pct,
+                                    "acc after fine-tune": pct})
     if gran == "nm":
         st.subheader("2:4 semi-structured sparsity")
         st.plotly_chart(pviz.nm_pattern(orig.reshape(mask[key].shape).numpy(), mask[key].numpy()), key="pr_nm")
@@ -216,33 +226,45 @@ def live() -> None:
     st.plotly_chart(pviz.sensitivity_figure(sens, base.accuracy), key="pr_sens")
     st.caption("Each line prunes only that layer (no fine-tuning), the others stay dense. Flat lines mark "
                "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer.")
+    st.download_button("Download sensitivity (CSV)", pd.DataFrame(sens).to_csv(index=False),
+                       "pruning_sensitivity.csv", "text/csv", key="pr_dl_sens")
 
     # --- Does it get faster? ------------------------------------------------------------------------------------
     st.header("Does it get faster?")
-    st.dataframe(pd.DataFrame(sizes)[["format", "bytes", "vs_dense", "detail"]], hide_index=True, width="stretch",
-                 column_config={"bytes": st.column_config.NumberColumn(format="localized"),
-                                "vs_dense": st.column_config.NumberColumn("× dense", format="%.3f")})
-    bc1, bc2 = st.columns([1, 3])
-    batch = bc1.selectbox("Batch size", [1, 64, 512, 2048], index=2, key="pr_batch")
-    measure = bc1.button("⏱ Measure latency", key="pr_measure", help="Times each variant: median of 30 runs.")
-    lat_key = json.dumps([cache.sel_key(sel), s.to_dict(), batch])
-    if measure:
-        with st.spinner("Timing…"):
-            st.session_state["pr_latency"] = (lat_key, latency_report(b.model, mask, ds.input_shape, batch=batch))
-    if "pr_latency" in st.session_state:
-        measured_key, lat = st.session_state["pr_latency"]
-        bc2.plotly_chart(pviz.timing_figure(lat), key="pr_timing")
-        if measured_key != lat_key:
-            bc2.caption("Measured for earlier settings: press the button to measure these.")
-        bc2.dataframe(pd.DataFrame(lat), hide_index=True, width="stretch")
-    else:
-        bc2.info("Press **Measure latency** to time the dense, masked, sparse and shrunk models on this machine.")
-    semi = semi_structured_benchmark(repeats=20) if gran == "nm" else None
-    if semi and semi["available"]:
-        st.success(f"2:4 on this GPU ({semi['shape']}): dense {semi['dense_ms']:.3f} ms, 2:4 {semi['sparse_ms']:.3f} ms "
-                   f"— ×{semi['speedup']:.2f} faster, measured.")
-    elif semi:
-        st.info(f"2:4 speed cannot be measured here: {semi['reason']}.")
+    st.markdown("Size is counted, latency is measured: the forward pass of each variant, timed on this machine. "
+                + ("The structured rows remove the same fraction of *neurons* instead of weights, to compare "
+                   "the two kinds of pruning at one setting." if struct_mask is not None else ""))
+    fc1, fc2 = st.columns(2)
+    fc1.plotly_chart(pviz.size_figure(sizes), key="pr_sizes")
+    with fc2:
+        bc1, bc2 = st.columns(2)
+        batch = bc1.selectbox("Batch size", [1, 64, 512, 2048], index=2, key="pr_batch")
+        measure = bc2.button("⏱ Measure latency", key="pr_measure", help="Times each variant: median of 30 runs.")
+        lat_key = json.dumps([cache.sel_key(sel), s.to_dict(), batch])
+        if measure:
+            with st.spinner("Timing…"):
+                lat = latency_report(b.model, mask, ds.input_shape, batch=batch, structured_mask=struct_mask,
+                                     structured_label=struct_label)
+                semi = semi_structured_benchmark(repeats=20) if gran == "nm" else None
+                st.session_state["pr_latency"] = (lat_key, lat, semi)
+        if "pr_latency" in st.session_state:
+            measured_key, lat, semi = st.session_state["pr_latency"]
+            st.plotly_chart(pviz.timing_figure(lat), key="pr_timing")
+            if measured_key != lat_key:
+                st.caption("Measured for earlier settings: press the button to measure these.")
+            if semi and semi["available"]:
+                st.success(f"2:4 on this GPU ({semi['shape']}): dense {semi['dense_ms']:.3f} ms, 2:4 "
+                           f"{semi['sparse_ms']:.3f} ms — ×{semi['speedup']:.2f} faster, measured.")
+            elif semi:
+                st.info(f"2:4 speed cannot be measured here: {semi['reason']}.")
+        else:
+            st.info("Press **Measure latency** to time the dense, masked, sparse and shrunk models on this machine.")
+    with st.expander("Size and latency tables"):
+        st.dataframe(pd.DataFrame(sizes)[["format", "bytes", "vs_dense", "detail"]], hide_index=True,
+                     width="stretch", column_config={"bytes": st.column_config.NumberColumn(format="localized"),
+                                                     "vs_dense": st.column_config.NumberColumn("× dense", format="%.3f")})
+        if "pr_latency" in st.session_state:
+            st.dataframe(pd.DataFrame(st.session_state["pr_latency"][1]), hide_index=True, width="stretch")
     st.markdown(
         "**In plain words.** A masked model still multiplies every zero: same shapes, same time, same memory. "
         "Sparse formats skip the zeros but pay for the positions of the survivors and for irregular memory "

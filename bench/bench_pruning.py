@@ -121,6 +121,13 @@ def main() -> None:
     result = {"threads": torch.get_num_threads()}
     result.update(bench_iterative())
     result.update(bench_slider(repeats=2 if args.quick else 10))
+    # the same with one intra-op thread: on a busy machine torch's thread pool waits for a free core,
+    # and these tensors are too small to gain from a second thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    one = bench_slider(repeats=2 if args.quick else 10)
+    torch.set_num_threads(threads)
+    result.update(slider_ms_median_1thread=one["slider_ms_median"], slider_ms_p95_1thread=one["slider_ms_p95"])
     result.update(bench_structured(repeats=20 if args.quick else 200))
     print(json.dumps(result), flush=True)
 

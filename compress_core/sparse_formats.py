@@ -95,11 +95,18 @@ def structured_bytes(model: nn.Module, mask: Mapping[str, torch.Tensor], value_b
     return total * value_bytes
 
 
-def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes: int = 4) -> list[dict]:
+def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes: int = 4, *,
+                structured_mask: Mapping[str, torch.Tensor] | None = None, structured_label: str = "") -> list[dict]:
     """Bytes of the pruned model in each format. Biases (and any parameter without a mask) stay dense.
 
-    Returns rows {format, bytes, vs_dense, detail}; the structured row is absent when surgery is
-    impossible (a layer would keep no neuron).
+    Args:
+        model, mask: the network and its mask.
+        value_bytes: bytes per stored value (4 = float32).
+        structured_mask: a neuron-level mask for the structured row instead of ``mask`` (to compare an
+            unstructured mask with removing the same fraction of neurons); ``structured_label`` names it.
+
+    Returns rows {format, bytes, vs_dense, detail, same_mask}; the structured row is absent when surgery
+    is impossible (a layer would keep no neuron). ``same_mask`` is False for a row of ``structured_mask``.
     """
     params = dict(model.named_parameters())
     dense = sum(p.numel() for p in params.values()) * value_bytes
@@ -119,12 +126,15 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
              detail="torch.sparse_csr_tensor: values + 64-bit column indices and row pointers"),
     ]
     try:
-        rows.append(dict(format="structured (smaller dense model)", bytes=structured_bytes(model, mask, value_bytes),
-                         detail="whole neurons/channels removed by surgery"))
+        smask = structured_mask if structured_mask is not None else mask
+        rows.append(dict(format="structured (smaller dense model)" + structured_label,
+                         bytes=structured_bytes(model, smask, value_bytes),
+                         detail="whole neurons/channels removed by surgery", same_mask=structured_mask is None))
     except ValueError:
         pass
     for r in rows:
         r["vs_dense"] = r["bytes"] / dense
+        r.setdefault("same_mask", True)
     return rows
 
 
@@ -164,6 +174,9 @@ class SparseLinear(nn.Module):
         self.bias = None if linear.bias is None else linear.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.device != x.device:  # plain attributes do not follow .to(device): move once, here
+            self.weight = self.weight.to(x.device)
+            self.bias = self.bias.to(x.device) if self.bias is not None else None
         y = torch.sparse.mm(self.weight, x.t()).t()
         return y + self.bias if self.bias is not None else y
 
@@ -181,8 +194,12 @@ def to_sparse_model(model: nn.Module, mask: Mapping[str, torch.Tensor], layout: 
 
 @torch.inference_mode()
 def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_shape: tuple[int, ...], *,
-                   batch: int = 512, repeats: int = 30, device: torch.device | None = None) -> list[dict]:
+                   batch: int = 512, repeats: int = 30, device: torch.device | None = None,
+                   structured_mask: Mapping[str, torch.Tensor] | None = None, structured_label: str = "") -> list[dict]:
     """Measured forward latency of the pruned model in each form, on one random batch.
+
+    ``structured_mask`` (a neuron-level mask) replaces ``mask`` for the shrunk variant, named with
+    ``structured_label``, as in ``size_report``.
 
     Returns rows {variant, median_ms, p95_ms, vs_dense, note}; ``vs_dense`` is the ratio of medians
     measured in this one run.
@@ -198,9 +215,10 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
         ("sparse COO", to_sparse_model(model, mask, "coo"), "torch.sparse.mm on Linear layers (conv stays dense)"),
     ]
     try:
-        variants.append(("structured (shrunk)", shrink(model, mask), "smaller dense layers after surgery"))
+        small = shrink(model, structured_mask if structured_mask is not None else mask)
+        variants.append(("structured (shrunk)" + structured_label, small, "smaller dense layers after surgery"))
     except ValueError as e:
-        variants.append(("structured (shrunk)", None, str(e)))
+        variants.append(("structured (shrunk)" + structured_label, None, str(e)))
     rows = []
     for name, net, note in variants:
         if net is None:

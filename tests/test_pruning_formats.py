@@ -86,3 +86,14 @@ def test_counted_sizes_equal_real_objects(model_name, dataset):
             if k.endswith(".weight"):
                 w = dict(model.named_parameters())[k].detach() * m
                 assert torch_csr_layout_bytes(m) == torch_csr_bytes(w)
+
+
+def test_structured_row_can_compare_another_mask(mlp):
+    weights, neurons = prune(mlp, 0.5), prune(mlp, 0.5, granularity="neuron")
+    rows = size_report(mlp, weights, structured_mask=neurons, structured_label=" (neurons)")
+    row = rows[-1]
+    assert row["format"] == "structured (smaller dense model) (neurons)" and not row["same_mask"]
+    assert row["bytes"] == structured_bytes(mlp, neurons)
+    assert all(r["same_mask"] for r in rows[:-1])
+    lat = latency_report(mlp, weights, (1, 8, 8), batch=16, repeats=2, structured_mask=neurons, structured_label=" (n)")
+    assert lat[-1]["variant"] == "structured (shrunk) (n)" and lat[-1]["median_ms"] > 0

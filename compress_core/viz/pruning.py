@@ -55,9 +55,11 @@ def _vline(x: float, dash: str = "dash") -> dict:
                 line=dict(color="black", dash=dash, width=2))
 
 
-def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: int = 80) -> go.Figure:
-    """Histogram of a layer's weights, kept and removed stacked in two colours, the threshold ±t marked."""
+def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: int | None = None) -> go.Figure:
+    """Histogram of a layer's weights, kept and removed stacked in two colours, the threshold ±t marked.
+    ``bins`` defaults to 80, fewer for small layers (about 4 weights a bin)."""
     w = np.asarray(weights, dtype=np.float64).ravel()
+    bins = bins or int(min(80, max(10, w.size // 4)))
     keep = np.asarray(mask, dtype=bool).ravel()
     lim = float(np.abs(w).max()) if w.size and np.abs(w).max() > 0 else 1.0
     edges = np.linspace(-lim, lim, bins + 1)
@@ -181,29 +183,33 @@ def sensitivity_figure(rows: list[dict], baseline_acc: float) -> go.Figure:
 def _color(name: str) -> str:
     if name.startswith(("dense", "masked")):
         return COLORS["baseline"]
-    if name.startswith("structured"):
-        return COLORS["ticket"]
-    return COLORS["removed"] if "sparse" in name.lower() else COLORS["kept"]
+    return COLORS["ticket"] if name.startswith("structured") else COLORS["kept"]  # sparse formats: blue
+
+
+def _hbars(names: list[str], values: list[float], texts: list[str], colors: list[str], axis_title: str,
+           title: str) -> go.Figure:
+    """Horizontal bars (long category names stay readable), first row on top."""
+    data = [dict(type="bar", orientation="h", y=names, x=values, text=texts, textposition="outside",
+                 marker=dict(color=colors), cliponaxis=False, hovertemplate="%{y}: %{text}<extra></extra>")]
+    layout = dict(yaxis=dict(autorange="reversed", automargin=True),
+                  xaxis=dict(title=dict(text=axis_title), range=[0, 1.75 * max(values)]),
+                  margin=dict(l=20, r=30), showlegend=False)
+    return _figure(data, layout, title, int(110 + 48 * len(names)))
 
 
 def timing_figure(rows: list[dict]) -> go.Figure:
-    """Measured median latency per variant (bars), ratio to dense as text."""
+    """Measured median latency per variant, the ratio to dense as text."""
     rows = [r for r in rows if r.get("median_ms") is not None]
-    top = max(r["median_ms"] for r in rows)
-    data = [dict(type="bar", x=[r["variant"] for r in rows], y=[r["median_ms"] for r in rows],
-                 marker=dict(color=[_color(r["variant"]) for r in rows]), textposition="outside",
-                 text=[f"{r['median_ms']:.2f} ms · ×{r['vs_dense']:.2f}" for r in rows])]
-    return _figure(data, dict(yaxis=dict(title=dict(text="median latency (ms)"), range=[0, 1.2 * top])),
-                   "Measured forward time", 380)
+    return _hbars([r["variant"] for r in rows], [r["median_ms"] for r in rows],
+                  [f"{r['median_ms']:.2f} ms ×{r['vs_dense']:.2f}" for r in rows],
+                  [_color(r["variant"]) for r in rows], "median latency (ms)", "Measured forward time")
 
 
 def size_figure(rows: list[dict]) -> go.Figure:
-    """Bytes per storage format."""
-    top = max(r["bytes"] for r in rows) / 1024
-    data = [dict(type="bar", x=[r["format"] for r in rows], y=[r["bytes"] / 1024 for r in rows],
-                 marker=dict(color=[_color(r["format"]) for r in rows]), textposition="outside",
-                 text=[f"{r['bytes'] / 1024:.1f} KB · ×{r['vs_dense']:.2f}" for r in rows])]
-    return _figure(data, dict(yaxis=dict(title=dict(text="KB"), range=[0, 1.2 * top])), "Size in each storage format", 380)
+    """Bytes per storage format, the ratio to dense as text."""
+    return _hbars([r["format"] for r in rows], [r["bytes"] / 1024 for r in rows],
+                  [f"{r['bytes'] / 1024:.1f} KB ×{r['vs_dense']:.2f}" for r in rows],
+                  [_color(r["format"]) for r in rows], "KB", "Size in each storage format")
 
 
 def nm_pattern(weights, mask, m: int = 4, rows: int = 6, cols: int = 24) -> go.Figure:

@@ -55,11 +55,13 @@ def test_each_control_changes_the_result():
     assert any("acc after fine-tune" in df.value.columns for df in at.dataframe)  # one row per round
     at.radio(key="pr_granularity").set_value("nm").run()
     assert not at.exception
-    assert metrics(at)["Weights kept"].endswith("50,200") and "2:4 semi-structured sparsity" in [s.value for s in at.subheader]
+    # 2:4 keeps half of fc1 and fc2; the output layer is still set to "not pruned": 9,600 + 15,000 + 1,000
+    assert metrics(at)["Weights kept"] == "25,600" and "2:4 semi-structured sparsity" in [s.value for s in at.subheader]
     at.selectbox(key="pr_layer").set_value("fc2").run()
     assert not at.exception and "Weights of fc2" in titles(at) and "Mask of fc2: blue = kept" in titles(at)
     at.button(key="pr_measure").click().run()
     assert not at.exception and "Measured forward time" in titles(at)
+    assert any(t.startswith("structured (shrunk)") for t in charts(at)[titles(at).index("Measured forward time")]["data"][0]["y"])
 
 
 def test_bad_settings_give_plain_messages():
