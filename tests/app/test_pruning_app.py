@@ -75,6 +75,14 @@ def test_bad_settings_give_plain_messages():
     assert not at.exception
     assert any("rounds to zero" in w.value or "rounds to nothing" in w.value for w in at.warning)
     assert "Pruned (" in " ".join(titles(at))  # 2-D data: decision boundaries, baseline and pruned
+    # pruning the output layer away: the tiny model's 64-weight classifier at 99.9 % keeps nothing
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "99.9", "pr_output": "1.0",
+                               "pr_curve_ft": "1"})
+    assert not at.exception and not at.error
+    texts = [w.value for w in at.warning]
+    assert any("output layer (fc3) has no weight left" in t for t in texts)
+    assert any("fc1" in t and "100 % sparsity" in t for t in texts)
+    assert metrics(at)["Test accuracy"]  # the page still measures and draws
     # a hand-edited link with impossible values falls back to defaults
     at = open_app(PAGE, query={"pr_sparsity": "150", "pr_criterion": "gradient", "pr_ft": "-3"})
     assert not at.exception
