@@ -15,7 +15,7 @@ def _grid_title(page) -> str:
 
 
 def test_bit_width_slider_updates_grid_and_accuracy(server_url, page):
-    page.goto(server_url + "/quantization?q_bits=8")
+    page.goto(server_url + "/quantization?q_bits=8&q_qatcurve=0")  # QAT curve: covered by AppTest
     wait_for_app(page)
     page.get_by_text("The quantization grid on the data").first.wait_for(timeout=90_000)
     assert_no_exception(page)
