@@ -6,7 +6,6 @@ random re-initialization, a random mask and one-shot pruning; results averaged o
 import json
 import time
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -98,7 +97,8 @@ try:
         if rounds < 1:
             raise ValueError("Zero rounds prune nothing, so there is no ticket to find: choose at least 1 round.")
         rate = rate_for_target(st.session_state["lt_target"] / 100, rounds)
-    cfg = LotteryConfig(dataset=sel.dataset, model=sel.model, rounds=rounds, rate=rate, scope=st.session_state["lt_scope"],
+    cfg = LotteryConfig(dataset=sel.dataset, model=sel.model, rounds=rounds, rate=rate,
+                        scope=st.session_state["lt_scope"],
                         output_scale=0.5 if st.session_state["lt_half"] else 1.0, rewind=st.session_state["lt_rewind"],
                         rewind_iteration=int(st.session_state["lt_k"]),
                         controls=tuple(c for c in CONTROLS if st.session_state[f"lt_{c}"]),
@@ -124,8 +124,8 @@ def about() -> None:
         published("Frankle & Carbin 2019, *The Lottery Ticket Hypothesis*, LeNet-300-100 on MNIST",
                   "Layer-wise pruning at 20 % per round (output layer 10 %) leaves "
                   + ", ".join(f"{x:g}" for x in lviz.FRANKLE_CARBIN_REMAINING[:10]) + "… % of the weights. Winning "
-                  "tickets match or beat the dense network down to about **3.6 %** of the weights and learn fastest near "
-                  "**21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. 2020: on larger "
+                  "tickets match or beat the dense network down to about **3.6 %** of the weights and learn "
+                  "fastest near **21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. 2020: on larger "
                   "networks rewinding to θ0 fails, rewinding to an early iteration θk recovers tickets.")
     with right:
         published("Greydanus 2020, *Scaling down deep learning* (MNIST-1D), lottery-tickets notebook",
@@ -143,8 +143,9 @@ def about() -> None:
         "- **Intuition.** Pruning projects the loss landscape onto fewer dimensions; the weights that grew large "
         "were the ones whose initial values pointed somewhere useful. Re-initializing throws that away — which is why "
         "the re-init control falls behind at high sparsity while the ticket holds on. A random mask keeps the "
-        "initial values but loses the structure the pruning found (on MNIST-1D, tickets learn local connectivity: "
-        "each neuron keeps a contiguous stretch of the signal).\n"
+        "initial values but loses the structure the pruning found. Greydanus reports that MNIST-1D tickets, pruned "
+        "far enough, develop local connectivity (neurons keep neighbouring time steps): look at the neuron tiles "
+        "of your run to see whether it shows at the sparsity you reached.\n"
         "- **Honest caveats.** 'Winning' depends on the training recipe: here every round trains for the same fixed "
         "budget, and the dense network is trained with the same recipe. With θk rewinding the ticket starts from "
         "weights that already trained for k steps. Unstructured sparsity saves memory only in a sparse format."))
@@ -244,7 +245,8 @@ def masks_section() -> None:
     url_value("lt_round", done, cast=int, check=lambda x: 0 <= x <= done)
     if not 0 <= st.session_state["lt_round"] <= done:
         st.session_state["lt_round"] = done
-    r = st.slider("Show the mask at round", 0, done, key="lt_round", help=f"Masks of seed {run0.config.seed}, round 0 = dense.")
+    r = st.slider("Show the mask at round", 0, done, key="lt_round",
+                  help=f"Masks of seed {run0.config.seed}; round 0 is the dense network.")
     mask = {k: t.numpy() for k, t in run0.mask(r).items()}
     name, module = first[0]
     w = mask[f"{name}.weight"]
@@ -259,9 +261,9 @@ def masks_section() -> None:
                                             title=f"Round {r}: each first-layer filter's kept kernel positions"),
                           key="lt_tiles")
         right.caption("The first layer is a convolution: it has no per-input connections to count.")
-    st.plotly_chart(lviz.layer_remaining({0: {n: 1.0 for n in run0.dense.layer_remaining},
-                                          **{i + 1: a["ticket"].layer_remaining for i, a in enumerate(run0.rounds)}}, r),
-                    key="lt_layers")
+    by_round = {0: {n: 1.0 for n in run0.dense.layer_remaining},
+                **{i + 1: a["ticket"].layer_remaining for i, a in enumerate(run0.rounds)}}
+    st.plotly_chart(lviz.layer_remaining(by_round, r), key="lt_layers")
     ctrl = {a: [(i + 1, rnd[a].overlap_ticket) for i, rnd in enumerate(run0.rounds)]
             for a in ("random_mask", "oneshot") if a in run0.config.controls}
     st.plotly_chart(lviz.overlap([{k: t.numpy() for k, t in run0.mask(i).items()} for i in range(done + 1)], ctrl),

@@ -28,7 +28,6 @@ Usage::
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -44,13 +43,14 @@ from .data import Dataset, load_dataset
 from .models import build_model, output_layer_name, weighted_layers
 from .pruning import Mask, prune
 from .schedules import rounds_rate
-from .train import History, TrainConfig, train
+from .train import History, train
 from .lottery_results import (ARM_LABELS, ARMS, CONTROLS, MEASURES, ArmRound, LotteryConfig, LotteryRun, Verdict,
                               summarize, ticket_train_config, verdict)
 
 __all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
-           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask", "rate_for_target", "rewound",
-           "run_lottery", "run_seeds", "summarize", "ticket_train_config", "total_iterations", "verdict"]
+           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask",
+           "rate_for_target", "rewound", "run_lottery", "run_seeds", "summarize", "ticket_train_config",
+           "total_iterations", "verdict"]
 
 
 def rate_for_target(target_density: float, rounds: int) -> float:

@@ -317,8 +317,8 @@ def verdict(runs: Sequence[LotteryRun], measure: str = "final_acc", tolerance: f
     seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
     what = MEASURES[measure]
     if matches:
-        text = (f"The sparsest winning ticket is round {hit['round']}: with **{hit['remaining']:.1f} %** of the weights "
-                f"left it reaches **{hit['acc_mean']:.1f} %** {what}{seeds}, against {dense['acc_mean']:.1f} % "
+        text = (f"The sparsest winning ticket is round {hit['round']}: with **{hit['remaining']:.1f} %** of the "
+                f"weights left it reaches **{hit['acc_mean']:.1f} %** {what}{seeds}, against {dense['acc_mean']:.1f} % "
                 f"for the dense network.")
     else:
         text = (f"No ticket matched the dense network's {dense['acc_mean']:.1f} %{seeds}. The best ticket, round "

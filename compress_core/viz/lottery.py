@@ -47,6 +47,18 @@ def _log_remaining_axis(fig: go.Figure, xs: list[float], **kw) -> None:
                      tickvals=ticks, ticktext=[f"{v:g}" for v in ticks], **kw)
 
 
+def _dense_line(fig: go.Figure, acc: float, lowest: float) -> None:
+    """The dense network's accuracy across the whole axis, named in the legend (not over the data)."""
+    fig.add_trace(go.Scatter(x=[105, lowest * 0.85], y=[acc, acc], mode="lines", name=f"dense network {acc:.1f} %",
+                             line=dict(color=COLORS["baseline"], width=2, dash="dash"),
+                             hovertemplate=f"dense network: {acc:.1f} %<extra></extra>"))
+
+
+def _bottom_legend(fig: go.Figure) -> None:
+    """The legend under the axes: above them it would collide with the title and the subplot titles."""
+    fig.update_layout(margin=dict(t=90, b=120), legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+
+
 def _arm_rows(rows: list[dict], arm: str) -> list[dict]:
     dense = [r for r in rows if r["arm"] == "dense"]
     return dense + [r for r in rows if r["arm"] == arm]  # every arm starts from the dense round 0
@@ -76,8 +88,7 @@ def accuracy_vs_remaining(rows: list[dict], measure_label: str, title: str | Non
                           "%{customdata[2]:.1f})<extra>" + ARM_LABELS[arm] + "</extra>"))
     dense = next((r for r in rows if r["arm"] == "dense"), None)
     if dense:
-        fig.add_hline(y=dense["acc_mean"], line=dict(color=COLORS["baseline"], width=2, dash="dash"),
-                      annotation_text=f"dense {dense['acc_mean']:.1f} %", annotation_position="bottom left")
+        _dense_line(fig, dense["acc_mean"], min(xs))
     _log_remaining_axis(fig, xs)
     fig.update_yaxes(title_text=f"{measure_label} (%)")
     band = f" · band: lowest to highest of {seeds} seeds" if seeds > 1 else ""
@@ -198,8 +209,10 @@ def overlap(ticket_masks: list[dict[str, np.ndarray]], rows_by_arm: dict[str, li
                                  name=ARM_LABELS[arm], line=dict(color=COLORS[arm], width=3, dash=DASH[arm])),
                       row=1, col=2)
     fig.update_xaxes(title_text="round", row=1, col=2, dtick=1)
-    fig.update_yaxes(title_text="Jaccard overlap with the ticket", range=[0, 1.05], row=1, col=2)
-    return style(fig, title or "How much the masks overlap", height=440)
+    fig.update_yaxes(title_text="overlap with the ticket", range=[0, 1.05], row=1, col=2)
+    fig = style(fig, title or "How much the masks overlap (Jaccard: shared ÷ either)", height=460)
+    _bottom_legend(fig)
+    return fig
 
 
 def round_curves(curves: dict[str, list[dict]], round_: int, title: str | None = None) -> go.Figure:
@@ -223,7 +236,9 @@ def round_curves(curves: dict[str, list[dict]], round_: int, title: str | None =
                                  hovertemplate="iteration %{x}: %{y:.1f} %<extra></extra>"), row=1, col=2)
     fig.update_xaxes(title_text="training iteration")
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
-    return style(fig, title or f"Training at round {round_}", height=420)
+    fig = style(fig, title or f"Training at round {round_}", height=460)
+    _bottom_legend(fig)
+    return fig
 
 
 def published_greydanus() -> go.Figure:
@@ -238,9 +253,9 @@ def published_greydanus() -> go.Figure:
         fig.add_trace(go.Scatter(x=x + x, y=[p[0] for p in pairs] + [p[1] for p in pairs], mode="markers",
                                  marker=dict(color=COLORS[arm], size=6, opacity=0.5), showlegend=False,
                                  hoverinfo="skip"))
-    d = sum(GREYDANUS["dense"]) / 2
-    fig.add_hline(y=d, line=dict(color=COLORS["baseline"], width=2, dash="dash"),
-                  annotation_text=f"dense {d:.1f} %", annotation_position="bottom left")
+    _dense_line(fig, sum(GREYDANUS["dense"]) / 2, 3)
     _log_remaining_axis(fig, x + [3])
     fig.update_yaxes(title_text="test accuracy (%)")
-    return style(fig, "Published: Greydanus 2020, MNIST-1D MLP (two trials)", height=380)
+    fig = style(fig, "Published: Greydanus 2020, MNIST-1D", height=440)
+    _bottom_legend(fig)
+    return fig

@@ -38,7 +38,8 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     acc = plots.filter(has_text="Accuracy as weights are pruned").first
     legend = acc.locator(".legend").text_content()
     assert "winning ticket" in legend and "random re-init" in legend and "random mask" in legend
-    assert plots.filter(has_text="connections kept per input").first.locator(".hm, image, .heatmaplayer").count() >= 1
+    mask_image = plots.filter(has_text="connections kept per input").first
+    assert mask_image.locator(".hm, image, .heatmaplayer").count() >= 1
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Dense accuracy").count() == 1
     # the round slider redraws the mask for round 1
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Show the mask at round").get_by_role("slider").first
