@@ -44,6 +44,9 @@ url_value("lt_half", True, cast=to_bool)
 url_value("lt_rewind", "init", allowed=list(REWIND))
 url_value("lt_k", recipe.rewind_iteration, cast=int, check=lambda v: 0 <= v <= 100_000)
 url_value("lt_epochs", recipe.epochs, cast=int, check=lambda v: 1 <= v <= 100)
+pair = (sel.dataset, sel.model)
+if st.session_state.setdefault("lt_pair", pair) != pair:  # a new pair starts from its own recipe
+    st.session_state.update(lt_pair=pair, lt_epochs=recipe.epochs, lt_k=recipe.rewind_iteration)
 url_value("lt_seeds", 1, cast=int, check=lambda v: 1 <= v <= 5)
 for c, default in (("reinit", True), ("random_mask", True), ("oneshot", False)):
     url_value(f"lt_{c}", default, cast=to_bool)

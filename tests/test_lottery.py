@@ -187,3 +187,12 @@ def test_verdict_needs_a_finished_round(run):
         verdict([replace(run, rounds=(), masks=())])
     with pytest.raises(ValueError, match="Unknown accuracy measure"):
         summarize([run], measure="median")
+
+
+def test_late_rewinding_run_trains_from_theta_k(run):
+    early = run_lottery(replace(CFG, rounds=1, rewind="early", rewind_iteration=7, controls=("oneshot",)),
+                        use_cache=False)
+    assert early.dense.records == run.dense.records  # the same dense training, θk kept at iteration 7
+    assert early.masks[0]["ticket"].keys() == run.masks[0]["ticket"].keys()
+    assert all(torch.equal(early.masks[0]["ticket"][k], run.masks[0]["ticket"][k]) for k in run.masks[0]["ticket"])
+    assert early.rounds[0]["ticket"].records != run.rounds[0]["ticket"].records  # but it starts from θk, not θ0

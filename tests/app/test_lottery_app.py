@@ -76,3 +76,21 @@ def test_stop_mid_round_keeps_finished_rounds():
     assert any("Stopped" in w.value and "1 finished round" in w.value for w in at.warning)
     assert at.slider(key="lt_round").max == 1  # the finished round is shown
     assert not at.button(key="lt_run").disabled  # and Run resumes
+
+
+@pytest.mark.parametrize("dataset, model", [("digits", "cnn"), ("moons", "tiny")])
+def test_other_models_and_data_kinds(dataset, model):
+    """A convolution's first layer shows kernel tiles; 2-D points show one bar per coordinate."""
+    at = open_app(PAGE, {"dataset": dataset, "model": model, "lt_rounds": "1", "lt_epochs": "1", "lt_seeds": "1"})
+    at.button(key="lt_run").click().run()
+    assert not at.exception and not at.error
+    assert "Dense accuracy" in metrics(at)
+    assert len(at.get("plotly_chart")) >= 6
+
+
+def test_switching_the_pair_starts_from_its_recipe():
+    at = open_app(PAGE, {"dataset": "digits", "model": "mlp", "lt_epochs": "3"})
+    assert at.slider(key="lt_epochs").value == 3  # the link wins on arrival
+    at.sidebar.selectbox(key="dataset").set_value("mnist1d").run()
+    assert not at.exception
+    assert at.slider(key="lt_epochs").value == ticket_train_config("mnist1d", "mlp").epochs
