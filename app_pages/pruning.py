@@ -236,6 +236,9 @@ def live() -> None:
                    "the two kinds of pruning at one setting." if struct_mask is not None else ""))
     fc1, fc2 = st.columns(2)
     fc1.plotly_chart(pviz.size_figure(sizes), key="pr_sizes")
+    if not any(r["format"].startswith("structured") for r in sizes):
+        fc1.caption("No structured row: at this setting some hidden layer would keep no neuron, so there is "
+                    "no smaller network to build.")
     with fc2:
         bc1, bc2 = st.columns(2)
         batch = bc1.selectbox("Batch size", [1, 64, 512, 2048], index=2, key="pr_batch")
