@@ -18,7 +18,7 @@ def test_walk_through_follows_the_example(server_url, page):
     before = _ledger(page)
     acc_before = re.search(r"acc = .*?= ([\-\d,]+)", before).group(1)
     assert "M0·2^−n" in before and "clamp" in before
-    assert page.locator(".js-plotly-plot").count() >= 5
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=30_000)
     screenshot(page, "integer_walkthrough")
 
     box = page.get_by_role("spinbutton", name=re.compile(r"Test example"))
@@ -27,6 +27,10 @@ def test_walk_through_follows_the_example(server_url, page):
     wait_for_app(page)
     assert_no_exception(page)
     page.wait_for_function("() => location.search.includes('int_example=5')", timeout=30_000)
+    # the URL changes early in the rerun; wait for the table itself to be redrawn
+    page.wait_for_function("""(old) => [...document.querySelectorAll('table')].some(
+        t => t.innerText.includes('accumulator') && t.innerText !== old)""", arg=before, timeout=30_000)
+    wait_for_app(page)
     after = _ledger(page)
     acc_after = re.search(r"acc = .*?= ([\-\d,]+)", after).group(1)
     assert after != before and acc_after != acc_before
