@@ -93,7 +93,7 @@ m1.metric("Float accuracy", f"{cmp['float']:.2%}", help="The float32 baseline on
 m2.metric("Fake-quant accuracy", f"{cmp['fake_quant']:.2%}", f"{100 * (cmp['fake_quant'] - cmp['float']):+.2f} pts",
           help="The quantized model simulated in float: every tensor rounded to its grid.")
 m3.metric("Integer-only accuracy", f"{cmp['integer']:.2%}",
-          f"{100 * (cmp['integer'] - cmp['fake_quant']):+.2f} pts vs fake-quant",
+          f"{100 * (cmp['integer'] - cmp['fake_quant']):+.2f} pts vs fake-quant", delta_color="off",
           help="The integer program: int8 tensors, int32 accumulators, M0·2^−n rescales. No float op.")
 m4.metric("Logits identical to fake-quant", f"{cmp['frac_logits_equal']:.1%}",
           help=f"Share of the integer logit codes equal to the fake-quant model's; the largest difference is "

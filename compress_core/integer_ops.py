@@ -197,7 +197,7 @@ class IntLayer:
         the primitive), stage by stage; ``steps`` records each stage for the walk-through.
         """
         M0L, n, half, neg = self._fast[:4]
-        a = acc.to(torch.int64)
+        a = acc.to(torch.int64, copy=True)  # never change the caller's tensor
         if steps is not None:
             steps["scaled"] = (a << self.headroom).to(torch.int32)
         # SaturatingRoundingDoublingHighMul: gemmlowp's nudge-and-truncate equals floor((a·b + 2^30) / 2^31)
@@ -230,7 +230,7 @@ class IntLayer:
             raise ValueError(f"Layer {self.name}: the fused rescale needs a ReLU (its clamp hides the rounding "
                              "difference for negative values); use requantize.")
         M0L, const, total_shift = self._fast[0], self._fast[5], self._fast[6]
-        t = raw.to(torch.int64).mul_(M0L)  # same-dtype in-place ops: mixed int32 × int64 is far slower
+        t = raw.to(torch.int64, copy=True).mul_(M0L)  # same-dtype in-place ops: mixed int32 × int64 is far slower
         out = t.add_(const).bitwise_right_shift_(total_shift).clamp_(self._bounds[0], self._bounds[1])
         return out.to(self.y.dtype)
 
