@@ -108,7 +108,8 @@ def test_layer_channel_and_mixed_precision_controls(at):
 
 
 def test_qat_mode_trains_and_reports():
-    at = open_app(PAGE, query={"q_mode": "qat", "q_bits": "3", "q_epochs": "1"})
+    # a small model keeps the training short: QAT of the current setting plus the QAT curve
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "q_mode": "qat", "q_bits": "3", "q_epochs": "1"})
     assert not at.exception and len(at.error) == 0
     m = metrics(at)
     assert _pct(m["Quantized accuracy"]) > 80
