@@ -243,8 +243,9 @@ def live_view():
                                          title="Test accuracy vs model size"), key="q_curve_kb")
     st.caption(f"Each point quantizes the whole model at that bit width with the settings above "
                f"({'activations at 8 bits' if act_curve else 'activations at the same width' if cfg.quantize_activations else 'weights only'}). "
-               f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ss.q_lsq else ''}, always "
-               "from symmetric per-channel min-max ranges (so it is trained once per model). The star is the current setting.")
+               + (f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ss.q_lsq else ''}, "
+                  "always from symmetric per-channel min-max ranges (so it is trained once per model). "
+                  if ss.q_qatcurve else "") + "The star is the current setting.")
 
     # --- Mixed precision -------------------------------------------------------------------------------
     st.header("5 · Mixed precision: which layers tolerate fewer bits?")
@@ -271,7 +272,8 @@ def live_view():
               f"{100 * (mixed['metrics'].accuracy - fm.accuracy):+.2f} pts vs float")
     h2.metric("Mixed-precision size", f"{mixed['size']['kb']:.1f} KB", f"{mixed['size']['ratio']:.1f}× smaller than float",
               delta_color="off")
-    h2.caption("Outlined cells: the suggestion. Activations follow the settings above.")
+    h2.caption("Outlined cells: the suggestion. Activations follow the settings above. The drops were measured one "
+               "layer at a time on the validation set; together, on the test set, they need not add up exactly.")
 
 
 live_view()
