@@ -1,5 +1,6 @@
 """AppTest: the Lottery Ticket page runs a tiny job, shows results, refuses bad settings in plain words, and
 keeps the finished rounds of a stopped run."""
+import json
 import time
 
 import pytest
@@ -78,14 +79,23 @@ def test_stop_mid_round_keeps_finished_rounds():
     assert not at.button(key="lt_run").disabled  # and Run resumes
 
 
-@pytest.mark.parametrize("dataset, model", [("digits", "cnn"), ("moons", "tiny")])
-def test_other_models_and_data_kinds(dataset, model):
-    """A convolution's first layer shows kernel tiles; 2-D points show one bar per coordinate."""
-    at = open_app(PAGE, {"dataset": dataset, "model": model, "lt_rounds": "1", "lt_epochs": "1", "lt_seeds": "1"})
+@pytest.mark.parametrize("dataset, model, axis", [("mnist1d", "mlp", "time step"), ("digits", "cnn", None),
+                                                  ("moons", "tiny", "input")])
+def test_other_models_and_data_kinds(dataset, model, axis):
+    """MNIST-1D masks run along the sequence; a convolution shows kernel tiles; 2-D points a bar per input."""
+    at = open_app(PAGE, {"dataset": dataset, "model": model, "lt_rounds": "1", "lt_epochs": "1", "lt_seeds": "1",
+                         "lt_random_mask": "0"})
     at.button(key="lt_run").click().run()
     assert not at.exception and not at.error
     assert "Dense accuracy" in metrics(at)
-    assert len(at.get("plotly_chart")) >= 6
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) >= 6
+    titles = [c["layout"].get("title", {}).get("text", "") for c in charts]
+    if axis:
+        inputs = charts[next(i for i, t in enumerate(titles) if "connections kept per input" in t)]
+        assert inputs["layout"]["xaxis"]["title"]["text"] == axis
+    else:
+        assert any("kernel positions" in t for t in titles)
 
 
 def test_switching_the_pair_starts_from_its_recipe():

@@ -6,16 +6,16 @@ from compress_core.lottery import LotteryConfig, cache_paths, ticket_train_confi
 from .conftest import assert_no_exception, screenshot, wait_for_app
 
 
-def _fresh(dataset: str) -> None:
+def _fresh(dataset: str, rounds: int = 2, controls: tuple = ("reinit", "random_mask")) -> None:
     """Remove the cached run of the settings the test uses, so the page really trains."""
     recipe = ticket_train_config(dataset, "mlp")
-    cfg = LotteryConfig(dataset=dataset, model="mlp", rounds=2, rate=0.2, controls=("reinit", "random_mask"),
+    cfg = LotteryConfig(dataset=dataset, model="mlp", rounds=rounds, rate=0.2, controls=controls,
                         train=replace(recipe, epochs=1), seed=0)
     for p in cache_paths(cfg):
         p.unlink(missing_ok=True)
 
 
-def _run_two_rounds(page, url: str) -> None:
+def _run(page, url: str) -> None:
     page.goto(url)
     wait_for_app(page)
     assert_no_exception(page)
@@ -28,7 +28,7 @@ def _run_two_rounds(page, url: str) -> None:
 
 def test_two_rounds_show_curves_and_masks(server_url, page):
     _fresh("digits")
-    _run_two_rounds(page, server_url + "/lottery?dataset=digits&model=mlp&lt_rounds=2&lt_epochs=1&lt_seeds=1")
+    _run(page, server_url + "/lottery?dataset=digits&model=mlp&lt_rounds=2&lt_epochs=1&lt_seeds=1")
     page.get_by_text("Accuracy as weights are pruned").first.wait_for()
     page.get_by_text("connections kept per input").first.wait_for()
     page.get_by_text("of the weights left").first.wait_for()
@@ -52,10 +52,3 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     shot = screenshot(page, "lottery")
     assert shot.stat().st_size > 50_000
 
-
-def test_mnist1d_masks_along_the_sequence(server_url, page):
-    _fresh("mnist1d")
-    _run_two_rounds(page, server_url + "/lottery?dataset=mnist1d&model=mlp&lt_rounds=2&lt_epochs=1&lt_seeds=1")
-    page.get_by_text("connections kept per input").first.wait_for()
-    assert page.get_by_text("time step").count() >= 1
-    screenshot(page, "lottery_mnist1d")
