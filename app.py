@@ -4,8 +4,14 @@ Entry point only: page config, the shared sidebar, and navigation. Each topic is
 Run with ``streamlit run app.py``.
 """
 import streamlit as st
+import torch
 
 from ui.sidebar import render_sidebar
+
+# One server process serves every session (a class of 30-100 students) and the models are tiny: one
+# intra-op thread per op avoids thread-pool contention between sessions; a slider move measured several
+# times faster on a busy machine (bench/bench_pruning.py), training time is unchanged.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
