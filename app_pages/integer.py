@@ -155,10 +155,10 @@ def walk_view():
     p1, p2 = st.columns([1, 2])
     with p1:
         show_example(i)
-        st.markdown(f"True class **{ds.class_names[int(ds.y_test[i])]}**")
+        st.markdown(f"True class **{ds.class_names[int(ds.y_test[i])]}** · predicted class in each model:")
         k1, k2, k3 = st.columns(3)
         for col, name, p in zip((k1, k2, k3), ("Float", "Fake-quant", "Integer"), preds):
-            col.metric(f"{name} predicts", ds.class_names[p])
+            col.metric(name, ds.class_names[p], help=f"The class the {name.lower()} model predicts for this example.")
     p2.plotly_chart(iviz.logits_bars(list(ds.class_names), f_logits, q_logits, i_logits,
                                      title="Logits of this example in the three models (outlined: predicted)"),
                     key="int_logits_fig")

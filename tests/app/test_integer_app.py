@@ -20,7 +20,7 @@ def test_page_renders_and_integer_matches_fake_quant():
     m = metrics(at)
     assert abs(_pts(m["Integer-only accuracy"]) - _pts(m["Fake-quant accuracy"])) <= 0.2 + 1e-9
     assert _pts(m["Integer-only accuracy"]) > 90 and _pts(m["Logits identical to fake-quant"]) > 95
-    assert m["Float predicts"] == m["Integer predicts"]
+    assert m["Float"] == m["Integer"]
     ledger = _ledger(at)
     for step in ("1 · input", "4 · accumulator", "5 · multiplier", "8 · shift", "10 · clamp", "11 · real value"):
         assert step in ledger
