@@ -71,6 +71,12 @@ st.caption("This trained network is the **baseline** that every other page compr
            f"and an early checkpoint θk (after {sel.train.rewind_iteration} steps) are kept for lottery tickets.")
 
 # --- Where to go next ----------------------------------------------------------------------------------
+def topic_links(*pages: tuple[str, str, str]) -> None:
+    """Links to topic pages (file stem, icon, label) that carry the current selection along."""
+    for stem, icon, label in pages:
+        st.page_link(f"app_pages/{stem}.py", label=label, icon=icon, query_params=sel.as_query())
+
+
 st.header("4 · Two ways to compress")
 left, right = st.columns(2)
 with left:
@@ -80,10 +86,8 @@ with left:
                 "sparse format, and dense hardware does not run faster; removing neurons makes the dense "
                 "layers genuinely smaller. The *lottery ticket hypothesis* says a sparse subnetwork, "
                 "trained from the original initialization, could have done the job from the start.")
-    st.page_link("app_pages/pruning.py", label="Pruning: cut weights and neurons, watch accuracy and speed",
-                 icon="✂️", query_params=sel.as_query())
-    st.page_link("app_pages/lottery.py", label="Lottery tickets: find the subnetwork that trains alone",
-                 icon="🎟️", query_params=sel.as_query())
+    topic_links(("pruning", "✂️", "Pruning: cut weights and neurons, watch accuracy and speed"),
+                ("lottery", "🎟️", "Lottery tickets: find the subnetwork that trains alone"))
 with right:
     st.subheader("🔢 Quantization")
     st.markdown("Store each number in 8, 4 or even 2 bits instead of 32. A real value r is written as "
@@ -91,10 +95,8 @@ with right:
                 "quantization-aware training teaches the network to live with the rounding. Taken to the end, "
                 "the network runs on integers only: int8 products summed in int32, rescaled by an integer "
                 "multiply and a bit shift.")
-    st.page_link("app_pages/quantization.py", label="Quantization: bits, scales, zero points, PTQ and QAT",
-                 icon="🔢", query_params=sel.as_query())
-    st.page_link("app_pages/integer.py", label="Integer inference: run the network with no float at all",
-                 icon="🧮", query_params=sel.as_query())
+    topic_links(("quantization", "🔢", "Quantization: bits, scales, zero points, PTQ and QAT"),
+                ("integer", "🧮", "Integer inference: run the network with no float at all"))
 explainer("Why compress at all?", (
     "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
     "than the arithmetic on it (Horowitz, ISSCC 2014).\n"

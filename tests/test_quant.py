@@ -168,37 +168,33 @@ def test_quantize_codes_match_torch_fake_quant_and_quantize_per_tensor():
             assert torch.equal(q, ref)
 
 
+def _check_lsq_against(ref_op, x, scale, zero_point, qmin, qmax, grad_factor, g, axis=None):
+    """Forward values and the gradients of x, S and Z of ``lsq_fake_quantize`` equal torch's learnable op."""
+    sa, sb = scale.clone().requires_grad_(), scale.clone().requires_grad_()
+    za, zb = zero_point.clone().requires_grad_(), zero_point.clone().requires_grad_()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = ref_op(xa, sa, za)
+    out = lsq_fake_quantize(xb, sb, zb, qmin, qmax, grad_factor, **({} if axis is None else {"axis": axis}))
+    assert torch.equal(out, ref)
+    up = torch.randn(x.shape, generator=g)
+    ref.backward(up)
+    out.backward(up)
+    # torch's backward rounds x/S + Z jointly: at exact ties with an odd Z it may differ (none here: Z even)
+    assert torch.equal(xb.grad, xa.grad)
+    torch.testing.assert_close(sb.grad, sa.grad, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(zb.grad, za.grad, rtol=1e-5, atol=1e-5)
+
+
 def test_lsq_gradients_match_torch_learnable_fake_quant():
     g = torch.Generator().manual_seed(6)
     x = torch.cat([torch.randn(2000, generator=g) * 2, _tie_values(0.125, 40)])
     for zero_point in (0.0, 2.0, 4.0):
-        sa, za = torch.tensor([0.125], requires_grad=True), torch.tensor([zero_point], requires_grad=True)
-        sb, zb = torch.tensor([0.125], requires_grad=True), torch.tensor([zero_point], requires_grad=True)
-        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ref = torch._fake_quantize_learnable_per_tensor_affine(xa, sa, za, -8, 7, 0.37)
-        out = lsq_fake_quantize(xb, sb, zb, -8, 7, 0.37)
-        assert torch.equal(out, ref)
-        up = torch.randn(x.shape, generator=g)
-        ref.backward(up)
-        out.backward(up)
-        # torch's backward rounds x/S + Z jointly: at exact ties with an odd Z it may differ (none here: Z even)
-        assert torch.equal(xb.grad, xa.grad)
-        torch.testing.assert_close(sb.grad, sa.grad, rtol=1e-5, atol=1e-4)
-        torch.testing.assert_close(zb.grad, za.grad, rtol=1e-5, atol=1e-5)
+        _check_lsq_against(lambda xx, s, z: torch._fake_quantize_learnable_per_tensor_affine(xx, s, z, -8, 7, 0.37),
+                           x, torch.tensor([0.125]), torch.tensor([zero_point]), -8, 7, 0.37, g)
     w = torch.randn(8, 30, generator=g)
     s = torch.rand(8, generator=g).add(0.05)
-    sa, sb = s.clone().requires_grad_(), s.clone().requires_grad_()
-    za, zb = torch.zeros(8, requires_grad=True), torch.zeros(8, requires_grad=True)
-    wa, wb = w.clone().requires_grad_(), w.clone().requires_grad_()
-    ref = torch._fake_quantize_learnable_per_channel_affine(wa, sa, za, 0, -8, 7, 1.0)
-    out = lsq_fake_quantize(wb, sb, zb, -8, 7, 1.0, axis=0)
-    assert torch.equal(out, ref)
-    up = torch.randn(w.shape, generator=g)
-    ref.backward(up)
-    out.backward(up)
-    assert torch.equal(wb.grad, wa.grad)
-    torch.testing.assert_close(sb.grad, sa.grad, rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(zb.grad, za.grad, rtol=1e-5, atol=1e-5)
+    _check_lsq_against(lambda ww, ss, z: torch._fake_quantize_learnable_per_channel_affine(ww, ss, z, 0, -8, 7, 1.0),
+                       w, s, torch.zeros(8), -8, 7, 1.0, g, axis=0)
 
 
 # --- invariants --------------------------------------------------------------------------------------
