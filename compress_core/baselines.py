@@ -41,10 +41,8 @@ CACHE_VERSION = 1
 _DEFAULTS: dict[tuple[str, str], TrainConfig] = {
     ("digits", "mlp"): TrainConfig(epochs=20, lr=1e-3, batch_size=64),
     ("digits", "cnn"): TrainConfig(epochs=30, lr=2e-3, batch_size=64),
-    ("digits", "tiny"): TrainConfig(epochs=30, lr=2e-3, batch_size=64),
     ("mnist1d", "mlp"): TrainConfig(epochs=40, lr=1e-3, batch_size=100),
     ("mnist1d", "cnn"): TrainConfig(epochs=40, lr=2e-3, batch_size=64),
-    ("mnist1d", "tiny"): TrainConfig(epochs=40, lr=2e-3, batch_size=100),
 }
 _POINTS_DEFAULT = TrainConfig(epochs=60, lr=3e-3, batch_size=32)
 

@@ -4,7 +4,8 @@
   flatten -> 300 -> 100 -> classes, ReLU between.
 - ``cnn``: a LeNet-5-style conv net: two conv + ReLU + max-pool stages, then 120 -> 84 -> classes.
   2-D convolutions for images, 1-D for sequences.
-- ``tiny``: a small MLP (32 -> 32) for 2-D points.
+- ``tiny``: a small MLP (32 -> 32) for 2-D points (only: on images and signals it is too small to be a
+  fair subject for compression).
 
 Every model is an ``nn.Sequential`` with named children (``conv1``, ``fc1``, ``relu1``, ...), and only
 ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers carry parameters, so every pruning and quantization
@@ -42,8 +43,7 @@ REGISTRY: dict[str, ModelSpec] = {
                   ("image", "sequence", "points")),
         ModelSpec("cnn", "LeNet-5 style: conv → pool → conv → pool, then 120 → 84 → classes.",
                   ("image", "sequence")),
-        ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.",
-                  ("image", "sequence", "points")),
+        ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.", ("points",)),
     )
 }
 

@@ -72,7 +72,9 @@ def test_models_forward_and_summary(ds_name):
 def test_mlp_is_lenet_300_100():
     model = build_model("mlp", "digits")
     assert [m.out_features for _, m in weighted_layers(model)] == [300, 100, 10]
-    assert list_models("moons") == ["mlp", "tiny"] and "cnn" in list_models("mnist1d")
+    assert list_models("moons") == ["mlp", "tiny"] and list_models("mnist1d") == ["mlp", "cnn"]
+    with pytest.raises(ValueError, match="not built for image"):
+        build_model("tiny", "digits")
 
 
 def test_init_is_fixed_by_seed_and_leaves_global_rng_alone():
