@@ -116,20 +116,26 @@ def _tie_values(scale: float, n: int = 300) -> torch.Tensor:
     return (torch.arange(-n, n, dtype=torch.float32) + 0.5) * scale
 
 
+
+
+def _same_values_and_gradient(ref_op, our_op, x, g):
+    """Both ops give bit-identical outputs and input gradients for a random upstream gradient; returns ours."""
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref, out = ref_op(xa), our_op(xb)
+    assert torch.equal(out, ref)
+    up = torch.randn(x.shape, generator=g)
+    ref.backward(up)
+    out.backward(up)
+    assert torch.equal(xb.grad, xa.grad)
+    return xb.grad
 @pytest.mark.parametrize("zero_point", [0, 3, -7])
 def test_fake_quantize_per_tensor_matches_torch_values_and_gradient(zero_point):
     g = torch.Generator().manual_seed(3)
     for scale, x in ((0.25, _tie_values(0.25)), (0.037, torch.randn(4000, generator=g) * 3)):
         qp = QParams(torch.tensor(scale), torch.tensor(zero_point, dtype=torch.int32), bits=8)
-        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ref = torch.fake_quantize_per_tensor_affine(xa, scale, zero_point, -128, 127)
-        out = fake_quantize(xb, qp)
-        assert torch.equal(out, ref)
-        up = torch.randn(x.shape, generator=g)
-        ref.backward(up)
-        out.backward(up)
-        assert torch.equal(xb.grad, xa.grad)
-        assert 0 < int((xb.grad == 0).sum()) < x.numel() or scale == 0.037  # the tie set is partly clipped
+        grad = _same_values_and_gradient(lambda t: torch.fake_quantize_per_tensor_affine(t, scale, zero_point, -128, 127),
+                                         lambda t: fake_quantize(t, qp), x, g)
+        assert 0 < int((grad == 0).sum()) < x.numel() or scale == 0.037  # the tie set is partly clipped
 
 
 def test_fake_quantize_per_channel_matches_torch_values_and_gradient():
@@ -141,14 +147,9 @@ def test_fake_quantize_per_channel_matches_torch_values_and_gradient():
         qp = compute_qparams(lo, hi, 4, axis=axis)
         qp = QParams(torch.where(torch.arange(len(qp.scale)) % 2 == 0, torch.tensor(0.25), qp.scale), qp.zero_point,
                      4, axis=axis)
-        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ref = torch.fake_quantize_per_channel_affine(xa, qp.scale, qp.zero_point, axis, qp.qmin, qp.qmax)
-        out = fake_quantize(xb, qp)
-        assert torch.equal(out, ref)
-        up = torch.randn(x.shape, generator=g)
-        ref.backward(up)
-        out.backward(up)
-        assert torch.equal(xb.grad, xa.grad)
+        _same_values_and_gradient(
+            lambda t: torch.fake_quantize_per_channel_affine(t, qp.scale, qp.zero_point, axis, qp.qmin, qp.qmax),
+            lambda t: fake_quantize(t, qp), x, g)
 
 
 def test_quantize_codes_match_torch_fake_quant_and_quantize_per_tensor():
