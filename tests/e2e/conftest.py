@@ -110,6 +110,12 @@ def wait_for_app(page, timeout: float = 90_000) -> None:
         }""", timeout=timeout, polling=100)
 
 
+def wait_for_count(locator, n: int, timeout: float = 60_000) -> None:
+    """Wait until ``locator`` matches at least ``n`` elements: charts draw a moment after the script ends,
+    later still on a busy machine, so a count taken at once can be short."""
+    locator.nth(n - 1).wait_for(state="attached", timeout=timeout)
+
+
 def assert_no_exception(page) -> None:
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, "exception box on page: " + boxes.first.inner_text()[:2000]

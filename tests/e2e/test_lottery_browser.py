@@ -3,7 +3,7 @@ from dataclasses import replace
 
 from compress_core.lottery import LotteryConfig, cache_paths, ticket_train_config
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, wait_for_app, wait_for_count
 
 
 def _fresh(dataset: str, rounds: int = 2, controls: tuple = ("reinit", "random_mask")) -> None:
@@ -33,13 +33,13 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     page.get_by_text("connections kept per input").first.wait_for()
     page.get_by_text("of the weights left").first.wait_for()
     plots = page.locator(".js-plotly-plot")
-    assert plots.count() >= 7
+    wait_for_count(plots, 7)
     # the accuracy chart has the ticket and both controls; the mask image is a heatmap
     acc = plots.filter(has_text="Accuracy as weights are pruned").first
     legend = acc.locator(".legend").text_content()
     assert "winning ticket" in legend and "random re-init" in legend and "random mask" in legend
     mask_image = plots.filter(has_text="connections kept per input").first
-    assert mask_image.locator(".hm, image, .heatmaplayer").count() >= 1
+    wait_for_count(mask_image.locator(".hm, image, .heatmaplayer"), 1)
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Dense accuracy").count() == 1
     # the round slider redraws the mask for round 1
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Show the mask at round").get_by_role("slider").first

@@ -1,5 +1,5 @@
 """The Quantization page in Chromium: move the bit-width slider and see the grid and the accuracy change."""
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, wait_for_app, wait_for_count
 
 
 def _metric(page, label: str) -> str:
@@ -19,7 +19,7 @@ def test_bit_width_slider_updates_grid_and_accuracy(server_url, page):
     wait_for_app(page)
     page.get_by_text("The quantization grid on the data").first.wait_for(timeout=90_000)
     assert_no_exception(page)
-    assert page.locator(".js-plotly-plot").count() >= 6
+    wait_for_count(page.locator(".js-plotly-plot"), 6)
     size8, title8 = _metric(page, "Model size"), _grid_title(page)
     assert "weights" in title8 and "S =" in title8 and "8 bits" in title8
     thumb = page.locator(".st-key-q_bits").get_by_role("slider").first
