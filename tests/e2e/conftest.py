@@ -110,6 +110,13 @@ def wait_for_app(page, timeout: float = 90_000) -> None:
         }""", timeout=timeout, polling=100)
 
 
+def open_page(page, url: str, timeout: float = 90_000) -> None:
+    """Go to ``url``, wait for the app's run to finish, and check that no exception box is shown."""
+    page.goto(url)
+    wait_for_app(page, timeout)
+    assert_no_exception(page)
+
+
 def wait_for_count(locator, n: int, timeout: float = 60_000) -> None:
     """Wait until ``locator`` matches at least ``n`` elements: charts draw a moment after the script ends,
     later still on a busy machine, so a count taken at once can be short."""

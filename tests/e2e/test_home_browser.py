@@ -1,11 +1,9 @@
 """The app in a real browser: it starts, finishes its first run without an exception, and shows the home page."""
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import open_page, screenshot
 
 
 def test_home_loads_in_chromium(server_url, page):
-    page.goto(server_url)
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url)
     page.get_by_text("The trained baseline").first.wait_for()
     page.locator('[data-testid="stMetric"]').nth(6).wait_for()
     page.locator(".js-plotly-plot").nth(1).wait_for()
@@ -15,9 +13,7 @@ def test_home_loads_in_chromium(server_url, page):
 
 
 def test_link_restores_selection(server_url, page):
-    page.goto(server_url + "/?dataset=moons&model=tiny&seed=1")
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url + "/?dataset=moons&model=tiny&seed=1")
     page.get_by_text("Decision boundary on the test points").first.wait_for(timeout=60_000)
     assert "dataset=moons" in page.url and "model=tiny" in page.url
     screenshot(page, "home_moons")

@@ -1,7 +1,7 @@
 """The Integer inference page in Chromium: the walk-through renders, and a new example changes its numbers."""
 import re
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, open_page, screenshot, wait_for_app
 
 
 def _ledger(page) -> str:
@@ -11,9 +11,7 @@ def _ledger(page) -> str:
 
 
 def test_walk_through_follows_the_example(server_url, page):
-    page.goto(server_url + "/integer?dataset=digits&model=mlp&int_example=0&int_layer=fc1")
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url + "/integer?dataset=digits&model=mlp&int_example=0&int_layer=fc1")
     page.get_by_text("One layer, step by step").first.wait_for(timeout=60_000)
     before = _ledger(page)
     acc_before = re.search(r"acc = .*?= ([\-\d,]+)", before).group(1)
@@ -39,15 +37,11 @@ def test_walk_through_follows_the_example(server_url, page):
 
 
 def test_cnn_layer_and_bad_setting(server_url, page):
-    page.goto(server_url + "/integer?dataset=digits&model=cnn&int_layer=conv2&int_example=3")
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url + "/integer?dataset=digits&model=cnn&int_layer=conv2&int_example=3")
     assert "previous integer layer" in _ledger(page)
     page.get_by_text(re.compile(r"conv2: output .* \(channel \d+, position \d+\)")).first.wait_for(timeout=30_000)
     screenshot(page, "integer_cnn_conv2")
     # 16-bit weights and activations would overflow the int32 accumulator: a plain message, no exception box
-    page.goto(server_url + "/integer?dataset=digits&model=cnn&int_wbits=16&int_abits=16")
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url + "/integer?dataset=digits&model=cnn&int_wbits=16&int_abits=16")
     page.get_by_text(re.compile("accumulator overflow risk")).first.wait_for(timeout=60_000)
     screenshot(page, "integer_overflow_error")

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 from compress_core.lottery import LotteryConfig, cache_paths, ticket_train_config
 
-from .conftest import assert_no_exception, screenshot, wait_for_app, wait_for_count
+from .conftest import assert_no_exception, open_page, screenshot, wait_for_app, wait_for_count
 
 
 def _fresh(dataset: str, rounds: int = 2, controls: tuple = ("reinit", "random_mask")) -> None:
@@ -16,9 +16,7 @@ def _fresh(dataset: str, rounds: int = 2, controls: tuple = ("reinit", "random_m
 
 
 def _run(page, url: str) -> None:
-    page.goto(url)
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, url)
     page.get_by_text("Press Run to find a ticket").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="▶ Run", exact=True).click()
     page.get_by_text("What came out").first.wait_for(timeout=50_000)

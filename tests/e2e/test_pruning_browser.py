@@ -1,5 +1,5 @@
 """The Pruning page in Chromium: dragging the sparsity slider updates the histogram and the accuracy metric."""
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, open_page, screenshot, wait_for_app
 
 
 def metric_value(page, label: str) -> str:
@@ -12,9 +12,7 @@ def histogram_legend(page) -> str:
 
 
 def test_sparsity_slider_updates_histogram_and_accuracy(server_url, page):
-    page.goto(server_url + "/pruning?pr_curve_ft=1")  # 1 fine-tuning epoch per curve point: a faster first run
-    wait_for_app(page)
-    assert_no_exception(page)
+    open_page(page, server_url + "/pruning?pr_curve_ft=1")  # 1 fine-tuning epoch per curve point: a faster first run
     page.get_by_text("Weights of fc1").first.wait_for(timeout=60_000)
     acc0, legend0 = metric_value(page, "Test accuracy"), histogram_legend(page)
     assert "removed" in legend0
