@@ -25,6 +25,7 @@ PAGES = {
         st.Page("app_pages/quantization.py", title="Quantization", icon="🔢", url_path="quantization"),
         st.Page("app_pages/integer.py", title="Integer inference", icon="🧮", url_path="integer"),
     ],
+    "Together": [st.Page("app_pages/deep_compression.py", title="Deep compression", icon="🧩", url_path="deep-compression")],
 }
 
 render_sidebar()

@@ -1,0 +1,123 @@
+"""Figures of the Deep compression page (Han et al. 2016): size and accuracy by stage, shared weights, formula.
+
+Pure functions of ``compress_core.deep_compression.PipelineResult`` contents (lists of dicts, tensors).
+
+Usage::
+
+    res = run_pipeline(b, ds, PipelineConfig())
+    size_by_stage(res.stages); accuracy_by_stage(res.stages)
+    shared_histogram(res.pruned_state["fc1.weight"], res.mask["fc1.weight"], res.final_state["fc1.weight"],
+                     res.centroids["fc1.weight"], "fc1")
+"""
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import torch
+
+from .common import COLORS, style
+
+STAGE_COLORS = {"dense": COLORS["baseline"], "pruned": COLORS["kept"], "k-means": COLORS["ticket"],
+                "uniform": COLORS["quant"]}
+
+
+def _color(stage: str) -> str:
+    return next((c for k, c in STAGE_COLORS.items() if stage.startswith(k)), COLORS["accent"])
+
+
+def _kb(b: float) -> str:
+    return f"{b / 1024:.1f} KB"
+
+
+def size_by_stage(stages: list[dict]) -> go.Figure:
+    """Stored bytes per stage on a log axis, labelled with the size and the ratio to dense."""
+    names = [r["stage"] for r in stages]
+    fig = go.Figure(go.Bar(x=names, y=[r["bytes"] for r in stages], marker_color=[_color(n) for n in names],
+                           text=[f"{_kb(r['bytes'])}<br>{r['ratio']:.1f}×" for r in stages], textposition="outside",
+                           hovertemplate="%{x}: %{y:,} bytes<extra></extra>", cliponaxis=False))
+    top = max(r["bytes"] for r in stages)
+    low = min(r["bytes"] for r in stages)
+    fig.update_yaxes(type="log", title_text="stored bytes (log)", dtick=1, tickformat="~s",
+                     range=[math.log10(low) - 0.5, math.log10(top) + 0.6])
+    return style(fig, "Stored size by stage", height=420)
+
+
+def accuracy_by_stage(stages: list[dict]) -> go.Figure:
+    """Test accuracy after each stage, with the dense accuracy as a dotted reference."""
+    names = [r["stage"] for r in stages]
+    acc = [r["test_acc"] for r in stages]
+    fig = go.Figure(go.Scatter(x=names, y=acc, mode="lines+markers+text", text=[f"{a:.1%}" for a in acc],
+                               textposition="top center", line=dict(color=COLORS["test"], width=3),
+                               marker=dict(size=12, color=[_color(n) for n in names]), name="test accuracy",
+                               hovertemplate="%{x}: %{y:.2%}<extra></extra>", cliponaxis=False))
+    fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text="dense",
+                  annotation_position="bottom right")
+    lo = min(acc)
+    fig.update_yaxes(tickformat=".0%", title_text="test accuracy", range=[max(0.0, lo - 0.08), min(1.0, max(acc)) + 0.04])
+    return style(fig, "Test accuracy by stage", height=420)
+
+
+def shared_histogram(pruned_w: torch.Tensor, mask: torch.Tensor, final_w: torch.Tensor, centroids: list[float],
+                     layer: str, bins: int = 80) -> go.Figure:
+    """Surviving weights before sharing (bars) and after (where the shared values sit).
+
+    k-means: the k centroids as vertical lines. Uniform: the quantized values' own histogram on top
+    (each output channel has its own grid, so there is no single set of levels to mark).
+    """
+    keep = mask.bool()
+    before = pruned_w[keep].detach().cpu().numpy()
+    after = final_w[keep].detach().cpu().numpy()
+    fig = go.Figure()
+    if before.size == 0:
+        fig.add_annotation(text="Every weight of this layer was pruned", showarrow=False, font=dict(size=18))
+        return style(fig, f"{layer}: no surviving weight", height=400)
+    lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+    size = (hi - lo) / bins or 1.0
+    fig.add_trace(go.Histogram(x=before, xbins=dict(start=lo, end=hi + size, size=size), name="before sharing",
+                               marker_color=COLORS["kept"], opacity=0.75))
+    if centroids:
+        for c in centroids:
+            fig.add_vline(x=c, line=dict(color=COLORS["quant"], width=1.5, dash="dash"))
+        fig.add_trace(go.Scatter(x=centroids, y=[0] * len(centroids), mode="markers", name=f"{len(centroids)} centroids",
+                                 marker=dict(color=COLORS["quant"], size=11, symbol="triangle-up"),
+                                 hovertemplate="centroid %{x:.4f}<extra></extra>"))
+        title = f"{layer}: {before.size:,} surviving weights and the {len(centroids)} shared values"
+    else:
+        fig.add_trace(go.Histogram(x=after, xbins=dict(start=lo, end=hi + size, size=size), name="after quantization",
+                                   marker_color=COLORS["quant"], opacity=0.6))
+        title = f"{layer}: {before.size:,} surviving weights before and after uniform quantization"
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title_text="weight value")
+    fig.update_yaxes(title_text="count")
+    return style(fig, title, height=420)
+
+
+def formula_bars(formula: list[dict]) -> go.Figure:
+    """Per layer: Han's r = n·b/(n·log2 k + k·b), the measured sharing ratio, and the ratio with index cost."""
+    layers = [r["layer"] for r in formula]
+    fig = go.Figure()
+    for key, name, color in (("han_formula", "Han's formula", COLORS["baseline"]),
+                             ("measured", "measured (values + codebook)", COLORS["ticket"]),
+                             ("measured_with_index", "measured, with index cost", COLORS["kept"])):
+        ys = [r[key] for r in formula]
+        fig.add_trace(go.Bar(x=layers, y=ys, name=name, marker_color=color,
+                             text=[f"{y:.2f}×" if y == y else "–" for y in ys], textposition="outside",
+                             cliponaxis=False))
+    vals = [r[k] for r in formula for k in ("han_formula", "measured", "measured_with_index") if r[k] == r[k]]
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="compression of the sharing step", range=[0, (max(vals) if vals else 1) * 1.2])
+    style(fig, "Weight sharing: formula vs measured, per layer", height=430)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0), margin=dict(b=110))
+    return fig
+
+
+def stage_frame_rows(stages: list[dict]) -> list[dict]:
+    """Stage rows formatted for a table: percentages and KB."""
+    return [{"stage": r["stage"], "test accuracy": f"{r['test_acc']:.2%}", "bytes": r["bytes"],
+             "KB": round(r["bytes"] / 1024, 2), "× smaller than dense": round(r["ratio"], 2),
+             "sparsity": f"{r['sparsity']:.1%}", "bits / kept weight": r["bits_per_weight"], "storage": r["detail"]}
+            for r in stages]
+
+
+__all__ = ["size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "stage_frame_rows"]
