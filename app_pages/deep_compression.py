@@ -106,6 +106,12 @@ m2.metric("Final size", f"{last['bytes'] / 1024:.1f} KB", delta=f"{last['ratio']
 m3.metric("Dense accuracy", f"{dense['test_acc']:.1%}")
 m4.metric("Final accuracy", f"{last['test_acc']:.1%}",
           delta=f"{(last['test_acc'] - dense['test_acc']) * 100:+.1f} pts")
+if cfg.method == "uniform" and cfg.bits == 1:
+    st.info("A signed 1-bit symmetric grid has only two levels, −S and 0: every positive weight rounds to zero, "
+            "which is why accuracy collapses. k-means with k = 2 keeps one negative and one positive value.")
+if pruned["bytes"] > dense["bytes"]:
+    st.info("At this low sparsity the sparse format costs more than dense storage: every survivor also stores "
+            "its column index. Sparse storage pays off only when most weights are gone.")
 if res.mask.dead_layers():
     st.warning(f"Layer(s) {', '.join(res.mask.dead_layers())} lost every weight: the network is cut there. "
                "Use per-layer scope or a lower sparsity.")

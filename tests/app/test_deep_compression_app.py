@@ -40,3 +40,10 @@ def test_full_sparsity_gives_plain_message():
     assert not at.exception
     assert any("100 % sparsity" in w.value for w in at.warning)
     assert not at.dataframe
+
+
+def test_zero_sparsity_explains_index_cost():
+    at = open_app(PAGE, dict(FAST, dc_sparsity="0.0", dc_method="uniform", dc_bits="1"))
+    assert not at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert "costs more than dense storage" in infos and "1-bit" in infos
