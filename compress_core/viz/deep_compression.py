@@ -102,8 +102,8 @@ def formula_bars(formula: list[dict]) -> go.Figure:
                              ("measured_with_index", "measured, with index cost", COLORS["kept"])):
         ys = [r[key] for r in formula]
         fig.add_trace(go.Bar(x=layers, y=ys, name=name, marker_color=color,
-                             text=[f"{y:.2f}×" if y == y else "–" for y in ys], textposition="outside",
-                             cliponaxis=False))
+                             text=[f"{y:.2f}×" if y == y else "–" for y in ys], textposition="inside",
+                             insidetextanchor="end", textangle=0, textfont=dict(color="white")))
     vals = [r[k] for r in formula for k in ("han_formula", "measured", "measured_with_index") if r[k] == r[k]]
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="compression of the sharing step", range=[0, (max(vals) if vals else 1) * 1.2])
