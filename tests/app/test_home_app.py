@@ -39,5 +39,5 @@ def test_home_links_every_topic_page_with_the_selection():
     at = _app(query={"dataset": "mnist1d", "model": "cnn"})
     assert not at.exception
     links = {el.proto.page: el.proto.query_string for el in at.get("page_link")}
-    assert set(links) == {"pruning", "lottery", "quantization", "integer"}
+    assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression"}
     assert all("dataset=mnist1d&model=cnn" in q for q in links.values())
