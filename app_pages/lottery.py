@@ -242,12 +242,17 @@ done = min(r.rounds_done for r in runs)
 first = weighted_layers(build_model(sel.model, ds))
 
 
+def seed_round_value(key: str, first: int) -> None:
+    """A round slider's value from the URL, kept within the rounds finished so far (latest by default)."""
+    url_value(key, done, cast=int, check=lambda x: first <= x <= done)
+    if not first <= st.session_state[key] <= done:
+        st.session_state[key] = done
+
+
 @st.fragment
 def masks_section() -> None:
     st.header("3 · The masks")
-    url_value("lt_round", done, cast=int, check=lambda x: 0 <= x <= done)
-    if not 0 <= st.session_state["lt_round"] <= done:
-        st.session_state["lt_round"] = done
+    seed_round_value("lt_round", 0)
     r = st.slider("Show the mask at round", 0, done, key="lt_round",
                   help=f"Masks of seed {run0.config.seed}; round 0 is the dense network.")
     mask = {k: t.numpy() for k, t in run0.mask(r).items()}
@@ -283,9 +288,7 @@ masks_section()
 @st.fragment
 def curves_section() -> None:
     st.header("4 · Training at one round")
-    url_value("lt_curve_round", done, cast=int, check=lambda x: 1 <= x <= done)
-    if not 1 <= st.session_state["lt_curve_round"] <= done:
-        st.session_state["lt_curve_round"] = done
+    seed_round_value("lt_curve_round", 1)
     if done > 1:
         r = st.slider("Show the training at round", 1, done, key="lt_curve_round",
                       help=f"Curves of seed {run0.config.seed}: the ticket, its controls and the dense network.")
