@@ -3,7 +3,6 @@
 Controls read here; the pipeline is compress_core.deep_compression, figures compress_core.viz.deep_compression.
 """
 import json
-import math
 import threading
 
 import pandas as pd

@@ -11,11 +11,10 @@ import streamlit as st
 import torch
 
 from compress_core.integer_report import explain_multiplier, walk_through
-from compress_core.quant import QuantConfig, quantize
+from compress_core.quant import QuantConfig
 from compress_core.viz import common as viz
 from compress_core.viz import integer as iviz
 from ui import integer as icache
-from ui import quant as qcache
 from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
@@ -29,7 +28,7 @@ QAT_EPOCHS = 3
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
 b = baseline(sel)
-key = qcache.sel_key(sel)
+key = sel.key
 n_test = len(ds.y_test)
 
 st.title("🧮 Integer-only inference")

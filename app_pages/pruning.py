@@ -5,7 +5,6 @@ one-shot / iterative / gradual schedules (Zhu & Gupta 2017), sensitivity, honest
 """
 import json
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 from torch import nn
@@ -101,7 +100,7 @@ def live() -> None:
         st.caption("Without fine-tuning between steps every schedule gives the one-shot mask: the same weights "
                    "are ranked again. Add fine-tuning epochs to see the schedules differ.")
     try:
-        if cache.OUTCOMES.has((cache.sel_key(sel), s)) or not s.finetune_epochs:
+        if cache.OUTCOMES.has((sel.key, s)) or not s.finetune_epochs:
             res = cache.outcome(b, ds, sel, s)
         else:
             with st.spinner("Pruning and fine-tuning…"):
@@ -216,7 +215,7 @@ def live() -> None:
 
     # --- Sensitivity ------------------------------------------------------------------------------------------
     st.header("Which layers can take it?")
-    skey = (cache.sel_key(sel), s.criterion, "weight" if gran == "nm" else gran, s.seed)
+    skey = (sel.key, s.criterion, "weight" if gran == "nm" else gran, s.seed)
     if cache.SENSITIVITY.has(skey):
         sens = cache.sensitivity(b, ds, sel, s.criterion, gran, s.seed)
     else:
@@ -243,7 +242,7 @@ def live() -> None:
         bc1, bc2 = st.columns(2)
         batch = bc1.selectbox("Batch size", [1, 64, 512, 2048], index=2, key="pr_batch")
         measure = bc2.button("⏱ Measure latency", key="pr_measure", help="Times each variant: median of 30 runs.")
-        lat_key = json.dumps([cache.sel_key(sel), s.to_dict(), batch])
+        lat_key = json.dumps([sel.key, s.to_dict(), batch])
         if measure:
             with st.spinner("Timing…"):
                 lat = latency_report(b.model, mask, ds.input_shape, batch=batch, structured_mask=struct_mask,

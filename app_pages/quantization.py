@@ -29,7 +29,7 @@ MODES = {"ptq": "PTQ (post-training)", "qat": "QAT (fine-tune)"}
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
 b = baseline(sel)
-key = cache.sel_key(sel)
+key = sel.key
 float_info = cache.float_summary(key)
 layer_names = [n for n, m in b.model.named_children() if hasattr(m, "weight")]
 

@@ -14,6 +14,8 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
+
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -91,10 +93,8 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     here; anything else (wider codes, a platform without the kernel) to an int32 matmul.
     """
     if a.dtype == torch.int8 and b.dtype == torch.int8 and a.is_contiguous() and _int_mm_works():
-        try:
+        with contextlib.suppress(RuntimeError):  # a shape or device the kernel does not take: int32 below
             return torch._int_mm(a, b)
-        except RuntimeError:  # shape or device the kernel does not take: fall back below
-            pass
     return a.to(torch.int32) @ b.to(torch.int32)
 
 

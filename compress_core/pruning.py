@@ -390,4 +390,4 @@ def threshold(model: nn.Module, mask: Mapping[str, torch.Tensor], layer: str) ->
 
 
 # surgery lives in its own module; re-exported so ``from compress_core.pruning import shrink`` works
-from .structured import shrink  # noqa: E402  (imported last: structured imports nothing from here)
+from .structured import shrink  # noqa: E402,F401  (imported last: structured imports nothing from here)

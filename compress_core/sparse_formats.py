@@ -125,13 +125,11 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
              bytes=rest + sum(torch_csr_layout_bytes(m, value_bytes) for m in masks.values()),
              detail="torch.sparse_csr_tensor: values + 64-bit column indices and row pointers"),
     ]
-    try:
-        smask = structured_mask if structured_mask is not None else mask
+    smask = structured_mask if structured_mask is not None else mask
+    if all(bool(k.any()) for k in kept_units(model, smask).values()):  # else no smaller network exists
         rows.append(dict(format="structured (smaller dense model)" + structured_label,
                          bytes=structured_bytes(model, smask, value_bytes),
                          detail="whole neurons/channels removed by surgery", same_mask=structured_mask is None))
-    except ValueError:
-        pass
     for r in rows:
         r["vs_dense"] = r["bytes"] / dense
         r.setdefault("same_mask", True)

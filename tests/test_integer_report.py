@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset

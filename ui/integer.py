@@ -6,17 +6,14 @@ program and its whole-test-set comparison. Results are shared across sessions: n
 """
 from __future__ import annotations
 
-import threading
-
 from compress_core.integer import to_integer
 from compress_core.integer_report import compare_models, layer_summary, model_bytes
 
 from . import quant as qcache
-from .loaders import _baseline, dataset
+from .loaders import baseline_of, dataset
+from .memo import Memo
 
-_PROGRAMS: dict[tuple, dict] = {}
-_LOCK = threading.Lock()
-MAX_PROGRAMS = 48
+_PROGRAMS = Memo(48)
 
 
 def integer_model(key: tuple, cfg_json: str, calib_size: int, mode: str, epochs: int = 3, lsq: bool = True,
@@ -24,7 +21,7 @@ def integer_model(key: tuple, cfg_json: str, calib_size: int, mode: str, epochs:
     """The quantized model, its integer program, per-layer summary, bytes and test-set comparison.
 
     Args:
-        key: ``ui.quant.sel_key(selection)``.
+        key: ``Selection.key``.
         cfg_json: a ``QuantConfig`` as sorted JSON.
         calib_size: calibration examples (the first of the training split).
         mode: "ptq" or "qat" (fine-tuning ``epochs`` epochs, LSQ when ``lsq``).
@@ -32,22 +29,16 @@ def integer_model(key: tuple, cfg_json: str, calib_size: int, mode: str, epochs:
 
     Raises ValueError (``ConversionError`` included) with a message naming the layer.
     """
-    k = (key, cfg_json, calib_size, mode, epochs if mode == "qat" else 0, lsq if mode == "qat" else False)
-    with _LOCK:
-        if k in _PROGRAMS:
-            return _PROGRAMS[k]
-    if mode == "qat":
-        res = qcache.qat(key, cfg_json, calib_size, epochs, lsq, progress=progress)
-    else:
-        res = qcache.ptq(key, cfg_json, calib_size)
-    qmodel = res["model"]
-    ds = dataset(key[0], key[2])
-    b = _baseline(*key)
-    program = to_integer(qmodel, ds.input_shape)
-    out = {"qmodel": qmodel, "program": program, "summary": layer_summary(program), "bytes": model_bytes(program),
-           "compare": compare_models(b.model, qmodel, program, ds.x_test, ds.y_test)}
-    with _LOCK:
-        while len(_PROGRAMS) >= MAX_PROGRAMS:
-            _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[k] = out
-    return out
+    def compute() -> dict:
+        if mode == "qat":
+            res = qcache.qat(key, cfg_json, calib_size, epochs, lsq, progress=progress)
+        else:
+            res = qcache.ptq(key, cfg_json, calib_size)
+        qmodel, ds = res["model"], dataset(key[0], key[2])
+        program = to_integer(qmodel, ds.input_shape)
+        return {"qmodel": qmodel, "program": program, "summary": layer_summary(program),
+                "bytes": model_bytes(program),
+                "compare": compare_models(baseline_of(key).model, qmodel, program, ds.x_test, ds.y_test)}
+
+    return _PROGRAMS.get((key, cfg_json, calib_size, mode, epochs if mode == "qat" else 0,
+                          lsq if mode == "qat" else False), compute)

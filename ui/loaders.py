@@ -6,7 +6,6 @@ Objects handed out here are shared by every session: never change them in place.
 from __future__ import annotations
 
 import json
-import threading
 
 import streamlit as st
 
@@ -14,6 +13,7 @@ from compress_core.baselines import Baseline, get_baseline
 from compress_core.data import Dataset, load_dataset
 from compress_core.train import TrainConfig
 
+from .memo import Memo
 from .sidebar import Selection
 
 
@@ -22,34 +22,22 @@ def dataset(name: str, seed: int) -> Dataset:
     return load_dataset(name, seed=seed)
 
 
-# Baselines are kept in a process-wide dict rather than st.cache_resource: training reports progress to
-# the page that asked for it, and Streamlit's caches would try to replay those progress elements later.
-_BASELINES: dict[tuple, Baseline] = {}
-_LOCKS: dict[tuple, threading.Lock] = {}
-_GUARD = threading.Lock()
-MAX_BASELINES = 32
+# Baselines report training progress to the page that asked for them: a Memo, not st.cache_resource.
+_BASELINES = Memo(32)
 
 
-def _baseline(name: str, model: str, seed: int, train_json: str, _callback=None) -> Baseline:
-    key = (name, model, seed, train_json)
-    with _GUARD:
-        lock = _LOCKS.setdefault(key, threading.Lock())
-    with lock:  # two sessions asking for the same new baseline train it once
-        if key not in _BASELINES:
-            cfg = TrainConfig.from_dict(json.loads(train_json))
-            b = get_baseline(name, model, seed=seed, train_config=cfg, callback=_callback)
-            with _GUARD:
-                while len(_BASELINES) >= MAX_BASELINES:
-                    _BASELINES.pop(next(iter(_BASELINES)))
-                _BASELINES[key] = b
-        return _BASELINES[key]
+def baseline_of(key: tuple, callback=None) -> Baseline:
+    """The baseline for ``Selection.key`` (trained once per process, even when two sessions ask together)."""
+    name, model, seed, train_json = key
+    return _BASELINES.get(key, lambda: get_baseline(name, model, seed=seed, train_config=TrainConfig.from_dict(
+        json.loads(train_json)), callback=callback))
 
 
 def baseline(sel: Selection) -> Baseline:
     """The selection's trained baseline; shows a progress bar while it trains (first time only)."""
-    key = (sel.dataset, sel.model, sel.seed, json.dumps(sel.train.to_dict(), sort_keys=True))
+    key = sel.key
     if st.session_state.get("_baseline_ready") == key:
-        return _baseline(*key)
+        return baseline_of(key)
     status = st.status(f"Preparing the {sel.model} baseline on {sel.dataset}…", expanded=False)
     bar = status.progress(0.0, text="Loading the cache, or training if this setting is new")
 
@@ -58,7 +46,7 @@ def baseline(sel: Selection) -> Baseline:
         bar.progress(frac, text=f"Training: epoch {rec['epoch']:.0f}/{rec['epochs']} · "
                                 f"validation accuracy {rec['val_acc']:.1%}")
 
-    b = _baseline(*key, _callback=progress)
+    b = baseline_of(key, callback=progress)
     status.update(label=f"Baseline ready: test accuracy {b.test_metrics.accuracy:.1%}"
                         + (" (from cache)" if b.from_cache else f" (trained in {b.history.seconds:.1f} s)"),
                   state="complete")

@@ -6,6 +6,7 @@ can hash it; results are shared across sessions and must never be changed in pla
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import streamlit as st
 
@@ -13,8 +14,8 @@ from compress_core.quant import QuantConfig, quantize_model
 from compress_core.quant_analysis import bits_sweep, layer_report, model_size, sensitivity_scan
 from compress_core.train import TrainConfig, evaluate
 
-from .loaders import _baseline, dataset
-from .sidebar import Selection
+from .loaders import baseline_of, dataset
+from .memo import Memo
 
 CURVE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 QAT_CURVE_BITS = (2, 3, 4, 6, 8)
@@ -22,12 +23,8 @@ SCAN_BITS = (2, 3, 4, 6, 8)
 QAT_CURVE_EPOCHS = 3
 
 
-def sel_key(sel: Selection) -> tuple:
-    return (sel.dataset, sel.model, sel.seed, json.dumps(sel.train.to_dict(), sort_keys=True))
-
-
 def _parts(key: tuple, calib_size: int):
-    b = _baseline(*key)
+    b = baseline_of(key)
     ds = dataset(key[0], key[2])
     return b, ds, ds.x_train[:calib_size]
 
@@ -52,53 +49,40 @@ def _summarise(q, ds, calib) -> dict:
             "report": layer_report(q, calib)}
 
 
-_QAT: dict[tuple, dict] = {}  # process-wide, like the baselines: training reports progress to its page
+_QAT, _CURVES = Memo(64), Memo(64)  # fine-tuning runs and sweeps report progress to their page
 
 
 def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool, progress=None) -> dict:
     """Quantization-aware fine-tuning of the baseline (cached per setting); ``progress(fraction, text)``."""
     from compress_core.qat import quantization_aware_training
 
-    k = (key, cfg_json, calib_size, epochs, lsq)
-    if k not in _QAT:
+    def compute() -> dict:
         b, ds, calib = _parts(key, calib_size)
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
-        sched = qat_schedule(key, epochs)
 
         def cb(rec):
             if progress:
                 progress(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
                          f"QAT epoch {rec['epoch']:.0f}/{epochs}: validation accuracy {rec['val_acc']:.1%}")
 
-        q, hist = quantization_aware_training(b.model, cfg, ds, sched, calibration_data=calib, lsq=lsq,
-                                              seed=key[2], callback=cb)
-        out = _summarise(q, ds, calib)
-        out["history"] = hist
-        if len(_QAT) > 64:
-            _QAT.pop(next(iter(_QAT)))
-        _QAT[k] = out
-    return _QAT[k]
+        q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(key, epochs), calibration_data=calib,
+                                              lsq=lsq, seed=key[2], callback=cb)
+        return {**_summarise(q, ds, calib), "history": hist}
 
-
-_CURVES: dict[tuple, list[dict]] = {}
+    return _QAT.get((key, cfg_json, calib_size, epochs, lsq), compute)
 
 
 def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
           lsq: bool = True, progress=None) -> list[dict]:
     """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting)."""
-    k = (key, cfg_json, calib_size, kind, act_bits, epochs, lsq)
-    if k not in _CURVES:
+    def compute() -> list[dict]:
         b, ds, calib = _parts(key, calib_size)
-        cfg = QuantConfig.from_dict(json.loads(cfg_json))
-        from dataclasses import replace
-
-        cfg = replace(cfg, per_channel=kind != "ptq_tensor")
+        cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
-        rows = bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
-                          lsq=lsq, act_bits=act_bits, seed=key[2],
-                          callback=(lambda f: progress(f)) if progress else None)
-        _CURVES[k] = rows
-    return _CURVES[k]
+        return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
+                          lsq=lsq, act_bits=act_bits, seed=key[2], callback=progress)
+
+    return _CURVES.get((key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -111,7 +95,7 @@ def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def float_summary(key: tuple) -> dict:
-    b = _baseline(*key)
+    b = baseline_of(key)
     ds = dataset(key[0], key[2])
     m = b.model
     return {"metrics": evaluate(m, ds.x_test, ds.y_test), "size": model_size(m)}

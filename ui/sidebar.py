@@ -5,6 +5,7 @@ Its choices persist across pages (widget keys rendered on every run) and are mir
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import streamlit as st
@@ -25,6 +26,12 @@ class Selection:
     model: str
     seed: int
     train: TrainConfig
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """(data set, model, seed, training config as sorted JSON): the cache key of everything derived
+        from this selection's baseline (``ui.loaders.baseline_of(key)`` gives the baseline back)."""
+        return (self.dataset, self.model, self.seed, json.dumps(self.train.to_dict(), sort_keys=True))
 
     def as_query(self) -> dict[str, str]:
         return {"dataset": self.dataset, "model": self.model, "seed": str(self.seed),
