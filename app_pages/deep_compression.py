@@ -3,13 +3,13 @@
 Controls read here; the pipeline is compress_core.deep_compression, figures compress_core.viz.deep_compression.
 """
 import json
-import threading
 
 import pandas as pd
 import streamlit as st
 
-from compress_core.deep_compression import PipelineConfig, han_ratio, run_pipeline
+from compress_core.deep_compression import PipelineConfig, han_ratio
 from compress_core.viz import deep_compression as dviz
+from ui import deep_compression as dc_cache
 from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
@@ -73,26 +73,14 @@ except ValueError as e:
 
 
 # --- The run, cached per setting -------------------------------------------------------------------------
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _slot(sel_json: str, cfg_json: str) -> dict:
-    """One memo slot per (baseline, settings), shared by all sessions; filled by the first that asks.
-    The run itself happens outside the cached function so its progress bar is not replayed later."""
-    return {"lock": threading.Lock(), "result": None}
-
-
-slot = _slot(json.dumps(sel.as_query(), sort_keys=True) + json.dumps(sel.train.to_dict(), sort_keys=True),
-             cfg.to_json())
-with slot["lock"]:
-    if slot["result"] is None:
-        bar = st.progress(0.0, text="Running the pipeline (once per setting)…")
-        try:
-            slot["result"] = run_pipeline(b, ds, cfg, progress=lambda f, t: bar.progress(min(1.0, f), text=t))
-        except ValueError as e:
-            bar.empty()
-            st.error(f"The pipeline stopped: {e}")
-            st.stop()
-        bar.empty()
-res = slot["result"]  # shared: read only
+bar = st.empty()  # a progress bar only while the pipeline really runs (once per setting)
+try:
+    res = dc_cache.pipeline(sel, b, ds, cfg, progress=lambda f, t: bar.progress(min(1.0, f), text=t))  # read only
+except ValueError as e:
+    bar.empty()
+    st.error(f"The pipeline stopped: {e}")
+    st.stop()
+bar.empty()
 stages = res.stages
 dense, last = stages[0], stages[-1]
 pruned = [r for r in stages if r["stage"].startswith("pruned")][-1]
