@@ -242,10 +242,10 @@ done = min(r.rounds_done for r in runs)
 first = weighted_layers(build_model(sel.model, ds))
 
 
-def seed_round_value(key: str, first: int) -> None:
+def seed_round_value(key: str, lowest: int) -> None:
     """A round slider's value from the URL, kept within the rounds finished so far (latest by default)."""
-    url_value(key, done, cast=int, check=lambda x: first <= x <= done)
-    if not first <= st.session_state[key] <= done:
+    url_value(key, done, cast=int, check=lambda x: lowest <= x <= done)
+    if not lowest <= st.session_state[key] <= done:
         st.session_state[key] = done
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from torch import nn
 
-from compress_core.models import output_layer_name, weighted_layers
+from compress_core.models import weighted_layers
 from compress_core.pruning import prune, threshold
 from compress_core.pruning_live import SCHEDULES, PruneSettings, weight_values
 from compress_core.sparse_formats import latency_report, semi_structured_benchmark, size_report
@@ -28,8 +28,8 @@ st.markdown("How much of this network can be cut, which parts, and what does it 
             "slider: the weights, the mask, the accuracy and the size below are recomputed for every position.")
 b = baseline(sel)
 base = b.test_metrics
-layers = [n for n, _ in weighted_layers(b.model)]
-out_layer = output_layer_name(b.model)
+model = b.model  # a fresh copy of the trained baseline, built once per run; everything below only reads it
+layers = [n for n, _ in weighted_layers(model)]
 
 GRAN = {"weight": "weights (unstructured)", "neuron": "neurons / channels (structured)",
         "nm": "2:4 semi-structured"}
@@ -114,9 +114,9 @@ def live() -> None:
     # to compare like with like, the structured rows remove the same fraction of neurons when this mask does not
     struct_mask, struct_label = None, ""
     if gran != "neuron":
-        struct_mask = prune(b.model, s.sparsity, criterion=s.criterion, granularity="neuron", seed=s.seed)
+        struct_mask = prune(model, s.sparsity, criterion=s.criterion, granularity="neuron", seed=s.seed)
         struct_label = f", {s.sparsity:.1%} of neurons cut"
-    sizes = size_report(b.model, mask, structured_mask=struct_mask, structured_label=struct_label)
+    sizes = size_report(model, mask, structured_mask=struct_mask, structured_label=struct_label)
     by_format = {r["format"]: r for r in sizes}
     best = min((r for r in sizes if r["same_mask"] and not r["format"].startswith(("masked", "PyTorch"))),
                key=lambda r: r["bytes"])
@@ -140,8 +140,8 @@ def live() -> None:
         remember("pr_layer")
         layer = st.session_state["pr_layer"]
         key = f"{layer}.weight"
-        orig = weight_values(b.model, layer)
-        t = threshold(b.model, mask, layer) if s.criterion == "magnitude" and gran == "weight" else None
+        orig = weight_values(model, layer)
+        t = threshold(model, mask, layer) if s.criterion == "magnitude" and gran == "weight" else None
         st.plotly_chart(pviz.weight_histogram(orig.numpy(), mask[key].reshape(-1).numpy(), t, layer),
                         key="pr_hist")
         st.caption("The trained weights of the baseline. Magnitude pruning removes the red centre — the weights "
@@ -151,7 +151,7 @@ def live() -> None:
                                                        "the weights before it.)"))
     with right:
         first = layers[0]
-        if layer == first and ds.kind == "image" and isinstance(dict(b.model.named_modules())[first], nn.Linear):
+        if layer == first and ds.kind == "image" and isinstance(dict(weighted_layers(model))[first], nn.Linear):
             h, w = ds.input_shape[1:]
             st.plotly_chart(pviz.neuron_tiles(mask[key].numpy(), (h, w), count=24, cols=6,
                                               title=f"What the first 24 {layer} neurons still see"),
@@ -171,7 +171,7 @@ def live() -> None:
     if ds.kind == "points":
         a, bcol = st.columns(2)
         x, y = ds.x_test.numpy(), ds.y_test.numpy()
-        a.plotly_chart(viz.decision_boundary(viz.model_predictor(b.model), x, y, list(ds.class_names),
+        a.plotly_chart(viz.decision_boundary(viz.model_predictor(model), x, y, list(ds.class_names),
                                              title=f"Baseline ({base.accuracy:.1%})"), key="pr_db_base")
         bcol.plotly_chart(viz.decision_boundary(viz.model_predictor(pruned), x, y, list(ds.class_names),
                                                 title=f"Pruned ({res.metrics.accuracy:.1%})"), key="pr_db_pruned")
@@ -245,7 +245,7 @@ def live() -> None:
         lat_key = json.dumps([sel.key, s.to_dict(), batch])
         if measure:
             with st.spinner("Timing…"):
-                lat = latency_report(b.model, mask, ds.input_shape, batch=batch, structured_mask=struct_mask,
+                lat = latency_report(model, mask, ds.input_shape, batch=batch, structured_mask=struct_mask,
                                      structured_label=struct_label)
                 semi = semi_structured_benchmark(repeats=20) if gran == "nm" else None
                 st.session_state["pr_latency"] = (lat_key, lat, semi)

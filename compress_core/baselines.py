@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -120,7 +121,8 @@ def _load(config: BaselineConfig, folder: Path) -> Baseline | None:
         history = History.from_dict(json.loads((folder / "history.json").read_text()))
         test = Metrics(**meta["test_metrics"])
         return Baseline(config, states["init"], states["rewind"], states["final"], history, test, from_cache=True)
-    except Exception:  # any unreadable entry is rebuilt
+    except Exception as e:  # any unreadable entry is rebuilt, and the rebuild is not silent
+        warnings.warn(f"Rebuilding the unreadable baseline cache entry {folder}: {type(e).__name__}: {e}")
         return None
 
 

@@ -40,7 +40,7 @@ from .models import weighted_layers
 from .pruning import Mask, prune_to
 from .quant import QuantConfig, fake_quantize, weight_qparams_for
 from .sparse_formats import csr_bytes
-from .train import TrainConfig, evaluate, state_copy, train
+from .train import TrainConfig, apply_mask_, evaluate, state_copy, train
 
 METHODS = ("kmeans", "uniform")
 SCOPES = ("layer", "global")
@@ -190,10 +190,6 @@ def finetune_centroids(model: nn.Module, books: dict[str, tuple[torch.Tensor, to
 
 
 # ---- sizes -----------------------------------------------------------------------------------------------
-def _bias_bits(model: nn.Module) -> int:
-    return sum(m.bias.numel() * FLOAT_BITS for _, m in weighted_layers(model) if getattr(m, "bias", None) is not None)
-
-
 def index_bytes(mask: torch.Tensor) -> int:
     """The CSR index cost of a layer's survivors alone: column indices + row pointers (no values)."""
     return csr_bytes(mask, value_bytes=0)
@@ -278,15 +274,13 @@ def run_pipeline(baseline, dataset: Dataset, config: PipelineConfig = PipelineCo
         if config.epochs > 0:
             train(model, dataset, ft, seed=config.seed + r, mask=mask, device=torch.device("cpu"))
         else:
-            with torch.no_grad():
-                for k, v in mask.items():
-                    dict(model.named_parameters())[k].mul_(v)
+            apply_mask_(model, mask)
         size = stage_bytes(model, mask)
         tuned = f", {config.epochs} fine-tune epochs" if config.epochs else ", no fine-tuning"
         stages.append(_row(f"pruned {r}/{config.rounds}", model, dataset, size, dense["bytes"], mask.sparsity(), 32,
                            f"CSR: float32 values + column indices + row pointers{tuned}"))
     pruned_state = state_copy(model)
-    pruned_size = stage_bytes(model, mask)
+    pruned_size = size  # the last round's: the model has not changed since
     params = dict(model.named_parameters())
     say(config.rounds / steps, "Sharing the surviving weights…")
     centroids, side, formula = {}, {}, []

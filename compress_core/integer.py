@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from .fixed_point import INT32_MAX, multiply_by_quantized_multiplier, quantize_multiplier
-from .integer_ops import (IntChannelsLast, IntFlatten, IntLayer, IntMaxPool, Stored, _store_dtype, channels_first,
+from .integer_ops import (IntChannelsLast, IntFlatten, IntLayer, IntMaxPool, Stored, _offset, _store_dtype, channels_first,
                           int_matmul, kernel_name)
-from .quant import QParams, QuantLayer, quantize
+from .quant import QParams, QuantLayer, dequantize, quantize
 
 __all__ = ["ConversionError", "IntChannelsLast", "IntFlatten", "IntLayer", "IntMaxPool", "IntegerProgram", "Stored",
            "channels_first", "fake_quant_codes", "int_matmul", "integer_accuracy", "kernel_name",
@@ -92,7 +92,7 @@ class IntegerProgram:
     def dequantize(self, q: torch.Tensor, stored: Stored | None = None) -> torch.Tensor:
         """The real values S·(q − Z) that stored codes stand for (float: for display, outside the program)."""
         st = stored or self.output
-        return (q.to(torch.int32) - st.zero).to(torch.float32) * st.qp.scale
+        return dequantize(self.codes(q, st), st.qp)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
@@ -126,7 +126,7 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     out = m.weight.shape[0]
     x, y = Stored.of(x_qp), Stored.of(y_qp)
     wq = quantize(m.weight.detach().cpu(), w_qp)  # int32 codes, the layer's weight shape
-    w_off = 1 << (w_qp.bits - 1) if not w_qp.signed and w_qp.qmax > 127 else 0
+    w_off = _offset(w_qp)
     w_dtype = _store_dtype(w_qp.qmin - w_off, w_qp.qmax - w_off)
     # (out, K) stored values; conv weights flattened as (k1[, k2], C_in) to match channels-last patches
     w2 = (wq - w_off).movedim(1, -1).reshape(out, -1)

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .fixed_point import multiplier_value, quantize_multiplier
-from .integer import IntegerProgram, IntLayer, channels_first, integer_accuracy
+from .integer import IntegerProgram, IntLayer, channels_first
+from .integer_ops import _offset
 from .quant import QuantLayer, quantize
 
 DTYPE = {torch.int8: "int8", torch.int16: "int16", torch.int32: "int32"}
@@ -127,7 +128,7 @@ class LayerWalk:
         qx = self.cols[p].astype(np.int64) + op.x.offset  # codes
         w = op.weight_t[:, c].to(torch.int64).numpy()
         wz = int(op.w_zero[c])
-        qw = w + (op.w_qp.qmax > 127 and not op.w_qp.signed) * (1 << (op.w_qp.bits - 1))
+        qw = w + _offset(op.w_qp)
         zx = op.x.zero + op.x.offset
         zw = int(op.w_qp.zero_point.reshape(-1)[c if op.w_qp.per_channel else 0])
         prod = (qx - zx) * (qw - zw)
@@ -194,14 +195,19 @@ def compare_models(float_model: nn.Module, qmodel: nn.Module, program: IntegerPr
                    x: torch.Tensor, y: torch.Tensor) -> dict:
     """Accuracy of the float, fake-quant and integer-only models on (x, y), and how far the integer logits
     are from the fake-quant ones, in quantization steps."""
-    from .integer import fake_quant_codes
     from .train import evaluate
 
-    ci = program(x.cpu()).to(torch.int32)
-    cf = fake_quant_codes(qmodel, program, x).to(torch.int32)
+    y = y.cpu()
+    ci = program(x.cpu()).to(torch.int32)  # each model runs once: codes and accuracy from the same pass
+    fq_logits = qmodel.eval()(x.to(next(qmodel.parameters()).device)).cpu()
+    cf = (quantize(fq_logits, program.output.qp) - program.output.offset).to(torch.int32)
     diff = (ci - cf).abs()
-    return {"float": evaluate(float_model, x, y).accuracy, "fake_quant": evaluate(qmodel, x, y).accuracy,
-            "integer": integer_accuracy(program, x, y), "max_step_diff": int(diff.max()),
+
+    def accuracy(logits: torch.Tensor) -> float:  # as ``evaluate`` counts it: correct / total
+        return int((logits.argmax(1) == y).sum()) / len(y)
+
+    return {"float": evaluate(float_model, x, y).accuracy, "fake_quant": accuracy(fq_logits),
+            "integer": accuracy(ci), "max_step_diff": int(diff.max()),
             "frac_logits_equal": float((diff == 0).float().mean()),
             "frac_within_1": float((diff <= 1).float().mean()),
             "pred_agree_fq": float((ci.argmax(1) == cf.argmax(1)).float().mean())}

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -43,7 +44,7 @@ from .data import Dataset, load_dataset
 from .models import build_model, output_layer_name, weighted_layers
 from .pruning import Mask, prune
 from .schedules import rounds_rate
-from .train import History, train
+from .train import History, apply_mask_, state_copy, train
 from .lottery_results import (ARM_LABELS, ARMS, CONTROLS, MEASURES, ArmRound, LotteryConfig, LotteryRun, Verdict,
                               summarize, ticket_train_config, verdict)
 
@@ -141,11 +142,7 @@ def rewound(config: LotteryConfig, base: Baseline, mask: Mapping[str, torch.Tens
     """A new model holding the rewind point (θ0, or θk for late rewinding), with ``mask``'s zeros applied."""
     state = base.init_state if config.rewind == "init" else base.rewind_state
     model = base.build(state)
-    if mask is not None:
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for k, m in mask.items():
-                params[k].mul_(m.to(params[k].dtype))
+    apply_mask_(model, mask)
     return model
 
 
@@ -239,7 +236,10 @@ def load_run(config: LotteryConfig, cache_dir: str | Path | None = None) -> Lott
             return None
         state = torch.load(ppath, map_location="cpu", weights_only=True) if ppath.exists() else None
         return replace(run, resume_state=state)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # say so: its rounds will be rerun
+        warnings.warn(f"Ignoring an unreadable lottery-ticket cache entry {jpath}: {e}")
         return None
 
 
@@ -292,6 +292,7 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
                         cache_dir=cache_dir, callback=dense_cb)
     clock.skip(steps - dense_cb.last)  # a cached baseline trained nothing
     trained = base.build(base.final_state)
+    dense_trained = base.build()  # the one-shot control prunes it (a pure read): built once, not per round
     ones = Mask.ones(trained)
     dense = _record("dense", 0, ones, base.history, None, ones)
     rounds, masks = [], []
@@ -311,7 +312,7 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
             arm_masks["random_mask"] = matched_mask(trained, ticket_mask, "random", "layer",
                                                     seed=_reinit_seed(config.seed, r))
         if "oneshot" in config.controls:
-            arm_masks["oneshot"] = matched_mask(base.build(base.final_state), ticket_mask, "magnitude", config.scope)
+            arm_masks["oneshot"] = matched_mask(dense_trained, ticket_mask, "magnitude", config.scope)
         results, new_trained = {}, None
         for arm in config.arms:
             if arm == "reinit":
@@ -339,12 +340,12 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
         masks.append({a: arm_masks[a].to_state() for a in config.arms if a != "reinit"})
         run = LotteryRun(config, dense, tuple(rounds), tuple(masks), stopped=False,
                          seconds=(cached.seconds if cached else 0.0) + time.perf_counter() - t0,
-                         resume_state={k: v.detach().clone() for k, v in trained.state_dict().items()})
+                         resume_state=state_copy(trained))
         if use_cache:
             _save(run, cache_dir)
     return LotteryRun(config, dense, tuple(rounds), tuple(masks), stopped=stopped,
                       seconds=(cached.seconds if cached else 0.0) + time.perf_counter() - t0,
-                      resume_state={k: v.detach().clone() for k, v in trained.state_dict().items()})
+                      resume_state=state_copy(trained))
 
 
 def run_seeds(config: LotteryConfig, seeds: Sequence[int] = (0,), *, progress: Callable[[Progress], None] | None = None,

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .models import output_layer_name, weighted_layers
+from .train import apply_mask_
 
 CRITERIA = ("magnitude", "random")
 SCOPES = ("layer", "global")
@@ -376,9 +377,7 @@ def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Module:
         if tuple(v.shape) != tuple(params[k].shape):
             raise ValueError(f"Mask entry {k!r} has shape {tuple(v.shape)}, the parameter {tuple(params[k].shape)}.")
     out = copy.deepcopy(model)
-    out_params = dict(out.named_parameters())
-    for k, v in mask.items():
-        out_params[k].mul_(v.to(out_params[k].device, out_params[k].dtype))
+    apply_mask_(out, mask)
     return out
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..lottery_results import ARM_LABELS
+from ..lottery_results import ARM_LABELS, ARMS
 from .common import COLORS, style
 
-ARM_ORDER = ("ticket", "reinit", "random_mask", "oneshot")
+ARM_ORDER = ARMS  # the order of the legend and the table
 DASH = {"ticket": "solid", "reinit": "dash", "random_mask": "dot", "oneshot": "dashdot"}
 # Greydanus 2020, MNIST-1D lottery-ticket notebook: test accuracy of two trials (REFERENCES.md)
 GREYDANUS = {"sparsity": [51, 81, 91, 96], "ticket": [(67.4, 65.0), (71.2, 70.5), (75.0, 72.4), (69.3, 71.5)],
