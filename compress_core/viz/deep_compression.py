@@ -107,9 +107,7 @@ def formula_bars(formula: list[dict]) -> go.Figure:
     vals = [r[k] for r in formula for k in ("han_formula", "measured", "measured_with_index") if r[k] == r[k]]
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="compression of the sharing step", range=[0, (max(vals) if vals else 1) * 1.2])
-    style(fig, "Weight sharing: formula vs measured, per layer", height=430)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0), margin=dict(b=110))
-    return fig
+    return style(fig, "Weight sharing: formula vs measured, per layer", height=430, legend_below=-0.15)
 
 
 def stage_frame_rows(stages: list[dict]) -> list[dict]:

@@ -54,11 +54,6 @@ def _dense_line(fig: go.Figure, acc: float, lowest: float) -> None:
                              hovertemplate=f"dense network: {acc:.1f} %<extra></extra>"))
 
 
-def _bottom_legend(fig: go.Figure) -> None:
-    """The legend under the axes: above them it would collide with the title and the subplot titles."""
-    fig.update_layout(margin=dict(t=90, b=120), legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
-
-
 def _arm_rows(rows: list[dict], arm: str) -> list[dict]:
     dense = [r for r in rows if r["arm"] == "dense"]
     return dense + [r for r in rows if r["arm"] == arm]  # every arm starts from the dense round 0
@@ -210,8 +205,7 @@ def overlap(ticket_masks: list[dict[str, np.ndarray]], rows_by_arm: dict[str, li
                       row=1, col=2)
     fig.update_xaxes(title_text="round", row=1, col=2, dtick=1)
     fig.update_yaxes(title_text="overlap with the ticket", range=[0, 1.05], row=1, col=2)
-    fig = style(fig, title or "How much the masks overlap (Jaccard: shared ÷ either)", height=460)
-    _bottom_legend(fig)
+    fig = style(fig, title or "How much the masks overlap (Jaccard: shared ÷ either)", height=460, legend_below=-0.22, bottom=120, top=90)
     return fig
 
 
@@ -236,8 +230,7 @@ def round_curves(curves: dict[str, list[dict]], round_: int, title: str | None =
                                  hovertemplate="iteration %{x}: %{y:.1f} %<extra></extra>"), row=1, col=2)
     fig.update_xaxes(title_text="training iteration")
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
-    fig = style(fig, title or f"Training at round {round_}", height=460)
-    _bottom_legend(fig)
+    fig = style(fig, title or f"Training at round {round_}", height=460, legend_below=-0.22, bottom=120, top=90)
     return fig
 
 
@@ -256,6 +249,5 @@ def published_greydanus() -> go.Figure:
     _dense_line(fig, sum(GREYDANUS["dense"]) / 2, 3)
     _log_remaining_axis(fig, x + [3])
     fig.update_yaxes(title_text="test accuracy (%)")
-    fig = style(fig, "Published: Greydanus 2020, MNIST-1D", height=440)
-    _bottom_legend(fig)
+    fig = style(fig, "Published: Greydanus 2020, MNIST-1D", height=440, legend_below=-0.22, bottom=120, top=90)
     return fig

@@ -18,13 +18,6 @@ from .common import COLORS, SEQ, style
 MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
 
 
-def _legend_below(fig: go.Figure) -> go.Figure:
-    """Legend under the plot, so a title and a legend never collide on narrow (two-column) charts."""
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
-                      margin=dict(b=110))
-    return fig
-
-
 def channel_qparams(qp: QParams, channel: int | None) -> QParams:
     """The per-tensor parameters of one channel of a per-channel ``qp`` (``qp`` itself when per tensor)."""
     if qp.axis is None or channel is None:
@@ -100,7 +93,7 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                    1, 1.0, xanchor="right", yanchor="bottom", font=dict(size=14, color=COLORS["quant"]))]
     fig = go.Figure(traces, layout=dict(barmode="overlay", bargap=0, xaxis_title="value", yaxis_title="count",
                                         yaxis_range=[0, ymax * 1.25], shapes=shapes, annotations=notes))
-    return _legend_below(style(fig, title, height=480))
+    return style(fig, title, height=480, legend_below=-0.2)
 
 
 def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:
@@ -151,9 +144,7 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         xaxis_title="real value r", yaxis=dict(title="r̂ = S·(q − Z)", range=[lo, hi]),
         yaxis2=dict(title="integer code q", overlaying="y", side="right", range=[lo / s + z, hi / s + z],
                     tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes))
-    style(fig, title, height=480)
-    fig.update_layout(margin=dict(r=70))
-    return _legend_below(fig)
+    return style(fig, title, height=480, legend_below=-0.2, right=70)
 
 
 def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per_tensor: QParams | None = None,
@@ -184,9 +175,7 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
             layout["yaxis2"] = dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
                                     range=[0, float(ratio.max()) * 1.15])
     fig = go.Figure(traces, layout=layout)
-    style(fig, title, height=430)
-    fig.update_layout(margin=dict(r=70))
-    return _legend_below(fig)
+    return style(fig, title, height=430, legend_below=-0.2, right=70)
 
 
 def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
@@ -210,7 +199,7 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
                              hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"), row=1, col=2)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    return _legend_below(style(fig, title, height=460))
+    return style(fig, title, height=460, legend_below=-0.2)
 
 
 def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
@@ -240,7 +229,7 @@ def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "b
         fig.update_xaxes(title="model size (KB, log scale)", type="log", tickvals=[2, 5, 10, 20, 50, 100, 200, 500,
                                                                                     1000, 2000])
     fig.update_yaxes(title="test accuracy", tickformat=".0%")
-    return _legend_below(style(fig, title, height=460))
+    return style(fig, title, height=460, legend_below=-0.2)
 
 
 # Krishnamoorthi 2018, "Quantizing deep convolutional networks for efficient inference: a whitepaper" — see
