@@ -67,7 +67,7 @@ ss = st.session_state
 
 cfg = QuantConfig(target="both", weight_bits=int(ss.int_wbits), act_bits=int(ss.int_abits),
                   weight_symmetric=ss.int_wscheme == "symmetric", per_channel=ss.int_gran == "per channel")
-cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
+cfg_json = cfg.to_json()
 try:
     if ss.int_mode == "qat":
         box = st.status("Quantization-aware training…", expanded=False)

@@ -11,8 +11,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from compress_core.calibration import METHOD_LABELS, METHODS, calibrate
-from compress_core.quant import QuantConfig, collect_activations, dequantize, fake_quantize, quant_layers, quantize
+from compress_core.calibration import METHOD_LABELS, METHODS
+from compress_core.quant import (QuantConfig, collect_activations, dequantize, fake_quantize, quant_layers, quantize,
+                                 weight_qparams_for)
 from compress_core.quant_analysis import sqnr_db, suggest_bits
 from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
@@ -103,7 +104,7 @@ def live_view():
                    "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
     if ss.q_method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
-    cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
+    cfg_json = cfg.to_json()
     calib_n = int(ss.q_calib)
     try:
         if ss.q_mode == "qat":
@@ -174,14 +175,13 @@ def live_view():
     # --- Per-channel ranges ----------------------------------------------------------------------------
     st.header("2 · Why per-channel helps")
     w = ql.weight.detach()
-    common = dict(bits=cfg.bits_for(layer), symmetric=sym, narrow_range=cfg.narrow_range, percentile=cfg.percentile)
-    pt = calibrate(w, ss.q_method, **common)
-    pc = calibrate(w, ss.q_method, axis=0, **common)
+    layer_bits = cfg.bits_for(layer)
+    pt, pc = (weight_qparams_for(w, replace(cfg, per_channel=pc), layer_bits) for pc in (False, True))
     s_pt, s_pc = sqnr_db(w, fake_quantize(w, pt)), sqnr_db(w, fake_quantize(w, pc))
     p1, p2 = st.columns([3, 1])
     p1.plotly_chart(qviz.channel_ranges(w, pc, pt, title=f"{layer}: weight range of each output channel"),
                     key="q_channels_fig")
-    p2.metric(f"SQNR per tensor ({common['bits']} bits)", "exact" if math.isinf(s_pt) else f"{s_pt:.1f} dB")
+    p2.metric(f"SQNR per tensor ({layer_bits} bits)", "exact" if math.isinf(s_pt) else f"{s_pt:.1f} dB")
     p2.metric("SQNR per channel", "exact" if math.isinf(s_pc) else f"{s_pc:.1f} dB",
               None if math.isinf(s_pt) or math.isinf(s_pc) else f"{s_pc - s_pt:+.1f} dB")
     p2.caption("One shared grid must stretch to the widest channel, so narrow channels get only a few levels. "
@@ -216,7 +216,7 @@ def live_view():
     # --- Curves ----------------------------------------------------------------------------------------
     st.header("4 · Accuracy against bits and size")
     act_curve = 8 if (target == "both" and ss.q_act8) else None
-    base_cfg = json.dumps(replace(cfg, weight_bits=8, act_bits=8, layer_bits=()).to_dict(), sort_keys=True)
+    base_cfg = replace(cfg, weight_bits=8, act_bits=8, layer_bits=()).to_json()
     series = {}
     prog = st.progress(0.0, text="Sweeping bit widths…")
     st.toggle("Include the QAT curve (fine-tunes one model per bit width, then cached)", key="q_qatcurve")
@@ -228,7 +228,7 @@ def live_view():
         kinds = kinds[:-1]
     # QAT retrains one model per bit width: its curve uses one fixed recipe (symmetric per-channel weights,
     # min-max) so that changing the scheme or calibration method does not retrain it
-    qat_cfg = json.dumps(QuantConfig(target=target).to_dict(), sort_keys=True)
+    qat_cfg = QuantConfig(target=target).to_json()
     for i, (kind, name) in enumerate(kinds):
         series[name] = cache.curve(key, qat_cfg if kind == "qat" else base_cfg, calib_n, kind, act_curve,
                                    cache.QAT_CURVE_EPOCHS, bool(ss.q_lsq),
@@ -249,8 +249,7 @@ def live_view():
 
     # --- Mixed precision -------------------------------------------------------------------------------
     st.header("5 · Mixed precision: which layers tolerate fewer bits?")
-    scan_cfg = json.dumps(replace(cfg, target="weights", weight_bits=8, act_bits=8, layer_bits=()).to_dict(),
-                          sort_keys=True)
+    scan_cfg = replace(cfg, target="weights", weight_bits=8, act_bits=8, layer_bits=()).to_json()
     with st.spinner("Scanning each layer at 2–8 bits…"):
         rows = cache.scan(key, scan_cfg, calib_n)
     url_value("q_tol", 1.0, cast=float, check=lambda v: 0.1 <= v <= 10.0)
@@ -263,7 +262,7 @@ def live_view():
                                              "that layer's weights quantized"), key="q_sens_fig")
     try:
         mixed_cfg = replace(cfg, layer_bits=suggestion, target="both" if cfg.quantize_activations else "weights")
-        mixed = cache.ptq(key, json.dumps(mixed_cfg.to_dict(), sort_keys=True), calib_n)
+        mixed = cache.ptq(key, mixed_cfg.to_json(), calib_n)
     except ValueError as e:
         h2.error(f"The suggested mix cannot be built: {e}")
         return

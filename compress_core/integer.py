@@ -33,8 +33,9 @@ import torch
 from torch import nn
 
 from .fixed_point import INT32_MAX, multiply_by_quantized_multiplier, quantize_multiplier
-from .integer_ops import (IntChannelsLast, IntFlatten, IntLayer, IntMaxPool, Stored, _offset, _store_dtype, channels_first,
-                          int_matmul, kernel_name)
+from .integer_ops import (IntChannelsLast, IntFlatten, IntLayer, IntMaxPool, Stored, _offset, _store_dtype,
+                          channels_first, int_matmul, kernel_name)
+from .models import WEIGHTED
 from .quant import QParams, QuantLayer, dequantize, quantize
 
 __all__ = ["ConversionError", "IntChannelsLast", "IntFlatten", "IntLayer", "IntMaxPool", "IntegerProgram", "Stored",
@@ -239,7 +240,7 @@ def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: b
             channels_last = False
         elif isinstance(m, SKIPPED):
             continue
-        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        elif isinstance(m, WEIGHTED):
             raise ConversionError(f"Layer {name}: a float {type(m).__name__} — the model is not quantized. "
                                   "Run quantize_model first.")
         else:

@@ -27,12 +27,15 @@ Usage::
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .models import WEIGHTED
 
 EPS = torch.finfo(torch.float32).eps  # PyTorch's observers floor the scale at this value
 MAX_BITS = 16
@@ -287,6 +290,10 @@ class QuantConfig:
         d["layer_bits"] = [list(p) for p in self.layer_bits]
         return d
 
+    def to_json(self) -> str:
+        """Sorted JSON: the same settings always give the same string (a cache key, a download)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
     @classmethod
     def from_dict(cls, d: Mapping) -> "QuantConfig":
         kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
@@ -427,7 +434,7 @@ def quantize_model(model: nn.Module, config: QuantConfig = QuantConfig(),
             raise ValueError("The calibration data contain NaN or infinity: remove those examples first.")
         acts = collect_activations(model, calibration_data, config.calib_batch_size)
 
-    last = [n for n, m in children if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))][-1]
+    last = [n for n, m in children if isinstance(m, WEIGHTED)][-1]
 
     def act_qp(key: str) -> QParams:
         # logits keep their full range: clipping them would merge the top classes into ties at qmax
@@ -442,7 +449,7 @@ def quantize_model(model: nn.Module, config: QuantConfig = QuantConfig(),
     for i, (name, m) in enumerate(children):
         if isinstance(m, QuantLayer):
             raise ValueError("This model is already quantized: quantize the float model instead.")
-        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        if not isinstance(m, WEIGHTED):
             if not isinstance(m, PASS_THROUGH):
                 raise ValueError(f"Layer {name} ({type(m).__name__}) is not supported: only Linear/Conv layers "
                                  "and ReLU, max-pool, flatten, dropout between them.")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .data import Dataset
+from .models import WEIGHTED
 from .quant import QParams, QuantConfig, QuantLayer, clip_mask, collect_activations, fake_quantize, quant_layers, \
     quantize_model
 from .train import TrainConfig, evaluate
@@ -136,7 +137,7 @@ def sensitivity_scan(model: nn.Module, dataset: Dataset, config: QuantConfig = Q
     x, y = (dataset.x_val, dataset.y_val) if split == "val" else (dataset.x_test, dataset.y_test)
     base = _accuracy(model, x, y)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    names = [n for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    names = [n for n, m in model.named_children() if isinstance(m, WEIGHTED)]
     rows, done = [], 0
     for name in names:
         for b in bits:
