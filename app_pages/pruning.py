@@ -198,12 +198,9 @@ def live() -> None:
               help="Training after each pruning step for the fine-tuned curves.")
     remember("pr_curve_ft")
     epochs = st.session_state["pr_curve_ft"]
-    if cache.CURVES.has(cache.curves_key(sel, s, epochs)):
-        rows = cache.curves(b, ds, sel, s, epochs)
-    else:
-        bar = st.progress(0.0, text="Computing the curves (once per setting)…")
-        rows = cache.curves(b, ds, sel, s, epochs, progress=lambda f, lab: bar.progress(f, text=lab))
-        bar.empty()
+    bar = st.empty()  # a progress bar only while the curves are computed (once per setting)
+    rows = cache.curves(b, ds, sel, s, epochs, progress=lambda f, lab: bar.progress(f, text=lab))
+    bar.empty()
     st.plotly_chart(pviz.curves_figure(rows, base.accuracy, mask.sparsity()), key="pr_curves")
     st.caption(f"Each point prunes the baseline with the current criterion, scope and granularity"
                f"{' (2:4 has one sparsity, so the curves use weights)' if gran == 'nm' else ''}. Fine-tuning: "
@@ -215,13 +212,9 @@ def live() -> None:
 
     # --- Sensitivity ------------------------------------------------------------------------------------------
     st.header("Which layers can take it?")
-    skey = (sel.key, s.criterion, "weight" if gran == "nm" else gran, s.seed)
-    if cache.SENSITIVITY.has(skey):
-        sens = cache.sensitivity(b, ds, sel, s.criterion, gran, s.seed)
-    else:
-        bar = st.progress(0.0, text="Scanning layers…")
-        sens = cache.sensitivity(b, ds, sel, s.criterion, gran, s.seed, progress=lambda f, lab: bar.progress(f, text=lab))
-        bar.empty()
+    bar = st.empty()  # a progress bar only while the layers are scanned (once per setting)
+    sens = cache.sensitivity(b, ds, sel, s.criterion, gran, s.seed, progress=lambda f, lab: bar.progress(f, text=lab))
+    bar.empty()
     st.plotly_chart(pviz.sensitivity_figure(sens, base.accuracy), key="pr_sens")
     st.caption("Each line prunes only that layer (no fine-tuning), the others stay dense. Flat lines mark "
                "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer.")

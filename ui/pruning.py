@@ -29,14 +29,14 @@ def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
                         lambda: prune_with(baseline.model, ds, settings, batch_size=sel.train.batch_size))
 
 
-def curves_key(sel, settings: PruneSettings, epochs: int) -> tuple:
-    gran = "weight" if settings.granularity == "nm" else settings.granularity
-    return (sel.key, settings.criterion, settings.scope, gran, settings.output_scale, epochs, settings.seed,
-            settings.finetune_lr)
+def _swept(granularity: str) -> str:
+    """2:4 has one sparsity of its own: sweeps over sparsity use single weights instead."""
+    return "weight" if granularity == "nm" else granularity
 
 
 def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, progress=None) -> list[dict]:
-    key = curves_key(sel, settings, epochs)
+    key = (sel.key, settings.criterion, settings.scope, _swept(settings.granularity), settings.output_scale, epochs,
+           settings.seed, settings.finetune_lr)
     ft = TrainConfig(epochs=epochs, lr=settings.finetune_lr, batch_size=sel.train.batch_size,
                      optimizer=settings.finetune_optimizer)
     return CURVES.get(key, lambda: accuracy_curves(
@@ -45,6 +45,6 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, progress=Non
 
 
 def sensitivity(baseline, ds, sel, criterion: str, granularity: str, seed: int, progress=None) -> list[dict]:
-    gran = "weight" if granularity == "nm" else granularity
+    gran = _swept(granularity)
     return SENSITIVITY.get((sel.key, criterion, gran, seed), lambda: sensitivity_scan(
         baseline.model, ds, SENSITIVITY_GRID, criterion=criterion, granularity=gran, seed=seed, progress=progress))
