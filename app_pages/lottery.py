@@ -9,8 +9,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from compress_core.lottery import (ARM_LABELS, CONTROLS, MEASURES, LotteryConfig, check, rate_for_target,
-                                   summarize, ticket_train_config, verdict)
+from compress_core.lottery import (ARM_LABELS, CONTROLS, MEASURES, LotteryConfig, check, overlap_matrix,
+                                   rate_for_target, summarize, ticket_train_config, verdict)
 from compress_core.models import build_model, weighted_layers
 from compress_core.train import TrainConfig
 from compress_core.viz import lottery as lviz
@@ -274,8 +274,7 @@ def masks_section() -> None:
     st.plotly_chart(lviz.layer_remaining(by_round, r), key="lt_layers")
     ctrl = {a: [(i + 1, rnd[a].overlap_ticket) for i, rnd in enumerate(run0.rounds)]
             for a in ("random_mask", "oneshot") if a in run0.config.controls}
-    st.plotly_chart(lviz.overlap([{k: t.numpy() for k, t in run0.mask(i).items()} for i in range(done + 1)], ctrl),
-                    key="lt_overlap")
+    st.plotly_chart(lviz.overlap(overlap_matrix([run0.mask(i) for i in range(done + 1)]), ctrl), key="lt_overlap")
     st.caption("Pruned weights stay pruned, so a ticket's mask always sits inside the previous round's: the overlap "
                "between consecutive rounds is the fraction kept. A random mask overlaps the ticket only by chance "
                "(about the fraction remaining); one-shot pruning finds a different but related mask.")

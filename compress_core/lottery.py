@@ -49,7 +49,7 @@ from .lottery_results import (ARM_LABELS, ARMS, CONTROLS, MEASURES, ArmRound, Lo
                               summarize, ticket_train_config, verdict)
 
 __all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
-           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask",
+           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask", "overlap_matrix",
            "rate_for_target", "rewound", "run_lottery", "run_seeds", "summarize", "ticket_train_config",
            "total_iterations", "verdict"]
 
@@ -111,6 +111,11 @@ def jaccard(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> flo
         inter += int((x & y).sum())
         union += int((x | y).sum())
     return inter / union if union else 1.0
+
+
+def overlap_matrix(masks: Sequence[Mapping[str, torch.Tensor]]) -> list[list[float]]:
+    """``jaccard`` between every pair of masks (e.g. the ticket's masks of rounds 0..n)."""
+    return [[jaccard(a, b) for b in masks] for a in masks]
 
 
 def matched_mask(model: nn.Module, like: Mask, criterion: str, scope: str, seed: int = 0) -> Mask:

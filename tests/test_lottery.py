@@ -196,3 +196,12 @@ def test_late_rewinding_run_trains_from_theta_k(run):
     assert early.masks[0]["ticket"].keys() == run.masks[0]["ticket"].keys()
     assert all(torch.equal(early.masks[0]["ticket"][k], run.masks[0]["ticket"][k]) for k in run.masks[0]["ticket"])
     assert early.rounds[0]["ticket"].records != run.rounds[0]["ticket"].records  # but it starts from θk, not θ0
+
+
+def test_overlap_matrix_is_pairwise_jaccard():
+    from compress_core.lottery import jaccard, overlap_matrix
+
+    a = {"fc1.weight": torch.tensor([1.0, 1.0, 0.0, 0.0])}
+    b = {"fc1.weight": torch.tensor([1.0, 0.0, 1.0, 0.0])}
+    m = overlap_matrix([a, b])
+    assert m == [[1.0, jaccard(a, b)], [jaccard(b, a), 1.0]] and m[0][1] == 1 / 3

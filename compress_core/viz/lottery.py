@@ -178,17 +178,12 @@ def layer_remaining(layer_remaining_by_round: dict[int, dict[str, float]], chose
                  height=380)
 
 
-def overlap(ticket_masks: list[dict[str, np.ndarray]], rows_by_arm: dict[str, list[tuple[int, float]]],
+def overlap(jaccard_matrix: list[list[float]], rows_by_arm: dict[str, list[tuple[int, float]]],
             title: str | None = None) -> go.Figure:
-    """Left: Jaccard overlap of the ticket's masks between every pair of rounds (0 = dense). Right: how much
-    each control's mask overlaps the ticket's at the same round."""
-    flat = [np.concatenate([m[k].reshape(-1) for k in sorted(m)]).astype(bool) for m in ticket_masks]
-    n = len(flat)
-    jac = np.ones((n, n))
-    for i in range(n):
-        for j in range(n):
-            union = np.logical_or(flat[i], flat[j]).sum()
-            jac[i, j] = np.logical_and(flat[i], flat[j]).sum() / union if union else 1.0
+    """Left: Jaccard overlap of the ticket's masks between every pair of rounds (0 = dense;
+    ``lottery.overlap_matrix``). Right: how much each control's mask overlaps the ticket's at the same round."""
+    jac = np.asarray(jaccard_matrix, dtype=float)
+    n = len(jac)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Ticket vs ticket, between rounds",
                                                         "Each control vs the ticket, same round"),
                         column_widths=[0.45, 0.55], horizontal_spacing=0.12)
