@@ -197,7 +197,7 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
         fig.add_trace(go.Bar(x=labels, y=[max(r["mse"], 1e-16) for r in rs], name=kind + "s", marker_color=colors[kind],
                              legendgroup=kind, showlegend=False,
                              hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"), row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=1, col=2)  # powers of ten only: readable
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     return style(fig, title, height=460, legend_below=-0.2)
 
