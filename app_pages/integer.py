@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from compress_core.integer_report import explain_multiplier, walk_through
+from compress_core.integer import explain_multiplier, walk_through
 from compress_core.quant import QuantConfig
 from compress_core.viz import common as viz
 from compress_core.viz import integer as iviz

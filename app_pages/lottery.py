@@ -9,14 +9,24 @@ import time
 import pandas as pd
 import streamlit as st
 
-from compress_core.lottery import (ARM_LABELS, CONTROLS, MEASURES, LotteryConfig, check, overlap_matrix,
-                                   rate_for_target, summarize, ticket_train_config, verdict)
+from compress_core.lottery import (
+    ARM_LABELS,
+    CONTROLS,
+    MEASURES,
+    LotteryConfig,
+    check,
+    overlap_matrix,
+    rate_for_target,
+    summarize,
+    ticket_train_config,
+    verdict,
+)
 from compress_core.models import build_model, weighted_layers
 from compress_core.train import TrainConfig
 from compress_core.viz import lottery as lviz
 from ui.explain import explainer, published
-from ui.lottery import Job, cached_runs
 from ui.loaders import dataset
+from ui.lottery import Job, cached_runs
 from ui.sidebar import selection
 from ui.state import remember, to_bool, url_value
 

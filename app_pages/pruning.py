@@ -10,9 +10,16 @@ import streamlit as st
 from torch import nn
 
 from compress_core.models import weighted_layers
-from compress_core.pruning import prune, threshold
-from compress_core.pruning_live import SCHEDULES, PruneSettings, weight_values
-from compress_core.sparse_formats import latency_report, semi_structured_benchmark, size_report
+from compress_core.pruning import (
+    SCHEDULES,
+    PruneSettings,
+    latency_report,
+    prune,
+    semi_structured_benchmark,
+    size_report,
+    threshold,
+    weight_values,
+)
 from compress_core.viz import common as viz
 from compress_core.viz import pruning as pviz
 from ui import pruning as cache

@@ -11,10 +11,19 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from compress_core.calibration import METHOD_LABELS, METHODS
-from compress_core.quant import (QuantConfig, collect_activations, dequantize, fake_quantize, quant_layers, quantize,
-                                 weight_qparams_for)
-from compress_core.quant_analysis import sqnr_db, suggest_bits
+from compress_core.quant import (
+    METHOD_LABELS,
+    METHODS,
+    QuantConfig,
+    collect_activations,
+    dequantize,
+    fake_quantize,
+    quant_layers,
+    quantize,
+    sqnr_db,
+    suggest_bits,
+    weight_qparams_for,
+)
 from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
 from ui import quant as cache
@@ -302,7 +311,7 @@ explainer("PTQ or QAT — and how do you train a quantized model?", (
 explainer("Batch norm?", (
     "Networks with batch norm fold it into the preceding layer before quantizing: W' = W·γ/σ, b' = (b − μ)·γ/σ + β "
     "(Jacob et al. 2018), so only one weight tensor is quantized. The models in this lab have no batch norm, so "
-    "there is nothing to fold; `compress_core.qat.fold_batchnorm` does it (tested) for models that do."))
+    "there is nothing to fold; `compress_core.quant.fold_batchnorm` does it (tested) for models that do."))
 st.subheader("Published results")
 st.plotly_chart(qviz.published_whitepaper(), key="q_published_fig")
 published("Krishnamoorthi 2018, “Quantizing deep convolutional networks for efficient inference: a whitepaper”",

@@ -32,10 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import load_dataset  # noqa: E402
-from compress_core.fixed_point import count_mismatches, random_cases  # noqa: E402
-from compress_core.integer import to_integer  # noqa: E402
-from compress_core.integer_report import compare_models, model_bytes  # noqa: E402
+from compress_core.integer import (  # noqa: E402
+    compare_models,
+    model_bytes,
+    to_integer,  # noqa: E402
+)
 from compress_core.quant import QuantConfig, quantize_model  # noqa: E402
+from compress_core.testing import count_mismatches, random_cases  # noqa: E402
 
 PAIRS = [("digits", "mlp"), ("digits", "cnn"), ("mnist1d", "mlp"), ("mnist1d", "cnn")]
 

@@ -30,10 +30,20 @@ import torch  # noqa: E402
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import load_dataset  # noqa: E402
-from compress_core.pruning import apply_mask, prune, prune_to, threshold  # noqa: E402
-from compress_core.pruning_live import PruneSettings, prune_with, weight_values  # noqa: E402
-from compress_core.schedules import accuracy_curves, iterative, run_schedule  # noqa: E402
-from compress_core.sparse_formats import latency_report, size_report  # noqa: E402
+from compress_core.pruning import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+    PruneSettings,
+    accuracy_curves,
+    apply_mask,
+    iterative,
+    latency_report,
+    prune,
+    prune_to,
+    prune_with,
+    run_schedule,
+    size_report,
+    threshold,
+    weight_values,
+)
 from compress_core.train import TrainConfig, evaluate  # noqa: E402
 from compress_core.viz import pruning as pviz  # noqa: E402
 

@@ -32,11 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compress_core.baselines import get_baseline  # noqa: E402
-from compress_core.calibration import calibrate  # noqa: E402
 from compress_core.data import list_datasets, load_dataset  # noqa: E402
 from compress_core.models import list_models  # noqa: E402
-from compress_core.qat import quantization_aware_training  # noqa: E402
-from compress_core.quant import QuantConfig, quantize_model  # noqa: E402
+from compress_core.quant import (  # noqa: E402
+    QuantConfig,
+    calibrate,  # noqa: E402
+    quantization_aware_training,  # noqa: E402
+    quantize_model,
+)
 from compress_core.train import TrainConfig, evaluate  # noqa: E402
 from compress_core.viz import quant as qviz  # noqa: E402
 

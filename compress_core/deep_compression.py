@@ -38,8 +38,8 @@ from torch.func import functional_call
 from .data import Dataset
 from .models import weighted_layers
 from .pruning import Mask, prune_to
+from .pruning.formats import csr_bytes
 from .quant import QuantConfig, fake_quantize, weight_qparams_for
-from .sparse_formats import csr_bytes
 from .train import TrainConfig, apply_mask_, evaluate, state_copy, train
 
 METHODS = ("kmeans", "uniform")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from compress_core.baselines import get_baseline
-from compress_core.train import TrainConfig, evaluate
 from compress_core.data import load_dataset
+from compress_core.train import TrainConfig, evaluate
 
 FLOORS = {("digits", "mlp"): 0.95, ("digits", "cnn"): 0.96, ("mnist1d", "cnn"): 0.85, ("moons", "tiny"): 0.95}
 

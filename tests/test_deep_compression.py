@@ -7,8 +7,14 @@ from torch import nn
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.deep_compression import (PipelineConfig, han_ratio, index_bytes, kmeans_share, run_pipeline,
-                                            stage_bytes)
+from compress_core.deep_compression import (
+    PipelineConfig,
+    han_ratio,
+    index_bytes,
+    kmeans_share,
+    run_pipeline,
+    stage_bytes,
+)
 from compress_core.pruning import prune
 
 FAST = PipelineConfig(sparsity=0.8, rounds=1, epochs=1, bits=3, centroid_epochs=1)

@@ -1,15 +1,27 @@
 """The gemmlowp / TFLite fixed-point primitives: bit-exact against the C definitions (transcribed with Python
 ints) and against the plain mathematical definition (exact fractions, round half away from zero)."""
+import math
 from fractions import Fraction
 
-import math
 import pytest
 import torch
 
-from compress_core.fixed_point import (
-    INT32_MAX, INT32_MIN, count_mismatches, multiplier_value, multiply_by_quantized_multiplier,
-    quantize_multiplier, random_cases, ref_multiply_by_quantized_multiplier, ref_rounding_divide_by_pot,
-    ref_saturating_rounding_doubling_high_mul, rounding_divide_by_pot, saturating_rounding_doubling_high_mul)
+from compress_core.integer.fixed_point import (
+    INT32_MAX,
+    INT32_MIN,
+    multiplier_value,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
+from compress_core.testing import (
+    count_mismatches,
+    random_cases,
+    ref_multiply_by_quantized_multiplier,
+    ref_rounding_divide_by_pot,
+    ref_saturating_rounding_doubling_high_mul,
+)
 
 
 def round_half_away(q: Fraction) -> int:

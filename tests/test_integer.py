@@ -10,9 +10,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.integer import (ConversionError, IntLayer, IntMaxPool, channels_first, fake_quant_codes,
-                                   int_matmul, integer_accuracy, reference_requantize, to_integer)
+from compress_core.integer import (
+    ConversionError,
+    IntLayer,
+    IntMaxPool,
+    channels_first,
+    fake_quant_codes,
+    int_matmul,
+    integer_accuracy,
+    to_integer,
+)
 from compress_core.quant import QuantConfig, quantize, quantize_model
+from compress_core.testing import reference_requantize
 from compress_core.train import TrainConfig, evaluate
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")  # the oracle's API
@@ -229,7 +238,7 @@ def test_clear_errors_name_the_layer(trained):
 
 def test_qat_model_converts(trained):
     """A quantization-aware-trained model (learned step sizes, LSQ) runs as integers just as well."""
-    from compress_core.qat import quantization_aware_training
+    from compress_core.quant import quantization_aware_training
 
     ds, b = trained[("digits", "mlp")]
     qm, _ = quantization_aware_training(b.model, QuantConfig(weight_bits=4), ds, TrainConfig(epochs=1, lr=5e-4),

@@ -6,9 +6,15 @@ import pytest
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.fixed_point import quantize_multiplier
-from compress_core.integer import to_integer
-from compress_core.integer_report import compare_models, explain_multiplier, layer_summary, model_bytes, walk_through
+from compress_core.integer import (
+    compare_models,
+    explain_multiplier,
+    layer_summary,
+    model_bytes,
+    quantize_multiplier,
+    to_integer,
+    walk_through,
+)
 from compress_core.models import summary
 from compress_core.quant import QuantConfig, quantize_model
 from compress_core.train import TrainConfig

@@ -9,8 +9,19 @@ from sklearn.metrics import jaccard_score
 from torch.nn.utils import prune as torch_prune
 
 from compress_core.baselines import get_baseline
-from compress_core.lottery import (LotteryConfig, LotteryRun, check, expected_remaining, jaccard, rate_for_target,
-                                   rewound, run_lottery, run_seeds, summarize, verdict)
+from compress_core.lottery import (
+    LotteryConfig,
+    LotteryRun,
+    check,
+    expected_remaining,
+    jaccard,
+    rate_for_target,
+    rewound,
+    run_lottery,
+    run_seeds,
+    summarize,
+    verdict,
+)
 from compress_core.models import weighted_layers
 from compress_core.train import TrainConfig
 

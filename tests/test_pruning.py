@@ -157,7 +157,7 @@ def test_prune_to_targets_overall_sparsity(mlp):
 
 def test_mask_counts_and_state_round_trip(mlp):
     m = prune(mlp, 0.5, granularity="neuron")
-    assert m.total() == sum(l.weight.numel() for _, l in weighted_layers(mlp))
+    assert m.total() == sum(layer.weight.numel() for _, layer in weighted_layers(mlp))
     assert m.kept() + m.pruned() == m.total()
     assert m.density() == pytest.approx(1 - m.sparsity())
     assert set(m.layer_sparsity()) == {"fc1", "fc2", "fc3"}
@@ -207,7 +207,7 @@ def test_nm_masks(mlp, cnn):
 
 
 def test_ties_broken_by_position_with_exact_count():
-    from compress_core.pruning import _remove_lowest
+    from compress_core.pruning.masks import _remove_lowest
     score = torch.tensor([3.0, 1.0, 1.0, 2.0, 1.0, 0.5])
     alive = torch.tensor([True, True, True, True, True, False])
     # 0.5 is already pruned; among the three 1.0s the first two by position go

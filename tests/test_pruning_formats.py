@@ -6,11 +6,23 @@ import torch
 
 from compress_core.data import load_dataset
 from compress_core.models import build_model
-from compress_core.pruning import Mask, apply_mask, prune
-from compress_core.pruning import shrink
-from compress_core.sparse_formats import (bitmask_bytes, csr_bytes, latency_report, semi_structured_benchmark,
-                                          size_report, structured_bytes, time_call, to_sparse_model, torch_csr_bytes,
-                                          torch_csr_layout_bytes, uint_bytes)
+from compress_core.pruning import (
+    Mask,
+    apply_mask,
+    bitmask_bytes,
+    csr_bytes,
+    latency_report,
+    prune,
+    semi_structured_benchmark,
+    shrink,
+    size_report,
+    structured_bytes,
+    time_call,
+    to_sparse_model,
+    torch_csr_bytes,
+    torch_csr_layout_bytes,
+    uint_bytes,
+)
 
 
 @pytest.fixture(scope="module")

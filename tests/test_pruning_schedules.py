@@ -4,9 +4,16 @@ import torch
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.pruning import prune
-from compress_core.schedules import (accuracy_curves, cubic, iterative, one_shot, rounds_rate, run_schedule,
-                                     sensitivity_scan)
+from compress_core.pruning import (
+    accuracy_curves,
+    cubic,
+    iterative,
+    one_shot,
+    prune,
+    rounds_rate,
+    run_schedule,
+    sparsity_sensitivity,
+)
 from compress_core.train import TrainConfig, train
 
 FT = TrainConfig(epochs=1, lr=1e-3)
@@ -69,10 +76,10 @@ def test_curves_and_sensitivity(setup):
     assert len(rows) == 3 * 3 and seen[-1] == pytest.approx(1.0)
     dense = [r for r in rows if r["sparsity"] == 0.0]
     assert all(r["test_acc"] == pytest.approx(b.test_metrics.accuracy) for r in dense)
-    sens = sensitivity_scan(b.model, ds, [0.0, 0.5, 1.0])
+    sens = sparsity_sensitivity(b.model, ds, [0.0, 0.5, 1.0])
     assert {r["layer"] for r in sens} == {"fc1", "fc2", "fc3"}
     zero = [r for r in sens if r["sparsity"] == 0.0]
     assert all(r["test_acc"] == pytest.approx(b.test_metrics.accuracy) for r in zero)
     assert all(r["test_acc"] <= 0.6 for r in sens if r["sparsity"] == 1.0)  # a cut layer: chance level
-    neurons = sensitivity_scan(b.model, ds, [0.5], granularity="neuron")
+    neurons = sparsity_sensitivity(b.model, ds, [0.5], granularity="neuron")
     assert {r["layer"] for r in neurons} == {"fc1", "fc2"}

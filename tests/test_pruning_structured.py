@@ -4,8 +4,7 @@ import torch
 
 from compress_core.data import load_dataset
 from compress_core.models import build_model
-from compress_core.pruning import Mask, apply_mask, prune, shrink
-from compress_core.structured import kept_units, structure_summary
+from compress_core.pruning import Mask, apply_mask, kept_units, prune, shrink, structure_summary
 
 
 def n_params(model):

@@ -9,13 +9,21 @@ import warnings
 
 import pytest
 import torch
-from torch.ao.quantization.observer import (MinMaxObserver, MovingAverageMinMaxObserver,
-                                            PerChannelMinMaxObserver)
+from torch.ao.quantization.observer import MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver
 
-from compress_core.calibration import calibrate, observe_range
-from compress_core.qat import lsq_fake_quantize
-from compress_core.quant import (EPS, QParams, clip_mask, compute_qparams, dequantize, fake_quantize, qrange,
-                                 quantize)
+from compress_core.quant import (
+    EPS,
+    QParams,
+    calibrate,
+    clip_mask,
+    compute_qparams,
+    dequantize,
+    fake_quantize,
+    lsq_fake_quantize,
+    observe_range,
+    qrange,
+    quantize,
+)
 
 warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
 

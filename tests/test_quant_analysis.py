@@ -6,8 +6,19 @@ import pytest
 import torch
 
 from compress_core import get_baseline, load_dataset
-from compress_core.quant import QuantConfig, compute_qparams, dequantize, fake_quantize, quantize_model
-from compress_core.quant_analysis import bits_sweep, layer_report, model_size, sensitivity_scan, sqnr_db, suggest_bits
+from compress_core.quant import (
+    QuantConfig,
+    bits_sensitivity,
+    bits_sweep,
+    compute_qparams,
+    dequantize,
+    fake_quantize,
+    layer_report,
+    model_size,
+    quantize_model,
+    sqnr_db,
+    suggest_bits,
+)
 from compress_core.viz import quant as qviz
 
 
@@ -62,7 +73,7 @@ def test_model_size_counts_every_stored_bit(setup):
 def test_sensitivity_scan_and_suggestion(setup):
     b, ds = setup
     seen = []
-    rows = sensitivity_scan(b.model, ds, QuantConfig(target="weights"), bits=(1, 8), callback=seen.append)
+    rows = bits_sensitivity(b.model, ds, QuantConfig(target="weights"), bits=(1, 8), callback=seen.append)
     assert len(rows) == 6 and seen[-1] == 1.0
     by = {(r["layer"], r["bits"]): r for r in rows}
     assert abs(by[("fc1", 8)]["drop_pts"]) < 1.0 and by[("fc1", 1)]["drop_pts"] > by[("fc1", 8)]["drop_pts"]

@@ -4,9 +4,19 @@ import torch
 from torch import nn
 
 from compress_core import evaluate, get_baseline, load_dataset
-from compress_core.calibration import METHODS, calibrate, kl_threshold, observe_range
-from compress_core.qat import fold_batchnorm, quantization_aware_training
-from compress_core.quant import QuantConfig, QuantLayer, fake_quantize, quant_layers, quantize_model
+from compress_core.quant import (
+    METHODS,
+    QuantConfig,
+    QuantLayer,
+    calibrate,
+    fake_quantize,
+    fold_batchnorm,
+    kl_threshold,
+    observe_range,
+    quant_layers,
+    quantization_aware_training,
+    quantize_model,
+)
 from compress_core.train import TrainConfig
 
 

@@ -6,8 +6,7 @@ program and its whole-test-set comparison. Results are shared across sessions: n
 """
 from __future__ import annotations
 
-from compress_core.integer import to_integer
-from compress_core.integer_report import compare_models, layer_summary, model_bytes
+from compress_core.integer import compare_models, layer_summary, model_bytes, to_integer
 
 from . import quant as qcache
 from .loaders import baseline_of, dataset

@@ -14,8 +14,7 @@ from typing import Sequence
 
 import streamlit as st
 
-from compress_core.lottery import LotteryConfig, LotteryRun, Progress, load_run, run_seeds
-from compress_core.lottery import cache_paths
+from compress_core.lottery import LotteryConfig, LotteryRun, Progress, cache_paths, load_run, run_seeds
 
 
 class Job:

@@ -6,8 +6,7 @@ shared between sessions: read it, never change it.
 """
 from __future__ import annotations
 
-from compress_core.pruning_live import PruneOutcome, PruneSettings, prune_with
-from compress_core.schedules import accuracy_curves, sensitivity_scan
+from compress_core.pruning import PruneOutcome, PruneSettings, accuracy_curves, prune_with, sparsity_sensitivity
 from compress_core.train import TrainConfig
 
 from .memo import Memo
@@ -46,5 +45,5 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, progress=Non
 
 def sensitivity(baseline, ds, sel, criterion: str, granularity: str, seed: int, progress=None) -> list[dict]:
     gran = _swept(granularity)
-    return SENSITIVITY.get((sel.key, criterion, gran, seed), lambda: sensitivity_scan(
+    return SENSITIVITY.get((sel.key, criterion, gran, seed), lambda: sparsity_sensitivity(
         baseline.model, ds, SENSITIVITY_GRID, criterion=criterion, granularity=gran, seed=seed, progress=progress))

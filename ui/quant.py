@@ -10,8 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from compress_core.quant import QuantConfig, quantize_model
-from compress_core.quant_analysis import bits_sweep, layer_report, model_size, sensitivity_scan
+from compress_core.quant import QuantConfig, bits_sensitivity, bits_sweep, layer_report, model_size, quantize_model
 from compress_core.train import TrainConfig, evaluate
 
 from .loaders import baseline_of, dataset
@@ -54,7 +53,7 @@ _QAT, _CURVES = Memo(64), Memo(64)  # fine-tuning runs and sweeps report progres
 
 def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool, progress=None) -> dict:
     """Quantization-aware fine-tuning of the baseline (cached per setting); ``progress(fraction, text)``."""
-    from compress_core.qat import quantization_aware_training
+    from compress_core.quant import quantization_aware_training
 
     def compute() -> dict:
         b, ds, calib = _parts(key, calib_size)
@@ -90,7 +89,7 @@ def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
     """Per-layer sensitivity: validation accuracy with one layer's weights at each bit width."""
     b, ds, calib = _parts(key, calib_size)
     cfg = QuantConfig.from_dict(json.loads(cfg_json))
-    return sensitivity_scan(b.model, ds, cfg, SCAN_BITS, calib)
+    return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

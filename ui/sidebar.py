@@ -12,7 +12,8 @@ import streamlit as st
 
 from compress_core.baselines import default_train_config
 from compress_core.data import get_spec, list_datasets
-from compress_core.models import REGISTRY as MODELS, list_models
+from compress_core.models import REGISTRY as MODELS
+from compress_core.models import list_models
 from compress_core.train import TrainConfig
 
 from .state import remember, url_value

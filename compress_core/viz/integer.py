@@ -1,14 +1,14 @@
 """Integer-inference figures: float vs integer per output unit, the rescale pipeline, logits of one example,
 accuracy and memory bars, and the multiplier explorer's error curve (Jacob et al. 2018).
 
-Pure functions of numbers produced by ``compress_core.integer_report``; every figure goes through ``style``.
+Pure functions of numbers produced by ``compress_core.integer``; every figure goes through ``style``.
 """
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..fixed_point import multiplier_value, quantize_multiplier
+from ..integer.fixed_point import multiplier_value, quantize_multiplier
 from .common import COLORS, style
 
 INT_COLOR = "#2ca02c"  # the integer-only model, next to COLORS["float"] and COLORS["quant"] (fake-quant)

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..lottery_results import ARM_LABELS, ARMS
+from ..lottery.results import ARM_LABELS, ARMS
 from .common import COLORS, style
 
 ARM_ORDER = ARMS  # the order of the legend and the table

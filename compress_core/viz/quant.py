@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..quant import QParams, clip_mask, dequantize, quantize
+from ..quant.primitives import QParams, clip_mask, dequantize, quantize
 from .common import COLORS, SEQ, style
 
 MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead

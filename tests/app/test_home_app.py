@@ -1,5 +1,6 @@
 """AppTest: the home page and the shared sidebar."""
-from .conftest import metrics, open_app as _app
+from .conftest import metrics
+from .conftest import open_app as _app
 
 
 def test_home_renders_baseline():

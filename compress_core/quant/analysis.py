@@ -5,7 +5,7 @@
   in dB (Krishnamoorthi 2018 reports the same signal-to-quantization-noise view).
 - ``model_size``: bits per weight × count, plus every stored scale (float32) and zero point (int32, only
   where not fixed at 0 by a symmetric scheme), plus int32 biases; float32 for anything left float.
-- ``sensitivity_scan`` / ``suggest_bits``: quantize one layer's weights at a time to find which layers
+- ``bits_sensitivity`` / ``suggest_bits``: quantize one layer's weights at a time to find which layers
   tolerate fewer bits (the per-layer sensitivity analysis of mixed-precision work, e.g. HAWQ, Dong et al.
   2019, here measured directly on validation accuracy).
 - ``bits_sweep``: accuracy and size against bit width for PTQ (per tensor / per channel) or QAT.
@@ -14,7 +14,7 @@ Usage::
 
     rows = layer_report(qmodel, ds.x_train[:256])
     model_size(qmodel)["kb"], model_size(b.model)["kb"]
-    scan = sensitivity_scan(b.model, ds, QuantConfig(target="weights"), bits=(2, 3, 4, 8))
+    scan = bits_sensitivity(b.model, ds, QuantConfig(target="weights"), bits=(2, 3, 4, 8))
 """
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .data import Dataset
-from .models import WEIGHTED
-from .quant import QParams, QuantConfig, QuantLayer, clip_mask, collect_activations, fake_quantize, quant_layers, \
-    quantize_model
-from .train import TrainConfig, evaluate
+from ..data import Dataset
+from ..models import WEIGHTED
+from ..train import TrainConfig, evaluate
+from .model import QuantConfig, QuantLayer, collect_activations, quant_layers, quantize_model
+from .primitives import QParams, clip_mask, fake_quantize
+from .qat import quantization_aware_training
 
 
 def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -122,7 +123,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return evaluate(model, x, y).accuracy
 
 
-def sensitivity_scan(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(target="weights"),
+def bits_sensitivity(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(target="weights"),
                      bits: Sequence[int] = (2, 3, 4, 6, 8), calibration_data: torch.Tensor | None = None,
                      split: str = "val", callback: Callable[[float], None] | None = None) -> list[dict]:
     """Accuracy when only one layer's weights are quantized, for each layer and bit width.
@@ -181,7 +182,6 @@ def bits_sweep(model: nn.Module, dataset: Dataset, config: QuantConfig, bits: Se
     The bit width applies to what ``config.target`` quantizes: weights, activations, or both (activations
     then at ``act_bits`` if given, else the same width). Rows: {"bits", "accuracy", "kb"}.
     """
-    from .qat import quantization_aware_training
 
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     rows = []

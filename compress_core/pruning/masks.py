@@ -37,8 +37,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .models import output_layer_name, weighted_layers
-from .train import apply_mask_
+from ..models import output_layer_name, weighted_layers
+from ..train import apply_mask_
 
 CRITERIA = ("magnitude", "random")
 SCOPES = ("layer", "global")
@@ -389,4 +389,3 @@ def threshold(model: nn.Module, mask: Mapping[str, torch.Tensor], layer: str) ->
 
 
 # surgery lives in its own module; re-exported so ``from compress_core.pruning import shrink`` works
-from .structured import shrink  # noqa: E402,F401  (imported last: structured imports nothing from here)

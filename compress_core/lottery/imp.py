@@ -39,14 +39,25 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .baselines import Baseline, cache_root, get_baseline
-from .data import Dataset, load_dataset
-from .models import build_model, output_layer_name, weighted_layers
-from .pruning import Mask, prune
-from .schedules import rounds_rate
-from .train import History, apply_mask_, state_copy, train
-from .lottery_results import (ARM_LABELS, ARMS, CONTROLS, MEASURES, ArmRound, LotteryConfig, LotteryRun, Verdict,
-                              summarize, ticket_train_config, verdict)
+from ..baselines import Baseline, cache_root, get_baseline
+from ..data import Dataset, load_dataset
+from ..models import build_model, output_layer_name, weighted_layers
+from ..pruning.masks import Mask, prune
+from ..pruning.schedules import rounds_rate
+from ..train import History, apply_mask_, state_copy, train
+from .results import (
+    ARM_LABELS,
+    ARMS,
+    CONTROLS,
+    MEASURES,
+    ArmRound,
+    LotteryConfig,
+    LotteryRun,
+    Verdict,
+    summarize,
+    ticket_train_config,
+    verdict,
+)
 
 __all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
            "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask", "overlap_matrix",

@@ -32,15 +32,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .fixed_point import INT32_MAX, multiply_by_quantized_multiplier, quantize_multiplier
-from .integer_ops import (IntChannelsLast, IntFlatten, IntLayer, IntMaxPool, Stored, _offset, _store_dtype,
-                          channels_first, int_matmul, kernel_name)
-from .models import WEIGHTED
-from .quant import QParams, QuantLayer, dequantize, quantize
+from ..models import WEIGHTED
+from ..quant import QParams, QuantLayer, dequantize, quantize
+from .fixed_point import INT32_MAX, quantize_multiplier
+from .ops import (
+    IntChannelsLast,
+    IntFlatten,
+    IntLayer,
+    IntMaxPool,
+    Stored,
+    code_offset,
+    store_dtype,
+)
 
-__all__ = ["ConversionError", "IntChannelsLast", "IntFlatten", "IntLayer", "IntMaxPool", "IntegerProgram", "Stored",
-           "channels_first", "fake_quant_codes", "int_matmul", "integer_accuracy", "kernel_name",
-           "reference_requantize", "to_integer"]
+__all__ = ["ConversionError", "IntegerProgram", "fake_quant_codes", "integer_accuracy", "to_integer"]
 
 POOLS = (nn.MaxPool1d, nn.MaxPool2d)
 SKIPPED = (nn.Dropout, nn.Identity)
@@ -127,8 +132,8 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     out = m.weight.shape[0]
     x, y = Stored.of(x_qp), Stored.of(y_qp)
     wq = quantize(m.weight.detach().cpu(), w_qp)  # int32 codes, the layer's weight shape
-    w_off = _offset(w_qp)
-    w_dtype = _store_dtype(w_qp.qmin - w_off, w_qp.qmax - w_off)
+    w_off = code_offset(w_qp)
+    w_dtype = store_dtype(w_qp.qmin - w_off, w_qp.qmax - w_off)
     # (out, K) stored values; conv weights flattened as (k1[, k2], C_in) to match channels-last patches
     w2 = (wq - w_off).movedim(1, -1).reshape(out, -1)
     w_zero = _per_channel(w_qp.zero_point.to(torch.int64), out) - w_off
@@ -263,10 +268,3 @@ def fake_quant_codes(qmodel: nn.Module, program: IntegerProgram, x: torch.Tensor
     """The fake-quantized model's output as stored codes, comparable with ``program(x)``."""
     dev = next(qmodel.parameters()).device
     return quantize(qmodel.eval()(x.to(dev)).cpu(), program.output.qp) - program.output.offset
-
-
-def reference_requantize(layer: IntLayer, acc: torch.Tensor) -> torch.Tensor:
-    """The layer's rescale through the general primitive (tests compare ``IntLayer.requantize`` with it)."""
-    scaled = acc.to(torch.int64) << layer.headroom
-    r = multiply_by_quantized_multiplier(scaled, layer.M0, layer.shift - layer.headroom)
-    return torch.clamp(r + layer.y.zero, layer.lo, layer.y.hi)

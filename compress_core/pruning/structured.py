@@ -32,7 +32,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .models import WEIGHTED, weighted_layers
+from ..models import WEIGHTED, weighted_layers
 
 
 def _group(consumer: nn.Module, producer_out: int, name: str) -> int:

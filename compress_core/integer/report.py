@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fixed_point import multiplier_value, quantize_multiplier
-from .integer import IntegerProgram, IntLayer, channels_first
-from .integer_ops import _offset
-from .quant import QuantLayer, quantize
+from ..quant import QuantLayer, quantize
+from ..train import evaluate
+from .fixed_point import multiplier_value, multiply_by_quantized_multiplier, quantize_multiplier
+from .ops import IntLayer, channels_first, code_offset
+from .program import IntegerProgram
 
 DTYPE = {torch.int8: "int8", torch.int16: "int16", torch.int32: "int32"}
 
@@ -102,7 +103,6 @@ def explain_multiplier(M: float, acc: int | None = None) -> dict:
     out = {"M": M, "M0": M0, "shift": shift, "n": -shift, "M0_fraction": M0 / 2 ** 31, "M0_hex": f"0x{M0:08X}",
            "value": value, "abs_error": value - M, "rel_error": (value - M) / M}
     if acc is not None:
-        from .fixed_point import multiply_by_quantized_multiplier
         out["float_result"] = acc * M
         out["int_result"] = int(multiply_by_quantized_multiplier(torch.tensor([int(acc)]), M0, shift)[0])
     return out
@@ -128,7 +128,7 @@ class LayerWalk:
         qx = self.cols[p].astype(np.int64) + op.x.offset  # codes
         w = op.weight_t[:, c].to(torch.int64).numpy()
         wz = int(op.w_zero[c])
-        qw = w + _offset(op.w_qp)
+        qw = w + code_offset(op.w_qp)
         zx = op.x.zero + op.x.offset
         zw = int(op.w_qp.zero_point.reshape(-1)[c if op.w_qp.per_channel else 0])
         prod = (qx - zx) * (qw - zw)
@@ -195,7 +195,6 @@ def compare_models(float_model: nn.Module, qmodel: nn.Module, program: IntegerPr
                    x: torch.Tensor, y: torch.Tensor) -> dict:
     """Accuracy of the float, fake-quant and integer-only models on (x, y), and how far the integer logits
     are from the fake-quant ones, in quantization steps."""
-    from .train import evaluate
 
     y = y.cpu()
     ci = program(x.cpu()).to(torch.int32)  # each model runs once: codes and accuracy from the same pass

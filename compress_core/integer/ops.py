@@ -15,17 +15,16 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-
 import itertools
 import math
 from dataclasses import dataclass, field
 
 import torch
 
-from .quant import QParams
+from ..quant.primitives import QParams
 
 
-def _store_dtype(lo: int, hi: int) -> torch.dtype:
+def store_dtype(lo: int, hi: int) -> torch.dtype:
     for dt in (torch.int8, torch.int16):
         info = torch.iinfo(dt)
         if info.min <= lo and hi <= info.max:
@@ -33,7 +32,7 @@ def _store_dtype(lo: int, hi: int) -> torch.dtype:
     return torch.int32
 
 
-def _offset(qp: QParams) -> int:
+def code_offset(qp: QParams) -> int:
     """How much to subtract so the codes fit a signed type: 128 for uint8 (0..255), otherwise 0."""
     return 1 << (qp.bits - 1) if not qp.signed and qp.qmax > 127 else 0
 
@@ -49,8 +48,8 @@ class Stored:
 
     @classmethod
     def of(cls, qp: QParams) -> "Stored":
-        off = _offset(qp)
-        return cls(qp, off, _store_dtype(qp.qmin - off, qp.qmax - off), int(qp.zero_point.reshape(-1)[0]) - off)
+        off = code_offset(qp)
+        return cls(qp, off, store_dtype(qp.qmin - off, qp.qmax - off), int(qp.zero_point.reshape(-1)[0]) - off)
 
     @property
     def lo(self) -> int:

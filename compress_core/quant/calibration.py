@@ -23,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .quant import CALIBRATION_METHODS as METHODS, QParams, compute_qparams, fake_quantize
+from .primitives import QParams, compute_qparams, fake_quantize
 
 METHOD_LABELS = {"minmax": "min-max", "moving_average": "moving-average min-max", "percentile": "percentile",
                  "mse": "MSE-optimal", "kl": "entropy (KL)"}
+METHODS = tuple(METHOD_LABELS)  # the order the page lists them in
 MSE_GRID = 24  # coarse steps; a fine pass of as many follows
 
 

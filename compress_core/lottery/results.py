@@ -25,7 +25,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .train import TrainConfig
+from ..baselines import default_train_config
+from ..train import TrainConfig
 
 ARMS = ("ticket", "reinit", "random_mask", "oneshot")
 CONTROLS = ARMS[1:]
@@ -49,8 +50,6 @@ _RECIPES: dict[tuple[str, str], TrainConfig] = {
 
 def ticket_train_config(dataset: str, model: str) -> TrainConfig:
     """How each round is trained for (dataset, model): the lottery recipe, or the baselines' default."""
-    from .baselines import default_train_config
-
     return _RECIPES.get((dataset, model)) or default_train_config(dataset, model)
 
 

@@ -33,9 +33,10 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .models import weighted_layers
+from ..models import weighted_layers
+from ..train import default_device
+from .masks import apply_mask
 from .structured import kept_units, shrink
-from .train import default_device
 
 
 def uint_bytes(max_value: int) -> int:
@@ -202,7 +203,6 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
     Returns rows {variant, median_ms, p95_ms, vs_dense, note}; ``vs_dense`` is the ratio of medians
     measured in this one run.
     """
-    from .pruning import apply_mask  # local: pruning re-exports shrink from structured
 
     device = device or default_device()
     x = torch.randn(batch, *input_shape, device=device)

@@ -27,9 +27,10 @@ import math
 import torch
 from torch import nn
 
-from .data import Dataset
-from .quant import QParams, QuantConfig, QuantLayer, compute_qparams, fake_quantize, quant_layers, quantize_model
-from .train import History, TrainConfig, default_device, evaluate, state_copy, train
+from ..data import Dataset
+from ..train import History, TrainConfig, default_device, evaluate, state_copy, train
+from .model import QuantConfig, QuantLayer, quant_layers, quantize_model
+from .primitives import QParams, compute_qparams, fake_quantize
 
 
 class _LSQ(torch.autograd.Function):

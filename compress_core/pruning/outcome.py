@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .data import Dataset
-from .models import output_layer_name
-from .pruning import Mask, apply_mask, nm_prune, prune_to
+from ..data import Dataset
+from ..models import output_layer_name
+from ..train import Metrics, TrainConfig, evaluate, train
+from .masks import Mask, apply_mask, nm_prune, prune_to
 from .schedules import cubic, rounds_rate, run_schedule
 from .structured import kept_units
-from .train import Metrics, TrainConfig, evaluate, train
 
 SCHEDULES = ("one-shot", "iterative", "gradual")
 

@@ -1,0 +1,42 @@
+"""Pruning: which weights or neurons to remove, how, when, and what it buys.
+
+- ``masks``: the ``Mask`` (parameter name → 0/1 tensor) and the pure functions that make one
+  (``prune``, ``prune_to``, ``nm_prune``) or apply it (``apply_mask``).
+- ``structured``: surgery that removes dead neurons/channels and returns a smaller dense model (``shrink``).
+- ``schedules``: one-shot, iterative and cubic (Zhu & Gupta 2017) targets, and ``run_schedule``.
+- ``sweeps``: accuracy against sparsity, and per-layer sensitivity.
+- ``formats``: honest stored sizes (dense, CSR, bitmask, shrunk) and measured latency.
+- ``outcome``: one pruning setting applied end to end (prune, optionally fine-tune, measure).
+
+Usage::
+
+    from compress_core.pruning import prune, apply_mask, shrink
+    mask = prune(model, 0.9, scope="global")
+    small = shrink(model, prune(model, 0.5, granularity="neuron"))
+"""
+from .formats import (
+                      SparseLinear,
+                      bitmask_bytes,
+                      csr_bytes,
+                      latency_report,
+                      semi_structured_benchmark,
+                      size_report,
+                      structured_bytes,
+                      time_call,
+                      to_sparse_model,
+                      torch_csr_bytes,
+                      torch_csr_layout_bytes,
+                      uint_bytes,
+)
+from .masks import CRITERIA, GRANULARITIES, SCOPES, Mask, apply_mask, is_nm_sparse, nm_prune, prune, prune_to, threshold
+from .outcome import SCHEDULES, PruneOutcome, PruneSettings, prune_with, weight_values
+from .schedules import ScheduleResult, cubic, iterative, one_shot, rounds_rate, run_schedule
+from .structured import kept_units, shrink, structure_summary
+from .sweeps import accuracy_curves, sparsity_sensitivity
+
+__all__ = ["SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
+           "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask", "PruneOutcome", "PruneSettings",
+           "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
+           "iterative", "kept_units", "latency_report", "nm_prune", "one_shot", "prune", "prune_to", "prune_with",
+           "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",
+           "sparsity_sensitivity", "structure_summary", "threshold", "weight_values"]
