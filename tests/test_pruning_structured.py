@@ -63,3 +63,20 @@ def test_shrink_refuses_a_cut_network():
     model = build_model("mlp", load_dataset("digits"), seed=0)
     with pytest.raises(ValueError, match="keep no neuron"):
         shrink(model, prune(model, 1.0, granularity="neuron"))
+
+
+def test_shrink_names_the_layer_that_lost_every_neuron():
+    """Global neuron pruning can empty a later layer (here fc2, its weights made tiny): the error names fc2,
+    not fc1 (which then keeps nothing only because no one reads it)."""
+    model = build_model("mlp", load_dataset("digits"), seed=0)
+    with torch.no_grad():
+        model.fc2.weight.mul_(1e-3)
+    mask = prune(model, 0.7, granularity="neuron", scope="global")
+    assert not bool(mask["fc2.weight"].any()) and bool(mask["fc1.weight"].any())
+    with pytest.raises(ValueError, match="Layer 'fc2' would keep no neuron"):
+        shrink(model, mask)
+    # fc2 keeps its bias but reads nothing of fc1: the message names fc2 as the reader
+    cut = Mask.ones(model)
+    cut["fc2.weight"][:] = 0
+    with pytest.raises(ValueError, match="Layer 'fc2' reads none of the neurons that 'fc1' keeps"):
+        shrink(model, cut)

@@ -51,26 +51,52 @@ def _columns(w: torch.Tensor, group: int) -> torch.Tensor:
     return w.reshape(w.shape[0], w.shape[1], -1)  # Conv: input channel j, all kernel positions
 
 
-def kept_units(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """{layer: bool vector of the outputs that survive surgery}. The output layer keeps all."""
+def _unit_flags(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{layer: (producing, read)}: bool vectors over the layer's outputs -- the unit keeps a weight or its
+    bias, and the next layer reads it through some unmasked weight. The output layer's are all True."""
     layers = weighted_layers(model)
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for i, (name, m) in enumerate(layers):
         n_out = m.weight.shape[0]
         if i == len(layers) - 1:
-            out[name] = torch.ones(n_out, dtype=torch.bool)
+            every = torch.ones(n_out, dtype=torch.bool)
+            out[name] = (every, every)
             break
         wm = mask.get(f"{name}.weight", torch.ones_like(m.weight)).to("cpu")
         bm = mask.get(f"{name}.bias")
-        has_bias = m.bias is not None
         producing = wm.reshape(n_out, -1).any(dim=1)
-        if has_bias:
+        if m.bias is not None:
             producing |= bm.to("cpu").bool() if bm is not None else torch.ones(n_out, dtype=torch.bool)
         nxt_name, nxt = layers[i + 1]
         nm = mask.get(f"{nxt_name}.weight", torch.ones_like(nxt.weight)).to("cpu")
         read = _columns(nm, _group(nxt, n_out, nxt_name)).transpose(0, 1).reshape(n_out, -1).any(dim=1)
-        out[name] = producing & read
+        out[name] = (producing, read)
     return out
+
+
+def kept_units(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{layer: bool vector of the outputs that survive surgery}. The output layer keeps all."""
+    return {name: producing & read for name, (producing, read) in _unit_flags(model, mask).items()}
+
+
+def _cut_message(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> str | None:
+    """Why surgery would cut the network in two, naming the layer at fault; None when it would not.
+
+    A layer that lost every neuron (weights and bias) is the one to name -- not the layer before it, which
+    then keeps nothing either because no one reads it. Failing that, a layer whose weights read none of
+    the previous layer's outputs (it only outputs its bias) cuts the network."""
+    flags = _unit_flags(model, mask)
+    names = list(flags)
+    dead = [n for n, (producing, _) in flags.items() if not bool(producing.any())]
+    if dead:
+        which = ", ".join(repr(n) for n in dead)
+        return (f"Layer{'s' if len(dead) > 1 else ''} {which} would keep no neuron: the network is cut in two. "
+                "Lower the sparsity.")
+    for i, (name, (producing, read)) in enumerate(flags.items()):
+        if not bool((producing & read).any()):
+            return (f"Layer {names[i + 1]!r} reads none of the neurons that {name!r} keeps: the network is cut "
+                    "in two. Lower the sparsity.")
+    return None
 
 
 @torch.no_grad()
@@ -87,15 +113,15 @@ def shrink(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Sequential:
 
     Raises:
         ValueError: the model is not a Sequential, or a hidden layer would keep no neuron at all
-            (the network would be cut in two).
+            (the network would be cut in two); the message names the layer that lost every neuron, or the
+            layer that reads none of its predecessor's.
     """
     if not isinstance(model, nn.Sequential):
         raise ValueError("Surgery works on nn.Sequential models only.")
+    cut = _cut_message(model, mask)
+    if cut:
+        raise ValueError(cut)
     keep = kept_units(model, mask)
-    for name, k in keep.items():
-        if not bool(k.any()):
-            raise ValueError(f"Layer {name!r} would keep no neuron: the network is cut in two. "
-                             "Lower the sparsity.")
     children = OrderedDict()
     prev_keep: torch.Tensor | None = None  # kept outputs of the previous weighted layer
     prev_out = 0
@@ -112,7 +138,8 @@ def shrink(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Sequential:
         b = b[rows] if b is not None else None
         if prev_keep is not None:  # drop the inputs fed by removed neurons of the previous layer
             g = _group(module, prev_out, name)
-            cols = prev_keep.to(w.device).repeat_interleave(g) if isinstance(module, nn.Linear) else prev_keep.to(w.device)
+            cols = prev_keep.to(w.device)
+            cols = cols.repeat_interleave(g) if isinstance(module, nn.Linear) else cols
             w = w[:, cols]
         children[name] = _resized(module, w, b)
         prev_keep, prev_out = keep[name], module.weight.shape[0]
