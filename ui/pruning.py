@@ -1,49 +1,206 @@
-"""Streamlit glue for the Pruning page: the sparsity grid of the slider and process-wide memo caches.
+"""Streamlit glue for the Pruning page: its URL-bound controls, process-wide memo caches, and the panels
+that need session state (the latency measurement).
 
 The expensive results (a fine-tuned pruning run, accuracy curves, sensitivity scans) are kept in
-``ui.memo.Memo`` caches: they report progress to the page that asked for them. Every cached object is
-shared between sessions: read it, never change it.
+``ui.memo.Memo`` caches: they report progress to the page that asked for them. Every cache key is the
+sidebar selection (``Selection.key``) plus a frozen ``PruneSettings`` as JSON, reduced to the fields the
+result depends on. Every cached object is shared between sessions: read it, never change it.
 """
 from __future__ import annotations
 
-from compress_core.pruning import PruneOutcome, PruneSettings, accuracy_curves, prune_with, sparsity_sensitivity
+import json
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+
+from compress_core.pruning import (
+    PruneOutcome,
+    PruneSettings,
+    accuracy_curves,
+    latency_report,
+    prune_with,
+    semi_structured_benchmark,
+    sparsity_sensitivity,
+)
+from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
+from compress_core.viz import pruning as pviz
 
 from .memo import Memo
+from .state import url_widget
 
 # 0-80 % in steps of 5 (plus a few tiny rates, to see them round to nothing in small layers), then finer
 # and finer: the interesting things happen above 90 %.
 SPARSITY_STEPS: list[float] = sorted({round(x, 4) for x in (
-    [0.1, 0.5, 1.0, 2.0] + [i * 5.0 for i in range(17)] + [82.0 + 2 * i for i in range(5)] + [91.0 + i for i in range(5)]
-    + [95.5 + 0.5 * i for i in range(6)] + [98.2 + 0.2 * i for i in range(5)] + [99.1 + 0.1 * i for i in range(9)])})
+    [0.1, 0.5, 1.0, 2.0] + [i * 5.0 for i in range(17)] + [82.0 + 2 * i for i in range(5)]
+    + [91.0 + i for i in range(5)] + [95.5 + 0.5 * i for i in range(6)]
+    + [98.2 + 0.2 * i for i in range(5)] + [99.1 + 0.1 * i for i in range(9)])})
 CURVE_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 SENSITIVITY_GRID = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99)
+BATCHES = [1, 64, 512, 2048]
+
+GRAN = {"weight": "weights (unstructured)", "neuron": "neurons / channels (structured)",
+        "nm": "2:4 semi-structured"}
+CRIT = {"magnitude": "magnitude |w|", "random": "random"}
+SCOPE = {"layer": "per layer", "global": "global"}
+OUTPUT = {1.0: "same rate", 0.5: "half rate", 0.0: "not pruned"}
+FT_LR = (0.003, 0.01, 0.03, 0.1)
+SCHED = {"one-shot": "one-shot", "iterative": "iterative (prune → fine-tune → repeat)",
+         "gradual": "gradual, cubic (Zhu & Gupta)"}
 
 
-OUTCOMES, CURVES, SENSITIVITY = Memo(64), Memo(16), Memo(32)
+def _json(settings: PruneSettings) -> str:
+    return json.dumps(settings.to_dict(), sort_keys=True)
+
+
+def controls(seed: int) -> PruneSettings:
+    """Draw the criterion, granularity, scope, output rate, sparsity and schedule controls; return the settings."""
+    c1, c2, c3, c4 = st.columns(4)
+    crit = url_widget(c1.radio, "pr_criterion", "magnitude", "Criterion", list(CRIT), allowed=list(CRIT),
+                      format_func=CRIT.get,
+                      help="What decides which weights go: the smallest magnitudes first, or a random choice (the "
+                           "control experiment: same count, no intelligence).")
+    gran = url_widget(c2.radio, "pr_granularity", "weight", "Granularity", list(GRAN), allowed=list(GRAN),
+                      format_func=GRAN.get,
+                      help="Single weights anywhere; whole neurons (Linear rows) and channels (Conv filters) ranked "
+                           "by L1 norm; or 2 of every 4 consecutive weights, the pattern sparse tensor cores run.")
+    scope = url_widget(c3.radio, "pr_scope", "layer", "Scope", list(SCOPE), allowed=list(SCOPE),
+                       format_func=SCOPE.get,
+                       help="Per layer: every layer loses the same fraction. Global: one ranking across layers, so "
+                            "redundant layers lose more.")
+    out = url_widget(c4.radio, "pr_output", 0.5, "Output layer", list(OUTPUT), cast=float, allowed=list(OUTPUT),
+                     format_func=OUTPUT.get,
+                     help="The classifier layer is small and sensitive; Frankle & Carbin prune it at half the rate.")
+    pct = url_widget(st.select_slider, "pr_sparsity", 90.0, "Sparsity — fraction of weights removed (%)",
+                     SPARSITY_STEPS, cast=float, allowed=SPARSITY_STEPS, format_func=lambda v: f"{v:g} %",
+                     disabled=gran == "nm",
+                     help="Fine steps at the high end, where accuracy starts to fall. For neurons it is the "
+                          "fraction of hidden neurons/channels removed; 2:4 is always 50 %.")
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    sched = url_widget(c1.radio, "pr_schedule", "one-shot", "Schedule", list(SCHED), allowed=list(SCHED),
+                       format_func=SCHED.get, horizontal=True,
+                       help="One-shot prunes once. Iterative prunes the same fraction of the survivors each round "
+                            "and fine-tunes in between. Gradual follows s_t = s_f(1 − (1 − t/n)³): big steps first, "
+                            "small at the end. Schedules only differ when there is fine-tuning between steps.")
+    rounds = url_widget(c2.slider, "pr_rounds", 4, "Rounds", 2, 10, cast=int, check=lambda v: 2 <= v <= 10,
+                        disabled=sched == "one-shot", help="Pruning steps of the iterative and gradual schedules.")
+    ft = url_widget(c3.slider, "pr_ft", 0, "Fine-tune epochs after pruning", 0, 10, cast=int,
+                    check=lambda v: 0 <= v <= 10,
+                    help="Training with the mask enforced after each pruning step (pruned weights stay zero). "
+                         "0 = measure the pruned network as it is.")
+    lr = url_widget(c4.select_slider, "pr_ft_lr", 0.03, "Fine-tune learning rate", FT_LR, cast=float,
+                    allowed=list(FT_LR), disabled=ft == 0,
+                    help="SGD with momentum 0.9 (also used for the fine-tuned curves below).")
+    return PruneSettings(sparsity=0.5 if gran == "nm" else pct / 100, criterion=crit, scope=scope, granularity=gran,
+                         output_scale=out, schedule=sched, rounds=rounds, finetune_epochs=ft, finetune_lr=lr,
+                         seed=seed)
+
+
+def schedule_caption(s: PruneSettings) -> None:
+    if s.finetune_epochs and s.schedule != "one-shot" and s.granularity != "nm":
+        st.caption("Targets of the schedule: " + " → ".join(f"{t:.1%}" for t in s.targets()))
+    elif s.finetune_epochs == 0 and s.schedule != "one-shot":
+        st.caption("Without fine-tuning between steps every schedule gives the one-shot mask: the same weights "
+                   "are ranked again. Add fine-tuning epochs to see the schedules differ.")
+
+
+OUTCOMES, REPORTS, CURVES, SENSITIVITY = Memo(64), Memo(64), Memo(16), Memo(32)
 
 
 def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
-    return OUTCOMES.get((sel.key, settings),
-                        lambda: prune_with(baseline.model, ds, settings, batch_size=sel.train.batch_size))
+    """The pruned (and fine-tuned) model of ``settings``; a spinner only when it fine-tunes for the first time."""
+    key = (sel.key, _json(settings))
+
+    def compute() -> PruneOutcome:
+        return prune_with(baseline.model, ds, settings, batch_size=sel.train.batch_size)
+
+    if OUTCOMES.has(key) or not settings.finetune_epochs:
+        return OUTCOMES.get(key, compute)
+    with st.spinner("Pruning and fine-tuning…"):
+        return OUTCOMES.get(key, compute)
 
 
-def _swept(granularity: str) -> str:
+def report(baseline, sel, settings: PruneSettings, out: PruneOutcome) -> PruneReport:
+    """Sizes and deltas of ``out`` (the outcome of ``settings``): deterministic, so cached beside it."""
+    return REPORTS.get((sel.key, _json(settings)),
+                       lambda: prune_report(baseline.model, out, settings, baseline.test_metrics))
+
+
+def _swept(s: PruneSettings) -> str:
     """2:4 has one sparsity of its own: sweeps over sparsity use single weights instead."""
-    return "weight" if granularity == "nm" else granularity
+    return "weight" if s.granularity == "nm" else s.granularity
 
 
-def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, progress=None) -> list[dict]:
-    key = (sel.key, settings.criterion, settings.scope, _swept(settings.granularity), settings.output_scale, epochs,
-           settings.seed, settings.finetune_lr)
-    ft = TrainConfig(epochs=epochs, lr=settings.finetune_lr, batch_size=sel.train.batch_size,
-                     optimizer=settings.finetune_optimizer)
-    return CURVES.get(key, lambda: accuracy_curves(
-        baseline.model, ds, CURVE_GRID, finetune=ft, seed=settings.seed, progress=progress,
-        criterion=key[1], scope=key[2], granularity=key[3], output_scale=key[4]))
+def with_progress(compute: Callable[[Callable[[float, str], None]], object]):
+    """Run ``compute(progress)`` with a progress bar that is only drawn while it computes (once per setting)."""
+    bar = st.empty()
+    result = compute(lambda f, lab: bar.progress(f, text=lab))
+    bar.empty()
+    return result
 
 
-def sensitivity(baseline, ds, sel, criterion: str, granularity: str, seed: int, progress=None) -> list[dict]:
-    gran = _swept(granularity)
-    return SENSITIVITY.get((sel.key, criterion, gran, seed), lambda: sparsity_sensitivity(
-        baseline.model, ds, SENSITIVITY_GRID, criterion=criterion, granularity=gran, seed=seed, progress=progress))
+def curves(baseline, ds, sel, settings: PruneSettings, epochs: int) -> list[dict]:
+    """Accuracy against sparsity, without and with ``epochs`` of fine-tuning per point (cached per setting)."""
+    # only what the curves depend on: schedule, rounds and sparsity of the current setting do not matter
+    c = PruneSettings(criterion=settings.criterion, scope=settings.scope, granularity=_swept(settings),
+                      output_scale=settings.output_scale, finetune_epochs=epochs, finetune_lr=settings.finetune_lr,
+                      finetune_optimizer=settings.finetune_optimizer, seed=settings.seed)
+    ft = TrainConfig(epochs=epochs, lr=c.finetune_lr, batch_size=sel.train.batch_size, optimizer=c.finetune_optimizer)
+    return with_progress(lambda progress: CURVES.get((sel.key, _json(c)), lambda: accuracy_curves(
+        baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, progress=progress, criterion=c.criterion,
+        scope=c.scope, granularity=c.granularity, output_scale=c.output_scale)))
+
+
+def sensitivity(baseline, ds, sel, settings: PruneSettings) -> list[dict]:
+    """Accuracy with one layer pruned at a time (no fine-tuning), cached per criterion, granularity and seed."""
+    c = PruneSettings(criterion=settings.criterion, granularity=_swept(settings), seed=settings.seed)
+    return with_progress(lambda progress: SENSITIVITY.get((sel.key, _json(c)), lambda: sparsity_sensitivity(
+        baseline.model, ds, SENSITIVITY_GRID, criterion=c.criterion, granularity=c.granularity, seed=c.seed,
+        progress=progress)))
+
+
+def steps_table(steps: list[dict]) -> None:
+    """One row per step of a schedule with fine-tuning."""
+    table = pd.DataFrame(steps)[["step", "target", "sparsity", "acc_pruned", "test_acc", "test_loss"]]
+    pct = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table.rename(columns={"acc_pruned": "acc before fine-tune", "test_acc": "acc after fine-tune",
+                                       "test_loss": "loss after fine-tune"}), hide_index=True, width="stretch",
+                 column_config={"target": pct, "sparsity": pct, "acc before fine-tune": pct,
+                                "acc after fine-tune": pct})
+
+
+def latency_panel(model, mask, input_shape, sel, s: PruneSettings, rep: PruneReport) -> None:
+    """Batch size, a button that times every variant, and the last measurement (kept in this session)."""
+    bc1, bc2 = st.columns(2)
+    batch = bc1.selectbox("Batch size", BATCHES, index=2, key="pr_batch")
+    measure = bc2.button("⏱ Measure latency", key="pr_measure", help="Times each variant: median of 30 runs.")
+    lat_key = json.dumps([sel.key, s.to_dict(), batch])
+    if measure:
+        with st.spinner("Timing…"):
+            lat = latency_report(model, mask, input_shape, batch=batch, structured_mask=rep.structured_mask,
+                                 structured_label=rep.structured_label)
+            semi = semi_structured_benchmark(repeats=20) if s.granularity == "nm" else None
+            st.session_state["pr_latency"] = (lat_key, lat, semi)
+    if "pr_latency" not in st.session_state:
+        st.info("Press **Measure latency** to time the dense, masked, sparse and shrunk models on this machine.")
+        return
+    measured_key, lat, semi = st.session_state["pr_latency"]
+    st.plotly_chart(pviz.timing_figure(lat), key="pr_timing")
+    if measured_key != lat_key:
+        st.caption("Measured for earlier settings: press the button to measure these.")
+    if semi and semi["available"]:
+        st.success(f"2:4 on this GPU ({semi['shape']}): dense {semi['dense_ms']:.3f} ms, 2:4 "
+                   f"{semi['sparse_ms']:.3f} ms — ×{semi['speedup']:.2f} faster, measured.")
+    elif semi:
+        st.info(f"2:4 speed cannot be measured here: {semi['reason']}.")
+
+
+def size_tables(rep: PruneReport) -> None:
+    with st.expander("Size and latency tables"):
+        st.dataframe(pd.DataFrame(list(rep.sizes))[["format", "bytes", "vs_dense", "detail"]], hide_index=True,
+                     width="stretch", column_config={
+                         "bytes": st.column_config.NumberColumn(format="localized"),
+                         "vs_dense": st.column_config.NumberColumn("× dense", format="%.3f")})
+        if "pr_latency" in st.session_state:
+            st.dataframe(pd.DataFrame(st.session_state["pr_latency"][1]), hide_index=True, width="stretch")
