@@ -7,8 +7,10 @@ exactly representable (q = Z). This module follows PyTorch's observers and fake-
 bit (tests/test_quant.py checks against ``torch.ao.quantization`` as the oracle):
 
 - range: [min(min_val, 0), max(max_val, 0)]; asymmetric S = (max − min)/(qmax − qmin),
-  Z = clamp(qmin − round(min/S)); symmetric S = max(|min|, |max|)/((qmax − qmin)/2), Z = 0 (signed)
-  or 2^(b−1) (unsigned); S ≥ float32 eps, so never 0. ``round`` is round-half-to-even everywhere.
+  Z = clamp(qmin − round(min/S)); symmetric S = max(|min|, |max|)/((qmax − qmin)/2), Z = 0 (signed);
+  unsigned symmetric Z = (qmin + qmax) // 2, the down-rounded midpoint PyTorch's observers use for a
+  custom range (7 at 4 bits), except at 8 and 16 bits, where PyTorch's quint8 / uint16 observers use
+  2^(b−1) (128, 32768); S ≥ float32 eps, so never 0. ``round`` is round-half-to-even everywhere.
 - quantize: q = clamp(round(x · (1/S)) + Z, qmin, qmax), with 1/S computed in float32 first, as the
   ATen kernels do (this matters at exact halfway points).
 - fake quantize: S·(q − Z); its gradient is the straight-through estimator, passed where the unclamped
@@ -113,6 +115,15 @@ def _as_float32(v) -> torch.Tensor:
     return t.to(torch.float32)
 
 
+def _unsigned_symmetric_zero(bits: int, qmin: int, qmax: int) -> int:
+    """PyTorch's unsigned symmetric zero point: 128 for quint8's default range, 2^15 for uint16's, and the
+    down-rounded midpoint (qmin + qmax) // 2 for any other range (an observer given quant_min/quant_max).
+    (At 8 bits a custom 0..255 range gives 127 in PyTorch; we follow its default quint8 observer.)"""
+    if bits in (8, 16) and qmin == 0:
+        return 1 << (bits - 1)
+    return (qmin + qmax) // 2
+
+
 def compute_qparams(min_val, max_val, bits: int = 8, *, symmetric: bool = False, signed: bool = True,
                     narrow_range: bool = False, axis: int | None = None) -> QParams:
     """Scale and zero point for the range [min_val, max_val], exactly as PyTorch's observers compute them.
@@ -121,7 +132,9 @@ def compute_qparams(min_val, max_val, bits: int = 8, *, symmetric: bool = False,
         min_val, max_val: floats or tensors; 1-D tensors give per-channel parameters (channel axis
             ``axis``, 0 by default), 0-d tensors or floats give per-tensor parameters.
         bits: 1–16. signed: integer codes centred on 0 (int8) or from 0 (uint8).
-        symmetric: Z fixed (0 signed, 2^(b−1) unsigned) and the range made symmetric around 0.
+        symmetric: Z fixed and the range made symmetric around 0. Z = 0 signed; unsigned, Z = 128 at 8 bits
+            and 32768 at 16 (quint8's and uint16's default observers), else (qmin + qmax) // 2 (7 at 4 bits,
+            as an observer with ``quant_min=0, quant_max=15``).
         narrow_range: drop the lowest code (qmin = −127 at 8 bits), so a symmetric grid is exactly symmetric.
 
     Raises ValueError for NaN/inf, min > max, mismatched shapes or an invalid bit width.
@@ -152,7 +165,7 @@ def compute_qparams(min_val, max_val, bits: int = 8, *, symmetric: bool = False,
     if symmetric:
         amax = torch.maximum(-lo, hi)
         scale = torch.maximum(amax / (float(qmax - qmin) / 2), eps)
-        zero = torch.full_like(scale, 0 if signed else 1 << (bits - 1), dtype=torch.int32)
+        zero = torch.full_like(scale, 0 if signed else _unsigned_symmetric_zero(bits, qmin, qmax), dtype=torch.int32)
     else:
         scale = torch.maximum((hi - lo) / float(qmax - qmin), eps)
         zero = torch.clamp(qmin - torch.round(lo / scale).to(torch.int32), qmin, qmax).to(torch.int32)
