@@ -1,6 +1,9 @@
 """Lottery-ticket runs for the page: a background job that keeps training while the page reruns, reports its
 progress, and stops between training evaluations when asked; plus cached loading of finished runs.
 
+Also the page's Streamlit pieces: the Run / Stop callbacks, the progress bar, the choice of runs to show, and
+what the papers found.
+
 The job lives in ``st.session_state`` (one per browser session). Its thread only calls ``compress_core``
 (never Streamlit); the page polls ``job.progress`` and draws the bar. Pressing Stop sets ``job.stop``, which
 ``run_seeds`` polls at each evaluation: the round in progress is dropped, finished rounds are kept (and
@@ -8,13 +11,20 @@ cached on disk, so pressing Run again resumes).
 """
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
 import streamlit as st
 
 from compress_core.lottery import LotteryConfig, LotteryRun, Progress, cache_paths, load_run, run_seeds
+from compress_core.lottery.report import plan, rounds_done
+from compress_core.viz import lottery as lviz
+
+from .explain import explainer, published
+from .state import url_widget
 
 
 class Job:
@@ -57,8 +67,6 @@ class Job:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _load(config_json: str, mtime: float) -> LotteryRun | None:
-    import json
-
     return load_run(LotteryConfig.from_dict(json.loads(config_json)))
 
 
@@ -67,8 +75,6 @@ def cached_runs(config: LotteryConfig, seeds: Sequence[int]) -> list[LotteryRun]
 
     Shared between sessions and reruns (keyed by the file's modification time): never change them in place.
     """
-    import json
-
     out = []
     for s in seeds:
         cfg = config.with_seed(s)
@@ -82,3 +88,99 @@ def cached_runs(config: LotteryConfig, seeds: Sequence[int]) -> list[LotteryRun]
         if not run.complete:
             break
     return out
+
+
+def start(config: LotteryConfig | None, seeds: Sequence[int]) -> None:
+    """Run button callback: a new background job for these settings."""
+    if config is not None:
+        st.session_state["lt_job"] = Job(config, seeds).start()
+
+
+def stop() -> None:
+    """Stop button callback: the job stops at its next evaluation."""
+    job = st.session_state.get("lt_job")
+    if job is not None:
+        job.stop.set()
+
+
+def plan_caption(slot, config: LotteryConfig) -> None:
+    """What these settings will do (``lottery.report.plan``), in one line under the controls."""
+    p = plan(config)
+    slot.caption(f"**Rate:** {p.rate:.1%} of the survivors per round"
+                 + (f" (output layer {p.output_rate:.1%})" if p.output_rate is not None else "")
+                 + f" · after {config.rounds} rounds about {p.remaining_percent:.1f} % of the weights are "
+                 f"left · {p.trainings_per_seed} trainings per seed.")
+
+
+def round_slider(slot, key: str, lowest: int, done: int, label: str, help: str) -> int:
+    """A round slider seeded from the link, kept within the rounds finished so far (latest by default)."""
+    if key in st.session_state and not lowest <= st.session_state[key] <= done:
+        st.session_state[key] = done
+    return url_widget(slot.slider, key, done, label, lowest, done, cast=int, check=lambda x: lowest <= x <= done,
+                      help=help)
+
+
+def follow(job: Job) -> None:
+    """Draw the job's progress until it ends, then rerun the page (the results appear)."""
+    bar = st.progress(0.0, text="Starting…")
+    while not job.done:
+        p = job.progress
+        if p is not None:
+            bar.progress(p.fraction, text=("Stopping after this evaluation… " if job.stop.is_set() else "")
+                         + p.message)
+        time.sleep(0.4)
+    st.rerun()
+
+
+def shown_runs(config: LotteryConfig, seeds: Sequence[int], job: Job | None) -> list[LotteryRun]:
+    """The runs to show for these settings (the job's, or the disk cache's), with a note on where they came from;
+    only runs with at least one finished round."""
+    if job is not None and job.matches(config, seeds) and job.runs:
+        runs = cached_runs(config, seeds) or list(job.runs)
+        if job.stopped:
+            st.warning(f"Stopped. The {rounds_done(runs)} finished round(s) of {len(runs)} seed(s) are kept and shown "
+                       "below; press Run to continue from there.", icon="⏸️")
+    else:
+        runs = cached_runs(config, seeds)
+        if runs and (len(runs) < len(seeds) or not runs[-1].complete):
+            st.info(f"Found {sum(r.rounds_done for r in runs)} finished round(s) of these settings in the cache; "
+                    "press Run to finish the rest.", icon="💾")
+        elif runs:
+            st.caption("Loaded from the cache: these settings ran before.")
+    return [r for r in runs if r.rounds_done > 0]
+
+
+def about() -> None:
+    """What the papers found, and the explainer: shown with or without results."""
+    st.header("What the papers found")
+    left, right = st.columns(2)
+    with left:
+        published("Frankle & Carbin 2019, *The Lottery Ticket Hypothesis*, LeNet-300-100 on MNIST",
+                  "Layer-wise pruning at 20 % per round (output layer 10 %) leaves "
+                  + ", ".join(f"{x:g}" for x in lviz.FRANKLE_CARBIN_REMAINING[:10]) + "… % of the weights. Winning "
+                  "tickets match or beat the dense network down to about **3.6 %** of the weights and learn "
+                  "fastest near **21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. "
+                  "2020: on larger networks rewinding to θ0 fails, rewinding to an early iteration θk recovers "
+                  "tickets.")
+    with right:
+        published("Greydanus 2020, *Scaling down deep learning* (MNIST-1D), lottery-tickets notebook",
+                  "An MLP on MNIST-1D: tickets beat random re-initialization at every sparsity, and at 91 % sparsity "
+                  "reach 75.0 / 72.4 % (two trials) against 66.4 / 64.8 % for the dense network.")
+        st.plotly_chart(lviz.published_greydanus(), key="lt_published")
+    explainer("Why would a ticket exist? — the hypothesis, the procedure and its intuition", (
+        "- **The hypothesis.** A dense, randomly initialized network contains a subnetwork that — initialized with the "
+        "*same* values — can be trained in isolation to match the full network's accuracy in at most as many "
+        "iterations. Pruning after training shows that small networks *can represent* the solution; the lottery "
+        "ticket says they can also *find* it, if they start from the right weights.\n"
+        "- **The procedure.** Store θ0. Train for j iterations to θj. Remove the p % of surviving weights with the "
+        "smallest |θj| (mask m). Reset the survivors to θ0 (or θk) and train again. Repeat: each round the search is "
+        "among the subnets that were already there at the start.\n"
+        "- **Intuition.** Pruning projects the loss landscape onto fewer dimensions; the weights that grew large "
+        "were the ones whose initial values pointed somewhere useful. Re-initializing throws that away — which is why "
+        "the re-init control falls behind at high sparsity while the ticket holds on. A random mask keeps the "
+        "initial values but loses the structure the pruning found. Greydanus reports that MNIST-1D tickets, pruned "
+        "far enough, develop local connectivity (neurons keep neighbouring time steps): look at the neuron tiles "
+        "of your run to see whether it shows at the sparsity you reached.\n"
+        "- **Honest caveats.** 'Winning' depends on the training recipe: here every round trains for the same fixed "
+        "budget, and the dense network is trained with the same recipe. With θk rewinding the ticket starts from "
+        "weights that already trained for k steps. Unstructured sparsity saves memory only in a sparse format."))
