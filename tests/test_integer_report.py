@@ -3,18 +3,21 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
 from compress_core.integer import (
     compare_models,
     explain_multiplier,
+    fake_quant_codes,
     layer_summary,
     model_bytes,
     quantize_multiplier,
     to_integer,
     walk_through,
 )
+from compress_core.integer.report import download_record, example_logits, trace_unit
 from compress_core.models import summary
 from compress_core.quant import QuantConfig, quantize_model
 from compress_core.train import TrainConfig
@@ -81,11 +84,22 @@ def test_walk_through_numbers_add_up(setup):
             assert len(t["products"]) == w.cols.shape[1]
 
 
-def test_compare_models(setup):
+def test_compare_models(setup, prediction_flips):
     ds, b, qm, prog = setup
     c = compare_models(b.model, qm, prog, ds.x_test, ds.y_test)
-    assert abs(c["integer"] - c["fake_quant"]) <= 0.002 + 1e-9
-    assert c["max_step_diff"] <= 1 and c["frac_within_1"] == 1.0 and c["pred_agree_fq"] > 0.99
+    assert c["max_step_diff"] <= 1 and c["frac_within_1"] == 1.0  # the premise of the bound below
+    # Integer logits within 1 step of fake-quant can only change a prediction whose top-2 fake-quant codes are
+    # ≤ 2 steps apart (see tests/conftest.py near_tie_flips): count the differing predictions against that bound
+    # rather than bounding the accuracy gap by a margin that one more near-tie breaks.
+    with torch.no_grad():
+        fq_logits = qm.eval()(ds.x_test)
+    f = prediction_flips(fq_logits, fake_quant_codes(qm, prog, ds.x_test), prog(ds.x_test))
+    assert f["outside"] == 0, f  # every flip is a near-tie
+    assert f["differ"] <= f["near_ties"], f
+    # the report's figures count the same flips: each one changes the number of correct answers by at most 1
+    n = len(ds.y_test)
+    assert round(abs(c["integer"] - c["fake_quant"]) * n) <= f["differ"]
+    assert round((1 - c["pred_agree_fq"]) * n) <= f["near_ties"]  # pred_agree_fq compares with argmax of the codes
 
 
 def test_multiplier_explorer():
@@ -97,3 +111,30 @@ def test_multiplier_explorer():
     assert e["M0_hex"] == "0x64C2F838"
     with pytest.raises(ValueError):
         explain_multiplier(0.0)
+
+
+def test_unit_trace_carries_every_number_of_the_walk(setup):
+    """The walk-through's numbers, one output at a time: integer steps chain, and the float side is the float layer."""
+    ds, b, qm, prog = setup
+    for op in prog.layers:
+        w = walk_through(prog, qm, ds.x_test[3], op.name)
+        m = dict(qm.named_children())[op.name]
+        for unit in {0, w.largest_unit, len(w.units["acc"]) - 1}:
+            t = trace_unit(w, qm, unit)
+            assert t.acc == t.sum + t.bias_code == int(w.units["acc"][unit])
+            assert t.scaled == t.acc * 2 ** t.L and abs(t.scaled) <= 2 ** 31 and abs(t.acc) <= t.acc_bound
+            assert t.M == pytest.approx(t.S_w * t.S_x / t.S_y, rel=1e-6) and (t.M0, -t.n) == quantize_multiplier(t.M)
+            assert t.plus_zero == t.shifted + t.Z_y and t.out == min(max(t.plus_zero, t.lo), t.hi)
+            assert t.real_out == pytest.approx(t.S_y * (t.out - t.Z_y)) and abs(t.out - t.fq_code) <= 1
+            assert t.bias_real == pytest.approx(float(m.bias.detach()[t.channel]))
+            assert t.pre == pytest.approx(t.dot + t.bias_real)
+            assert t.y_float == pytest.approx(max(t.pre, 0.0) if t.relu else t.pre, abs=1e-4)
+            assert t.diff == pytest.approx(t.real_out - t.y_float) and t.diff_steps == pytest.approx(t.diff / t.S_y)
+            top = np.abs(t.top["(q_x−Z_x)(q_w−Z_w)"])
+            assert len(top) == min(10, t.n_terms) and list(top) == sorted(top, reverse=True)
+    assert w.largest_unit == int(np.argmax(w.units["float_out"]))
+    logits = example_logits(b.model, qm, prog, ds.x_test[3])
+    assert logits["predicted"][0] == int(np.argmax(logits["float"])) and len(logits["integer"]) == ds.num_classes
+    c = {"float": 0.9, "fake_quant": 0.8, "integer": 0.8, "frac_logits_equal": 0.99, "max_step_diff": 1}
+    rec = download_record({"bits": 8}, "ptq", 256, c, {"int8": 3}, [{"layer": "fc1"}])
+    assert rec["accuracy"] == {"float": 0.9, "fake_quant": 0.8, "integer": 0.8} and rec["max_step_difference"] == 1

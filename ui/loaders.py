@@ -26,18 +26,22 @@ def dataset(name: str, seed: int) -> Dataset:
 _BASELINES = Memo(32)
 
 
-def baseline_of(key: tuple, callback=None) -> Baseline:
-    """The baseline for ``Selection.key`` (trained once per process, even when two sessions ask together)."""
-    name, model, seed, train_json = key
-    return _BASELINES.get(key, lambda: get_baseline(name, model, seed=seed, train_config=TrainConfig.from_dict(
-        json.loads(train_json)), callback=callback))
+def baseline_of(sel: Selection | tuple, callback=None) -> Baseline:
+    """The selection's baseline (trained once per process, even when two sessions ask together), memoized
+    under ``sel.key``. Pass the ``Selection``; a bare ``Selection.key`` is still read (by its field order,
+    in this one place) until every caller hands over the selection itself."""
+    if not isinstance(sel, Selection):
+        name, model, seed, train_json = sel
+        sel = Selection(name, model, seed, TrainConfig.from_dict(json.loads(train_json)))
+    return _BASELINES.get(sel.key, lambda: get_baseline(sel.dataset, sel.model, seed=sel.seed, train_config=sel.train,
+                                                        callback=callback))
 
 
 def baseline(sel: Selection) -> Baseline:
     """The selection's trained baseline; shows a progress bar while it trains (first time only)."""
     key = sel.key
     if st.session_state.get("_baseline_ready") == key:
-        return baseline_of(key)
+        return baseline_of(sel)
     status = st.status(f"Preparing the {sel.model} baseline on {sel.dataset}…", expanded=False)
     bar = status.progress(0.0, text="Loading the cache, or training if this setting is new")
 
@@ -46,7 +50,7 @@ def baseline(sel: Selection) -> Baseline:
         bar.progress(frac, text=f"Training: epoch {rec['epoch']:.0f}/{rec['epochs']} · "
                                 f"validation accuracy {rec['val_acc']:.1%}")
 
-    b = baseline_of(key, callback=progress)
+    b = baseline_of(sel, callback=progress)
     status.update(label=f"Baseline ready: test accuracy {b.test_metrics.accuracy:.1%}"
                         + (" (from cache)" if b.from_cache else f" (trained in {b.history.seconds:.1f} s)"),
                   state="complete")

@@ -13,11 +13,14 @@ Usage::
     model_bytes(program)["int8"]
     walk = walk_through(program, qmodel, ds.x_test[0], "fc1")
     walk.units["out_code"][:5], walk.units["float_out"][:5]
+    t = trace_unit(walk, qmodel, walk.largest_unit)     # every number of one output, integer and float side
+    t.acc == t.sum + t.bias_code                        # True
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -121,6 +124,11 @@ class LayerWalk:
     positions: int  # output positions per channel (1 for a linear layer)
     w_float: np.ndarray  # (out, K) the float weights, flattened in the same (k..., C_in) order as ``cols``
 
+    @property
+    def largest_unit(self) -> int:
+        """The output unit with the largest float value (where the walk-through starts)."""
+        return int(np.argmax(self.units["float_out"]))
+
     def unit_terms(self, unit: int) -> dict:
         """The dot product behind output ``unit``: each (q_x − Z_x)(q_w − Z_w) term and the sums."""
         op = self.layer
@@ -137,6 +145,124 @@ class LayerWalk:
                 "sum": int(prod.sum()), "bias": int(op.bias[c]), "acc": int(prod.sum()) + int(op.bias[c]),
                 "w_zero_stored": wz, "x_real": x_real, "w_float": self.w_float[c],
                 "float_products": x_real * self.w_float[c]}
+
+
+@dataclass(frozen=True, eq=False)
+class UnitTrace:
+    """One output of one layer on one example, every number of Jacob et al. 2018's integer recipe next to the
+    float computation of the same output on the same real input.
+
+    Integer side: the codes' scales and zero points, the int32 sum of (q_x − Z_x)(q_w − Z_w), the int32 bias
+    q_b = round(b / (S_w·S_x)), the accumulator, M ≈ M0·2^−n, the headroom shift L, the high multiply, the
+    rounding shift, + Z_out, the clamp. Float side: Σ x·w, + b, and the same value in output steps.
+    """
+
+    unit: int
+    channel: int
+    position: int
+    layer: str
+    kind: str  # "linear" | "conv1d" | "conv2d"
+    x_bits: int
+    S_x: float
+    Z_x: int
+    S_w: float  # this channel's weight scale
+    Z_w: int
+    S_y: float
+    Z_y: int
+    n_terms: int
+    sum: int  # Σ (q_x − Z_x)(q_w − Z_w), int32
+    bias_real: float  # b of the float layer
+    bias_code: int  # q_b, int32
+    acc: int  # sum + q_b
+    M: float
+    M0: int
+    n: int
+    L: int  # headroom: acc·2^L before the multiply (folded into M0 at conversion)
+    acc_bound: int  # the largest |acc| any input could give this layer
+    scaled: int  # acc·2^L
+    high: int  # round(acc·2^L · M0 / 2^31)
+    shifted: int  # round(high / 2^(n + L)), halves away from zero
+    plus_zero: int  # shifted + Z_out
+    lo: int  # the clamp, in codes
+    hi: int
+    relu: bool
+    out: int  # q_out
+    real_out: float  # S_out·(q_out − Z_out)
+    fq_code: int  # the fake-quant layer's code of the same output
+    dot: float  # Σ x·w in float
+    pre: float  # Σ x·w + b in float (before a ReLU)
+    y_float: float  # the float layer's output (after its ReLU)
+    diff: float  # real_out − y_float
+    top: dict  # the ten largest |products|: term, q_x, q_w, product, float x·w
+
+    @property
+    def pre_steps(self) -> float:
+        """The float pre-activation in output steps, y / S_out."""
+        return self.pre / self.S_y
+
+    @property
+    def pre_scaled(self) -> float:
+        """(y / S_out)·2^(n+L): what ``high`` stands for."""
+        return self.pre / self.S_y * 2.0 ** (self.n + self.L)
+
+    @property
+    def pre_rounded(self) -> float:
+        """round(y / S_out): what ``shifted`` stands for."""
+        return float(np.round(self.pre / self.S_y))
+
+    @property
+    def diff_steps(self) -> float:
+        return self.diff / self.S_y
+
+
+def trace_unit(walk: LayerWalk, qmodel: nn.Module, unit: int, top: int = 10) -> UnitTrace:
+    """Every number behind output ``unit`` of ``walk`` (``walk_through``), for the page's step-by-step table.
+
+    ``qmodel`` is the fake-quantized model the program was converted from (its float bias is b).
+    """
+    op, u = walk.layer, walk.units
+    t = walk.unit_terms(unit)
+    c = t["channel"]
+    m = dict(qmodel.named_children())[op.name]
+    acc, L = int(u["acc"][unit]), op.headroom
+    prods = t["products"]
+    order = np.argsort(-np.abs(prods))[:top]
+    dot = float(t["float_products"].sum())
+    b_real = float(m.bias.detach()[c]) if m.bias is not None else 0.0
+    return UnitTrace(
+        unit=int(unit), channel=c, position=t["position"], layer=op.name, kind=op.kind, x_bits=op.x.qp.bits,
+        S_x=float(op.x.qp.scale), Z_x=int(op.x.qp.zero_point),
+        S_w=float(op.w_qp.scale.reshape(-1)[c if op.w_qp.per_channel else 0]), Z_w=t["Z_w"],
+        S_y=float(op.y.qp.scale), Z_y=int(op.y.qp.zero_point), n_terms=len(prods), sum=t["sum"],
+        bias_real=b_real, bias_code=t["bias"], acc=acc, M=float(u["M"][unit]), M0=int(u["M0"][unit]),
+        n=int(u["n"][unit]), L=L, acc_bound=op.acc_bound, scaled=acc << L,
+        **{k: int(u[col][unit]) for k, col in (("high", "high"), ("shifted", "shifted"), ("plus_zero", "plus_zero"),
+                                                ("out", "out_code"), ("fq_code", "fq_code"))},
+        lo=op.lo + op.y.offset, hi=op.y.hi + op.y.offset, relu=op.relu, real_out=float(u["real_out"][unit]),
+        dot=dot, pre=dot + b_real, y_float=float(u["float_out"][unit]), diff=float(u["diff"][unit]),
+        top={"term": order, "q_x": t["q_x"][order], "q_w": t["q_w"][order], "(q_x−Z_x)(q_w−Z_w)": prods[order],
+             "float x·w": t["float_products"][order]})
+
+
+@torch.no_grad()
+def example_logits(float_model: nn.Module, qmodel: nn.Module, program: IntegerProgram,
+                   x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Logits of one example (shape of one input) in the float, fake-quant and integer models, and each model's
+    predicted class (the integer one from its codes)."""
+    codes = program(x[None])
+    out = {"float": float_model(x[None]).numpy()[0], "fake_quant": qmodel(x[None]).numpy()[0],
+           "integer": program.dequantize(codes).numpy()[0]}
+    out["predicted"] = np.array([int(np.argmax(v)) for v in (out["float"], out["fake_quant"], codes.numpy()[0])])
+    return out
+
+
+def download_record(config: Mapping, mode: str, calibration_examples: int, compare: Mapping, sizes: Mapping,
+                    summary: list[dict]) -> dict:
+    """The page's JSON download: the setting, the accuracies and logit agreement, bytes and the layer table."""
+    return {"config": dict(config), "mode": mode, "calibration_examples": int(calibration_examples),
+            "accuracy": {k: compare[k] for k in ("float", "fake_quant", "integer")},
+            "logits_identical_fraction": compare["frac_logits_equal"], "max_step_difference": compare["max_step_diff"],
+            "bytes": dict(sizes), "layers": summary}
 
 
 def _float_layer(m: QuantLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
