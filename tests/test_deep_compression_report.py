@@ -1,0 +1,36 @@
+"""The Deep compression page's numbers come from the library: key stages, notes, Han's whole-model formula,
+the formula table and the centroids a layer uses."""
+import pytest
+
+from compress_core.baselines import get_baseline
+from compress_core.data import load_dataset
+from compress_core.deep_compression import PipelineConfig, han_ratio, run_pipeline
+from compress_core.deep_compression_report import formula_rows, stage_summary, used_centroids
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return get_baseline("digits", "mlp"), load_dataset("digits")
+
+
+def test_stage_summary_and_tables(setup):
+    res = run_pipeline(*setup, PipelineConfig(sparsity=0.8, rounds=2, epochs=0, bits=3, centroid_epochs=0))
+    s = stage_summary(res)
+    assert s.dense is res.stages[0] and s.final is res.stages[-1] and s.pruned["stage"].startswith("pruned")
+    assert s.pruned is [r for r in res.stages if r["stage"].startswith("pruned")][-1]
+    assert s.accuracy_change == s.final["test_acc"] - s.dense["test_acc"]
+    assert not s.sparse_costs_more and not s.one_bit_uniform and s.dead_layers == ()
+    assert s.n_kept == sum(r["n"] for r in res.formula) > 0 and s.formula_ratio == han_ratio(s.n_kept, 8)
+    rows = formula_rows(res)
+    assert len(rows) == len(res.formula) and "b" not in rows[0] and rows[0]["n kept"] == res.formula[0]["n"]
+    assert rows[0]["formula ×"] == round(res.formula[0]["han_formula"], 2)
+    for key in res.centroids:
+        used = used_centroids(res, key)
+        assert used == int(res.final_state[key][res.mask[key].bool()].unique().numel()) and 1 <= used <= 8
+
+
+def test_low_sparsity_and_one_bit_uniform_notes(setup):
+    res = run_pipeline(*setup, PipelineConfig(sparsity=0.0, rounds=1, epochs=0, method="uniform", bits=1))
+    s = stage_summary(res)
+    assert s.sparse_costs_more and s.one_bit_uniform  # every survivor stores an index; levels −S and 0 only
+    assert all(used_centroids(res, k) is None for k in res.mask)  # uniform: no codebook
