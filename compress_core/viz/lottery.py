@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..lottery.results import ARM_LABELS, ARMS
-from .common import COLORS, style
+from .common import COLORS, style, tile_mosaic
 
 ARM_ORDER = ARMS  # the order of the legend and the table
 DASH = {"ticket": "solid", "reinit": "dash", "random_mask": "dot", "oneshot": "dashdot"}
@@ -139,12 +139,7 @@ def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, 
     order = np.argsort(-kept, kind="stable")[:count]
     if kind == "image":
         h, w = input_shape[-2:]
-        cols = 8
-        nrow = int(np.ceil(len(order) / cols))
-        mosaic = np.full((nrow * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-        for i, j in enumerate(order):
-            r, c = divmod(i, cols)
-            mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = rows[j].reshape(h, w)
+        mosaic, _ = tile_mosaic(rows[order].reshape(-1, h, w), cols=8, gap=1, trim=True)
         fig = go.Figure(go.Heatmap(z=mosaic[::-1], colorscale=[[0, "#f0f0f0"], [1, COLORS["ticket"]]], zmin=0, zmax=1,
                                    showscale=False, hoverinfo="skip"))
         fig.update_xaxes(visible=False)
@@ -200,7 +195,8 @@ def overlap(jaccard_matrix: list[list[float]], rows_by_arm: dict[str, list[tuple
                       row=1, col=2)
     fig.update_xaxes(title_text="round", row=1, col=2, dtick=1)
     fig.update_yaxes(title_text="overlap with the ticket", range=[0, 1.05], row=1, col=2)
-    fig = style(fig, title or "How much the masks overlap (Jaccard: shared ÷ either)", height=460, legend_below=-0.22, bottom=120, top=90)
+    fig = style(fig, title or "How much the masks overlap (Jaccard: shared ÷ either)", height=460, legend_below=-0.22,
+                bottom=120, top=90)
     return fig
 
 

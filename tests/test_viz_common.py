@@ -1,0 +1,21 @@
+"""The one mosaic builder behind the tile figures: tiles where it says, NaN (blank) everywhere else."""
+import numpy as np
+
+from compress_core.viz.common import image_grid, tile_mosaic
+
+
+def test_tile_mosaic_places_every_tile():
+    tiles = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    m, corners = tile_mosaic(tiles, cols=2, gap=1, label_rows=2, row_gap=0)
+    assert m.shape == (3 * (2 + 2), 2 * (3 + 1)) and corners[3] == (1 * 4 + 2, 4)
+    for t, (top, left) in zip(tiles, corners):
+        assert np.array_equal(m[top:top + 2, left:left + 3], t)
+    assert np.isnan(m).sum() == m.size - tiles.size
+    trimmed, _ = tile_mosaic(tiles, cols=2, trim=True)
+    assert trimmed.shape == (3 * 3 - 1, 2 * 4 - 1) and not np.isnan(trimmed[-1, :3]).any()
+
+
+def test_image_grid_labels_each_tile():
+    fig = image_grid(np.ones((3, 4, 4)), ["a", "b", "c"], cols=2)
+    assert [a.text for a in fig.layout.annotations] == ["a", "b", "c"]
+    assert np.nansum(np.array(fig.data[0].z, dtype=float)) == 3 * 16
