@@ -1,36 +1,133 @@
-"""Cached quantization work for the Quantization page: PTQ/QAT models, sweeps and sensitivity scans.
+"""Streamlit glue for the Quantization page: its URL-bound controls and the cached work behind it
+(PTQ/QAT models, bit-width sweeps, sensitivity scans).
 
-Everything is keyed by plain values (the sidebar selection as strings, a QuantConfig as JSON), so Streamlit
-can hash it; results are shared across sessions and must never be changed in place.
+Every cache key is the sidebar selection (``Selection.key``) plus a frozen ``QuantConfig`` as JSON (and the
+few plain values a run adds: calibration examples, epochs), so Streamlit can hash it; results are shared
+across sessions and must never be changed in place.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import pandas as pd
 import streamlit as st
 
-from compress_core.quant import QuantConfig, bits_sensitivity, bits_sweep, layer_report, model_size, quantize_model
+from compress_core.quant import (
+    METHOD_LABELS,
+    METHODS,
+    QuantConfig,
+    bits_sensitivity,
+    bits_sweep,
+    layer_report,
+    model_size,
+    quantization_aware_training,
+    quantize_model,
+)
+from compress_core.quant.report import CurvePlan, make_config
 from compress_core.train import TrainConfig, evaluate
+from compress_core.viz import common as viz
 
 from .loaders import baseline_of, dataset
 from .memo import Memo
+from .state import to_bool, url_widget
 
 CURVE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 QAT_CURVE_BITS = (2, 3, 4, 6, 8)
 SCAN_BITS = (2, 3, 4, 6, 8)
 QAT_CURVE_EPOCHS = 3
 
+BITS = [1, 2, 3, 4, 5, 6, 7, 8, 16]
+TARGETS = {"weights": "Weights", "activations": "Activations", "both": "Both"}
+MODES = {"ptq": "PTQ (post-training)", "qat": "QAT (fine-tune)"}
+SCHEMES = ["symmetric", "asymmetric"]
+GRANULARITIES = ["per tensor", "per channel"]
+PERCENTILES = [99.0, 99.9, 99.99, 99.999]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the controls say: the config's ingredients plus how to get there (PTQ or QAT)."""
+
+    bits: int
+    scheme: str
+    granularity: str
+    method: str
+    target: str
+    mode: str
+    keep_act8: bool
+    calib: int  # calibration examples
+    percentile: float
+    narrow: bool
+    lsq: bool
+    epochs: int  # QAT
+
+    def config(self) -> QuantConfig:
+        """Raises ValueError (plain words) when the choices do not make a valid quantizer."""
+        return make_config(self.bits, self.target, symmetric=self.scheme == "symmetric",
+                           per_channel=self.granularity == "per channel", method=self.method,
+                           keep_act8=self.keep_act8, narrow_range=self.narrow, percentile=self.percentile)
+
+    def caption(self) -> str:
+        return (f"{self.scheme} · {METHOD_LABELS[self.method]} calibration on {self.calib} examples · "
+                f"{MODES[self.mode]}")
+
+
+def controls() -> Choices:
+    """Draw the bit width, scheme, granularity, calibration, target and mode controls (seeded from the URL)."""
+    c1, c2, c3 = st.columns([2, 1, 1])
+    bits = url_widget(c1.select_slider, "q_bits", 8, "Bit width", BITS, cast=int, allowed=BITS,
+                      help="Bits per stored number: 2^b levels. 8 is the industry standard; 16 is nearly lossless.")
+    scheme = url_widget(c2.radio, "q_scheme", "symmetric", "Scheme", SCHEMES, allowed=SCHEMES, horizontal=True,
+                        help="Symmetric: Z = 0 and the grid is centred on zero. Asymmetric: the grid covers "
+                             "[min, max] exactly.")
+    gran = url_widget(c3.radio, "q_gran", "per channel", "Granularity", GRANULARITIES, allowed=GRANULARITIES,
+                      horizontal=True, help="One (S, Z) for the whole weight tensor, or one per output channel.")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    method = url_widget(c1.selectbox, "q_method", "minmax", "Calibration (range setting)", list(METHODS),
+                        allowed=list(METHODS), format_func=METHOD_LABELS.get,
+                        help="How the clipping range [min, max] is chosen, for weights and activations alike.")
+    target = url_widget(c2.radio, "q_target", "both", "Quantize", list(TARGETS), allowed=list(TARGETS),
+                        format_func=TARGETS.get, horizontal=True,
+                        help="Weights only, activations only, or both (what integer hardware needs).")
+    mode = url_widget(c3.radio, "q_mode", "ptq", "Method", list(MODES), allowed=list(MODES), format_func=MODES.get,
+                      horizontal=True, help="PTQ rounds a trained network. QAT fine-tunes with rounding in the loop "
+                                            "(straight-through estimator).")
+    with st.expander("More settings: activation bits, calibration set, percentile, narrow range, QAT"):
+        a1, a2, a3 = st.columns(3)
+        act8 = url_widget(a1.toggle, "q_act8", True, "Keep activations at 8 bits", cast=to_bool,
+                          help="With 'Both': activations stay 8-bit while the weights use the bit width above "
+                               "(e.g. W4A8).")
+        narrow = url_widget(a1.toggle, "q_narrow", False, "Narrow range (weights)", cast=to_bool,
+                            help="Drop the lowest code (−127..127 at 8 bits) so the symmetric grid is exactly "
+                                 "symmetric.")
+        calib = url_widget(a2.slider, "q_calib", 256, "Calibration examples", 1, 1024, cast=int,
+                           check=lambda v: 1 <= v <= 1024,
+                           help="Training inputs used to observe activation ranges. Krishnamoorthi (2018): ~100 "
+                                "batches suffice.")
+        pct = url_widget(a2.select_slider, "q_pct", 99.99, "Percentile", PERCENTILES, cast=float,
+                         allowed=PERCENTILES,
+                         help="For the percentile method: the range keeps this share of values; the tails are "
+                              "clipped.")
+        lsq = url_widget(a3.toggle, "q_lsq", True, "Learn the step size (LSQ)", cast=to_bool,
+                         help="QAT: train the scales too (Esser et al. 2020) instead of following min-max ranges.")
+        epochs = url_widget(a3.slider, "q_epochs", 3, "QAT epochs", 1, 20, cast=int, check=lambda v: 1 <= v <= 20,
+                            help="Fine-tuning epochs for QAT, at half the baseline's learning rate.")
+    return Choices(bits=int(bits), scheme=scheme, granularity=gran, method=method, target=target, mode=mode,
+                   keep_act8=bool(act8), calib=int(calib), percentile=float(pct), narrow=bool(narrow), lsq=bool(lsq),
+                   epochs=int(epochs))
+
 
 def _parts(key: tuple, calib_size: int):
-    b = baseline_of(key)
-    ds = dataset(key[0], key[2])
-    return b, ds, ds.x_train[:calib_size]
+    name, _, seed, _ = key
+    ds = dataset(name, seed)
+    return baseline_of(key), ds, ds.x_train[:calib_size]
 
 
 def qat_schedule(key: tuple, epochs: int) -> TrainConfig:
     """Fine-tuning recipe: the baseline's batch size, a few epochs, half its learning rate."""
-    base = TrainConfig.from_dict(json.loads(key[3]))
+    _, _, _, train_json = key
+    base = TrainConfig.from_dict(json.loads(train_json))
     return TrainConfig(epochs=epochs, lr=base.lr / 2, batch_size=base.batch_size, optimizer=base.optimizer)
 
 
@@ -53,10 +150,9 @@ _QAT, _CURVES = Memo(64), Memo(64)  # fine-tuning runs and sweeps report progres
 
 def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool, progress=None) -> dict:
     """Quantization-aware fine-tuning of the baseline (cached per setting); ``progress(fraction, text)``."""
-    from compress_core.quant import quantization_aware_training
-
     def compute() -> dict:
         b, ds, calib = _parts(key, calib_size)
+        _, _, seed, _ = key
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
@@ -65,10 +161,23 @@ def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool, prog
                          f"QAT epoch {rec['epoch']:.0f}/{epochs}: validation accuracy {rec['val_acc']:.1%}")
 
         q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(key, epochs), calibration_data=calib,
-                                              lsq=lsq, seed=key[2], callback=cb)
+                                              lsq=lsq, seed=seed, callback=cb)
         return {**_summarise(q, ds, calib), "history": hist}
 
     return _QAT.get((key, cfg_json, calib_size, epochs, lsq), compute)
+
+
+def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict:
+    """The PTQ or QAT result of ``cfg`` (QAT under a status box with its progress). Raises ValueError."""
+    if ch.mode != "qat":
+        return ptq(key, cfg.to_json(), ch.calib)
+    box = st.status("Quantization-aware training…", expanded=False)
+    bar = box.progress(0.0)
+    res = qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq, progress=lambda f, t: bar.progress(f, text=t))
+    hist = res["history"]
+    box.update(label=f"QAT done: {hist.iterations} steps; kept the state after step {hist.best_iteration} "
+                     "(best validation accuracy)", state="complete")
+    return res
 
 
 def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
@@ -76,12 +185,26 @@ def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int |
     """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting)."""
     def compute() -> list[dict]:
         b, ds, calib = _parts(key, calib_size)
+        _, _, seed, _ = key
         cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
         return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
-                          lsq=lsq, act_bits=act_bits, seed=key[2], callback=progress)
+                          lsq=lsq, act_bits=act_bits, seed=seed, callback=progress)
 
     return _CURVES.get((key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute)
+
+
+def curves(key: tuple, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
+    """Every curve of ``plan`` (legend name → rows), under one progress bar drawn while they compute."""
+    prog = st.progress(0.0, text="Sweeping bit widths…")
+    series = {}
+    n = len(plan.kinds)
+    for i, (kind, name) in enumerate(plan.kinds):
+        series[name] = curve(key, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS,
+                             ch.lsq, progress=lambda f, i=i, name=name: prog.progress(
+                                 min(1.0, (i + f) / n), text=f"Sweeping: {name}…"))
+    prog.empty()
+    return series
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -95,7 +218,34 @@ def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def float_summary(key: tuple) -> dict:
     b = baseline_of(key)
-    ds = dataset(key[0], key[2])
+    name, _, seed, _ = key
+    ds = dataset(name, seed)
     m = b.model
     return {"metrics": evaluate(m, ds.x_test, ds.y_test), "size": model_size(m)}
 
+
+def report_table(report: list[dict], download: dict) -> None:
+    """The per-tensor error report as a table, with CSV and JSON (setting + results) downloads."""
+    table = pd.DataFrame(report)
+    if table.empty:
+        return
+    show = table[["layer", "tensor", "bits", "granularity", "scheme", "scale", "zero_point", "range_min",
+                  "range_max", "clip_fraction", "mse", "sqnr_db"]]
+    st.dataframe(show.style.format({"scale": "{:.4g}", "range_min": "{:.4g}", "range_max": "{:.4g}",
+                                    "clip_fraction": "{:.2%}", "mse": "{:.3g}", "sqnr_db": "{:.1f}",
+                                    "zero_point": "{:.4g}"}), hide_index=True, width="stretch")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the report (CSV)", table.to_csv(index=False), "quantization_report.csv",
+                       "text/csv", key="q_dl_csv")
+    d2.download_button("Download setting + results (JSON)", json.dumps(download, indent=1, default=str),
+                       "quantization.json", "application/json", key="q_dl_json")
+
+
+def decision_boundaries(ds, float_model, qmodel, quant_title: str) -> None:
+    """2-D data only: the float and the quantized model's decision boundaries side by side."""
+    b1, b2 = st.columns(2)
+    xt, yt = ds.x_test.numpy(), ds.y_test.numpy()
+    b1.plotly_chart(viz.decision_boundary(viz.model_predictor(float_model), xt, yt, list(ds.class_names),
+                                          title="Float model"), key="q_db_float")
+    b2.plotly_chart(viz.decision_boundary(viz.model_predictor(qmodel), xt, yt, list(ds.class_names),
+                                          title=quant_title), key="q_db_quant")

@@ -13,17 +13,10 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..quant.primitives import QParams, clip_mask, dequantize, quantize
+from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from .common import COLORS, SEQ, style
 
 MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
-
-
-def channel_qparams(qp: QParams, channel: int | None) -> QParams:
-    """The per-tensor parameters of one channel of a per-channel ``qp`` (``qp`` itself when per tensor)."""
-    if qp.axis is None or channel is None:
-        return qp
-    return QParams(qp.scale[channel].reshape(()), qp.zero_point[channel].reshape(()), qp.bits, qp.signed,
-                   qp.symmetric, qp.narrow_range, None)
 
 
 def _fmt(v: float) -> str:
@@ -156,7 +149,8 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
     idx = np.arange(len(lo))
     if len(idx) > max_channels:  # keep it readable: the widest and narrowest channels plus an even sample
         order = np.argsort(hi - lo)
-        keep = np.unique(np.concatenate([order[:10], order[-10:], np.linspace(0, len(lo) - 1, max_channels - 20).astype(int)]))
+        sample = np.linspace(0, len(lo) - 1, max_channels - 20).astype(int)
+        keep = np.unique(np.concatenate([order[:10], order[-10:], sample]))
         idx = keep
     traces = [go.Bar(x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
                      marker=dict(color=COLORS["kept"]), opacity=0.75,
@@ -221,7 +215,8 @@ def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "b
                                  marker=dict(color=COLORS["float"], size=12, symbol="square")))
     if current is not None:
         fig.add_trace(go.Scatter(x=[current[x]], y=[current["accuracy"]], mode="markers", name="current setting",
-                                 marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
+                                 marker=dict(color="gold", size=20, symbol="star",
+                                             line=dict(color="black", width=1.5))))
     if x == "bits":
         fig.update_xaxes(title="bit width", type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
                          ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])

@@ -1,0 +1,224 @@
+"""What one quantization setting does, as numbers ready to show: the config a set of choices makes,
+accuracy and size against float, one layer's quantized tensor (and its widest channel), a worked
+round trip r → q → r̂, per-tensor against per-channel SQNR, and the plan of the bit-width sweeps and the
+mixed-precision scan.
+
+Per-channel weights (one (S, Z) per output channel) matter because one shared grid has to stretch to the
+widest channel, leaving narrow channels only a few levels (Krishnamoorthi 2018);
+``compare_granularity`` measures that on a real layer as SQNR in dB.
+
+Usage::
+
+    cfg = make_config(bits=4, target="both", keep_act8=True)            # W4A8
+    q = quantize_model(model, cfg, calib)
+    t = layer_tensor(q, "fc1", calib); t.widest_channel, t.channel(t.widest_channel).label
+    compare_granularity(dict(quant_layers(q))["fc1"].weight, cfg, 4).gain_db
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from ..train import Metrics
+from .analysis import sqnr_db
+from .model import QuantConfig, collect_activations, quant_layers, weight_qparams_for
+from .primitives import QParams, dequantize, fake_quantize, quantize
+
+
+def make_config(bits: int, target: str = "both", *, symmetric: bool = True, per_channel: bool = True,
+                method: str = "minmax", keep_act8: bool = True, narrow_range: bool = False,
+                percentile: float = 99.99) -> QuantConfig:
+    """One bit width for what ``target`` quantizes; with ``target="both"`` and ``keep_act8`` the activations
+    stay at 8 bits (e.g. W4A8). The scheme and the calibration method apply to weights and activations alike.
+
+    Raises ValueError (plain words) for impossible settings, e.g. a narrow range at 1 bit.
+    """
+    act_bits = 8 if (target == "both" and keep_act8) else bits
+    return QuantConfig(target=target, weight_bits=bits, act_bits=act_bits, weight_symmetric=symmetric,
+                       act_symmetric=symmetric, per_channel=per_channel, narrow_range=narrow_range,
+                       weight_method=method, act_method=method, percentile=percentile)
+
+
+def describe(cfg: QuantConfig) -> str:
+    """E.g. "weights 4-bit per channel · activations 8-bit"."""
+    w = (f"weights {cfg.weight_bits}-bit {'per channel' if cfg.per_channel else 'per tensor'}"
+         if cfg.quantize_weights else "weights float")
+    a = f"activations {cfg.act_bits}-bit" if cfg.quantize_activations else "activations float"
+    return f"{w} · {a}"
+
+
+@dataclass(frozen=True)
+class QuantSummary:
+    """Accuracy and stored size of a quantized model beside the float one."""
+
+    float_accuracy: float
+    accuracy: float
+    float_kb: float
+    kb: float
+    ratio: float  # float size / quantized size
+
+    @property
+    def accuracy_delta_pts(self) -> float:
+        return 100 * (self.accuracy - self.float_accuracy)
+
+    @property
+    def kb_delta(self) -> float:
+        return self.kb - self.float_kb
+
+
+def summarize(float_metrics: Metrics, float_size: dict, metrics: Metrics, size: dict) -> QuantSummary:
+    """From ``evaluate`` metrics and ``model_size`` dicts of the float and the quantized model."""
+    return QuantSummary(float_accuracy=float_metrics.accuracy, accuracy=metrics.accuracy, float_kb=float_size["kb"],
+                        kb=size["kb"], ratio=size["ratio"])
+
+
+def channel_qparams(qp: QParams, channel: int | None) -> QParams:
+    """The per-tensor parameters of one channel of a per-channel ``qp`` (``qp`` itself when per tensor)."""
+    if qp.axis is None or channel is None:
+        return qp
+    return QParams(qp.scale[channel].reshape(()), qp.zero_point[channel].reshape(()), qp.bits, qp.signed,
+                   qp.symmetric, qp.narrow_range, None)
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """The numbers one quantizer sees: a layer's weights, or its output activations when its weights are float."""
+
+    layer: str
+    what: str  # "weights" | "output activations"
+    values: torch.Tensor  # detached
+    qparams: QParams
+    channel_index: int | None = None  # set on a view of one channel
+
+    @property
+    def per_channel(self) -> bool:
+        return self.qparams.per_channel and self.channel_index is None
+
+    @property
+    def channels(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def widest_channel(self) -> int:
+        """The output channel with the widest range max − min: the one a shared grid must stretch to."""
+        rows = self.values.reshape(self.values.shape[0], -1)
+        return int((rows.amax(1) - rows.amin(1)).argmax())
+
+    @property
+    def label(self) -> str:
+        base = f"{self.layer} {self.what}"
+        return base if self.channel_index is None else f"{base}, channel {self.channel_index}"
+
+    def channel(self, c: int) -> TensorView:
+        """One output channel with its own (S, Z)."""
+        return TensorView(self.layer, self.what, self.values[c], channel_qparams(self.qparams, c), c)
+
+
+@torch.no_grad()
+def layer_tensor(qmodel: nn.Module, layer: str, calibration_data: torch.Tensor) -> TensorView:
+    """``layer``'s quantized weights, or (weights left float) its output activations on ``calibration_data``."""
+    ql = dict(quant_layers(qmodel))[layer]
+    if ql.weight_qparams is not None:
+        return TensorView(layer, "weights", ql.weight.detach(), ql.weight_qparams)
+    acts = collect_activations(qmodel, calibration_data)
+    return TensorView(layer, "output activations", torch.cat(acts[layer]).detach(), ql.output_qparams)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """One value through the affine scheme: q = clamp(round(r / S) + Z), r̂ = S·(q − Z)."""
+
+    r: float
+    q: int
+    scale: float
+    zero_point: int
+    r_hat: float
+
+
+def round_trip(r: float, qp: QParams) -> RoundTrip:
+    """``r`` quantized and dequantized with the per-tensor ``qp``."""
+    q = int(quantize(torch.tensor([r]), qp))
+    return RoundTrip(r=r, q=q, scale=float(qp.scale), zero_point=int(qp.zero_point),
+                     r_hat=float(dequantize(torch.tensor([q]), qp)))
+
+
+def format_db(v: float) -> str:
+    """An SQNR for people: "exact" when there is no error at all."""
+    return "exact" if math.isinf(v) else f"{v:.1f} dB"
+
+
+@dataclass(frozen=True)
+class GranularityComparison:
+    """One weight tensor quantized with one shared grid and with one grid per output channel."""
+
+    bits: int
+    per_tensor: QParams
+    per_channel: QParams
+    sqnr_tensor_db: float
+    sqnr_channel_db: float
+
+    @property
+    def gain_db(self) -> float | None:
+        """How many dB per channel gains (None when either is exact)."""
+        if math.isinf(self.sqnr_tensor_db) or math.isinf(self.sqnr_channel_db):
+            return None
+        return self.sqnr_channel_db - self.sqnr_tensor_db
+
+
+def compare_granularity(weight: torch.Tensor, cfg: QuantConfig, bits: int) -> GranularityComparison:
+    """Calibrate ``weight`` per tensor and per channel with ``cfg``'s scheme and method at ``bits``."""
+    w = weight.detach()
+    pt, pc = (weight_qparams_for(w, replace(cfg, per_channel=per), bits) for per in (False, True))
+    return GranularityComparison(bits=bits, per_tensor=pt, per_channel=pc,
+                                 sqnr_tensor_db=sqnr_db(w, fake_quantize(w, pt)),
+                                 sqnr_channel_db=sqnr_db(w, fake_quantize(w, pc)))
+
+
+@dataclass(frozen=True)
+class CurvePlan:
+    """Which accuracy-vs-bits curves to sweep, and with which configs (bits overridden per point)."""
+
+    kinds: tuple[tuple[str, str], ...]  # (kind, legend name); kind: "ptq_tensor" | "ptq_channel" | "qat"
+    act_bits: int | None  # activations fixed at this width, or None: the same width as the weights
+    ptq_config: QuantConfig
+    qat_config: QuantConfig
+    weights_only: bool
+
+    def config_for(self, kind: str) -> QuantConfig:
+        return self.qat_config if kind == "qat" else self.ptq_config
+
+    @property
+    def activation_note(self) -> str:
+        if self.act_bits:
+            return "activations at 8 bits"
+        return "weights only" if self.weights_only else "activations at the same width"
+
+
+def curve_plan(cfg: QuantConfig, keep_act8: bool, include_qat: bool) -> CurvePlan:
+    """PTQ per tensor and per channel (just "PTQ" when only activations are quantized), plus QAT if asked.
+
+    QAT retrains one model per bit width: its curve uses one fixed recipe (symmetric per-channel weights,
+    min-max) so that changing the scheme or calibration method does not retrain it.
+    """
+    kinds = [("ptq_tensor", "PTQ per tensor"), ("ptq_channel", "PTQ per channel"), ("qat", "QAT per channel")]
+    if not cfg.quantize_weights:
+        kinds = [("ptq_channel", "PTQ"), ("qat", "QAT")]
+    if not include_qat:
+        kinds = kinds[:-1]
+    return CurvePlan(kinds=tuple(kinds), act_bits=8 if (cfg.target == "both" and keep_act8) else None,
+                     ptq_config=replace(cfg, weight_bits=8, act_bits=8, layer_bits=()),
+                     qat_config=QuantConfig(target=cfg.target),
+                     weights_only=not cfg.quantize_activations)
+
+
+def scan_config(cfg: QuantConfig) -> QuantConfig:
+    """The mixed-precision scan quantizes one layer's weights at a time with ``cfg``'s scheme and method."""
+    return replace(cfg, target="weights", weight_bits=8, act_bits=8, layer_bits=())
+
+
+def mixed_config(cfg: QuantConfig, suggestion: tuple[tuple[str, int], ...]) -> QuantConfig:
+    """``cfg`` with the suggested bits per layer; activations stay as ``cfg`` sets them."""
+    return replace(cfg, layer_bits=suggestion, target="both" if cfg.quantize_activations else "weights")
