@@ -1,5 +1,4 @@
 """Home: where compression starts — the data, the model, and the trained baseline."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -24,19 +23,8 @@ st.markdown(
 st.header("1 · The data")
 st.markdown(f"**{sel.dataset}** — {ds.description} Split with seed {sel.seed}: "
             f"{ds.sizes['train']:,} train · {ds.sizes['val']:,} validation · {ds.sizes['test']:,} test.")
-x = ds.x_train.numpy()
-y = ds.y_train.numpy()
-if ds.kind == "image":
-    idx = [int(np.flatnonzero(y == c)[i]) for i in range(2) for c in range(ds.num_classes)]
-    fig = viz.image_grid(x[idx, 0], [ds.class_names[y[i]] for i in idx], cols=ds.num_classes,
-                         title="Two training images of each class")
-elif ds.kind == "sequence":
-    idx = [int(np.flatnonzero(y == c)[0]) for c in range(ds.num_classes)]
-    fig = viz.sequence_lines(x[idx, 0], [f"digit {ds.class_names[y[i]]}" for i in idx],
-                             title="One training signal of each class (40 time steps)")
-else:
-    fig = viz.scatter_points(x, y, list(ds.class_names), title="Training points by class")
-st.plotly_chart(fig, key="home_data")
+st.plotly_chart(viz.data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names)),
+                key="home_data")
 
 # --- The model -----------------------------------------------------------------------------------------
 st.header("2 · The model")

@@ -19,3 +19,13 @@ def test_image_grid_labels_each_tile():
     fig = image_grid(np.ones((3, 4, 4)), ["a", "b", "c"], cols=2)
     assert [a.text for a in fig.layout.annotations] == ["a", "b", "c"]
     assert np.nansum(np.array(fig.data[0].z, dtype=float)) == 3 * 16
+
+
+def test_data_samples_per_kind():
+    from compress_core.data import load_dataset
+    from compress_core.viz.common import data_samples
+
+    for name, title in (("digits", "Two training images"), ("mnist1d", "40 time steps"), ("moons", "points")):
+        ds = load_dataset(name)
+        fig = data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names))
+        assert title in fig.layout.title.text

@@ -107,6 +107,20 @@ def sequence_lines(seqs: np.ndarray, labels: list[str], title: str | None = None
     return style(fig, title, height=int(160 * rows + 80))
 
 
+def data_samples(x: np.ndarray, y: np.ndarray, kind: str, class_names: list[str]) -> go.Figure:
+    """The training data at a glance: two images of each class, one signal of each class, or every point."""
+    k = len(class_names)
+    if kind == "image":
+        idx = [int(np.flatnonzero(y == c)[i]) for i in range(2) for c in range(k)]
+        return image_grid(x[idx, 0], [class_names[y[i]] for i in idx], cols=k,
+                          title="Two training images of each class")
+    if kind == "sequence":
+        idx = [int(np.flatnonzero(y == c)[0]) for c in range(k)]
+        return sequence_lines(x[idx, 0], [f"digit {class_names[y[i]]}" for i in idx],
+                              title=f"One training signal of each class ({x.shape[-1]} time steps)")
+    return scatter_points(x, y, list(class_names), title="Training points by class")
+
+
 def scatter_points(x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None) -> go.Figure:
     """2-D points coloured by class."""
     fig = go.Figure()
