@@ -105,5 +105,5 @@ def test_chart_data_is_the_quantizer():
     fig = qviz.weight_grid(x, qp, title="t")
     assert any(f"{qp.levels} levels" in (t.name or "") for t in fig.data)
     per_channel = compute_qparams(torch.tensor([-1.0, -3.0]), torch.tensor([1.0, 2.0]), 4, axis=0)
-    one = qviz.channel_qparams(per_channel, 1)
+    one = qviz.channel_qparams(per_channel, 1)  # re-exported from compress_core.quant.report
     assert one.axis is None and float(one.scale) == float(per_channel.scale[1])
