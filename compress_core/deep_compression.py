@@ -25,9 +25,8 @@ Usage::
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .config import SCOPES, Config, param
 from .data import Dataset
 from .models import weighted_layers
 from .pruning import Mask, prune_to
@@ -43,41 +43,41 @@ from .quant import QuantConfig, fake_quantize, weight_qparams_for
 from .train import TrainConfig, apply_mask_, evaluate, state_copy, train
 
 METHODS = ("kmeans", "uniform")
-SCOPES = ("layer", "global")
 FLOAT_BITS = 32
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Config, unknown="ignore"):
     """Settings of one deep-compression run (hashable, JSON round trip)."""
 
-    sparsity: float = 0.9  # overall fraction of weights removed at the end of pruning
-    scope: str = "layer"  # "layer": every layer at the same rate; "global": one magnitude ranking
-    rounds: int = 3  # prune-then-fine-tune rounds; each removes the same fraction of what remains
-    epochs: int = 3  # fine-tune epochs after each pruning round (0 = no fine-tuning)
-    lr: float = 3e-3  # fine-tune learning rate (Adam); 1e-3 recovered less in 3 epochs on digits
-    method: str = "kmeans"  # "kmeans" weight sharing or "uniform" per-channel quantization
-    bits: int = 4  # bits per surviving weight: k = 2^bits centroids or quantization levels
-    kmeans_iters: int = 30  # Lloyd iterations
-    centroid_epochs: int = 1  # epochs of centroid fine-tuning after k-means (0 = re-evaluate only)
-    centroid_lr: float = 1e-3  # Adam on the centroids
-    seed: int = 0
+    sparsity: float = param(0.9, "overall fraction of weights removed at the end of pruning")
+    scope: str = param("layer", "'layer': every layer at the same rate; 'global': one magnitude ranking")
+    rounds: int = param(3, "prune-then-fine-tune rounds; each removes the same fraction of what remains")
+    epochs: int = param(3, "fine-tune epochs after each pruning round (0 = no fine-tuning)")
+    # 1e-3 recovered less in 3 epochs on digits
+    lr: float = param(3e-3, "fine-tune learning rate (Adam)")
+    method: str = param("kmeans", "'kmeans' weight sharing or 'uniform' per-channel quantization")
+    bits: int = param(4, "bits per surviving weight: k = 2^bits centroids or quantization levels")
+    kmeans_iters: int = param(30, "Lloyd iterations of k-means")
+    centroid_epochs: int = param(1, "epochs of centroid fine-tuning after k-means (0 = re-evaluate only)")
+    centroid_lr: float = param(1e-3, "learning rate of the centroids' fine-tuning (Adam)")
+    seed: int = param(0, "fixes the random state and the fine-tuning batch order")
 
-    def __post_init__(self):
+    def problems(self):
         if not isinstance(self.sparsity, (int, float)) or not 0.0 <= self.sparsity < 1.0:
-            raise ValueError(f"Target sparsity must be at least 0 % and below 100 % (got {self.sparsity!r}): "
-                             "at 100 % no weight is left to share.")
+            yield (f"Target sparsity must be at least 0 % and below 100 % (got {self.sparsity!r}): "
+                   "at 100 % no weight is left to share.")
         if self.scope not in SCOPES:
-            raise ValueError(f"Scope must be one of {', '.join(SCOPES)} (got {self.scope!r}).")
+            yield f"Scope must be one of {', '.join(SCOPES)} (got {self.scope!r})."
         if self.method not in METHODS:
-            raise ValueError(f"Sharing method must be one of {', '.join(METHODS)} (got {self.method!r}).")
+            yield f"Sharing method must be one of {', '.join(METHODS)} (got {self.method!r})."
         for name, lo, hi in (("rounds", 1, 20), ("epochs", 0, 50), ("bits", 1, 8), ("kmeans_iters", 1, 500),
                              ("centroid_epochs", 0, 50)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be a whole number from {lo} to {hi} (got {v!r}).")
+                yield f"{name} must be a whole number from {lo} to {hi} (got {v!r})."
         if not (self.lr > 0 and self.centroid_lr > 0):
-            raise ValueError("Learning rates must be positive.")
+            yield "Learning rates must be positive."
 
     @property
     def k(self) -> int:
@@ -86,21 +86,6 @@ class PipelineConfig:
     def targets(self) -> list[float]:
         """Cumulative sparsity after each round: 1 − (1 − s)^(r/R), the same fraction of survivors each time."""
         return [1.0 - (1.0 - self.sparsity) ** (r / self.rounds) for r in range(1, self.rounds + 1)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "PipelineConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, s: str) -> "PipelineConfig":
-        return cls.from_dict(json.loads(s))
 
 
 def han_ratio(n: int, k: int, b: int = FLOAT_BITS) -> float:

@@ -18,13 +18,14 @@ Usage::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import Config, param
 from .data import Dataset
 
 
@@ -34,38 +35,33 @@ def default_device() -> torch.device:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config, label="training", unknown="ignore"):
     """How to train. Frozen, so it hashes (cache keys) and round-trips through JSON."""
 
-    epochs: int = 20  # passes over the training split
-    batch_size: int = 64  # examples per step
-    lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
-    weight_decay: float = 0.0  # L2 penalty
-    eval_every: int = 0  # evaluate every this many iterations; 0 = once per epoch
-    rewind_iteration: int = 50  # iteration k whose weights θk are kept for late rewinding
+    epochs: int = param(20, "passes over the training split")
+    batch_size: int = param(64, "examples per optimiser step")
+    lr: float = param(1e-3, "learning rate")
+    optimizer: str = param("adam", "'adam' or 'sgd' (momentum 0.9)")
+    weight_decay: float = param(0.0, "L2 penalty")
+    eval_every: int = param(0, "evaluate every this many iterations; 0 = once per epoch")
+    rewind_iteration: int = param(50, "iteration k whose weights θk are kept for late rewinding")
+    lr_schedule: str = param("constant", "'constant', or 'cosine': lr·½(1 + cos(π t/T)) at step t of T")
+    keep_best: bool = param(False, "end with the weights of the evaluation point of best validation accuracy "
+                                   "(best-validation checkpointing; the earliest such point on a tie)")
 
-    def __post_init__(self):
-        problems = []
+    def problems(self):
         if self.epochs < 0:
-            problems.append("epochs must be ≥ 0")
+            yield "epochs must be ≥ 0"
         if self.batch_size < 1:
-            problems.append("batch size must be ≥ 1")
+            yield "batch size must be ≥ 1"
         if not self.lr > 0:
-            problems.append("learning rate must be > 0")
+            yield "learning rate must be > 0"
         if self.optimizer not in ("adam", "sgd"):
-            problems.append("optimizer must be 'adam' or 'sgd'")
+            yield "optimizer must be 'adam' or 'sgd'"
         if self.eval_every < 0 or self.rewind_iteration < 0:
-            problems.append("eval_every and rewind_iteration must be ≥ 0")
-        if problems:
-            raise ValueError("Invalid training settings: " + "; ".join(problems) + ".")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "TrainConfig":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+            yield "eval_every and rewind_iteration must be ≥ 0"
+        if self.lr_schedule not in ("constant", "cosine"):
+            yield "lr_schedule must be 'constant' or 'cosine'"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,7 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..baselines import default_train_config
+from ..baselines import ticket_train_config
+from ..config import SCOPES, Config, param
 from ..train import TrainConfig
 
 ARMS = ("ticket", "reinit", "random_mask", "oneshot")
@@ -34,66 +34,55 @@ ARM_LABELS = {"dense": "dense network", "ticket": "winning ticket", "reinit": "r
               "random_mask": "random mask", "oneshot": "one-shot pruning"}
 MEASURES = {"final_acc": "final test accuracy", "early_stop_acc": "test accuracy at the early-stopping iteration",
             "best_acc": "best test accuracy (chosen on the test set: optimistic)"}
-SCOPES = ("layer", "global")
 REWINDS = ("init", "early")
 VERSION = 1
 
-# Per-(data set, model) recipes for ticket training: every round trains from the rewind point for this fixed
-# budget (Frankle & Carbin; Greydanus's MNIST-1D notebook, which uses Adam at 2e-2). On MNIST-1D a high learning
-# rate (1e-2, ten epochs) leaves the dense MLP noisy and overfit, the regime where sparse tickets beat it;
-# chosen among 1e-3..1e-2 × 10..25 epochs on seeds 0-2 (bench/bench_lottery.py measures the outcome).
-_RECIPES: dict[tuple[str, str], TrainConfig] = {
-    ("mnist1d", "mlp"): TrainConfig(epochs=10, lr=1e-2, batch_size=100, eval_every=10, rewind_iteration=20),
-    ("digits", "mlp"): TrainConfig(epochs=15, lr=2e-3, batch_size=64, eval_every=10, rewind_iteration=20),
-}
-
-
-def ticket_train_config(dataset: str, model: str) -> TrainConfig:
-    """How each round is trained for (dataset, model): the lottery recipe, or the baselines' default."""
-    return _RECIPES.get((dataset, model)) or default_train_config(dataset, model)
-
 
 @dataclass(frozen=True)
-class LotteryConfig:
-    """Settings of one lottery-ticket run (one seed). Frozen: it hashes, prints and round-trips through JSON."""
+class LotteryConfig(Config, label="lottery", version=VERSION, unknown="ignore"):
+    """Settings of one lottery-ticket run (one seed). Frozen: it hashes, prints and round-trips through JSON.
 
-    dataset: str = "mnist1d"
-    model: str = "mlp"
-    rounds: int = 10  # pruning rounds after the dense round 0
-    rate: float = 0.2  # fraction of the surviving weights removed each round
-    scope: str = "layer"  # "layer": every layer at the same rate; "global": one ranking across layers
-    output_scale: float = 0.5  # the output layer is pruned at rate × this (Frankle & Carbin: half rate)
-    rewind: str = "init"  # "init": reset survivors to θ0; "early": to θk, weights after k iterations
-    rewind_iteration: int = 0  # k for late rewinding (0 when rewinding to θ0)
-    controls: tuple[str, ...] = ("reinit", "random_mask")  # trained exactly like the ticket
-    train: TrainConfig = field(default_factory=TrainConfig)  # each round's training (from the rewind point)
-    seed: int = 0  # fixes the split, θ0, the batch order, the re-inits and the random masks
+    Its ``hash()`` names the run's cache entry. ``ticket_train_config`` (in ``compress_core.baselines``,
+    beside the baseline recipes) gives each (data set, model) pair's training recipe.
+    """
 
-    def __post_init__(self):
-        problems = []
+    dataset: str = param("mnist1d", "data set registry name")
+    model: str = param("mlp", "model registry name")
+    rounds: int = param(10, "pruning rounds after the dense round 0")
+    rate: float = param(0.2, "fraction of the surviving weights removed each round")
+    scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
+    output_scale: float = param(0.5, "the output layer is pruned at rate × this (Frankle & Carbin: half rate)")
+    rewind: str = param("init", "'init': reset survivors to θ0; 'early': to θk, the weights after k iterations")
+    rewind_iteration: int = param(0, "k for late rewinding (0 when rewinding to θ0)")
+    controls: tuple[str, ...] = param(("reinit", "random_mask"), "control arms, trained exactly like the ticket")
+    train: TrainConfig = param(factory=TrainConfig, help="each round's training (from the rewind point)")
+    seed: int = param(0, "fixes the split, θ0, the batch order, the re-inits and the random masks")
+
+    def problems(self):
         if not isinstance(self.rounds, int) or self.rounds < 1:
-            problems.append(f"the number of rounds must be at least 1 (got {self.rounds!r}): zero rounds prune "
-                            "nothing, so there is no ticket to find")
+            yield (f"the number of rounds must be at least 1 (got {self.rounds!r}): zero rounds prune "
+                   "nothing, so there is no ticket to find")
         if not isinstance(self.rate, (int, float)) or math.isnan(self.rate) or not 0.0 < self.rate < 1.0:
-            problems.append(f"the pruning rate per round must lie strictly between 0 and 1 (got {self.rate!r}): "
-                            "0 prunes nothing and 1 removes every weight in the first round")
+            yield (f"the pruning rate per round must lie strictly between 0 and 1 (got {self.rate!r}): "
+                   "0 prunes nothing and 1 removes every weight in the first round")
         if self.scope not in SCOPES:
-            problems.append(f"scope must be one of {', '.join(SCOPES)} (got {self.scope!r})")
+            yield f"scope must be one of {', '.join(SCOPES)} (got {self.scope!r})"
         if not 0.0 <= self.output_scale or self.rate * self.output_scale > 1.0:
-            problems.append("the output layer's rate (rate × output scale) must lie between 0 and 1")
+            yield "the output layer's rate (rate × output scale) must lie between 0 and 1"
         if self.rewind not in REWINDS:
-            problems.append(f"rewind must be 'init' (θ0) or 'early' (θk) (got {self.rewind!r})")
+            yield f"rewind must be 'init' (θ0) or 'early' (θk) (got {self.rewind!r})"
         elif self.rewind == "early" and self.rewind_iteration < 1:
-            problems.append("late rewinding needs an iteration k of at least 1")
+            yield "late rewinding needs an iteration k of at least 1"
         bad = [c for c in self.controls if c not in CONTROLS]
         if bad:
-            problems.append(f"unknown control(s) {', '.join(map(repr, bad))}: use {', '.join(CONTROLS)}")
-        if problems:
-            raise ValueError("Invalid lottery settings: " + "; ".join(problems) + ".")
-        # canonical forms, so equal settings share one cache entry
-        object.__setattr__(self, "controls", tuple(c for c in CONTROLS if c in self.controls))
+            yield f"unknown control(s) {', '.join(map(repr, bad))}: use {', '.join(CONTROLS)}"
+
+    def canonical(self) -> dict:
+        """Canonical forms, so equal settings share one cache entry."""
+        out = {"controls": tuple(c for c in CONTROLS if c in self.controls)}
         if self.rewind == "init":
-            object.__setattr__(self, "rewind_iteration", 0)
+            out["rewind_iteration"] = 0
+        return out
 
     @classmethod
     def default(cls, dataset: str = "mnist1d", model: str = "mlp", **kwargs) -> "LotteryConfig":
@@ -104,24 +93,6 @@ class LotteryConfig:
     @property
     def arms(self) -> tuple[str, ...]:
         return ("ticket", *self.controls)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["controls"] = list(self.controls)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "LotteryConfig":
-        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
-        kw["controls"] = tuple(kw.get("controls", ()))
-        if "train" in kw:
-            kw["train"] = TrainConfig.from_dict(kw["train"])
-        return cls(**kw)
-
-    def hash(self) -> str:
-        """A short hash of the settings: the name of this run's cache entry."""
-        blob = json.dumps({**self.to_dict(), "version": VERSION}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> "LotteryConfig":
         return replace(self, seed=int(seed))

@@ -37,11 +37,11 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from ..config import SCOPES
 from ..models import output_layer_name, weighted_layers
 from ..train import apply_mask_
 
 CRITERIA = ("magnitude", "random")
-SCOPES = ("layer", "global")
 GRANULARITIES = ("weight", "neuron")
 
 

@@ -14,11 +14,12 @@ Usage::
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..config import Config, param
 from ..data import Dataset
 from ..models import output_layer_name
 from ..train import Metrics, TrainConfig, evaluate, train
@@ -30,28 +31,29 @@ SCHEDULES = ("one-shot", "iterative", "gradual")
 
 
 @dataclass(frozen=True)
-class PruneSettings:
-    """What to prune and how. Frozen: it hashes (cache keys) and round-trips through a dict."""
+class PruneSettings(Config):
+    """What to prune and how. Frozen: it hashes (cache keys) and round-trips through JSON."""
 
-    sparsity: float = 0.5  # target fraction of weights (or neurons) removed
-    criterion: str = "magnitude"  # "magnitude" | "random"
-    scope: str = "layer"  # "layer" | "global"
-    granularity: str = "weight"  # "weight" | "neuron" | "nm" (N:M semi-structured)
-    output_scale: float = 1.0  # output layer rate = sparsity × this (0 = not pruned)
-    schedule: str = "one-shot"  # "one-shot" | "iterative" | "gradual"
-    rounds: int = 4  # pruning steps of the iterative / gradual schedules
-    finetune_epochs: int = 0  # training after each pruning step
-    finetune_lr: float = 0.03  # SGD with momentum 0.9: recovered more than Adam in our runs (see bench)
-    finetune_optimizer: str = "sgd"
-    n: int = 2  # N:M pattern
-    m: int = 4
-    seed: int = 0
+    sparsity: float = param(0.5, "target fraction of weights (or neurons) removed")
+    criterion: str = param("magnitude", "'magnitude' (smallest |w| first) or 'random'")
+    scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
+    granularity: str = param("weight", "'weight', 'neuron' (whole neurons/channels) or 'nm' (N:M semi-structured)")
+    output_scale: float = param(1.0, "the output layer's rate = sparsity × this (0 = not pruned)")
+    schedule: str = param("one-shot", "'one-shot', 'iterative' (constant rate per round) or 'gradual' (cubic)")
+    rounds: int = param(4, "pruning steps of the iterative and gradual schedules")
+    finetune_epochs: int = param(0, "training epochs after each pruning step")
+    # SGD with momentum 0.9 recovered more than Adam in our runs (see bench)
+    finetune_lr: float = param(0.03, "fine-tuning learning rate")
+    finetune_optimizer: str = param("sgd", "fine-tuning optimizer: 'sgd' (momentum 0.9) or 'adam'")
+    n: int = param(2, "N of the N:M pattern: weights kept in each group")
+    m: int = param(4, "M of the N:M pattern: consecutive weights per group")
+    seed: int = param(0, "fixes the random ranking and the fine-tuning batch order")
 
-    def __post_init__(self):
+    def problems(self):
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"Unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}.")
+            yield f"Unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}."
         if self.rounds < 1 or self.finetune_epochs < 0:
-            raise ValueError("Rounds must be ≥ 1 and fine-tuning epochs ≥ 0.")
+            yield "Rounds must be ≥ 1 and fine-tuning epochs ≥ 0."
 
     def targets(self) -> list[float]:
         """Cumulative sparsities of the schedule's pruning steps."""
@@ -67,9 +69,6 @@ class PruneSettings:
             return None
         return TrainConfig(epochs=self.finetune_epochs, lr=self.finetune_lr, batch_size=batch_size,
                            optimizer=self.finetune_optimizer)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

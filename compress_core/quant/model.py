@@ -13,14 +13,13 @@ Usage::
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Config, param
 from ..models import WEIGHTED
 from .calibration import METHODS, calibrate
 from .primitives import QParams, fake_quantize, qrange
@@ -30,7 +29,7 @@ PASS_THROUGH = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn
 
 
 @dataclass(frozen=True)
-class QuantConfig:
+class QuantConfig(Config, label="quantization", unknown="ignore"):
     """How to quantize a model (post-training, or as the starting point of QAT).
 
     Weights are signed; activations are unsigned when asymmetric (like quint8) and signed with Z = 0
@@ -39,41 +38,38 @@ class QuantConfig:
     average): a clipping method there would saturate the largest logits and turn the prediction into a tie.
     """
 
-    target: str = "both"  # "weights", "activations" or "both"
-    weight_bits: int = 8
-    act_bits: int = 8
-    weight_symmetric: bool = True
-    act_symmetric: bool = False
-    per_channel: bool = True  # weights: one (S, Z) per output channel
-    narrow_range: bool = False  # weights: drop the lowest code
-    weight_method: str = "minmax"  # see compress_core.calibration.METHODS
-    act_method: str = "minmax"
-    percentile: float = 99.99  # for method "percentile"
-    averaging_constant: float = 0.01  # for method "moving_average"
-    calib_batch_size: int = 32  # batches the calibration data is fed in (moving average)
-    layer_bits: tuple[tuple[str, int], ...] = field(default_factory=tuple)  # (layer, weight bits) overrides
+    target: str = param("both", "what to quantize: 'weights', 'activations' or 'both'")
+    weight_bits: int = param(8, "bits per weight (signed)")
+    act_bits: int = param(8, "bits per activation")
+    weight_symmetric: bool = param(True, "weights: symmetric range, zero point Z = 0")
+    act_symmetric: bool = param(False, "activations: symmetric and signed with Z = 0 (else unsigned, affine)")
+    per_channel: bool = param(True, "weights: one (S, Z) per output channel (else one per tensor)")
+    narrow_range: bool = param(False, "weights: drop the lowest code, so the range is symmetric")
+    weight_method: str = param("minmax", "weight range calibration, see compress_core.quant.calibration.METHODS")
+    act_method: str = param("minmax", "activation range calibration, see compress_core.quant.calibration.METHODS")
+    percentile: float = param(99.99, "method 'percentile': range from the p-th and (100 − p)-th percentiles")
+    averaging_constant: float = param(0.01, "weight of each new batch, for calibration method 'moving_average'")
+    calib_batch_size: int = param(32, "batch size the calibration data is fed in (moving average)")
+    layer_bits: tuple[tuple[str, int], ...] = param((), "(layer, weight bits) overrides: mixed precision")
 
-    def __post_init__(self):
-        problems = []
+    def problems(self):
         if self.target not in TARGETS:
-            problems.append(f"what to quantize must be one of {', '.join(TARGETS)}")
+            yield f"what to quantize must be one of {', '.join(TARGETS)}"
         for label, b in [("weight", self.weight_bits), ("activation", self.act_bits),
                          *[(f"layer {n}", b) for n, b in self.layer_bits]]:
             try:
                 qrange(b, True, self.narrow_range if label != "activation" else False)
             except ValueError as e:
-                problems.append(f"{label} bits: {e}")
+                yield f"{label} bits: {e}"
         for label, m in (("weight", self.weight_method), ("activation", self.act_method)):
             if m not in METHODS:
-                problems.append(f"{label} calibration method must be one of {', '.join(METHODS)}")
+                yield f"{label} calibration method must be one of {', '.join(METHODS)}"
         if not 50.0 < self.percentile <= 100.0:
-            problems.append("percentile must be in (50, 100]")
+            yield "percentile must be in (50, 100]"
         if not 0.0 < self.averaging_constant <= 1.0:
-            problems.append("averaging constant must be in (0, 1]")
+            yield "averaging constant must be in (0, 1]"
         if self.calib_batch_size < 1:
-            problems.append("calibration batch size must be ≥ 1")
-        if problems:
-            raise ValueError("Invalid quantization settings: " + "; ".join(problems) + ".")
+            yield "calibration batch size must be ≥ 1"
 
     @property
     def quantize_weights(self) -> bool:
@@ -85,22 +81,6 @@ class QuantConfig:
 
     def bits_for(self, layer: str) -> int:
         return dict(self.layer_bits).get(layer, self.weight_bits)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["layer_bits"] = [list(p) for p in self.layer_bits]
-        return d
-
-    def to_json(self) -> str:
-        """Sorted JSON: the same settings always give the same string (a cache key, a download)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "QuantConfig":
-        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        if "layer_bits" in kw:
-            kw["layer_bits"] = tuple((str(n), int(b)) for n, b in kw["layer_bits"])
-        return cls(**kw)
 
 
 class QuantLayer(nn.Module):
