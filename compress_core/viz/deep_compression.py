@@ -54,7 +54,8 @@ def accuracy_by_stage(stages: list[dict]) -> go.Figure:
     fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text="dense",
                   annotation_position="bottom right")
     lo = min(acc)
-    fig.update_yaxes(tickformat=".0%", title_text="test accuracy", range=[max(0.0, lo - 0.08), min(1.0, max(acc)) + 0.04])
+    fig.update_yaxes(tickformat=".0%", title_text="test accuracy",
+                     range=[max(0.0, lo - 0.08), min(1.0, max(acc)) + 0.04])
     return style(fig, "Test accuracy by stage", height=420)
 
 
@@ -79,7 +80,8 @@ def shared_histogram(pruned_w: torch.Tensor, mask: torch.Tensor, final_w: torch.
     if centroids:
         for c in centroids:
             fig.add_vline(x=c, line=dict(color=COLORS["quant"], width=1.5, dash="dash"))
-        fig.add_trace(go.Scatter(x=centroids, y=[0] * len(centroids), mode="markers", name=f"{len(centroids)} centroids",
+        fig.add_trace(go.Scatter(x=centroids, y=[0] * len(centroids), mode="markers",
+                                 name=f"{len(centroids)} centroids",
                                  marker=dict(color=COLORS["quant"], size=11, symbol="triangle-up"),
                                  hovertemplate="centroid %{x:.4f}<extra></extra>"))
         title = f"{layer}: {before.size:,} surviving weights and the {len(centroids)} shared values"
