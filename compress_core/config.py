@@ -10,7 +10,9 @@ once: a config class only declares its fields and its checks.
   field in its error message.
 - ``to_json`` sorts keys, so equal settings always give the same string (a cache key, a download).
 - ``hash`` is the first 16 hex digits of the SHA-256 of that JSON, with the class's cache ``version`` added
-  when it has one (bump it to invalidate every cached entry of that kind).
+  when it has one (bump it to invalidate every cached entry of that kind). A field added after entries were
+  cached is declared ``param(..., hash_default=False)``: while it holds its default it is left out of the
+  hash (as open_lth leaves default hyperparameters out), so the old entries keep their names.
 - Unknown keys: a class declared with ``unknown="ignore"`` skips them (older or newer JSON still loads);
   by default they are an error that names them.
 
@@ -51,18 +53,24 @@ SCOPES = ("layer", "global")
 _MISSING = dataclasses.MISSING
 
 
-def param(default: Any = _MISSING, help: str = "", *, factory: Any = _MISSING, **kwargs) -> Any:
+def param(default: Any = _MISSING, help: str = "", *, factory: Any = _MISSING, hash_default: bool = True,
+          **kwargs) -> Any:
     """A config field with help text: ``lr: float = param(1e-3, "learning rate")``.
 
     Args:
         default: the default value (leave out for a required field).
         help: one line saying what the field does; shown next to controls and in ``help_text()``.
         factory: a zero-argument callable making the default (for a nested config), instead of ``default``.
+        hash_default: False for a field added after cache entries were written: at its default value it is
+            left out of ``hash()`` (and ``cache_dict()``), so those entries stay valid.
         kwargs: passed on to ``dataclasses.field`` (``compare=``, ``repr=``...).
     """
     if not help:
         raise ValueError("Every config field needs help text.")
-    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help}, **kwargs)
+    if not hash_default and default is _MISSING and factory is _MISSING:
+        raise ValueError("hash_default=False needs a default value.")
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help,
+                             "hash_default": hash_default}, **kwargs)
 
 
 class Config:
@@ -137,8 +145,10 @@ class Config:
         return cls.from_dict(d)
 
     def cache_dict(self) -> dict:
-        """What ``hash`` digests: ``to_dict()`` plus ``"version"`` when the class has a cache version."""
-        d = self.to_dict()
+        """What ``hash`` digests: ``to_dict()`` plus ``"version"`` when the class has a cache version, less the
+        ``hash_default=False`` fields that hold their default (nested configs likewise)."""
+        d = {f.name: _encode(getattr(self, f.name), cache=True) for f in dataclasses.fields(self)
+             if f.metadata.get("hash_default", True) or getattr(self, f.name) != _default(f)}
         if self._version is not None:
             d["version"] = self._version
         return d
@@ -176,13 +186,17 @@ def _hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-def _encode(value: Any) -> Any:
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not _MISSING else f.default
+
+
+def _encode(value: Any, cache: bool = False) -> Any:
     if isinstance(value, Config):
-        return value.to_dict()
+        return value.cache_dict() if cache else value.to_dict()
     if isinstance(value, (tuple, list)):
-        return [_encode(v) for v in value]
+        return [_encode(v, cache) for v in value]
     if isinstance(value, Mapping):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: _encode(v, cache) for k, v in value.items()}
     return value
 
 

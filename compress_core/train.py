@@ -45,9 +45,6 @@ class TrainConfig(Config, label="training", unknown="ignore"):
     weight_decay: float = param(0.0, "L2 penalty")
     eval_every: int = param(0, "evaluate every this many iterations; 0 = once per epoch")
     rewind_iteration: int = param(50, "iteration k whose weights θk are kept for late rewinding")
-    lr_schedule: str = param("constant", "'constant', or 'cosine': lr·½(1 + cos(π t/T)) at step t of T")
-    keep_best: bool = param(False, "end with the weights of the evaluation point of best validation accuracy "
-                                   "(best-validation checkpointing; the earliest such point on a tie)")
 
     def problems(self):
         if self.epochs < 0:
@@ -60,8 +57,6 @@ class TrainConfig(Config, label="training", unknown="ignore"):
             yield "optimizer must be 'adam' or 'sgd'"
         if self.eval_every < 0 or self.rewind_iteration < 0:
             yield "eval_every and rewind_iteration must be ≥ 0"
-        if self.lr_schedule not in ("constant", "cosine"):
-            yield "lr_schedule must be 'constant' or 'cosine'"
 
 
 @dataclass(frozen=True)

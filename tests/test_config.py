@@ -187,6 +187,24 @@ def test_a_new_config_gets_everything_from_the_base():
         param(1)
 
 
+def test_a_field_added_later_keeps_old_hashes_at_its_default():
+    @dataclass(frozen=True)
+    class Old(Config, version=1):
+        points: int = param(10, "how many sparsities to try")
+
+    @dataclass(frozen=True)
+    class New(Config, version=1):
+        points: int = param(10, "how many sparsities to try")
+        warmup: int = param(0, "epochs before the first pruning step", hash_default=False)
+
+    assert New(points=3).hash() == Old(points=3).hash() and New(points=3).cache_dict() == Old(points=3).cache_dict()
+    assert New(points=3, warmup=2).hash() != Old(points=3).hash()
+    assert New.from_json(New(points=3).to_json()) == New(points=3)  # to_dict/to_json keep every field
+    assert "warmup" in New().to_dict() and "warmup" not in New().cache_dict()
+    with pytest.raises(ValueError, match="needs a default"):
+        param(help="a required field cannot be left out of the hash", hash_default=False)
+
+
 def test_one_recipe_table():
     # the lottery recipes are overrides of the baseline table, not a second table
     assert ticket_train_config("mnist1d", "mlp") == TrainConfig(epochs=10, lr=1e-2, batch_size=100, eval_every=10,
