@@ -7,7 +7,10 @@ published definitions, kept apart so the fast code cannot quietly depend on them
   ``common.h`` (``MultiplyByQuantizedMultiplier``), transcribed with Python ints and C-style division;
 - ``random_cases`` / ``count_mismatches``: edge, tie and random int32 inputs, and the comparison of the
   tensor primitives in ``integer.fixed_point`` with the transcriptions;
-- ``reference_requantize``: an integer layer's rescale through the general primitive.
+- ``reference_requantize``: an integer layer's rescale through the general primitive;
+- ``ref_quantize_multiplier`` and ``tflite_reference_codes``: an independent TFLite-style integer model
+  (float64-exact int32 accumulation per layer, then ``MultiplyByQuantizedMultiplier`` on Python ints), the
+  oracle of ``integer.to_integer``'s default rescale.
 
 Usage::
 
@@ -15,7 +18,11 @@ Usage::
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .integer.fixed_point import (
     INT32_MAX,
@@ -25,6 +32,7 @@ from .integer.fixed_point import (
     saturating_rounding_doubling_high_mul,
 )
 from .integer.ops import IntLayer
+from .quant.primitives import quantize
 
 
 def _c_div(a: int, b: int) -> int:
@@ -123,3 +131,93 @@ def reference_requantize(layer: IntLayer, acc: torch.Tensor) -> torch.Tensor:
     scaled = acc.to(torch.int64) << layer.headroom
     r = multiply_by_quantized_multiplier(scaled, layer.M0, layer.shift - layer.headroom)
     return torch.clamp(r + layer.y.zero, layer.lo, layer.y.hi)
+
+
+# --- An independent TFLite-style integer model -------------------------------------------------------------
+
+def _std_round(x: float) -> int:
+    """C++ ``std::round``: halves away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def ref_quantize_multiplier(M: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier`` (quantization_util.cc), transcribed: M = q·2^shift with q in [0.5, 1),
+    q_fixed = std::round(q·2^31); q_fixed == 2^31 -> halve, shift + 1; shift < −31 -> (0, 0)."""
+    if M == 0.0:
+        return 0, 0
+    q, shift = math.frexp(M)
+    q_fixed = _std_round(q * float(1 << 31))
+    assert q_fixed <= (1 << 31)
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def _ref_layer(m, x_codes: torch.Tensor) -> torch.Tensor:
+    """One quantized Linear/Conv layer (a ``QuantLayer``), TFLite style, on quantizer codes (int64, NCHW)."""
+    w_qp, x_qp, y_qp = m.weight_qparams, m.input_qparams, m.output_qparams
+    out = m.weight.shape[0]
+    S_x, Z_x = float(x_qp.scale), int(x_qp.zero_point)
+    S_y, Z_y = float(y_qp.scale), int(y_qp.zero_point)
+    q_w = quantize(m.weight.detach().cpu(), w_qp).to(torch.int64)
+    z_w = w_qp.zero_point.to(torch.int64).reshape(-1)
+    z_w = z_w.expand(out) if z_w.numel() == 1 else z_w
+    s_w = [float(v) for v in w_qp.scale.to(torch.float64).reshape(-1)]
+    s_w = s_w * out if len(s_w) == 1 else s_w
+    wc = q_w - z_w.reshape(-1, *[1] * (q_w.dim() - 1))
+    bias = m.bias.detach().cpu().double().tolist() if m.bias is not None else [0.0] * out
+    per_channel = w_qp.axis is not None
+    for c in range(out):  # compress_core's documented rule for all-zero (pruned) channels: S_w = S_y / S_x
+        if not bool(wc[c].any()) and (per_channel or not bool(wc.any())):
+            s_w[c] = S_y / S_x
+    mult = [ref_quantize_multiplier(s_w[c] * S_x / S_y) for c in range(out)]
+    q_b = torch.tensor([_std_round(bias[c] / (s_w[c] * S_x)) for c in range(out)], dtype=torch.float64)
+    xr = (x_codes - Z_x).double()  # zero padding of reals = padding (q − Z) with 0
+    if m.kind == "linear":
+        acc = F.linear(xr, wc.double(), q_b)  # integers below 2^53: float64 sums are exact
+    else:
+        conv = F.conv2d if m.kind == "conv2d" else F.conv1d
+        acc = conv(xr, wc.double(), q_b, m.stride, m.padding)
+    acc = acc.to(torch.int64)
+    assert int(acc.abs().max()) <= INT32_MAX, "int32 accumulator overflow"
+    lo, hi = y_qp.qmin, y_qp.qmax
+    if m.relu:
+        lo = max(lo, Z_y)  # a fused ReLU clamps at the code of real 0
+    flat = acc.movedim(1, -1).reshape(-1, out).tolist()
+    res = [[min(hi, max(lo, ref_multiply_by_quantized_multiplier(a, *mult[c]) + Z_y)) for c, a in enumerate(row)]
+           for row in flat]
+    shape = acc.movedim(1, -1).shape
+    return torch.tensor(res, dtype=torch.int64).reshape(shape).movedim(-1, 1)
+
+
+@torch.no_grad()
+def tflite_reference_codes(qmodel: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Output codes (the quantizer's, e.g. 0..255 for uint8) of a fake-quantized ``nn.Sequential`` run as
+    TFLite's reference kernels would: input codes q = quantize(x), per layer an int32 accumulator
+    Σ (q_x − Z_x)(q_w − Z_w) + q_b with q_b = std::round(b / (S_w·S_x)), then
+    ``MultiplyByQuantizedMultiplier(acc, M0, shift)`` with (M0, shift) = QuantizeMultiplier(S_w·S_x/S_y) per
+    channel, + Z_y, clamped (at Z_y when a ReLU is fused); max-pool and flatten on the codes.
+
+    Written from the definitions, not from ``compress_core.integer``: no headroom, no fused route, no int8
+    storage offsets, and a Python-int rescale of every element. Slow: use a few hundred examples.
+    """
+    children = list(qmodel.named_children())
+    q, real = x.cpu(), True  # layers before the first quantized one see the float input
+    for name, m in children:
+        if hasattr(m, "weight_qparams"):
+            if real:
+                q, real = quantize(q, m.input_qparams).to(torch.int64), False
+            q = _ref_layer(m, q)
+        elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
+            pool = F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool1d
+            q = pool(q.double(), m.kernel_size, m.stride).to(q.dtype)
+        elif isinstance(m, nn.Flatten):
+            q = q.reshape(q.shape[0], -1)
+        elif isinstance(m, (nn.ReLU, nn.Dropout, nn.Identity)):
+            continue  # the ReLU is fused into the layer before it
+        else:
+            raise ValueError(f"Layer {name}: {type(m).__name__} has no reference kernel here.")
+    return q

@@ -117,7 +117,7 @@ class IntLayer:
     folded_bias: torch.Tensor  # (out,) int32
     M: torch.Tensor  # (out,) float64, the real multipliers (conversion time only)
     M0: torch.Tensor  # (out,) int64
-    shift: torch.Tensor  # (out,) int64, ≤ 0
+    shift: torch.Tensor  # (out,) int64: < 0 a right shift (M < 1), > 0 a left shift (M ≥ 1)
     x: Stored
     y: Stored
     w_qp: QParams
@@ -126,16 +126,22 @@ class IntLayer:
     padding: tuple[int, ...] = ()
     kernel_size: tuple[int, ...] = ()
     acc_bound: int = 0  # max |acc| over every possible input
-    headroom: int = 0  # L: the accumulator is scaled by 2^L before the rescale (fits, as |acc|·2^L < 2^31)
+    headroom: int = 0  # L: the accumulator is scaled by 2^L before the rescale (fits, as |acc|·2^L < 2^31);
+    # 0 is TFLite's rescale bit for bit
     kernel: str = ""
     _fast: tuple = field(default=(), repr=False)
     _bounds: tuple = field(default=(), repr=False)
+    _pre: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        # x·2^L·M0 = x·(M0·2^L): the headroom shift folds into the multiplier, costing nothing at run time
-        n = (-self.shift + self.headroom).to(torch.int32)  # the total right shift, n + L
+        # Each channel's accumulator is shifted left by P = max(L, shift) before the high multiply (TFLite's
+        # left shift for M ≥ 1, or the headroom L) and right by n = P − shift after it. x·2^P·M0 = x·(M0·2^P):
+        # the left shift folds into the multiplier, costing nothing at run time.
+        pre = self.shift.to(torch.int64).clamp(min=self.headroom)
+        self._pre = pre
+        n = (pre - self.shift).to(torch.int32)  # the total right shift (n + L with headroom, n without)
         half = (torch.ones_like(n) << n) >> 1
-        M0L = self.M0.to(torch.int64) << self.headroom
+        M0L = self.M0.to(torch.int64) << pre
         # fused ReLU route (see rescale_fused): one int64 constant and one shift per channel
         const = self.folded_bias.to(torch.int64) * M0L + (1 << 30) + ((half.to(torch.int64)
                                                                         + (self.y.zero << n.to(torch.int64))) << 31)
@@ -192,13 +198,15 @@ class IntLayer:
     def requantize(self, acc: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
         """Z_y + M0·2^−n·acc with gemmlowp's rounding, clamped to the output range (at Z_y for a ReLU).
 
-        Bit for bit ``multiply_by_quantized_multiplier(acc·2^L, M0, −(n + L))`` (the tests check it against
-        the primitive), stage by stage; ``steps`` records each stage for the walk-through.
+        Bit for bit ``multiply_by_quantized_multiplier(acc·2^L, M0, shift − L)``, which is TFLite's
+        ``MultiplyByQuantizedMultiplier(acc, M0, shift)`` for L = 0 (the tests check it against the primitive
+        and an independent TFLite-style model), stage by stage; ``steps`` records each stage for the
+        walk-through (``scaled`` is the accumulator after its left shift by max(L, shift)).
         """
         M0L, n, half, neg = self._fast[:4]
         a = acc.to(torch.int64, copy=True)  # never change the caller's tensor
         if steps is not None:
-            steps["scaled"] = (a << self.headroom).to(torch.int32)
+            steps["scaled"] = (a << self._pre).to(torch.int32)
         # SaturatingRoundingDoublingHighMul: gemmlowp's nudge-and-truncate equals floor((a·b + 2^30) / 2^31)
         # for both signs, and M0 ≥ 0 rules out its one saturating case (a = b = INT32_MIN)
         high = a.mul_(M0L).add_(1 << 30).bitwise_right_shift_(31).to(torch.int32)
@@ -223,7 +231,7 @@ class IntLayer:
         floor((y + j)/m) for integers j, m, so the high multiply's floor, the rounding offset 2^(e−1) and the
         zero point Z·2^e merge into a single shift by 31 + e; (2) RoundingDivideByPOT rounds halves away from
         zero where this floor rounds them up — they differ only for negative values, which both leave ≤ 0
-        and the ReLU clamps to Z alike. The headroom L was chosen so every int64 term stays below 2^62.
+        and the ReLU clamps to Z alike. Conversion checked that every int64 term stays below 2^62.
         """
         if not self.relu:
             raise ValueError(f"Layer {self.name}: the fused rescale needs a ReLU (its clamp hides the rounding "

@@ -8,8 +8,11 @@ Inference", sections 2.2–2.4): with r = S(q − Z) for inputs x, weights w and
 where the bias is stored as int32 with scale S_w·S_x and zero point 0. The sum runs on int8 operands into
 an int32 accumulator; the zero-point terms that depend only on the weights are folded into the bias at
 conversion time (eq. 7–8); M < 1 becomes M0 · 2^−n (``fixed_point.quantize_multiplier``) so the rescale is
-an integer multiply and a rounding shift; a ReLU that follows is a clamp at Z_y (the output range was
-calibrated after it); max-pool and flatten act on the integers directly (q ↦ r is increasing).
+an integer multiply and a rounding shift -- by default TFLite's ``MultiplyByQuantizedMultiplier`` bit for bit,
+including its left shift when M ≥ 1; a ReLU that follows is a clamp at Z_y (the output range was
+calibrated after it); max-pool and flatten act on the integers directly (q ↦ r is increasing). A channel
+whose weights are all zero (pruned) gets S_w = S_y/S_x (M = 1) instead of the observer's eps, so its bias
+code fits int32; its weights are exactly zero under any scale.
 
 Between ``IntegerProgram.quantize_input`` (the one float → int step) and the integer logits, every
 tensor is an integer tensor; ``tests/test_integer.py`` checks each op's output dtype under a dispatch mode.
@@ -116,6 +119,16 @@ def _per_channel(t: torch.Tensor, out: int) -> torch.Tensor:
     return t.reshape(-1).expand(out) if t.numel() == 1 else t.reshape(-1)
 
 
+def _with_scales(qp: QParams, scales: torch.Tensor, changed: torch.Tensor) -> QParams:
+    """``qp`` with the scales of the ``changed`` channels replaced (per tensor: the whole tensor changed)."""
+    if qp.per_channel:
+        scale = qp.scale.clone()
+        scale[changed] = scales[changed].to(scale.dtype)
+    else:
+        scale = scales[0].to(qp.scale.dtype).reshape(qp.scale.shape)
+    return QParams(scale, qp.zero_point, qp.bits, qp.signed, qp.symmetric, qp.narrow_range, qp.axis)
+
+
 def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntLayer:
     if m.weight_qparams is None:
         raise ConversionError(f"Layer {name}: its weights are not quantized (float weights). Quantize weights "
@@ -138,45 +151,64 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     w2 = (wq - w_off).movedim(1, -1).reshape(out, -1)
     w_zero = _per_channel(w_qp.zero_point.to(torch.int64), out) - w_off
     S_x = float(x_qp.scale)
-    S_w = _per_channel(w_qp.scale.to(torch.float64), out)
+    S_w = _per_channel(w_qp.scale.to(torch.float64), out).clone()
     S_y = float(y_qp.scale)
+    b = m.bias.detach().cpu().to(torch.float64) if m.bias is not None else torch.zeros(out, dtype=torch.float64)
+    wc = w2 - w_zero[:, None]  # q_w − Z_w
+    # A channel whose weights are all zero (pruned) was given S_w = eps by the observer, and its bias code
+    # b/(S_w·S_x) would overflow int32. Its weight terms vanish whatever S_w is, so give it S_w = S_y/S_x:
+    # M = 1, q_b = round(b/S_y), and the channel outputs round(b/S_y) + Z_y, a single rounding of its bias.
+    empty = ~(wc != 0).any(1)
+    if not w_qp.per_channel and not bool(empty.all()):
+        empty = torch.zeros_like(empty)  # one shared scale, set by the channels that have weights: finite
+    if bool(empty.any()):
+        S_w[empty] = S_y / S_x
+        w_qp = _with_scales(w_qp, S_w, empty)
     M = S_w * S_x / S_y  # double precision, as TFLite does it
-    bad = ((M <= 0) | (M >= 1)).nonzero().flatten().tolist()
-    if bad:
-        c = bad[0]
-        raise ConversionError(f"Layer {name}: the multiplier M = S_w·S_x/S_out = {float(M[c]):.4g} (channel {c}) "
-                              "is outside (0, 1), so it cannot be written as M0·2^−n with a right shift. The "
-                              "output scale is too small for this layer (more activation bits than weight "
-                              "bits, or a badly calibrated range).")
-    pairs = [quantize_multiplier(float(v)) for v in M]
+    pairs = [quantize_multiplier(float(v)) for v in M]  # M ≥ 1 gives shift > 0: a left shift, as in TFLite
     M0 = torch.tensor([p[0] for p in pairs], dtype=torch.int64)
     shift = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
-    b = m.bias.detach().cpu().to(torch.float64) if m.bias is not None else torch.zeros(out, dtype=torch.float64)
     bias64 = torch.round(b / (S_w * S_x)).to(torch.int64)  # scale S_w·S_x, zero point 0
     K = w2.shape[1]
-    wc = w2 - w_zero[:, None]  # q_w − Z_w
     # Σ_k (q_x − Z_x)(q_w − Z_w) = Σ q_x q_w − Z_w Σ q_x − Z_x Σ q_w + K Z_x Z_w: fold the weight-only terms
     folded = bias64 - x.zero * w2.sum(1) + K * x.zero * w_zero
     x_span = max(x.hi - x.zero, x.zero - x.lo)
-    acc_bound = int((wc.abs().sum(1) * x_span + bias64.abs()).max())
-    raw_bound = K * max(abs(x.lo), abs(x.hi)) * int(w2.abs().max()) + int(folded.abs().max())
-    if max(acc_bound, raw_bound, int(bias64.abs().max())) > INT32_MAX:
+    x_abs = max(abs(x.lo), abs(x.hi))
+    acc_c = wc.abs().sum(1) * x_span + bias64.abs()  # per channel: the largest |acc| any input gives
+    acc_bound = int(acc_c.max())
+    raw_c = K * x_abs * w2.abs().amax(1) + folded.abs()
+    if max(acc_bound, int(raw_c.max()), int(bias64.abs().max())) > INT32_MAX:
         raise ConversionError(f"Layer {name}: accumulator overflow risk — Σ|q_x − Z_x|·|q_w − Z_w| + |q_b| can "
-                              f"reach {max(acc_bound, raw_bound):,}, beyond the int32 limit {INT32_MAX:,} "
+                              f"reach {max(acc_bound, int(raw_c.max())):,}, beyond the int32 limit {INT32_MAX:,} "
                               f"({K} products of {x_qp.bits}-bit activations and {w_qp.bits}-bit weights). "
                               "Use fewer bits.")
-    # headroom: scale the accumulator by 2^L first (as TFLite's quantized ADD does with its inputs), so the
-    # high multiply's rounding is 2^L times finer and the result is the single rounding of acc·M almost always
-    # The fused ReLU rescale adds the raw products, the folded bias and (Z_y + 1)·2^n before one shift:
-    # keeping their sum times 2^L below 2^31 keeps every int64 term below 2^62.
-    n_max = int((-shift).max())
-    zw_bound = int(w_zero.abs().max()) * K * max(abs(x.lo), abs(x.hi))
-    fused_bound = raw_bound + zw_bound + (abs(y.zero) + 1) * (1 << n_max)
+    # M ≥ 1: TFLite shifts the accumulator left by `shift` before the high multiply; the result must fit int32
+    left_c = shift.clamp(min=0)
+    too_big = ((left_c > 31) | ((acc_c << left_c.clamp(max=31)) > INT32_MAX)).nonzero().flatten().tolist()
+    if too_big:
+        c = too_big[0]
+        raise ConversionError(f"Layer {name}: the multiplier M = S_w·S_x/S_out = {float(M[c]):.4g} (channel {c}) "
+                              f"needs a left shift by {int(shift[c])}, and an accumulator of up to "
+                              f"{int(acc_c[c]):,} times 2^{int(shift[c])} leaves int32. The output scale is too "
+                              "small for this layer (a badly calibrated range, or more activation bits than "
+                              "weight bits).")
+    # headroom (optional): scale the accumulator by 2^L first (as TFLite's quantized ADD does with its inputs),
+    # so the high multiply's rounding is 2^L times finer and the result is the single rounding of acc·M almost
+    # always -- but no longer TFLite's conv rescale bit for bit. Channel c is shifted left by max(L, shift_c)
+    # and right by the rest. The fused ReLU rescale adds the raw products, the folded bias and (Z_y + 1)·2^n
+    # before one shift: keeping their sum below 2^31 (scaled) keeps every int64 term below 2^62.
+    zw_c = w_zero.abs() * K * x_abs
+    right_c = (-shift).clamp(min=0)
+    n_max = int(right_c.max())
     L = 0
     if headroom:
+        fused_bound = int((raw_c + zw_c).max()) + (abs(y.zero) + 1) * (1 << n_max)
         L = max(0, min(31 - n_max, (INT32_MAX // max(acc_bound, fused_bound, 1)).bit_length() - 1))
-    elif relu and fused_bound > INT32_MAX:
-        raise ConversionError(f"Layer {name}: accumulator overflow risk in the rescale (bound {fused_bound:,}).")
+    pre_c = shift.clamp(min=L)  # left shift of each channel's accumulator (folded into M0)
+    fused_c = ((raw_c + zw_c) << pre_c) + (abs(y.zero) + 1) * (torch.ones_like(pre_c) << (pre_c - shift))
+    if relu and int(fused_c.max()) > INT32_MAX:
+        raise ConversionError(f"Layer {name}: accumulator overflow risk in the rescale (bound "
+                              f"{int(fused_c.max()):,}).")
     d = {"linear": 0, "conv1d": 1, "conv2d": 2}[m.kind]
     kw = {}
     if d:
@@ -187,18 +219,21 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
                     **kw)
 
 
-def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: bool = True) -> IntegerProgram:
+def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: bool = False) -> IntegerProgram:
     """Convert a fake-quantized ``nn.Sequential`` (``quant.quantize_model``, PTQ or QAT) to an integer program.
 
     Args:
         qmodel: the quantized model; it is only read.
         input_shape: shape of one example, kept for display.
-        headroom: scale each accumulator by the largest 2^L that cannot overflow before the rescale
-            (folded into the multiplier, free at run time); False gives the plain TFLite conv rescale.
+        headroom: False (default): TFLite's conv rescale ``MultiplyByQuantizedMultiplier(acc, M0, shift)``
+            bit for bit. True: a refinement -- scale each accumulator by the largest 2^L that cannot overflow
+            before the high multiply (folded into the multiplier, free at run time), so the two roundings
+            almost always equal one rounding of acc·M; it differs from TFLite by ±1 in a few codes.
 
     Raises:
         ConversionError (a ValueError) naming the layer: uncalibrated activations, float weights, an
-        unsupported layer type, a multiplier outside (0, 1), or an accumulator that could overflow int32.
+        unsupported layer type, a multiplier M ≥ 1 whose left shift would overflow int32, or an accumulator
+        that could overflow int32.
     """
     children = list(qmodel.named_children()) if isinstance(qmodel, nn.Sequential) else []
     if not children:
