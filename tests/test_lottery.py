@@ -216,3 +216,22 @@ def test_overlap_matrix_is_pairwise_jaccard():
     b = {"fc1.weight": torch.tensor([1.0, 0.0, 1.0, 0.0])}
     m = overlap_matrix([a, b])
     assert m == [[1.0, jaccard(a, b)], [jaccard(b, a), 1.0]] and m[0][1] == 1 / 3
+
+
+def test_late_rewinding_trains_t_minus_k_and_counts_iterations_from_the_start():
+    from compress_core.lottery.imp import start_iteration, total_iterations
+
+    cfg = replace(CFG, rounds=1, rewind="early", rewind_iteration=7)
+    T = total_iterations(cfg)
+    assert T == 40  # digits: 1,257 training images, batches of 64 -> 20 per epoch, 2 epochs
+    run = run_lottery(cfg, use_cache=False)
+    arms = run.rounds[0]
+    assert run.dense.iterations == T
+    for arm in ("ticket", "random_mask", "oneshot"):  # rewound to θk: T − k steps, on iterations k+1..T
+        assert start_iteration(cfg, arm) == 7
+        assert arms[arm].iterations == T - 7
+        assert [r["iteration"] for r in arms[arm].records] == [10, 20, 30, 40]
+        assert 7 < arms[arm].early_stop_iteration <= T
+    assert start_iteration(cfg, "reinit") == 0 and arms["reinit"].iterations == T  # a fresh init trains from 0
+    init = run_lottery(replace(cfg, rewind="init"), use_cache=False)
+    assert all(start_iteration(init.config, a) == 0 and init.rounds[0][a].iterations == T for a in init.config.arms)

@@ -71,3 +71,78 @@ def test_invalid_settings_are_rejected_in_plain_words():
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="batch size"):
         TrainConfig(batch_size=0)
+
+
+class _Recorder(torch.nn.Module):
+    """A linear model that remembers the training batches it saw (by the sum of each input row)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+        self.seen = []
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x.flatten(1).sum(1).tolist())
+        return self.fc(x.flatten(1))
+
+
+def test_resuming_at_k_trains_the_remaining_batches_and_counts_from_the_start():
+    ds = load_dataset("digits")
+    cfg = TrainConfig(epochs=2, batch_size=64, eval_every=10, rewind_iteration=7)  # T = 2 × 20 = 40
+    full, part = _Recorder(), _Recorder()
+    hf = train(full, ds, cfg, seed=3)
+    hp = train(part, ds, cfg, seed=3, start_iteration=7)
+    assert hf.iterations == 40 and hf.steps == 40
+    assert hp.iterations == 40 and hp.steps == 33 and hp.start_iteration == 7
+    assert part.seen == full.seen[7:]  # the full run's batches of steps 8..40, in order
+    assert [r["iteration"] for r in hp.records] == [10, 20, 30, 40]
+    assert hp.early_stop_iteration() >= 7
+    nothing = train(_Recorder(), ds, cfg, seed=3, start_iteration=40)
+    assert nothing.steps == 0 and [r["iteration"] for r in nothing.records] == [40]
+    import pytest
+    with pytest.raises(ValueError, match="resume at iteration 41"):
+        train(_Recorder(), ds, cfg, start_iteration=41)
+
+
+def test_step_hook_sees_every_iteration_and_its_mask_is_enforced():
+    ds = load_dataset("digits")
+    model = build_model("mlp", ds, seed=0)
+    calls = []
+    half = {"fc1.weight": (torch.arange(model.fc1.weight.numel()) % 2).float().view_as(model.fc1.weight)}
+
+    def hook(t, m):
+        calls.append(t)
+        return half if t == 5 else None
+
+    hist = train(model, ds, TrainConfig(epochs=1, batch_size=64), step_hook=hook)
+    assert calls == list(range(0, hist.iterations + 1))
+    assert torch.count_nonzero(model.fc1.weight[half["fc1.weight"] == 0]) == 0
+    assert torch.count_nonzero(model.fc1.weight.grad[half["fc1.weight"] == 0]) == 0
+
+
+def test_keep_best_restores_the_best_validation_point_and_cosine_decays_to_zero():
+    import math
+
+    import pytest
+    ds = load_dataset("digits")
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=5e-2, eval_every=5, keep_best=True, lr_schedule="cosine")
+    model = build_model("mlp", ds, seed=0)
+    hist = train(model, ds, cfg)
+    best = max(hist.records, key=lambda r: r["val_acc"])
+    assert hist.best_iteration == min(r["iteration"] for r in hist.records if r["val_acc"] == best["val_acc"])
+    assert evaluate(model, ds.x_val, ds.y_val).accuracy == best["val_acc"]
+    lrs = []
+    opt_step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return opt_step(self, *a, **k)
+    torch.optim.Adam.step = spy
+    try:
+        train(build_model("mlp", ds, seed=0), ds, TrainConfig(epochs=1, lr=0.1, lr_schedule="cosine"))
+    finally:
+        torch.optim.Adam.step = opt_step
+    assert lrs == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * t / 20)) for t in range(20)])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")

@@ -60,9 +60,9 @@ from .results import (
 )
 
 __all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
-           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask", "overlap_matrix",
-           "rate_for_target", "rewound", "run_lottery", "run_seeds", "summarize", "ticket_train_config",
-           "total_iterations", "verdict"]
+           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask",
+           "overlap_matrix", "rate_for_target", "rewound", "run_lottery", "run_seeds", "start_iteration", "summarize",
+           "ticket_train_config", "total_iterations", "verdict"]
 
 
 def rate_for_target(target_density: float, rounds: int) -> float:
@@ -173,6 +173,22 @@ def total_iterations(config: LotteryConfig, dataset: Dataset | None = None) -> i
     return config.train.epochs * max(1, -(-len(ds.y_train) // config.train.batch_size))
 
 
+def start_iteration(config: LotteryConfig, arm: str) -> int:
+    """The iteration an arm's training starts from: k for the arms rewound to θk (late rewinding, which
+    trains T − k iterations, as Frankle et al. 2020 do), 0 for θ0 and for the random re-initialization."""
+    return config.rewind_iteration if config.rewind == "early" and arm != "reinit" else 0
+
+
+def _round_units(config: LotteryConfig, steps: int) -> int:
+    """Training iterations of one pruning round, all arms together."""
+    return sum(steps - start_iteration(config, arm) for arm in config.arms)
+
+
+def _job_units(config: LotteryConfig, steps: int) -> int:
+    """Training iterations of one seed's run: the dense network, then every round."""
+    return steps + config.rounds * _round_units(config, steps)
+
+
 def check(config: LotteryConfig, dataset: Dataset | None = None) -> None:
     """Raise a plain-words ValueError for settings that only fail against the data (a rewind point past the end)."""
     if config.train.epochs < 1:
@@ -228,11 +244,12 @@ class _Clock:
 
 
 def _record(arm: str, round_: int, mask: Mask, hist: History, prev: Mapping | None, ticket: Mapping) -> ArmRound:
+    # record iterations count from the start of training (k + steps after rewinding to θk), as the paper's do
     es = min(hist.records, key=lambda r: r["val_loss"])
     return ArmRound(arm=arm, round=round_, remaining=mask.density(), layer_remaining=mask.layer_density(),
                     final_acc=hist.records[-1]["test_acc"], best_acc=max(r["test_acc"] for r in hist.records),
                     early_stop_iteration=int(es["iteration"]), early_stop_acc=es["test_acc"],
-                    iterations=hist.iterations, seconds=hist.seconds,
+                    iterations=hist.steps, seconds=hist.seconds,  # steps trained: T − k after rewinding to θk
                     overlap_prev=jaccard(mask, prev) if prev is not None else 1.0, overlap_ticket=jaccard(mask, ticket),
                     records=tuple(dict(r) for r in hist.records))
 
@@ -292,10 +309,10 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
     ds = load_dataset(config.dataset, config.seed)
     check(config, ds)
     steps = total_iterations(config, ds)
-    clock = _clock or _Clock(steps * (1 + config.rounds * len(config.arms)), progress, should_stop)
+    clock = _clock or _Clock(_job_units(config, steps), progress, should_stop)
     cached = load_run(config, cache_dir) if use_cache else None
     if cached is not None and cached.complete:
-        clock.skip(steps * (1 + config.rounds * len(config.arms)))
+        clock.skip(_job_units(config, steps))
         return replace(cached, stopped=False)
     t0 = time.perf_counter()
     base_cfg = replace(config.train, rewind_iteration=config.rewind_iteration or config.train.rewind_iteration)
@@ -318,7 +335,7 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
         ticket_mask = Mask.from_state(masks[-1]["ticket"])
         prev = {arm: Mask.from_state(masks[-1].get(arm, masks[-1]["ticket"])) for arm in config.arms}
         trained.load_state_dict(cached.resume_state)
-        clock.skip(steps * len(config.arms) * len(rounds))
+        clock.skip(_round_units(config, steps) * len(rounds))
     stopped = False
     for r in range(len(rounds) + 1, config.rounds + 1):
         ticket_mask = prune(trained, config.rate, mask=ticket_mask, scope=config.scope,
@@ -340,8 +357,10 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
                 ok = clock.report(config.seed, r, config.rounds, arm, rec["iteration"] - cb.last, rec["val_acc"])
                 cb.last = rec["iteration"]
                 return ok
-            cb.last = 0
-            hist = train(net, ds, config.train, seed=config.seed, mask=arm_masks[arm], callback=cb)
+            cb.last = start_iteration(config, arm)
+            # a network rewound to θk trains the remaining T − k iterations, on the batches of steps k+1..T
+            hist = train(net, ds, config.train, seed=config.seed, mask=arm_masks[arm], callback=cb,
+                         start_iteration=cb.last)
             if hist.stopped:
                 stopped = True
                 break
@@ -378,7 +397,7 @@ def run_seeds(config: LotteryConfig, seeds: Sequence[int] = (0,), *, progress: C
     if not seeds:
         raise ValueError("Choose at least one seed.")
     ds = load_dataset(config.dataset, config.seed)
-    units = total_iterations(config, ds) * (1 + config.rounds * len(config.arms)) * len(seeds)
+    units = _job_units(config, total_iterations(config, ds)) * len(seeds)
     clock = _Clock(units, progress, should_stop)
     runs = []
     for s in seeds:
