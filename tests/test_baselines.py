@@ -8,7 +8,10 @@ from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
 from compress_core.train import TrainConfig, evaluate
 
-FLOORS = {("digits", "mlp"): 0.95, ("digits", "cnn"): 0.96, ("mnist1d", "cnn"): 0.85, ("moons", "tiny"): 0.95}
+# MNIST-1D: Greydanus 2020 reports MLP 68 %, CNN 94 %; seed 0 reaches 67.4 % and 93.3 % (issue 11), the floors
+# leave room for the rounding differences between torch thread counts.
+FLOORS = {("digits", "mlp"): 0.95, ("digits", "cnn"): 0.96, ("mnist1d", "mlp"): 0.65, ("mnist1d", "cnn"): 0.91,
+          ("moons", "tiny"): 0.95}
 
 
 @pytest.mark.parametrize("pair", list(FLOORS))
