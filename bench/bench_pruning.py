@@ -70,8 +70,10 @@ def bench_iterative(seeds=(0, 1, 2)) -> dict:
         print(json.dumps(row), flush=True)
         rows.append(row)
     mean = lambda k: statistics.mean(100 * (r["baseline_acc"] - r[k]) for r in rows)  # noqa: E731
-    out = dict(iterative_sparsity=min(r["sparsity"] for r in rows), iterative_acc_drop_pts=round(mean("iterative_acc"), 2),
-               oneshot_acc_drop_pts=round(mean("oneshot_acc"), 2), oneshot_ft_acc_drop_pts=round(mean("oneshot_ft_acc"), 2))
+    out = dict(iterative_sparsity=min(r["sparsity"] for r in rows),
+               iterative_acc_drop_pts=round(mean("iterative_acc"), 2),
+               oneshot_acc_drop_pts=round(mean("oneshot_acc"), 2),
+               oneshot_ft_acc_drop_pts=round(mean("oneshot_ft_acc"), 2))
     print(json.dumps(out), flush=True)
     return out
 
@@ -90,7 +92,8 @@ def bench_slider(repeats: int) -> dict:
             s = PruneSettings(sparsity=pos / 100, output_scale=0.5)
             res = prune_with(model, ds, s)
             sizes = size_report(model, res.mask)
-            figs = [pviz.weight_histogram(weight_values(model, "fc1").numpy(), res.mask["fc1.weight"].reshape(-1).numpy(),
+            figs = [pviz.weight_histogram(weight_values(model, "fc1").numpy(),
+                                          res.mask["fc1.weight"].reshape(-1).numpy(),
                                           threshold(model, res.mask, "fc1"), "fc1"),
                     pviz.neuron_tiles(res.mask["fc1.weight"].numpy(), (8, 8), count=24, cols=6),
                     pviz.layer_bars(res.mask.layer_sparsity()),
@@ -120,7 +123,8 @@ def bench_structured(repeats: int) -> dict:
                           "vs_dense": round(r["vs_dense"], 3)}), flush=True)
     shrunk = next(r for r in rows if r["variant"].startswith("structured"))
     return dict(structured50_latency_ratio=round(shrunk["vs_dense"], 3),
-                structured50_dense_ms=round(rows[0]["median_ms"], 4), structured50_shrunk_ms=round(shrunk["median_ms"], 4))
+                structured50_dense_ms=round(rows[0]["median_ms"], 4),
+                structured50_shrunk_ms=round(shrunk["median_ms"], 4))
 
 
 def main() -> None:

@@ -88,7 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=40)
     ap.add_argument("--qat-epochs", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the app uses 1; 0 = torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (the app uses 1; 0 = torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +101,8 @@ def main() -> None:
         f = acc(fmodel, ds)
         q8 = acc(quantize_model(fmodel, QuantConfig(), ds.x_train[:CALIB]), ds)
         int8[f"{d}/{m}"] = round(100 * (f - q8), 2)
-        row = {"pair": f"{d}/{m}", "float_acc": round(f, 4), "int8_acc": round(q8, 4), "int8_drop_pts": int8[f"{d}/{m}"]}
+        row = {"pair": f"{d}/{m}", "float_acc": round(f, 4), "int8_acc": round(q8, 4),
+               "int8_drop_pts": int8[f"{d}/{m}"]}
         if d == "digits" and m in ("mlp", "cnn"):
             q4 = acc(quantize_model(fmodel, QuantConfig(weight_bits=4, act_bits=8), ds.x_train[:CALIB]), ds)
             w4[f"{d}/{m}"] = round(100 * (f - q4), 2)

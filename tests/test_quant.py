@@ -124,10 +124,10 @@ def _tie_values(scale: float, n: int = 300) -> torch.Tensor:
     return (torch.arange(-n, n, dtype=torch.float32) + 0.5) * scale
 
 
-
-
 def _same_values_and_gradient(ref_op, our_op, x, g):
-    """Both ops give bit-identical outputs and input gradients for a random upstream gradient; returns ours."""
+    """Both ops give bit-identical outputs and input gradients for a random upstream gradient.
+
+    Returns (our input gradient, the upstream gradient)."""
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     ref, out = ref_op(xa), our_op(xb)
     assert torch.equal(out, ref)
@@ -135,15 +135,35 @@ def _same_values_and_gradient(ref_op, our_op, x, g):
     ref.backward(up)
     out.backward(up)
     assert torch.equal(xb.grad, xa.grad)
-    return xb.grad
+    return xb.grad, up
+
+
+def _passes_8bit(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """Where the straight-through estimator lets the gradient through: round(x/S) + Z inside [-128, 127].
+
+    Computed in float64 from the definition (round half to even), independently of the op under test."""
+    code = torch.round(x.double() / scale) + zero_point
+    return (code >= -128) & (code <= 127)
+
+
 @pytest.mark.parametrize("zero_point", [0, 3, -7])
 def test_fake_quantize_per_tensor_matches_torch_values_and_gradient(zero_point):
     g = torch.Generator().manual_seed(3)
-    for scale, x in ((0.25, _tie_values(0.25)), (0.037, torch.randn(4000, generator=g) * 3)):
+    ties = _tie_values(0.25)  # x/S = k + 0.5 for k in [-300, 300): far past both ends of [-128, 127]
+    noise = torch.randn(4000, generator=g) * 3  # x/S up to about ±400: clips about 12 % of the values
+    for scale, x in ((0.25, ties), (0.037, noise)):
         qp = QParams(torch.tensor(scale), torch.tensor(zero_point, dtype=torch.int32), bits=8)
-        grad = _same_values_and_gradient(lambda t: torch.fake_quantize_per_tensor_affine(t, scale, zero_point, -128, 127),
-                                         lambda t: fake_quantize(t, qp), x, g)
-        assert 0 < int((grad == 0).sum()) < x.numel() or scale == 0.037  # the tie set is partly clipped
+        grad, up = _same_values_and_gradient(
+            lambda t: torch.fake_quantize_per_tensor_affine(t, scale, zero_point, -128, 127),
+            lambda t: fake_quantize(t, qp), x, g)
+        # straight-through estimator: the upstream gradient unchanged inside the grid, exactly 0 where clipped
+        passes = _passes_8bit(x, scale, zero_point)
+        assert torch.equal(grad, torch.where(passes, up, torch.zeros_like(up)))
+        # both regions are exercised, so the check above can fail either way
+        assert 0 < int(passes.sum()) < x.numel()
+    # the tie set, counted by hand: k + 0.5 rounds half to even, to k (k even) or k + 1 (k odd)
+    codes = [(k if k % 2 == 0 else k + 1) + zero_point for k in range(-300, 300)]
+    assert int(_passes_8bit(ties, 0.25, zero_point).sum()) == sum(-128 <= c <= 127 for c in codes)
 
 
 def test_fake_quantize_per_channel_matches_torch_values_and_gradient():
@@ -208,8 +228,8 @@ def test_lsq_gradients_match_torch_learnable_fake_quant():
 
 # --- invariants --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bits,symmetric,signed,narrow", [
-    (b, sy, si, n) for b, sy, si, n in itertools.product((2, 3, 4, 8, 16), (False, True), (False, True), (False, True))])
+@pytest.mark.parametrize("bits,symmetric,signed,narrow",
+                         list(itertools.product((2, 3, 4, 8, 16), (False, True), (False, True), (False, True))))
 def test_rounding_error_at_most_half_a_step_and_zero_exact(bits, symmetric, signed, narrow):
     g = torch.Generator().manual_seed(bits)
     for x in (torch.randn(3000, generator=g) * 2 + 0.5, torch.rand(3000, generator=g) * 7):

@@ -1,11 +1,16 @@
-"""Real-browser fixtures: a `streamlit run app.py` server on a free port and headless Debian Chromium.
+"""Real-browser fixtures: a `streamlit run app.py` server on a free port and headless Chromium.
 
-Chromium comes from Debian (`apt-get install chromium`), never from Playwright's own download, which
-cannot work offline. Without a browser the tests fail with instructions rather than skipping silently.
+The browser is `CHROMIUM=/path` if set, else `chromium` on PATH (Debian's package), else Playwright's own
+download if `python -m playwright install chromium` has fetched it. `scripts/test.sh` (the README's test
+command) finds or installs one of these. Without a browser the tests fail with instructions rather than skipping.
+
+Tests find elements by Streamlit's test ids (`get_by_test_id("stPlotlyChart")`, …) and roles, and wait with
+Playwright's `expect(...)`, which retries until the page matches or the timeout ends.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,20 +20,23 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Locator, Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
+LOAD_TIMEOUT = 90_000  # ms: the first run of a page may train a baseline on a busy 2-core machine
 
 
-def chromium_path() -> str:
+def chromium_path() -> str | None:
+    """The browser to launch: CHROMIUM, else `chromium` on PATH; None means Playwright's own download."""
     path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("No Chromium found. Install Debian's browser with `apt-get update && apt-get install -y "
-                    "chromium`, or set CHROMIUM=/path/to/chrome (on a machine with internet access, "
-                    "`playwright install chromium` also works).")
-    return path
+    if path:
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"CHROMIUM={path} is not an executable file.")
+        return path
+    return None
 
 
 def free_port() -> int:
@@ -78,7 +86,12 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        path = chromium_path()
+        if path is None and not Path(p.chromium.executable_path).exists():
+            pytest.fail("No Chromium found. Run the tests with `scripts/test.sh` (it installs one), or install "
+                        "Debian's browser (`apt-get install -y chromium`), or run `python -m playwright install "
+                        "chromium` where the network allows, or set CHROMIUM=/path/to/chrome.")
+        b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -86,60 +99,77 @@ def browser():
 @pytest.fixture
 def page(browser):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(30_000)
     pg = ctx.new_page()
     yield pg
     ctx.close()
 
 
-def wait_for_app(page, timeout: float = 90_000) -> None:
-    """Wait until Streamlit has finished running the script: the app is connected, no 'running'
-    indicator shows, and the main area's text has stopped changing for half a second."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_function(
-        """() => {
-            const main = document.querySelector('[data-testid="stMain"]');
-            const running = document.querySelector('[data-testid="stStatusWidget"]');
-            if (!main || running || main.innerText.trim().length === 0) { window.__clStable = null; return false; }
-            const text = main.innerText;
-            const now = Date.now();
-            if (!window.__clStable || window.__clStable.text !== text) {
-                window.__clStable = {text, since: now};
-                return false;
-            }
-            return now - window.__clStable.since > 500;
-        }""", timeout=timeout, polling=100)
+def wait_for_app(page: Page, timeout: float = LOAD_TIMEOUT) -> None:
+    """Wait until Streamlit is connected and has finished running the script (or fragment).
+
+    As Streamlit's own e2e tests do: stApp carries data-test-connection-state and data-test-script-state. A
+    short first pause lets a rerun that a click or key press just asked for begin before the state is read."""
+    page.wait_for_timeout(250)
+    app = page.get_by_test_id("stApp")
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=timeout)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout)
 
 
-def open_page(page, url: str, timeout: float = 90_000) -> None:
+def open_page(page: Page, url: str, timeout: float = LOAD_TIMEOUT) -> None:
     """Go to ``url``, wait for the app's run to finish, and check that no exception box is shown."""
     page.goto(url)
     wait_for_app(page, timeout)
+    expect(page.get_by_test_id("stMain")).not_to_be_empty(timeout=timeout)
     assert_no_exception(page)
 
 
-def wait_for_count(locator, n: int, timeout: float = 60_000) -> None:
-    """Wait until ``locator`` matches at least ``n`` elements: charts draw a moment after the script ends,
-    later still on a busy machine, so a count taken at once can be short."""
-    locator.nth(n - 1).wait_for(state="attached", timeout=timeout)
+def expect_at_least(locator: Locator, n: int, timeout: float = 60_000) -> None:
+    """Wait until ``locator`` matches at least ``n`` visible elements: charts draw a moment after the script
+    ends, later still on a busy machine."""
+    expect(locator.nth(n - 1)).to_be_visible(timeout=timeout)
 
 
-def assert_no_exception(page) -> None:
-    boxes = page.locator('[data-testid="stException"]')
-    assert boxes.count() == 0, "exception box on page: " + boxes.first.inner_text()[:2000]
+def charts(page: Page) -> Locator:
+    """Every Plotly chart on the page, by Streamlit's test id."""
+    return page.get_by_test_id("stPlotlyChart")
 
 
-def screenshot(page, name: str, full: bool = True) -> Path:
-    """Save artifacts/screenshots/NAME.png. Streamlit scrolls inside its main area, so for a full-page
-    picture the viewport is stretched to the content's height first (capped), then restored."""
+def metric_value(page: Page, label: str) -> Locator:
+    """The value of the st.metric labelled ``label``."""
+    return page.get_by_test_id("stMetric").filter(has_text=label).first.get_by_test_id("stMetricValue")
+
+
+def slider(page: Page, label: str) -> Locator:
+    """The thumb of the st.slider / st.select_slider labelled ``label``."""
+    return page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
+
+
+def expect_url_param(page: Page, name: str, value: str, timeout: float = 30_000) -> None:
+    expect(page).to_have_url(re.compile(rf"[?&]{re.escape(name)}={re.escape(value)}(&|$)"), timeout=timeout)
+
+
+def assert_no_exception(page: Page) -> None:
+    """No st.exception box (an uncaught error in a page) is on the page."""
+    boxes = page.get_by_test_id("stException")
+    if boxes.count():
+        pytest.fail("exception box on page: " + boxes.first.inner_text()[:2000])
+    expect(boxes).to_have_count(0)
+
+
+def screenshot(page: Page, name: str, full: bool = True) -> Path:
+    """Save artifacts/screenshots/NAME.png after checking that no exception box is shown. Streamlit scrolls
+    inside its main area, so for a full-page picture the viewport is stretched to the content's height first
+    (capped), then restored."""
+    assert_no_exception(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     size = page.viewport_size
     if full and size:
-        height = page.evaluate("""() => {
-            const m = document.querySelector('[data-testid="stMain"]');
-            return m ? m.scrollHeight : document.body.scrollHeight; }""")
+        height = page.get_by_test_id("stMain").evaluate("m => m.scrollHeight")
         page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 8000))})
-        page.wait_for_timeout(600)
+        wait_for_app(page)
+        page.wait_for_timeout(400)  # Plotly redraws at the new width
     page.screenshot(path=str(path))
     if full and size:
         page.set_viewport_size(size)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Run every test on a fresh machine: the README's test command, also called by .ci/run.
+#
+#   scripts/test.sh [pytest arguments…]
+#
+# 1. pip-installs requirements-test.txt (the app's requirements, pytest, Playwright's Python package, ruff).
+# 2. Finds or provides a headless Chromium for the browser tests, first match wins:
+#      CHROMIUM=/path/to/chrome if you set it;
+#      `chromium` already on PATH;
+#      Debian's `chromium` package via apt-get, where apt-get exists and we are root (or have password-less sudo);
+#      Playwright's own Chromium download (`python -m playwright install chromium`, a few hundred MB into
+#      ~/.cache/ms-playwright), where the network allows.
+#    With apt-get it also installs fonts-noto-color-emoji, so screenshots show the page icons.
+#    If none works it stops and says how to set CHROMIUM.
+# 3. Lints with `ruff check .` (ruff.toml), then runs `python -m pytest "$@"`. Collecting no test (pytest's
+#    exit code 5) is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
+
+python -m pip install -q -r requirements-test.txt
+
+as_root() {  # run a command as root, or fail
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo -n "$@"
+  else return 1; fi
+}
+
+apt_install() {  # apt_install PACKAGE… : quietly, non-interactively; fails without apt-get or root
+  command -v apt-get >/dev/null 2>&1 || return 1
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+find_chromium() {
+  if [ -n "${CHROMIUM:-}" ]; then
+    [ -x "$CHROMIUM" ] || { say "CHROMIUM=$CHROMIUM is not an executable file"; exit 1; }
+    say "browser: CHROMIUM=$CHROMIUM"; return
+  fi
+  if command -v chromium >/dev/null 2>&1; then
+    CHROMIUM=$(command -v chromium); say "browser: $CHROMIUM"; return
+  fi
+  if apt_install chromium fonts-noto-color-emoji && command -v chromium >/dev/null 2>&1; then
+    CHROMIUM=$(command -v chromium); say "browser: Debian's chromium, installed with apt-get ($CHROMIUM)"; return
+  fi
+  say "no Debian chromium (no apt-get, not root, or no such package); trying Playwright's own download"
+  if python -m playwright install chromium >&2; then
+    CHROMIUM=$(python -c 'from playwright.sync_api import sync_playwright
+with sync_playwright() as p: print(p.chromium.executable_path)')
+    if [ -x "$CHROMIUM" ]; then say "browser: Playwright's Chromium ($CHROMIUM)"; return; fi
+  fi
+  say "No Chromium found and none could be installed (offline?). Install one and run again with"
+  say "  CHROMIUM=/path/to/chromium scripts/test.sh"
+  exit 1
+}
+
+find_chromium
+export CHROMIUM
+# Screenshots: colour emoji for the page icons. Best effort: the tests pass without them.
+if ! fc-list 2>/dev/null | grep -qi "color emoji"; then
+  apt_install fonts-noto-color-emoji ||
+    say "note: no colour emoji font (fonts-noto-color-emoji): icons in screenshots show as boxes"
+fi
+
+python -m ruff check .
+
+rc=0
+python -m pytest "$@" || rc=$?
+if [ "$rc" = 5 ]; then say "pytest collected no tests: that is a failure"; fi
+exit "$rc"
