@@ -10,7 +10,9 @@ published definitions, kept apart so the fast code cannot quietly depend on them
 - ``reference_requantize``: an integer layer's rescale through the general primitive;
 - ``ref_quantize_multiplier`` and ``tflite_reference_codes``: an independent TFLite-style integer model
   (float64-exact int32 accumulation per layer, then ``MultiplyByQuantizedMultiplier`` on Python ints), the
-  oracle of ``integer.to_integer``'s default rescale.
+  oracle of ``integer.to_integer``'s default rescale;
+- ``ref_entropy_histogram`` / ``ref_entropy_divergences`` / ``ref_entropy_threshold``: TensorRT's entropy
+  calibration (Migacz 2017) in its loop form, the oracle of ``quant.calibration``'s vectorised search.
 
 Usage::
 
@@ -221,3 +223,80 @@ def tflite_reference_codes(qmodel: nn.Sequential, x: torch.Tensor) -> torch.Tens
         else:
             raise ValueError(f"Layer {name}: {type(m).__name__} has no reference kernel here.")
     return q
+
+
+# --- TensorRT's entropy calibration, loop form -------------------------------------------------------------
+
+def ref_entropy_histogram(values, bins: int = 2048, count_zeros: bool = False) -> tuple[list[float], float]:
+    """Histogram of non-negative ``values`` over [0, max] in ``bins`` equal bins (a value v goes to bin
+    min(floor(v / max · bins), bins − 1)); exact zeros are left out unless ``count_zeros``. Returns
+    (counts, bin width)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    amax = float(v.max()) if v.size else 0.0
+    if amax <= 0:
+        return [0.0] * bins, 0.0
+    if not count_zeros:
+        v = v[v != 0]
+    idx = np.minimum((v / amax * bins).astype(np.int64), bins - 1)
+    return np.bincount(idx, minlength=bins).astype(np.float64).tolist(), amax / bins
+
+
+def _kl_divergence(p: list[float], q: list[float]) -> float:
+    """KL(p‖q) of two unnormalised distributions: Σ p log(p/q) after normalising each; inf where q = 0 < p."""
+    sp, sq = sum(p), sum(q)
+    if sp == 0 or sq == 0:
+        return math.inf
+    total = 0.0
+    for pi, qi in zip(p, q):
+        if pi == 0:
+            continue
+        if qi == 0:
+            return math.inf
+        total += (pi / sp) * math.log((pi / sp) / (qi / sq))
+    return total
+
+
+def ref_entropy_divergences(hist: list[float], levels: int = 128) -> dict[int, float]:
+    """{i: KL(P_i‖Q_i)} for every candidate i = levels .. len(hist) (the number of bins kept), as in the
+    slides of Migacz 2017, "8-bit Inference with TensorRT":
+
+        for i in range(levels, bins + 1):
+            P = hist[0 : i];  P[i − 1] += sum(hist[i:])          # clipped outliers go to the last bin
+            Q = hist[0 : i] merged into ``levels`` groups (bin j to group floor(j · levels / i)), each group's
+                sum spread evenly over its non-empty bins (empty bins stay 0)
+            divergence[i] = KL(normalise(P) ‖ normalise(Q))
+    """
+    n = len(hist)
+    out = {}
+    for i in range(levels, n + 1):
+        p = list(hist[:i])
+        p[i - 1] += sum(hist[i:])
+        group_sum = [0.0] * levels
+        group_nonzero = [0] * levels
+        for j in range(i):
+            g = j * levels // i
+            group_sum[g] += hist[j]
+            group_nonzero[g] += hist[j] != 0
+        q = [group_sum[j * levels // i] / group_nonzero[j * levels // i] if hist[j] != 0 else 0.0 for j in range(i)]
+        out[i] = _kl_divergence(p, q)
+    return out
+
+
+def ref_entropy_threshold(values, levels: int = 128, bins: int = 2048, count_zeros: bool = False,
+                          last_minimum: bool = False) -> float:
+    """TensorRT's entropy-calibration threshold of non-negative ``values``: the upper edge i · width of the
+    candidate with the smallest divergence (the first such i, or the last with ``last_minimum``).
+
+    (The slides write the threshold as (m + 0.5) · width; public implementations -- MXNet's, NVIDIA's
+    pytorch-quantization -- take the bin edge, as here.) Slow: about a second per call."""
+    hist, width = ref_entropy_histogram(values, bins, count_zeros)
+    if width == 0:
+        return 0.0
+    if levels >= bins:
+        return bins * width
+    div = ref_entropy_divergences(hist, levels)
+    best = min(div.values())
+    picks = [i for i, d in div.items() if d == best]
+    return (picks[-1] if last_minimum else picks[0]) * width

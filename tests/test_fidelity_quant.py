@@ -6,11 +6,13 @@ algorithm, Migacz 2017), and Esser et al. 2020's formulas for LSQ's step initial
 """
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
 
-from compress_core.quant import compute_qparams
+from compress_core.quant import compute_qparams, kl_threshold, observe_range
+from compress_core.testing import ref_entropy_divergences, ref_entropy_histogram, ref_entropy_threshold
 
 warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
 
@@ -57,3 +59,69 @@ def test_unsigned_symmetric_zero_point_at_16_bits_matches_uint16_observer():
     qp = compute_qparams(x.min(), x.max(), bits=16, symmetric=True, signed=False)
     assert int(qp.zero_point) == int(zero) == 1 << 15
     assert torch.equal(qp.scale, scale.reshape(()))
+
+
+# --- entropy (KL) calibration against TensorRT's algorithm in loop form -------------------------------
+
+def _distributions():
+    g = np.random.default_rng(0)
+    n = 50_000
+    return {
+        "gaussian": g.standard_normal(n),
+        "laplace": g.laplace(size=n),
+        "uniform": g.uniform(-1, 1, n),
+        "relu": np.maximum(g.standard_normal(n), 0),  # one-sided, half exact zeros
+        "outliers": np.concatenate([g.standard_normal(n - 20), g.uniform(20, 40, 20) * g.choice([-1, 1], 20)]),
+    }
+
+
+DISTRIBUTIONS = _distributions()
+
+
+def _same_or_tied(got: float, values, levels: int) -> None:
+    """``got`` is the reference threshold, or a candidate whose reference divergence ties the minimum (the two
+    computations sum in different orders: ~1e-15 apart)."""
+    want = ref_entropy_threshold(values, levels)
+    if got == pytest.approx(want, rel=1e-12):
+        return
+    hist, width = ref_entropy_histogram(values)
+    div = ref_entropy_divergences(hist, levels)
+    assert div[round(got / width)] == pytest.approx(min(div.values()), rel=1e-12, abs=1e-15), (got, want)
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+def test_kl_threshold_matches_tensorrt_loop(name):
+    a = np.abs(DISTRIBUTIONS[name])
+    _same_or_tied(kl_threshold(a, 128), a, 128)
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+def test_kl_calibration_tries_every_bin_as_tensorrt(name):
+    """observe_range(..., "kl") at 8 bits: |x| on 128 levels (symmetric or signed data), one-sided data on
+    256; its threshold is the loop-form reference's, and kl_threshold() with its defaults gives the same."""
+    x = torch.tensor(DISTRIBUTIONS[name], dtype=torch.float32)
+    lo, hi = observe_range(x, "kl", bits=8)
+    if name == "relu":
+        _same_or_tied(float(hi), x.numpy(), 256)
+        assert float(lo) == 0.0
+        assert float(hi) == pytest.approx(kl_threshold(x.numpy(), 256), rel=1e-6)
+    else:
+        a = x.abs().numpy()
+        t = max(float(hi), -float(lo))  # the range is [max(min, −t), min(max, t)]
+        _same_or_tied(t, a, 128)
+        assert float(lo) == max(float(x.min()), -t) and float(hi) == min(float(x.max()), t)
+        assert t == pytest.approx(kl_threshold(a, 128), rel=1e-6)  # one default for both
+
+
+def test_kl_clips_gaussian_and_laplace_tails():
+    """With every candidate tried, Gaussian and Laplace data are clipped below their maximum (the 128-candidate
+    search returned the unclipped maximum for the Gaussian)."""
+    for name in ("gaussian", "laplace", "outliers"):
+        a = np.abs(DISTRIBUTIONS[name])
+        assert kl_threshold(a, 128) < 0.95 * a.max(), name
+
+
+def test_kl_threshold_at_low_bit_widths_matches_reference():
+    a = np.abs(DISTRIBUTIONS["laplace"])[:5000]
+    for levels in (4, 8):  # 3 and 4 bits: 2,045 candidates with a handful of groups each
+        _same_or_tied(kl_threshold(a, levels), a, levels)

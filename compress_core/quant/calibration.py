@@ -10,8 +10,9 @@ Quantization", §3.4), each returning a (min, max) pair that ``compute_qparams``
 - ``mse``: the shrunk range r·[min, max], r ∈ (0, 1] searched coarse-to-fine, that minimises the mean
   squared error of fake quantization (per channel when per-channel).
 - ``kl``: the threshold minimising KL(P‖Q) between the histogram of the values and its quantized
-  version (Migacz 2017, "8-bit Inference with TensorRT"; the entropy calibrator). Per channel, one
-  clipping ratio is found on all channels pooled (each scaled by its own max |value|).
+  version (Migacz 2017, "8-bit Inference with TensorRT"; the entropy calibrator), searched over every bin
+  edge from 128 to 2048 as TensorRT does (``kl_threshold`` documents the remaining choices). Per channel,
+  one clipping ratio is found on all channels pooled (each scaled by its own max |value|).
 
 Usage::
 
@@ -19,6 +20,8 @@ Usage::
     qp = calibrate(w, "mse", bits=4, symmetric=True, axis=0)      # per output channel
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -94,56 +97,87 @@ def _mse(x2: torch.Tensor, bits: int, symmetric: bool, signed: bool, narrow: boo
     return lo * best, hi * best
 
 
-def _kl_thresholds(v: torch.Tensor, levels: int, bins: int, max_candidates: int) -> torch.Tensor:
-    """Row-wise entropy-calibration thresholds of a non-negative (C, N) tensor.
+KL_BINS = 2048  # TensorRT's histogram size; every bin edge from ``levels`` to ``KL_BINS`` is a candidate
 
-    Vectorised over rows and candidate thresholds: a (C, K, bins) array holds, for each candidate i,
-    P (the first i bins, the clipped tail added to bin i−1) and Q (P's bins merged into ``levels``
-    groups and spread back over the non-empty bins)."""
+
+def _kl_thresholds(v: torch.Tensor, levels: int, bins: int = KL_BINS) -> torch.Tensor:
+    """Row-wise entropy-calibration thresholds of a non-negative (C, N) tensor: every candidate, at once.
+
+    For i kept bins, P = h[0:i] with the clipped tail T_i added to bin i − 1, and Q spreads each group's
+    sum G_g (bins j with floor(j·levels/i) = g) evenly over its n_g non-empty bins. With the total count T
+    (= Σ P) and S_i = Σ_{j<i} h_j (= Σ Q), KL(P‖Q) = (Σ_j p_j log p_j − Σ_j p_j log q_j)/T + log(S_i/T), where
+    Σ_j p_j log q_j = Σ_g G_g log(G_g/n_g) + T_i log q_{i−1}. Prefix sums over the bins give each group's
+    G_g and n_g, so the search costs O(candidates · levels) per row instead of O(candidates · bins), and
+    tries every bin (1,921 candidates at 8 bits) in milliseconds. A divergence is infinite where P has mass
+    and Q none (a clipped tail landing on an empty bin)."""
     v = v.double()
     amax = v.amax(1)
     if levels >= bins:
         return amax
+    C = v.shape[0]
     safe = torch.where(amax > 0, amax, torch.ones_like(amax))
-    idx = (v / safe[:, None] * bins).long().clamp(0, bins - 1)
+    idx = (v / safe[:, None] * bins).long().clamp_(0, bins - 1)
     # exact zeros (ReLU's dead half, pruned weights) are left out: Z represents them exactly whatever the
     # range, and their spike in the first bin would otherwise dominate the divergence
-    hist = torch.zeros(v.shape[0], bins, dtype=torch.float64).scatter_add_(1, idx, (v != 0).double())
-    tail = torch.cat([hist.flip(1).cumsum(1).flip(1), torch.zeros(v.shape[0], 1, dtype=torch.float64)], 1)
-    step = max(1, (bins - levels) // max_candidates)
-    cand = torch.arange(levels, bins + 1, step)  # (K,) number of bins kept
-    j = torch.arange(bins)
-    keep = (j[None, :] < cand[:, None]).double()  # (K, B)
-    group = torch.minimum((j[None, :] * levels) // cand[:, None], torch.tensor(levels - 1))  # (K, B)
-    sliced = hist[:, None, :] * keep[None]  # (C, K, B)
-    p = sliced.clone()
-    last = (cand - 1)[None, :, None].expand(v.shape[0], -1, 1)
-    p.scatter_add_(2, last, tail[:, cand][:, :, None])
-    nonzero = (sliced > 0).double()
-    g = group[None].expand(v.shape[0], -1, -1)
-    gsum = torch.zeros(v.shape[0], len(cand), levels, dtype=torch.float64).scatter_add_(2, g, sliced)
-    gcnt = torch.zeros(v.shape[0], len(cand), levels, dtype=torch.float64).scatter_add_(2, g, nonzero)
-    q = nonzero * gsum.gather(2, g) / gcnt.gather(2, g).clamp_min(1)
-    ps, qs = p.sum(2, keepdim=True), q.sum(2, keepdim=True)
-    p, q = p / ps.clamp_min(1e-300), q / qs.clamp_min(1e-300)
-    kl = torch.where(p > 0, p * torch.log(p / q.clamp_min(1e-12)), torch.zeros_like(p)).sum(2)  # (C, K)
-    kl = torch.where((ps[..., 0] > 0) & (qs[..., 0] > 0), kl, torch.full_like(kl, float("inf")))
+    h = torch.zeros(C, bins, dtype=torch.float64).scatter_add_(1, idx, (v != 0).double())
+    zero = torch.zeros(2 * C, 1, dtype=torch.float64)
+    # prefix sums of the counts and of the non-empty bins: SN[:C, j] = Σ_{k<j} h_k (exact: integer counts)
+    SN = torch.cat([zero, torch.cat([h, (h > 0).double()]).cumsum(1)], 1)
+    cand, edges = _kl_candidates(levels, bins)
+    Gn = SN[:, edges].diff(dim=2)  # (2C, K, levels): each group's count G_g and non-empty bins n_g
+    G, n = Gn[:C], Gn[C:]
+    glogq = (torch.xlogy(G, G) - torch.xlogy(G, n)).sum(2)  # Σ_g G_g log(G_g / n_g), 0 for empty groups
+    S = SN[:C]
+    total = S[:, -1:]  # (C, 1)
+    Si = S[:, cand]  # Σ Q: the kept bins
+    tail = total - Si  # clipped count T_i
+    last = h[:, cand - 1]  # bin i − 1, in the last group
+    H = torch.cat([zero[:C], torch.xlogy(h, h).cumsum(1)], 1)
+    plogp = H[:, cand - 1] + torch.xlogy(last + tail, last + tail)
+    tail_term = torch.xlogy(tail, G[:, :, -1] / n[:, :, -1].clamp_min(1))  # T_i log q_{i−1}
+    kl = (plogp - glogq - tail_term) / total.clamp_min(1) + torch.log(Si.clamp_min(1) / total.clamp_min(1))
+    bad = (Si <= 0) | ((tail > 0) & (last == 0))  # Q empty, or P's last bin has mass where Q has none
+    kl.masked_fill_(bad, float("inf"))
     best_i = cand[kl.argmin(1)]  # first minimum: the smallest threshold among ties
     return torch.where(amax > 0, best_i.double() / bins * amax, amax)
 
 
-def kl_threshold(values: np.ndarray, levels: int, bins: int = 2048, max_candidates: int = 400) -> float:
+@functools.lru_cache(maxsize=16)
+def _kl_candidates(levels: int, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidates i = levels .. bins (bins kept) and, for each, the bin edges of its ``levels`` groups:
+    group g of candidate i holds bins [ceil(g·i/levels), ceil((g+1)·i/levels)), i.e. floor(j·levels/i) = g."""
+    cand = torch.arange(levels, bins + 1)
+    g = torch.arange(levels + 1)
+    return cand, (g[None, :] * cand[:, None] + levels - 1) // levels
+
+
+def kl_threshold(values: np.ndarray, levels: int, bins: int = KL_BINS) -> float:
     """Entropy-calibration threshold of non-negative ``values`` for a grid of ``levels`` steps.
 
-    For each candidate threshold (a histogram bin edge), P is the histogram up to it with the clipped
-    tail added to the last bin, Q is P's bins merged into ``levels`` groups and spread back over P's
-    non-empty bins; the threshold with the smallest KL(P‖Q) wins (TensorRT's algorithm, Migacz 2017).
-    Exact zeros are not counted (they stay exact on any grid).
+    TensorRT's algorithm (Migacz 2017, "8-bit Inference with TensorRT"): a histogram of ``bins`` bins over
+    [0, max]; for every candidate i from ``levels`` to ``bins`` kept bins, P is the histogram up to it with
+    the clipped tail added to the last bin, Q is P's bins merged into ``levels`` groups (bin j into group
+    floor(j·levels/i)) and spread back over P's non-empty bins; the candidate with the smallest KL(P‖Q) wins
+    and the threshold is its upper edge i·max/bins. ``calibrate(..., "kl")`` uses the same search and defaults.
+
+    The choices left open by the paper, as made here:
+
+    - zeros: exact zeros are not counted in the histogram (TensorRT counts them; NVIDIA's
+      pytorch-quantization replaces bin 0 by bin 1). Z represents 0 exactly on any grid, and the spike of
+      ReLU's dead half or of pruned weights in bin 0 would otherwise decide the divergence.
+    - levels: 2^(b−1) = 128 at 8 bits for |x| of signed or symmetric data (TensorRT's int8); calibration
+      gives one-sided data (all ≥ 0, asymmetric grid, e.g. after a ReLU) the whole unsigned grid, 2^b = 256
+      levels, as pytorch-quantization does for unsigned tensors.
+    - ties: the first minimum, i.e. the smallest threshold (pytorch-quantization takes the last).
+    - the threshold is the bin edge i·width (the slides write (m + 0.5)·width; MXNet and
+      pytorch-quantization take the edge); candidates run up to i = bins, the unclipped maximum.
+
+    ``compress_core.testing.ref_entropy_threshold`` is the loop-form transcription tests compare against.
     """
     v = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(1, -1)
     if v.numel() == 0:
         return 0.0
-    return float(_kl_thresholds(v, levels, bins, max_candidates)[0])
+    return float(_kl_thresholds(v, levels, bins)[0])
 
 
 def _kl(x2: torch.Tensor, bits: int, symmetric: bool, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,11 +190,10 @@ def _kl(x2: torch.Tensor, bits: int, symmetric: bool, signed: bool) -> tuple[tor
         plo, phi = _kl(pooled, bits, symmetric, signed)
         ratio = float(torch.maximum(-plo, phi).clamp(max=1.0)[0])
         return torch.maximum(lo, -ratio * amax), torch.minimum(hi, ratio * amax)
-    bins, cands = 2048, 128
     if not symmetric and bool((lo >= 0).all()):  # one-sided data (after ReLU): the whole grid on [0, max]
-        t = _kl_thresholds(x2, 1 << bits, bins, cands).float()
+        t = _kl_thresholds(x2, 1 << bits).float()
         return torch.minimum(lo, t), t
-    t = _kl_thresholds(x2.abs(), 1 << (bits - 1) if bits > 1 else 1, bins, cands).float()
+    t = _kl_thresholds(x2.abs(), 1 << (bits - 1) if bits > 1 else 1).float()
     return torch.maximum(lo, -t), torch.minimum(hi, t)
 
 
