@@ -4,6 +4,7 @@ Oracles: torch.ao.quantization observers given quant_min/quant_max (unsigned sym
 bit width), ``compress_core.testing.ref_entropy_threshold`` (a loop-form transcription of TensorRT's
 algorithm, Migacz 2017), and Esser et al. 2020's formulas for LSQ's step initialisation and gradient scale.
 """
+import math
 import warnings
 
 import numpy as np
@@ -11,7 +12,16 @@ import pytest
 import torch
 from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
 
-from compress_core.quant import compute_qparams, kl_threshold, observe_range
+from compress_core.quant import (
+    QuantConfig,
+    compute_qparams,
+    kl_threshold,
+    lsq_grad_factor,
+    observe_range,
+    quantization_aware_training,
+    quantize_model,
+)
+from compress_core.quant.qat import _ActQuantizer, _WeightQuantizer, freeze, prepare_qat
 from compress_core.testing import ref_entropy_divergences, ref_entropy_histogram, ref_entropy_threshold
 
 warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
@@ -125,3 +135,101 @@ def test_kl_threshold_at_low_bit_widths_matches_reference():
     a = np.abs(DISTRIBUTIONS["laplace"])[:5000]
     for levels in (4, 8):  # 3 and 4 bits: 2,045 candidates with a handful of groups each
         _same_or_tied(kl_threshold(a, levels), a, levels)
+
+
+# --- LSQ: the paper's step initialisation and gradient scale -------------------------------------------
+
+def _lsq_model():
+    from compress_core.data import load_dataset
+    from compress_core.models import build_model
+
+    ds = load_dataset("digits")
+    return ds, build_model("cnn", ds, seed=0)
+
+
+@pytest.mark.parametrize("bits,per_channel", [(4, True), (4, False), (2, True), (8, False)])
+def test_lsq_weight_init_and_grad_factor_follow_the_paper(bits, per_channel):
+    """s0 = 2⟨|w|⟩/√Q_P and g = 1/√(N·Q_P), N = the weights one step quantizes: the scale gradient equals
+    torch's learnable fake quantization given that g."""
+    ds, model = _lsq_model()
+    cfg = QuantConfig(weight_bits=bits, per_channel=per_channel)
+    qm = quantize_model(model, cfg, ds.x_train[:64])
+    ql = qm.conv2
+    wq = _WeightQuantizer(ql.weight, ql.weight_qparams, lsq=True)
+    q_p = (1 << (bits - 1)) - 1  # signed symmetric weights: Z = 0
+    w = ql.weight.detach()
+    if per_channel:
+        want = 2 * w.abs().reshape(w.shape[0], -1).mean(1) / math.sqrt(q_p)
+    else:
+        want = (2 * w.abs().mean() / math.sqrt(q_p)).reshape(1)
+    assert torch.allclose(wq.scale.detach(), want, rtol=1e-6)
+    n = w.numel() // (w.shape[0] if per_channel else 1)
+    g = 1 / math.sqrt(n * q_p)
+    assert lsq_grad_factor(n, q_p) == pytest.approx(g)
+    wr = w.clone().requires_grad_(True)
+    up = torch.randn_like(w, generator=torch.Generator().manual_seed(0))
+    (wq(wr) * up).sum().backward()
+    s = wq.scale.detach().clone().requires_grad_(True)
+    z = torch.zeros_like(s)
+    qmin, qmax = ql.weight_qparams.qmin, ql.weight_qparams.qmax
+    if per_channel:
+        ref = torch._fake_quantize_learnable_per_channel_affine(w, s, z, 0, qmin, qmax, g)
+    else:
+        ref = torch._fake_quantize_learnable_per_tensor_affine(w, s, z, qmin, qmax, g)
+    (ref * up).sum().backward()
+    assert torch.allclose(wq.scale.grad, s.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_lsq_activation_grad_factor_counts_features_not_the_batch():
+    """g = 1/√(N_F·Q_P) with N_F the features of one example: the same examples repeated in a batch 4× as
+    large give 4× the summed gradient (not 2×, as when N counted the whole batch)."""
+    qp = compute_qparams(0.0, 4.0, bits=4, signed=False)  # post-ReLU range: Z = 0, Q_P = 15
+    aq = _ActQuantizer(qp, lsq=True)
+    y = torch.rand(8, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 5
+    grads = []
+    for reps in (1, 4):
+        aq.scale.grad = None
+        aq(y.repeat(reps, 1, 1, 1)).sum().backward()
+        grads.append(aq.scale.grad.clone())
+    assert torch.allclose(grads[1], 4 * grads[0], rtol=1e-5)
+    s = aq.scale.detach().clone().requires_grad_(True)
+    g = 1 / math.sqrt(3 * 5 * 5 * 15)
+    torch._fake_quantize_learnable_per_tensor_affine(y, s, torch.zeros(1), 0, 15, g).sum().backward()
+    assert torch.allclose(grads[0], s.grad, rtol=1e-4)
+
+
+def test_lsq_activation_init_is_mean_abs_of_calibration_data():
+    """quantization_aware_training(lsq=True) starts every activation step at 2⟨|a|⟩/√Q_P over the calibration
+    data (measured here with forward hooks on the float model); lsq_init="minmax" keeps the calibrated scale."""
+    from compress_core.data import load_dataset
+    from compress_core.models import build_model
+    from compress_core.train import TrainConfig
+
+    ds = load_dataset("moons")
+    model = build_model("tiny", ds, seed=0)
+    calib = ds.x_train[:128]
+    cfg = QuantConfig(weight_bits=4, act_bits=4)
+    seen = {}
+    names = [n for n, m in model.named_children() if isinstance(m, torch.nn.Linear)]
+    children = dict(model.named_children())
+    hooks = [children[n].register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, torch.relu(o)
+                                               if n != names[-1] else o)) for n in names]
+    with torch.no_grad():
+        model(calib)
+    for h in hooks:
+        h.remove()
+    qm = freeze(prepare_qat(model, cfg, calib, lsq=True))  # the steps QAT starts from
+    for n in names:
+        qp = dict(qm.named_children())[n].output_qparams
+        want = 2 * float(seen[n].abs().mean()) / math.sqrt(qp.qmax - int(qp.zero_point))
+        assert float(qp.scale) == pytest.approx(want, rel=1e-5), n
+    qp = dict(qm.named_children())[names[0]].input_qparams
+    want = 2 * float(calib.abs().mean()) / math.sqrt(qp.qmax - int(qp.zero_point))
+    assert float(qp.scale) == pytest.approx(want, rel=1e-5)
+    mm = freeze(prepare_qat(model, cfg, calib, lsq=True, lsq_init="minmax"))
+    ref = quantize_model(model, cfg, calib)
+    for n in names:
+        assert torch.equal(dict(mm.named_children())[n].output_qparams.scale.reshape(()),
+                           dict(ref.named_children())[n].output_qparams.scale.reshape(())), n
+    with pytest.raises(ValueError, match="LSQ initialisation"):
+        quantization_aware_training(model, cfg, ds, TrainConfig(epochs=1), lsq=True, lsq_init="bogus")

@@ -7,8 +7,13 @@
   default FakeQuantize) while training, then freeze.
 - LSQ (Esser et al. 2020, "Learned Step Size Quantization"): the scales become parameters trained by
   gradient descent with ∂x̂/∂S = round(x/S) − x/S inside the range and qmin−Z or qmax−Z outside, scaled
-  by g = 1/√(N·qmax). The gradient formulas equal ``torch._fake_quantize_learnable_per_tensor_affine``
-  (tests check).
+  by g = 1/√(N·Q_P), with N the number of weights (per channel: the weights of one channel) or the number
+  of features of one example for activations, so g does not depend on the batch size. Each step starts at
+  2⟨|v|⟩/√Q_P, the mean |value| over the weights, or over the calibration data's activations (the paper
+  uses the first batch); ``lsq_init="minmax"`` starts from the min-max calibrated scale instead. Q_P is the
+  number of positive levels, qmax − Z (the paper's Q_P: 2^b − 1 unsigned, 2^(b−1) − 1 signed, for Z = 0,
+  which symmetric weights and post-ReLU activations have). The gradient formulas equal
+  ``torch._fake_quantize_learnable_per_tensor_affine`` (tests check).
 - Batch-norm folding (Jacob et al. 2018 §3.2, Krishnamoorthi 2018 §2.6): ``fold_batchnorm`` folds a BN
   that follows a Linear/Conv into its weight and bias. The registry's models have no BN, so the app
   never needs it; the function is here, tested, for models that do.
@@ -29,7 +34,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..train import History, TrainConfig, default_device, evaluate, state_copy, train
-from .model import QuantConfig, QuantLayer, quant_layers, quantize_model
+from .model import QuantConfig, QuantLayer, collect_activations, quant_layers, quantize_model
 from .primitives import QParams, compute_qparams, fake_quantize
 
 
@@ -85,18 +90,45 @@ def lsq_fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Te
     return _LSQ.apply(x, scale, zero_point, qmin, qmax, grad_factor, axis)
 
 
+LSQ_INITS = ("mean_abs", "minmax")  # the paper's 2⟨|v|⟩/√Q_P, or the min-max calibrated scale
+
+
 def lsq_grad_factor(numel: int, qmax: int) -> float:
-    """LSQ's gradient scale g = 1/√(N·Q_P) (Esser et al. 2020, §2.2)."""
+    """LSQ's gradient scale g = 1/√(N·Q_P) (Esser et al. 2020, §2.2).
+
+    Args:
+        numel: N, the number of weights a step quantizes, or the number of features of one example.
+        qmax: Q_P, the number of positive levels (qmax − Z).
+    """
     return 1.0 / math.sqrt(max(numel, 1) * max(qmax, 1))
+
+
+def lsq_positive_levels(qp: QParams) -> int:
+    """Q_P of a quantizer: qmax − Z, the levels above real 0 (the largest over channels, at least 1)."""
+    return max(1, qp.qmax - int(qp.zero_point.min()))
+
+
+def lsq_init_scale(v: torch.Tensor, q_p: int, axis: int | None = None) -> torch.Tensor:
+    """LSQ's initial step 2⟨|v|⟩/√Q_P (Esser et al. 2020, §2.1): shape (1,), or (C,) per channel along ``axis``.
+
+    Example::
+
+        s0 = lsq_init_scale(layer.weight, 7, axis=0)   # 4-bit signed weights, one step per output channel
+    """
+    a = v.detach().abs().float()
+    mean = a.mean().reshape(1) if axis is None else a.movedim(axis, 0).reshape(a.shape[axis], -1).mean(1)
+    return (2.0 * mean / math.sqrt(max(q_p, 1))).clamp_min(torch.finfo(torch.float32).eps)
 
 
 class _WeightQuantizer(nn.Module):
     """During QAT: fake-quantize the current weight with min-max ranges, or with learned LSQ scales."""
 
-    def __init__(self, weight: torch.Tensor, qp: QParams, lsq: bool):
+    def __init__(self, weight: torch.Tensor, qp: QParams, lsq: bool, init: str = "mean_abs"):
         super().__init__()
         self.template, self.lsq = qp, lsq
-        self.scale = nn.Parameter(qp.scale.detach().clone().reshape(-1)) if lsq else None
+        self.q_p = lsq_positive_levels(qp)
+        s0 = lsq_init_scale(weight, self.q_p, qp.axis) if init == "mean_abs" else qp.scale.detach().reshape(-1)
+        self.scale = nn.Parameter(s0.clone().reshape(-1).to(qp.scale.device)) if lsq else None
         self.register_buffer("zero", qp.zero_point.detach().float().reshape(-1))
 
     def current_qparams(self, w: torch.Tensor) -> QParams:
@@ -117,7 +149,7 @@ class _WeightQuantizer(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         t = self.template
         if self.lsq:
-            g = lsq_grad_factor(w.numel() // self.scale.numel(), t.qmax)
+            g = lsq_grad_factor(w.numel() // self.scale.numel(), self.q_p)  # N: the weights one step covers
             scale = self.scale.abs().clamp_min(torch.finfo(torch.float32).eps)
             return lsq_fake_quantize(w, scale, self.zero, t.qmin, t.qmax, g, t.axis)
         return fake_quantize(w, self.current_qparams(w))
@@ -126,12 +158,15 @@ class _WeightQuantizer(nn.Module):
 class _ActQuantizer(nn.Module):
     """Output fake quantization during QAT: moving-average ranges, or a learned LSQ scale."""
 
-    def __init__(self, qp: QParams, lsq: bool, averaging_constant: float = 0.01):
+    def __init__(self, qp: QParams, lsq: bool, averaging_constant: float = 0.01, mean_abs: float | None = None):
         super().__init__()
         self.template, self.lsq, self.c = qp, lsq, averaging_constant
+        self.q_p = lsq_positive_levels(qp)
         self.register_buffer("lo", qp.range_min.detach().clone().reshape(()))
         self.register_buffer("hi", qp.range_max.detach().clone().reshape(()))
-        self.scale = nn.Parameter(qp.scale.detach().clone().reshape(1)) if lsq else None
+        s0 = qp.scale.detach().reshape(1) if mean_abs is None else \
+            lsq_init_scale(torch.tensor([mean_abs]), self.q_p).to(qp.scale.device)  # 2⟨|v|⟩/√Q_P
+        self.scale = nn.Parameter(s0.clone()) if lsq else None
         self.register_buffer("zero", qp.zero_point.detach().float().reshape(1))
 
     def current_qparams(self) -> QParams:
@@ -145,7 +180,7 @@ class _ActQuantizer(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         t = self.template
         if self.lsq:
-            g = lsq_grad_factor(y.numel(), t.qmax)
+            g = lsq_grad_factor(y[0].numel() if y.dim() > 1 else y.numel(), self.q_p)  # N: features per example
             scale = self.scale.abs().clamp_min(torch.finfo(torch.float32).eps)
             return lsq_fake_quantize(y, scale, self.zero, t.qmin, t.qmax, g)
         if self.training:  # ranges adapt while training, stay put while evaluating
@@ -158,13 +193,16 @@ class _ActQuantizer(nn.Module):
 class _QATLayer(nn.Module):
     """Wraps a ``QuantLayer`` during QAT: its quantizers follow the weights and activations as they train."""
 
-    def __init__(self, ql: QuantLayer, lsq: bool, c: float):
+    def __init__(self, ql: QuantLayer, lsq: bool, c: float, init: str = "mean_abs",
+                 mean_abs: dict[str, float] | None = None):
         super().__init__()
         self.layer = ql
-        self.weight_quantizer = _WeightQuantizer(ql.weight, ql.weight_qparams, lsq) if ql.weight_qparams is not None else None
-        self.output_quantizer = _ActQuantizer(ql.output_qparams, lsq, c) if ql.output_qparams is not None else None
+        mean_abs = mean_abs or {}
+        w_qp, y_qp = ql.weight_qparams, ql.output_qparams
+        self.weight_quantizer = _WeightQuantizer(ql.weight, w_qp, lsq, init) if w_qp is not None else None
+        self.output_quantizer = _ActQuantizer(y_qp, lsq, c, mean_abs.get("output")) if y_qp is not None else None
         first = ql.input_qparams is not None and ql.quantize_input
-        self.input_quantizer = _ActQuantizer(ql.input_qparams, lsq, c) if first else None
+        self.input_quantizer = _ActQuantizer(ql.input_qparams, lsq, c, mean_abs.get("input")) if first else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ql = self.layer
@@ -197,10 +235,31 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
     return model.eval()
 
 
+def prepare_qat(model: nn.Module, config: QuantConfig, calibration_data: torch.Tensor, *, lsq: bool = False,
+                lsq_init: str = "mean_abs") -> nn.Sequential:
+    """The fake-quantized copy of ``model`` that QAT trains: every ``QuantLayer`` wrapped with quantizers that
+    follow the weights (min-max) or learn their steps (LSQ, starting as ``lsq_init`` says). ``freeze`` turns
+    it back into fixed ``QuantLayer``s."""
+    if lsq_init not in LSQ_INITS:
+        raise ValueError(f"Unknown LSQ initialisation {lsq_init!r}: use one of {', '.join(LSQ_INITS)}.")
+    qmodel = quantize_model(model, config, calibration_data)
+    means: dict[str, float] = {}
+    if lsq and lsq_init == "mean_abs" and config.quantize_activations:
+        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+        data = calibration_data.to(device=dev, dtype=torch.float32)
+        acts = collect_activations(model, data, config.calib_batch_size)
+        means = {k: float(torch.cat([b.reshape(-1) for b in v]).abs().mean()) for k, v in acts.items()}
+    for name, ql in quant_layers(qmodel):
+        mean_abs = {"input": means.get("input"), "output": means.get(name)} if means else None
+        setattr(qmodel, name, _QATLayer(ql, lsq, config.averaging_constant, lsq_init, mean_abs))
+    return qmodel
+
+
 def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: Dataset,
                                 train_config: TrainConfig = TrainConfig(epochs=5, lr=5e-4), *,
-                                calibration_data: torch.Tensor | None = None, lsq: bool = False, seed: int = 0,
-                                keep_best: bool = True, callback=None) -> tuple[nn.Sequential, History]:
+                                calibration_data: torch.Tensor | None = None, lsq: bool = False,
+                                lsq_init: str = "mean_abs", seed: int = 0, keep_best: bool = True,
+                                callback=None) -> tuple[nn.Sequential, History]:
     """Fine-tune a fake-quantized copy of ``model`` (usually the float baseline); returns (model, history).
 
     Args:
@@ -209,6 +268,8 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
         dataset: training data; ``calibration_data`` defaults to its first 256 training inputs.
         train_config: fine-tuning schedule (a few epochs at a small learning rate).
         lsq: learn the scales (LSQ) instead of deriving them from min-max ranges.
+        lsq_init: where LSQ's steps start: "mean_abs" (the paper's 2⟨|v|⟩/√Q_P, activations measured on the
+            calibration data) or "minmax" (the min-max calibrated scale).
         keep_best: return the state with the best validation accuracy among the starting point (the PTQ
             model) and the end of each epoch — early stopping on validation, never on test.
         callback: per-epoch progress, as in ``train`` (return False to stop).
@@ -218,9 +279,7 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
     the iteration of the returned state (0: fine-tuning never beat the starting point on validation).
     """
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    qmodel = quantize_model(model, config, calib)
-    for name, ql in quant_layers(qmodel):
-        setattr(qmodel, name, _QATLayer(ql, lsq, config.averaging_constant))
+    qmodel = prepare_qat(model, config, calib, lsq=lsq, lsq_init=lsq_init)
     device = default_device()
     qmodel.to(device)
     best = {"acc": evaluate(qmodel, dataset.x_val, dataset.y_val).accuracy, "state": state_copy(qmodel),
@@ -248,7 +307,8 @@ def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.
     import copy
 
     if layer.weight.shape[0] != bn.num_features:
-        raise ValueError(f"Batch norm has {bn.num_features} channels but the layer has {layer.weight.shape[0]} outputs.")
+        raise ValueError(f"Batch norm has {bn.num_features} channels but the layer has {layer.weight.shape[0]} "
+                         "outputs.")
     out = copy.deepcopy(layer)
     gamma = bn.weight.detach() if bn.affine else torch.ones(bn.num_features)
     beta = bn.bias.detach() if bn.affine else torch.zeros(bn.num_features)
