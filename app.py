@@ -1,6 +1,7 @@
 """Compression Lab: see what pruning and quantization do to a neural network.
 
-Entry point only: page config, the shared sidebar, and navigation. Each topic is a page in app_pages/ (not pages/: that name makes Streamlit register the files twice).
+Entry point only: page config, the shared sidebar, and navigation. Each topic is a page in app_pages/
+(not pages/: that name makes Streamlit register the files twice).
 Run with ``streamlit run app.py``.
 """
 import streamlit as st
@@ -25,7 +26,8 @@ PAGES = {
         st.Page("app_pages/quantization.py", title="Quantization", icon="🔢", url_path="quantization"),
         st.Page("app_pages/integer.py", title="Integer inference", icon="🧮", url_path="integer"),
     ],
-    "Together": [st.Page("app_pages/deep_compression.py", title="Deep compression", icon="🧩", url_path="deep-compression")],
+    "Together": [st.Page("app_pages/deep_compression.py", title="Deep compression", icon="🧩",
+                         url_path="deep-compression")],
 }
 
 render_sidebar()

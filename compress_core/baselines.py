@@ -44,8 +44,11 @@ CACHE_VERSION = 1  # part of every baseline's hash: bump it to retrain every cac
 TRAIN_RECIPES: dict[tuple[str, str], TrainConfig] = {
     ("digits", "mlp"): TrainConfig(epochs=20, lr=1e-3, batch_size=64),
     ("digits", "cnn"): TrainConfig(epochs=30, lr=2e-3, batch_size=64),
-    ("mnist1d", "mlp"): TrainConfig(epochs=40, lr=1e-3, batch_size=100),
-    ("mnist1d", "cnn"): TrainConfig(epochs=40, lr=2e-3, batch_size=64),
+    # MNIST-1D (Greydanus 2020: MLP 68 %, CNN 94 %): a high learning rate trained long, light L2, and the
+    # weights of the best validation accuracy (its test accuracy keeps climbing while the validation loss
+    # rises). Searched on seeds 0-2 at 1 thread, confirmed at 2 (issue 11).
+    ("mnist1d", "mlp"): TrainConfig(epochs=60, lr=1e-2, batch_size=100, weight_decay=1e-3, keep_best=True),
+    ("mnist1d", "cnn"): TrainConfig(epochs=40, lr=1e-2, batch_size=100, keep_best=True),
 }
 FALLBACK_RECIPE = TrainConfig(epochs=60, lr=3e-3, batch_size=32)
 
@@ -55,7 +58,8 @@ FALLBACK_RECIPE = TrainConfig(epochs=60, lr=3e-3, batch_size=32)
 # sparse tickets beat it; chosen among 1e-3..1e-2 × 10..25 epochs on seeds 0-2 (bench/bench_lottery.py
 # measures the outcome). Pairs not listed train their tickets with the baseline recipe.
 TICKET_OVERRIDES: dict[tuple[str, str], dict] = {
-    ("mnist1d", "mlp"): dict(epochs=10, lr=1e-2, eval_every=10, rewind_iteration=20),
+    ("mnist1d", "mlp"): dict(epochs=10, lr=1e-2, eval_every=10, rewind_iteration=20, weight_decay=0.0,
+                             keep_best=False),
     ("digits", "mlp"): dict(epochs=15, lr=2e-3, eval_every=10, rewind_iteration=20),
 }
 

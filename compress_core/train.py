@@ -1,7 +1,10 @@
 """Deterministic, mask-aware training and evaluation.
 
 The same seed gives bit-identical weights on the same machine: the seed fixes the order of the
-mini-batches (a private ``torch.Generator``), and nothing else in training is random.
+mini-batches (a private ``torch.Generator``), and nothing else in training is random. Across torch thread
+counts weights agree only to rounding: the CPU matrix products split their sums over the batch by thread
+(the first step's output-layer weight gradient already differs in the last bit between 1 and 2 threads),
+and training amplifies that; recipes are chosen so the accuracy they reach does not depend on it.
 
 A mask (a mapping from parameter name to a 0/1 tensor of the same shape, such as
 ``compress_core.pruning.Mask``) stays enforced throughout: masked gradients are zeroed before each
@@ -17,6 +20,7 @@ Usage::
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -45,6 +49,12 @@ class TrainConfig(Config, label="training", unknown="ignore"):
     weight_decay: float = param(0.0, "L2 penalty")
     eval_every: int = param(0, "evaluate every this many iterations; 0 = once per epoch")
     rewind_iteration: int = param(50, "iteration k whose weights θk are kept for late rewinding")
+    # added after baselines were cached: at their defaults they stay out of the hash, so those entries stay valid
+    lr_schedule: str = param("constant", "'constant', or 'cosine': lr·½(1 + cos(π t/T)) at step t of T",
+                             hash_default=False)
+    keep_best: bool = param(False, "end with the weights of the evaluation point of best validation accuracy "
+                                   "(best-validation checkpointing; the earliest such point on a tie)",
+                            hash_default=False)
 
     def problems(self):
         if self.epochs < 0:
@@ -57,6 +67,8 @@ class TrainConfig(Config, label="training", unknown="ignore"):
             yield "optimizer must be 'adam' or 'sgd'"
         if self.eval_every < 0 or self.rewind_iteration < 0:
             yield "eval_every and rewind_iteration must be ≥ 0"
+        if self.lr_schedule not in ("constant", "cosine"):
+            yield "lr_schedule must be 'constant' or 'cosine'"
 
 
 @dataclass(frozen=True)
@@ -70,10 +82,17 @@ class History:
     """What happened during training: one record per evaluation point."""
 
     records: list[dict] = field(default_factory=list)  # iteration, epoch, train_loss, val_*, test_*
-    iterations: int = 0  # optimiser steps taken
+    iterations: int = 0  # iteration reached, counted from the start of training (start_iteration + steps)
     stopped: bool = False  # True when the callback asked to stop early
     seconds: float = 0.0
     rewind_state: dict | None = None  # weights at TrainConfig.rewind_iteration, if reached
+    best_iteration: int | None = None  # with TrainConfig.keep_best: the iteration whose weights were kept
+    start_iteration: int = 0  # iteration training resumed from (k for a network rewound to θk), else 0
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken in this call (``iterations`` counts from the start of training)."""
+        return self.iterations - self.start_iteration
 
     def column(self, key: str) -> list:
         return [r[key] for r in self.records]
@@ -86,12 +105,13 @@ class History:
 
     def to_dict(self) -> dict:
         return {"records": self.records, "iterations": self.iterations, "stopped": self.stopped,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "start_iteration": self.start_iteration}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "History":
         return cls(records=list(d["records"]), iterations=int(d["iterations"]),
-                   stopped=bool(d["stopped"]), seconds=float(d["seconds"]))
+                   stopped=bool(d["stopped"]), seconds=float(d["seconds"]),
+                   start_iteration=int(d.get("start_iteration", 0)))
 
 
 @torch.no_grad()
@@ -136,11 +156,14 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 ProgressCallback = Callable[[dict], "bool | None"]
+# Called after every optimiser step with (iteration, model); may return a new mask, enforced from then on.
+StepHook = Callable[[int, nn.Module], "Mapping[str, torch.Tensor] | None"]
 
 
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(), *, seed: int = 0,
           mask: Mapping[str, torch.Tensor] | None = None, callback: ProgressCallback | None = None,
-          device: torch.device | None = None) -> History:
+          device: torch.device | None = None, start_iteration: int = 0,
+          step_hook: StepHook | None = None) -> History:
     """Train ``model`` in place on ``dataset``'s training split.
 
     Args:
@@ -152,25 +175,51 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
         callback: called with each evaluation record (a dict with ``epoch``, ``iteration``,
             ``val_acc``...); return ``False`` to stop training after that point.
         device: where to train; CUDA when present by default.
+        start_iteration: resume a run of ``config`` at iteration k (a network rewound to θk, Frankle et
+            al. 2020): only the remaining T − k steps are taken, on the mini-batches the full run would
+            use from step k + 1 on (the seeded order is drawn exactly as in a full run, the first k
+            batches skipped), and iterations (records, evaluation points) count from the start of
+            training, not from k.
+        step_hook: called after every optimiser step (and once before the first, at ``start_iteration``)
+            with (iteration, model); it may return a new mask, which replaces ``mask`` from that step
+            on: the model's weights are masked at once, and its gradients from the next step
+            (gradual pruning inside training, ``compress_core.pruning.gradual``).
 
     Returns:
         a ``History`` (records, iterations, whether stopped, wall time, θk at ``rewind_iteration``).
     """
     device = device or default_device()
     model.to(device)
-    mask = {k: v.to(device=device, dtype=torch.float32) for k, v in (mask or {}).items()}
+    n = len(dataset.y_train)
+    steps_per_epoch = max(1, -(-n // config.batch_size))
+    if not 0 <= start_iteration <= config.epochs * steps_per_epoch:
+        raise ValueError(f"Cannot resume at iteration {start_iteration}: this training has "
+                         f"{config.epochs * steps_per_epoch} iterations.")
+
+    def to_device(m: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        return {k: v.to(device=device, dtype=torch.float32) for k, v in (m or {}).items()}
+
+    mask = to_device(mask)
     apply_mask_(model, mask)
     params = dict(model.named_parameters())
     opt = _optimizer(model, config)
     gen = torch.Generator().manual_seed(int(seed))
     x, y = dataset.x_train.to(device), dataset.y_train.to(device)
-    n = len(y)
-    steps_per_epoch = max(1, -(-n // config.batch_size))
     eval_every = config.eval_every or steps_per_epoch
-    hist = History()
+    hist = History(iterations=start_iteration, start_iteration=start_iteration)
     start = time.perf_counter()
-    if config.rewind_iteration == 0:
+    if config.rewind_iteration == start_iteration:
         hist.rewind_state = state_copy(model)
+
+    def hook() -> None:
+        nonlocal mask
+        if step_hook is not None:
+            new = step_hook(hist.iterations, model)
+            if new is not None:
+                mask = to_device(new)
+                apply_mask_(model, mask)
+
+    hook()
 
     def record(epoch: float, train_loss: float) -> bool:
         val = evaluate(model, dataset.x_val, dataset.y_val)
@@ -178,16 +227,35 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
         rec = dict(iteration=hist.iterations, epoch=epoch, train_loss=train_loss, val_loss=val.loss,
                    val_acc=val.accuracy, test_loss=test.loss, test_acc=test.accuracy)
         hist.records.append(rec)
+        if config.keep_best and (best["acc"] is None or val.accuracy > best["acc"]):
+            best.update(acc=val.accuracy, iteration=hist.iterations, state=state_copy(model))
         model.train()
         return callback is None or callback(dict(rec, epochs=config.epochs,
                                                  total_iterations=config.epochs * steps_per_epoch)) is not False
 
+    best = dict(acc=None, iteration=None, state=None)
+    total = config.epochs * steps_per_epoch
+
+    def finish() -> History:
+        if config.keep_best and best["state"] is not None:
+            model.load_state_dict(best["state"])
+            hist.best_iteration = best["iteration"]
+        hist.seconds = time.perf_counter() - start
+        return hist
+
     model.train()
     running, count = 0.0, 0
+    skip = start_iteration  # batches of the seeded order that the first k iterations used
     for epoch in range(config.epochs):
-        order = torch.randperm(n, generator=gen).to(device)
+        order = torch.randperm(n, generator=gen).to(device)  # drawn every epoch: the order stays that of a full run
         for i in range(0, n, config.batch_size):
+            if skip:
+                skip -= 1
+                continue
             idx = order[i:i + config.batch_size]
+            if config.lr_schedule == "cosine":  # of the iteration counted from the start (k after rewinding)
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * hist.iterations / total))
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=False)
             loss.backward()
@@ -196,6 +264,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
             opt.step()
             apply_mask_(model, mask)
             hist.iterations += 1
+            hook()
             running += loss.item()
             count += 1
             if hist.iterations == config.rewind_iteration:
@@ -205,9 +274,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
                 running, count = 0.0, 0
                 if not keep_going:
                     hist.stopped = True
-                    hist.seconds = time.perf_counter() - start
-                    return hist
-    if hist.iterations % eval_every != 0 or not hist.records:
+                    return finish()
+    if hist.iterations % eval_every != 0 or not hist.records:  # (also: nothing left to train after k)
         record(hist.iterations / steps_per_epoch, running / max(count, 1) if count else float("nan"))
-    hist.seconds = time.perf_counter() - start
-    return hist
+    return finish()

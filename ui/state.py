@@ -1,12 +1,13 @@
 """Widget state that lives in the URL (``st.query_params``), so a link restores the exact view.
 
-Pattern for a page control::
+Pattern for a page control: one call, the key written once::
 
-    sparsity = url_slider("sparsity", "Sparsity (%)", 0.0, 99.9, 50.0, cast=float)
+    bits = url_widget(c1.select_slider, "q_bits", 8, "Bit width", BITS, cast=int, allowed=BITS)
 
-``url_value`` seeds ``st.session_state[key]`` from the URL once (or from the default), and
-``remember`` writes the current value back to the URL after the widget ran. Values that cannot be
-parsed or are not allowed fall back to the default: a hand-edited link never crashes a page.
+``url_widget`` seeds ``st.session_state[key]`` from the URL once (or from the default), draws the widget
+with that key, and writes the value back to the URL. Underneath, ``url_value`` does the seeding and
+``remember`` the write-back (the sidebar, whose widgets exist on every page, uses them directly). Values
+that cannot be parsed or are not allowed fall back to the default: a hand-edited link never crashes a page.
 """
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def url_value(key: str, default: Any, cast: Callable[[str], Any] = str,
     elif allowed is not None and st.session_state[key] not in allowed:
         st.session_state[key] = default
     return st.session_state[key]
+
+
+def url_widget(widget: Callable[..., Any], key: str, default: Any, *args: Any, cast: Callable[[str], Any] = str,
+               allowed: Sequence | None = None, check: Callable[[Any], bool] | None = None, **kwargs: Any) -> Any:
+    """Seed ``key`` from the URL, draw ``widget(*args, key=key, **kwargs)``, write its value back; return it.
+
+    ``widget`` is any Streamlit input (``st.slider``, ``col.radio``…); ``allowed`` / ``check`` validate
+    a value read from the URL (a bad one falls back to ``default``).
+    """
+    url_value(key, default, cast=cast, allowed=allowed, check=check)
+    value = widget(*args, key=key, **kwargs)
+    remember(key)
+    return value
 
 
 def remember(*keys: str) -> None:

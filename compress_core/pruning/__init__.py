@@ -35,7 +35,8 @@ from .structured import kept_units, shrink, structure_summary
 from .sweeps import accuracy_curves, sparsity_sensitivity
 
 __all__ = ["SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
-           "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask", "PruneOutcome", "PruneSettings",
+           "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask",
+           "PruneOutcome", "PruneSettings",
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
            "iterative", "kept_units", "latency_report", "nm_prune", "one_shot", "prune", "prune_to", "prune_with",
            "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",

@@ -24,7 +24,8 @@ def test_default_view_and_sparsity_slider():
     m0 = metrics(at)
     assert set(m0) >= {"Test accuracy", "Test loss", "Weights kept", "Smallest honest size"}
     t = titles(at)
-    for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity", "Sensitivity: prune one layer at a time"):
+    for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity",
+                     "Sensitivity: prune one layer at a time"):
         assert expected in t
     assert any("neurons still see" in x for x in t)  # digits: first-layer masks as 8×8 tiles
     h0 = hist(at)
@@ -61,7 +62,8 @@ def test_each_control_changes_the_result():
     assert not at.exception and "Weights of fc2" in titles(at) and "Mask of fc2: blue = kept" in titles(at)
     at.button(key="pr_measure").click().run()
     assert not at.exception and "Measured forward time" in titles(at)
-    assert any(t.startswith("structured (shrunk)") for t in charts(at)[titles(at).index("Measured forward time")]["data"][0]["y"])
+    latency = charts(at)[titles(at).index("Measured forward time")]
+    assert any(t.startswith("structured (shrunk)") for t in latency["data"][0]["y"])
 
 
 def test_bad_settings_give_plain_messages():
