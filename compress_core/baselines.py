@@ -34,6 +34,7 @@ from torch import nn
 
 from .config import Config, param
 from .data import load_dataset
+from .filelock import file_lock
 from .models import build_model
 from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
 
@@ -177,12 +178,22 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
     cfg = BaselineConfig(dataset, model, int(seed), train_config or default_train_config(dataset, model))
     root = Path(cache_dir) if cache_dir is not None else None
     folder = _entry_dir(cfg, root)
-    if use_cache:
+    if not use_cache:
+        return _train_baseline(cfg, callback)
+    # one process trains an entry while the others (server replicas sharing the folder) wait, then read it
+    with file_lock(folder.parent.parent / "locks" / f"baseline-{folder.name}"):
         cached = _load(cfg, folder)
         if cached is not None:
             return cached
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
+        baseline = _train_baseline(cfg, callback)
+        _save(baseline, folder)
+    return baseline
+
+
+def _train_baseline(cfg: BaselineConfig, callback: Callable[[dict], "bool | None"] | None) -> Baseline:
+    dataset, model = cfg.dataset, cfg.model
     ds = load_dataset(dataset, seed=cfg.seed)
     net = build_model(model, ds, seed=cfg.seed)
     init = state_copy(net)
@@ -192,7 +203,4 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
     rewind = history.rewind_state if history.rewind_state is not None else final
     history.rewind_state = None
     test = evaluate(net, ds.x_test, ds.y_test)
-    baseline = Baseline(cfg, init, rewind, final, history, test)
-    if use_cache:
-        _save(baseline, folder)
-    return baseline
+    return Baseline(cfg, init, rewind, final, history, test)

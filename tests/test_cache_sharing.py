@@ -1,0 +1,28 @@
+"""Two server processes sharing one cache folder: one trains a baseline, the other waits and reads it."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    from compress_core.baselines import get_baseline
+    from compress_core.train import TrainConfig
+    b = get_baseline("moons", "tiny", seed=5, train_config=TrainConfig(epochs=3, lr=1e-2), cache_dir=sys.argv[1])
+    print(json.dumps({"from_cache": b.from_cache, "acc": b.test_metrics.accuracy}))
+""")
+
+
+def test_two_processes_train_a_baseline_once(tmp_path: Path):
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    out = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(o["from_cache"] for o in out) == [False, True]  # trained once, read once
+    assert out[0]["acc"] == out[1]["acc"]
+    entries = [p for p in (tmp_path / "baselines").iterdir() if p.is_dir()]
+    assert len(entries) == 1 and not any(".tmp-" in p.name for p in entries)
