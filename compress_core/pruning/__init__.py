@@ -28,13 +28,17 @@ from .formats import (
                       torch_csr_layout_bytes,
                       uint_bytes,
 )
+from .gradual import GradualResult, GradualSchedule, gradual_prune
 from .masks import CRITERIA, GRANULARITIES, SCOPES, Mask, apply_mask, is_nm_sparse, nm_prune, prune, prune_to, threshold
 from .outcome import SCHEDULES, PruneOutcome, PruneSettings, prune_with, weight_values
+from .ranking import Ranking
+from .report import PruneReport, prune_report
 from .schedules import ScheduleResult, cubic, iterative, one_shot, rounds_rate, run_schedule
 from .structured import kept_units, shrink, structure_summary
 from .sweeps import accuracy_curves, sparsity_sensitivity
 
-__all__ = ["SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
+__all__ = ["GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradual_prune", "prune_report",
+           "SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
            "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask",
            "PruneOutcome", "PruneSettings",
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
