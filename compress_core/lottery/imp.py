@@ -45,24 +45,7 @@ from ..models import build_model, output_layer_name, weighted_layers
 from ..pruning.masks import Mask, prune
 from ..pruning.schedules import rounds_rate
 from ..train import History, apply_mask_, state_copy, train
-from .results import (
-    ARM_LABELS,
-    ARMS,
-    CONTROLS,
-    MEASURES,
-    ArmRound,
-    LotteryConfig,
-    LotteryRun,
-    Verdict,
-    summarize,
-    ticket_train_config,
-    verdict,
-)
-
-__all__ = ["ARMS", "ARM_LABELS", "CONTROLS", "MEASURES", "ArmRound", "LotteryConfig", "LotteryRun", "Progress",
-           "Verdict", "cache_paths", "check", "expected_remaining", "jaccard", "load_run", "matched_mask",
-           "overlap_matrix", "rate_for_target", "rewound", "run_lottery", "run_seeds", "start_iteration", "summarize",
-           "ticket_train_config", "total_iterations", "verdict"]
+from .results import ARM_LABELS, ArmRound, LotteryConfig, LotteryRun
 
 
 def rate_for_target(target_density: float, rounds: int) -> float:
