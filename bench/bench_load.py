@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -129,10 +130,8 @@ class Session:
             await self.ws.close()
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # the reader's end is not a result
                 await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
 
     async def _read(self) -> None:
         try:
@@ -141,8 +140,8 @@ class Session:
                 msg = ForwardMsg()
                 msg.ParseFromString(data)
                 self._handle(msg)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed:  # the server or close() ended the session: stop reading
+            return
         finally:
             self.closed = True
             self.finished.put_nowait(-1)

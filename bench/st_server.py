@@ -6,6 +6,7 @@ under load); ``Server.log_tail()`` shows its end when something goes wrong.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -77,10 +78,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
-        try:
+        with contextlib.suppress(OSError):  # already gone
             os.unlink(self._log.name)
-        except OSError:
-            pass
 
     def __enter__(self) -> "Server":
         return self
@@ -133,8 +132,8 @@ def _status_kb(pid: int, field: str) -> int:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
-    except OSError:
-        pass
+    except OSError:  # the process ended between listing and reading
+        return 0
     return 0
 
 
