@@ -2,9 +2,10 @@
 import pandas as pd
 import streamlit as st
 
+from compress_core.baselines import PUBLISHED_BASELINES
 from compress_core.models import summary
 from compress_core.viz import common as viz
-from ui.explain import explainer
+from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 
@@ -50,6 +51,12 @@ c2.metric("Test loss", f"{b.test_metrics.loss:.3f}")
 c3.metric("Training steps", f"{hist.iterations:,}")
 c4.metric("Training time", f"{hist.seconds:.1f} s", help="Wall time when this baseline was trained; "
           "later visits load it from the disk cache.")
+if sel.dataset in PUBLISHED_BASELINES:
+    paper = PUBLISHED_BASELINES[sel.dataset]
+    published(paper["citation"], " · ".join(f"{m.upper() if len(m) <= 3 else m} {a:.0%}" for m, a in
+                                            paper["accuracy"].items())
+              + f". Measured here, {sel.model}: **{b.test_metrics.accuracy:.1%}** (seed {sel.seed}; the paper's "
+              "models and training differ in detail, so compare the level, not the digits).")
 st.plotly_chart(viz.training_curves(hist.records, title="Training curves"), key="home_curves")
 if ds.kind == "points":
     st.plotly_chart(viz.decision_boundary(viz.model_predictor(model), ds.x_test.numpy(), ds.y_test.numpy(),

@@ -97,7 +97,9 @@ def unit_view(walk, qmodel, unit: int, what: str, first: bool) -> None:
     st.markdown(ui_int.ledger(t, walk.q_in, walk.x_real, first))
     st.caption(f"Fake-quant code of this unit: {t.fq_code} (the integer result is {t.out}). "
                "Steps 6–8 are TFLite's MultiplyByQuantizedMultiplier: gemmlowp's SaturatingRoundingDoublingHighMul "
-               "then RoundingDivideByPOT. Step 6 costs nothing at run time: 2^L is folded into M0.")
+               "then RoundingDivideByPOT" + (" applied to acc·2^L, a refinement: step 6 costs nothing at run time "
+                                             "(2^L is folded into M0) but the codes can differ from TFLite's by ±1."
+                                             if t.L else ", bit for bit."))
     d1, d2 = st.columns([3, 2])
     d1.plotly_chart(iviz.int_vs_float(walk.units, t.S_y,
                                       title=f"Every output of {t.layer} on this example: integer vs float"),
@@ -121,7 +123,8 @@ def multiplier_view() -> None:
     with left:
         text = url_widget(st.text_input, "int_M", "0.0042", "Multiplier M (e.g. 0.0042 or 3.1e-4)",
                           check=lambda v: len(v) < 40,
-                          help="Any real number in (0, 1): the rescale of a layer, S_w·S_x / S_out.")
+                          help="A positive real number: the rescale of a layer, S_w·S_x / S_out (almost always "
+                               "below 1).")
         st.button("Use the layer's M from the walk-through", key="int_M_use", on_click=_use_layer_M,
                   disabled="_int_M_default" not in ss,
                   help="Copy the multiplier of the output unit followed in section 2.")
@@ -132,18 +135,22 @@ def multiplier_view() -> None:
         except ValueError:
             st.error(f"“{text}” is not a number. Type a decimal such as 0.0042 or 3.1e-4.")
             return
-        if not 0 < M < 1:
-            st.error(f"M = {M:g} is outside (0, 1). A layer's multiplier S_w·S_x/S_out must be below 1 to be "
-                     "M0·2^−n with a right shift (n ≥ 0); the converter rejects such a layer by name.")
+        if not 0 < M < 2 ** 30:
+            st.error(f"M = {M:g} is not a usable multiplier: a layer's rescale S_w·S_x/S_out is a positive number "
+                     "(below 1 in almost every layer; M ≥ 1 becomes a left shift).")
             return
         e = explain_multiplier(M, int(acc))
         st.markdown(
             f"- **M0** = round(M·2^(31+n)) = **{e['M0']:,}** = `{e['M0_hex']}` (int32, in [2^30, 2^31): "
             f"M0/2^31 = {e['M0_fraction']:.10f})\n"
-            f"- **n** = **{e['n']}** (M = M0/2^31 · 2^−n)\n"
-            f"- represented value: {e['value']:.12g}\n"
+            + (f"- **n** = **{e['n']}** (M = M0/2^31 · 2^−n: a rounding right shift)\n" if e["n"] >= 0 else
+               f"- **shift** = **{e['shift']}** (M = M0/2^31 · 2^{e['shift']}: M ≥ 1, so TFLite shifts the accumulator "
+               "left first; the converter checks that the shifted accumulator still fits int32)\n")
+            + f"- represented value: {e['value']:.12g}\n"
             f"- error: {e['abs_error']:+.3g} (relative {e['rel_error']:+.2e})\n"
-            f"- acc·M in float: {e['float_result']:,.4f} → integer rescale: **{e['int_result']:,}**")
+            f"- acc·M in float: {e['float_result']:,.4f} → integer rescale: "
+            + (f"**{e['int_result']:,}**" if e["int_result"] is not None else
+               f"**impossible**: acc·2^{e['shift']} leaves int32 (the converter refuses such a layer)"))
     right.plotly_chart(iviz.multiplier_error(M, title="How exactly does M0·2^−n represent M?"), key="int_M_fig")
 
 
@@ -165,8 +172,8 @@ def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
                         "integer_inference.json", "application/json", key="int_dl_json")
 
 
-cfg, mode, calib = ui_int.controls()
-res = ui_int.convert(sel, cfg, mode, calib)
+cfg, mode, calib, headroom = ui_int.controls()
+res = ui_int.convert(sel, cfg, mode, calib, headroom)
 whole_model(cfg, res["compare"], res["bytes"])
 st.header("2 · One layer, step by step")
 st.markdown("Follow one output number of one layer from its integer inputs to its integer output, next to the "

@@ -13,31 +13,15 @@ from compress_core.lottery.report import mask_view, round_curves, rounds_done, s
 from compress_core.viz import lottery as lviz
 from ui import lottery as ui_lt
 from ui.loaders import dataset
+from ui.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
 from ui.sidebar import selection
 from ui.state import to_bool, url_widget
-
-SCOPE = {"layer": "per layer", "global": "global"}
-REWIND = {"init": "θ0 (initial weights)", "early": "θk (after k iterations)"}
-RATE_MODE = {"rate": "rate per round", "target": "target % remaining"}
-CONTROL_LABELS = {
-    "reinit": ("Control: random re-init", True,
-               "The ticket's mask on fresh random weights: does the initialization matter?"),
-    "random_mask": ("Control: random mask", True,
-                    "As many weights per layer, chosen at random, on the rewind weights: does the mask matter?"),
-    "oneshot": ("Control: one-shot pruning", False,
-                "The trained dense network pruned once to the same sparsity: does iterating matter?"),
-}
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
 recipe = ticket_train_config(sel.dataset, sel.model)
 st.title("🎟️ Lottery tickets")
-st.markdown(
-    "**The claim** (Frankle & Carbin 2019): a randomly initialized network contains a subnetwork — a mask over "
-    "its *initial* weights — that, trained alone for at most as long, reaches the accuracy of the whole network "
-    "with a fraction of the weights, and learns faster. **How it is found:** train, remove the smallest weights, "
-    "reset the survivors to their initial values, repeat. The controls tell whether it is the mask or the "
-    "initial values that matter.")
+ui_lt.intro()
 
 
 def pruning_settings() -> dict:

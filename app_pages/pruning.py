@@ -15,7 +15,6 @@ from compress_core.pruning.report import PUBLISHED_LAYER_SPARSITY, PruneReport, 
 from compress_core.viz import common as viz
 from compress_core.viz import pruning as pviz
 from ui import pruning as cache
-from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 from ui.state import url_widget
@@ -107,10 +106,18 @@ def network_view(s: PruneSettings, res: PruneOutcome, layer: str) -> None:
 
 def curves(s: PruneSettings, rep: PruneReport) -> None:
     st.header("Accuracy vs sparsity")
-    epochs = url_widget(st.slider, "pr_curve_ft", 3, "Fine-tune epochs per point (curves)", 1, 10, cast=int,
+    c1, c2 = st.columns(2)
+    epochs = url_widget(c1.slider, "pr_curve_ft", 3, "Fine-tune epochs per point (curves)", 1, 10, cast=int,
                         check=lambda v: 1 <= v <= 10,
                         help="Training after each pruning step for the fine-tuned curves.")
-    rows = cache.curves(b, ds, sel, s, epochs)
+    gradual = url_widget(c2.radio, "pr_gradual", "none", "Gradual pruning (Zhu & Gupta 2017)", list(cache.GRADUAL),
+                         allowed=list(cache.GRADUAL), format_func=cache.GRADUAL.get, horizontal=True,
+                         help="The mask follows s_t = s_f·(1 − (1 − t/T)³) inside one training run, updated "
+                              "every Δt steps. 'While fine-tuning' starts from the trained model and prunes "
+                              "in the first 3/4 of the fine-tuning epochs; 'also from θ0' runs the paper's "
+                              "setting: the baseline's whole training from its initial weights, pruning from "
+                              "1/4 to 3/4 of it (slow: one full training per point).")
+    rows = cache.curves(b, ds, sel, s, epochs, ("oneshot", "oneshot_ft", "iterative") + cache.GRADUAL_MODES[gradual])
     st.plotly_chart(pviz.curves_figure(rows, base.accuracy, rep.sparsity), key="pr_curves")
     st.caption(f"Each point prunes the baseline with the current criterion, scope and granularity"
                f"{' (2:4 has one sparsity, so the curves use weights)' if s.granularity == 'nm' else ''}. "
@@ -177,29 +184,4 @@ def live() -> None:
 
 live()
 
-# --- Explainer (static) -------------------------------------------------------------------------------------
-st.header("What is pruning?")
-explainer("Pruning in five questions", """
-Pruning sets parameters to zero (or removes them) after — or during — training. **Why:** a trained network
-has far more weights than it needs; fewer weights mean less memory and bandwidth, possibly less compute, and
-(lottery tickets) the hope of training small networks from the start. The price is accuracy, usually won
-back by fine-tuning, which costs training time.
-
-| question | choices | try it with |
-| --- | --- | --- |
-| **what** is pruned | single weights (unstructured) · neurons / channels / filters (structured) · N:M groups | [Granularity](#controls) |
-| **by which criterion** | magnitude \\|w\\| · norm of a neuron · random (the control) | [Criterion](#controls) |
-| **where** the rate applies | the same rate per layer · one global ranking | [Scope](#controls), [Output layer](#controls) |
-| **when** | after training (one-shot) · between fine-tuning rounds · gradually during training | [Schedule](#controls) |
-| **how often** | once · iteratively, a fraction of the survivors each round | [Rounds](#controls), [Fine-tune epochs](#controls) |
-
-Unstructured pruning reaches the highest sparsity at equal accuracy, but only a sparse format saves memory
-and dense hardware does not get faster. Structured pruning removes less before accuracy drops, but the
-result is a smaller dense network. See *Does it get faster?* above for numbers measured on this machine.
-""", expanded=True)  # noqa: E501 (a markdown table row cannot be wrapped)
-published("Han et al. 2015, *Learning both Weights and Connections for Efficient Neural Networks*, Table 1",
-          "LeNet-300-100 on MNIST: 267K → 22K weights (12× fewer), error 1.64 % → 1.59 %; kept per layer "
-          "8 % / 9 % / 26 % (fc1 / fc2 / fc3). LeNet-5: 431K → 36K (12×), 0.80 % → 0.77 %. Threshold = a quality "
-          "parameter × the layer's standard deviation; retraining at 1/10 of the original learning rate.")
-published("Zhu & Gupta 2017, *To prune, or not to prune*",
-          "Gradual pruning: s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, pruning every Δt steps from t0 for n steps.")
+cache.about()

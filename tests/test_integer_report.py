@@ -138,3 +138,13 @@ def test_unit_trace_carries_every_number_of_the_walk(setup):
     c = {"float": 0.9, "fake_quant": 0.8, "integer": 0.8, "frac_logits_equal": 0.99, "max_step_diff": 1}
     rec = download_record({"bits": 8}, "ptq", 256, c, {"int8": 3}, [{"layer": "fc1"}])
     assert rec["accuracy"] == {"float": 0.9, "fake_quant": 0.8, "integer": 0.8} and rec["max_step_difference"] == 1
+
+
+def test_multiplier_explorer_left_shift_and_its_overflow():
+    """M ≥ 1 is a left shift (TFLite); an accumulator that the shift pushes out of int32 has no result."""
+    from compress_core.integer import explain_multiplier
+
+    e = explain_multiplier(3.0, 1000)
+    assert e["shift"] == 2 and e["n"] == -2 and e["int_result"] == 3000
+    assert explain_multiplier(3.0, 2 ** 30)["int_result"] is None
+    assert explain_multiplier(0.25, 2 ** 30)["int_result"] == 2 ** 28

@@ -22,7 +22,7 @@ from .explain import explainer, published
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .sidebar import Selection
-from .state import url_widget
+from .state import to_bool, url_widget
 
 W_BITS = [2, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 A_BITS = [4, 5, 6, 7, 8, 10, 12, 16]
@@ -35,7 +35,7 @@ _PROGRAMS = Memo(48)
 
 
 def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epochs: int = 3, lsq: bool = True,
-                  progress=None) -> dict:
+                  progress=None, headroom: bool = False) -> dict:
     """The quantized model, its integer program, per-layer summary, bytes and test-set comparison.
 
     Args:
@@ -44,6 +44,7 @@ def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epo
         calib_size: calibration examples (the first of the training split).
         mode: "ptq" or "qat" (fine-tuning ``epochs`` epochs, LSQ when ``lsq``).
         progress: ``progress(fraction, text)`` while QAT trains.
+        headroom: convert with ``to_integer(headroom=True)``, the refinement, instead of TFLite's exact rescale.
 
     Raises ValueError (``ConversionError`` included) with a message naming the layer.
     """
@@ -53,17 +54,18 @@ def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epo
         else:
             res = qcache.ptq(sel.key, cfg_json, calib_size)
         qmodel, ds = res["model"], dataset(sel.dataset, sel.seed)
-        program = to_integer(qmodel, ds.input_shape)
+        program = to_integer(qmodel, ds.input_shape, headroom=headroom)
         return {"qmodel": qmodel, "program": program, "summary": layer_summary(program),
                 "bytes": model_bytes(program),
                 "compare": compare_models(baseline_of(sel).model, qmodel, program, ds.x_test, ds.y_test)}
 
     return _PROGRAMS.get((sel.key, cfg_json, calib_size, mode, epochs if mode == "qat" else 0,
-                          lsq if mode == "qat" else False), compute)
+                          lsq if mode == "qat" else False, headroom), compute)
 
 
-def controls() -> tuple[QuantConfig, str, int]:
-    """The quantized model's setting (a change here re-converts; seeded from the link): config, mode, calibration."""
+def controls() -> tuple[QuantConfig, str, int, bool]:
+    """The quantized model's setting (a change here re-converts; seeded from the link): config, mode, calibration,
+    and whether the rescale uses the headroom refinement."""
     c1, c2, c3, c4 = st.columns([1.3, 1.3, 1, 1])
     wbits = url_widget(c1.select_slider, "int_wbits", 8, "Weight bits", W_BITS, cast=int, allowed=W_BITS,
                        help="Bits per stored weight. Codes of up to 8 bits are held in int8 and multiplied with "
@@ -78,29 +80,35 @@ def controls() -> tuple[QuantConfig, str, int]:
     scheme = url_widget(c4.radio, "int_wscheme", "symmetric", "Weight grid", SCHEMES, allowed=SCHEMES,
                         horizontal=True,
                         help="Asymmetric weights have a zero point Z_w ≠ 0, which adds a run-time term Z_w·Σq_x.")
-    c1, c2 = st.columns([2.6, 2])
+    c1, c2, c3 = st.columns([2.6, 1.3, 1])
     mode = url_widget(c1.radio, "int_mode", "ptq", "Quantized by", list(MODES), allowed=list(MODES),
                       format_func=MODES.get, horizontal=True,
                       help="Post-training quantization, or quantization-aware fine-tuning with learned step sizes.")
     calib = url_widget(c2.slider, "int_calib", 256, "Calibration examples", 16, 1024, step=16, cast=int,
                        check=lambda v: 16 <= v <= 1024,
                        help="Training inputs used to set the activation ranges (S, Z) before conversion.")
+    headroom = url_widget(c3.checkbox, "int_headroom", False, "Rescale with headroom (not TFLite)", cast=to_bool,
+                          help="Off: TFLite's MultiplyByQuantizedMultiplier bit for bit — round(acc·M0/2^31), then "
+                               "a rounding right shift: two roundings. On: the accumulator is first scaled by the "
+                               "largest 2^L that cannot overflow int32 (folded into M0, free at run time), so the "
+                               "two roundings almost always equal one rounding of acc·M; a few codes move by ±1 "
+                               "and the result no longer matches TFLite's.")
     cfg = QuantConfig(target="both", weight_bits=int(wbits), act_bits=int(abits),
                       weight_symmetric=scheme == "symmetric", per_channel=gran == "per channel")
-    return cfg, mode, int(calib)
+    return cfg, mode, int(calib), bool(headroom)
 
 
-def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int) -> dict:
+def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: bool = False) -> dict:
     """The cached integer program of this setting (QAT under a status box); stops the page if it cannot convert."""
     try:
         if mode == "qat":
             box = st.status("Quantization-aware training…", expanded=False)
             bar = box.progress(0.0)
             res = integer_model(sel, cfg.to_json(), calib, "qat", QAT_EPOCHS, True,
-                                       progress=lambda f, t: bar.progress(f, text=t))
+                                progress=lambda f, t: bar.progress(f, text=t), headroom=headroom)
             box.update(label="QAT done: the fine-tuned model is converted below", state="complete")
             return res
-        return integer_model(sel, cfg.to_json(), calib, "ptq")
+        return integer_model(sel, cfg.to_json(), calib, "ptq", headroom=headroom)
     except ValueError as e:
         st.error(f"This model cannot run on integers with these settings. {e}")
         st.info("Lower the activation or weight bits: 8-bit weights with 8-bit activations always convert.")
@@ -149,8 +157,9 @@ def ledger(t: UnitTrace, q_in: np.ndarray, x_real: np.ndarray, first: bool) -> s
         ("4 · accumulator", f"acc = {t.sum:,} + {t.bias_code:,} = **{t.acc:,}**", f"y = {t.pre:.5f}"),
         ("5 · multiplier", f"M = S_w·S_x / S_out = {t.S_w:.4g}·{t.S_x:.4g} / {t.S_y:.4g} = {t.M:.6g} "
                            f"≈ M0·2^−n = {t.M0:,}/2^31 · 2^−{t.n}", f"y / S_out = {t.pre_steps:.4f} steps"),
-        ("6 · headroom", f"acc·2^L = {t.acc:,}·2^{t.L} = {t.scaled:,} (fits int32: any accumulator of this layer is "
-                         f"at most {t.acc_bound:,} in size)", "—"),
+        ("6 · headroom", (f"acc·2^L = {t.acc:,}·2^{t.L} = {t.scaled:,} (fits int32: any accumulator of this layer "
+                          f"is at most {t.acc_bound:,} in size)") if t.L else
+         "L = 0: TFLite's rescale, no headroom (tick *Rescale with headroom* to scale the accumulator first)", "—"),
         ("7 · multiply", f"high = round(acc·2^L · M0 / 2^31) = **{t.high:,}**",
          f"(y / S_out)·2^{t.n + t.L} = {t.pre_scaled:,.1f}"),
         ("8 · shift", f"round(high / 2^{t.n + t.L}) = **{t.shifted:,}** (halves away from zero)",

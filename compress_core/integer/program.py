@@ -176,7 +176,7 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     x_abs = max(abs(x.lo), abs(x.hi))
     acc_c = wc.abs().sum(1) * x_span + bias64.abs()  # per channel: the largest |acc| any input gives
     acc_bound = int(acc_c.max())
-    raw_c = K * x_abs * w2.abs().amax(1) + folded.abs()
+    raw_c = w2.abs().sum(1) * x_abs + folded.abs()  # the int32 product sum before the folded bias, per channel
     if max(acc_bound, int(raw_c.max()), int(bias64.abs().max())) > INT32_MAX:
         raise ConversionError(f"Layer {name}: accumulator overflow risk — Σ|q_x − Z_x|·|q_w − Z_w| + |q_b| can "
                               f"reach {max(acc_bound, int(raw_c.max())):,}, beyond the int32 limit {INT32_MAX:,} "

@@ -94,12 +94,13 @@ def explain_multiplier(M: float, acc: int | None = None) -> dict:
     """The multiplier explorer: M as M0·2^−n (M0 in Q31) and how close that is.
 
     Args:
-        M: the real multiplier (0 < M < 1 for a layer rescale).
+        M: the real multiplier (0 < M < 1 for almost every layer rescale; M ≥ 1 gives a left shift).
         acc: optionally an int32 accumulator to rescale both ways (float product vs integer result).
 
     Returns:
         dict with M0, shift, n, the represented value, its absolute and relative error, M0 in hex and
-        as a fraction of 2^31, and with ``acc``: ``float_result`` = acc·M and ``int_result``.
+        as a fraction of 2^31, and with ``acc``: ``float_result`` = acc·M and ``int_result`` (None when M ≥ 1
+        and acc·2^shift leaves int32, which TFLite leaves undefined and the converter refuses).
     """
     M0, shift = quantize_multiplier(M)
     value = multiplier_value(M0, shift)
@@ -107,7 +108,10 @@ def explain_multiplier(M: float, acc: int | None = None) -> dict:
            "value": value, "abs_error": value - M, "rel_error": (value - M) / M}
     if acc is not None:
         out["float_result"] = acc * M
-        out["int_result"] = int(multiply_by_quantized_multiplier(torch.tensor([int(acc)]), M0, shift)[0])
+        try:
+            out["int_result"] = int(multiply_by_quantized_multiplier(torch.tensor([int(acc)]), M0, shift)[0])
+        except ValueError:  # the left shift of M ≥ 1 overflows int32
+            out["int_result"] = None
     return out
 
 

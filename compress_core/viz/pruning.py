@@ -24,8 +24,11 @@ import plotly.graph_objects as go
 from .common import COLORS, SEQ, style
 
 MODE_NAMES = {"oneshot": "one-shot, no fine-tuning", "oneshot_ft": "one-shot + fine-tuning",
-              "iterative": "iterative: prune → fine-tune → repeat"}
-MODE_COLORS = {"oneshot": COLORS["oneshot"], "oneshot_ft": COLORS["kept"], "iterative": COLORS["ticket"]}
+              "iterative": "iterative: prune → fine-tune → repeat",
+              "gradual": "gradual (Zhu & Gupta) while fine-tuning",
+              "gradual_scratch": "gradual (Zhu & Gupta) while training from θ0"}
+MODE_COLORS = {"oneshot": COLORS["oneshot"], "oneshot_ft": COLORS["kept"], "iterative": COLORS["ticket"],
+               "gradual": COLORS["random_mask"], "gradual_scratch": COLORS["accent"]}
 MASK_SCALE = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of the 'removed' red
 
 

@@ -1,5 +1,5 @@
 """AppTest: the home page and the shared sidebar."""
-from .conftest import metrics
+from .conftest import metrics, open_app
 from .conftest import open_app as _app
 
 
@@ -42,3 +42,11 @@ def test_home_links_every_topic_page_with_the_selection():
     links = {el.proto.page: el.proto.query_string for el in at.get("page_link")}
     assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression"}
     assert all("dataset=mnist1d&model=cnn" in q for q in links.values())
+
+
+def test_published_mnist1d_baselines_beside_ours():
+    at = open_app(query={"dataset": "mnist1d", "model": "cnn"})
+    box = next(i.value for i in at.info if "Greydanus 2020" in i.value)
+    assert "MLP 68%" in box and "CNN 94%" in box and "Measured here, cnn" in box
+    at = open_app()
+    assert not any("Greydanus" in i.value for i in at.info)  # digits has no paper baseline to show

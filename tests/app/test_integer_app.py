@@ -51,8 +51,11 @@ def test_multiplier_explorer_and_its_bad_input():
     assert "**1,073,741,824**" in text and "**n** = **1**" in text  # 0.25 = 2^30/2^31 · 2^-1
     at.text_input(key="int_M").set_value("banana").run()
     assert not at.exception and "is not a number" in at.error[0].value
-    at.text_input(key="int_M").set_value("1.5").run()
-    assert not at.exception and "outside (0, 1)" in at.error[0].value
+    at.text_input(key="int_M").set_value("-2").run()
+    assert not at.exception and "not a usable multiplier" in at.error[0].value
+    at.text_input(key="int_M").set_value("1.5").run()  # M ≥ 1: TFLite's left shift
+    text = " ".join(m.value for m in at.markdown)
+    assert not at.error and "**shift** = **1**" in text and "integer rescale: **18,518**" in text  # 12345·1.5
     at.button(key="int_M_use").click().run()
     assert not at.exception and not at.error and float(at.text_input(key="int_M").value) < 1
 
@@ -64,3 +67,12 @@ def test_cnn_and_overflowing_setting():
     at = open_app(PAGE, {"int_wbits": "16", "int_abits": "16"})
     assert not at.exception
     assert "accumulator overflow risk" in at.error[0].value and "Layer fc1" in at.error[0].value
+
+
+def test_headroom_refinement_is_an_option_and_tflite_is_the_default():
+    at = open_app(PAGE)
+    assert "L = 0: TFLite's rescale" in _ledger(at) and "bit for bit" in " ".join(c.value for c in at.caption)
+    at.checkbox(key="int_headroom").check().run()
+    assert not at.exception and not at.error and at.query_params["int_headroom"] == "1"
+    assert re.search(r"acc·2\^L = -?[\d,]+·2\^\d+", _ledger(at))
+    assert abs(_pts(metrics(at)["Integer-only accuracy"]) - _pts(metrics(at)["Fake-quant accuracy"])) <= 0.5

@@ -89,3 +89,16 @@ def test_bad_settings_give_plain_messages():
     at = open_app(PAGE, query={"pr_sparsity": "150", "pr_criterion": "gradient", "pr_ft": "-3"})
     assert not at.exception
     assert at.select_slider(key="pr_sparsity").value == 90.0 and at.radio(key="pr_criterion").value == "magnitude"
+
+
+def test_gradual_curves_from_the_trained_model_and_from_scratch():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1"})
+    curves = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Accuracy vs sparsity")
+    assert not any("gradual" in t["name"] for t in curves["data"])
+    at.radio(key="pr_gradual").set_value("scratch").run()
+    assert not at.exception and not at.error and at.query_params["pr_gradual"] == "scratch"
+    curves = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Accuracy vs sparsity")
+    names = [t["name"] for t in curves["data"]]
+    assert {"gradual (Zhu & Gupta) while fine-tuning", "gradual (Zhu & Gupta) while training from θ0"} <= set(names)
+    for t in curves["data"]:
+        assert all(0 <= a <= 1 for a in t["y"]) and len(t["x"]) >= 10
