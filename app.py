@@ -4,6 +4,7 @@ Entry point only: page config, the shared sidebar, and navigation. Each topic is
 (not pages/: that name makes Streamlit register the files twice).
 Run with ``streamlit run app.py``.
 """
+import plotly.io as pio
 import streamlit as st
 import torch
 
@@ -13,6 +14,12 @@ from ui.sidebar import render_sidebar
 # intra-op thread per op avoids thread-pool contention between sessions; a slider move measured several
 # times faster on a busy machine (bench/bench_pruning.py), training time is unchanged.
 torch.set_num_threads(1)
+
+# Streamlit's chart theme styles every figure in the browser, so a Plotly template in a figure is dead weight:
+# Plotly copies its JSON into each figure (deep copies, most of a rerun's figure-building time) and Streamlit
+# sends it along (most of a small chart's bytes). Inside the app, figures carry none (set after the imports,
+# which set the white template for figures used outside the app).
+pio.templates.default = "none"
 
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 

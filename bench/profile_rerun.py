@@ -102,8 +102,8 @@ def next_value(kind: str, w, step: int):
         i = opts.index(str(w.value)) if str(w.value) in opts else 0
         return opts[i + step if 0 <= i + step < len(opts) else i - step]
     if kind == "number_input":
-        v = w.value + step * (w.step or 1)
-        return v if w.max_value is None or v <= w.max_value else w.value - step * (w.step or 1)
+        v = w.value + step * (w.step or 1)  # the AppTest element exposes the proto's max and has_max
+        return v if not w.proto.has_max or v <= w.proto.max else w.value - step * (w.step or 1)
     v = w.value + step * (w.step or 1)
     return v if v <= w.max else w.value - step * (w.step or 1)
 

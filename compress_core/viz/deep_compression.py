@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 
@@ -74,24 +75,28 @@ def shared_histogram(pruned_w: torch.Tensor, mask: torch.Tensor, final_w: torch.
         fig.add_annotation(text="Every weight of this layer was pruned", showarrow=False, font=dict(size=18))
         return style(fig, f"{layer}: no surviving weight", height=400)
     lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
-    size = (hi - lo) / bins or 1.0
-    fig.add_trace(go.Histogram(x=before, xbins=dict(start=lo, end=hi + size, size=size), name="before sharing",
-                               marker_color=COLORS["kept"], opacity=0.75))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)  # pre-binned: 80 counts, not every weight
+    centers, width = ((edges[:-1] + edges[1:]) / 2).tolist(), float(edges[1] - edges[0])
+    data = [dict(type="bar", x=centers, y=np.histogram(before, edges)[0].tolist(), width=width,
+                 name="before sharing", marker=dict(color=COLORS["kept"]), opacity=0.75,
+                 hovertemplate="%{x:.4f}: %{y} weights<extra></extra>")]
+    shapes = []
     if centroids:
-        for c in centroids:
-            fig.add_vline(x=c, line=dict(color=COLORS["quant"], width=1.5, dash="dash"))
-        fig.add_trace(go.Scatter(x=centroids, y=[0] * len(centroids), mode="markers",
-                                 name=f"{len(centroids)} centroids",
-                                 marker=dict(color=COLORS["quant"], size=11, symbol="triangle-up"),
-                                 hovertemplate="centroid %{x:.4f}<extra></extra>"))
+        shapes = [dict(type="line", xref="x", yref="paper", x0=c, x1=c, y0=0, y1=1,
+                       line=dict(color=COLORS["quant"], width=1.5, dash="dash")) for c in centroids]
+        data.append(dict(type="scatter", x=list(centroids), y=[0] * len(centroids), mode="markers",
+                         name=f"{len(centroids)} centroids",
+                         marker=dict(color=COLORS["quant"], size=11, symbol="triangle-up"),
+                         hovertemplate="centroid %{x:.4f}<extra></extra>"))
         title = f"{layer}: {before.size:,} surviving weights and the {len(centroids)} shared values"
     else:
-        fig.add_trace(go.Histogram(x=after, xbins=dict(start=lo, end=hi + size, size=size), name="after quantization",
-                                   marker_color=COLORS["quant"], opacity=0.6))
+        data.append(dict(type="bar", x=centers, y=np.histogram(after, edges)[0].tolist(), width=width,
+                         name="after quantization", marker=dict(color=COLORS["quant"]), opacity=0.6,
+                         hovertemplate="%{x:.4f}: %{y} weights<extra></extra>"))
         title = f"{layer}: {before.size:,} surviving weights before and after uniform quantization"
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title_text="weight value")
-    fig.update_yaxes(title_text="count")
+    fig = go.Figure(data=data, layout=dict(barmode="overlay", bargap=0, shapes=shapes,
+                                           xaxis=dict(title=dict(text="weight value")),
+                                           yaxis=dict(title=dict(text="count"))), _validate=False)
     return style(fig, title, height=420)
 
 

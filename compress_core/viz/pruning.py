@@ -35,7 +35,9 @@ MASK_SCALE = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of
 @lru_cache(maxsize=4)
 def _base_layout(titled: bool, height: int) -> dict:
     """The layout ``common.style`` produces (template expanded to its JSON), computed once."""
-    return style(go.Figure(), "t" if titled else None, height).to_dict()["layout"]
+    layout = style(go.Figure(), "t" if titled else None, height).to_dict()["layout"]
+    layout.pop("template", None)  # the current default applies when the figure is built (none in the app)
+    return layout
 
 
 def _merge(a: dict, b: dict) -> dict:

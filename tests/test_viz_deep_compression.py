@@ -1,0 +1,21 @@
+"""The Deep compression page's weight histogram: pre-binned counts, not raw weights, and one line per centroid."""
+import numpy as np
+import torch
+
+from compress_core.viz.deep_compression import shared_histogram
+
+
+def test_shared_histogram_sends_counts_of_the_survivors_and_marks_each_centroid():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(300, 40, generator=g)
+    mask = (torch.rand(300, 40, generator=g) > 0.9).float()
+    fig = shared_histogram(w, mask, w, [-1.0, 0.0, 1.0], "fc1", bins=50).to_dict()
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    assert len(bars) == 1 and len(bars[0]["y"]) == 50 and sum(bars[0]["y"]) == int(mask.sum())
+    assert len(fig["layout"]["shapes"]) == 3 and fig["data"][1]["x"] == [-1.0, 0.0, 1.0]
+    uniform = shared_histogram(w, mask, torch.round(w * 4) / 4, [], "fc1").to_dict()
+    after = uniform["data"][1]
+    assert after["name"] == "after quantization" and sum(after["y"]) == int(mask.sum())
+    assert np.isclose(sum(uniform["data"][0]["y"]), int(mask.sum()))
+    empty = shared_histogram(w, torch.zeros_like(w), w, [], "fc2").to_dict()
+    assert "no surviving weight" in empty["layout"]["title"]["text"]
