@@ -35,7 +35,9 @@ ARM_LABELS = {"dense": "dense network", "ticket": "winning ticket", "reinit": "r
 MEASURES = {"final_acc": "final test accuracy", "early_stop_acc": "test accuracy at the early-stopping iteration",
             "best_acc": "best test accuracy (chosen on the test set: optimistic)"}
 REWINDS = ("init", "early")
-VERSION = 1
+# Part of every run's hash and file. 2: late rewinding trains T − k iterations and the early-stopping iteration
+# counts from the start of training (issue 11), so runs cached by version 1 are not reused.
+VERSION = 2
 
 
 @dataclass(frozen=True)
