@@ -8,6 +8,8 @@ move, and the measured speed of structured pruning.
    their JSON (what Streamlit sends), over the slider's positions; median and p95 in ms.
 3. Structured pruning of 50 % of the hidden neurons, shrunk by surgery: forward latency at batch 512 as a
    ratio to the dense model (medians measured in the same run), plus the other variants for context.
+4. A sparsity move on a 10 M-weight MLP: a fresh ``prune`` per move vs the page's path, a ``Ranking`` built
+   once per setting and one comparison per weight per move (target: a move ≤ 50 ms).
 
 Prints one JSON line per measurement; the last line is one JSON object with iterative_sparsity,
 iterative_acc_drop_pts, oneshot_acc_drop_pts, slider_ms_median, slider_ms_p95, structured50_latency_ratio.
@@ -30,7 +32,7 @@ import torch  # noqa: E402
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import load_dataset  # noqa: E402
-from compress_core.pruning import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+from compress_core.pruning import (  # noqa: E402
     PruneSettings,
     accuracy_curves,
     apply_mask,
@@ -127,6 +129,35 @@ def bench_structured(repeats: int) -> dict:
                 structured50_shrunk_ms=round(shrunk["median_ms"], 4))
 
 
+def bench_big_mask(moves: int) -> dict:
+    """A sparsity move on a 10 M-weight MLP (784-3000-2520-10): a fresh magnitude ranking per move (``prune``)
+    vs ``Ranking`` built once per setting, then one comparison per weight per move (the page's path)."""
+    from torch import nn
+
+    from compress_core.pruning.ranking import Ranking
+
+    torch.manual_seed(0)
+    big = nn.Sequential(nn.Linear(784, 3000), nn.ReLU(), nn.Linear(3000, 2520), nn.ReLU(), nn.Linear(2520, 10))
+    weights = sum(m.weight.numel() for m in big if isinstance(m, nn.Linear))
+    grid = [0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+
+    def timed(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return 1000 * (time.perf_counter() - t)
+
+    fresh = [timed(lambda s=s: prune(big, s)) for s in grid[:max(3, moves // 4)]]
+    t = time.perf_counter()
+    ranking = Ranking(big)
+    build_ms = 1000 * (time.perf_counter() - t)
+    moved = [timed(lambda s=s: ranking.mask(s)) for _ in range(max(1, moves // len(grid))) for s in grid]
+    out = dict(big_weights=weights, big_prune_ms_median=round(statistics.median(fresh), 1),
+               big_ranking_build_ms=round(build_ms, 1), big_move_ms_median=round(statistics.median(moved), 1),
+               big_move_ms_p95=round(sorted(moved)[int(0.95 * (len(moved) - 1))], 1))
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
@@ -145,6 +176,7 @@ def main() -> None:
     result.update({f"slider_ms_median_{default_threads}threads": many["slider_ms_median"],
                    f"slider_ms_p95_{default_threads}threads": many["slider_ms_p95"]})
     result.update(bench_structured(repeats=20 if args.quick else 200))
+    result.update(bench_big_mask(moves=7 if args.quick else 35))
     print(json.dumps(result), flush=True)
 
 

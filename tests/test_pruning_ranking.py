@@ -44,3 +44,22 @@ def test_ranking_refuses_bad_input(models):
         Ranking(models["mlp"], exclude=["nope"])
     with pytest.raises(ValueError, match="criterion"):
         Ranking(models["mlp"], criterion="taylor")
+
+
+def test_prune_with_a_reused_ranking_gives_the_same_outcome():
+    """The page builds one Ranking per setting and reuses it for every sparsity: same mask, same accuracy."""
+    from compress_core.baselines import get_baseline
+    from compress_core.data import load_dataset
+    from compress_core.pruning import PruneSettings, prune_with, ranking_for
+
+    ds = load_dataset("moons")
+    model = get_baseline("moons", "tiny", seed=0).model
+    for kw in (dict(), dict(scope="global", output_scale=0.5), dict(granularity="neuron"), dict(criterion="random")):
+        base = PruneSettings(**kw)
+        ranking = ranking_for(model, base)
+        for sparsity in (0.3, 0.9, 0.99):
+            s = PruneSettings(**kw, sparsity=sparsity)
+            fresh, reused = prune_with(model, ds, s), prune_with(model, ds, s, ranking=ranking)
+            assert all(torch.equal(fresh.mask[k], reused.mask[k]) for k in fresh.mask)
+            assert fresh.metrics == reused.metrics
+    assert ranking_for(model, PruneSettings(granularity="nm")) is None

@@ -20,6 +20,7 @@ from compress_core.pruning import (
     accuracy_curves,
     latency_report,
     prune_with,
+    ranking_for,
     semi_structured_benchmark,
     sparsity_sensitivity,
 )
@@ -107,6 +108,7 @@ def schedule_caption(s: PruneSettings) -> None:
 
 
 OUTCOMES, REPORTS, CURVES, SENSITIVITY = Memo(64), Memo(64), Memo(48), Memo(32)
+RANKINGS = Memo(16)  # one per (baseline, criterion, scope, granularity, output rate, seed)
 GRADUAL = {"none": "off", "finetune": "while fine-tuning", "scratch": "also from θ0"}
 GRADUAL_MODES = {"none": (), "finetune": ("gradual",), "scratch": ("gradual", "gradual_scratch")}
 
@@ -116,7 +118,13 @@ def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
     key = (sel.key, _json(settings))
 
     def compute() -> PruneOutcome:
-        return prune_with(baseline.model, ds, settings, batch_size=sel.train.batch_size)
+        model = baseline.model
+        ranking = None
+        if not settings.finetune_epochs and settings.granularity != "nm":  # rank once, then a move is a lookup
+            s = settings
+            ranking = RANKINGS.get((sel.key, s.criterion, s.scope, s.granularity, s.output_scale, s.seed),
+                                   lambda: ranking_for(model, s))
+        return prune_with(model, ds, settings, batch_size=sel.train.batch_size, ranking=ranking)
 
     if OUTCOMES.has(key) or not settings.finetune_epochs:
         return OUTCOMES.get(key, compute)

@@ -30,7 +30,7 @@ from .formats import (
 )
 from .gradual import GradualResult, GradualSchedule, gradual_prune
 from .masks import CRITERIA, GRANULARITIES, SCOPES, Mask, apply_mask, is_nm_sparse, nm_prune, prune, prune_to, threshold
-from .outcome import SCHEDULES, PruneOutcome, PruneSettings, prune_with, weight_values
+from .outcome import SCHEDULES, PruneOutcome, PruneSettings, prune_with, ranking_for, weight_values
 from .ranking import Ranking
 from .report import PruneReport, prune_report
 from .schedules import ScheduleResult, cubic, iterative, one_shot, rounds_rate, run_schedule
@@ -43,5 +43,5 @@ __all__ = ["GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradua
            "PruneOutcome", "PruneSettings",
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
            "iterative", "kept_units", "latency_report", "nm_prune", "one_shot", "prune", "prune_to", "prune_with",
-           "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",
+           "ranking_for", "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",
            "sparsity_sensitivity", "structure_summary", "threshold", "weight_values"]
