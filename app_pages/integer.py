@@ -157,8 +157,9 @@ def multiplier_view() -> None:
 def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
     st.header("4 · Every layer of the integer program")
     table = pd.DataFrame(res["summary"])
-    st.dataframe(table.style.format({"S_in": "{:.4g}", "S_out": "{:.4g}", "max |acc| / 2^31": "{:.2e}"}),
-                 hide_index=True, width="stretch")
+    num = st.column_config.NumberColumn
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "S_in": num(format="%.4g"), "S_out": num(format="%.4g"), "max |acc| / 2^31": num(format="%.2e")})
     st.caption("S, Z: scale and zero point of each tensor (weights: the range over channels). M = S_w·S_x/S_out, "
                "M0 and n its fixed-point form (ranges over channels). Clamp: the output codes' range; a fused ReLU "
                "starts it at Z_out. max |acc| / 2^31: how much of the int32 accumulator the worst input could use. "

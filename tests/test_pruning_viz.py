@@ -1,6 +1,7 @@
 """Every Pruning figure passes Plotly's full validation (the builders skip it for speed) and carries data."""
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 
@@ -40,7 +41,11 @@ def test_figures_validate_and_hold_data(setup):
     model, mask = setup
     for fig in figures(model, mask):
         checked = go.Figure(fig.to_dict())  # raises on any invalid property
-        assert checked.data and checked.layout.template.layout.paper_bgcolor  # the app's template is there
+        # the process-wide default template applies: white outside the app, none inside it (app.py; Streamlit's
+        # theme styles the charts), so a figure never carries a stale copy of either
+        default = pio.templates[pio.templates.default] if pio.templates.default != "none" else None
+        assert checked.data and (checked.layout.template.layout.paper_bgcolor
+                                 == (default.layout.paper_bgcolor if default else None))
         assert checked.layout.font.size == 15
 
 

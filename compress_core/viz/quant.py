@@ -10,7 +10,6 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from ..quant.primitives import QParams, clip_mask, dequantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
@@ -61,21 +60,23 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     counts, edges, levels, level_counts, real_levels, stems = (d["counts"], d["edges"], d["levels"], d["level_counts"],
                                                                 d["real_levels"], d["stems"])
     clipped = d["clipped"]
-    traces = [go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0], name="float values",
-                     marker=dict(color=COLORS["float"]), opacity=0.55,
-                     hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>")]
+    traces = [dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=counts, width=float(edges[1] - edges[0]),
+                   name="float values", marker=dict(color=COLORS["float"]), opacity=0.55,
+                   hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>")]
     if qp.levels <= MAX_DRAWN_LEVELS:
         grid = dequantize(torch.arange(qp.qmin, qp.qmax + 1), qp).numpy()
-        traces.append(go.Scatter(x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)), mode="lines",
-                                 line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6, dash="dot"),
-                                 opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
-    traces.append(go.Scatter(x=np.repeat(real_levels, 3),
-                             y=np.stack([np.zeros(len(real_levels)), stems, np.full(len(real_levels), np.nan)], 1)
-                             .reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
-                             name="after quantization", hoverinfo="skip"))
-    traces.append(go.Scatter(x=real_levels, y=stems, mode="markers", marker=dict(color=COLORS["quant"], size=7),
-                             showlegend=False, customdata=np.stack([levels, level_counts], 1),
-                             hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
+        traces.append(dict(type="scatter", x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)),
+                           mode="lines", line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6,
+                                                   dash="dot"),
+                           opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
+    traces.append(dict(type="scatter", x=np.repeat(real_levels, 3),
+                       y=np.stack([np.zeros(len(real_levels)), stems, np.full(len(real_levels), np.nan)], 1)
+                       .reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
+                       name="after quantization", hoverinfo="skip"))
+    traces.append(dict(type="scatter", x=real_levels, y=stems, mode="markers", marker=dict(color=COLORS["quant"],
+                                                                                          size=7),
+                       showlegend=False, customdata=np.stack([levels, level_counts], 1),
+                       hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
     shapes = [_vband(lo_r, hi_r, COLORS["accent"], 0.08)]
     shapes += [_vband(a, b, COLORS["removed"], 0.12) for a, b in ((lo - pad, lo_r), (hi_r, hi + pad)) if b > a]
     shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, line=dict(color="black", width=2)))
@@ -84,8 +85,9 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                    bgcolor="rgba(255,255,255,0.8)"),
              _note(f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  clipped {clipped:.2%}",
                    1, 1.0, xanchor="right", yanchor="bottom", font=dict(size=14, color=COLORS["quant"]))]
-    fig = go.Figure(traces, layout=dict(barmode="overlay", bargap=0, xaxis_title="value", yaxis_title="count",
-                                        yaxis_range=[0, ymax * 1.25], shapes=shapes, annotations=notes))
+    fig = go.Figure(data=traces, layout=dict(barmode="overlay", bargap=0, xaxis=dict(title=dict(text="value")),
+                                             yaxis=dict(title=dict(text="count"), range=[0, ymax * 1.25]),
+                                             shapes=shapes, annotations=notes), _validate=False)
     return style(fig, title, height=480, legend_below=-0.2)
 
 
@@ -118,14 +120,14 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
     lo, hi, lo_r, hi_r, xs, ys, ticks = d["lo"], d["hi"], d["range_min"], d["range_max"], d["x"], d["y"], d["ticks"]
     s, z = float(qp.scale), int(qp.zero_point)
     traces = [
-        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="r̂ = r (no rounding)",
-                   line=dict(color=COLORS["float"], dash="dash", width=1.5)),
-        go.Scatter(x=xs, y=ys, mode="lines", name="r̂ = S·(q − Z)", line=dict(color=COLORS["quant"], width=2.5,
-                                                                             shape="hv"),
-                   hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"),
-        go.Scatter(x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"], textposition="middle right",
-                   marker=dict(color="black", size=10), name="zero point"),
-        go.Scatter(x=[None], y=[None], yaxis="y2", showlegend=False),  # activates the q axis
+        dict(type="scatter", x=[lo, hi], y=[lo, hi], mode="lines", name="r̂ = r (no rounding)",
+             line=dict(color=COLORS["float"], dash="dash", width=1.5)),
+        dict(type="scatter", x=xs, y=ys, mode="lines", name="r̂ = S·(q − Z)",
+             line=dict(color=COLORS["quant"], width=2.5, shape="hv"),
+             hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"),
+        dict(type="scatter", x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"],
+             textposition="middle right", marker=dict(color="black", size=10), name="zero point"),
+        dict(type="scatter", x=[None], y=[None], yaxis="y2", showlegend=False),  # activates the q axis
     ]
     shapes = [_vband(lo, lo_r, COLORS["removed"], 0.1), _vband(hi_r, hi, COLORS["removed"], 0.1)]
     notes = [_note("clipped", hi, 0.99, xref="x", xanchor="right", yanchor="top"),
@@ -133,10 +135,10 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
                    f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)", 0.02, 0.98, xanchor="left", yanchor="top",
                    align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)", bordercolor=COLORS["quant"],
                    borderwidth=1)]
-    fig = go.Figure(traces, layout=dict(
-        xaxis_title="real value r", yaxis=dict(title="r̂ = S·(q − Z)", range=[lo, hi]),
-        yaxis2=dict(title="integer code q", overlaying="y", side="right", range=[lo / s + z, hi / s + z],
-                    tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes))
+    fig = go.Figure(data=traces, layout=dict(
+        xaxis=dict(title=dict(text="real value r")), yaxis=dict(title=dict(text="r̂ = S·(q − Z)"), range=[lo, hi]),
+        yaxis2=dict(title=dict(text="integer code q"), overlaying="y", side="right", range=[lo / s + z, hi / s + z],
+                    tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes), _validate=False)
     return style(fig, title, height=480, legend_below=-0.2, right=70)
 
 
@@ -152,10 +154,11 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
         sample = np.linspace(0, len(lo) - 1, max_channels - 20).astype(int)
         keep = np.unique(np.concatenate([order[:10], order[-10:], sample]))
         idx = keep
-    traces = [go.Bar(x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
-                     marker=dict(color=COLORS["kept"]), opacity=0.75,
-                     hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>")]
-    layout = dict(xaxis_title="output channel", yaxis_title="weight value", shapes=[], annotations=[])
+    traces = [dict(type="bar", x=idx, y=(hi - lo)[idx], base=lo[idx], name="channel range [min, max]",
+                   marker=dict(color=COLORS["kept"]), opacity=0.75,
+                   hovertemplate="channel %{x}<br>min %{base:.4f}<br>range %{y:.4f}<extra></extra>")]
+    layout = dict(xaxis=dict(title=dict(text="output channel")), yaxis=dict(title=dict(text="weight value")),
+                  shapes=[], annotations=[])
     if per_tensor is not None:
         for v in (float(per_tensor.range_min), float(per_tensor.range_max)):
             layout["shapes"].append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=v, y1=v,
@@ -164,18 +167,23 @@ def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per
                                            xanchor="left", yanchor="top", font=dict(color=COLORS["quant"])))
         if per_channel is not None and per_channel.axis is not None:
             ratio = float(per_tensor.scale) / per_channel.scale.numpy()
-            traces.append(go.Scatter(x=idx, y=ratio[idx], yaxis="y2", mode="markers", name="S per tensor ÷ S channel",
-                                     marker=dict(color=COLORS["ticket"], size=6, symbol="diamond")))
-            layout["yaxis2"] = dict(title="finer by ×", overlaying="y", side="right", showgrid=False,
+            traces.append(dict(type="scatter", x=idx, y=ratio[idx], yaxis="y2", mode="markers",
+                               name="S per tensor ÷ S channel",
+                               marker=dict(color=COLORS["ticket"], size=6, symbol="diamond")))
+            layout["yaxis2"] = dict(title=dict(text="finer by ×"), overlaying="y", side="right", showgrid=False,
                                     range=[0, float(ratio.max()) * 1.15])
-    fig = go.Figure(traces, layout=layout)
+    fig = go.Figure(data=traces, layout=layout, _validate=False)
     return style(fig, title, height=430, legend_below=-0.2, right=70)
 
 
 def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
-    """SQNR (dB, higher is better) and MSE per quantized tensor, from ``layer_report`` rows."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("SQNR (dB) — higher is better", "MSE — lower is better"))
+    """SQNR (dB, higher is better) and MSE per quantized tensor, from ``layer_report`` rows.
+
+    Two side-by-side axes built as plain dicts in one unvalidated constructor call (as ``make_subplots`` would
+    lay them out): this figure is redrawn on every bit-width move.
+    """
     colors = {"weight": COLORS["kept"], "input": COLORS["accent"], "output": COLORS["reinit"]}
+    traces = []
     for kind in ("weight", "input", "output"):
         rs = [r for r in rows if r["tensor"] == kind]
         if not rs:
@@ -183,48 +191,55 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
         labels = [f"{r['layer']} {kind}" for r in rs]
         sq = [min(r["sqnr_db"], 120.0) for r in rs]
         text = ["exact" if math.isinf(r["sqnr_db"]) else f"{r['sqnr_db']:.1f}" for r in rs]
-        fig.add_trace(go.Bar(x=labels, y=sq, text=text, textposition="outside", name=kind + "s",
-                             marker_color=colors[kind], legendgroup=kind,
-                             customdata=[[r["bits"], r["clip_fraction"]] for r in rs],
-                             hovertemplate="%{x}<br>SQNR %{text} dB<br>%{customdata[0]} bits, clipped "
-                                           "%{customdata[1]:.2%}<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(x=labels, y=[max(r["mse"], 1e-16) for r in rs], name=kind + "s", marker_color=colors[kind],
-                             legendgroup=kind, showlegend=False,
-                             hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"), row=1, col=2)
-    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=1, col=2)  # powers of ten only: readable
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    return style(fig, title, height=460, legend_below=-0.2)
+        traces.append(dict(type="bar", x=labels, y=sq, text=text, textposition="outside", name=kind + "s",
+                           marker=dict(color=colors[kind]), legendgroup=kind, xaxis="x", yaxis="y",
+                           customdata=[[r["bits"], r["clip_fraction"]] for r in rs],
+                           hovertemplate="%{x}<br>SQNR %{text} dB<br>%{customdata[0]} bits, clipped "
+                                         "%{customdata[1]:.2%}<extra></extra>"))
+        traces.append(dict(type="bar", x=labels, y=[max(r["mse"], 1e-16) for r in rs], name=kind + "s",
+                           marker=dict(color=colors[kind]), legendgroup=kind, showlegend=False, xaxis="x2",
+                           yaxis="y2", hovertemplate="%{x}<br>MSE %{y:.3g}<extra></extra>"))
+    heads = [_note(text, x, 1.0, xanchor="center", yanchor="bottom", font=dict(size=16))
+             for text, x in (("SQNR (dB) — higher is better", 0.225), ("MSE — lower is better", 0.775))]
+    layout = dict(xaxis=dict(domain=[0, 0.45], anchor="y"), yaxis=dict(anchor="x", rangemode="tozero"),
+                  xaxis2=dict(domain=[0.55, 1], anchor="y2"),
+                  yaxis2=dict(anchor="x2", type="log", dtick=1, exponentformat="power"),  # powers of ten: readable
+                  annotations=heads)
+    return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=460, legend_below=-0.2)
 
 
 def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
                     float_kb: float | None = None, title: str | None = None) -> go.Figure:
     """Test accuracy against bit width (``x="bits"``) or size in KB (``x="kb"``), one line per series
-    (PTQ per tensor, PTQ per channel, QAT...), float as a reference, the current setting as a star."""
-    fig = go.Figure()
+    (PTQ per tensor, PTQ per channel, QAT...), float as a reference, the current setting as a star.
+    Built as plain dicts in one unvalidated constructor call: it is redrawn on every bit-width move."""
+    traces = []
     for i, (name, rows) in enumerate(series.items()):
         rows = sorted(rows, key=lambda r: r[x])
-        fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers",
-                                 name=name, line=dict(color=SEQ[i % len(SEQ)], width=3), marker=dict(size=8),
-                                 customdata=[[r["bits"], r["kb"]] for r in rows],
-                                 hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
-                                                      "<br>accuracy %{y:.2%}<extra></extra>"))
-    fig.add_hline(y=float_acc, line=dict(color=COLORS["float"], dash="dash", width=2),
-                  annotation_text=f"float {float_acc:.1%}", annotation_position="bottom right")
+        traces.append(dict(type="scatter", x=[r[x] for r in rows], y=[r["accuracy"] for r in rows],
+                           mode="lines+markers", name=name, line=dict(color=SEQ[i % len(SEQ)], width=3),
+                           marker=dict(size=8), customdata=[[r["bits"], r["kb"]] for r in rows],
+                           hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
+                                                "<br>accuracy %{y:.2%}<extra></extra>"))
     if x == "kb" and float_kb is not None:
-        fig.add_trace(go.Scatter(x=[float_kb], y=[float_acc], mode="markers", name="float32 model",
-                                 marker=dict(color=COLORS["float"], size=12, symbol="square")))
+        traces.append(dict(type="scatter", x=[float_kb], y=[float_acc], mode="markers", name="float32 model",
+                           marker=dict(color=COLORS["float"], size=12, symbol="square")))
     if current is not None:
-        fig.add_trace(go.Scatter(x=[current[x]], y=[current["accuracy"]], mode="markers", name="current setting",
-                                 marker=dict(color="gold", size=20, symbol="star",
-                                             line=dict(color="black", width=1.5))))
+        traces.append(dict(type="scatter", x=[current[x]], y=[current["accuracy"]], mode="markers",
+                           name="current setting",
+                           marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
     if x == "bits":
-        fig.update_xaxes(title="bit width", type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
-                         ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
+        xaxis = dict(title=dict(text="bit width"), type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
+                     ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
     else:
-        fig.update_xaxes(title="model size (KB, log scale)", type="log", tickvals=[2, 5, 10, 20, 50, 100, 200, 500,
-                                                                                    1000, 2000])
-    fig.update_yaxes(title="test accuracy", tickformat=".0%")
-    return style(fig, title, height=460, legend_below=-0.2)
+        xaxis = dict(title=dict(text="model size (KB, log scale)"), type="log",
+                     tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+    layout = dict(xaxis=xaxis, yaxis=dict(title=dict(text="test accuracy"), tickformat=".0%"),
+                  shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=float_acc, y1=float_acc,
+                               line=dict(color=COLORS["float"], dash="dash", width=2))],
+                  annotations=[_note(f"float {float_acc:.1%}", 1, float_acc, yref="y", xanchor="right",
+                                     yanchor="top")])
+    return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=460, legend_below=-0.2)
 
 
 # Krishnamoorthi 2018, "Quantizing deep convolutional networks for efficient inference: a whitepaper" — see
@@ -258,16 +273,13 @@ def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = No
     z = np.full((len(layers), len(bits)), np.nan)
     for r in scan:
         z[layers.index(r["layer"]), bits.index(r["bits"])] = r["drop_pts"]
-    fig = go.Figure(go.Heatmap(x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="Reds", zmin=0,
-                               zmax=max(5.0, float(np.nanmax(z)) if np.isfinite(z).any() else 5.0),
-                               text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
-                               colorbar=dict(title="drop (pts)"),
-                               hovertemplate="%{y} at %{x}: accuracy drop %{z:.2f} points<extra></extra>"))
-    if suggestion:
-        for i, name in enumerate(layers):
-            if name in suggestion and suggestion[name] in bits:
-                j = bits.index(suggestion[name])
-                fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
-                              line=dict(color="black", width=3))
-    fig.update_yaxes(autorange="reversed")
+    shapes = [dict(type="rect", x0=bits.index(suggestion[n]) - 0.5, x1=bits.index(suggestion[n]) + 0.5, y0=i - 0.5,
+                   y1=i + 0.5, line=dict(color="black", width=3))
+              for i, n in enumerate(layers) if suggestion and n in suggestion and suggestion[n] in bits]
+    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="Reds", zmin=0,
+                zmax=max(5.0, float(np.nanmax(z)) if np.isfinite(z).any() else 5.0),
+                text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
+                colorbar=dict(title=dict(text="drop (pts)")),
+                hovertemplate="%{y} at %{x}: accuracy drop %{z:.2f} points<extra></extra>")
+    fig = go.Figure(data=[heat], layout=dict(shapes=shapes, yaxis=dict(autorange="reversed")), _validate=False)
     return style(fig, title, height=max(260, 70 * len(layers) + 120))

@@ -1,0 +1,72 @@
+"""Quantization figures built as plain dicts without Plotly's validation (they are redrawn on every move): each
+must still be a valid figure, which the validating constructor checks here, and show what it claims."""
+import base64
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from compress_core.viz.quant import accuracy_curves, layer_errors
+
+ROWS = [dict(layer="fc1", tensor="weight", sqnr_db=35.2, mse=1e-4, bits=8, clip_fraction=0.0),
+        dict(layer="fc1", tensor="input", sqnr_db=math.inf, mse=0.0, bits=8, clip_fraction=0.0),
+        dict(layer="fc2", tensor="weight", sqnr_db=12.5, mse=3e-3, bits=4, clip_fraction=0.01),
+        dict(layer="fc2", tensor="output", sqnr_db=28.0, mse=2e-4, bits=8, clip_fraction=0.002)]
+SERIES = {"PTQ per channel": [dict(bits=b, kb=b * 10.0, accuracy=0.5 + b / 20) for b in (2, 4, 8)],
+          "QAT": [dict(bits=b, kb=b * 10.0, accuracy=0.7 + b / 40) for b in (8, 2, 4)]}
+
+
+def test_layer_errors_is_valid_and_pairs_sqnr_with_mse():
+    spec = layer_errors(ROWS, title="t").to_dict()
+    go.Figure(spec)  # raises on any invalid property
+    sq = [t for t in spec["data"] if t["yaxis"] == "y"]
+    mse = [t for t in spec["data"] if t["yaxis"] == "y2"]
+    assert [t["name"] for t in sq] == ["weights", "inputs", "outputs"] and len(mse) == 3
+    assert sq[0]["text"] == ["35.2", "12.5"] and sq[1]["text"] == ["exact"] and sq[1]["y"] == [120.0]
+    assert spec["layout"]["yaxis2"]["type"] == "log" and mse[1]["y"] == [1e-16]
+
+
+def test_accuracy_curves_is_valid_sorted_and_marks_float_and_the_current_setting():
+    for x in ("bits", "kb"):
+        spec = accuracy_curves(SERIES, 0.91, x, current=dict(bits=4, kb=40.0, accuracy=0.8), float_kb=320.0).to_dict()
+        go.Figure(spec)
+        qat = next(t for t in spec["data"] if t["name"] == "QAT")
+        assert qat["x"] == ([2, 4, 8] if x == "bits" else [20.0, 40.0, 80.0])
+        star = next(t for t in spec["data"] if t["name"] == "current setting")
+        assert star["y"] == [0.8] and star["x"] == [4 if x == "bits" else 40.0]
+        assert spec["layout"]["shapes"][0]["y0"] == 0.91 and "float 91.0%" in spec["layout"]["annotations"][0]["text"]
+        assert any(t["name"] == "float32 model" for t in spec["data"]) == (x == "kb")
+
+
+def test_grid_and_sensitivity_heatmap_are_valid_figures():
+    import torch
+
+    from compress_core.quant import compute_qparams
+    from compress_core.viz.quant import sensitivity_heatmap, weight_grid
+
+    x = torch.randn(2000, generator=torch.Generator().manual_seed(0))
+    for bits in (2, 8, 12):  # 12 bits: too many levels to draw one by one
+        spec = weight_grid(x, compute_qparams(x.min(), x.max(), bits=bits), title="t").to_dict()
+        go.Figure(spec)
+        y = spec["data"][0]["y"]  # numpy arrays travel as base64 typed arrays
+        assert np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]).sum() == 2000
+    scan = [dict(layer=n, bits=b, drop_pts=d) for n, d0 in (("fc1", 3.0), ("fc2", 0.5)) for b, d in
+            ((2, d0), (4, d0 / 4), (8, 0.0))]
+    spec = sensitivity_heatmap(scan, {"fc1": 4, "fc2": 2}).to_dict()
+    go.Figure(spec)
+    assert [(r["x0"], r["y0"]) for r in spec["layout"]["shapes"]] == [(0.5, -0.5), (-0.5, 0.5)]
+
+
+def test_staircase_and_channel_ranges_are_valid_figures():
+    import torch
+
+    from compress_core.quant import compute_qparams
+    from compress_core.viz.quant import channel_ranges, staircase
+
+    w = torch.randn(16, 30, generator=torch.Generator().manual_seed(1)) * torch.linspace(0.1, 2, 16)[:, None]
+    qp = compute_qparams(w.min(), w.max(), bits=4)
+    go.Figure(staircase(qp, float(w.min()), float(w.max()), title="t").to_dict())
+    per_ch = compute_qparams(w.amin(1), w.amax(1), bits=4, axis=0)
+    spec = channel_ranges(w, per_ch, qp, title="t").to_dict()
+    go.Figure(spec)
+    assert [t["name"] for t in spec["data"]] == ["channel range [min, max]", "S per tensor ÷ S channel"]
