@@ -71,15 +71,14 @@ def controls() -> PipelineConfig:
 
 
 def run(cfg: PipelineConfig):
-    """The pipeline, cached per setting: a progress bar only while it really runs (once per setting)."""
-    bar = st.empty()
+    """The pipeline, cached per setting: computed on the heavy-run pool the first time (with progress)."""
     try:
-        res = dc_cache.pipeline(sel, b, ds, cfg, progress=lambda f, t: bar.progress(min(1.0, f), text=t))  # read only
+        res = dc_cache.pipeline(sel, b, ds, cfg)  # read only
     except ValueError as e:
-        bar.empty()
         st.error(f"The pipeline stopped: {e}")
         st.stop()
-    bar.empty()
+    if res is None:  # this session cancelled it
+        st.stop()
     return res
 
 

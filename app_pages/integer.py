@@ -16,7 +16,7 @@ from compress_core.viz import integer as iviz
 from ui import integer as ui_int
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import url_widget
+from ui.state import keep, url_widget
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -173,6 +173,8 @@ def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
                         "integer_inference.json", "application/json", key="int_dl_json")
 
 
+# a refused setting stops the page before the walk-through and the explorer: keep their values for the way back
+keep("int_example", "int_layer", "int_M", "int_acc", prefix="int_unit_")
 cfg, mode, calib, headroom = ui_int.controls()
 res = ui_int.convert(sel, cfg, mode, calib, headroom)
 whole_model(cfg, res["compare"], res["bytes"])

@@ -36,8 +36,8 @@ def metrics(rep: PruneReport) -> None:
               help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {len(ds.y_test)} test examples.")
     m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
               help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
-    m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.sparsity:.1%} of {rep.total:,}", delta_color="off",
-              help="Counted over the weights of every Linear/Conv layer (biases excluded).")
+    m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.removed_fraction:.1%} of {rep.total:,}", delta_color="off",
+              help=rep.kept_note)
     m4.metric("Smallest honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")
@@ -118,6 +118,8 @@ def curves(s: PruneSettings, rep: PruneReport) -> None:
                               "setting: the baseline's whole training from its initial weights, pruning from "
                               "1/4 to 3/4 of it (slow: one full training per point).")
     rows = cache.curves(b, ds, sel, s, epochs, ("oneshot", "oneshot_ft", "iterative") + cache.GRADUAL_MODES[gradual])
+    if not rows:  # every curve cancelled
+        return
     st.plotly_chart(pviz.curves_figure(rows, base.accuracy, rep.sparsity), key="pr_curves")
     st.caption(f"Each point prunes the baseline with the current criterion, scope and granularity"
                f"{' (2:4 has one sparsity, so the curves use weights)' if s.granularity == 'nm' else ''}. "
@@ -131,6 +133,8 @@ def curves(s: PruneSettings, rep: PruneReport) -> None:
 def sensitivity(s: PruneSettings) -> None:
     st.header("Which layers can take it?")
     sens = cache.sensitivity(b, ds, sel, s)
+    if not sens:  # cancelled
+        return
     st.plotly_chart(pviz.sensitivity_figure(sens, base.accuracy), key="pr_sens")
     st.caption("Each line prunes only that layer (no fine-tuning), the others stay dense. Flat lines mark "
                "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer.")

@@ -118,11 +118,13 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
         rows = cache.scan(key, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
                      cast=float, check=lambda v: 0.1 <= v <= 10.0,
-                     help="Each layer gets the fewest bits whose own drop is within this budget ÷ number of layers.")
+                     help="Each layer gets the fewest bits whose own loss is within this budget ÷ number of layers, "
+                          "counted in validation examples.")
     suggestion = suggest_bits(rows, tol)
     h1, h2 = st.columns([3, 2])
-    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Validation accuracy drop with only "
-                                             "that layer's weights quantized"), key="q_sens_fig")
+    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Change in validation accuracy "
+                                             "(points, negative = worse), only that layer's weights quantized"),
+                    key="q_sens_fig")
     try:
         mixed = cache.ptq(key, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
     except ValueError as e:
@@ -153,6 +155,8 @@ def live_view():
         res = cache.quantized(key, cfg, ch)
     except ValueError as e:
         st.error(f"Cannot quantize this model: {e}")
+        return
+    if res is None:  # this session cancelled its QAT
         return
     sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"])
     metrics(sm, cfg, ch)

@@ -75,3 +75,25 @@ def test_threshold_only_for_magnitude_weights(setup):
 def test_published_han_sparsity_is_the_kept_fraction_complement():
     kept = {k: round(1 - v, 2) for k, v in PUBLISHED_LAYER_SPARSITY["mlp"].items()}
     assert kept == {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26}  # Han et al. 2015: 8 % / 9 % / 26 % kept
+
+
+def test_neuron_pruning_counts_what_the_shrunk_network_keeps(setup):
+    """Issue 10: at 91 % of the neurons, "Weights kept 5,428" stood beside "Smallest honest size 8.2 KB", though
+    5,428 float32 weights need 21 KB: the count included the connections of removed neurons."""
+    from compress_core.models import weighted_layers
+    from compress_core.pruning import shrink
+
+    b, ds = setup
+    model, base = b.model, b.test_metrics
+    s = PruneSettings(sparsity=0.91, granularity="neuron")
+    out = prune_with(model, ds, s)
+    rep = prune_report(model, out, s, base)
+    small = shrink(model, out.mask)
+    assert rep.kept == sum(m.weight.numel() for _, m in weighted_layers(small)) < out.mask.kept()
+    assert rep.best["bytes"] >= 4 * rep.kept  # the smallest honest size holds at least the kept float32 weights
+    assert rep.removed_fraction == pytest.approx(1 - rep.kept / rep.total)
+    assert rep.removed_fraction > out.mask.sparsity()
+    assert "smaller dense network" in rep.kept_note
+    w = PruneSettings(sparsity=0.91)  # single weights: the mask's own count
+    rep_w = prune_report(model, prune_with(model, ds, w), w, base)
+    assert rep_w.kept == prune(model, 0.91).kept() and "biases excluded" in rep_w.kept_note

@@ -76,12 +76,21 @@ def test_sensitivity_scan_and_suggestion(setup):
     rows = bits_sensitivity(b.model, ds, QuantConfig(target="weights"), bits=(1, 8), callback=seen.append)
     assert len(rows) == 6 and seen[-1] == 1.0
     by = {(r["layer"], r["bits"]): r for r in rows}
-    assert abs(by[("fc1", 8)]["drop_pts"]) < 1.0 and by[("fc1", 1)]["drop_pts"] > by[("fc1", 8)]["drop_pts"]
-    fake = [{"layer": "a", "bits": 2, "drop_pts": 3.0}, {"layer": "a", "bits": 4, "drop_pts": 0.2},
-            {"layer": "b", "bits": 2, "drop_pts": 0.1}, {"layer": "b", "bits": 4, "drop_pts": 0.0},
-            {"layer": "c", "bits": 2, "drop_pts": 9.0}, {"layer": "c", "bits": 4, "drop_pts": 5.0}]
-    # budget 1.5 points over 3 layers = 0.5 each: a needs 4, b tolerates 2, c never qualifies -> most bits
+    assert abs(by[("fc1", 8)]["change_pts"]) < 1.0 and by[("fc1", 1)]["change_pts"] < by[("fc1", 8)]["change_pts"]
+    for r in rows:  # the change in points and the count of lost examples say the same thing
+        assert r["change_pts"] == pytest.approx(-100 * r["lost"] / r["n"], abs=1e-9)
+
+    def row(layer, bits, lost, n=1000):
+        return {"layer": layer, "bits": bits, "lost": lost, "n": n, "change_pts": -100 * lost / n}
+
+    fake = [row("a", 2, 30), row("a", 4, 2), row("b", 2, 1), row("b", 4, 0), row("c", 2, 90), row("c", 4, 50)]
+    # budget 1.5 points over 3 layers = 0.5 each (5 of 1,000 examples): a needs 4, b tolerates 2, c never -> most
     assert suggest_bits(fake, 1.5) == (("a", 4), ("b", 2), ("c", 4))
+    # issue 10: a loss of exactly the budget qualifies (1.0 / 5 layers = 0.2 points = 2 of 1,000 examples), which
+    # the floating-point comparison 0.20000000000000018 <= 0.2 got wrong
+    five = [row(f"fc{i}", b, lost) for i in range(5) for b, lost in ((6, 2), (8, 0))]
+    assert dict(suggest_bits(five, 1.0)) == {f"fc{i}": 6 for i in range(5)}
+    assert dict(suggest_bits(five, 0.9)) == {f"fc{i}": 8 for i in range(5)}
 
 
 def test_bits_sweep_ptq(setup):

@@ -35,24 +35,26 @@ _PROGRAMS = Memo(48)
 
 
 def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epochs: int = 3, lsq: bool = True,
-                  progress=None, headroom: bool = False) -> dict:
+                  headroom: bool = False) -> dict | None:
     """The quantized model, its integer program, per-layer summary, bytes and test-set comparison.
 
     Args:
         sel: the sidebar selection (its baseline is quantized).
         cfg_json: a ``QuantConfig`` as sorted JSON.
         calib_size: calibration examples (the first of the training split).
-        mode: "ptq" or "qat" (fine-tuning ``epochs`` epochs, LSQ when ``lsq``).
-        progress: ``progress(fraction, text)`` while QAT trains.
+        mode: "ptq" or "qat" (fine-tuning ``epochs`` epochs on the heavy-run pool, LSQ when ``lsq``; its
+            progress and a Cancel button are drawn while it trains).
         headroom: convert with ``to_integer(headroom=True)``, the refinement, instead of TFLite's exact rescale.
 
-    Raises ValueError (``ConversionError`` included) with a message naming the layer.
+    Returns None if this session cancelled the QAT. Raises ValueError (``ConversionError`` included) with a
+    message naming the layer.
     """
+    res = (qcache.qat(sel.key, cfg_json, calib_size, epochs, lsq) if mode == "qat"
+           else qcache.ptq(sel.key, cfg_json, calib_size))
+    if res is None:
+        return None
+
     def compute() -> dict:
-        if mode == "qat":
-            res = qcache.qat(sel.key, cfg_json, calib_size, epochs, lsq, progress=progress)
-        else:
-            res = qcache.ptq(sel.key, cfg_json, calib_size)
         qmodel, ds = res["model"], dataset(sel.dataset, sel.seed)
         program = to_integer(qmodel, ds.input_shape, headroom=headroom)
         return {"qmodel": qmodel, "program": program, "summary": layer_summary(program),
@@ -99,20 +101,17 @@ def controls() -> tuple[QuantConfig, str, int, bool]:
 
 
 def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: bool = False) -> dict:
-    """The cached integer program of this setting (QAT under a status box); stops the page if it cannot convert."""
+    """The cached integer program of this setting (QAT on the heavy-run pool, with its progress); stops the page
+    if it cannot convert or its QAT was cancelled."""
     try:
-        if mode == "qat":
-            box = st.status("Quantization-aware training…", expanded=False)
-            bar = box.progress(0.0)
-            res = integer_model(sel, cfg.to_json(), calib, "qat", QAT_EPOCHS, True,
-                                progress=lambda f, t: bar.progress(f, text=t), headroom=headroom)
-            box.update(label="QAT done: the fine-tuned model is converted below", state="complete")
-            return res
-        return integer_model(sel, cfg.to_json(), calib, "ptq", headroom=headroom)
+        res = integer_model(sel, cfg.to_json(), calib, mode, QAT_EPOCHS, True, headroom=headroom)
     except ValueError as e:
         st.error(f"This model cannot run on integers with these settings. {e}")
         st.info("Lower the activation or weight bits: 8-bit weights with 8-bit activations always convert.")
         st.stop()
+    if res is None:  # this session cancelled its QAT
+        st.stop()
+    return res
 
 
 def show_example(ds, i: int) -> None:

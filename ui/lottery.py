@@ -23,6 +23,7 @@ from compress_core.lottery import LotteryConfig, LotteryRun, Progress, cache_pat
 from compress_core.lottery.report import plan, rounds_done
 from compress_core.viz import lottery as lviz
 
+from . import jobs
 from .explain import explainer, published
 from .state import url_widget
 
@@ -50,7 +51,8 @@ def intro() -> None:
 
 
 class Job:
-    """One background run of ``config`` over ``seeds``."""
+    """One background run of ``config`` over ``seeds``, on the heavy-run pool (``ui.jobs``): it may wait in
+    the queue for a free worker before it starts."""
 
     def __init__(self, config: LotteryConfig, seeds: Sequence[int]):
         self.config, self.seeds = config, tuple(seeds)
@@ -58,12 +60,26 @@ class Job:
         self.progress: Progress | None = None
         self.runs: list[LotteryRun] = []
         self.error: str | None = None
-        self.done = False
-        self.thread = threading.Thread(target=self._work, name="lottery-job", daemon=True)
+        self.task: jobs.Task | None = None
 
     def start(self) -> "Job":
-        self.thread.start()
+        # its own key: two sessions with the same settings each get their own job (their own Stop button)
+        self.task = jobs.POOL.submit(("lottery", id(self)), lambda report: self._work(), "Lottery tickets",
+                                     jobs.session_id())
         return self
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done
+
+    def queued_behind(self) -> int:
+        """How many heavy runs are ahead of this one in the queue (0 once it runs)."""
+        return max(0, jobs.POOL.position(self.task) - 1) if self.task is not None and not self.done else 0
+
+    def cancel(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            jobs.POOL.cancel(self.task, jobs.session_id())  # a job still in the queue never starts
 
     def _on_progress(self, p: Progress) -> None:
         self.progress = p
@@ -76,8 +92,6 @@ class Job:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 -- reported on the page instead of killing the thread silently
             self.error = f"The run failed: {type(e).__name__}: {e}"
-        finally:
-            self.done = True
 
     @property
     def stopped(self) -> bool:
@@ -122,7 +136,7 @@ def stop() -> None:
     """Stop button callback: the job stops at its next evaluation."""
     job = st.session_state.get("lt_job")
     if job is not None:
-        job.stop.set()
+        job.cancel()
 
 
 def plan_caption(slot, config: LotteryConfig) -> None:
@@ -147,7 +161,11 @@ def follow(job: Job) -> None:
     bar = st.progress(0.0, text="Starting…")
     while not job.done:
         p = job.progress
-        if p is not None:
+        ahead = job.queued_behind() if p is None else 0
+        if ahead or (p is None and not job.stop.is_set() and job.task.state == "queued"):
+            bar.progress(0.0, text=f"Queued for a free worker: {ahead} other heavy run(s) ahead of this one "
+                                   "(other students' lottery runs, QAT or curves).")
+        elif p is not None:
             bar.progress(p.fraction, text=("Stopping after this evaluation… " if job.stop.is_set() else "")
                          + p.message)
         time.sleep(0.4)

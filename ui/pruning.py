@@ -9,7 +9,6 @@ result depends on. Every cached object is shared between sessions: read it, neve
 from __future__ import annotations
 
 import json
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -28,6 +27,7 @@ from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
 from compress_core.viz import pruning as pviz
 
+from . import jobs
 from .explain import explainer, published
 from .memo import Memo
 from .state import url_widget
@@ -143,14 +143,6 @@ def _swept(s: PruneSettings) -> str:
     return "weight" if s.granularity == "nm" else s.granularity
 
 
-def with_progress(compute: Callable[[Callable[[float, str], None]], object]):
-    """Run ``compute(progress)`` with a progress bar that is only drawn while it computes (once per setting)."""
-    bar = st.empty()
-    result = compute(lambda f, lab: bar.progress(f, text=lab))
-    bar.empty()
-    return result
-
-
 def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple[str, ...]) -> list[dict]:
     """Accuracy against sparsity for each curve mode, ``epochs`` of fine-tuning per point (cached per setting).
 
@@ -164,11 +156,12 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 
     def one(mode: str) -> list[dict]:
         scratch = mode == "gradual_scratch"
-        return with_progress(lambda progress: CURVES.get((sel.key, _json(c), mode), lambda: accuracy_curves(
-            baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, modes=(mode,), progress=progress,
+        return jobs.run(CURVES, (sel.key, _json(c), mode), lambda report: accuracy_curves(
+            baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, modes=(mode,), progress=report,
             init_model=baseline.build(baseline.init_state) if scratch else None,
             scratch_train=sel.train if scratch else None, criterion=c.criterion, scope=c.scope,
-            granularity=c.granularity, output_scale=c.output_scale)))
+            granularity=c.granularity, output_scale=c.output_scale),
+            f"Accuracy curve, {pviz.MODE_NAMES[mode]}", f"pr_cancel_{mode}") or []
 
     return [row for mode in modes for row in one(mode)]
 
@@ -176,9 +169,9 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 def sensitivity(baseline, ds, sel, settings: PruneSettings) -> list[dict]:
     """Accuracy with one layer pruned at a time (no fine-tuning), cached per criterion, granularity and seed."""
     c = PruneSettings(criterion=settings.criterion, granularity=_swept(settings), seed=settings.seed)
-    return with_progress(lambda progress: SENSITIVITY.get((sel.key, _json(c)), lambda: sparsity_sensitivity(
+    return jobs.run(SENSITIVITY, (sel.key, _json(c)), lambda report: sparsity_sensitivity(
         baseline.model, ds, SENSITIVITY_GRID, criterion=c.criterion, granularity=c.granularity, seed=c.seed,
-        progress=progress)))
+        progress=report), "Sensitivity scan", "pr_cancel_sensitivity") or []
 
 
 def steps_table(steps: list[dict]) -> None:
@@ -212,7 +205,7 @@ def latency_panel(model, mask, input_shape, sel, s: PruneSettings, rep: PruneRep
         st.caption("Measured for earlier settings: press the button to measure these.")
     if semi and semi["available"]:
         st.success(f"2:4 on this GPU ({semi['shape']}): dense {semi['dense_ms']:.3f} ms, 2:4 "
-                   f"{semi['sparse_ms']:.3f} ms — ×{semi['speedup']:.2f} faster, measured.")
+                   f"{semi['sparse_ms']:.3f} ms — {semi['speedup']:.2f}× faster, measured.")
     elif semi:
         st.info(f"2:4 speed cannot be measured here: {semi['reason']}.")
 

@@ -28,6 +28,7 @@ from compress_core.quant.report import CurvePlan, make_config
 from compress_core.train import TrainConfig, evaluate
 from compress_core.viz import common as viz
 
+from . import jobs
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .state import to_bool, url_widget
@@ -148,62 +149,63 @@ def _summarise(q, ds, calib) -> dict:
 _QAT, _CURVES = Memo(64), Memo(64)  # fine-tuning runs and sweeps report progress to their page
 
 
-def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool, progress=None) -> dict:
-    """Quantization-aware fine-tuning of the baseline (cached per setting); ``progress(fraction, text)``."""
-    def compute() -> dict:
+def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> dict | None:
+    """Quantization-aware fine-tuning of the baseline on the heavy-run pool (cached per setting), its progress
+    and a Cancel button drawn while it trains. None if this session cancelled it."""
+    def compute(report) -> dict:
         b, ds, calib = _parts(key, calib_size)
         _, _, seed, _ = key
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
-            if progress:
-                progress(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
-                         f"QAT epoch {rec['epoch']:.0f}/{epochs}: validation accuracy {rec['val_acc']:.1%}")
+            report(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
+                   f"epoch {rec['epoch']:.0f}/{epochs}, validation accuracy {rec['val_acc']:.1%}")
 
         q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(key, epochs), calibration_data=calib,
                                               lsq=lsq, seed=seed, callback=cb)
         return {**_summarise(q, ds, calib), "history": hist}
 
-    return _QAT.get((key, cfg_json, calib_size, epochs, lsq), compute)
+    return jobs.run(_QAT, (key, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
+                    "q_cancel_qat")
 
 
-def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict:
-    """The PTQ or QAT result of ``cfg`` (QAT under a status box with its progress). Raises ValueError."""
+def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict | None:
+    """The PTQ or QAT result of ``cfg``; None if this session cancelled its QAT. Raises ValueError."""
     if ch.mode != "qat":
         return ptq(key, cfg.to_json(), ch.calib)
-    box = st.status("Quantization-aware training…", expanded=False)
-    bar = box.progress(0.0)
-    res = qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq, progress=lambda f, t: bar.progress(f, text=t))
-    hist = res["history"]
-    box.update(label=f"QAT done: {hist.iterations} steps; kept the state after step {hist.best_iteration} "
-                     "(best validation accuracy)", state="complete")
+    res = qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
+    if res is not None:
+        hist = res["history"]
+        st.caption(f"QAT: {hist.iterations} steps; kept the state after step {hist.best_iteration} (best validation "
+                   "accuracy).")
     return res
 
 
 def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
-          lsq: bool = True, progress=None) -> list[dict]:
-    """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting)."""
-    def compute() -> list[dict]:
+          lsq: bool = True, name: str = "") -> list[dict] | None:
+    """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting, computed
+    on the heavy-run pool). None if this session cancelled it."""
+    def compute(report) -> list[dict]:
         b, ds, calib = _parts(key, calib_size)
         _, _, seed, _ = key
         cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
         return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
-                          lsq=lsq, act_bits=act_bits, seed=seed, callback=progress)
+                          lsq=lsq, act_bits=act_bits, seed=seed,
+                          callback=lambda f, *rest: report(f, rest[0] if rest else "sweeping bit widths"))
 
-    return _CURVES.get((key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute)
+    return jobs.run(_CURVES, (key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute,
+                    f"Sweeping bit widths: {name or kind}", f"q_cancel_curve_{kind}")
 
 
 def curves(key: tuple, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
-    """Every curve of ``plan`` (legend name → rows), under one progress bar drawn while they compute."""
-    prog = st.progress(0.0, text="Sweeping bit widths…")
+    """Every curve of ``plan`` (legend name → rows); a cancelled one is left out."""
     series = {}
-    n = len(plan.kinds)
-    for i, (kind, name) in enumerate(plan.kinds):
-        series[name] = curve(key, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS,
-                             ch.lsq, progress=lambda f, i=i, name=name: prog.progress(
-                                 min(1.0, (i + f) / n), text=f"Sweeping: {name}…"))
-    prog.empty()
+    for kind, name in plan.kinds:
+        rows = curve(key, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS, ch.lsq,
+                     name)
+        if rows is not None:
+            series[name] = rows
     return series
 
 

@@ -62,3 +62,14 @@ def to_bool(raw: str) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def keep(*keys: str, prefix: str | None = None) -> None:
+    """Keep widget values across a run that does not draw their widgets (a page stopped by a refused setting).
+
+    Streamlit forgets the state of a widget that a run did not draw, so the page would come back with its
+    defaults (and write them into the link). Re-assigning the value at the top of the run keeps it.
+    """
+    for key in list(st.session_state):
+        if key in keys or (prefix is not None and key.startswith(prefix)):
+            st.session_state[key] = st.session_state[key]

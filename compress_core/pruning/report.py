@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..models import weighted_layers
 from ..train import Metrics
 from .formats import size_report
 from .masks import Mask, prune, threshold
 from .outcome import PruneOutcome, PruneSettings
+from .structured import shrink
 
 # Han et al. 2015 (Learning both Weights and Connections): LeNet-300-100 on MNIST keeps 8 % / 9 % / 26 % of
 # fc1 / fc2 / fc3 -- shown beside our per-layer sparsity for its shape (our "mlp" has the same three layers),
@@ -67,14 +69,21 @@ class PruneReport:
     base_accuracy: float  # the dense baseline's
     loss: float
     base_loss: float
-    kept: int  # weights of Linear/Conv layers kept (biases excluded)
+    kept: int  # weights of Linear/Conv layers kept (biases excluded); neurons: the shrunk network's weights
     total: int
+    kept_note: str  # how ``kept`` was counted, for the page
     sparsity: float  # fraction of those weights removed
     sizes: tuple[dict, ...]  # rows of ``size_report``: format, bytes, vs_dense, detail, same_mask
     best: dict  # the smallest honest storage format of this mask (a row of ``sizes``)
     dense_bytes: int  # dense float32, every parameter
     structured_mask: Mask | None  # the neuron mask of the structured rows (None: the mask itself)
     structured_label: str
+
+    @property
+    def removed_fraction(self) -> float:
+        """1 − kept/total: with neuron pruning more than the mask's own sparsity (connections of removed
+        neurons go too)."""
+        return 1 - self.kept / self.total if self.total else 0.0
 
     @property
     def accuracy_delta_pts(self) -> float:
@@ -114,10 +123,19 @@ def prune_report(model: nn.Module, outcome: PruneOutcome, settings: PruneSetting
     ``model`` is the dense baseline (never modified); ``base`` its test metrics.
     """
     mask = outcome.mask
+    kept, note = mask.kept(), "Counted over the weights of every Linear/Conv layer (biases excluded)."
+    if settings.granularity == "neuron":
+        try:  # a removed neuron takes its outgoing connections along: count what the smaller network keeps
+            kept = sum(m.weight.numel() for _, m in weighted_layers(shrink(model, mask)))
+            note = ("The weights of the smaller dense network left once the removed neurons/channels are cut out, "
+                    "with their incoming and outgoing connections (biases excluded).")
+        except ValueError:  # some hidden layer keeps no neuron: no smaller network, count the mask
+            note += " No smaller network exists at this setting (a hidden layer keeps no neuron)."
     struct_mask, struct_label = structured_comparison(model, settings)
     sizes = size_report(model, mask, structured_mask=struct_mask, structured_label=struct_label)
     dense = next(r for r in sizes if r["format"] == "dense float32")
     return PruneReport(accuracy=outcome.metrics.accuracy, base_accuracy=base.accuracy, loss=outcome.metrics.loss,
-                       base_loss=base.loss, kept=mask.kept(), total=mask.total(), sparsity=mask.sparsity(),
+                       base_loss=base.loss, kept=kept, total=mask.total(), kept_note=note,
+                       sparsity=mask.sparsity(),
                        sizes=tuple(sizes), best=best_format(sizes), dense_bytes=dense["bytes"],
                        structured_mask=struct_mask, structured_label=struct_label)

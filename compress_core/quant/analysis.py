@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 from typing import Callable, Sequence
 
 import torch
@@ -133,10 +134,15 @@ def bits_sensitivity(model: nn.Module, dataset: Dataset, config: QuantConfig = Q
         bits: bit widths to try. split: "val" (default; keeps the test set for the final number) or "test".
         callback: called with the fraction done.
 
-    Returns rows {"layer", "bits", "accuracy", "drop_pts"} (drop in percentage points vs float).
+    Returns rows {"layer", "bits", "accuracy", "change_pts", "lost", "n"}: ``change_pts`` is the change in
+    accuracy in percentage points vs float (negative = worse, as every delta in the app), ``lost`` the number of
+    the ``n`` examples the float model got right beyond those the quantized one gets right (negative when
+    quantizing helped): an integer, so budgets compare exactly.
     """
     x, y = (dataset.x_val, dataset.y_val) if split == "val" else (dataset.x_test, dataset.y_test)
     base = _accuracy(model, x, y)
+    n = len(y)
+    base_right = round(base * n)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     names = [n for n, m in model.named_children() if isinstance(m, WEIGHTED)]
     rows, done = [], 0
@@ -144,7 +150,8 @@ def bits_sensitivity(model: nn.Module, dataset: Dataset, config: QuantConfig = Q
         for b in bits:
             q = _only_layer(model, config, name, b, calib)
             acc = _accuracy(q, x, y)
-            rows.append({"layer": name, "bits": int(b), "accuracy": acc, "drop_pts": 100 * (base - acc)})
+            rows.append({"layer": name, "bits": int(b), "accuracy": acc, "change_pts": 100 * (acc - base),
+                         "lost": base_right - round(acc * n), "n": n})
             done += 1
             if callback:
                 callback(done / (len(names) * len(bits)))
@@ -161,14 +168,19 @@ def _only_layer(model: nn.Module, config: QuantConfig, layer: str, bits: int, ca
 
 
 def suggest_bits(scan: list[dict], tolerance_pts: float = 1.0) -> tuple[tuple[str, int], ...]:
-    """Per layer, the fewest bits whose single-layer drop stays within ``tolerance_pts`` / number of layers
-    (drops roughly add up when all layers are quantized together). Layers that never qualify get the most bits."""
+    """Per layer, the fewest bits whose single-layer loss stays within ``tolerance_pts`` / number of layers
+    (losses roughly add up when all layers are quantized together). Layers that never qualify get the most bits.
+
+    Compared exactly, in examples: a layer qualifies when lost·100·L ≤ tolerance·n (the tolerance as the decimal
+    it was typed, ``Fraction(str(tolerance_pts))``), so a loss of exactly the budget is within it — never 0.2 vs
+    0.20000000000000018.
+    """
     layers = list(dict.fromkeys(r["layer"] for r in scan))
-    budget = tolerance_pts / max(len(layers), 1)
+    tol = Fraction(str(tolerance_pts))
     out = []
     for name in layers:
         rows = sorted((r for r in scan if r["layer"] == name), key=lambda r: r["bits"])
-        ok = [r["bits"] for r in rows if r["drop_pts"] <= budget]
+        ok = [r["bits"] for r in rows if r["lost"] * 100 * len(layers) <= tol * r["n"]]
         out.append((name, ok[0] if ok else rows[-1]["bits"]))
     return tuple(out)
 

@@ -215,10 +215,17 @@ def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     return _FakeQuantSTE.apply(x, s, z.to(x.dtype), qp.qmin, qp.qmax)
 
 
+CLIP_TOLERANCE = 1e-4  # steps: below this, clamping and rounding give the same value to 1/10,000 of a step
+
+
 def clip_mask(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     """True where clamping, not rounding, decides ``x``'s error: x lies more than half a step outside
     the representable range [S·(qmin − Z), S·(qmax − Z)]. (A value just past the end, such as the
-    maximum under a symmetric grid with S = max/127.5, rounds onto the last level like any other.)"""
+    maximum under a symmetric grid with S = max/127.5, rounds onto the last level like any other.)
+
+    Computed in double precision with a tolerance of ``CLIP_TOLERANCE`` steps: S is a float32, so the maximum a
+    min-max grid was calibrated on lands at q = qmax + 0.50000763 rather than exactly + 0.5, and min-max must
+    never report clipping on its own calibration data."""
     s, z = qp.broadcast(x)
-    q = x.detach().float() / s + z
-    return (q < qp.qmin - 0.5) | (q > qp.qmax + 0.5)
+    q = x.detach().double() / s.double() + z.double()
+    return (q < qp.qmin - 0.5 - CLIP_TOLERANCE) | (q > qp.qmax + 0.5 + CLIP_TOLERANCE)

@@ -151,6 +151,7 @@ def curves_figure(rows: list[dict], baseline_acc: float, current: float | None =
             data.append(dict(type="scatter", mode="lines+markers", name=MODE_NAMES[mode],
                              x=[max(100 * (1 - r["sparsity"]), 0.05) for r in pts], y=[r["test_acc"] for r in pts],
                              line=dict(color=MODE_COLORS[mode], width=3), marker=dict(size=8),
+                             cliponaxis=False,  # a point at 100 % shows whole on an axis that ends at 100 %
                              hovertemplate="%{x:.2f}% remaining: %{y:.1%}<extra></extra>"))
     shapes = [dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=baseline_acc, y1=baseline_acc,
                    line=dict(color=COLORS["baseline"], dash="dot", width=2))]
@@ -165,7 +166,7 @@ def curves_figure(rows: list[dict], baseline_acc: float, current: float | None =
                   xaxis=dict(type="log", autorange="reversed", tickvals=DENSITY_TICKS,
                              ticktext=[f"{t:g}%" for t in DENSITY_TICKS],
                              title=dict(text="weights remaining, all layers (log scale)")),
-                  yaxis=dict(tickformat=".0%", range=[0, 1.04], title=dict(text="test accuracy")))
+                  yaxis=dict(tickformat=".0%", range=[0, 1], title=dict(text="test accuracy")))
     return _figure(data, layout, "Accuracy vs sparsity", 460)
 
 
@@ -197,7 +198,7 @@ def _hbars(names: list[str], values: list[float], texts: list[str], colors: list
     data = [dict(type="bar", orientation="h", y=names, x=values, text=texts, textposition="outside",
                  marker=dict(color=colors), cliponaxis=False, hovertemplate="%{y}: %{text}<extra></extra>")]
     layout = dict(yaxis=dict(autorange="reversed", automargin=True),
-                  xaxis=dict(title=dict(text=axis_title), range=[0, 1.75 * max(values)]),
+                  xaxis=dict(title=dict(text=axis_title), range=[0, 2.2 * max(values)]),
                   margin=dict(l=20, r=30), showlegend=False)
     return _figure(data, layout, title, int(110 + 48 * len(names)))
 
@@ -206,14 +207,14 @@ def timing_figure(rows: list[dict]) -> go.Figure:
     """Measured median latency per variant, the ratio to dense as text."""
     rows = [r for r in rows if r.get("median_ms") is not None]
     return _hbars([r["variant"] for r in rows], [r["median_ms"] for r in rows],
-                  [f"{r['median_ms']:.2f} ms ×{r['vs_dense']:.2f}" for r in rows],
+                  [f"{r['median_ms']:.2f} ms ({r['vs_dense']:.2f}× dense)" for r in rows],
                   [_color(r["variant"]) for r in rows], "median latency (ms)", "Measured forward time")
 
 
 def size_figure(rows: list[dict]) -> go.Figure:
     """Bytes per storage format, the ratio to dense as text."""
     return _hbars([r["format"] for r in rows], [r["bytes"] / 1024 for r in rows],
-                  [f"{r['bytes'] / 1024:.1f} KB ×{r['vs_dense']:.2f}" for r in rows],
+                  [f"{r['bytes'] / 1024:.1f} KB ({r['vs_dense']:.2f}× dense)" for r in rows],
                   [_color(r["format"]) for r in rows], "KB", "Size in each storage format")
 
 

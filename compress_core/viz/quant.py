@@ -266,20 +266,20 @@ def published_whitepaper() -> go.Figure:
 
 def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = None,
                         title: str | None = None) -> go.Figure:
-    """Accuracy drop (points) with only one layer's weights quantized, per layer × bit width; the suggested
-    bit width of each layer outlined."""
+    """Change in accuracy (points, negative = worse) with only one layer's weights quantized, per layer × bit
+    width, red for losses and blue for gains; the suggested bit width of each layer outlined."""
     layers = list(dict.fromkeys(r["layer"] for r in scan))
     bits = sorted({r["bits"] for r in scan})
     z = np.full((len(layers), len(bits)), np.nan)
     for r in scan:
-        z[layers.index(r["layer"]), bits.index(r["bits"])] = r["drop_pts"]
+        z[layers.index(r["layer"]), bits.index(r["bits"])] = r["change_pts"]
+    worst = max(5.0, float(-np.nanmin(z)) if np.isfinite(z).any() else 5.0)
     shapes = [dict(type="rect", x0=bits.index(suggestion[n]) - 0.5, x1=bits.index(suggestion[n]) + 0.5, y0=i - 0.5,
                    y1=i + 0.5, line=dict(color="black", width=3))
               for i, n in enumerate(layers) if suggestion and n in suggestion and suggestion[n] in bits]
-    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="Reds", zmin=0,
-                zmax=max(5.0, float(np.nanmax(z)) if np.isfinite(z).any() else 5.0),
-                text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
-                colorbar=dict(title=dict(text="drop (pts)")),
-                hovertemplate="%{y} at %{x}: accuracy drop %{z:.2f} points<extra></extra>")
+    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="RdBu", zmid=0,
+                zmin=-worst, zmax=worst, text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
+                textfont=dict(size=15), colorbar=dict(title=dict(text="change<br>(points)")),
+                hovertemplate="%{y} at %{x}: accuracy %{z:+.2f} points (negative = worse)<extra></extra>")
     fig = go.Figure(data=[heat], layout=dict(shapes=shapes, yaxis=dict(autorange="reversed")), _validate=False)
     return style(fig, title, height=max(260, 70 * len(layers) + 120))

@@ -76,3 +76,22 @@ def test_headroom_refinement_is_an_option_and_tflite_is_the_default():
     assert not at.exception and not at.error and at.query_params["int_headroom"] == "1"
     assert re.search(r"acc·2\^L = -?[\d,]+·2\^\d+", _ledger(at))
     assert abs(_pts(metrics(at)["Integer-only accuracy"]) - _pts(metrics(at)["Fake-quant accuracy"])) <= 0.5
+
+
+def test_a_refused_setting_keeps_the_walk_through_and_the_explorer():
+    """Issue 10: after 16/16 bits (refused) and back, the page came back at test #0 / fc1 and the explorer
+    said '"" is not a number'; the broken state went into the link."""
+    at = open_app(PAGE, {"int_example": "2", "int_layer": "fc3", "int_M": "0.125"})
+    at.number_input(key="int_acc").set_value(777).run()
+    before = _ledger(at)
+    at.select_slider(key="int_wbits").set_value(16).run()
+    at.select_slider(key="int_abits").set_value(16).run()
+    assert not at.exception and "accumulator overflow risk" in at.error[0].value
+    at.select_slider(key="int_abits").set_value(8).run()
+    at.select_slider(key="int_wbits").set_value(8).run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="int_example").value == 2 and at.selectbox(key="int_layer").value == "fc3"
+    assert at.text_input(key="int_M").value == "0.125" and at.number_input(key="int_acc").value == 777
+    assert _ledger(at) == before
+    assert at.query_params["int_example"] == "2" and at.query_params["int_layer"] == "fc3"
+    assert at.query_params["int_M"] == "0.125"

@@ -68,7 +68,8 @@ def wait_http(url: str, timeout: float = 60) -> None:
 @pytest.fixture(scope="session")
 def server_url():
     port = free_port()
-    proc = start_server(port)
+    # one heavy-run worker whatever the machine's cores (as on the 2-core project machine): queueing is tested
+    proc = start_server(port, {"COMPRESS_LAB_WORKERS": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url)
