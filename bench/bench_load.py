@@ -36,7 +36,7 @@ Prints one JSON line per run (with more detail), and as the last line
 ``{"runs": [{"sessions", "page", "moves", "errors", "p50_s", "p95_s", "cpu_s_per_move", "peak_rss_mb"}, ...]}``.
 Traffic goes only to 127.0.0.1; the server is started and stopped by the bench.
 
-Usage: python bench/bench_load.py [--sessions 1,10,30,60] [--pages pruning,quantization,integer]
+Usage: python bench/bench_load.py [--sessions 1,10,30,60] [--pages pruning,quantization,integer] [--heavy]
                                   [--duration 30] [--quick] [--seed 0] [--cache DIR]
 """
 from __future__ import annotations
@@ -71,7 +71,10 @@ TARGETS = {
     "quantization": "q_bits",      # select_slider of bit widths, in a fragment
     "integer": "int_example",      # number_input: which test example the integer walk-through follows
 }
-WIDGET_TYPES = ("slider", "number_input", "selectbox", "radio")
+WIDGET_TYPES = ("slider", "number_input", "selectbox", "radio", "button")
+# --heavy: one more session runs a lottery experiment (20 rounds, 3 seeds, with both controls) through the whole
+# window, pressing Run at the start and Stop at the end, as a student would
+HEAVY_QUERY = "lt_rounds=20&lt_seeds=3&lt_epochs=15"
 FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY,
             ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
 
@@ -184,6 +187,33 @@ class Session:
     async def rerun(self, widget_states: list | None = None, fragment_id: str = "", timeout: float = 60,
                     count: bool = True) -> float:
         """Send one rerun request; return seconds until the run's script_finished (raises TimeoutError)."""
+        t0 = await self.send(widget_states, fragment_id)
+        end = t0 + timeout
+        while True:
+            left = end - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError
+            status = await asyncio.wait_for(self.finished.get(), left)
+            if status == -1:
+                raise ConnectionError("disconnected")
+            if status in FINISHED:
+                elapsed = time.perf_counter() - t0
+                if count:
+                    name = ForwardMsg.ScriptFinishedStatus.Name(status)
+                    self.stats.statuses[name] = self.stats.statuses.get(name, 0) + 1
+                if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                    self.run_errors.append("compile_error")
+                return elapsed
+
+    async def click(self, key: str) -> None:
+        """Press button ``key`` without waiting for the run it starts (a lottery run lasts minutes)."""
+        state = WidgetState()
+        state.id = self.widgets[key].proto.id
+        state.trigger_value = True
+        await self.send([state])
+
+    async def send(self, widget_states: list | None = None, fragment_id: str = "") -> float:
+        """Send one rerun request; return the time it was sent."""
         while not self.finished.empty():  # drop finishes of runs that ended before this request
             if self.finished.get_nowait() == -1:
                 raise ConnectionError("disconnected")
@@ -204,22 +234,7 @@ class Session:
         self.run_errors = []
         t0 = time.perf_counter()
         await self.ws.send(back.SerializeToString())
-        end = t0 + timeout
-        while True:
-            left = end - time.perf_counter()
-            if left <= 0:
-                raise TimeoutError
-            status = await asyncio.wait_for(self.finished.get(), left)
-            if status == -1:
-                raise ConnectionError("disconnected")
-            if status in FINISHED:
-                elapsed = time.perf_counter() - t0
-                if count:
-                    name = ForwardMsg.ScriptFinishedStatus.Name(status)
-                    self.stats.statuses[name] = self.stats.statuses.get(name, 0) + 1
-                if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
-                    self.run_errors.append("compile_error")
-                return elapsed
+        return t0
 
     def move(self, rng: random.Random, key: str) -> tuple[list, str]:
         """A new value for widget ``key``: (widget states to send, fragment id)."""
@@ -301,6 +316,28 @@ async def session_life(port: int, page: str, stats: Stats, rng: random.Random, r
     return moves
 
 
+async def heavy_session(port: int, go: asyncio.Event, stop_at: list[float], args, info: dict) -> None:
+    """A student running a lottery experiment through the timed window (``--heavy``): Run at the start, Stop at
+    the end. Its page is not timed; ``info`` says whether the run started."""
+    s = Session(port, "lottery", Stats())
+    s.query_string = HEAVY_QUERY
+    try:
+        await s.open()
+        await s.rerun(timeout=args.load_timeout, count=False)
+        await go.wait()
+        await s.click("lt_run")
+        await asyncio.sleep(2.0)
+        info["lottery_started"] = "lt_stop" in s.widgets
+        await asyncio.sleep(max(0.0, stop_at[0] - time.perf_counter()))
+        if "lt_stop" in s.widgets:
+            await s.click("lt_stop")
+            await asyncio.sleep(1.0)
+    except (ConnectionError, ConnectionClosed, OSError, TimeoutError, KeyError) as exc:
+        info["lottery_error"] = type(exc).__name__
+    finally:
+        await s.close()
+
+
 async def one_run(server: Server, n: int, page: str, args, seed: int) -> dict:
     stats = Stats()
     readies = [asyncio.Event() for _ in range(n)]
@@ -313,6 +350,10 @@ async def one_run(server: Server, n: int, page: str, args, seed: int) -> dict:
                                                       args)))
         await asyncio.sleep(args.ramp / max(1, n))
     await asyncio.gather(*(r.wait() for r in readies))
+    heavy: dict = {}
+    if args.heavy:
+        tasks.append(asyncio.create_task(heavy_session(server.port, go, stop_at, args, heavy)))
+        await asyncio.sleep(3.0)  # its page is open before the window starts
     cpu0, client0 = tree_cpu_seconds(server.pid), _client_cpu()
     t0 = time.perf_counter()
     stop_at[0] = t0 + args.duration
@@ -330,7 +371,7 @@ async def one_run(server: Server, n: int, page: str, args, seed: int) -> dict:
             break
     wall = time.perf_counter() - t0
     cpu = tree_cpu_seconds(server.pid) - cpu0
-    moves = sum(t.result() for t in tasks if t.done() and not t.cancelled() and t.exception() is None)
+    moves = sum(t.result() or 0 for t in tasks if t.done() and not t.cancelled() and t.exception() is None)
     row = {"sessions": n, "page": page, "moves": moves, "errors": sum(stats.errors.values()),
            "p50_s": _r(percentile(stats.latencies, 50)), "p95_s": _r(percentile(stats.latencies, 95)),
            "cpu_s_per_move": _r(cpu / moves) if moves else None, "peak_rss_mb": round(peak, 1)}
@@ -339,7 +380,8 @@ async def one_run(server: Server, n: int, page: str, args, seed: int) -> dict:
               "server_cpu_util": _r(cpu / wall), "client_cpu_s": _r(_client_cpu() - client0),
               "load_p50_s": _r(percentile(stats.load_s, 50)), "load_max_s": _r(max(stats.load_s, default=None)),
               "ref_hash_hits": stats.ref_hits, "finished": stats.statuses,
-              "mb_received": round(stats.bytes_in / 2**20, 1), "server_vmhwm_mb": round(peak_rss_mb(server.pid), 1)}
+              "mb_received": round(stats.bytes_in / 2**20, 1), "server_vmhwm_mb": round(peak_rss_mb(server.pid), 1),
+              **({"with_lottery_run": heavy} if args.heavy else {})}
     print(json.dumps(detail), flush=True)
     return row
 
@@ -411,6 +453,8 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=os.environ.get("COMPRESS_LAB_CACHE"),
                     help="baseline cache folder (default $COMPRESS_LAB_CACHE or ~/.cache/compression-lab)")
+    ap.add_argument("--heavy", action="store_true",
+                    help="one more session runs a lottery experiment through each window (heavy runs vs moves)")
     ap.add_argument("--quick", action="store_true", help="sessions 1,3, 8 s windows: a smoke run of the bench")
     args = ap.parse_args(argv)
     if args.quick:
