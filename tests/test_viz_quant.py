@@ -55,6 +55,9 @@ def test_grid_and_sensitivity_heatmap_are_valid_figures():
     spec = sensitivity_heatmap(scan, {"fc1": 4, "fc2": 2}).to_dict()
     go.Figure(spec)
     assert [(r["x0"], r["y0"]) for r in spec["layout"]["shapes"]] == [(0.5, -0.5), (-0.5, 0.5)]
+    heat = spec["data"][0]
+    # losses are red: the low end of the (reversed) blue-to-red scale, centred on no change
+    assert heat["colorscale"] == "RdBu" and heat["reversescale"] and heat["zmid"] == 0 and heat["zmin"] == -5.0
 
 
 def test_staircase_and_channel_ranges_are_valid_figures():

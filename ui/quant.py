@@ -27,8 +27,10 @@ from compress_core.quant import (
 from compress_core.quant.report import CurvePlan, make_config
 from compress_core.train import TrainConfig, evaluate
 from compress_core.viz import common as viz
+from compress_core.viz import quant as qviz
 
 from . import jobs
+from .explain import explainer, published
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .state import to_bool, url_widget
@@ -253,3 +255,44 @@ def decision_boundaries(ds, float_model, qmodel, quant_title: str) -> None:
                                           title="Float model"), key="q_db_float")
     b2.plotly_chart(viz.decision_boundary(viz.model_predictor(qmodel), xt, yt, list(ds.class_names),
                                           title=quant_title), key="q_db_quant")
+
+
+def about() -> None:
+    """Section 6, static: why lower precision, how S and Z are found, PTQ vs QAT, batch norm, published results."""
+    st.header("6 · How it works")
+    explainer("Why lower precision?", (
+        "- **Memory and bandwidth:** an 8-bit weight is 4× smaller than float32; a DRAM read costs hundreds of times "
+        "the energy of an 8-bit add (Horowitz, ISSCC 2014), so moving fewer bytes matters most.\n"
+        "- **Integer arithmetic:** int8 multipliers are far smaller and cheaper than float32 ones; products are summed "
+        "in int32 and rescaled by an integer multiply and a shift (Jacob et al. 2018)."), expanded=True)
+    explainer("How are S and Z found?", (
+        "Pick a range [min, max] (**calibration**: min-max, a moving average over batches, a percentile, the range "
+        "that minimises the MSE, or the one that minimises the KL divergence between the histograms). Extend it to "
+        "include 0. Then **S = (max − min) / (qmax − qmin)** and **Z = qmin − round(min / S)**, so that real 0 is "
+        "exactly the integer Z (zero padding and ReLU stay exact). Symmetric: **S = max(|min|, |max|) / ((qmax − "
+        "qmin)/2)**, Z = 0. Quantize with **q = clamp(round(r / S) + Z, qmin, qmax)**; the error inside the range "
+        "is at most S/2, values outside are clipped. A wide range means few clipped values but coarse steps; a "
+        "narrow one the reverse."))
+    explainer("PTQ or QAT — and how do you train a quantized model?", (
+        "**Post-training quantization (PTQ)** rounds a trained network: no training, a few hundred calibration "
+        "examples. It is nearly free at 8 bits and breaks down at 2–4 bits.\n\n"
+        "**Quantization-aware training (QAT)** fine-tunes with the rounding in the forward pass. Rounding has zero "
+        "gradient almost everywhere, so the backward pass uses the **straight-through estimator**: it treats "
+        "round() as the identity inside the range and blocks the gradient of clipped values. The float weights keep "
+        "receiving small updates that eventually move them across a rounding boundary. **LSQ** (Esser et al. 2020) "
+        "also learns each scale S by gradient descent."))
+    explainer("Batch norm?", (
+        "Networks with batch norm fold it into the preceding layer before quantizing: W' = W·γ/σ, b' = (b − μ)·γ/σ + β "
+        "(Jacob et al. 2018), so only one weight tensor is quantized. The models in this lab have no batch norm, so "
+        "there is nothing to fold; `compress_core.quant.fold_batchnorm` does it (tested) for models that do."))
+    st.subheader("Published results")
+    st.plotly_chart(qviz.published_whitepaper(), key="q_published_fig")
+    published("Krishnamoorthi 2018, “Quantizing deep convolutional networks for efficient inference: a whitepaper”",
+              "8-bit weights, PTQ — MobileNet-v1: per-layer 0.1 %, per-channel 59.1 % (symmetric) / 70.4 % "
+              "(asymmetric), float 70.9 %; ResNet-v1-50: 75.0 / 75.1 / 75.2 %, float 75.2 %. With 4-bit weights only "
+              "per-channel QAT stays close to float (chart above). About 100 mini-batches suffice for calibration.")
+    published("Jacob et al. 2018, “Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only "
+              "Inference”",
+              "r = S(q − Z); ResNet-50 on ImageNet 76.4 % in float → 74.9 % with integer-only 8-bit inference.")
+    st.caption("Published figures are ImageNet results on large networks; ours are small networks on small data sets. "
+               "Compare the shape (per-channel and QAT rescue low bit widths), not the digits.")

@@ -277,7 +277,9 @@ def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = No
     shapes = [dict(type="rect", x0=bits.index(suggestion[n]) - 0.5, x1=bits.index(suggestion[n]) + 0.5, y0=i - 0.5,
                    y1=i + 0.5, line=dict(color="black", width=3))
               for i, n in enumerate(layers) if suggestion and n in suggestion and suggestion[n] in bits]
-    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="RdBu", zmid=0,
+    # Plotly's RdBu runs blue → red from low to high: reversed, losses (negative) are red and gains blue
+    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="RdBu", reversescale=True,
+                zmid=0,
                 zmin=-worst, zmax=worst, text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
                 textfont=dict(size=15), colorbar=dict(title=dict(text="change<br>(points)")),
                 hovertemplate="%{y} at %{x}: accuracy %{z:+.2f} points (negative = worse)<extra></extra>")
