@@ -30,7 +30,8 @@ st.markdown(
     "their products are summed in **int32**; and the rescale to the next layer's scale, the real number "
     "**M = S_w·S_x / S_out**, is stored as an integer **M0** and a shift **n** with M = M0·2^−n: "
     "multiplying by M becomes an integer multiply and a rounding right shift (Jacob et al. 2018). "
-    "*Products become shifts.* Pick a setting, then follow one number through one layer.")
+    "*The multiply-accumulates stay integer products; only the rescale becomes a multiply and a shift.* Pick a "
+    "setting, then follow one number through one layer.")
 
 
 def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:

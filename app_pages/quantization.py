@@ -48,14 +48,18 @@ def grid(qmodel, calib_n: int) -> str:
     t = qr.layer_tensor(qmodel, layer, ds.x_train[:calib_n])
     if t.per_channel:
         widest = t.widest_channel
-        t = t.channel(int(st.number_input(f"Output channel (0–{t.channels - 1}; the widest is {widest})", 0,
-                                          t.channels - 1, widest, key=f"q_ch_{layer}",
-                                          help="Per-channel quantization gives each channel its own grid.")))
+        n = t.channels
+        t = t.channel(int(url_widget(st.number_input, f"q_ch_{layer}", widest,
+                                     f"Output channel (0–{n - 1}; the widest is {widest})", 0, n - 1, cast=int,
+                                     check=lambda v: 0 <= v < n,
+                                     help="Per-channel quantization gives each channel its own grid.")))
     g1, g2 = st.columns(2)
     with g1:
         st.plotly_chart(qviz.weight_grid(t.values, t.qparams, title=t.label), key="q_grid_fig")
-        st.caption("Grey: the float values. Dotted red: the representable levels S·(q − Z) (drawn up to 256). "
-                   "Red stems: how many values land on each level. Shaded red: clipped. Drag to zoom.")
+        st.caption("Grey: the float values (left axis). Dotted red: the representable levels S·(q − Z), drawn up "
+                   "to 64 (above, the blue band stands for them). Red stems: how many values land on each level (right "
+                   "axis). Blue band: values that round onto the grid, up to half a step past the end levels; shaded "
+                   "red: clipped. Drag to zoom.")
     with g2:
         st.plotly_chart(qviz.staircase(t.qparams, float(t.values.min()), float(t.values.max()),
                                        title="The mapping r → q → r̂"), key="q_stair_fig")

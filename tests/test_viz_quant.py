@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
 from compress_core.viz.quant import accuracy_curves, layer_errors
 
@@ -73,3 +74,29 @@ def test_staircase_and_channel_ranges_are_valid_figures():
     spec = channel_ranges(w, per_ch, qp, title="t").to_dict()
     go.Figure(spec)
     assert [t["name"] for t in spec["data"]] == ["channel range [min, max]", "S per tensor ÷ S channel"]
+
+
+def test_grid_stems_are_true_counts_and_clipping_starts_half_a_step_out():
+    """Issue 10: the stems were rescaled onto the 'count' axis, the clipped shading began at the last level (at 2
+    bits it shaded values reported as 0.00 % clipped), and 256 dotted levels filled the chart at 8 bits."""
+    import torch
+
+    from compress_core.quant import compute_qparams
+    from compress_core.viz.quant import grid_data, weight_grid
+
+    x = torch.randn(3000, generator=torch.Generator().manual_seed(2))
+    qp = compute_qparams(x.min(), x.max(), bits=2, symmetric=True)
+    d = grid_data(x, qp)
+    assert d["clipped"] == 0.0 and d["rounds_hi"] == pytest.approx(float(qp.range_max) + float(qp.scale) / 2)
+    spec = weight_grid(x, qp).to_dict()
+    stems = next(t for t in spec["data"] if t.get("mode") == "markers")
+    assert stems["yaxis"] == "y2" and sum(_decode(stems["y"])) == 3000  # true counts, on the right axis
+    red = [sh for sh in spec["layout"]["shapes"] if sh.get("fillcolor") == "#d62728"]
+    assert all(sh["x0"] >= d["rounds_hi"] - 1e-9 or sh["x1"] <= d["rounds_lo"] + 1e-9 for sh in red)
+    assert all(not (sh["x0"] < xv < sh["x1"]) for sh in red for xv in (float(x.min()), float(x.max())))
+    eight = weight_grid(x, compute_qparams(x.min(), x.max(), bits=8)).to_dict()
+    assert not any("levels S·(q − Z)" in (t.get("name") or "") for t in eight["data"])  # no solid wall of lines
+
+
+def _decode(v):
+    return np.frombuffer(base64.b64decode(v["bdata"]), v["dtype"]) if isinstance(v, dict) else np.asarray(v)

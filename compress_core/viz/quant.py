@@ -15,7 +15,7 @@ from ..quant.primitives import QParams, clip_mask, dequantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from .common import COLORS, SEQ, style
 
-MAX_DRAWN_LEVELS = 256  # above this the grid lines merge into a solid band: draw the band instead
+MAX_DRAWN_LEVELS = 64  # above this the dotted level lines fill the chart solid: the shaded band stands for them
 
 
 def _fmt(v: float) -> str:
@@ -33,7 +33,8 @@ def _note(text: str, x: float, y: float, xref: str = "paper", yref: str = "paper
 
 def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
     """What the grid chart draws: the histogram of ``values``, the levels used and how many values land
-    on each (``stems`` scaled to the histogram's height), the covered range and the clipped fraction."""
+    on each (``level_counts``, true counts), the covered range and the clipped fraction. ``rounds_lo`` /
+    ``rounds_hi``: half a step beyond the first and last level, where clipping starts."""
     x = values.detach().float().reshape(-1)
     xs = x.numpy()
     lo_r, hi_r = float(qp.range_min), float(qp.range_max)
@@ -43,10 +44,10 @@ def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
     ymax = float(counts.max()) if counts.size else 1.0
     levels, level_counts = torch.unique(quantize(x, qp), return_counts=True)
     real_levels = dequantize(levels, qp).numpy()
-    stems = level_counts.numpy() * ymax / max(float(level_counts.max()), 1.0)
+    half = float(qp.scale.reshape(-1)[0]) / 2
     return {"lo": lo, "hi": hi, "pad": pad, "range_min": lo_r, "range_max": hi_r, "counts": counts, "edges": edges,
             "ymax": ymax, "levels": levels.numpy(), "level_counts": level_counts.numpy(), "real_levels": real_levels,
-            "stems": stems, "clipped": float(clip_mask(x, qp).float().mean())}
+            "rounds_lo": lo_r - half, "rounds_hi": hi_r + half, "clipped": float(clip_mask(x, qp).float().mean())}
 
 
 def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
@@ -56,10 +57,10 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     Built in one ``go.Figure`` call (shapes and notes as lists): this figure is redrawn on every slider move.
     """
     d = grid_data(values, qp, bins)
-    lo, hi, pad, lo_r, hi_r, ymax = d["lo"], d["hi"], d["pad"], d["range_min"], d["range_max"], d["ymax"]
-    counts, edges, levels, level_counts, real_levels, stems = (d["counts"], d["edges"], d["levels"], d["level_counts"],
-                                                                d["real_levels"], d["stems"])
-    clipped = d["clipped"]
+    lo, hi, pad, ymax = d["lo"], d["hi"], d["pad"], d["ymax"]
+    counts, edges, levels, level_counts, real_levels = (d["counts"], d["edges"], d["levels"], d["level_counts"],
+                                                        d["real_levels"])
+    clipped, top = d["clipped"], float(level_counts.max()) if level_counts.size else 1.0
     traces = [dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=counts, width=float(edges[1] - edges[0]),
                    name="float values", marker=dict(color=COLORS["float"]), opacity=0.55,
                    hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>")]
@@ -69,26 +70,32 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                            mode="lines", line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6,
                                                    dash="dot"),
                            opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
-    traces.append(dict(type="scatter", x=np.repeat(real_levels, 3),
-                       y=np.stack([np.zeros(len(real_levels)), stems, np.full(len(real_levels), np.nan)], 1)
+    # stems: true counts per level, on their own axis (a level collects a whole bin's worth of values or more)
+    traces.append(dict(type="scatter", x=np.repeat(real_levels, 3), yaxis="y2",
+                       y=np.stack([np.zeros(len(real_levels)), level_counts, np.full(len(real_levels), np.nan)], 1)
                        .reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
-                       name="after quantization", hoverinfo="skip"))
-    traces.append(dict(type="scatter", x=real_levels, y=stems, mode="markers", marker=dict(color=COLORS["quant"],
-                                                                                          size=7),
+                       name="after quantization (values per level, right axis)", hoverinfo="skip"))
+    traces.append(dict(type="scatter", x=real_levels, y=level_counts, yaxis="y2", mode="markers",
+                       marker=dict(color=COLORS["quant"], size=7),
                        showlegend=False, customdata=np.stack([levels, level_counts], 1),
                        hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
-    shapes = [_vband(lo_r, hi_r, COLORS["accent"], 0.08)]
-    shapes += [_vband(a, b, COLORS["removed"], 0.12) for a, b in ((lo - pad, lo_r), (hi_r, hi + pad)) if b > a]
+    # values within half a step of the end levels round onto them; clipping starts beyond
+    r_lo, r_hi = d["rounds_lo"], d["rounds_hi"]
+    shapes = [_vband(r_lo, r_hi, COLORS["accent"], 0.08)]
+    shapes += [_vband(a, b, COLORS["removed"], 0.12) for a, b in ((lo - pad, r_lo), (r_hi, hi + pad)) if b > a]
     shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, line=dict(color="black", width=2)))
-    notes = [_note("representable range", lo_r, 0.97, xref="x", xanchor="left", yanchor="top"),
+    notes = [_note("rounds onto the grid", r_lo, 0.97, xref="x", xanchor="left", yanchor="top"),
              _note(f"real 0 ↔ Z = {int(qp.zero_point)}", 0.0, ymax * 1.1, xref="x", yref="y", font=dict(size=14),
                    bgcolor="rgba(255,255,255,0.8)"),
              _note(f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  clipped {clipped:.2%}",
                    1, 1.0, xanchor="right", yanchor="bottom", font=dict(size=14, color=COLORS["quant"]))]
-    fig = go.Figure(data=traces, layout=dict(barmode="overlay", bargap=0, xaxis=dict(title=dict(text="value")),
-                                             yaxis=dict(title=dict(text="count"), range=[0, ymax * 1.25]),
-                                             shapes=shapes, annotations=notes), _validate=False)
-    return style(fig, title, height=480, legend_below=-0.2)
+    fig = go.Figure(data=traces, layout=dict(
+        barmode="overlay", bargap=0, xaxis=dict(title=dict(text="value")),
+        yaxis=dict(title=dict(text="float values per bin"), range=[0, ymax * 1.25]),
+        yaxis2=dict(title=dict(text="values per level", font=dict(color=COLORS["quant"])), overlaying="y",
+                    side="right", range=[0, top * 1.25], showgrid=False, tickfont=dict(color=COLORS["quant"])),
+        shapes=shapes, annotations=notes), _validate=False)
+    return style(fig, title, height=480, legend_below=-0.2, right=70)
 
 
 def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:

@@ -136,3 +136,12 @@ def test_two_dimensional_data_shows_both_decision_boundaries():
     assert not at.exception and len(at.error) == 0
     charts = [c for c in at.get("plotly_chart")]
     assert len(charts) >= 9  # grid, staircase, channels, errors, 2 boundaries, 2 curves, heatmap, published
+
+
+def test_output_channel_lives_in_the_url():
+    at = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "7"})
+    assert not at.exception and at.number_input(key="q_ch_fc2").value == 7
+    at.number_input(key="q_ch_fc2").set_value(9).run()
+    assert at.query_params["q_ch_fc2"] == "9"
+    bad = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "5000"})  # out of range: back to the widest channel
+    assert not bad.exception and bad.number_input(key="q_ch_fc2").value != 5000
