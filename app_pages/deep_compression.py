@@ -36,7 +36,9 @@ def controls() -> PipelineConfig:
     st.header("Controls")
     c1, c2, c3 = st.columns([2, 1, 1])
     sparsity = url_widget(c1.select_slider, "dc_sparsity", 90.0, "Target sparsity (%)", SPARSITY, cast=float,
-                          allowed=SPARSITY, help="Fraction of all weights removed by magnitude by the end of pruning.")
+                          allowed=SPARSITY, help="Fraction of all weights removed by magnitude by the end of pruning, "
+                          "the output layer included (Han et al. prune every layer; the Pruning page prunes the "
+                          "output layer at half the rate by default, so its weight counts differ at the same %).")
     scope = url_widget(c2.radio, "dc_scope", "layer", "Scope", list(SCOPE), allowed=list(SCOPE),
                        format_func=SCOPE.get, horizontal=True,
                        help="Per layer: every layer loses the same fraction. Global: one ranking of |w| across all "

@@ -129,7 +129,10 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
     v = verdict(runs, measure, tolerance=tol)
     (st.success if v.matched_round is not None else st.warning)(v.text, icon="🎟️" if v.matched_round else "⚠️")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Dense accuracy", f"{v.dense_acc:.1f} %")
+    m1.metric("Dense accuracy", f"{v.dense_acc:.1f} %",
+              help="The dense network retrained from θ0 with this page's recipe, exactly as every ticket and control "
+                   "is trained, so it can differ from the baseline shown on the other pages (trained with its own "
+                   "recipe).")
     m2.metric("Sparsest matching ticket" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
               help="Weights remaining at that round.")
     m3.metric("Ticket accuracy there", f"{v.ticket_acc:.1f} %", f"{v.ticket_acc - v.dense_acc:+.1f} points")

@@ -30,14 +30,15 @@ model = b.model  # a fresh copy of the trained baseline, built once per run; eve
 layers = [n for n, _ in weighted_layers(model)]
 
 
-def metrics(rep: PruneReport) -> None:
+def metrics(s: PruneSettings, rep: PruneReport) -> None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Test accuracy", f"{rep.accuracy:.2%}", f"{rep.accuracy_delta_pts:+.2f} pts",
               help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {len(ds.y_test)} test examples.")
     m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
               help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
     m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.removed_fraction:.1%} of {rep.total:,}", delta_color="off",
-              help=rep.kept_note)
+              help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
+                                    "total removed differs from the slider's value." if s.output_scale != 1 else ""))
     m4.metric("Smallest honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")
@@ -178,7 +179,7 @@ def live() -> None:
     for w in res.warnings:
         st.warning(w, icon="⚠️")
     rep = cache.report(b, sel, s, res)
-    metrics(rep)
+    metrics(s, rep)
     layer = weights_and_mask(s, res.mask)
     network_view(s, res, layer)
     curves(s, rep)
