@@ -180,6 +180,12 @@ def live() -> None:
         st.warning(w, icon="⚠️")
     rep = cache.report(b, sel, s, res)
     metrics(s, rep)
+    fair = cache.control(b, ds, sel, s)
+    if fair is not None:
+        st.info(f"**Fair comparison.** The pruned model had extra training. The dense network trained the same way "
+                f"(the same fine-tuning, no pruning) scores **{fair.accuracy:.2%}**: the pruned model is "
+                f"**{100 * (rep.accuracy - fair.accuracy):+.2f} points** from it "
+                f"({rep.accuracy_delta_pts:+.2f} from the baseline). Compare with this one.", icon="⚖️")
     layer = weights_and_mask(s, res.mask)
     network_view(s, res, layer)
     curves(s, rep)

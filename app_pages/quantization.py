@@ -163,6 +163,8 @@ def live_view():
         return
     sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"])
     metrics(sm, cfg, ch)
+    if ch.mode == "qat":
+        cache.qat_panel(key, ch, res, sm.accuracy)
     layer = grid(res["model"], ch.calib)
     per_channel(res["model"], cfg, layer)
     errors(res, cfg, ch, sm)

@@ -97,3 +97,23 @@ def test_neuron_pruning_counts_what_the_shrunk_network_keeps(setup):
     w = PruneSettings(sparsity=0.91)  # single weights: the mask's own count
     rep_w = prune_report(model, prune_with(model, ds, w), w, base)
     assert rep_w.kept == prune(model, 0.91).kept() and "biases excluded" in rep_w.kept_note
+
+
+def test_extra_training_control_is_the_dense_model_trained_like_the_pruned_one(setup):
+    """Issue 10: a fine-tuned result is compared with the dense model given the same extra training."""
+    import copy
+
+    from compress_core.pruning import extra_training_control
+    from compress_core.train import evaluate, train
+
+    b, ds = setup
+    model = b.model
+    assert extra_training_control(model, ds, PruneSettings(sparsity=0.9)) is None  # no fine-tuning, no control
+    s = PruneSettings(sparsity=0.9, schedule="iterative", rounds=2, finetune_epochs=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = extra_training_control(model, ds, s)
+    assert all((before[k] == v).all() for k, v in model.state_dict().items())  # the model is only read
+    net = copy.deepcopy(model)
+    for i in range(len(s.targets())):  # one fine-tuning run per schedule step, seed + i, as run_schedule does
+        train(net, ds, s.finetune(64), seed=s.seed + i)
+    assert got == evaluate(net.eval(), ds.x_test, ds.y_test)

@@ -166,3 +166,25 @@ def test_fold_batchnorm_equals_conv_then_bn():
             torch.testing.assert_close(fold_batchnorm(layer, bn)(x), bn(layer(x)), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="channels"):
         fold_batchnorm(nn.Linear(3, 4), nn.BatchNorm1d(5))
+
+
+def test_float_control_trains_a_float_copy_exactly_as_qat_trains():
+    """Issue 10: QAT's extra epochs are controlled for by the float model given the same fine-tuning."""
+    import copy
+
+    from compress_core.quant import float_control
+    from compress_core.train import train
+
+    ds = load_dataset("moons")
+    model = get_baseline("moons", "tiny").model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(epochs=2, lr=1e-3)
+    net, hist = float_control(model, ds, cfg, seed=3, keep_best=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # only read
+    ref = copy.deepcopy(model)
+    train(ref, ds, cfg, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
+    assert hist.best_iteration == hist.iterations
+    kept, h2 = float_control(model, ds, cfg, seed=3)  # keep_best: the best validation state, the start included
+    best_val = max([evaluate(model, ds.x_val, ds.y_val).accuracy] + [r["val_acc"] for r in h2.records])
+    assert evaluate(kept, ds.x_val, ds.y_val).accuracy == pytest.approx(best_val)

@@ -17,6 +17,7 @@ from compress_core.pruning import (
     PruneOutcome,
     PruneSettings,
     accuracy_curves,
+    extra_training_control,
     latency_report,
     prune_with,
     ranking_for,
@@ -109,6 +110,7 @@ def schedule_caption(s: PruneSettings) -> None:
 
 OUTCOMES, REPORTS, CURVES, SENSITIVITY = Memo(64), Memo(64), Memo(48), Memo(32)
 RANKINGS = Memo(16)  # one per (baseline, criterion, scope, granularity, output rate, seed)
+CONTROLS = Memo(32)  # the dense model with the same extra training
 GRADUAL = {"none": "off", "finetune": "while fine-tuning", "scratch": "also from θ0"}
 GRADUAL_MODES = {"none": (), "finetune": ("gradual",), "scratch": ("gradual", "gradual_scratch")}
 
@@ -130,6 +132,20 @@ def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
         return OUTCOMES.get(key, compute)
     with st.spinner("Pruning and fine-tuning…"):
         return OUTCOMES.get(key, compute)
+
+
+def control(baseline, ds, sel, settings: PruneSettings):
+    """The dense model fine-tuned exactly as ``settings`` fine-tune the pruned one (``extra_training_control``):
+    it depends on the fine-tuning and the schedule's number of steps, not on the sparsity, so one run serves every
+    slider position. Computed on the heavy-run pool; None without fine-tuning or if cancelled."""
+    s = settings
+    if not s.finetune_epochs:
+        return None
+    steps = 1 if s.granularity == "nm" else len(s.targets())
+    key = (sel.key, s.finetune_epochs, s.finetune_lr, s.finetune_optimizer, steps, s.seed)
+    return jobs.run(CONTROLS, key, lambda report: extra_training_control(
+        baseline.model, ds, s, batch_size=sel.train.batch_size), "Control: the dense model, same extra training",
+        "pr_cancel_control")
 
 
 def report(baseline, sel, settings: PruneSettings, out: PruneOutcome) -> PruneReport:

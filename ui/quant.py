@@ -19,6 +19,7 @@ from compress_core.quant import (
     QuantConfig,
     bits_sensitivity,
     bits_sweep,
+    float_control,
     layer_report,
     model_size,
     quantization_aware_training,
@@ -148,7 +149,7 @@ def _summarise(q, ds, calib) -> dict:
             "report": layer_report(q, calib)}
 
 
-_QAT, _CURVES = Memo(64), Memo(64)  # fine-tuning runs and sweeps report progress to their page
+_QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
 
 
 def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> dict | None:
@@ -175,12 +176,39 @@ def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict | None:
     """The PTQ or QAT result of ``cfg``; None if this session cancelled its QAT. Raises ValueError."""
     if ch.mode != "qat":
         return ptq(key, cfg.to_json(), ch.calib)
-    res = qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
-    if res is not None:
-        hist = res["history"]
-        st.caption(f"QAT: {hist.iterations} steps; kept the state after step {hist.best_iteration} (best validation "
-                   "accuracy).")
-    return res
+    return qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
+
+
+def qat_control(key: tuple, epochs: int):
+    """Test metrics of the float baseline fine-tuned exactly as QAT fine-tunes (``quant.float_control``), on the
+    heavy-run pool, cached per (baseline, epochs); None if cancelled."""
+    def compute(report):
+        b, ds, _ = _parts(key, 0)
+        _, _, seed, _ = key
+        net, _ = float_control(b.model, ds, qat_schedule(key, epochs), seed=seed,
+                               callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
+                                                           f"epoch {rec['epoch']:.0f}/{epochs}"))
+        return evaluate(net, ds.x_test, ds.y_test)
+
+    return jobs.run(_CONTROL, (key, epochs), compute, "Control: the float model, same extra training",
+                    "q_cancel_control")
+
+
+def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float) -> None:
+    """QAT's own story: its training curve, which state was kept, and the fair comparison with a float model
+    given the same extra training."""
+    hist = res["history"]
+    fair = qat_control(key, ch.epochs)
+    if fair is not None:
+        st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
+                f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
+                f" the QAT model is **{100 * (quantized_acc - fair.accuracy):+.2f} points** from it. Compare with "
+                "this one, not with the baseline.", icon="⚖️")
+    with st.expander("QAT's training curve", expanded=False):
+        st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
+                        key="q_qat_curve")
+        st.caption(f"QAT ran {hist.iterations} steps and kept the state after step {hist.best_iteration} "
+                   "(best validation accuracy; 0 would mean the PTQ start was never beaten).")
 
 
 def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,

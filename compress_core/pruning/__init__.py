@@ -30,7 +30,15 @@ from .formats import (
 )
 from .gradual import GradualResult, GradualSchedule, gradual_prune
 from .masks import CRITERIA, GRANULARITIES, SCOPES, Mask, apply_mask, is_nm_sparse, nm_prune, prune, prune_to, threshold
-from .outcome import SCHEDULES, PruneOutcome, PruneSettings, prune_with, ranking_for, weight_values
+from .outcome import (
+    SCHEDULES,
+    PruneOutcome,
+    PruneSettings,
+    extra_training_control,
+    prune_with,
+    ranking_for,
+    weight_values,
+)
 from .ranking import Ranking
 from .report import PruneReport, prune_report
 from .schedules import ScheduleResult, cubic, iterative, one_shot, rounds_rate, run_schedule
@@ -40,7 +48,7 @@ from .sweeps import accuracy_curves, sparsity_sensitivity
 __all__ = ["GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradual_prune", "prune_report",
            "SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
            "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask",
-           "PruneOutcome", "PruneSettings",
+           "PruneOutcome", "PruneSettings", "extra_training_control",
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
            "iterative", "kept_units", "latency_report", "nm_prune", "one_shot", "prune", "prune_to", "prune_with",
            "ranking_for", "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",

@@ -14,6 +14,7 @@ Usage::
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -140,6 +141,25 @@ def prune_with(model: nn.Module, dataset: Dataset, settings: PruneSettings, batc
     net.to("cpu").eval()
     metrics = evaluate(net, dataset.x_test, dataset.y_test)
     return PruneOutcome(mask=mask, model=net, metrics=metrics, steps=steps, warnings=diagnose(model, mask, s))
+
+
+def extra_training_control(model: nn.Module, dataset: Dataset, settings: PruneSettings,
+                           batch_size: int = 64) -> Metrics | None:
+    """The control for a fine-tuned result: the dense model (never modified) trained exactly as the pruned one
+    was -- the same fine-tuning runs (one per schedule step, step i with seed + i, a fresh optimizer each), no
+    mask -- then measured on the test split. None without fine-tuning.
+
+    Extra epochs can help a model that stopped early or over-fitted; the fair question is whether the pruned
+    model matches *this* number, not the baseline's.
+    """
+    ft = settings.finetune(batch_size)
+    if ft is None:
+        return None
+    steps = 1 if settings.granularity == "nm" else len(settings.targets())
+    net = copy.deepcopy(model)
+    for i in range(steps):
+        train(net, dataset, ft, seed=settings.seed + i)
+    return evaluate(net.to("cpu").eval(), dataset.x_test, dataset.y_test)
 
 
 def ranking_for(model: nn.Module, settings: PruneSettings) -> Ranking | None:

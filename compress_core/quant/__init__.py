@@ -24,11 +24,18 @@ from .model import (
            weight_qparams_for,
 )
 from .primitives import EPS, MAX_BITS, QParams, clip_mask, compute_qparams, dequantize, fake_quantize, qrange, quantize
-from .qat import fold_batchnorm, freeze, lsq_fake_quantize, lsq_grad_factor, quantization_aware_training
+from .qat import (
+    float_control,
+    fold_batchnorm,
+    freeze,
+    lsq_fake_quantize,
+    lsq_grad_factor,
+    quantization_aware_training,
+)
 
 __all__ = ["EPS", "MAX_BITS", "METHODS", "METHOD_LABELS", "QParams", "QuantConfig", "QuantLayer", "TARGETS",
            "bits_sensitivity", "bits_sweep", "calibrate", "clip_mask", "collect_activations", "compute_qparams",
-           "dequantize", "fake_quantize", "fold_batchnorm", "freeze", "kl_threshold", "layer_report",
+           "dequantize", "fake_quantize", "float_control", "fold_batchnorm", "freeze", "kl_threshold", "layer_report",
            "lsq_fake_quantize", "lsq_grad_factor", "model_size", "observe_range", "qrange",
            "quant_layers", "quantization_aware_training", "quantize", "quantize_model", "sqnr_db", "suggest_bits",
            "weight_qparams_for"]

@@ -27,6 +27,7 @@ Usage::
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -280,22 +281,40 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
     """
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     qmodel = prepare_qat(model, config, calib, lsq=lsq, lsq_init=lsq_init)
+    history = _train_keeping_best(qmodel, dataset, train_config, seed, keep_best, callback)
+    return freeze(qmodel), history
+
+
+def float_control(model: nn.Module, dataset: Dataset, train_config: TrainConfig = TrainConfig(epochs=5, lr=5e-4), *,
+                  seed: int = 0, keep_best: bool = True, callback=None) -> tuple[nn.Module, History]:
+    """The control for a QAT result: a float copy of ``model`` (not changed) fine-tuned exactly as
+    ``quantization_aware_training`` fine-tunes the quantized one -- the same schedule, seed and best-validation
+    rule -- without any quantization. A QAT model that beats the float baseline may only be enjoying the extra
+    epochs; the fair comparison is with this model."""
+    net = copy.deepcopy(model)
+    history = _train_keeping_best(net, dataset, train_config, seed, keep_best, callback)
+    return net.eval(), history
+
+
+def _train_keeping_best(net: nn.Module, dataset: Dataset, train_config: TrainConfig, seed: int, keep_best: bool,
+                        callback) -> History:
+    """Train ``net`` in place; with ``keep_best`` end with the state of the best validation accuracy among the
+    starting point and each evaluation. ``history.best_iteration``: that state's iteration (0: the start)."""
     device = default_device()
-    qmodel.to(device)
-    best = {"acc": evaluate(qmodel, dataset.x_val, dataset.y_val).accuracy, "state": state_copy(qmodel),
-            "iteration": 0}
+    net.to(device)
+    best = {"acc": evaluate(net, dataset.x_val, dataset.y_val).accuracy, "state": state_copy(net), "iteration": 0}
 
     def on_record(rec: dict):
         if keep_best and rec["val_acc"] > best["acc"]:
-            best.update(acc=rec["val_acc"], state=state_copy(qmodel), iteration=rec["iteration"])
+            best.update(acc=rec["val_acc"], state=state_copy(net), iteration=rec["iteration"])
         return callback(rec) if callback else None
 
-    history = train(qmodel, dataset, train_config, seed=seed, callback=on_record, device=device)
+    history = train(net, dataset, train_config, seed=seed, callback=on_record, device=device)
     if keep_best:
-        qmodel.load_state_dict(best["state"])
+        net.load_state_dict(best["state"])
     history.best_iteration = best["iteration"] if keep_best else history.iterations
-    qmodel.to("cpu")
-    return freeze(qmodel), history
+    net.to("cpu")
+    return history
 
 
 def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:

@@ -1,6 +1,8 @@
 """AppTest: every control of the Pruning page changes what it should, and bad settings give messages."""
 import json
 
+import pytest
+
 from .conftest import metrics, open_app
 
 PAGE = "app_pages/pruning.py"
@@ -102,3 +104,15 @@ def test_gradual_curves_from_the_trained_model_and_from_scratch():
     assert {"gradual (Zhu & Gupta) while fine-tuning", "gradual (Zhu & Gupta) while training from θ0"} <= set(names)
     for t in curves["data"]:
         assert all(0 <= a <= 1 for a in t["y"]) and len(t["x"]) >= 10
+
+
+def test_fine_tuned_results_show_the_dense_model_with_the_same_extra_training():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1"})
+    assert not any("Fair comparison" in i.value for i in at.info)  # no fine-tuning: nothing to control for
+    at.slider(key="pr_ft").set_value(2).run()
+    assert not at.exception
+    fair = next(i.value for i in at.info if "Fair comparison" in i.value)
+    acc = float(metrics(at)["Test accuracy"].rstrip("%"))
+    dense = float(fair.split("scores **")[1].split("%")[0])
+    gap = float(fair.split("points**")[0].rsplit("**", 1)[1])
+    assert gap == pytest.approx(acc - dense, abs=0.011)

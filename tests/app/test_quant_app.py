@@ -145,3 +145,14 @@ def test_output_channel_lives_in_the_url():
     assert at.query_params["q_ch_fc2"] == "9"
     bad = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "5000"})  # out of range: back to the widest channel
     assert not bad.exception and bad.number_input(key="q_ch_fc2").value != 5000
+
+
+def test_qat_shows_its_training_curve_and_the_float_model_with_the_same_extra_training():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "q_mode": "qat", "q_epochs": "2", "q_qatcurve": "0"})
+    assert not at.exception and not at.error
+    fair = next(i.value for i in at.info if "Fair comparison" in i.value)
+    q = float(metrics(at)["Quantized accuracy"].rstrip("%"))
+    dense = float(fair.split("scores **")[1].split("%")[0])
+    assert float(fair.split("points**")[0].rsplit("**", 1)[1]) == pytest.approx(q - dense, abs=0.011)
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert "QAT fine-tuning, 2 epochs" in titles
