@@ -100,3 +100,20 @@ def test_grid_stems_are_true_counts_and_clipping_starts_half_a_step_out():
 
 def _decode(v):
     return np.frombuffer(base64.b64decode(v["bdata"]), v["dtype"]) if isinstance(v, dict) else np.asarray(v)
+
+
+def test_straight_through_figure_is_the_library_gradient():
+    """Issue 10: how a quantized model trains, drawn from fake_quantize's own backward pass."""
+    from compress_core.quant import compute_qparams
+    from compress_core.viz.quant import straight_through
+
+    qp = compute_qparams(-1.0, 1.0, bits=3)
+    spec = straight_through(qp, points=401).to_dict()
+    go.Figure(spec)
+    grad = next(t for t in spec["data"] if t["name"].startswith("backward"))
+    x, g = _decode(grad["x"]), _decode(grad["y"])
+    lo, hi = float(qp.range_min) - float(qp.scale) / 2, float(qp.range_max) + float(qp.scale) / 2
+    inside, outside = (x > lo + 1e-4) & (x < hi - 1e-4), (x < lo - 1e-4) | (x > hi + 1e-4)
+    assert (g[inside] == 1).all() and (g[outside] == 0).all() and inside.any() and outside.any()
+    fwd = _decode(next(t for t in spec["data"] if t["name"].startswith("forward"))["y"])
+    assert len(np.unique(np.round(fwd, 6))) == qp.levels  # the staircase has exactly 2^b steps

@@ -19,6 +19,7 @@ from compress_core.quant import (
     QuantConfig,
     bits_sensitivity,
     bits_sweep,
+    compute_qparams,
     float_control,
     layer_report,
     model_size,
@@ -309,6 +310,11 @@ def about() -> None:
         "round() as the identity inside the range and blocks the gradient of clipped values. The float weights keep "
         "receiving small updates that eventually move them across a rounding boundary. **LSQ** (Esser et al. 2020) "
         "also learns each scale S by gradient descent."))
+    st.plotly_chart(qviz.straight_through(compute_qparams(-1.0, 1.0, bits=3), title="The straight-through "
+                                          "estimator on a 3-bit grid over [−1, 1]"), key="q_ste_fig")
+    st.caption("Left: what the forward pass computes. Right: the gradient the backward pass uses, read off this "
+               "lab's own fake-quantizer with autograd — 1 wherever a value rounds onto the grid, 0 where it is "
+               "clipped (shaded). The staircase's true derivative is 0 almost everywhere, which would stop learning.")
     explainer("Batch norm?", (
         "Networks with batch norm fold it into the preceding layer before quantizing: W' = W·γ/σ, b' = (b − μ)·γ/σ + β "
         "(Jacob et al. 2018), so only one weight tensor is quantized. The models in this lab have no batch norm, so "

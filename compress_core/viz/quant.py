@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ..quant.primitives import QParams, clip_mask, dequantize, quantize
+from ..quant.primitives import QParams, clip_mask, dequantize, fake_quantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from .common import COLORS, SEQ, style
 
@@ -147,6 +147,37 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         yaxis2=dict(title=dict(text="integer code q"), overlaying="y", side="right", range=[lo / s + z, hi / s + z],
                     tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes), _validate=False)
     return style(fig, title, height=480, legend_below=-0.2, right=70)
+
+
+def straight_through(qp: QParams, points: int = 801, title: str | None = None) -> go.Figure:
+    """How a quantized model is trained: the forward pass r → r̂ (a staircase) beside the gradient the backward
+    pass uses, ∂r̂/∂r, read off this library's own ``fake_quantize`` with autograd: 1 wherever the value rounds
+    onto the grid (the straight-through estimator treats round() as the identity), 0 where it is clipped. The
+    true derivative of the staircase is 0 almost everywhere, which would stop all learning."""
+    s = float(qp.scale)
+    lo, hi = float(qp.range_min) - 3 * s, float(qp.range_max) + 3 * s
+    r = torch.linspace(lo, hi, points, requires_grad=True)
+    r_hat = fake_quantize(r, qp)
+    r_hat.sum().backward()
+    x, fwd, grad = r.detach().numpy(), r_hat.detach().numpy(), r.grad.numpy()
+    traces = [dict(type="scatter", x=[lo, hi], y=[lo, hi], mode="lines", name="identity r̂ = r",
+                   line=dict(color=COLORS["float"], dash="dash", width=1.5), xaxis="x", yaxis="y"),
+              dict(type="scatter", x=x, y=fwd, mode="lines", name="forward: r̂ = S·(clamp(round(r/S) + Z) − Z)",
+                   line=dict(color=COLORS["quant"], width=2.5), xaxis="x", yaxis="y"),
+              dict(type="scatter", x=x, y=grad, mode="lines", name="backward: ∂r̂/∂r used by training (STE)",
+                   line=dict(color=COLORS["kept"], width=3), xaxis="x2", yaxis="y2"),
+              dict(type="scatter", x=[lo, hi], y=[0, 0], mode="lines", name="true derivative of the staircase (0)",
+                   line=dict(color=COLORS["removed"], dash="dot", width=2), xaxis="x2", yaxis="y2")]
+    heads = [_note(text, xc, 1.0, xanchor="center", yanchor="bottom", font=dict(size=16))
+             for text, xc in (("Forward pass: round and clip", 0.225), ("Backward pass: straight through", 0.775))]
+    layout = dict(xaxis=dict(domain=[0, 0.45], anchor="y", title=dict(text="r")),
+                  yaxis=dict(anchor="x", title=dict(text="r̂")),
+                  xaxis2=dict(domain=[0.55, 1], anchor="y2", title=dict(text="r")),
+                  yaxis2=dict(anchor="x2", range=[-0.15, 1.25], tickvals=[0, 1], title=dict(text="∂r̂/∂r")),
+                  shapes=[_vband(a, b, COLORS["removed"], 0.12) for a, b in
+                          ((lo, float(qp.range_min) - s / 2), (float(qp.range_max) + s / 2, hi))],
+                  annotations=heads)
+    return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=420, legend_below=-0.22)
 
 
 def channel_ranges(weight: torch.Tensor, per_channel: QParams | None = None, per_tensor: QParams | None = None,
