@@ -36,15 +36,16 @@ st.markdown(
 
 def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:
     st.header("1 · The whole model, on integers")
+    st.caption("Test accuracy of the same network three ways; the deltas compare each with the one before it.")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Float accuracy", f"{cmp['float']:.2%}", help="The float32 baseline on the test set.")
-    m2.metric("Fake-quant accuracy", f"{cmp['fake_quant']:.2%}",
+    m1.metric("Float acc.", f"{cmp['float']:.2%}", help="The float32 baseline on the test set.")
+    m2.metric("Fake-quant acc.", f"{cmp['fake_quant']:.2%}",
               f"{100 * (cmp['fake_quant'] - cmp['float']):+.2f} pts",
               help="The quantized model simulated in float: every tensor rounded to its grid.")
-    m3.metric("Integer-only accuracy", f"{cmp['integer']:.2%}",
-              f"{100 * (cmp['integer'] - cmp['fake_quant']):+.2f} pts vs fake-quant", delta_color="off",
+    m3.metric("Integer-only acc.", f"{cmp['integer']:.2%}",
+              f"{100 * (cmp['integer'] - cmp['fake_quant']):+.2f} pts", delta_color="off",
               help="The integer program: int8 tensors, int32 accumulators, M0·2^−n rescales. No float op.")
-    m4.metric("Logits identical to fake-quant", f"{cmp['frac_logits_equal']:.1%}",
+    m4.metric("Same logits", f"{cmp['frac_logits_equal']:.1%}",
               help=f"Share of the integer logit codes equal to the fake-quant model's; the largest difference is "
                    f"{cmp['max_step_diff']} step(s). Differences come from rounding the bias to int32 and from the "
                    "fixed-point rescale's own rounding.")

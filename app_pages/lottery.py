@@ -133,9 +133,9 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
               help="The dense network retrained from θ0 with this page's recipe, exactly as every ticket and control "
                    "is trained, so it can differ from the baseline shown on the other pages (trained with its own "
                    "recipe).")
-    m2.metric("Sparsest matching ticket" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
+    m2.metric("Sparsest match" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
               help="Weights remaining at that round.")
-    m3.metric("Ticket accuracy there", f"{v.ticket_acc:.1f} %", f"{v.ticket_acc - v.dense_acc:+.1f} points")
+    m3.metric("Ticket there", f"{v.ticket_acc:.1f} %", f"{v.ticket_acc - v.dense_acc:+.1f} points")
     m4.metric("Learns faster by", f"{v.speedup:.2f}×" if v.speedup else "—",
               help="Dense early-stopping iteration ÷ the ticket's (min. validation loss).")
     st.plotly_chart(lviz.accuracy_vs_remaining(rows, MEASURES[measure]), key="lt_acc_fig")

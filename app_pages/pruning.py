@@ -39,7 +39,7 @@ def metrics(s: PruneSettings, rep: PruneReport) -> None:
     m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.removed_fraction:.1%} of {rep.total:,}", delta_color="off",
               help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
                                     "total removed differs from the slider's value." if s.output_scale != 1 else ""))
-    m4.metric("Smallest honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
+    m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")
 

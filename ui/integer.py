@@ -89,7 +89,7 @@ def controls() -> tuple[QuantConfig, str, int, bool]:
     calib = url_widget(c2.slider, "int_calib", 256, "Calibration examples", 16, 1024, step=16, cast=int,
                        check=lambda v: 16 <= v <= 1024,
                        help="Training inputs used to set the activation ranges (S, Z) before conversion.")
-    headroom = url_widget(c3.checkbox, "int_headroom", False, "Rescale with headroom (not TFLite)", cast=to_bool,
+    headroom = url_widget(c3.checkbox, "int_headroom", False, "Headroom rescale", cast=to_bool,
                           help="Off: TFLite's MultiplyByQuantizedMultiplier bit for bit — round(acc·M0/2^31), then "
                                "a rounding right shift: two roundings. On: the accumulator is first scaled by the "
                                "largest 2^L that cannot overflow int32 (folded into M0, free at run time), so the "
@@ -158,7 +158,7 @@ def ledger(t: UnitTrace, q_in: np.ndarray, x_real: np.ndarray, first: bool) -> s
                            f"≈ M0·2^−n = {t.M0:,}/2^31 · 2^−{t.n}", f"y / S_out = {t.pre_steps:.4f} steps"),
         ("6 · headroom", (f"acc·2^L = {t.acc:,}·2^{t.L} = {t.scaled:,} (fits int32: any accumulator of this layer "
                           f"is at most {t.acc_bound:,} in size)") if t.L else
-         "L = 0: TFLite's rescale, no headroom (tick *Rescale with headroom* to scale the accumulator first)", "—"),
+         "L = 0: TFLite's rescale, no headroom (tick *Headroom rescale* to scale the accumulator first)", "—"),
         ("7 · multiply", f"high = round(acc·2^L · M0 / 2^31) = **{t.high:,}**",
          f"(y / S_out)·2^{t.n + t.L} = {t.pre_scaled:,.1f}"),
         ("8 · shift", f"round(high / 2^{t.n + t.L}) = **{t.shifted:,}** (halves away from zero)",

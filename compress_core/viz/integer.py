@@ -78,8 +78,10 @@ def memory_bars(sizes: dict[str, int], weight_bits: int, title: str | None = Non
                            marker_color=[r[2] for r in rows],
                            text=[f"{r[1] / 1024:.1f} KB · {sizes['float32'] / r[1]:.1f}× smaller" if i else
                                  f"{r[1] / 1024:.1f} KB" for i, r in enumerate(rows)],
-                           textposition="auto", hovertemplate="%{y}: %{x:.2f} KB<extra></extra>"))
-    fig.update_xaxes(title_text="kilobytes")
+                           textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:.2f} KB<extra></extra>"))
+    # room right of the longest bar for its label: outside labels are never cut off
+    fig.update_xaxes(title_text="kilobytes", range=[0, 1.9 * sizes["float32"] / 1024])
     fig.update_yaxes(autorange="reversed")
     return style(fig, title, height=90 + 60 * len(rows))
 

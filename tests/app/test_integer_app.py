@@ -18,8 +18,8 @@ def test_page_renders_and_integer_matches_fake_quant():
     at = open_app(PAGE)
     assert not at.exception and not at.error
     m = metrics(at)
-    assert abs(_pts(m["Integer-only accuracy"]) - _pts(m["Fake-quant accuracy"])) <= 0.2 + 1e-9
-    assert _pts(m["Integer-only accuracy"]) > 90 and _pts(m["Logits identical to fake-quant"]) > 95
+    assert abs(_pts(m["Integer-only acc."]) - _pts(m["Fake-quant acc."])) <= 0.2 + 1e-9
+    assert _pts(m["Integer-only acc."]) > 90 and _pts(m["Same logits"]) > 95
     assert m["Float"] == m["Integer"]
     ledger = _ledger(at)
     for step in ("1 · input", "4 · accumulator", "5 · multiplier", "8 · shift", "10 · clamp", "11 · real value"):
@@ -75,7 +75,7 @@ def test_headroom_refinement_is_an_option_and_tflite_is_the_default():
     at.checkbox(key="int_headroom").check().run()
     assert not at.exception and not at.error and at.query_params["int_headroom"] == "1"
     assert re.search(r"acc·2\^L = -?[\d,]+·2\^\d+", _ledger(at))
-    assert abs(_pts(metrics(at)["Integer-only accuracy"]) - _pts(metrics(at)["Fake-quant accuracy"])) <= 0.5
+    assert abs(_pts(metrics(at)["Integer-only acc."]) - _pts(metrics(at)["Fake-quant acc."])) <= 0.5
 
 
 def test_a_refused_setting_keeps_the_walk_through_and_the_explorer():

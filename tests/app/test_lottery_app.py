@@ -25,7 +25,7 @@ def test_tiny_run_shows_results_and_link_state():
     at.button(key="lt_run").click().run()
     assert not at.exception and not at.error
     m = metrics(at)
-    assert m["Dense accuracy"].endswith("%") and "left" in (m.get("Sparsest matching ticket") or m["Best ticket"])
+    assert m["Dense accuracy"].endswith("%") and "left" in (m.get("Sparsest match") or m["Best ticket"])
     assert any("dense network" in s.value for s in list(at.success) + list(at.warning))  # the computed verdict
     assert at.slider(key="lt_round").max == 2 and at.slider(key="lt_round").value == 2
     at.slider(key="lt_round").set_value(1).run()  # the mask fragment reruns with round 1

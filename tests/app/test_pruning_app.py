@@ -24,7 +24,7 @@ def test_default_view_and_sparsity_slider():
     at = open_app(PAGE)
     assert not at.exception and not at.error
     m0 = metrics(at)
-    assert set(m0) >= {"Test accuracy", "Test loss", "Weights kept", "Smallest honest size"}
+    assert set(m0) >= {"Test accuracy", "Test loss", "Weights kept", "Honest size"}
     t = titles(at)
     for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity",
                      "Sensitivity: prune one layer at a time"):
