@@ -3,18 +3,16 @@
 Iterative magnitude pruning with rewinding to θ0 or θk (Frankle & Carbin 2019; Frankle et al. 2020), against
 random re-initialization, a random mask and one-shot pruning; results averaged over seeds.
 """
-import json
 
-import pandas as pd
 import streamlit as st
 
 from compress_core.lottery import CONTROLS, MEASURES, summarize, ticket_train_config, verdict
-from compress_core.lottery.report import mask_view, round_curves, rounds_done, seeds, settings_config, table_rows
+from compress_core.lottery.report import mask_view, round_curves, rounds_done, seeds, settings_config
 from compress_core.viz import lottery as lviz
 from ui import lottery as ui_lt
 from ui.loaders import dataset
 from ui.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
-from ui.sidebar import selection
+from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget
 
 sel = selection()
@@ -22,6 +20,9 @@ ds = dataset(sel.dataset, sel.seed)
 recipe = ticket_train_config(sel.dataset, sel.model)
 st.title("🎟️ Lottery tickets")
 ui_lt.intro()
+lesson_switch(sel, "mnist1d", "mlp", "The lottery-ticket effect is clearest where the dense network over-fits: on "
+              "MNIST-1D's MLP tickets beat both random re-initialization and the dense network by several points "
+              "(on digits every arm is near 97 %).", "lt_lesson")
 
 
 def pruning_settings() -> dict:
@@ -179,18 +180,6 @@ def curves_section(run, done: int) -> None:
                     key="lt_curves")
 
 
-def table_section(runs: list, rows: list[dict], measure: str) -> None:
-    st.header("5 · All numbers")
-    table = pd.DataFrame(table_rows(rows, measure))
-    st.dataframe(table.style.format(precision=2), hide_index=True, width="stretch")
-    d1, d2 = st.columns(2)
-    d1.download_button("Download the table (CSV)", table.to_csv(index=False), file_name="lottery_tickets.csv",
-                       mime="text/csv", key="lt_csv")
-    d2.download_button("Download the runs (JSON: settings, curves, masks)",
-                       json.dumps([r.to_dict() for r in runs]), file_name="lottery_runs.json",
-                       mime="application/json", key="lt_json")
-
-
 settings = pruning_settings()
 more, n_seeds, plan_col = training_settings()
 cfg, problem = config_or_problem({**settings, **more})
@@ -201,5 +190,5 @@ if runs:
     measure, rows = results_section(runs)
     masks_section(runs[0], rounds_done(runs))
     curves_section(runs[0], rounds_done(runs))
-    table_section(runs, rows, measure)
+    ui_lt.table_section(runs, rows, measure)
 ui_lt.about()

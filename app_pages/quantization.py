@@ -13,7 +13,7 @@ from compress_core.quant.report import QuantSummary
 from compress_core.viz import quant as qviz
 from ui import quant as cache
 from ui.loaders import baseline, dataset
-from ui.sidebar import selection
+from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget
 
 sel = selection()
@@ -27,6 +27,9 @@ st.title("🔢 Quantization")
 st.markdown("Store every weight and activation as a small integer **q** with a shared scale **S** and zero point "
             "**Z**: the real value is **r = S·(q − Z)**. Fewer bits mean a smaller, faster model — and rounding "
             "error. Move the controls and watch the grid, the error and the accuracy.")
+lesson_switch(sel, "mnist1d", "cnn", "A small network on easy data shrugs off rounding: on digits even 2-bit weights "
+              "lose little. MNIST-1D's CNN shows the textbook picture — post-training quantization collapsing at 2–3 "
+              "bits and quantization-aware training winning it back (section 4's curves).", "q_lesson")
 
 
 def metrics(sm: QuantSummary, cfg: QuantConfig, ch: cache.Choices) -> None:

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
 import streamlit as st
 
 from compress_core.lottery import LotteryConfig, LotteryRun, Progress, cache_paths, load_run, run_seeds
-from compress_core.lottery.report import plan, rounds_done
+from compress_core.lottery.report import plan, rounds_done, table_rows
 from compress_core.viz import lottery as lviz
 
 from . import jobs
@@ -224,3 +225,16 @@ def about() -> None:
         "- **Honest caveats.** 'Winning' depends on the training recipe: here every round trains for the same fixed "
         "budget, and the dense network is trained with the same recipe. With θk rewinding the ticket starts from "
         "weights that already trained for k steps. Unstructured sparsity saves memory only in a sparse format."))
+
+
+def table_section(runs: list, rows: list[dict], measure: str) -> None:
+    """Section 5: every number of the summary as a table, with CSV and JSON downloads."""
+    st.header("5 · All numbers")
+    table = pd.DataFrame(table_rows(rows, measure))
+    st.dataframe(table.style.format(precision=2), hide_index=True, width="stretch")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the table (CSV)", table.to_csv(index=False), file_name="lottery_tickets.csv",
+                       mime="text/csv", key="lt_csv")
+    d2.download_button("Download the runs (JSON: settings, curves, masks)",
+                       json.dumps([r.to_dict() for r in runs]), file_name="lottery_runs.json",
+                       mime="application/json", key="lt_json")

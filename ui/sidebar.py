@@ -92,3 +92,19 @@ def selection() -> Selection:
     if "_selection" not in st.session_state:
         return render_sidebar()
     return st.session_state["_selection"]
+
+
+def _switch_to(dataset: str, model: str) -> None:
+    st.session_state["dataset"], st.session_state["model"] = dataset, model
+    _reset_training_defaults()
+
+
+def lesson_switch(sel: Selection, dataset: str, model: str, why: str, key: str) -> None:
+    """Where another (data set, model) shows a page's point better: say why, and offer it in one click (the
+    button sets the sidebar's selection; every number on the page is then recomputed for it)."""
+    if (sel.dataset, sel.model) == (dataset, model):
+        return
+    left, right = st.columns([4, 1])
+    left.info(why, icon="💡")
+    right.button(f"Switch to {dataset} · {model}", key=key, on_click=_switch_to, args=(dataset, model),
+                 help="Changes the data set and model in the sidebar, for every page.")

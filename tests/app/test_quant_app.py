@@ -156,3 +156,13 @@ def test_qat_shows_its_training_curve_and_the_float_model_with_the_same_extra_tr
     assert float(fair.split("points**")[0].rsplit("**", 1)[1]) == pytest.approx(q - dense, abs=0.011)
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert "QAT fine-tuning, 2 epochs" in titles
+
+
+def test_one_click_to_the_data_set_where_the_lesson_shows():
+    at = open_app(PAGE)
+    assert any("MNIST-1D's CNN" in i.value for i in at.info)
+    at.button(key="q_lesson").click().run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value == "mnist1d" and at.sidebar.selectbox(key="model").value == "cnn"
+    assert at.query_params["dataset"] == "mnist1d" and at.query_params["model"] == "cnn"
+    assert not any(b.key == "q_lesson" for b in at.button)  # already there: no button
