@@ -38,7 +38,9 @@ def metrics(sm: QuantSummary, cfg: QuantConfig, ch: cache.Choices) -> None:
     m2.metric("Quantized accuracy", f"{sm.accuracy:.2%}", f"{sm.accuracy_delta_pts:+.2f} pts",
               help="The fake-quantized model on the same test set.")
     m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
-              help="Weights at their bit width + scales, zero points and biases; float32 for anything not quantized.")
+              help="Weights at their bit width + scales, zero points and biases; float32 for anything not quantized. "
+                   "The Integer inference page stores biases as int32 and adds each layer's fixed-point rescale "
+                   "(M0 and its shift), so its count is a few hundred bytes different for the same model.")
     m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
     st.caption(f"Current setting: {qr.describe(cfg)} · {ch.caption()}.")
 

@@ -38,6 +38,8 @@ def test_make_config_keeps_activations_at_8_bits_only_with_both():
     with pytest.raises(ValueError, match="Narrow range needs at least 2 bits"):
         qr.make_config(1, narrow_range=True)
     assert qr.describe(qr.make_config(4)) == "weights 4-bit per channel · activations 8-bit"
+    # activations affine by default (TFLite, PyTorch's observers, the Integer page); symmetric only when asked
+    assert not qr.make_config(8).act_symmetric and qr.make_config(8, act_symmetric=True).act_symmetric
     assert qr.describe(qr.make_config(6, "activations")) == "weights float · activations 6-bit"
 
 

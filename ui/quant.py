@@ -66,15 +66,18 @@ class Choices:
     narrow: bool
     lsq: bool
     epochs: int  # QAT
+    act_symmetric: bool = False
 
     def config(self) -> QuantConfig:
         """Raises ValueError (plain words) when the choices do not make a valid quantizer."""
         return make_config(self.bits, self.target, symmetric=self.scheme == "symmetric",
                            per_channel=self.granularity == "per channel", method=self.method,
-                           keep_act8=self.keep_act8, narrow_range=self.narrow, percentile=self.percentile)
+                           keep_act8=self.keep_act8, narrow_range=self.narrow, percentile=self.percentile,
+                           act_symmetric=self.act_symmetric)
 
     def caption(self) -> str:
-        return (f"{self.scheme} · {METHOD_LABELS[self.method]} calibration on {self.calib} examples · "
+        return (f"{self.scheme} weights, {'symmetric' if self.act_symmetric else 'affine'} activations · "
+                f"{METHOD_LABELS[self.method]} calibration on {self.calib} examples · "
                 f"{MODES[self.mode]}")
 
 
@@ -83,9 +86,10 @@ def controls() -> Choices:
     c1, c2, c3 = st.columns([2, 1, 1])
     bits = url_widget(c1.select_slider, "q_bits", 8, "Bit width", BITS, cast=int, allowed=BITS,
                       help="Bits per stored number: 2^b levels. 8 is the industry standard; 16 is nearly lossless.")
-    scheme = url_widget(c2.radio, "q_scheme", "symmetric", "Scheme", SCHEMES, allowed=SCHEMES, horizontal=True,
+    scheme = url_widget(c2.radio, "q_scheme", "symmetric", "Weight grid", SCHEMES, allowed=SCHEMES, horizontal=True,
                         help="Symmetric: Z = 0 and the grid is centred on zero. Asymmetric: the grid covers "
-                             "[min, max] exactly.")
+                             "[min, max] exactly. Activations are affine unless set otherwise below (as TFLite, "
+                             "PyTorch's observers and the Integer inference page do).")
     gran = url_widget(c3.radio, "q_gran", "per channel", "Granularity", GRANULARITIES, allowed=GRANULARITIES,
                       horizontal=True, help="One (S, Z) for the whole weight tensor, or one per output channel.")
     c1, c2, c3 = st.columns([2, 1, 1])
@@ -103,6 +107,9 @@ def controls() -> Choices:
         act8 = url_widget(a1.toggle, "q_act8", True, "Keep activations at 8 bits", cast=to_bool,
                           help="With 'Both': activations stay 8-bit while the weights use the bit width above "
                                "(e.g. W4A8).")
+        act_sym = url_widget(a1.toggle, "q_act_sym", False, "Symmetric activations (Z = 0)", cast=to_bool,
+                             help="Off (default): activations get an affine grid over [min, max] with a zero point, "
+                                  "which suits one-sided ReLU outputs. On: symmetric and signed, as the weights.")
         narrow = url_widget(a1.toggle, "q_narrow", False, "Narrow range (weights)", cast=to_bool,
                             help="Drop the lowest code (−127..127 at 8 bits) so the symmetric grid is exactly "
                                  "symmetric.")
@@ -120,7 +127,7 @@ def controls() -> Choices:
                             help="Fine-tuning epochs for QAT, at half the baseline's learning rate.")
     return Choices(bits=int(bits), scheme=scheme, granularity=gran, method=method, target=target, mode=mode,
                    keep_act8=bool(act8), calib=int(calib), percentile=float(pct), narrow=bool(narrow), lsq=bool(lsq),
-                   epochs=int(epochs))
+                   epochs=int(epochs), act_symmetric=bool(act_sym))
 
 
 def _parts(key: tuple, calib_size: int):

@@ -30,15 +30,17 @@ from .primitives import QParams, dequantize, fake_quantize, quantize
 
 def make_config(bits: int, target: str = "both", *, symmetric: bool = True, per_channel: bool = True,
                 method: str = "minmax", keep_act8: bool = True, narrow_range: bool = False,
-                percentile: float = 99.99) -> QuantConfig:
+                percentile: float = 99.99, act_symmetric: bool = False) -> QuantConfig:
     """One bit width for what ``target`` quantizes; with ``target="both"`` and ``keep_act8`` the activations
-    stay at 8 bits (e.g. W4A8). The scheme and the calibration method apply to weights and activations alike.
+    stay at 8 bits (e.g. W4A8). ``symmetric`` is the weights' grid; activations are affine (asymmetric, unsigned)
+    unless ``act_symmetric`` -- TFLite's and PyTorch's default, and what the integer-only page runs. The
+    calibration method applies to weights and activations alike.
 
     Raises ValueError (plain words) for impossible settings, e.g. a narrow range at 1 bit.
     """
     act_bits = 8 if (target == "both" and keep_act8) else bits
     return QuantConfig(target=target, weight_bits=bits, act_bits=act_bits, weight_symmetric=symmetric,
-                       act_symmetric=symmetric, per_channel=per_channel, narrow_range=narrow_range,
+                       act_symmetric=act_symmetric, per_channel=per_channel, narrow_range=narrow_range,
                        weight_method=method, act_method=method, percentile=percentile)
 
 
