@@ -13,6 +13,7 @@ from compress_core.models import weighted_layers
 from compress_core.pruning import PruneOutcome, PruneSettings, weight_values
 from compress_core.pruning.report import PUBLISHED_LAYER_SPARSITY, PruneReport, layer_threshold
 from compress_core.viz import common as viz
+from compress_core.viz import lottery as lviz
 from compress_core.viz import pruning as pviz
 from ui import pruning as cache
 from ui.loaders import baseline, dataset
@@ -62,13 +63,13 @@ def weights_and_mask(s: PruneSettings, mask) -> str:
     with right:
         first = layers[0]
         if layer == first and ds.kind == "image" and isinstance(dict(weighted_layers(model))[first], nn.Linear):
-            h, w = ds.input_shape[1:]
-            st.plotly_chart(pviz.neuron_tiles(mask[key].numpy(), (h, w), count=24, cols=6,
-                                              title=f"What the first 24 {layer} neurons still see"),
-                            key="pr_tiles")
-            st.caption("Each tile is one hidden neuron's 8×8 input mask: blue pixels keep their connection, the "
-                       "number above counts them. "
-                       "Magnitude pruning first cuts the border pixels, which are blank in every digit.")
+            n = mask[key].shape[0]
+            st.plotly_chart(lviz.first_layer_inputs(mask[key].numpy(), ds.input_shape, ds.kind, 0,
+                                                    title=f"How many of the {n} {layer} neurons still read each pixel"),
+                            key="pr_pixels")
+            st.caption("Each pixel of the 8×8 input, coloured by the number of first-layer connections it keeps. "
+                       "Magnitude pruning empties the border first: those pixels are blank in every digit, so their "
+                       "weights never grew. Random pruning thins every pixel alike.")
         else:
             st.plotly_chart(pviz.mask_heatmap(mask[key].numpy(), layer), key="pr_heat")
             st.caption("Rows are output neurons/filters, columns their inputs (conv kernels flattened). "
@@ -154,7 +155,7 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
         fc1.caption("No structured row: at this setting some hidden layer would keep no neuron, so there is "
                     "no smaller network to build.")
     with fc2:
-        cache.latency_panel(model, res.mask, ds.input_shape, sel, s, rep)
+        cache.latency_panel(model, res.mask, ds, sel, s, rep)
     cache.size_tables(rep)
     st.markdown(
         "**In plain words.** A masked model still multiplies every zero: same shapes, same time, same memory. "

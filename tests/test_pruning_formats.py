@@ -109,3 +109,24 @@ def test_structured_row_can_compare_another_mask(mlp):
     assert all(r["same_mask"] for r in rows[:-1])
     lat = latency_report(mlp, weights, (1, 8, 8), batch=16, repeats=2, structured_mask=neurons, structured_label=" (n)")
     assert lat[-1]["variant"] == "structured (shrunk) (n)" and lat[-1]["median_ms"] > 0
+
+
+def test_latency_rows_carry_the_accuracy_of_the_model_timed():
+    """Issue 10: the latency chart showed structured pruning's speed without the accuracy it costs."""
+    from compress_core.baselines import get_baseline
+    from compress_core.data import load_dataset
+    from compress_core.pruning import apply_mask, latency_report, prune, shrink
+    from compress_core.train import evaluate
+
+    ds = load_dataset("moons")
+    model = get_baseline("moons", "tiny").model
+    mask = prune(model, 0.5)
+    neurons = prune(model, 0.5, granularity="neuron")
+    rows = latency_report(model, mask, ds.input_shape, batch=64, repeats=3, structured_mask=neurons, dataset=ds)
+    acc = {r["variant"]: r["test_acc"] for r in rows}
+    assert acc["dense"] == pytest.approx(evaluate(model, ds.x_test, ds.y_test).accuracy)
+    masked = evaluate(apply_mask(model, mask), ds.x_test, ds.y_test).accuracy
+    assert acc["masked dense"] == pytest.approx(masked) and acc["sparse CSR"] == pytest.approx(masked, abs=1e-6)
+    small = next(v for v in acc if v.startswith("structured"))
+    assert acc[small] == pytest.approx(evaluate(shrink(model, neurons), ds.x_test, ds.y_test).accuracy)
+    assert all("test_acc" not in r for r in latency_report(model, mask, ds.input_shape, batch=8, repeats=1))

@@ -19,3 +19,10 @@ def test_shared_histogram_sends_counts_of_the_survivors_and_marks_each_centroid(
     assert np.isclose(sum(uniform["data"][0]["y"]), int(mask.sum()))
     empty = shared_histogram(w, torch.zeros_like(w), w, [], "fc2").to_dict()
     assert "no surviving weight" in empty["layout"]["title"]["text"]
+
+
+def test_accuracy_axis_never_passes_100_percent():
+    from compress_core.viz.deep_compression import accuracy_by_stage
+
+    fig = accuracy_by_stage([dict(stage="dense", test_acc=0.99), dict(stage="pruned 1/1", test_acc=0.985)])
+    assert fig.layout.yaxis.range[1] <= 1.0

@@ -200,7 +200,7 @@ def steps_table(steps: list[dict]) -> None:
                                 "acc after fine-tune": pct})
 
 
-def latency_panel(model, mask, input_shape, sel, s: PruneSettings, rep: PruneReport) -> None:
+def latency_panel(model, mask, ds, sel, s: PruneSettings, rep: PruneReport) -> None:
     """Batch size, a button that times every variant, and the last measurement (kept in this session)."""
     bc1, bc2 = st.columns(2)
     batch = bc1.selectbox("Batch size", BATCHES, index=2, key="pr_batch")
@@ -208,8 +208,8 @@ def latency_panel(model, mask, input_shape, sel, s: PruneSettings, rep: PruneRep
     lat_key = json.dumps([sel.key, s.to_dict(), batch])
     if measure:
         with st.spinner("Timing…"):
-            lat = latency_report(model, mask, input_shape, batch=batch, structured_mask=rep.structured_mask,
-                                 structured_label=rep.structured_label)
+            lat = latency_report(model, mask, ds.input_shape, batch=batch, structured_mask=rep.structured_mask,
+                                 structured_label=rep.structured_label, dataset=ds)
             semi = semi_structured_benchmark(repeats=20) if s.granularity == "nm" else None
             st.session_state["pr_latency"] = (lat_key, lat, semi)
     if "pr_latency" not in st.session_state:
@@ -217,6 +217,8 @@ def latency_panel(model, mask, input_shape, sel, s: PruneSettings, rep: PruneRep
         return
     measured_key, lat, semi = st.session_state["pr_latency"]
     st.plotly_chart(pviz.timing_figure(lat), key="pr_timing")
+    st.caption("Beside each time: the test accuracy of the model timed, as it is (no fine-tuning). The structured "
+               "row is a different, coarser cut: faster, and usually less accurate at the same fraction removed.")
     if measured_key != lat_key:
         st.caption("Measured for earlier settings: press the button to measure these.")
     if semi and semi["available"]:

@@ -33,6 +33,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from ..data import Dataset
 from ..models import weighted_layers
 from ..train import default_device
 from .masks import apply_mask
@@ -194,13 +195,15 @@ def to_sparse_model(model: nn.Module, mask: Mapping[str, torch.Tensor], layout: 
 @torch.inference_mode()
 def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_shape: tuple[int, ...], *,
                    batch: int = 512, repeats: int = 30, device: torch.device | None = None,
-                   structured_mask: Mapping[str, torch.Tensor] | None = None, structured_label: str = "") -> list[dict]:
+                   structured_mask: Mapping[str, torch.Tensor] | None = None, structured_label: str = "",
+                   dataset: Dataset | None = None) -> list[dict]:
     """Measured forward latency of the pruned model in each form, on one random batch.
 
     ``structured_mask`` (a neuron-level mask) replaces ``mask`` for the shrunk variant, named with
-    ``structured_label``, as in ``size_report``.
+    ``structured_label``, as in ``size_report``. With ``dataset``, each row also has ``test_acc``: the test
+    accuracy of the very model timed (no fine-tuning), so a speed is never shown without what it costs.
 
-    Returns rows {variant, median_ms, p95_ms, vs_dense, note}; ``vs_dense`` is the ratio of medians
+    Returns rows {variant, median_ms, p95_ms, vs_dense, note[, test_acc]}; ``vs_dense`` is the ratio of medians
     measured in this one run.
     """
 
@@ -225,6 +228,9 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
         net = net.to(device).eval()
         t = time_call(lambda: net(x), repeats=repeats, device=device)
         rows.append(dict(variant=name, median_ms=t["median_ms"], p95_ms=t["p95_ms"], note=note))
+        if dataset is not None:
+            predicted = net(dataset.x_test.to(device)).argmax(1).cpu()
+            rows[-1]["test_acc"] = (predicted == dataset.y_test).float().mean().item()
     dense_ms = rows[0]["median_ms"]
     for r in rows:
         r["vs_dense"] = r["median_ms"] / dense_ms if r["median_ms"] is not None else None

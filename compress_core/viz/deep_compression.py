@@ -55,8 +55,9 @@ def accuracy_by_stage(stages: list[dict]) -> go.Figure:
     fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text="dense",
                   annotation_position="bottom right")
     lo = min(acc)
+    # the axis never passes 100 % (labels above the points are drawn outside it: cliponaxis=False)
     fig.update_yaxes(tickformat=".0%", title_text="test accuracy",
-                     range=[max(0.0, lo - 0.08), min(1.0, max(acc)) + 0.04])
+                     range=[max(0.0, lo - 0.08), min(1.0, max(acc) + 0.04)])
     return style(fig, "Test accuracy by stage", height=420)
 
 

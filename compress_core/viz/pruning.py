@@ -204,10 +204,12 @@ def _hbars(names: list[str], values: list[float], texts: list[str], colors: list
 
 
 def timing_figure(rows: list[dict]) -> go.Figure:
-    """Measured median latency per variant, the ratio to dense as text."""
+    """Measured median latency per variant, the ratio to dense as text (and the variant's test accuracy when the
+    rows carry it)."""
     rows = [r for r in rows if r.get("median_ms") is not None]
     return _hbars([r["variant"] for r in rows], [r["median_ms"] for r in rows],
-                  [f"{r['median_ms']:.2f} ms ({r['vs_dense']:.2f}× dense)" for r in rows],
+                  [f"{r['median_ms']:.2f} ms ({r['vs_dense']:.2f}× dense)"
+                   + (f" · {r['test_acc']:.1%}" if "test_acc" in r else "") for r in rows],
                   [_color(r["variant"]) for r in rows], "median latency (ms)", "Measured forward time")
 
 

@@ -29,7 +29,7 @@ def test_default_view_and_sparsity_slider():
     for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity",
                      "Sensitivity: prune one layer at a time"):
         assert expected in t
-    assert any("neurons still see" in x for x in t)  # digits: first-layer masks as 8×8 tiles
+    assert any("neurons still read each pixel" in x for x in t)  # digits: connections kept per input pixel
     h0 = hist(at)
     at.select_slider(key="pr_sparsity").set_value(99.0).run()
     assert not at.exception
