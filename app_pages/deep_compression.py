@@ -92,6 +92,12 @@ def stages_section(res, s) -> None:
               delta_color="off")
     m3.metric("Dense accuracy", f"{s.dense['test_acc']:.1%}")
     m4.metric("Final accuracy", f"{s.final['test_acc']:.1%}", delta=f"{s.accuracy_change * 100:+.1f} pts")
+    fair = dc_cache.control(sel, b, ds, res.config)
+    if fair is not None:
+        st.info(f"**Fair comparison.** Pruning came with {res.config.rounds} × {res.config.epochs} epochs of "
+                f"fine-tuning. The dense network trained the same way, nothing pruned, scores "
+                f"**{fair.accuracy:.1%}**: the compressed model is "
+                f"**{100 * (s.final['test_acc'] - fair.accuracy):+.1f} points** from it.", icon="⚖️")
     if s.one_bit_uniform:
         st.info("A signed 1-bit symmetric grid has only two levels, −S and 0: every positive weight rounds to zero, "
                 "which is why accuracy collapses. k-means with k = 2 keeps one negative and one positive value.")

@@ -231,6 +231,21 @@ def _row(stage: str, model: nn.Module, ds: Dataset, size: dict, dense_bytes: int
                 sparsity=sparsity, bits_per_weight=bits, detail=detail)
 
 
+def dense_control(baseline, dataset: Dataset, config: PipelineConfig = PipelineConfig()):
+    """The control for the pipeline's fine-tuning: the dense network (``baseline.model``, a fresh copy) given the
+    same extra training -- one run of ``config.epochs`` per pruning round, round r with seed ``config.seed + r``,
+    as ``run_pipeline`` fine-tunes the pruned one -- but nothing pruned. Test ``Metrics``; None without
+    fine-tuning. (The centroid fine-tuning trains only k values per layer and has no dense counterpart.)"""
+    if config.epochs <= 0:
+        return None
+    model = baseline.model.to("cpu")
+    ft = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=64)
+    torch.manual_seed(config.seed)
+    for r in range(1, config.rounds + 1):
+        train(model, dataset, ft, seed=config.seed + r, device=torch.device("cpu"))
+    return evaluate(model, dataset.x_test, dataset.y_test)
+
+
 def run_pipeline(baseline, dataset: Dataset, config: PipelineConfig = PipelineConfig(),
                  progress: Callable[[float, str], None] | None = None) -> PipelineResult:
     """Dense → pruned (rounds of prune + fine-tune) → shared/quantized, measured at every stage.

@@ -133,3 +133,19 @@ def test_config_json_round_trip_and_checks():
                 dict(scope="x"), dict(sparsity=math.nan)):
         with pytest.raises(ValueError):
             PipelineConfig(**bad)
+
+
+def test_dense_control_trains_the_dense_network_as_the_pipeline_fine_tunes():
+    """Issue 10: the pipeline's fine-tuning is controlled for by the dense network with the same extra training."""
+    from compress_core.deep_compression import PipelineConfig, dense_control
+    from compress_core.train import TrainConfig, evaluate, train
+
+    b = get_baseline("moons", "tiny")
+    ds = load_dataset("moons")
+    assert dense_control(b, ds, PipelineConfig(epochs=0)) is None
+    cfg = PipelineConfig(rounds=2, epochs=1, lr=1e-3, seed=4)
+    got = dense_control(b, ds, cfg)
+    ref = b.model
+    for r in (1, 2):
+        train(ref, ds, TrainConfig(epochs=1, lr=1e-3, batch_size=64), seed=4 + r)
+    assert got == evaluate(ref, ds.x_test, ds.y_test)
