@@ -108,7 +108,7 @@ def stages_section(res, s) -> None:
         st.warning(f"Layer(s) {', '.join(s.dead_layers)} lost every weight: the network is cut there. "
                    "Use per-layer scope or a lower sparsity.")
     st.dataframe(pd.DataFrame(dviz.stage_frame_rows(res.stages)), hide_index=True, width="stretch")
-    d1, d2, _ = st.columns([1, 1, 3])
+    d1, d2, _ = st.columns([1, 1, 1])
     d1.download_button("Download CSV", pd.DataFrame(res.stages).to_csv(index=False), "deep_compression.csv",
                        "text/csv", key="dc_csv")
     d2.download_button("Download JSON", json.dumps(dict(res.to_dict(), dataset=sel.dataset, model=sel.model),

@@ -32,11 +32,14 @@ def _kb(b: float) -> str:
 
 
 def size_by_stage(stages: list[dict]) -> go.Figure:
-    """Stored bytes per stage on a log axis, labelled with the size and the ratio to dense."""
+    """Stored bytes per stage on a log axis, labelled with the ratio to dense (the sizes are in the table above
+    the chart and on hover: two lines of text did not fit a bar on a projector)."""
     names = [r["stage"] for r in stages]
     fig = go.Figure(go.Bar(x=names, y=[r["bytes"] for r in stages], marker_color=[_color(n) for n in names],
-                           text=[f"{_kb(r['bytes'])}<br>{r['ratio']:.1f}×" for r in stages], textposition="outside",
-                           hovertemplate="%{x}: %{y:,} bytes<extra></extra>", cliponaxis=False))
+                           text=[f"{r['ratio']:.1f}×" for r in stages], textposition="outside",
+                           textfont=dict(size=15), constraintext="none",  # never shrunk to fit a narrow bar
+                           customdata=[_kb(r["bytes"]) for r in stages],
+                           hovertemplate="%{x}: %{customdata} (%{y:,} bytes)<extra></extra>", cliponaxis=False))
     top = max(r["bytes"] for r in stages)
     low = min(r["bytes"] for r in stages)
     fig.update_yaxes(type="log", title_text="stored bytes (log)", dtick=1, tickformat="~s",
@@ -48,14 +51,14 @@ def accuracy_by_stage(stages: list[dict]) -> go.Figure:
     """Test accuracy after each stage, with the dense accuracy as a dotted reference."""
     names = [r["stage"] for r in stages]
     acc = [r["test_acc"] for r in stages]
-    fig = go.Figure(go.Scatter(x=names, y=acc, mode="lines+markers+text", text=[f"{a:.1%}" for a in acc],
-                               textposition="top center", line=dict(color=COLORS["test"], width=3),
+    # no text on the points: close values overlapped into an unreadable row (the table above has every number)
+    fig = go.Figure(go.Scatter(x=names, y=acc, mode="lines+markers", line=dict(color=COLORS["test"], width=3),
                                marker=dict(size=12, color=[_color(n) for n in names]), name="test accuracy",
                                hovertemplate="%{x}: %{y:.2%}<extra></extra>", cliponaxis=False))
-    fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text="dense",
-                  annotation_position="bottom right")
+    fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text=f"dense {acc[0]:.1%}",
+                  annotation_position="bottom left")
     lo = min(acc)
-    # the axis never passes 100 % (labels above the points are drawn outside it: cliponaxis=False)
+    # the axis never passes 100 % (a point at 100 % is drawn whole: cliponaxis=False)
     fig.update_yaxes(tickformat=".0%", title_text="test accuracy",
                      range=[max(0.0, lo - 0.08), min(1.0, max(acc) + 0.04)])
     return style(fig, "Test accuracy by stage", height=420)
