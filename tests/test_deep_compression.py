@@ -149,3 +149,15 @@ def test_dense_control_trains_the_dense_network_as_the_pipeline_fine_tunes():
     for r in (1, 2):
         train(ref, ds, TrainConfig(epochs=1, lr=1e-3, batch_size=64), seed=4 + r)
     assert got == evaluate(ref, ds.x_test, ds.y_test)
+
+
+def test_with_index_ratio_exceeds_measured_only_where_sharing_grows_the_layer():
+    """Issue 10: on mnist1d conv1 the 'with index' ratio was above the measured one. (a + c)/(b + c) > a/b exactly
+    when a/b < 1: a layer too small for its codebook. The page says so; here the identity is checked."""
+    from compress_core.deep_compression import PipelineConfig, run_pipeline
+
+    b = get_baseline("moons", "tiny")
+    res = run_pipeline(b, load_dataset("moons"), PipelineConfig(rounds=1, epochs=0, centroid_epochs=0))
+    for r in res.formula:
+        if r["n"]:
+            assert (r["measured_with_index"] > r["measured"]) == (r["measured"] < 1)

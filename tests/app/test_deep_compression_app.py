@@ -47,3 +47,14 @@ def test_zero_sparsity_explains_index_cost():
     assert not at.exception
     infos = " ".join(i.value for i in at.info)
     assert "costs more than dense storage" in infos and "1-bit" in infos
+
+
+def test_a_layer_that_sharing_makes_bigger_is_explained():
+    at = open_app(PAGE, dict(FAST, dataset="moons", model="tiny"))
+    assert not at.exception
+    growing = [c.value for c in at.caption if "sharing makes the layer *bigger*" in c.value]
+    table = next(df.value for df in at.dataframe if "with index ×" in df.value.columns)
+    below = table[table["measured ×"] < 1]["layer"].tolist()
+    assert bool(growing) == bool(below) and all(layer in growing[0] for layer in below)
+    fair = [i.value for i in at.info if "Fair comparison" in i.value]
+    assert fair and "points** from it" in fair[0]  # the fine-tuning's control is shown
