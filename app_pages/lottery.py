@@ -51,7 +51,7 @@ def pruning_settings() -> dict:
     s["scope"] = url_widget(c3.radio, "lt_scope", "layer", "Scope", list(SCOPE), allowed=list(SCOPE),
                             format_func=SCOPE.get, help="Per layer: each layer loses the same fraction. Global: one "
                                                         "ranking across the hidden layers.")
-    s["half_output"] = url_widget(c3.checkbox, "lt_half", True, "Output layer at half rate", cast=to_bool,
+    s["half_output"] = url_widget(c3.checkbox, "lt_half", True, "Half-rate output", cast=to_bool,
                                   help="As in the original paper: the small classifier layer is pruned at half the "
                                        "rate.")
     s["rewind"] = url_widget(c4.radio, "lt_rewind", "init", "Rewind the survivors to", list(REWIND),
@@ -69,6 +69,7 @@ def training_settings() -> tuple[dict, int, object]:
     """Section 1, second row: the controls, seeds and training budget; and the column the plan is written in."""
     c1, c2, c3, c4 = st.columns(4)
     s = {}
+    c1.markdown("**Controls** (trained like the ticket)")
     s["controls"] = [c for c in CONTROLS if url_widget(c1.checkbox, f"lt_{c}", CONTROL_LABELS[c][1],
                                                        CONTROL_LABELS[c][0], cast=to_bool, help=CONTROL_LABELS[c][2])]
     n_seeds = url_widget(c2.slider, "lt_seeds", 1, "Seeds", 1, 5, cast=int, check=lambda v: 1 <= v <= 5,

@@ -82,7 +82,8 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
     p1, p2 = st.columns([3, 1])
     p1.plotly_chart(qviz.channel_ranges(w, cmp.per_channel, cmp.per_tensor,
                                         title=f"{layer}: weight range of each output channel"), key="q_channels_fig")
-    p2.metric(f"SQNR per tensor ({cmp.bits} bits)", qr.format_db(cmp.sqnr_tensor_db))
+    p2.metric("SQNR per tensor", qr.format_db(cmp.sqnr_tensor_db),
+              help=f"Signal-to-quantization-noise ratio of this layer's weights at {cmp.bits} bits, one grid for all.")
     p2.metric("SQNR per channel", qr.format_db(cmp.sqnr_channel_db),
               None if cmp.gain_db is None else f"{cmp.gain_db:+.1f} dB")
     p2.caption("One shared grid must stretch to the widest channel, so narrow channels get only a few levels. "

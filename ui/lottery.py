@@ -32,11 +32,11 @@ SCOPE = {"layer": "per layer", "global": "global"}
 REWIND = {"init": "θ0 (initial weights)", "early": "θk (after k iterations)"}
 RATE_MODE = {"rate": "rate per round", "target": "target % remaining"}
 CONTROL_LABELS = {
-    "reinit": ("Control: random re-init", True,
+    "reinit": ("random re-init", True,
                "The ticket's mask on fresh random weights: does the initialization matter?"),
-    "random_mask": ("Control: random mask", True,
+    "random_mask": ("random mask", True,
                     "As many weights per layer, chosen at random, on the rewind weights: does the mask matter?"),
-    "oneshot": ("Control: one-shot pruning", False,
+    "oneshot": ("one-shot", False,
                 "The trained dense network pruned once to the same sparsity: does iterating matter?"),
 }
 

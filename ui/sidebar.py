@@ -104,7 +104,6 @@ def lesson_switch(sel: Selection, dataset: str, model: str, why: str, key: str) 
     button sets the sidebar's selection; every number on the page is then recomputed for it)."""
     if (sel.dataset, sel.model) == (dataset, model):
         return
-    left, right = st.columns([4, 1])
-    left.info(why, icon="💡")
-    right.button(f"Switch to {dataset} · {model}", key=key, on_click=_switch_to, args=(dataset, model),
-                 help="Changes the data set and model in the sidebar, for every page.")
+    st.info(why, icon="💡")
+    st.button(f"Switch to {dataset} · {model}", key=key, on_click=_switch_to, args=(dataset, model),
+              help="Changes the data set and model in the sidebar, for every page.")

@@ -84,18 +84,20 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     shapes = [_vband(r_lo, r_hi, COLORS["accent"], 0.08)]
     shapes += [_vband(a, b, COLORS["removed"], 0.12) for a, b in ((lo - pad, r_lo), (r_hi, hi + pad)) if b > a]
     shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1, line=dict(color="black", width=2)))
-    notes = [_note("rounds onto the grid", r_lo, 0.97, xref="x", xanchor="left", yanchor="top"),
+    # short notes, anchored inside the plot; S, Z and clipping go into the title's second line (notes along the
+    # top ran past the edges and over each other on a projector-sized chart)
+    notes = [_note("rounds onto the grid", r_lo, 0.98, xref="x", xanchor="left", yanchor="top"),
              _note(f"real 0 ↔ Z = {int(qp.zero_point)}", 0.0, ymax * 1.1, xref="x", yref="y", font=dict(size=14),
-                   bgcolor="rgba(255,255,255,0.8)"),
-             _note(f"S = {_fmt(float(qp.scale))}  Z = {int(qp.zero_point)}  {qp.bits} bits  clipped {clipped:.2%}",
-                   1, 1.0, xanchor="right", yanchor="bottom", font=dict(size=14, color=COLORS["quant"]))]
+                   bgcolor="rgba(255,255,255,0.8)")]
+    title = ((title or "") + f"<br><sup>S = {_fmt(float(qp.scale))}, Z = {int(qp.zero_point)}, {qp.bits} bits, "
+             f"clipped {clipped:.2%}</sup>")
     fig = go.Figure(data=traces, layout=dict(
         barmode="overlay", bargap=0, xaxis=dict(title=dict(text="value")),
         yaxis=dict(title=dict(text="float values per bin"), range=[0, ymax * 1.25]),
         yaxis2=dict(title=dict(text="values per level", font=dict(color=COLORS["quant"])), overlaying="y",
                     side="right", range=[0, top * 1.25], showgrid=False, tickfont=dict(color=COLORS["quant"])),
         shapes=shapes, annotations=notes), _validate=False)
-    return style(fig, title, height=480, legend_below=-0.2, right=70)
+    return style(fig, title, height=500, legend_below=-0.2, right=70, top=85)
 
 
 def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:
@@ -137,9 +139,8 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         dict(type="scatter", x=[None], y=[None], yaxis="y2", showlegend=False),  # activates the q axis
     ]
     shapes = [_vband(lo, lo_r, COLORS["removed"], 0.1), _vband(hi_r, hi, COLORS["removed"], 0.1)]
-    notes = [_note("clipped", hi, 0.99, xref="x", xanchor="right", yanchor="top"),
-             _note(f"S = {_fmt(s)}   Z = {z}   q ∈ [{qp.qmin}, {qp.qmax}]<br>"
-                   f"q = clamp(round(r / S) + Z),  r̂ = S·(q − Z)", 0.02, 0.98, xanchor="left", yanchor="top",
+    notes = [_note("clipped", hi, 0.01, xref="x", xanchor="right", yanchor="bottom"),
+             _note(f"S = {_fmt(s)}, Z = {z}<br>q ∈ [{qp.qmin}, {qp.qmax}]", 0.02, 0.98, xanchor="left", yanchor="top",
                    align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)", bordercolor=COLORS["quant"],
                    borderwidth=1)]
     fig = go.Figure(data=traces, layout=dict(

@@ -50,7 +50,7 @@ def test_bit_width_slider_changes_size_and_grid(at):
     assert not at.exception and len(at.error) == 0
     after = metrics(at)
     assert _kb(after["Model size"]) < _kb(before["Model size"]) / 2
-    assert "SQNR per tensor (2 bits)" in after
+    assert after["SQNR per tensor"] != before["SQNR per tensor"]  # the grid of the layer shown got coarser
     assert at.query_params["q_bits"] == "2"
     assert (_report(at)["bits"][_report(at)["tensor"] == "weight"] == 2).all()
     at.select_slider(key="q_bits").set_value(16).run()
