@@ -165,6 +165,7 @@ def screenshot(page: Page, name: str, full: bool = True) -> Path:
     assert_no_exception(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
+    page.mouse.move(0, 0)  # no hover tooltip over the picture
     size = page.viewport_size
     if full and size:
         height = page.get_by_test_id("stMain").evaluate("m => m.scrollHeight")
