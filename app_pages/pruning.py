@@ -122,11 +122,16 @@ def curves(s: PruneSettings, rep: PruneReport) -> None:
     rows = cache.curves(b, ds, sel, s, epochs, ("oneshot", "oneshot_ft", "iterative") + cache.GRADUAL_MODES[gradual])
     if not rows:  # every curve cancelled
         return
-    st.plotly_chart(pviz.curves_figure(rows, base.accuracy, rep.sparsity), key="pr_curves")
+    fair = cache.control(b, ds, sel, PruneSettings(finetune_epochs=epochs, finetune_lr=s.finetune_lr,
+                                                   finetune_optimizer=s.finetune_optimizer, seed=s.seed))
+    st.plotly_chart(pviz.curves_figure(rows, base.accuracy, rep.sparsity, fair.accuracy if fair else None),
+                    key="pr_curves")
     st.caption(f"Each point prunes the baseline with the current criterion, scope and granularity"
                f"{' (2:4 has one sparsity, so the curves use weights)' if s.granularity == 'nm' else ''}. "
                f"Fine-tuning: {epochs} epochs per point (SGD, learning rate {s.finetune_lr:g}); iterative walks "
-               "the grid, fine-tuning after each step. Pruning without retraining falls early; with retraining "
+               "the grid, fine-tuning after each step. The dashed line is the fair reference for one-shot + "
+               "fine-tuning: the dense model given the same fine-tuning. Pruning without retraining falls early; with "
+               "retraining "
                "most weights can go — Han et al. report 92 % of LeNet-300-100's weights removed at no loss.")
     st.download_button("Download curves (CSV)", pd.DataFrame(rows).to_csv(index=False), "pruning_curves.csv",
                        "text/csv", key="pr_dl_curves")
@@ -157,12 +162,7 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
     with fc2:
         cache.latency_panel(model, res.mask, ds, sel, s, rep)
     cache.size_tables(rep)
-    st.markdown(
-        "**In plain words.** A masked model still multiplies every zero: same shapes, same time, same memory. "
-        "Sparse formats skip the zeros but pay for the positions of the survivors and for irregular memory "
-        "access, so on CPUs and GPUs they only win at very high sparsity, if at all. Removing whole neurons "
-        "and channels is different: the layers become genuinely smaller dense matrices, which every kind of "
-        "hardware runs faster. 2:4 sits in between — a regular pattern that recent GPUs accelerate.")
+    cache.plain_words_speed()
     st.download_button("Download mask summary (JSON)", json.dumps(rep.summary(s, res.mask), indent=1),
                        "pruning_mask.json", "application/json", key="pr_dl_mask")
 

@@ -109,15 +109,18 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
     series = cache.curves(key, plan, ch)
     current = {"bits": ch.bits, "accuracy": sm.accuracy, "kb": sm.kb}
+    fair = cache.qat_control(key, cache.QAT_CURVE_EPOCHS) if with_qat else None
     k1, k2 = st.columns(2)
     k1.plotly_chart(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
-                                         title="Test accuracy vs bit width"), key="q_curve_bits")
+                                         title="Test accuracy vs bit width",
+                                         control_acc=fair.accuracy if fair else None), key="q_curve_bits")
     k2.plotly_chart(qviz.accuracy_curves(series, sm.float_accuracy, "kb", current, float_kb=sm.float_kb,
                                          title="Test accuracy vs model size"), key="q_curve_kb")
     st.caption(f"Each point quantizes the whole model at that bit width with the settings above "
                f"({plan.activation_note}). "
                + (f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ch.lsq else ''}, "
-                  "always from symmetric per-channel min-max ranges (so it is trained once per model). "
+                  "always from symmetric per-channel min-max ranges (so it is trained once per model); the dashed "
+                  "green line is its fair reference, the float model given the same fine-tuning. "
                   if with_qat else "") + "The star is the current setting.")
 
 

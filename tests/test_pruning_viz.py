@@ -66,3 +66,15 @@ def test_curves_marker_and_tiles(setup):
     tiles = pviz.neuron_tiles(mask["fc1.weight"].numpy(), (8, 8), count=12, cols=6).to_dict()
     labels = [a["text"] for a in tiles["layout"]["annotations"]]
     assert labels == [f"{int(mask['fc1.weight'][i].sum())}/64" for i in range(12)]
+
+
+def test_curves_figure_marks_the_control_of_the_fine_tuned_curves():
+    from compress_core.viz.pruning import curves_figure
+
+    rows = [dict(mode="oneshot_ft", sparsity=s, test_acc=0.9 - s / 10) for s in (0.5, 0.9)]
+    spec = curves_figure(rows, 0.95, 0.9, control_acc=0.96).to_dict()
+    go.Figure(spec)
+    assert any(sh.get("y0") == 0.96 for sh in spec["layout"]["shapes"])
+    assert any("same fine-tuning 96.0%" in a["text"] for a in spec["layout"]["annotations"])
+    plain = curves_figure(rows, 0.95).to_dict()["layout"]["annotations"]
+    assert not any("same fine-tuning" in a["text"] for a in plain)

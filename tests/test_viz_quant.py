@@ -117,3 +117,10 @@ def test_straight_through_figure_is_the_library_gradient():
     assert (g[inside] == 1).all() and (g[outside] == 0).all() and inside.any() and outside.any()
     fwd = _decode(next(t for t in spec["data"] if t["name"].startswith("forward"))["y"])
     assert len(np.unique(np.round(fwd, 6))) == qp.levels  # the staircase has exactly 2^b steps
+
+
+def test_accuracy_curves_draw_the_float_control_of_qat_when_given():
+    spec = accuracy_curves(SERIES, 0.91, "bits", control_acc=0.93).to_dict()
+    go.Figure(spec)
+    assert [sh["y0"] for sh in spec["layout"]["shapes"]] == [0.91, 0.93]
+    assert any("QAT's fine-tuning 93.0%" in a["text"] for a in spec["layout"]["annotations"])

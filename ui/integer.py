@@ -111,6 +111,12 @@ def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: b
         st.stop()
     if res is None:  # this session cancelled its QAT
         st.stop()
+    if mode == "qat":
+        fair = qcache.qat_control(sel.key, QAT_EPOCHS)
+        if fair is not None:
+            st.info(f"**Fair comparison.** The QAT model had {QAT_EPOCHS} more epochs of training; the float model "
+                    f"fine-tuned the same way scores **{fair.accuracy:.2%}** (the float accuracy below is the "
+                    "baseline's).", icon="⚖️")
     return res
 
 

@@ -266,3 +266,13 @@ result is a smaller dense network. See *Does it get faster?* above for numbers m
     published("Zhu & Gupta 2017, *To prune, or not to prune*",
               "Gradual pruning: s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³, pruning every Δt steps from t0 for "
               "n steps. Measured here: the two gradual curves under *Accuracy vs sparsity*.")
+
+
+def plain_words_speed() -> None:
+    """Why zeros alone do not speed up dense hardware, under the measured sizes and times."""
+    st.markdown(
+        "**In plain words.** A masked model still multiplies every zero: same shapes, same time, same memory. "
+        "Sparse formats skip the zeros but pay for the positions of the survivors and for irregular memory "
+        "access, so on CPUs and GPUs they only win at very high sparsity, if at all. Removing whole neurons "
+        "and channels is different: the layers become genuinely smaller dense matrices, which every kind of "
+        "hardware runs faster. 2:4 sits in between — a regular pattern that recent GPUs accelerate.")

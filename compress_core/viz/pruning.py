@@ -142,8 +142,11 @@ def layer_bars(layer_sparsity: dict[str, float], published: dict[str, float] | N
 DENSITY_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
 
 
-def curves_figure(rows: list[dict], baseline_acc: float, current: float | None = None) -> go.Figure:
-    """Test accuracy vs weights remaining (log axis) per mode; the baseline and the slider's position marked."""
+def curves_figure(rows: list[dict], baseline_acc: float, current: float | None = None,
+                  control_acc: float | None = None) -> go.Figure:
+    """Test accuracy vs weights remaining (log axis) per mode; the baseline and the slider's position marked, and
+    with ``control_acc`` the dense model given one point's fine-tuning (the fair reference for the fine-tuned
+    curves)."""
     data = []
     for mode in MODE_NAMES:
         pts = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["sparsity"])
@@ -157,6 +160,12 @@ def curves_figure(rows: list[dict], baseline_acc: float, current: float | None =
                    line=dict(color=COLORS["baseline"], dash="dot", width=2))]
     notes = [dict(x=0, y=baseline_acc, xref="paper", yref="y", text=f"dense baseline {baseline_acc:.1%}",
                   showarrow=False, xanchor="left", yanchor="top", font=dict(size=14, color=COLORS["baseline"]))]
+    if control_acc is not None:
+        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=control_acc, y1=control_acc,
+                           line=dict(color=COLORS["accent"], dash="dash", width=2)))
+        notes.append(dict(x=1, y=control_acc, xref="paper", yref="y", showarrow=False, xanchor="right",
+                          yanchor="bottom", text=f"dense + same fine-tuning {control_acc:.1%}",
+                          font=dict(size=14, color=COLORS["accent"])))
     if current is not None:
         x = max(100 * (1 - current), 0.05)
         shapes.append(_vline(x))  # shapes take data values on a log axis, annotations take log10

@@ -248,7 +248,8 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
 
 
 def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
-                    float_kb: float | None = None, title: str | None = None) -> go.Figure:
+                    float_kb: float | None = None, title: str | None = None,
+                    control_acc: float | None = None) -> go.Figure:
     """Test accuracy against bit width (``x="bits"``) or size in KB (``x="kb"``), one line per series
     (PTQ per tensor, PTQ per channel, QAT...), float as a reference, the current setting as a star.
     Built as plain dicts in one unvalidated constructor call: it is redrawn on every bit-width move."""
@@ -278,6 +279,12 @@ def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "b
                                line=dict(color=COLORS["float"], dash="dash", width=2))],
                   annotations=[_note(f"float {float_acc:.1%}", 1, float_acc, yref="y", xanchor="right",
                                      yanchor="top")])
+    if control_acc is not None:  # the fair reference for QAT points: float with the same fine-tuning
+        layout["shapes"].append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=control_acc,
+                                     y1=control_acc, line=dict(color=COLORS["ticket"], dash="dash", width=2)))
+        layout["annotations"].append(_note(f"float + QAT's fine-tuning {control_acc:.1%}", 0, control_acc,
+                                           yref="y", xanchor="left", yanchor="bottom",
+                                           font=dict(color=COLORS["ticket"])))
     return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=460, legend_below=-0.2)
 
 

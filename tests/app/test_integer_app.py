@@ -95,3 +95,9 @@ def test_a_refused_setting_keeps_the_walk_through_and_the_explorer():
     assert _ledger(at) == before
     assert at.query_params["int_example"] == "2" and at.query_params["int_layer"] == "fc3"
     assert at.query_params["int_M"] == "0.125"
+
+
+def test_qat_mode_shows_the_float_model_with_the_same_extra_training():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "int_mode": "qat"})
+    assert not at.exception and not at.error
+    assert any("Fair comparison" in i.value and "fine-tuned the same way" in i.value for i in at.info)

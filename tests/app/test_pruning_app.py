@@ -116,3 +116,9 @@ def test_fine_tuned_results_show_the_dense_model_with_the_same_extra_training():
     dense = float(fair.split("scores **")[1].split("%")[0])
     gap = float(fair.split("points**")[0].rsplit("**", 1)[1])
     assert gap == pytest.approx(acc - dense, abs=0.011)
+
+
+def test_curves_carry_the_control_of_their_fine_tuning():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1"})
+    curves = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Accuracy vs sparsity")
+    assert any("dense + same fine-tuning" in a["text"] for a in curves["layout"]["annotations"])

@@ -166,3 +166,10 @@ def test_one_click_to_the_data_set_where_the_lesson_shows():
     assert at.sidebar.selectbox(key="dataset").value == "mnist1d" and at.sidebar.selectbox(key="model").value == "cnn"
     assert at.query_params["dataset"] == "mnist1d" and at.query_params["model"] == "cnn"
     assert not any(b.key == "q_lesson" for b in at.button)  # already there: no button
+
+
+def test_qat_curve_has_its_float_control():
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny"})
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == "Test accuracy vs bit width")
+    assert any("QAT's fine-tuning" in a["text"] for a in spec["layout"]["annotations"])
