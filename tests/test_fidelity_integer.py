@@ -147,3 +147,6 @@ def test_every_default_mnist1d_baseline_converts_at_int8(model):
         assert op.acc_bound <= 2 ** 31 - 1
     fq = fake_quant_codes(qm, prog, ds.x_test)
     assert int((prog(ds.x_test).to(torch.int32) - fq.to(torch.int32)).abs().max()) <= 1
+    # whichever rescale each layer uses (one-pass, or stage by stage where its int64 terms could overflow): TFLite's
+    x = ds.x_test[:N]
+    assert torch.equal(_codes(prog, x), tflite_reference_codes(qm, x))

@@ -136,8 +136,11 @@ def test_rescale_equals_gemmlowp_primitive(trained, headroom):
             steps = {}
             assert torch.equal(op.requantize(acc.clone(), steps).to(torch.int32), want)
             assert torch.equal(steps["out"], want)
-            if op.relu:  # the fused route (raw products in, one multiply-add-shift) gives the same codes
+            if op.fused:  # the fused route (raw products in, one multiply-add-shift) gives the same codes
                 assert torch.equal(op.rescale_fused(acc - op.folded_bias).to(torch.int32), want), op.name
+            elif op.relu:  # accumulators too large for its int64 terms: the stage-by-stage rescale only
+                with pytest.raises(ValueError, match="too large for the one-pass"):
+                    op.rescale_fused(acc)
             else:
                 with pytest.raises(ValueError, match="needs a ReLU"):
                     op.rescale_fused(acc)

@@ -128,6 +128,7 @@ class IntLayer:
     acc_bound: int = 0  # max |acc| over every possible input
     headroom: int = 0  # L: the accumulator is scaled by 2^L before the rescale (fits, as |acc|·2^L < 2^31);
     # 0 is TFLite's rescale bit for bit
+    fused: bool = False  # the one-pass ReLU rescale (``rescale_fused``) is safe: its int64 terms stay below 2^62
     kernel: str = ""
     _fast: tuple = field(default=(), repr=False)
     _bounds: tuple = field(default=(), repr=False)
@@ -236,6 +237,9 @@ class IntLayer:
         if not self.relu:
             raise ValueError(f"Layer {self.name}: the fused rescale needs a ReLU (its clamp hides the rounding "
                              "difference for negative values); use requantize.")
+        if not self.fused:
+            raise ValueError(f"Layer {self.name}: its accumulators are too large for the one-pass rescale's int64 "
+                             "terms; use requantize.")
         M0L, const, total_shift = self._fast[0], self._fast[5], self._fast[6]
         t = raw.to(torch.int64, copy=True).mul_(M0L)  # same-dtype in-place ops: mixed int32 × int64 is far slower
         out = t.add_(const).bitwise_right_shift_(total_shift).clamp_(self._bounds[0], self._bounds[1])
@@ -243,7 +247,7 @@ class IntLayer:
 
     def __call__(self, q: torch.Tensor, steps: dict | None = None) -> torch.Tensor:
         cols, grid = self.columns(q)
-        if steps is None and self.relu:
+        if steps is None and self.fused:
             out = self.rescale_fused(self.products(cols))
         else:
             if steps is not None:

@@ -206,9 +206,9 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
         L = max(0, min(31 - n_max, (INT32_MAX // max(acc_bound, fused_bound, 1)).bit_length() - 1))
     pre_c = shift.clamp(min=L)  # left shift of each channel's accumulator (folded into M0)
     fused_c = ((raw_c + zw_c) << pre_c) + (abs(y.zero) + 1) * (torch.ones_like(pre_c) << (pre_c - shift))
-    if relu and int(fused_c.max()) > INT32_MAX:
-        raise ConversionError(f"Layer {name}: accumulator overflow risk in the rescale (bound "
-                              f"{int(fused_c.max()):,}).")
+    # the fused route is a speed-up, not a requirement: where its int64 terms could overflow, the layer keeps
+    # the stage-by-stage rescale (bit for bit the same codes)
+    fused = relu and int(fused_c.max()) <= INT32_MAX
     d = {"linear": 0, "conv1d": 1, "conv2d": 2}[m.kind]
     kw = {}
     if d:
@@ -216,6 +216,7 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     return IntLayer(name=name, kind=m.kind, weight_t=w2.t().contiguous().to(w_dtype), weight_codes=wq,
                     w_zero=w_zero.to(torch.int32), bias=bias64.to(torch.int32), folded_bias=folded.to(torch.int32),
                     M=M, M0=M0, shift=shift, x=x, y=y, w_qp=w_qp, relu=relu, acc_bound=acc_bound, headroom=L,
+                    fused=fused,
                     **kw)
 
 
