@@ -26,3 +26,30 @@ def test_two_processes_train_a_baseline_once(tmp_path: Path):
     assert out[0]["acc"] == out[1]["acc"]
     entries = [p for p in (tmp_path / "baselines").iterdir() if p.is_dir()]
     assert len(entries) == 1 and not any(".tmp-" in p.name for p in entries)
+
+
+LOTTERY = textwrap.dedent("""
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    from compress_core.lottery import LotteryConfig, run_lottery
+    from compress_core.train import TrainConfig
+    cfg = LotteryConfig(dataset="moons", model="tiny", seed=5, rounds=2, controls=("reinit",),
+                        train=TrainConfig(epochs=2, lr=1e-2, eval_every=10, rewind_iteration=5))
+    reports = []
+    run = run_lottery(cfg, progress=reports.append, cache_dir=sys.argv[1])
+    trained = sum(1 for p in reports if p.round > 0)  # evaluations inside pruning rounds: work really done
+    print(json.dumps({"trained": trained, "acc": run.rounds[-1]["ticket"].final_acc}))
+""")
+
+
+def test_two_processes_run_a_lottery_experiment_once(tmp_path: Path):
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", LOTTERY, str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    out = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(o["trained"] > 0 for o in out) == [False, True]  # one ran the rounds, the other loaded them
+    assert out[0]["acc"] == out[1]["acc"]
+    files = list((tmp_path / "lottery").iterdir())
+    assert [f.suffix for f in files if f.suffix == ".json"] == [".json"] and not any(".tmp" in f.name for f in files)

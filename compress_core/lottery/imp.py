@@ -41,6 +41,7 @@ from torch import nn
 
 from ..baselines import Baseline, cache_root, get_baseline
 from ..data import Dataset, load_dataset
+from ..filelock import file_lock
 from ..models import build_model, output_layer_name, weighted_layers
 from ..pruning.masks import Mask, prune
 from ..pruning.schedules import rounds_rate
@@ -283,12 +284,22 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
         progress: called with a ``Progress`` at every training evaluation.
         should_stop: polled at every training evaluation; when it returns True the round in progress is
             dropped and the run returns with ``stopped=True`` and the rounds finished so far.
-        use_cache: read and write ``<cache>/lottery/<hash>.json``; a stopped run resumes from there.
+        use_cache: read and write ``<cache>/lottery/<hash>.json``; a stopped run resumes from there. Server
+            replicas sharing the cache folder run one entry at a time (a file lock): a second asking for the
+            same settings waits, then loads (or resumes) what the first wrote.
         cache_dir: overrides the cache root (``$COMPRESS_LAB_CACHE``).
 
     Returns:
         a ``LotteryRun``.
     """
+    if not use_cache:
+        return _run_lottery(config, progress, should_stop, False, cache_dir, _clock)
+    jpath = cache_paths(config, cache_dir)[0]
+    with file_lock(jpath.parent.parent / "locks" / f"lottery-{jpath.stem}"):
+        return _run_lottery(config, progress, should_stop, True, cache_dir, _clock)
+
+
+def _run_lottery(config: LotteryConfig, progress, should_stop, use_cache: bool, cache_dir, _clock) -> LotteryRun:
     ds = load_dataset(config.dataset, config.seed)
     check(config, ds)
     steps = total_iterations(config, ds)
