@@ -155,11 +155,10 @@ st.markdown(f"n = surviving weights of a layer, b = 32 bits, k = {cfg.k}. Han's 
 f1, f2 = st.columns([1.1, 1])
 f1.dataframe(pd.DataFrame(formula_rows(res)), hide_index=True, width="stretch")
 f2.plotly_chart(dviz.formula_bars(res.formula), width="stretch", key="dc_formula")
-growing = [r["layer"] for r in res.formula if r["n"] and r["measured"] < 1]
-if growing:
-    st.caption(f"In {', '.join(growing)} sharing makes the layer *bigger* (measured below 1×): too few weights survive "
-               "for their codes to pay for the codebook. Adding the same index cost to both sides then pulls the "
-               "ratio towards 1, which is why its 'with index' ratio is the higher one.")
+if s.sharing_grows:
+    st.caption(f"In {', '.join(s.sharing_grows)} sharing makes the layer *bigger* (measured below 1×): too few "
+               "weights survive for their codes to pay for the codebook. Adding the same index cost to both sides "
+               "then pulls the ratio towards 1, which is why its 'with index' ratio is the higher one.")
 published("Han, Mao & Dally 2016, \"Deep Compression\", Tables 1–2 (MNIST, with Huffman coding, which this page "
           "does not do)", "LeNet-300-100: **1070 KB → 27 KB (40×)** at **1.58 %** error. LeNet-5: 1720 KB → 44 KB "
           "(39×) at 0.74 % error. Our data sets and models are smaller: compare the shape (pruning gives roughly "

@@ -34,6 +34,7 @@ class StageSummary:
     dead_layers: tuple[str, ...]  # layers that lost every weight
     n_kept: int  # surviving weights over all layers (Han's n)
     formula_ratio: float | None  # Han's eq. 1 for the whole model (None with no survivor)
+    sharing_grows: tuple[str, ...] = ()  # layers too small for their codebook: sharing makes them bigger (< 1×)
 
 
 def stage_summary(res: PipelineResult) -> StageSummary:
@@ -43,7 +44,8 @@ def stage_summary(res: PipelineResult) -> StageSummary:
     n_all = sum(r["n"] for r in res.formula)
     return StageSummary(dense, pruned, final, final["test_acc"] - dense["test_acc"], pruned["bytes"] > dense["bytes"],
                         cfg.method == "uniform" and cfg.bits == 1, tuple(res.mask.dead_layers()), n_all,
-                        han_ratio(n_all, cfg.k) if n_all else None)
+                        han_ratio(n_all, cfg.k) if n_all else None,
+                        tuple(r["layer"] for r in res.formula if r["n"] and r["measured"] < 1))
 
 
 def formula_rows(res: PipelineResult, digits: int = 2) -> list[dict]:

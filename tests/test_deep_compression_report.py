@@ -34,3 +34,12 @@ def test_low_sparsity_and_one_bit_uniform_notes(setup):
     s = stage_summary(res)
     assert s.sparse_costs_more and s.one_bit_uniform  # every survivor stores an index; levels −S and 0 only
     assert all(used_centroids(res, k) is None for k in res.mask)  # uniform: no codebook
+
+
+def test_layers_that_sharing_makes_bigger_are_named():
+    """A layer too small for its codebook: the page explains why its 'with index' ratio is the higher one."""
+    res = run_pipeline(get_baseline("moons", "tiny"), load_dataset("moons"),
+                       PipelineConfig(sparsity=0.9, rounds=1, epochs=0, bits=4, centroid_epochs=0))
+    s = stage_summary(res)
+    assert set(s.sharing_grows) == {r["layer"] for r in res.formula if r["n"] and r["measured"] < 1}
+    assert s.sharing_grows  # moons·tiny's layers keep a few dozen weights: 16 float32 centroids outweigh them
