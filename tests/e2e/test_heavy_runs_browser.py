@@ -1,7 +1,9 @@
 """Heavy runs queue on the shared pool and can be cancelled from the page, first-visit curves included."""
+import random
+
 from playwright.sync_api import expect
 
-from .conftest import assert_no_exception, wait_for_app
+from .conftest import assert_no_exception, open_page, wait_for_app
 
 
 def test_cancel_a_first_visit_curve_and_start_it_again(server_url, page):
@@ -18,17 +20,21 @@ def test_cancel_a_first_visit_curve_and_start_it_again(server_url, page):
 
 
 def test_queue_position_is_shown_while_another_heavy_run_holds_the_worker(server_url, browser, page):
+    """Another student's lottery experiment (minutes long) holds the one worker: a QAT asked for meanwhile waits,
+    says so, and runs as soon as that experiment is stopped."""
     other = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         busy = other.new_page()
-        busy.goto(server_url + "/pruning?pr_curve_ft=10&pr_gradual=finetune&pr_criterion=random")
-        expect(busy.get_by_role("button", name="Cancel").first).to_be_visible(timeout=120_000)
-        page.goto(server_url + "/quantization?q_mode=qat&q_epochs=7")
-        # the single worker is busy with the other session's curves: this QAT waits its turn, and says so
+        # a seed no earlier run used, so no finished rounds wait in the disk cache: the experiment really trains
+        seed = random.randint(1000, 9999)
+        open_page(busy, server_url + f"/lottery?seed={seed}&lt_rounds=20&lt_seeds=3&lt_epochs=30")
+        busy.get_by_role("button", name="▶ Run", exact=True).click()  # exact: "run" is inside "Pruning"
+        expect(busy.get_by_role("button", name="■ Stop", exact=True)).to_be_enabled(timeout=60_000)  # running
+        page.goto(server_url + "/quantization?q_mode=qat&q_epochs=7&q_qatcurve=0")
         expect(page.get_by_text("queued for a free worker").first).to_be_visible(timeout=120_000)
-        busy.get_by_role("button", name="Cancel").first.click()  # the other student gives up: ours starts
+        busy.get_by_role("button", name="■ Stop", exact=True).click()  # the other student stops: ours starts
         wait_for_app(page, timeout=600_000)
-        expect(page.get_by_text("QAT:").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Fair comparison").first).to_be_visible(timeout=300_000)  # QAT, then its control
         assert_no_exception(page)
     finally:
         other.close()
