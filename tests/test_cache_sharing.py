@@ -16,12 +16,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_processes_train_a_baseline_once(tmp_path: Path):
+def _run_twice(script: str, cache: Path) -> list[dict]:
+    """``script`` in two processes at once on one cache folder; the last JSON line each printed."""
     root = Path(__file__).resolve().parents[1]
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(cache)], cwd=root, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]
     out = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
+    return out
+
+
+def test_two_processes_train_a_baseline_once(tmp_path: Path):
+    out = _run_twice(SCRIPT, tmp_path)
     assert sorted(o["from_cache"] for o in out) == [False, True]  # trained once, read once
     assert out[0]["acc"] == out[1]["acc"]
     entries = [p for p in (tmp_path / "baselines").iterdir() if p.is_dir()]
@@ -44,11 +50,7 @@ LOTTERY = textwrap.dedent("""
 
 
 def test_two_processes_run_a_lottery_experiment_once(tmp_path: Path):
-    root = Path(__file__).resolve().parents[1]
-    procs = [subprocess.Popen([sys.executable, "-c", LOTTERY, str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    out = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    out = _run_twice(LOTTERY, tmp_path)
     assert sorted(o["trained"] > 0 for o in out) == [False, True]  # one ran the rounds, the other loaded them
     assert out[0]["acc"] == out[1]["acc"]
     files = list((tmp_path / "lottery").iterdir())

@@ -141,8 +141,7 @@ def control(baseline, ds, sel, settings: PruneSettings):
     s = settings
     if not s.finetune_epochs:
         return None
-    steps = 1 if s.granularity == "nm" else len(s.targets())
-    key = (sel.key, s.finetune_epochs, s.finetune_lr, s.finetune_optimizer, steps, s.seed)
+    key = (sel.key, s.finetune_epochs, s.finetune_lr, s.finetune_optimizer, len(s.targets()), s.seed)
     return jobs.run(CONTROLS, key, lambda report: extra_training_control(
         baseline.model, ds, s, batch_size=sel.train.batch_size), "Control: the dense model, same extra training",
         "pr_cancel_control")

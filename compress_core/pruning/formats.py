@@ -35,7 +35,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..models import weighted_layers
-from ..train import default_device
+from ..train import default_device, evaluate
 from .masks import apply_mask
 from .structured import kept_units, shrink
 
@@ -229,8 +229,7 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
         t = time_call(lambda: net(x), repeats=repeats, device=device)
         rows.append(dict(variant=name, median_ms=t["median_ms"], p95_ms=t["p95_ms"], note=note))
         if dataset is not None:
-            predicted = net(dataset.x_test.to(device)).argmax(1).cpu()
-            rows[-1]["test_acc"] = (predicted == dataset.y_test).float().mean().item()
+            rows[-1]["test_acc"] = evaluate(net, dataset.x_test, dataset.y_test).accuracy
     dense_ms = rows[0]["median_ms"]
     for r in rows:
         r["vs_dense"] = r["median_ms"] / dense_ms if r["median_ms"] is not None else None

@@ -155,9 +155,8 @@ def extra_training_control(model: nn.Module, dataset: Dataset, settings: PruneSe
     ft = settings.finetune(batch_size)
     if ft is None:
         return None
-    steps = 1 if settings.granularity == "nm" else len(settings.targets())
     net = copy.deepcopy(model)
-    for i in range(steps):
+    for i in range(len(settings.targets())):  # one run per pruning step (2:4 and one-shot: one)
         train(net, dataset, ft, seed=settings.seed + i)
     return evaluate(net.to("cpu").eval(), dataset.x_test, dataset.y_test)
 
