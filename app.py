@@ -35,7 +35,8 @@ PAGES = {
         st.Page("app_pages/integer.py", title="Integer inference", icon="🧮", url_path="integer"),
     ],
     "Together": [st.Page("app_pages/deep_compression.py", title="Deep compression", icon="🧩",
-                         url_path="deep-compression")],
+                         url_path="deep-compression"),
+                 st.Page("app_pages/compare.py", title="Compare recipes", icon="⚖️", url_path="compare")],
 }
 
 render_sidebar()

@@ -174,6 +174,31 @@ def finetune_centroids(model: nn.Module, books: dict[str, tuple[torch.Tensor, to
     return {n: c.detach() for n, c in cents.items()}
 
 
+@torch.no_grad()
+def share_layers(model: nn.Module, mask: Mapping[str, torch.Tensor] | None, k: int, iters: int = 30
+                 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``kmeans_share`` every weighted layer of ``model`` **in place** (its weights become the shared values).
+    Returns {weight name: (centroids, codes)} for ``tune_shared``."""
+    params, books = dict(model.named_parameters()), {}
+    for name, _ in weighted_layers(model):
+        key = f"{name}.weight"
+        shared, c, codes = kmeans_share(params[key], None if mask is None else mask[key], k, iters)
+        params[key].copy_(shared)
+        books[key] = (c, codes)
+    return books
+
+
+def tune_shared(model: nn.Module, books: dict[str, tuple[torch.Tensor, torch.Tensor]], dataset: Dataset,
+                epochs: int, lr: float, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``finetune_centroids``, then write the tuned shared weights into ``model`` **in place**; the new books."""
+    tuned = finetune_centroids(model, books, dataset, epochs, lr, seed)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, c in tuned.items():
+            params[key].copy_(_shared_weight(c, books[key][1]))
+    return {key: (c, books[key][1]) for key, c in tuned.items()}
+
+
 # ---- sizes -----------------------------------------------------------------------------------------------
 def index_bytes(mask: torch.Tensor) -> int:
     """The CSR index cost of a layer's survivors alone: column indices + row pointers (no values)."""
@@ -285,24 +310,14 @@ def run_pipeline(baseline, dataset: Dataset, config: PipelineConfig = PipelineCo
     say(config.rounds / steps, "Sharing the surviving weights…")
     centroids, side, formula = {}, {}, []
     if config.method == "kmeans":
-        books = {}
-        with torch.no_grad():
-            for name, _ in weighted_layers(model):
-                key = f"{name}.weight"
-                shared, c, codes = kmeans_share(params[key], mask[key], config.k, config.kmeans_iters)
-                params[key].copy_(shared)
-                books[key] = (c, codes)
-                side[key] = config.k * FLOAT_BITS
+        books = share_layers(model, mask, config.k, config.kmeans_iters)
+        side = {key: config.k * FLOAT_BITS for key in books}
         size = stage_bytes(model, mask, config.bits, side)
         stages.append(_row(f"k-means k={config.k}", model, dataset, size, dense["bytes"], mask.sparsity(),
                            config.bits, f"{config.bits}-bit codes + {config.k}×32-bit codebook per layer + CSR index"))
         if config.centroid_epochs > 0:
             say((config.rounds + 1) / steps, "Fine-tuning the centroids…")
-            tuned = finetune_centroids(model, books, dataset, config.centroid_epochs, config.centroid_lr, config.seed)
-            with torch.no_grad():
-                for key, c in tuned.items():
-                    params[key].copy_(_shared_weight(c, books[key][1]))
-                    books[key] = (c, books[key][1])
+            books = tune_shared(model, books, dataset, config.centroid_epochs, config.centroid_lr, config.seed)
             stages.append(_row("k-means + tuned centroids", model, dataset, size, dense["bytes"], mask.sparsity(),
                                config.bits, f"same storage; centroids trained {config.centroid_epochs} epoch(s)"))
         centroids = {k: [float(v) for v in c] for k, (c, _) in books.items()}

@@ -94,7 +94,8 @@ def selection() -> Selection:
     return st.session_state["_selection"]
 
 
-def _switch_to(dataset: str, model: str) -> None:
+def switch_to(dataset: str, model: str) -> None:
+    """Select another data set and model (from a widget callback: before the sidebar is drawn)."""
     st.session_state["dataset"], st.session_state["model"] = dataset, model
     _reset_training_defaults()
 
@@ -105,5 +106,5 @@ def lesson_switch(sel: Selection, dataset: str, model: str, why: str, key: str) 
     if (sel.dataset, sel.model) == (dataset, model):
         return
     st.info(why, icon="💡")
-    st.button(f"Switch to {dataset} · {model}", key=key, on_click=_switch_to, args=(dataset, model),
+    st.button(f"Switch to {dataset} · {model}", key=key, on_click=switch_to, args=(dataset, model),
               help="Changes the data set and model in the sidebar, for every page.")

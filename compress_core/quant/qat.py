@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -260,7 +261,8 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
                                 train_config: TrainConfig = TrainConfig(epochs=5, lr=5e-4), *,
                                 calibration_data: torch.Tensor | None = None, lsq: bool = False,
                                 lsq_init: str = "mean_abs", seed: int = 0, keep_best: bool = True,
-                                callback=None) -> tuple[nn.Sequential, History]:
+                                callback=None, mask: Mapping[str, torch.Tensor] | None = None
+                                ) -> tuple[nn.Sequential, History]:
     """Fine-tune a fake-quantized copy of ``model`` (usually the float baseline); returns (model, history).
 
     Args:
@@ -274,6 +276,8 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
         keep_best: return the state with the best validation accuracy among the starting point (the PTQ
             model) and the end of each epoch — early stopping on validation, never on test.
         callback: per-epoch progress, as in ``train`` (return False to stop).
+        mask: a pruning mask of ``model`` ({"<layer>.weight": 0/1}); pruned weights stay zero while QAT trains
+            (a symmetric or affine grid represents zero exactly, so they stay zero once quantized too).
 
     The returned model is frozen: every ``QuantLayer`` has fixed ``weight_qparams``/``input_qparams``/
     ``output_qparams``, ready for evaluation or integer-only inference. ``history.best_iteration`` is
@@ -281,7 +285,9 @@ def quantization_aware_training(model: nn.Module, config: QuantConfig, dataset: 
     """
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     qmodel = prepare_qat(model, config, calib, lsq=lsq, lsq_init=lsq_init)
-    history = _train_keeping_best(qmodel, dataset, train_config, seed, keep_best, callback)
+    # the wrapped copy names a weight "<layer>.layer.weight"
+    qmask = {f"{k.rsplit('.', 1)[0]}.layer.weight": v for k, v in mask.items()} if mask else None
+    history = _train_keeping_best(qmodel, dataset, train_config, seed, keep_best, callback, qmask)
     return freeze(qmodel), history
 
 
@@ -297,7 +303,7 @@ def float_control(model: nn.Module, dataset: Dataset, train_config: TrainConfig 
 
 
 def _train_keeping_best(net: nn.Module, dataset: Dataset, train_config: TrainConfig, seed: int, keep_best: bool,
-                        callback) -> History:
+                        callback, mask: Mapping[str, torch.Tensor] | None = None) -> History:
     """Train ``net`` in place; with ``keep_best`` end with the state of the best validation accuracy among the
     starting point and each evaluation. ``history.best_iteration``: that state's iteration (0: the start)."""
     device = default_device()
@@ -309,7 +315,7 @@ def _train_keeping_best(net: nn.Module, dataset: Dataset, train_config: TrainCon
             best.update(acc=rec["val_acc"], state=state_copy(net), iteration=rec["iteration"])
         return callback(rec) if callback else None
 
-    history = train(net, dataset, train_config, seed=seed, callback=on_record, device=device)
+    history = train(net, dataset, train_config, seed=seed, callback=on_record, device=device, mask=mask)
     if keep_best:
         net.load_state_dict(best["state"])
     history.best_iteration = best["iteration"] if keep_best else history.iterations

@@ -1,0 +1,133 @@
+"""Compare: compression recipes side by side — accuracy against size, latency and energy, with the Pareto front.
+
+Variants and their editor: ui.compare; recipes, runs and sweeps: compress_core.experiments; figures:
+compress_core.viz.compare.
+"""
+import pandas as pd
+import streamlit as st
+
+from compress_core.experiments import ENERGY_PJ, ENERGY_SOURCE, LEFT_OUT, PRESETS, Result
+from compress_core.viz import compare as cviz
+from ui import compare as cmp
+from ui.explain import explainer
+from ui.loaders import baseline, dataset
+from ui.sidebar import selection
+
+sel = selection()
+ds = dataset(sel.dataset, sel.seed)
+st.title("⚖️ Compare recipes")
+st.markdown("Put compression recipes side by side on the same baseline: prune, fine-tune, quantize or share "
+            "weights, in any order that makes sense. Each variant is run once and cached; every number is "
+            "measured on the test split, with its standard error.")
+b = baseline(sel)
+
+# ---- the variants -----------------------------------------------------------------------------------------------
+st.header("Variants")
+vs = cmp.variants(sel)
+c1, c2 = st.columns([3, 1])
+preset = c1.selectbox("Start a new variant from", list(PRESETS), key="cmp_preset",
+                      help="A ready-made recipe; open its panel below to change any step.")
+if c2.button("➕ Add variant", key="cmp_add_variant", disabled=len(vs) >= cmp.MAX_VARIANTS,
+             help=f"At most {cmp.MAX_VARIANTS} variants side by side."):
+    vs = [*vs, cmp.variant(preset, PRESETS[preset](sel.dataset, sel.model).steps)]
+vs = cmp.editor(sel, vs)
+cmp.save(vs)
+recipes = [cmp.recipe_of(sel, v) for v in vs]
+
+outcomes = cmp.run_all(recipes)
+if outcomes is None:
+    st.stop()
+for i, o in enumerate(outcomes):
+    if isinstance(o, str):
+        st.error(f"Variant {i + 1} ({recipes[i].title}) cannot run: {o}")
+results: list[Result] = [o for o in outcomes if isinstance(o, Result)]
+for r in results:
+    for w in r.warnings:
+        st.warning(f"{r.title}: {w}")
+if not results:
+    st.stop()
+
+# ---- the runs table -------------------------------------------------------------------------------------------
+st.header("Runs")
+table = pd.DataFrame([r.row() for r in results]).drop(columns=["hash"])
+num, pct = st.column_config.NumberColumn, st.column_config.NumberColumn(format="percent")
+st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_config={
+    "test accuracy": pct, "± (s.e.)": pct, "weights kept": pct, "integer accuracy": pct,
+    "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
+    "shrunk ms": num(format="%.3f"), "integer ms": num(format="%.3f"), "energy µJ": num(format="%.2f"),
+    "MACs": num(format="localized")})
+st.caption(f"Float baseline: {b.test_metrics.accuracy:.2%} on {results[0].n_test} test examples; "
+           f"± is the binomial standard error √(p(1−p)/n), so two runs closer than about two of those are not "
+           "told apart by this test set. Latency: one inference (batch 1), median of 30, on this server. Click a "
+           "column to sort.")
+
+explored = list(st.session_state.get("cmp_explored", {}).values())
+st.plotly_chart(cviz.tradeoff(results, explored, "bytes"), key="cmp_bytes")
+c1, c2 = st.columns(2)
+c1.plotly_chart(cviz.tradeoff(results, explored, "latency"), key="cmp_latency")
+c2.plotly_chart(cviz.tradeoff(results, explored, "energy"), key="cmp_energy")
+st.caption(f"Grey points: every run explored in this session ({len(explored)}), the grid below included; the dotted "
+           "line is their Pareto front — no run is both smaller (faster, cheaper) and more accurate than a point "
+           "on it.")
+explainer("How the size and the energy are counted", (
+        "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
+        "of three layouts for its mask: *dense* (zeros stored), *bitmask* (one keep bit per position) or *CSR* "
+        "(column indices and row pointers in the smallest unsigned type). Per-channel scales and zero points, "
+        "k-means codebooks and the float32 (or int32) biases are counted too.\n\n"
+        f"**Energy per inference** (batch 1), from {ENERGY_SOURCE}: a multiply and an add per surviving weight "
+        f"and output position — float32 {ENERGY_PJ['fp32_mult']} + {ENERGY_PJ['fp32_add']} pJ; when weights "
+        f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
+        f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
+        f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
+        f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))
+
+# ---- per layer ------------------------------------------------------------------------------------------------
+st.header("Per layer")
+pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
+                    key="cmp_layers_of")
+layers = pd.DataFrame(results[pick].layers)
+st.dataframe(layers, hide_index=True, width="stretch", key="cmp_layers", column_config={
+    "compute_pj": num("compute pJ", format="%.0f"), "memory_pj": num("memory pJ", format="%.0f"),
+    "energy_pj": num("energy pJ", format="%.0f")})
+if results[pick].integer_note:
+    st.caption(f"Integer-only inference {results[pick].integer_note}.")
+
+if ds.kind == "points":
+    st.header("Decision boundaries")
+    st.plotly_chart(cviz.boundaries(results, ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names)),
+                    key="cmp_boundaries")
+
+# ---- the grid -------------------------------------------------------------------------------------------------
+st.header("Sparsity × bit width")
+st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a weight bit "
+            "width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
+c1, c2, c3 = st.columns([3, 3, 1])
+sp = c1.multiselect("Sparsities (%)", [0, 30, 50, 70, 80, 90, 95, 98], [50, 70, 80, 90, 95, 98], key="cmp_grid_sp")
+bits = c2.multiselect("Weight bits", [8, 6, 5, 4, 3, 2, 1], [8, 6, 4, 3, 2, 1], key="cmp_grid_bits")
+ep = c3.number_input("Fine-tune epochs", 0, 5, 1, key="cmp_grid_ep")
+if st.toggle("Compute the grid", key="cmp_grid_on", help="Runs every combination (cached); shows progress."):
+    if not sp or not bits:
+        st.info("Choose at least one sparsity and one bit width.")
+    else:
+        sp, bits = sorted(sp), sorted(bits, reverse=True)
+        cells = cmp.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
+        if cells is not None:
+            acc = [[r.test_acc for r in row] for row in cells]
+            size = [[r.bytes for r in row] for row in cells]
+            st.plotly_chart(cviz.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
+                            key="cmp_grid")
+
+# ---- downloads and uploads ------------------------------------------------------------------------------------
+st.header("Download and upload")
+c1, c2 = st.columns(2)
+c1.download_button("Download runs (CSV)", pd.DataFrame([r.row() for r in results]).to_csv(index=False),
+                   "compression-runs.csv", "text/csv", key="cmp_dl_csv")
+c2.download_button("Download recipes (JSON)", cmp.downloads(sel, vs), "compression-recipes.json",
+                   "application/json", key="cmp_dl_json",
+                   help="Upload this file back (here or in the CLI: python -m compress_core.experiments FILE) to "
+                        "recreate the runs.")
+st.file_uploader("Upload recipes (JSON)", type=["json"], key="cmp_upload", on_change=cmp.on_upload,
+                 help="A file from “Download recipes”, or recipes written by hand. It replaces the variants above.")
+kind, msg = st.session_state.get("cmp_upload_msg", ("", ""))
+if msg:
+    (st.error if kind == "error" else st.success)(msg)

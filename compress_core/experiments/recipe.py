@@ -1,0 +1,384 @@
+"""A compression recipe: a pipeline of steps applied to one trained baseline, as a frozen, hashable config.
+
+A ``Recipe`` names the baseline (data set, model, seed and, optionally, its training config) and a tuple of
+steps, run in order:
+
+- ``Prune``: magnitude or random, per weight, per neuron/channel (the network is then shrunk to smaller dense
+  layers) or 2:4; per layer or global; one-shot, iterative (prune → fine-tune → repeat) or gradual (cubic).
+- ``FineTune``: train the network as it is, pruned weights held at zero.
+- ``Quantize``: post-training (calibrated ranges) or quantization-aware training (fake quantization with the
+  straight-through estimator, or LSQ's learned steps); any bit width, scheme and granularity.
+- ``Share``: k-means weight sharing (Han et al. 2016): each layer's survivors share 2^bits values.
+
+Quantize and Share end a recipe (training after them would undo them), and only one of them is used.
+In JSON a step is a mapping with ``"step"`` naming its kind; everything round-trips, and a bad recipe is
+refused with a message naming the step and the field.
+
+Usage::
+
+    r = Recipe("digits", "mlp", steps=(Prune(sparsity=0.9, finetune_epochs=1), Quantize(weight_bits=4)))
+    Recipe.from_json(r.to_json()) == r      # True
+    r.hash()                                # its cache entry's name
+    PRESETS["prune 90 % + int4"]("digits", "mlp", 0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+from ..config import SCOPES, Config, param
+from ..data import list_datasets
+from ..models import list_models
+from ..pruning import PruneSettings
+from ..quant import METHODS as CALIBRATION_METHODS
+from ..quant import QuantConfig
+from ..train import TrainConfig
+
+__all__ = ["STEPS", "PRESETS", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step", "grid", "with_value"]
+
+MAX_STEPS = 6
+MAX_EPOCHS = 50
+
+
+def _whole(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _choice(name: str, v: Any, choices) -> list[str]:
+    return [] if v in choices else [f"{name} must be one of {', '.join(map(str, choices))} (got {v!r})"]
+
+
+class Step(Config):
+    """A recipe step: a config with a ``kind`` (its JSON ``"step"`` entry) and plain-words checks."""
+
+    kind: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+
+    def to_dict(self) -> dict:
+        return {"step": self.kind, **super().to_dict()}
+
+    def cache_dict(self) -> dict:
+        return {"step": self.kind, **super().cache_dict()}
+
+    def describe(self) -> str:  # pragma: no cover - every step overrides it
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Prune(Step, label="prune"):
+    """Remove weights (or whole neurons/channels, or 2 of every 4) and optionally fine-tune after each step."""
+
+    kind: ClassVar[str] = "prune"
+    title: ClassVar[str] = "Prune"
+
+    sparsity: float = param(0.9, "fraction of weights (or neurons) removed, 0 ≤ s < 1")
+    criterion: str = param("magnitude", "'magnitude' (smallest |w| first) or 'random'")
+    granularity: str = param("weight", "'weight' (unstructured), 'neuron' (whole neurons/channels, then the "
+                                       "network is shrunk) or 'nm' (2 of every 4)")
+    scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
+    schedule: str = param("one-shot", "'one-shot', 'iterative' (prune → fine-tune → repeat) or 'gradual' (cubic)")
+    rounds: int = param(3, "pruning steps of the iterative and gradual schedules")
+    finetune_epochs: int = param(1, "training epochs after each pruning step (0 = none)")
+    finetune_lr: float = param(0.03, "fine-tuning learning rate (SGD with momentum 0.9)")
+    output_scale: float = param(0.5, "the output layer's rate = sparsity × this (0 = not pruned)")
+
+    def problems(self):
+        if not isinstance(self.sparsity, (int, float)) or isinstance(self.sparsity, bool) \
+                or not 0.0 <= self.sparsity < 1.0:
+            yield f"sparsity must be at least 0 and below 1 (got {self.sparsity!r}): at 1 no weight is left"
+        yield from _choice("criterion", self.criterion, ("magnitude", "random"))
+        yield from _choice("granularity", self.granularity, ("weight", "neuron", "nm"))
+        yield from _choice("scope", self.scope, SCOPES)
+        yield from _choice("schedule", self.schedule, ("one-shot", "iterative", "gradual"))
+        if not _whole(self.rounds, 1, 10):
+            yield f"rounds must be a whole number from 1 to 10 (got {self.rounds!r})"
+        if not _whole(self.finetune_epochs, 0, MAX_EPOCHS):
+            yield f"finetune_epochs must be a whole number from 0 to {MAX_EPOCHS} (got {self.finetune_epochs!r})"
+        if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr <= 1):
+            yield f"finetune_lr must be above 0 and at most 1 (got {self.finetune_lr!r})"
+        if not (isinstance(self.output_scale, (int, float)) and 0 <= self.output_scale <= 1):
+            yield f"output_scale must be from 0 to 1 (got {self.output_scale!r})"
+
+    def settings(self, seed: int) -> PruneSettings:
+        """The ``PruneSettings`` this step runs (``compress_core.pruning.prune_with``)."""
+        return PruneSettings(sparsity=float(self.sparsity), criterion=self.criterion, scope=self.scope,
+                             granularity=self.granularity, output_scale=float(self.output_scale),
+                             schedule=self.schedule, rounds=self.rounds, finetune_epochs=self.finetune_epochs,
+                             finetune_lr=float(self.finetune_lr), seed=seed)
+
+    def describe(self) -> str:
+        what = {"weight": "unstructured", "neuron": "structured", "nm": "2:4"}[self.granularity]
+        amount = "" if self.granularity == "nm" else f" {self.sparsity:.0%}"
+        tune = f", {self.finetune_epochs} ep fine-tune" if self.finetune_epochs else ""
+        sched = "" if self.schedule == "one-shot" or self.granularity == "nm" else f" {self.schedule}×{self.rounds}"
+        return f"prune {what}{amount}{sched}{tune}"
+
+
+@dataclass(frozen=True)
+class FineTune(Step, label="fine-tune"):
+    """Train the network as it is (pruned weights stay zero)."""
+
+    kind: ClassVar[str] = "finetune"
+    title: ClassVar[str] = "Fine-tune"
+
+    epochs: int = param(2, "passes over the training split")
+    lr: float = param(1e-3, "learning rate")
+    optimizer: str = param("adam", "'adam' or 'sgd' (momentum 0.9)")
+
+    def problems(self):
+        if not _whole(self.epochs, 1, MAX_EPOCHS):
+            yield f"epochs must be a whole number from 1 to {MAX_EPOCHS} (got {self.epochs!r})"
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 1):
+            yield f"lr must be above 0 and at most 1 (got {self.lr!r})"
+        yield from _choice("optimizer", self.optimizer, ("adam", "sgd"))
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=float(self.lr), optimizer=self.optimizer, batch_size=64)
+
+    def describe(self) -> str:
+        return f"fine-tune {self.epochs} ep"
+
+
+@dataclass(frozen=True)
+class Quantize(Step, label="quantize"):
+    """Post-training quantization (calibrated ranges) or quantization-aware training; r = S(q − Z)."""
+
+    kind: ClassVar[str] = "quantize"
+    title: ClassVar[str] = "Quantize"
+
+    mode: str = param("ptq", "'ptq' (post-training, calibrated) or 'qat' (quantization-aware training)")
+    weight_bits: int = param(8, "bits per weight (signed)")
+    act_bits: int = param(8, "bits per activation")
+    target: str = param("both", "'both' (integer-only inference applies) or 'weights' (weights only)")
+    per_channel: bool = param(True, "weights: one scale per output channel (else one per tensor)")
+    weight_symmetric: bool = param(True, "weights: symmetric range, Z = 0 (keeps pruned weights exactly zero)")
+    weight_method: str = param("minmax", "weight range calibration method")
+    act_method: str = param("minmax", "activation range calibration method")
+    calibration: int = param(256, "training examples used to calibrate the activation ranges")
+    qat_epochs: int = param(3, "QAT only: fine-tuning epochs with fake quantization")
+    qat_lr: float = param(5e-4, "QAT only: learning rate (Adam)")
+    lsq: bool = param(False, "QAT only: learn the step sizes (LSQ, Esser et al. 2020)")
+
+    def problems(self):
+        yield from _choice("mode", self.mode, ("ptq", "qat"))
+        for name in ("weight_bits", "act_bits"):
+            if not _whole(getattr(self, name), 2 if name == "act_bits" else 1, 8):
+                lo = 2 if name == "act_bits" else 1
+                yield f"{name} must be a whole number from {lo} to 8 (got {getattr(self, name)!r})"
+        yield from _choice("target", self.target, ("both", "weights"))
+        yield from _choice("weight_method", self.weight_method, CALIBRATION_METHODS)
+        yield from _choice("act_method", self.act_method, CALIBRATION_METHODS)
+        if not _whole(self.calibration, 1, 100_000):
+            yield f"calibration must be a whole number of examples from 1 to 100000 (got {self.calibration!r})"
+        if not _whole(self.qat_epochs, 1, MAX_EPOCHS):
+            yield f"qat_epochs must be a whole number from 1 to {MAX_EPOCHS} (got {self.qat_epochs!r})"
+        if not (isinstance(self.qat_lr, (int, float)) and 0 < self.qat_lr <= 1):
+            yield f"qat_lr must be above 0 and at most 1 (got {self.qat_lr!r})"
+        for name in ("per_channel", "weight_symmetric", "lsq"):
+            if not isinstance(getattr(self, name), bool):
+                yield f"{name} must be true or false (got {getattr(self, name)!r})"
+
+    def quant_config(self) -> QuantConfig:
+        return QuantConfig(target=self.target, weight_bits=self.weight_bits, act_bits=self.act_bits,
+                           weight_symmetric=self.weight_symmetric, per_channel=self.per_channel,
+                           weight_method=self.weight_method, act_method=self.act_method)
+
+    def describe(self) -> str:
+        what = f"w{self.weight_bits}a{self.act_bits}" if self.target == "both" else f"w{self.weight_bits}"
+        how = f"QAT {self.qat_epochs} ep" + (" LSQ" if self.lsq else "") if self.mode == "qat" else "PTQ"
+        return f"{how} {what}" + ("" if self.per_channel else " per-tensor")
+
+
+@dataclass(frozen=True)
+class Share(Step, label="share"):
+    """k-means weight sharing: each layer's surviving weights share k = 2^bits values (Han et al. 2016)."""
+
+    kind: ClassVar[str] = "share"
+    title: ClassVar[str] = "Share weights"
+
+    bits: int = param(4, "bits per code: k = 2^bits shared values per layer")
+    iters: int = param(30, "Lloyd iterations of k-means")
+    centroid_epochs: int = param(1, "epochs of centroid fine-tuning (0 = none)")
+    centroid_lr: float = param(1e-3, "learning rate of the centroids (Adam)")
+
+    def problems(self):
+        if not _whole(self.bits, 1, 8):
+            yield f"bits must be a whole number from 1 to 8 (got {self.bits!r})"
+        if not _whole(self.iters, 1, 500):
+            yield f"iters must be a whole number from 1 to 500 (got {self.iters!r})"
+        if not _whole(self.centroid_epochs, 0, MAX_EPOCHS):
+            yield f"centroid_epochs must be a whole number from 0 to {MAX_EPOCHS} (got {self.centroid_epochs!r})"
+        if not (isinstance(self.centroid_lr, (int, float)) and 0 < self.centroid_lr <= 1):
+            yield f"centroid_lr must be above 0 and at most 1 (got {self.centroid_lr!r})"
+
+    def describe(self) -> str:
+        return f"k-means {self.bits}-bit" + (f" + {self.centroid_epochs} ep centroids" if self.centroid_epochs else "")
+
+
+STEPS: dict[str, type[Step]] = {c.kind: c for c in (Prune, FineTune, Quantize, Share)}
+TERMINAL = ("quantize", "share")
+
+
+def step_from_dict(d: Any, where: str) -> Step:
+    """A step from its JSON mapping; ValueError naming ``where`` (e.g. "step 2") and the field."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{where}: expected a mapping with a 'step' entry, got {type(d).__name__}.")
+    d = dict(d)
+    kind = d.pop("step", None)
+    if kind not in STEPS:
+        raise ValueError(f"{where}: unknown step {kind!r}; the steps are {', '.join(STEPS)}.")
+    where = f"{where} ({kind})"
+    try:
+        return STEPS[kind]._from_dict(d, where)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+@dataclass(frozen=True)
+class Recipe(Config, label="recipe", version=1):
+    """A baseline and the steps applied to it, in order."""
+
+    dataset: str = param("digits", "the data set (compress_core.data.list_datasets())")
+    model: str = param("mlp", "the architecture (compress_core.models.list_models(dataset))")
+    seed: int = param(0, "fixes the baseline, the data split and every step's randomness")
+    steps: tuple = param((), "the pipeline: Prune, FineTune, Quantize and Share steps, in order")
+    train: TrainConfig | None = param(None, "the baseline's training; None = the pair's default recipe")
+    name: str = param("", "a label for tables and charts (not part of the cache key)", compare=False)
+
+    def problems(self):
+        if self.dataset not in list_datasets():
+            yield f"unknown data set {self.dataset!r}; the data sets are {', '.join(list_datasets())}"
+        elif self.model not in list_models(self.dataset):
+            yield (f"model {self.model!r} is not available for {self.dataset}; use one of "
+                   f"{', '.join(list_models(self.dataset))}")
+        if not _whole(self.seed, 0, 9999):
+            yield f"seed must be a whole number from 0 to 9999 (got {self.seed!r})"
+        if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
+            yield "steps must be a tuple of Prune, FineTune, Quantize or Share steps"
+            return
+        if len(self.steps) > MAX_STEPS:
+            yield f"at most {MAX_STEPS} steps (got {len(self.steps)})"
+        ends = [i for i, s in enumerate(self.steps, 1) if s.kind in TERMINAL]
+        if len(ends) > 1:
+            yield (f"steps {' and '.join(map(str, ends))} both quantize or share the weights: use one of them "
+                   "(sharing and quantizing are two ways to store the same weights)")
+        elif ends and ends[0] != len(self.steps):
+            s = self.steps[ends[0] - 1]
+            yield (f"step {ends[0]} ({s.kind}) must be the last step: training or pruning after it would undo it "
+                   "(use QAT to train a quantized network)")
+
+    def cache_dict(self) -> dict:
+        d = super().cache_dict()
+        d.pop("name", None)  # a label does not change the result
+        return d
+
+    @classmethod
+    def _from_dict(cls, d: Any, where: str) -> "Recipe":
+        if isinstance(d, Mapping) and "steps" in d:
+            steps = d["steps"]
+            if not isinstance(steps, (list, tuple)):
+                raise ValueError(f"{where}.steps: expected a list of steps, got {type(steps).__name__}.")
+            d = dict(d, steps=tuple(step_from_dict(s, f"step {i}") for i, s in enumerate(steps, 1)))
+        return super()._from_dict(d, where)
+
+    # ---- reading it --------------------------------------------------------------------------------
+    def step(self, kind: str) -> Step | None:
+        """The first step of this kind, or None."""
+        return next((s for s in self.steps if s.kind == kind), None)
+
+    def describe(self) -> str:
+        return " → ".join(s.describe() for s in self.steps) or "float baseline"
+
+    @property
+    def title(self) -> str:
+        return self.name or self.describe()
+
+
+def with_value(recipe: Recipe, path: str, value: Any) -> Recipe:
+    """A copy of ``recipe`` with one field changed: ``"seed"`` (a recipe field) or ``"prune.sparsity"`` (the first
+    step of that kind; a missing step is added with its defaults, before Quantize/Share).
+
+    >>> with_value(r, "quantize.weight_bits", 4)
+    """
+    if "." not in path:
+        if path not in {f.name for f in dataclasses.fields(Recipe)}:
+            raise ValueError(f"{path!r} is not a recipe field; use e.g. 'seed' or 'prune.sparsity'.")
+        return dataclasses.replace(recipe, **{path: value})
+    kind, field_name = path.split(".", 1)
+    if kind not in STEPS:
+        raise ValueError(f"{path!r}: unknown step {kind!r}; the steps are {', '.join(STEPS)}.")
+    if field_name not in {f.name for f in dataclasses.fields(STEPS[kind])}:
+        raise ValueError(f"{path!r}: {STEPS[kind].__name__} has no field {field_name!r}.")
+    steps = list(recipe.steps)
+    i = next((j for j, s in enumerate(steps) if s.kind == kind), None)
+    if i is None:
+        new = STEPS[kind](**{field_name: value})
+        end = next((j for j, s in enumerate(steps) if s.kind in TERMINAL), len(steps))
+        steps.insert(end if kind not in TERMINAL else len(steps), new)
+    else:
+        steps[i] = dataclasses.replace(steps[i], **{field_name: value})
+    return dataclasses.replace(recipe, steps=tuple(steps))
+
+
+def grid(recipe: Recipe, axes: Mapping[str, list]) -> list[Recipe]:
+    """Every combination of the ``axes`` values ({path: values}, paths as in ``with_value``), first axis
+    slowest: the recipes of a sweep, e.g. ``grid(r, {"prune.sparsity": [.5, .9], "quantize.weight_bits": [8, 4]})``.
+    """
+    out = [recipe]
+    for path, values in axes.items():
+        if not values:
+            raise ValueError(f"The sweep axis {path!r} has no values.")
+        out = [with_value(r, path, v) for r in out for v in values]
+    return out
+
+
+def loads(text: str) -> list[Recipe]:
+    """Recipes from JSON text: one recipe, a list of them, or {"recipes": [...]} (the page's download).
+    ValueError in plain words for anything else, naming the recipe, step and field."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"This is not JSON ({e}).") from None
+    if isinstance(data, Mapping) and "recipes" in data:
+        data = data["recipes"]
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValueError("The file holds no recipe.")
+    out = []
+    for i, item in enumerate(items, 1):
+        try:
+            out.append(Recipe.from_dict(item))
+        except ValueError as e:
+            raise ValueError(f"Recipe {i}: {e}") from None
+    return out
+
+
+def dumps(recipes: list[Recipe]) -> str:
+    """The JSON ``loads`` reads back: {"recipes": [...]}, indented."""
+    return json.dumps({"recipes": [r.to_dict() for r in recipes]}, indent=2, sort_keys=True)
+
+
+# ---- presets ---------------------------------------------------------------------------------------------
+def _preset(name: str, *steps: Step) -> Callable[[str, str, int], Recipe]:
+    return lambda dataset, model, seed=0: Recipe(dataset, model, seed, steps=tuple(steps), name=name)
+
+
+PRESETS: dict[str, Callable[..., Recipe]] = {
+    "float baseline": _preset("float baseline"),
+    "prune 90 %": _preset("prune 90 %", Prune(sparsity=0.9, schedule="iterative", rounds=3, finetune_epochs=1)),
+    "int8": _preset("int8", Quantize(weight_bits=8, act_bits=8)),
+    "prune 90 % + int4": _preset("prune 90 % + int4",
+                                 Prune(sparsity=0.9, schedule="iterative", rounds=3, finetune_epochs=1),
+                                 Quantize(weight_bits=4, act_bits=8)),
+    "structured 50 % + int8": _preset("structured 50 % + int8",
+                                      Prune(sparsity=0.5, granularity="neuron", finetune_epochs=2),
+                                      Quantize(weight_bits=8, act_bits=8)),
+    "Deep Compression": _preset("Deep Compression",
+                                Prune(sparsity=0.9, schedule="iterative", rounds=3, finetune_epochs=1,
+                                      output_scale=1.0),
+                                Share(bits=4, centroid_epochs=1)),
+    "int2 QAT": _preset("int2 QAT", Quantize(mode="qat", weight_bits=2, act_bits=8, qat_epochs=3)),
+}

@@ -1,0 +1,336 @@
+"""Run a ``Recipe`` end to end and measure the result; cached by recipe, in memory and on disk.
+
+``run(recipe)`` loads the baseline, applies the steps in order and returns a ``Result``: test accuracy with its
+binomial standard error, loss, weights kept, stored bytes in a named format (``accounting``), the ratio to the
+float32 network, measured latency (the float baseline, the shrunk dense network after structured pruning, the
+integer-only program after full quantization), an energy estimate per inference, a per-layer breakdown and, for
+2-D data, the decision boundary.
+
+Every run is computed on one torch thread, whatever the caller's setting, so that the same recipe gives the same
+numbers in a notebook, in the app, in a CLI sweep and on a Ray worker (matmul reductions differ in their last bits
+between thread counts, and fine-tuning amplifies that). Results are JSON, cached as
+``<cache>/runs/<RESULT_VERSION>-<recipe hash>.json``.
+
+Usage::
+
+    res = run(PRESETS["prune 90 % + int4"]("digits", "mlp"))
+    res.test_acc, res.bytes, res.ratio, res.latency_ms, res.energy_pj
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..baselines import cache_root, get_baseline
+from ..data import Dataset, load_dataset
+from ..deep_compression import share_layers, tune_shared
+from ..filelock import file_lock
+from ..integer import ConversionError, integer_accuracy, to_integer
+from ..pruning import apply_mask, prune_with, shrink
+from ..pruning.formats import time_call
+from ..quant import quant_layers, quantization_aware_training, quantize_model
+from ..train import TrainConfig, evaluate, train
+from .accounting import layer_costs, summarize
+from .recipe import FineTune, Prune, Quantize, Recipe, Share
+
+__all__ = ["RESULT_VERSION", "Result", "run", "standard_error"]
+
+RESULT_VERSION = 1  # part of every cached run's file name: bump it when Result or the pipeline changes
+RUN_THREADS = 1
+LATENCY_REPEATS = 30
+BOUNDARY_STEPS = 70
+
+Progress = Callable[[float, str], None]
+
+
+def standard_error(acc: float, n: int) -> float:
+    """The binomial standard error of an accuracy measured on ``n`` examples: √(p(1 − p)/n)."""
+    return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n > 0 else float("nan")
+
+
+@dataclass
+class Result:
+    """What one recipe gives. Plain values only: it round-trips through JSON (disk cache, Ray, downloads)."""
+
+    recipe: dict
+    title: str
+    describe: str
+    test_acc: float
+    test_acc_se: float
+    test_loss: float
+    n_test: int
+    baseline_acc: float
+    weights: int
+    kept: int
+    bytes: int
+    float32_bytes: int
+    format: str
+    macs: int
+    energy_pj: float
+    compute_pj: float
+    memory_pj: float
+    float_energy_pj: float
+    latency_ms: dict  # {"float": ms, "shrunk": ms or None, "integer": ms or None}, one inference (batch 1)
+    integer_acc: float | None
+    integer_note: str
+    layers: list[dict]
+    boundary: dict | None = None  # {"x": [...], "y": [...], "z": [[class, ...], ...]} for 2-D data
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        """float32 bytes / stored bytes: how many times smaller."""
+        return self.float32_bytes / self.bytes
+
+    @property
+    def kept_fraction(self) -> float:
+        return self.kept / self.weights if self.weights else 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def comparable(self) -> dict:
+        """Everything but the measured times: equal for equal recipes wherever they ran."""
+        d = self.to_dict()
+        d.pop("latency_ms")
+        d.pop("seconds")
+        return d
+
+    def row(self) -> dict:
+        """One line of the runs table."""
+        return {"variant": self.title, "recipe": self.describe, "test accuracy": self.test_acc,
+                "± (s.e.)": self.test_acc_se, "weights kept": self.kept_fraction, "stored bytes": self.bytes,
+                "× smaller": self.ratio, "format": self.format, "float ms": self.latency_ms.get("float"),
+                "shrunk ms": self.latency_ms.get("shrunk"), "integer ms": self.latency_ms.get("integer"),
+                "integer accuracy": self.integer_acc, "energy µJ": self.energy_pj / 1e6,
+                "MACs": self.macs, "hash": Recipe.from_dict(self.recipe).hash()}
+
+
+# ---- caching ---------------------------------------------------------------------------------------------
+_MEMORY: OrderedDict[str, Result] = OrderedDict()
+_MEMORY_SIZE = 512
+_GUARD = threading.Lock()
+
+
+def _path(recipe: Recipe, cache_dir: Path | None) -> Path:
+    return (cache_dir or cache_root()) / "runs" / f"{RESULT_VERSION}-{recipe.hash()}.json"
+
+
+def _remember(key: str, res: Result) -> None:
+    with _GUARD:
+        _MEMORY[key] = res
+        _MEMORY.move_to_end(key)
+        while len(_MEMORY) > _MEMORY_SIZE:
+            _MEMORY.popitem(last=False)
+
+
+def cached(recipe: Recipe, cache_dir: str | Path | None = None) -> Result | None:
+    """The cached result of ``recipe`` (memory, then disk), or None. Never computes."""
+    key = f"{cache_dir}:{recipe.hash()}"
+    with _GUARD:
+        if key in _MEMORY:
+            return _MEMORY[key]
+    path = _path(recipe, Path(cache_dir) if cache_dir else None)
+    try:
+        res = Result.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    _remember(key, res)
+    return res
+
+
+def run(recipe: Recipe, progress: Progress | None = None, *, use_cache: bool = True,
+        cache_dir: str | Path | None = None) -> Result:
+    """The ``Result`` of ``recipe``: from the cache if it ran before, else computed (and cached).
+
+    Args:
+        progress: ``progress(fraction, text)`` between steps (the app's heavy-run pool stops a run by raising
+            from it).
+        use_cache: False computes without reading or writing any cache.
+        cache_dir: overrides the cache root (``$COMPRESS_LAB_CACHE`` or ~/.cache/compression-lab).
+
+    Raises ValueError in plain words when a step cannot run (e.g. structured pruning that leaves a layer empty).
+    """
+    if not use_cache:
+        return _compute(recipe, progress or (lambda f, t: None))
+    hit = cached(recipe, cache_dir)
+    if hit is not None:
+        return retitled(hit, recipe)
+    path = _path(recipe, Path(cache_dir) if cache_dir else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.parent.parent / "locks" / f"run-{path.stem}"):  # another process may be computing it
+        hit = cached(recipe, cache_dir)
+        if hit is not None:
+            return retitled(hit, recipe)
+        res = _compute(recipe, progress or (lambda f, t: None))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(res.to_dict(), f)
+        os.replace(tmp, path)
+    _remember(f"{cache_dir}:{recipe.hash()}", res)
+    return res
+
+
+def retitled(res: Result, recipe: Recipe) -> Result:
+    """The cached result under this recipe's own name (the name is not part of the cache key)."""
+    return res if res.title == recipe.title else dataclasses.replace(res, title=recipe.title, recipe=recipe.to_dict())
+
+
+# ---- the pipeline ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class _State:
+    """The network as the steps leave it."""
+
+    net: nn.Module  # the float network (pruned, shrunk, fine-tuned, shared)
+    mask: dict | None = None
+    final: nn.Module | None = None  # what is evaluated: the fake-quantized copy after Quantize, else ``net``
+    value_bits: int = 32
+    side_bits: dict = field(default_factory=dict)
+    integer: bool = False
+    shrunk: bool = False
+    warnings: list = field(default_factory=list)
+
+
+def _compute(recipe: Recipe, say: Progress) -> Result:
+    t0 = time.perf_counter()
+    with _threads(RUN_THREADS):
+        torch.manual_seed(recipe.seed)
+        ds = load_dataset(recipe.dataset, seed=recipe.seed)
+        say(0.0, "Loading the baseline")
+        base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train)
+        dev = torch.device("cpu")
+        st = _State(net=base.model.to(dev).eval())
+        n = len(recipe.steps)
+        for i, step in enumerate(recipe.steps):
+            say(i / (n + 1), f"Step {i + 1}/{n}: {step.describe()}")
+            _STEP[step.kind](st, step, ds, recipe.seed + i)
+        say(n / (n + 1), "Measuring")
+        return _measure(recipe, base, ds, st, time.perf_counter() - t0)
+
+
+def _prune(st: _State, step: Prune, ds: Dataset, seed: int) -> None:
+    out = prune_with(st.net, ds, step.settings(seed))
+    mask = dict(out.mask)
+    if st.mask is not None:  # a second pruning step: what the first removed stays removed
+        mask = {k: v * st.mask[k] if k in st.mask else v for k, v in mask.items()}
+    st.net, st.mask = apply_mask(out.model, mask), mask
+    st.warnings += out.warnings
+    if step.granularity == "neuron":
+        try:
+            st.net = shrink(st.net, mask).eval()
+        except ValueError as e:
+            raise ValueError(f"Structured pruning at {step.sparsity:.0%} cannot run: {e}") from None
+        st.mask, st.shrunk = None, True
+
+
+def _finetune(st: _State, step: FineTune, ds: Dataset, seed: int) -> None:
+    train(st.net, ds, step.train_config(), seed=seed, mask=st.mask, device=torch.device("cpu"))
+    st.net.eval()
+
+
+def _quantize(st: _State, step: Quantize, ds: Dataset, seed: int) -> None:
+    qc = step.quant_config()
+    calib = ds.x_train[:step.calibration]
+    if step.mode == "qat":
+        st.final, _ = quantization_aware_training(st.net, qc, ds, TrainConfig(epochs=step.qat_epochs,
+                                                  lr=float(step.qat_lr)), calibration_data=calib, lsq=step.lsq,
+                                                  seed=seed, mask=st.mask)
+        st.final.to("cpu")
+        for name, ql in quant_layers(st.final):  # QAT trained the float weights: account for what it learned
+            st.net.get_submodule(name).weight.data.copy_(ql.weight.detach())
+    else:
+        st.final = quantize_model(st.net, qc, calib)
+    st.final.eval()
+    st.value_bits, st.integer = step.weight_bits, step.target == "both"
+    for name, ql in quant_layers(st.final):
+        qp = ql.weight_qparams
+        bits = 32 * qp.scale.numel() * (1 if step.weight_symmetric else 2)  # float32 scales (+ int32 zero points)
+        bits += 64 if ql.output_qparams is not None else 0  # the output's S and Z
+        st.side_bits[f"{name}.weight"] = bits
+
+
+def _share(st: _State, step: Share, ds: Dataset, seed: int) -> None:
+    k = 2 ** step.bits
+    books = share_layers(st.net, st.mask, k, step.iters)
+    if step.centroid_epochs > 0:
+        tune_shared(st.net, books, ds, step.centroid_epochs, float(step.centroid_lr), seed)
+    st.value_bits = step.bits
+    st.side_bits = {key: 32 * k for key in books}  # a float32 codebook per layer
+
+
+_STEP = {"prune": _prune, "finetune": _finetune, "quantize": _quantize, "share": _share}
+
+
+@torch.no_grad()
+def _measure(recipe: Recipe, base, ds: Dataset, st: _State, seconds: float) -> Result:
+    final = st.final if st.final is not None else st.net
+    metrics = evaluate(final, ds.x_test, ds.y_test)
+    rows = layer_costs(st.net, st.mask, ds.input_shape, value_bits=st.value_bits, side_bits=st.side_bits,
+                       integer=st.integer)
+    total = summarize(rows)
+    dense_net = base.model.eval()  # a fresh copy
+    dense = summarize(layer_costs(dense_net, None, ds.input_shape))
+    x1 = ds.x_test[:1]
+    latency = {"float": time_call(lambda: dense_net(x1), repeats=LATENCY_REPEATS)["median_ms"],
+               "shrunk": None, "integer": None}
+    if st.shrunk:
+        latency["shrunk"] = time_call(lambda: st.net(x1), repeats=LATENCY_REPEATS)["median_ms"]
+    int_acc, note = None, "" if st.integer else "does not apply: it needs weights and activations quantized"
+    if st.integer:
+        try:
+            program = to_integer(final, ds.input_shape)
+            int_acc = integer_accuracy(program, ds.x_test, ds.y_test)
+            latency["integer"] = time_call(lambda: program(x1), repeats=LATENCY_REPEATS)["median_ms"]
+        except ConversionError as e:
+            note = str(e)
+    n_test = len(ds.y_test)
+    return Result(recipe=recipe.to_dict(), title=recipe.title, describe=recipe.describe(),
+                  test_acc=metrics.accuracy, test_acc_se=standard_error(metrics.accuracy, n_test),
+                  test_loss=metrics.loss, n_test=n_test, baseline_acc=base.test_metrics.accuracy,
+                  weights=dense["weights"], kept=total["kept"], bytes=total["bytes"], float32_bytes=dense["bytes"],
+                  format=total["format"], macs=total["macs"], energy_pj=total["energy_pj"],
+                  compute_pj=total["compute_pj"], memory_pj=total["memory_pj"], float_energy_pj=dense["energy_pj"],
+                  latency_ms=latency, integer_acc=int_acc, integer_note=note, layers=rows,
+                  boundary=_boundary(final, ds) if ds.kind == "points" else None, warnings=list(st.warnings),
+                  seconds=seconds)
+
+
+def _boundary(model: nn.Module, ds: Dataset) -> dict:
+    """The predicted class over a grid around the test points (as ``viz.decision_boundary`` draws it)."""
+    x = ds.x_test.numpy()
+    xs = np.linspace(x[:, 0].min() - 0.5, x[:, 0].max() + 0.5, BOUNDARY_STEPS)
+    ys = np.linspace(x[:, 1].min() - 0.5, x[:, 1].max() + 0.5, BOUNDARY_STEPS)
+    gx, gy = np.meshgrid(xs, ys)
+    pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32))
+    z = model(pts).argmax(1).reshape(gx.shape).tolist()
+    return {"x": xs.tolist(), "y": ys.tolist(), "z": z}

@@ -1,0 +1,91 @@
+"""Sweeps: many independent ``run`` calls, in this process or fanned out over a Ray cluster; the Pareto front.
+
+A sweep is a list of recipes (``recipe.grid`` builds one from axes such as sparsity × bit width). Each recipe
+runs on its own, so the list can be split across workers however they come:
+
+- ``executor="local"``: one after the other in this process (the default; no extra dependency).
+- ``executor="ray"``: one Ray task per recipe. ``ray.init()`` joins the cluster named by ``$RAY_ADDRESS``, or
+  starts a local one on this machine's cores; on a cluster the tasks spread over every machine it has. Each task
+  returns the result as JSON-ready values, so nothing but plain data crosses the wire. Every run computes on one
+  thread (``run.RUN_THREADS``), so a recipe gives the same numbers on every worker (tested against local runs).
+
+Usage::
+
+    recipes = grid(Recipe("digits", "mlp", steps=(Prune(), Quantize())),
+                   {"prune.sparsity": [0.5, 0.9], "quantize.weight_bits": [8, 4]})
+    results = sweep(recipes, executor="ray")
+    front = pareto_front([(r.bytes, r.test_acc) for r in results])
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+from .recipe import Recipe
+from .run import Result, retitled, run
+
+__all__ = ["EXECUTORS", "pareto_front", "sweep"]
+
+EXECUTORS = ("local", "ray")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (cost, value) that no other point beats: none has cost ≤ and value ≥ with one of
+    them strictly. Sorted by cost. Of exactly equal points, the first is kept.
+
+    >>> pareto_front([(10, 0.9), (5, 0.8), (20, 0.85), (5, 0.7)])
+    [1, 0]
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _ray_run(recipe_json: str, cache_dir: str | None, use_cache: bool) -> dict:
+    """One recipe on a Ray worker; plain values back."""
+    return run(Recipe.from_json(recipe_json), use_cache=use_cache, cache_dir=cache_dir).to_dict()
+
+
+def sweep(recipes: Sequence[Recipe], *, executor: str = "local", progress: Callable[[float, str], None] | None = None,
+          use_cache: bool = True, cache_dir: str | None = None, address: str | None = None) -> list[Result]:
+    """The results of ``recipes``, in their order.
+
+    Args:
+        executor: "local" (this process, one run after another) or "ray" (one task per recipe).
+        progress: ``progress(fraction, text)`` after each finished run.
+        use_cache: read and write the run cache (a worker on another machine uses its own disk).
+        cache_dir: the cache root for every run (default ``$COMPRESS_LAB_CACHE`` or ~/.cache/compression-lab).
+        address: the Ray cluster to join (default ``$RAY_ADDRESS``; neither = start a local Ray).
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
+    say = progress or (lambda f, t: None)
+    total = len(recipes)
+    if executor == "local":
+        out = []
+        for i, r in enumerate(recipes):
+            out.append(run(r, use_cache=use_cache, cache_dir=cache_dir))
+            say((i + 1) / total, f"{i + 1}/{total} runs done")
+        return out
+    import ray  # only when asked for: the app and the local sweeps never need it
+
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in ("COMPRESS_LAB_CACHE",) if k in os.environ}
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env} if env else None)
+    task = ray.remote(num_cpus=1)(_ray_run)
+    pending = {task.remote(r.to_json(), str(cache_dir) if cache_dir else None, use_cache): i
+               for i, r in enumerate(recipes)}
+    results: dict[int, Result] = {}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            i = pending.pop(ref)
+            results[i] = retitled(Result.from_dict(ray.get(ref)), recipes[i])
+        say(len(results) / total, f"{len(results)}/{total} runs done on Ray")
+    return [results[i] for i in range(total)]
+

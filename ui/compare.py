@@ -1,0 +1,264 @@
+"""The Compare page's glue: the variants (recipes without their baseline) in session state and in the URL, their
+editor, running them on the heavy-run pool, the runs explored this session, and recipe uploads.
+
+A variant is {"id", "name", "steps"}; the sidebar's data set, model and seed complete it into a ``Recipe``. The
+link carries the variants as compressed JSON (``cmp``), so it reopens the same comparison.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import zlib
+
+import streamlit as st
+
+from compress_core.baselines import default_train_config
+from compress_core.config import SCOPES
+from compress_core.experiments import PRESETS, STEPS, Recipe, Result, Step, cached, dumps, grid, loads, run, sweep
+from compress_core.quant import METHOD_LABELS
+
+from . import jobs
+from .memo import Memo
+from .sidebar import Selection, switch_to
+
+MAX_VARIANTS = 6
+DEFAULT = ("prune 90 %", "int8", "prune 90 % + int4")
+CHOICES = {
+    "criterion": ("magnitude", "random"), "granularity": ("weight", "neuron", "nm"), "scope": SCOPES,
+    "schedule": ("one-shot", "iterative", "gradual"), "optimizer": ("adam", "sgd"), "mode": ("ptq", "qat"),
+    "target": ("both", "weights"), "weight_method": tuple(METHOD_LABELS), "act_method": tuple(METHOD_LABELS),
+}
+LABELS = {"weight": "weight (unstructured)", "neuron": "neuron (structured)", "nm": "2:4", "ptq": "post-training",
+          "qat": "quantization-aware", "both": "weights + activations", "weights": "weights only",
+          "layer": "per layer", "global": "global", **METHOD_LABELS}
+INTS = {"rounds": (1, 10), "finetune_epochs": (0, 50), "epochs": (1, 50), "weight_bits": (1, 8), "act_bits": (2, 8),
+        "calibration": (1, 100_000), "qat_epochs": (1, 50), "bits": (1, 8), "iters": (1, 500),
+        "centroid_epochs": (0, 50)}
+FLOATS = {"sparsity": (0.0, 0.99, 0.05, "%.2f"), "output_scale": (0.0, 1.0, 0.25, "%.2f")}  # else a learning rate
+
+RUNS, GRIDS = Memo(64), Memo(16)
+EXPLORED_MAX = 400
+
+
+# ---- variants, recipes and the link ------------------------------------------------------------------------
+def _new_id() -> int:
+    st.session_state["cmp_next_id"] = st.session_state.get("cmp_next_id", 0) + 1
+    return st.session_state["cmp_next_id"]
+
+
+def variant(name: str, steps: tuple[Step, ...]) -> dict:
+    return {"id": _new_id(), "name": name, "steps": tuple(steps), "sids": tuple(_new_id() for _ in steps)}
+
+
+def recipe_of(sel: Selection, v: dict) -> Recipe:
+    train = None if sel.train == default_train_config(sel.dataset, sel.model) else sel.train
+    return Recipe(sel.dataset, sel.model, sel.seed, steps=v["steps"], train=train, name=v["name"])
+
+
+def encode(variants: list[dict]) -> str:
+    raw = json.dumps([{"name": v["name"], "steps": [s.to_dict() for s in v["steps"]]} for v in variants],
+                     separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(zlib.compress(raw.encode(), 9)).decode()
+
+
+def decode(text: str, sel: Selection) -> list[dict]:
+    """The variants a link carries; ValueError in plain words for a damaged or hand-edited one."""
+    try:
+        items = json.loads(zlib.decompress(base64.urlsafe_b64decode(text.encode())))
+    except (ValueError, zlib.error) as e:
+        raise ValueError(f"the link's variants cannot be read ({e})") from None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_VARIANTS:
+        raise ValueError(f"the link must carry 1 to {MAX_VARIANTS} variants")
+    out = []
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise ValueError(f"variant {i} is not a mapping")
+        r = loads(json.dumps({"dataset": sel.dataset, "model": sel.model, "seed": sel.seed,
+                              "steps": item.get("steps", []), "name": str(item.get("name", ""))}))[0]
+        out.append(variant(r.name, r.steps))
+    return out
+
+
+def variants(sel: Selection) -> list[dict]:
+    """This session's variants: from the link on the first visit (or the defaults), then from session state."""
+    if "cmp_variants" not in st.session_state:
+        vs = None
+        if "cmp" in st.query_params:
+            try:
+                vs = decode(st.query_params["cmp"], sel)
+            except ValueError as e:
+                st.warning(f"The comparison in this link could not be opened: {e}. Showing the default variants.")
+        st.session_state["cmp_variants"] = vs or [variant(n, PRESETS[n](sel.dataset, sel.model).steps)
+                                                  for n in DEFAULT]
+    return st.session_state["cmp_variants"]
+
+
+def save(vs: list[dict]) -> None:
+    st.session_state["cmp_variants"] = vs
+    st.query_params["cmp"] = encode(vs)
+
+
+# ---- the editor --------------------------------------------------------------------------------------------
+def _field(col, step: Step, sid: int, f: dataclasses.Field, help_text: str):
+    key = f"cmp_{sid}_{f.name}"
+    value = getattr(step, f.name)
+    label = f.name.replace("_", " ")
+    if f.name in CHOICES:
+        opts = list(CHOICES[f.name])
+        return col.selectbox(label, opts, index=opts.index(value) if value in opts else 0, key=key, help=help_text,
+                             format_func=lambda o: LABELS.get(o, o))
+    if isinstance(value, bool):
+        return col.toggle(label, value=value, key=key, help=help_text)
+    if isinstance(value, int):
+        lo, hi = INTS.get(f.name, (0, 1000))
+        return int(col.number_input(label, lo, hi, min(max(value, lo), hi), 1, key=key, help=help_text))
+    lo, hi, step_size, fmt = FLOATS.get(f.name, (1e-5, 1.0, 1e-4, "%.4g"))
+    return float(col.number_input(label, lo, hi, float(min(max(value, lo), hi)), step_size, format=fmt, key=key,
+                                  help=help_text))
+
+
+def edit_step(step: Step, sid: int) -> Step:
+    """The step's fields as widgets; the edited step (or the old one, with the reason shown, if invalid)."""
+    helps = type(step).help_text()
+    fields = [f for f in dataclasses.fields(step) if f.init]
+    cols = st.columns(3)
+    values = {f.name: _field(cols[i % 3], step, sid, f, helps[f.name]) for i, f in enumerate(fields)}
+    try:
+        return type(step)(**values)
+    except ValueError as e:
+        st.error(f"{step.title}: {e} The previous setting is kept.")
+        return step
+
+
+def editor(sel: Selection, vs: list[dict]) -> list[dict]:
+    """Every variant in an expander: its name, its steps' fields, add/remove step, duplicate/remove variant."""
+    out = []
+    for i, v in enumerate(vs):
+        recipe = recipe_of(sel, v)
+        with st.expander(f"**{i + 1}. {v['name'] or 'unnamed'}** — {recipe.describe()}", expanded=False):
+            name = st.text_input("Name", v["name"], key=f"cmp_name_{v['id']}", max_chars=40)
+            steps, sids = [], []
+            for j, (s, sid) in enumerate(zip(v["steps"], v["sids"])):
+                head, drop = st.columns([8, 1])
+                head.markdown(f"**Step {j + 1} · {s.title}**")
+                if drop.button("✕", key=f"cmp_drop_{sid}", help="Remove this step"):
+                    continue
+                steps.append(edit_step(s, sid))
+                sids.append(sid)
+            c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+            kind = c1.selectbox("Add a step", list(STEPS), key=f"cmp_kind_{v['id']}",
+                                format_func=lambda k: STEPS[k].title, label_visibility="collapsed")
+            if c2.button("Add step", key=f"cmp_add_{v['id']}"):
+                steps, sids = _with_step(steps, sids, STEPS[kind]())
+            copy = c3.button("Duplicate", key=f"cmp_dup_{v['id']}", disabled=len(vs) >= MAX_VARIANTS)
+            remove = c4.button("Remove variant", key=f"cmp_rm_{v['id']}", disabled=len(vs) == 1)
+            new = dict(v, name=name.strip(), steps=tuple(steps), sids=tuple(sids))
+            try:
+                recipe_of(sel, new)
+            except ValueError as e:
+                st.error(f"{e} The previous steps are kept.")
+                new = v
+            if not remove:
+                out.append(new)
+            if copy:
+                out.append(variant(f"{new['name']} (copy)", new["steps"]))
+    return out
+
+
+def _with_step(steps: list, sids: list, step: Step) -> tuple[list, list]:
+    """Insert a new step before a final Quantize/Share (where every other step must come)."""
+    at = len(steps) - 1 if steps and steps[-1].kind in ("quantize", "share") and step.kind not in (
+        "quantize", "share") else len(steps)
+    return steps[:at] + [step] + steps[at:], sids[:at] + [_new_id()] + sids[at:]
+
+
+# ---- running -----------------------------------------------------------------------------------------------
+def remember_runs(results: list[Result]) -> None:
+    """Add runs to this session's explored set (the Pareto front is drawn over it)."""
+    explored = st.session_state.setdefault("cmp_explored", {})
+    for r in results:
+        explored[Recipe.from_dict(r.recipe).hash()] = r
+    while len(explored) > EXPLORED_MAX:
+        explored.pop(next(iter(explored)))
+
+
+def run_all(recipes: list[Recipe]) -> list[Result | str] | None:
+    """Each recipe's result, or the plain-words reason it cannot run; computed on the heavy-run pool (progress,
+    Cancel) unless every one is cached. None if cancelled."""
+    if not all(cached(r) is not None for r in recipes):
+        def compute(report):
+            out = []
+            for i, r in enumerate(recipes):
+                try:
+                    out.append(run(r, progress=lambda f, t, i=i: report((i + f) / len(recipes),
+                                                                        f"variant {i + 1}/{len(recipes)}: {t}")))
+                except ValueError as e:
+                    out.append(str(e))
+            return out
+        done = jobs.run(RUNS, tuple(r.hash() for r in recipes), compute, "Running the variants", "cmp_cancel")
+        if done is None:
+            return None
+        errors = {i: d for i, d in enumerate(done) if isinstance(d, str)}
+    else:
+        errors = {}
+    # from the cache, each under this session's name for it
+    results = [errors[i] if i in errors else run(r) for i, r in enumerate(recipes)]
+    remember_runs([r for r in results if isinstance(r, Result)])
+    return results
+
+
+def run_grid(sel: Selection, sparsities: list[float], bits: list[int], epochs: int) -> list[list[Result]] | None:
+    """The sparsity × bit-width grid (rows × columns): prune (magnitude, per layer, fine-tuned) then PTQ."""
+    base = recipe_of(sel, {"name": "", "steps": PRESETS["prune 90 % + int4"](sel.dataset, sel.model).steps})
+    base = dataclasses.replace(base, steps=(dataclasses.replace(base.steps[0], schedule="one-shot",
+                                                                finetune_epochs=epochs), base.steps[1]))
+    recipes = [dataclasses.replace(r, name=r.describe())
+               for r in grid(base, {"prune.sparsity": sparsities, "quantize.weight_bits": bits})]
+    key = tuple(r.hash() for r in recipes)
+    flat = jobs.run(GRIDS, key, lambda report: sweep(recipes, progress=report), "Computing the grid",
+                    "cmp_grid_cancel")
+    if flat is None:
+        return None
+    remember_runs(flat)
+    return [flat[i * len(bits):(i + 1) * len(bits)] for i in range(len(sparsities))]
+
+
+def on_upload() -> None:
+    """The file uploader's callback (it runs before the page, so it may switch the sidebar): the uploaded
+    recipes replace the variants, or a message says why not and nothing changes."""
+    f = st.session_state.get("cmp_upload")
+    if f is None:
+        return
+    st.session_state["cmp_upload_msg"] = ("error", "")
+    try:
+        recipes = loads(f.getvalue().decode("utf-8"))
+    except UnicodeDecodeError:
+        st.session_state["cmp_upload_msg"] = ("error", "This file is not text: upload a recipes JSON file, such as "
+                                                       "the one “Download recipes” makes.")
+        return
+    except ValueError as e:
+        st.session_state["cmp_upload_msg"] = ("error", f"This file cannot be used: {e}")
+        return
+    if len(recipes) > MAX_VARIANTS:
+        st.session_state["cmp_upload_msg"] = ("error", f"This file holds {len(recipes)} recipes; the page compares "
+                                                       f"at most {MAX_VARIANTS}. Nothing was changed.")
+        return
+    bases = {(r.dataset, r.model, r.seed) for r in recipes}
+    if len(bases) > 1:
+        st.session_state["cmp_upload_msg"] = ("error", "The recipes in one file must share the data set, model and "
+                                                       "seed (one baseline). Nothing was changed.")
+        return
+    (ds, model, seed), = bases
+    note = ""
+    if (ds, model, seed) != (st.session_state.get("dataset"), st.session_state.get("model"),
+                             st.session_state.get("seed")):
+        switch_to(ds, model)
+        st.session_state["seed"] = seed
+        note = f" The sidebar now shows their baseline: {ds} · {model}, seed {seed}."
+    st.session_state["cmp_variants"] = [variant(r.name or r.describe(), r.steps) for r in recipes]
+    st.session_state["cmp_upload_msg"] = ("success", f"Loaded {len(recipes)} recipe(s).{note}")
+
+
+def downloads(sel: Selection, vs: list[dict]) -> str:
+    return dumps([recipe_of(sel, v) for v in vs])
