@@ -37,6 +37,7 @@ INTS = {"rounds": (1, 10), "finetune_epochs": (0, 50), "epochs": (1, 50), "weigh
         "centroid_epochs": (0, 50)}
 FLOATS = {"sparsity": (0.0, 0.99, 0.05, "%.2f"), "output_scale": (0.0, 1.0, 0.25, "%.2f")}  # else a learning rate
 
+GRID_SPARSITY, GRID_BITS = [0, 30, 50, 70, 80, 90, 95, 98], [8, 6, 5, 4, 3, 2, 1]
 RUNS, GRIDS = Memo(64), Memo(16)
 EXPLORED_MAX = 400
 
