@@ -94,7 +94,8 @@ with right:
                 ("integer", "🧮", "Integer inference: run the network with no float at all"))
 st.markdown("**Both together.** Han et al. (2016) pruned first, then let the surviving weights share a few "
             "values: each step multiplies the other's savings.")
-topic_links(("deep_compression", "🧩", "Deep compression: prune, share weights, count every byte"))
+topic_links(("deep_compression", "🧩", "Deep compression: prune, share weights, count every byte"),
+            ("compare", "⚖️", "Compare recipes: side by side on size, latency and energy, with the Pareto front"))
 explainer("Why compress at all?", (
     "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
     "than the arithmetic on it (Horowitz, ISSCC 2014).\n"

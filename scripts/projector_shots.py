@@ -28,7 +28,7 @@ from tests.e2e.conftest import (  # noqa: E402
 )
 
 PAGES = {"home": "/", "pruning": "/pruning?pr_curve_ft=1", "lottery": "/lottery", "quantization": "/quantization",
-         "integer": "/integer", "deep-compression": "/deep-compression"}
+         "integer": "/integer", "deep-compression": "/deep-compression", "compare": "/compare"}
 OUT = ROOT / "artifacts" / "projector"
 
 
