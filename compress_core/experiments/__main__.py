@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipes = loads(args.recipes.read_text())
         axes = dict(args.grid)
-        recipes = [r2 for r in recipes for r2 in grid(r, axes)] if axes else recipes
+        if axes:  # each grid point is its own variant: named by what it does, not after the recipe it came from
+            recipes = [dataclasses.replace(g, name=g.describe()) for r in recipes for g in grid(r, axes)]
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -55,6 +56,13 @@ class Step(Config):
 
     kind: ClassVar[str] = ""
     title: ClassVar[str] = ""
+
+    def canonical(self) -> dict:
+        """A whole number given for a float field becomes a float: ``sparsity=0`` and ``0.0`` are one setting
+        (one hash, one cache entry)."""
+        hints = typing.get_type_hints(type(self))
+        return {f.name: float(v) for f in dataclasses.fields(self) if hints.get(f.name) is float
+                and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
 
     def to_dict(self) -> dict:
         return {"step": self.kind, **super().to_dict()}

@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 from .recipe import Recipe
@@ -37,9 +38,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     [1, 0]
     """
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
-    front, best = [], float("-inf")
+    front, best = [], None
     for i in order:
-        if points[i][1] > best:
+        if best is None or points[i][1] > best:
             front.append(i)
             best = points[i][1]
     return front
@@ -74,9 +75,12 @@ def sweep(recipes: Sequence[Recipe], *, executor: str = "local", progress: Calla
     import ray  # only when asked for: the app and the local sweeps never need it
 
     if not ray.is_initialized():
-        env = {k: os.environ[k] for k in ("COMPRESS_LAB_CACHE",) if k in os.environ}
+        # workers import compress_core from this checkout (it is not an installed package), whatever the cwd
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {"PYTHONPATH": path, **{k: os.environ[k] for k in ("COMPRESS_LAB_CACHE",) if k in os.environ}}
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env} if env else None)
+                 runtime_env={"env_vars": env})
     task = ray.remote(num_cpus=1)(_ray_run)
     pending = {task.remote(r.to_json(), str(cache_dir) if cache_dir else None, use_cache): i
                for i, r in enumerate(recipes)}
