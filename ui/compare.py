@@ -175,13 +175,17 @@ def _with_step(steps: list, sids: list, step: Step) -> tuple[list, list]:
 
 
 # ---- running -----------------------------------------------------------------------------------------------
-def remember_runs(results: list[Result]) -> None:
-    """Add runs to this session's explored set (the Pareto front is drawn over it)."""
+def remember_runs(results: list[Result]) -> bool:
+    """Add runs to this session's explored set (the Pareto front is drawn over it); True if any was new."""
     explored = st.session_state.setdefault("cmp_explored", {})
+    new = False
     for r in results:
-        explored[Recipe.from_dict(r.recipe).hash()] = r
+        key = Recipe.from_dict(r.recipe).hash()
+        new |= key not in explored
+        explored[key] = r
     while len(explored) > EXPLORED_MAX:
         explored.pop(next(iter(explored)))
+    return new
 
 
 def run_all(recipes: list[Recipe]) -> list[Result | str] | None:
@@ -221,7 +225,8 @@ def run_grid(sel: Selection, sparsities: list[float], bits: list[int], epochs: i
                     "cmp_grid_cancel")
     if flat is None:
         return None
-    remember_runs(flat)
+    if remember_runs(flat):  # the charts above were drawn without these runs: draw them again with them
+        st.rerun()
     return [flat[i * len(bits):(i + 1) * len(bits)] for i in range(len(sparsities))]
 
 

@@ -112,7 +112,8 @@ def boundaries(variants: Sequence[Result], x: np.ndarray, y: np.ndarray, class_n
         fig.update_xaxes(showticklabels=False, row=1, col=j)
         fig.update_yaxes(showticklabels=False, row=1, col=j)
     fig.update_annotations(font_size=13)
-    return style(fig, None, height=max(300, min(420, 1400 // max(n, 1))), top=70)
+    return style(fig, None, height=max(320, min(440, 1400 // max(n, 1) + 40)), top=70, legend_below=-0.04,
+                 bottom=50, centered=True)
 
 
 def kb(b: float) -> str:
