@@ -78,8 +78,10 @@ TICKET_OVERRIDES: dict[tuple[str, str], dict] = {
 
 
 def default_train_config(dataset: str, model: str) -> TrainConfig:
-    """The training recipe used when none is given, chosen per (data set, model)."""
-    return TRAIN_RECIPES.get((dataset, model), FALLBACK_RECIPE)
+    """The training recipe used when none is given, chosen per (data set, model); an architecture sized by hand
+    (``mlp:256-128``) trains with its family's recipe."""
+    family = model.partition(":")[0] if isinstance(model, str) else model
+    return TRAIN_RECIPES.get((dataset, model), TRAIN_RECIPES.get((dataset, family), FALLBACK_RECIPE))
 
 
 def ticket_train_config(dataset: str, model: str) -> TrainConfig:

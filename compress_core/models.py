@@ -7,6 +7,11 @@
 - ``tiny``: a small MLP (32 -> 32) for 2-D points (only: on images and signals it is too small to be a
   fair subject for compression).
 
+Architectures you size yourself are named by a spec string, so they travel wherever a model name does (links,
+recipes, cache keys): ``mlp:256-128-64`` is an MLP with those hidden widths; ``cnn:8k3-16k5`` a CNN with two conv
+stages of 8 and 16 channels and kernels 3 and 5 (each followed by ReLU and a 2× max-pool), then 120 → 84 →
+classes. ``model_problems`` checks one against the limits below (the machine trains them in seconds).
+
 Every model is an ``nn.Sequential`` with named children (``conv1``, ``fc1``, ``relu1``, ...), and only
 ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers carry parameters, so every pruning and quantization
 algorithm works on every model by walking ``model.named_children()``.
@@ -48,6 +53,98 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+# Limits of architectures sized by hand: what a 2-core laptop trains in seconds (and a class's server survives).
+MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
+MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
+MAX_PARAMS = 1_000_000
+CNN_HEAD = (120, 84)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A parsed model name: the family ("mlp" or "cnn") and its sizes."""
+
+    family: str
+    hidden: tuple[int, ...] = ()  # MLP hidden widths
+    convs: tuple[tuple[int, int], ...] = ()  # CNN (channels, kernel size) per stage
+
+    @property
+    def name(self) -> str:
+        if self.family == "mlp":
+            return "mlp:" + "-".join(map(str, self.hidden))
+        return "cnn:" + "-".join(f"{c}k{k}" for c, k in self.convs)
+
+
+def parse_model(name: str) -> Architecture:
+    """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``).
+    ValueError in plain words for anything else."""
+    if not isinstance(name, str):
+        raise ValueError(f"A model name must be text (got {name!r}).")
+    if name == "mlp":
+        return Architecture("mlp", (300, 100))
+    if name == "tiny":
+        return Architecture("mlp", (32, 32))
+    if name == "cnn":
+        return Architecture("cnn", convs=((6, 3), (16, 3)))  # the 1-D variant widens it, see _cnn
+    family, sep, sizes = name.partition(":")
+    if not sep or family not in ("mlp", "cnn") or not sizes:
+        raise ValueError(f"Unknown model {name!r}. Use one of {', '.join(REGISTRY)}, or size one yourself: "
+                         "'mlp:256-128' (hidden widths) or 'cnn:8k3-16k5' (channels and kernel per conv stage).")
+    parts = sizes.split("-")
+    try:
+        if family == "mlp":
+            return Architecture("mlp", tuple(int(p) for p in parts))
+        convs = []
+        for p in parts:
+            c, k, *rest = p.lower().split("k")
+            if rest:
+                raise ValueError
+            convs.append((int(c), int(k)))
+        return Architecture("cnn", convs=tuple(convs))
+    except ValueError:
+        example = "'mlp:256-128'" if family == "mlp" else "'cnn:8k3-16k5' (8 channels, kernel 3; 16, kernel 5)"
+        raise ValueError(f"Cannot read the sizes in {name!r}: write them like {example}.") from None
+
+
+def model_problems(name: str, dataset: str | Dataset) -> list[str]:
+    """What stops ``name`` from being built for ``dataset``, in plain words (empty: it can be built)."""
+    try:
+        arch = parse_model(name)
+    except ValueError as e:
+        return [str(e)]
+    ds = _as_dataset(dataset)
+    if name in REGISTRY:
+        return [] if ds.kind in REGISTRY[name].kinds else [
+            f"Model {name!r} is not built for {ds.kind} data ({ds.name}). Models for {ds.name}: "
+            f"{', '.join(list_models(ds))}."]
+    out = []
+    if arch.family == "mlp":
+        if not 1 <= len(arch.hidden) <= MAX_HIDDEN_LAYERS:
+            out.append(f"An MLP here has 1 to {MAX_HIDDEN_LAYERS} hidden layers (got {len(arch.hidden)}).")
+        if any(not MIN_WIDTH <= w <= MAX_WIDTH for w in arch.hidden):
+            out.append(f"Each hidden layer has {MIN_WIDTH} to {MAX_WIDTH} units (got {list(arch.hidden)}).")
+    else:
+        if ds.kind == "points":
+            out.append(f"A CNN needs images or signals; {ds.name} is 2-D points. Use an MLP.")
+            return out
+        if not 1 <= len(arch.convs) <= MAX_CONV_STAGES:
+            out.append(f"A CNN here has 1 to {MAX_CONV_STAGES} conv stages (got {len(arch.convs)}).")
+        if any(not 1 <= c <= MAX_CHANNELS for c, _ in arch.convs):
+            out.append(f"Each conv stage has 1 to {MAX_CHANNELS} channels.")
+        if any(k not in KERNELS for _, k in arch.convs):
+            out.append(f"Kernel sizes are odd: one of {', '.join(map(str, KERNELS))}.")
+        side = min(ds.input_shape[1:])
+        if side >> len(arch.convs) < 1:
+            out.append(f"{len(arch.convs)} stages of 2× pooling shrink a {side}-wide input to nothing: use at most "
+                       f"{max(side.bit_length() - 1, 0)}.")
+    if not out:
+        n = sum(p.numel() for p in _build(arch, ds).parameters())
+        if n > MAX_PARAMS:
+            out.append(f"This network has {n:,} parameters; the limit here is {MAX_PARAMS:,} (it must train in "
+                       "seconds on a laptop CPU). Make it narrower or shallower.")
+    return out
+
+
 def list_models(dataset: str | Dataset | None = None) -> list[str]:
     """Registered model names; with a data set, only those built for its kind."""
     if dataset is None:
@@ -69,53 +166,53 @@ def _mlp(in_features: int, classes: int, hidden: tuple[int, ...]) -> list[tuple[
     return layers
 
 
-def _cnn(input_shape: tuple[int, ...], classes: int) -> list[tuple[str, nn.Module]]:
-    if len(input_shape) == 3:  # (channels, height, width): 2-D convolutions
-        c, h, w = input_shape
-        conv, pool, k = nn.Conv2d, nn.MaxPool2d, 3
-        c1, c2 = 6, 16
-        flat = c2 * (h // 4) * (w // 4)
-    else:  # (channels, length): 1-D convolutions
-        c, length = input_shape
-        conv, pool, k = nn.Conv1d, nn.MaxPool1d, 5
-        c1, c2 = 16, 32
-        flat = c2 * (length // 4)
-    return [
-        ("conv1", conv(c, c1, k, padding=k // 2)), ("relu1", nn.ReLU()), ("pool1", pool(2)),
-        ("conv2", conv(c1, c2, k, padding=k // 2)), ("relu2", nn.ReLU()), ("pool2", pool(2)),
-        ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(flat, 120)), ("relu3", nn.ReLU()),
-        ("fc2", nn.Linear(120, 84)), ("relu4", nn.ReLU()),
-        ("fc3", nn.Linear(84, classes)),
-    ]
+def _cnn(input_shape: tuple[int, ...], classes: int, convs: tuple[tuple[int, int], ...]) -> list[tuple[str, nn.Module]]:
+    two_d = len(input_shape) == 3  # (channels, height, width): 2-D convolutions; (channels, length): 1-D
+    conv, pool = (nn.Conv2d, nn.MaxPool2d) if two_d else (nn.Conv1d, nn.MaxPool1d)
+    layers: list[tuple[str, nn.Module]] = []
+    channels, sizes = input_shape[0], list(input_shape[1:])
+    for i, (c, k) in enumerate(convs, start=1):
+        layers += [(f"conv{i}", conv(channels, c, k, padding=k // 2)), (f"relu{i}", nn.ReLU()), (f"pool{i}", pool(2))]
+        channels, sizes = c, [s // 2 for s in sizes]
+    flat = channels
+    for s in sizes:
+        flat *= s
+    n = len(convs)
+    layers.append(("flatten", nn.Flatten()))
+    widths = (flat, *CNN_HEAD)
+    for j, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        layers += [(f"fc{j}", nn.Linear(a, b)), (f"relu{n + j}", nn.ReLU())]
+    layers.append((f"fc{len(CNN_HEAD) + 1}", nn.Linear(widths[-1], classes)))
+    return layers
 
 
-def build_model(name: str, dataset: str | Dataset, seed: int = 0) -> nn.Sequential:
-    """A freshly initialised model ``name`` for ``dataset`` (a name or a loaded ``Dataset``).
-
-    The seed fixes the initial weights θ0. Raises ValueError for an unknown name or an architecture
-    that is not built for the data set's kind (a CNN on 2-D points).
-    """
-    if name not in REGISTRY:
-        raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(REGISTRY)}.")
-    ds = _as_dataset(dataset)
-    spec = REGISTRY[name]
-    if ds.kind not in spec.kinds:
-        raise ValueError(f"Model {name!r} is not built for {ds.kind} data ({ds.name}). "
-                         f"Models for {ds.name}: {', '.join(list_models(ds))}.")
+def _build(arch: Architecture, ds: Dataset) -> nn.Sequential:
     in_features = 1
     for d in ds.input_shape:
         in_features *= d
+    if arch.family == "mlp":
+        return nn.Sequential(OrderedDict(_mlp(in_features, ds.num_classes, arch.hidden)))
+    return nn.Sequential(OrderedDict(_cnn(ds.input_shape, ds.num_classes, arch.convs)))
+
+
+def build_model(name: str, dataset: str | Dataset, seed: int = 0) -> nn.Sequential:
+    """A freshly initialised model ``name`` (registered, or a spec such as ``mlp:256-128``) for ``dataset`` (a
+    name or a loaded ``Dataset``).
+
+    The seed fixes the initial weights θ0. Raises ValueError, in plain words, for an unknown name, a spec beyond
+    the limits, or an architecture that is not built for the data set's kind (a CNN on 2-D points).
+    """
+    ds = _as_dataset(dataset)
+    problems = model_problems(name, ds)
+    if problems:
+        raise ValueError(" ".join(problems))
+    arch = parse_model(name)
+    if name == "cnn" and len(ds.input_shape) == 2:  # LeNet-5's 1-D cousin: wider kernels and channels
+        arch = Architecture("cnn", convs=((16, 5), (32, 5)))
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # layers initialise themselves from the global generator: seed it, then restore
     try:
-        if name == "mlp":
-            layers = _mlp(in_features, ds.num_classes, (300, 100))
-        elif name == "tiny":
-            layers = _mlp(in_features, ds.num_classes, (32, 32))
-        else:
-            layers = _cnn(ds.input_shape, ds.num_classes)
-        model = nn.Sequential(OrderedDict(layers))
+        model = _build(arch, ds)
     finally:
         torch.random.set_rng_state(gen_state)
     return model

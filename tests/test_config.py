@@ -20,6 +20,7 @@ from compress_core.baselines import (
 )
 from compress_core.config import SCOPES, Config, param
 from compress_core.deep_compression import PipelineConfig
+from compress_core.experiments import FineTune, Prune, Quantize, Recipe, Share
 from compress_core.lottery import LotteryConfig
 from compress_core.pruning import PruneSettings
 from compress_core.quant import QuantConfig
@@ -37,6 +38,11 @@ EXAMPLES = [
                 layer_bits=(("fc1", 2), ("fc3", 6))),
     PipelineConfig(sparsity=0.8, scope="global", method="uniform", bits=3, seed=1),
     PruneSettings(sparsity=0.7, granularity="nm", schedule="gradual", rounds=3, n=1, m=4, seed=5),
+    Prune(sparsity=0.8, granularity="neuron", scope="global", schedule="iterative", finetune_epochs=2),
+    FineTune(epochs=3, lr=0.01, optimizer="sgd"),
+    Quantize(mode="qat", weight_bits=3, per_channel=False, lsq=True, act_method="percentile"),
+    Share(bits=3, centroid_epochs=0),
+    Recipe("mnist1d", "mlp:64-32", 2, steps=(Prune(sparsity=0.5), Share(bits=2)), train=TRAIN, name="named"),
 ]
 IDS = [type(c).__name__ for c in EXAMPLES]
 
@@ -46,7 +52,8 @@ def all_config_classes() -> set[type]:
     while todo:
         for sub in todo.pop().__subclasses__():
             if sub.__module__.startswith("compress_core.") and sub not in found:
-                found.add(sub)
+                if dataclasses.is_dataclass(sub):  # not a shared base such as experiments.Step
+                    found.add(sub)
                 todo.append(sub)
     return found
 
@@ -89,7 +96,8 @@ def test_hash_same_settings_same_hash_changed_field_different(cfg):
     assert type(cfg).from_dict(cfg.to_dict()).hash() == h
     changed = {TrainConfig: dict(epochs=4), BaselineConfig: dict(seed=4), LotteryConfig: dict(rate=0.25),
                QuantConfig: dict(layer_bits=(("fc1", 3), ("fc3", 6))), PipelineConfig: dict(bits=2),
-               PruneSettings: dict(sparsity=0.71)}[type(cfg)]
+               PruneSettings: dict(sparsity=0.71), Prune: dict(sparsity=0.81), FineTune: dict(epochs=4),
+               Quantize: dict(act_bits=4), Share: dict(bits=4), Recipe: dict(seed=3)}[type(cfg)]
     assert replace(cfg, **changed).hash() != h
 
 

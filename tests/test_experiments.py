@@ -155,7 +155,7 @@ def recipe_json(*steps, **fields) -> str:
     (recipe_json({"step": "share"}, {"step": "quantize"}), ["steps 1 and 2"]),
     (recipe_json(*[{"step": "finetune"}] * 7), ["at most 6 steps", "got 7"]),
     (recipe_json(dataset="cifar"), ["unknown data set 'cifar'", "digits"]),
-    (recipe_json(dataset="moons", model="cnn"), ["model 'cnn'", "moons", "mlp"]),
+    (recipe_json(dataset="moons", model="cnn"), ["Model 'cnn'", "moons", "mlp"]),
     (recipe_json(seed=-1), ["seed", "-1"]),
     (json.dumps({"datset": "digits"}), ["unknown field", "'datset'"]),
     (json.dumps({"steps": "prune"}), ["steps", "expected a list"]),

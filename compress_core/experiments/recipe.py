@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from ..config import SCOPES, Config, param
 from ..data import list_datasets
-from ..models import list_models
+from ..models import model_problems
 from ..pruning import PruneSettings
 from ..quant import METHODS as CALIBRATION_METHODS
 from ..quant import QuantConfig
@@ -69,6 +69,14 @@ class Step(Config):
 
     def cache_dict(self) -> dict:
         return {"step": self.kind, **super().cache_dict()}
+
+    @classmethod
+    def _from_dict(cls, d: Any, where: str) -> "Step":
+        if isinstance(d, Mapping) and "step" in d:  # its own to_dict names its kind
+            if d["step"] != cls.kind:
+                raise ValueError(f"{where}: a {d['step']!r} step is not a {cls.kind!r} step.")
+            d = {k: v for k, v in d.items() if k != "step"}
+        return super()._from_dict(d, where)
 
     def describe(self) -> str:  # pragma: no cover - every step overrides it
         raise NotImplementedError
@@ -250,7 +258,7 @@ class Recipe(Config, label="recipe", version=1):
     """A baseline and the steps applied to it, in order."""
 
     dataset: str = param("digits", "the data set (compress_core.data.list_datasets())")
-    model: str = param("mlp", "the architecture (compress_core.models.list_models(dataset))")
+    model: str = param("mlp", "the architecture: a registered name or a spec such as 'mlp:256-128'")
     seed: int = param(0, "fixes the baseline, the data split and every step's randomness")
     steps: tuple = param((), "the pipeline: Prune, FineTune, Quantize and Share steps, in order")
     train: TrainConfig | None = param(None, "the baseline's training; None = the pair's default recipe")
@@ -259,9 +267,8 @@ class Recipe(Config, label="recipe", version=1):
     def problems(self):
         if self.dataset not in list_datasets():
             yield f"unknown data set {self.dataset!r}; the data sets are {', '.join(list_datasets())}"
-        elif self.model not in list_models(self.dataset):
-            yield (f"model {self.model!r} is not available for {self.dataset}; use one of "
-                   f"{', '.join(list_models(self.dataset))}")
+        else:
+            yield from (p.rstrip(".") for p in model_problems(self.model, self.dataset))
         if not _whole(self.seed, 0, 9999):
             yield f"seed must be a whole number from 0 to 9999 (got {self.seed!r})"
         if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
