@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import zlib
 from collections import deque
 from typing import Any, Callable
 
@@ -163,7 +164,10 @@ def run(memo: Memo, key: Any, fn: Callable[[Callable[[float, str], None]], Any],
     with box.container():
         left, right = st.columns([6, 1])
         bar = left.progress(0.0, text=label)
-        right.button("Cancel", key=cancel_key, on_click=cancel, help="Stops this run at its next step.")
+        # one widget per task: a page may wait for two tasks of the same kind in one run (e.g. two QAT controls),
+        # and the first one's button stays registered after it finished
+        right.button("Cancel", key=f"{cancel_key}_{zlib.crc32(repr(key).encode()):08x}", on_click=cancel,
+                     help="Stops this run at its next step.")
     # Wait in slices: a click inside an st.fragment (our live views) does not interrupt a fragment run in
     # progress, so after each slice the run is restarted (st.rerun), which lets a pending Cancel or slider move
     # in; the task itself goes on in the pool meanwhile.

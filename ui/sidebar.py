@@ -12,8 +12,21 @@ import streamlit as st
 
 from compress_core.baselines import default_train_config
 from compress_core.data import get_spec, list_datasets
+from compress_core.models import (
+    CNN_HEAD,
+    KERNELS,
+    MAX_CHANNELS,
+    MAX_CONV_STAGES,
+    MAX_HIDDEN_LAYERS,
+    MAX_PARAMS,
+    MAX_WIDTH,
+    MIN_WIDTH,
+    build_model,
+    list_models,
+    model_problems,
+    parse_model,
+)
 from compress_core.models import REGISTRY as MODELS
-from compress_core.models import list_models
 from compress_core.train import TrainConfig
 
 from .state import remember, url_value
@@ -39,15 +52,74 @@ class Selection:
                 "epochs": str(self.train.epochs), "lr": str(self.train.lr)}
 
 
+CUSTOM = {"custom MLP": "mlp", "custom CNN": "cnn"}
+ARCH_HELP = {
+    "mlp": f"Hidden layer widths, first to last, e.g. 256-128-64: 1 to {MAX_HIDDEN_LAYERS} layers of {MIN_WIDTH} to "
+           f"{MAX_WIDTH} units, at most {MAX_PARAMS:,} parameters in all (it trains in seconds).",
+    "cnn": f"Conv stages as channels k kernel, e.g. 8k3-16k5: 1 to {MAX_CONV_STAGES} stages of 1 to {MAX_CHANNELS} "
+           f"channels, kernel {', '.join(map(str, KERNELS))}; each is followed by ReLU and a 2× max-pool, then "
+           f"{' → '.join(map(str, CNN_HEAD))} → classes. At most {MAX_PARAMS:,} parameters.",
+}
+
+
+def _pick_of(model: str) -> tuple[str, str]:
+    """(the Model selectbox's choice, the sizes text) that show ``model``."""
+    family, _, sizes = model.partition(":")
+    return (f"custom {family.upper()}", sizes) if sizes else (model, "")
+
+
+def _set_model(model: str) -> None:
+    st.session_state["model"] = model
+    st.session_state["model_pick"], sizes = _pick_of(model)
+    if sizes:
+        st.session_state["arch"] = sizes
+
+
 def _reset_training_defaults() -> None:
-    """When the data set or model changes, start from that pair's own training recipe."""
+    """When the data set or model changes, start from that pair's own training recipe (a model that cannot be
+    built for the new data set is replaced by the first one that can)."""
     ds = st.session_state["dataset"]
-    models = list_models(ds)
-    if st.session_state.get("model") not in models:
-        st.session_state["model"] = models[0]
+    if model_problems(st.session_state.get("model", ""), ds):
+        _set_model(list_models(ds)[0])
     cfg = default_train_config(ds, st.session_state["model"])
     st.session_state["epochs"] = cfg.epochs
     st.session_state["lr"] = cfg.lr
+
+
+def _pick_changed() -> None:
+    """A custom family picked: start from sizes of its own (the other family's do not parse)."""
+    pick = st.session_state["model_pick"]
+    if pick in CUSTOM:
+        st.session_state["arch"] = {"mlp": "256-128", "cnn": "8k3-16k3"}[CUSTOM[pick]]
+    _model_changed()
+
+
+def _model_changed() -> None:
+    """The Model selectbox or the sizes field changed: a valid architecture becomes the model, else the sidebar
+    says why and the previous model stays."""
+    pick, ds = st.session_state["model_pick"], st.session_state["dataset"]
+    if pick in CUSTOM:
+        sizes = "-".join(p for p in st.session_state.get("arch", "").replace(",", " ").replace("-", " ").split())
+        st.session_state["arch"] = sizes
+        name = f"{CUSTOM[pick]}:{sizes}"
+    else:
+        name = pick
+    problems = model_problems(name, ds)
+    st.session_state["arch_problem"] = " ".join(problems)
+    if not problems:
+        st.session_state["model"] = name
+        _reset_training_defaults()
+
+
+def _describe(model: str, ds: str) -> str:
+    if model in MODELS:
+        return MODELS[model].description
+    arch = parse_model(model)
+    n = sum(p.numel() for p in build_model(model, ds).parameters())
+    if arch.family == "mlp":
+        return f"Your MLP: {' → '.join(map(str, arch.hidden))} hidden units, {n:,} parameters."
+    stages = ", ".join(f"{c} channels × kernel {k}" for c, k in arch.convs)
+    return f"Your CNN: {stages}, then {' → '.join(map(str, CNN_HEAD))}; {n:,} parameters."
 
 
 def render_sidebar() -> Selection:
@@ -55,7 +127,9 @@ def render_sidebar() -> Selection:
     datasets = list_datasets()
     ds = url_value("dataset", "digits", allowed=datasets)
     models = list_models(ds)
-    model = url_value("model", models[0], allowed=models)
+    model = url_value("model", models[0], check=lambda v: not model_problems(v, ds))
+    if "model_pick" not in st.session_state:
+        _set_model(model)
     default = default_train_config(ds, model)
     url_value("seed", 0, cast=int, check=lambda v: 0 <= v <= 9999)
     url_value("epochs", default.epochs, cast=int, check=lambda v: 1 <= v <= 200)
@@ -65,11 +139,21 @@ def render_sidebar() -> Selection:
         st.header("Setup")
         st.selectbox("Data set", datasets, key="dataset", on_change=_reset_training_defaults,
                      help="Which task the network learns. All data sets are built in: nothing is downloaded.")
-        st.caption(get_spec(st.session_state["dataset"]).description)
-        st.selectbox("Model", list_models(st.session_state["dataset"]), key="model",
-                     on_change=_reset_training_defaults,
-                     help="The architecture to compress. Only models built for this kind of data are listed.")
-        st.caption(MODELS[st.session_state["model"]].description)
+        ds = st.session_state["dataset"]
+        st.caption(get_spec(ds).description)
+        picks = list_models(ds) + [c for c, f in CUSTOM.items() if not model_problems(f, ds)]
+        if st.session_state["model_pick"] not in picks:
+            _set_model(st.session_state["model"])
+        st.selectbox("Model", picks, key="model_pick", on_change=_pick_changed,
+                     help="The architecture to compress. Only models built for this kind of data are listed; "
+                          "'custom' lets you size your own.")
+        pick = st.session_state["model_pick"]
+        if pick in CUSTOM:
+            st.text_input("Hidden widths" if CUSTOM[pick] == "mlp" else "Conv stages", key="arch",
+                          on_change=_model_changed, help=ARCH_HELP[CUSTOM[pick]])
+        if st.session_state.get("arch_problem"):
+            st.error(f"{st.session_state['arch_problem']} Still using {st.session_state['model']}.")
+        st.caption(_describe(st.session_state["model"], ds))
         st.number_input("Seed", min_value=0, max_value=9999, step=1, key="seed",
                         help="Fixes the data split, the initial weights θ0 and the batch order: "
                              "the same seed always gives the same numbers.")
@@ -96,7 +180,9 @@ def selection() -> Selection:
 
 def switch_to(dataset: str, model: str) -> None:
     """Select another data set and model (from a widget callback: before the sidebar is drawn)."""
-    st.session_state["dataset"], st.session_state["model"] = dataset, model
+    st.session_state["dataset"] = dataset
+    _set_model(model)
+    st.session_state["arch_problem"] = ""
     _reset_training_defaults()
 
 

@@ -16,15 +16,15 @@ def test_changing_dataset_and_model_rerenders():
     at.sidebar.selectbox(key="dataset").set_value("moons").run()
     assert not at.exception
     assert metrics(at)["Parameters"] == "31,202"  # mlp on 2-D points
-    assert at.sidebar.selectbox(key="model").options == ["mlp", "tiny"]
-    at.sidebar.selectbox(key="model").set_value("tiny").run()
+    assert at.sidebar.selectbox(key="model_pick").options == ["mlp", "tiny", "custom MLP"]
+    at.sidebar.selectbox(key="model_pick").set_value("tiny").run()
     assert not at.exception
     assert metrics(at)["Parameters"] == "1,218"
     assert at.query_params["model"] == "tiny" and at.query_params["epochs"] == "60"
     at.sidebar.selectbox(key="dataset").set_value("mnist1d").run()
     # tiny is built for 2-D points only: switching to signals falls back to the first model that fits
-    assert not at.exception and at.sidebar.selectbox(key="model").value == "mlp"
-    assert at.sidebar.selectbox(key="model").options == ["mlp", "cnn"]
+    assert not at.exception and at.sidebar.selectbox(key="model_pick").value == "mlp"
+    assert at.sidebar.selectbox(key="model_pick").options == ["mlp", "cnn", "custom MLP", "custom CNN"]
 
 
 def test_url_restores_view_and_bad_values_fall_back():
@@ -32,7 +32,7 @@ def test_url_restores_view_and_bad_values_fall_back():
     at = _app(query={"dataset": "spirals", "model": "cnn", "seed": "banana"})
     assert not at.exception
     assert at.sidebar.selectbox(key="dataset").value == "spirals"
-    assert at.sidebar.selectbox(key="model").value == "mlp"
+    assert at.sidebar.selectbox(key="model_pick").value == "mlp"
     assert at.sidebar.number_input(key="seed").value == 0
 
 
@@ -40,7 +40,7 @@ def test_home_links_every_topic_page_with_the_selection():
     at = _app(query={"dataset": "mnist1d", "model": "cnn"})
     assert not at.exception
     links = {el.proto.page: el.proto.query_string for el in at.get("page_link")}
-    assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression"}
+    assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression", "compare"}
     assert all("dataset=mnist1d&model=cnn" in q for q in links.values())
 
 
