@@ -190,4 +190,5 @@ st.markdown("Type a multiplier and see its fixed-point form. M0 keeps 31 signifi
             "error is below one part in two billion: the rounding that matters happens elsewhere (next section).")
 multiplier_view()
 layer_table(cfg, mode, calib, res)
+ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode, headroom), res)
 ui_int.how_it_works(sel.model, sel.dataset, res["compare"], cfg.weight_bits, cfg.act_bits)

@@ -25,7 +25,7 @@ def test_page_renders_and_integer_matches_fake_quant():
     for step in ("1 · input", "4 · accumulator", "5 · multiplier", "8 · shift", "10 · clamp", "11 · real value"):
         assert step in ledger
     assert re.search(r"M0·2\^−n = [\d,]+/2\^31", ledger)
-    table = at.dataframe[-1].value
+    table = next(d for d in at.dataframe if "layer" in d.value).value
     assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and set(table["accumulator"]) == {"int32"}
     assert len(at.get("download_button")) >= 2
 
@@ -101,3 +101,26 @@ def test_qat_mode_shows_the_float_model_with_the_same_extra_training():
     at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "int_mode": "qat"})
     assert not at.exception and not at.error
     assert any("Fair comparison" in i.value and "fine-tuned the same way" in i.value for i in at.info)
+
+
+def test_onnx_runtime_section_agrees_with_our_program_and_offers_the_file():
+    at = open_app(PAGE)
+    assert not at.exception and not at.error
+    m = metrics(at)
+    assert _pts(m["ONNX Runtime int8 acc."]) > 90 and float(m["Same prediction"].rstrip("%")) >= 99.5
+    assert int(m["Largest logit difference"].split()[0]) <= 2
+    times = at.dataframe[-1].value
+    assert list(times["runtime"][:4]) == ["torch float", "our integer program", "ONNX Runtime float",
+                                          "ONNX Runtime int8"]
+    assert set(times["batch"]) == {1024, 1} and (times["median ms"] > 0).all()
+    assert (times.loc[times["runtime"] == "torch float", "× torch float"] == 1.0).all()
+    assert any("ONNX model" in d.label for d in at.get("download_button"))
+
+
+def test_onnx_runtime_runs_wide_and_narrow_codes_too():
+    """16-bit weights are held in int16 (opset 21), 2-bit ones in int8 with our narrower range."""
+    for w, a in ((16, 8), (2, 4)):
+        at = open_app(PAGE, {"int_wbits": str(w), "int_abits": str(a)})
+        assert not at.exception and not at.error
+        m = metrics(at)
+        assert float(m["Same prediction"].rstrip("%")) >= 99.0 and int(m["Largest logit difference"].split()[0]) <= 2

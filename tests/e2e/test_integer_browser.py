@@ -55,3 +55,25 @@ def test_cnn_layer_and_bad_setting(server_url, page):
     expect(page.get_by_text(re.compile("accumulator overflow risk")).first).to_be_visible(timeout=60_000)
     assert_no_exception(page)
     screenshot(page, "integer_overflow_error")
+
+
+def test_onnx_model_downloads_and_runs_in_onnx_runtime(server_url, page):
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    open_page(page, server_url + "/integer?dataset=digits&model=mlp")
+    button = page.get_by_role("button", name=re.compile(r"Download the ONNX model"))
+    expect(button).to_be_visible(timeout=90_000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Same prediction")).to_be_visible()
+    with page.expect_download() as info:
+        button.click()
+    data = open(info.value.path(), "rb").read()
+    size = int(re.search(r"\(([\d,]+) bytes\)", button.inner_text()).group(1).replace(",", ""))
+    assert len(data) == size  # the size on the button is the file's
+    onnx.checker.check_model(onnx.load_from_string(data))
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    logits = session.run(None, {name: np.zeros((2, 1, 8, 8), dtype=np.float32)})[0]
+    assert logits.shape == (2, 10)
+    assert_no_exception(page)
