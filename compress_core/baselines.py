@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .config import Config, param
-from .data import load_dataset
+from .data import is_uploaded, load_dataset
 from .filelock import file_lock
 from .models import build_model
 from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
@@ -178,7 +178,7 @@ def _save(baseline: Baseline, folder: Path) -> None:
 
 def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainConfig | None = None, *,
                  cache_dir: str | Path | None = None, use_cache: bool = True,
-                 callback: Callable[[dict], "bool | None"] | None = None) -> Baseline:
+                 callback: Callable[[dict], "bool | None"] | None = None, weights: str = "") -> Baseline:
     """The trained baseline for (dataset, model, train_config, seed), from the disk cache if possible.
 
     Args:
@@ -189,11 +189,15 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
         use_cache: False trains without reading or writing the cache.
         callback: per-evaluation progress callback passed to ``train`` (returning False is ignored
             here: a baseline is always trained to the end).
+        weights: the digest of uploaded weights (``uploads.register_weights``): they are the trained network
+            (θ0 is this seed's fresh initialisation; there is no training history).
     """
     cfg = BaselineConfig(dataset, model, int(seed), train_config or default_train_config(dataset, model))
+    if weights:
+        return _uploaded_baseline(cfg, weights)
     root = Path(cache_dir) if cache_dir is not None else None
     folder = _entry_dir(cfg, root)
-    if not use_cache:
+    if not use_cache or is_uploaded(dataset):  # nothing derived from an upload is written to disk
         return _train_baseline(cfg, callback)
     # one process trains an entry while the others (server replicas sharing the folder) wait, then read it
     with file_lock(folder.parent.parent / "locks" / f"baseline-{folder.name}"):
@@ -205,6 +209,17 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
         baseline = _train_baseline(cfg, callback)
         _save(baseline, folder)
     return baseline
+
+
+def _uploaded_baseline(cfg: BaselineConfig, digest: str) -> Baseline:
+    from .uploads import uploaded_weights
+
+    state = uploaded_weights(digest)
+    ds = load_dataset(cfg.dataset, seed=cfg.seed)
+    net = build_model(cfg.model, ds, seed=cfg.seed)
+    init = state_copy(net)
+    net.load_state_dict(state)
+    return Baseline(cfg, init, init, state_copy(net), History(), evaluate(net.eval(), ds.x_test, ds.y_test))
 
 
 def _train_baseline(cfg: BaselineConfig, callback: Callable[[dict], "bool | None"] | None) -> Baseline:

@@ -19,12 +19,13 @@ Usage::
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-KINDS = ("image", "sequence", "points")
+KINDS = ("image", "sequence", "points", "features")  # "features": an uploaded table that is none of the others
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,20 +160,70 @@ REGISTRY: dict[str, DatasetSpec] = {
 }
 
 
+# Uploaded data sets (compress_core.uploads), by name, while their uploader holds the ``Upload``: a weak registry,
+# so a session's upload is gone with the session; never cached by ``load_dataset``'s LRU.
+_UPLOADS: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictionary()
+
+
+def register_upload(upload) -> None:
+    """Make an ``uploads.Upload`` loadable by name (for as long as someone holds it)."""
+    _UPLOADS[upload.name] = upload
+
+
+def is_uploaded(name: str) -> bool:
+    """True for an uploaded data set: results derived from it are never written to the disk cache."""
+    return name.startswith("upload-")
+
+
+def _stratified(y: np.ndarray, seed: int, val: float = 0.15, test: float = 0.2) -> tuple[np.ndarray, ...]:
+    """A seeded split that puts every class in each part (at least one example each)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_te, n_va = max(1, round(test * len(idx))), max(1, round(val * len(idx)))
+        for part, chunk in zip(parts, (idx[n_te + n_va:], idx[n_te:n_te + n_va], idx[:n_te])):
+            part.append(chunk)
+    return tuple(np.sort(np.concatenate(p)) for p in parts)
+
+
+def _load_upload(name: str, seed: int) -> Dataset:
+    up = _UPLOADS.get(name)
+    if up is None:
+        raise ValueError(f"The uploaded data set {name!r} is no longer here (uploads last as long as the session "
+                         "that made them): upload it again.")
+    tr, va, te = up.splits if up.splits is not None else _stratified(up.y, seed)
+    return _standardized(name, up.kind, up.x, up.y, (tr, va, te), up.class_names, up.description, seed)
+
+
 def list_datasets() -> list[str]:
     """Names of the registered data sets, in display order."""
     return list(REGISTRY)
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """The registry entry for ``name``; an unknown name raises a ValueError listing the valid ones."""
+    """The registry entry for ``name`` (an uploaded data set's is made from its upload); an unknown name raises a
+    ValueError listing the valid ones."""
+    if is_uploaded(name):
+        up = _UPLOADS.get(name)
+        if up is None:
+            raise ValueError(f"The uploaded data set {name!r} is no longer here: upload it again.")
+        return DatasetSpec(name, up.kind, up.description, None)
     if name not in REGISTRY:
         raise ValueError(f"Unknown data set {name!r}. Valid data sets: {', '.join(REGISTRY)}.")
     return REGISTRY[name]
 
 
-@functools.lru_cache(maxsize=32)
 def load_dataset(name: str, seed: int = 0) -> Dataset:
+    """Load data set ``name`` (built in, or uploaded while its upload is held) split by ``seed``; inputs
+    standardised with training statistics. ValueError for an unknown name."""
+    if is_uploaded(name):
+        return _load_upload(name, int(seed))
+    return _load_builtin(name, int(seed))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_builtin(name: str, seed: int = 0) -> Dataset:
     """Load data set ``name`` split by ``seed``; inputs standardised with training statistics.
 
     Args:
@@ -181,20 +232,26 @@ def load_dataset(name: str, seed: int = 0) -> Dataset:
     """
     spec = get_spec(name)
     raw = spec.builder(int(seed))
-    x, y = raw["x"], raw["y"]
-    tr, va, te = raw["idx"]
-    if spec.kind == "points":  # per-feature standardisation keeps both axes comparable
+    return _standardized(name, spec.kind, raw["x"], raw["y"], raw["idx"], raw["classes"], spec.description, seed)
+
+
+def _standardized(name: str, kind: str, x: np.ndarray, y: np.ndarray, idx, classes, description: str,
+                  seed: int) -> Dataset:
+    tr, va, te = idx
+    if kind in ("points", "features"):  # per-feature standardisation keeps the features comparable
         mean, std = x[tr].mean(axis=0), x[tr].std(axis=0)
+        std = np.where(std > 0, std, 1.0)  # a constant feature stays 0 rather than NaN
     else:  # one scalar for all pixels / time steps keeps the picture's contrast
         mean, std = x[tr].mean(), x[tr].std()
-    x = (x - mean) / std
+        std = std if std > 0 else 1.0
+    x = ((x - mean) / std).astype(np.float32)
 
     def t(a: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a[idx]))
 
     return Dataset(
-        name=name, kind=spec.kind,
+        name=name, kind=kind,
         x_train=t(x, tr), y_train=t(y, tr), x_val=t(x, va), y_val=t(y, va), x_test=t(x, te), y_test=t(y, te),
-        input_shape=tuple(x.shape[1:]), class_names=tuple(raw["classes"]), description=spec.description,
+        input_shape=tuple(x.shape[1:]), class_names=tuple(classes), description=description,
         meta={"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(), "seed": int(seed)},
     )

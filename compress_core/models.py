@@ -45,7 +45,7 @@ REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in (
         ModelSpec("mlp", "LeNet-300-100: two hidden fully connected layers of 300 and 100 ReLU units.",
-                  ("image", "sequence", "points")),
+                  ("image", "sequence", "points", "features")),
         ModelSpec("cnn", "LeNet-5 style: conv → pool → conv → pool, then 120 → 84 → classes.",
                   ("image", "sequence")),
         ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.", ("points",)),
@@ -124,8 +124,8 @@ def model_problems(name: str, dataset: str | Dataset) -> list[str]:
         if any(not MIN_WIDTH <= w <= MAX_WIDTH for w in arch.hidden):
             out.append(f"Each hidden layer has {MIN_WIDTH} to {MAX_WIDTH} units (got {list(arch.hidden)}).")
     else:
-        if ds.kind == "points":
-            out.append(f"A CNN needs images or signals; {ds.name} is 2-D points. Use an MLP.")
+        if ds.kind not in ("image", "sequence"):
+            out.append(f"A CNN needs images or signals; {ds.name} is {ds.kind}. Use an MLP.")
             return out
         if not 1 <= len(arch.convs) <= MAX_CONV_STAGES:
             out.append(f"A CNN here has 1 to {MAX_CONV_STAGES} conv stages (got {len(arch.convs)}).")

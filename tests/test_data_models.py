@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress_core.data import list_datasets, load_dataset
+from compress_core.data import _load_builtin, list_datasets, load_dataset
 from compress_core.models import build_model, list_models, summary, weighted_layers
 
 EXPECTED = {  # name: (kind, input shape, classes, total examples)
@@ -34,7 +34,7 @@ def test_mnist1d_matches_published_split():
 
 
 def test_split_is_fixed_by_seed():
-    a, b, c = load_dataset.__wrapped__("digits", 0), load_dataset.__wrapped__("digits", 0), load_dataset("digits", 1)
+    a, b, c = _load_builtin.__wrapped__("digits", 0), _load_builtin.__wrapped__("digits", 0), load_dataset("digits", 1)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.y_test, c.y_test)
 

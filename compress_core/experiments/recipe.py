@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
 from ..config import SCOPES, Config, param
-from ..data import list_datasets
+from ..data import is_uploaded, list_datasets
 from ..models import model_problems
 from ..pruning import PruneSettings
 from ..quant import METHODS as CALIBRATION_METHODS
@@ -263,9 +263,11 @@ class Recipe(Config, label="recipe", version=1):
     steps: tuple = param((), "the pipeline: Prune, FineTune, Quantize and Share steps, in order")
     train: TrainConfig | None = param(None, "the baseline's training; None = the pair's default recipe")
     name: str = param("", "a label for tables and charts (not part of the cache key)", compare=False)
+    weights: str = param("", "the digest of uploaded weights to start from (compress_core.uploads); '' = trained",
+                         hash_default=False)
 
     def problems(self):
-        if self.dataset not in list_datasets():
+        if self.dataset not in list_datasets() and not is_uploaded(self.dataset):
             yield f"unknown data set {self.dataset!r}; the data sets are {', '.join(list_datasets())}"
         else:
             yield from (p.rstrip(".") for p in model_problems(self.model, self.dataset))

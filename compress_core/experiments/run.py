@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..baselines import cache_root, get_baseline
-from ..data import Dataset, load_dataset
+from ..data import Dataset, is_uploaded, load_dataset
 from ..deep_compression import share_layers, tune_shared
 from ..filelock import file_lock
 from ..integer import ConversionError, integer_accuracy, to_integer
@@ -144,12 +144,19 @@ def _remember(key: str, res: Result) -> None:
             _MEMORY.popitem(last=False)
 
 
+def _on_disk(recipe: Recipe) -> bool:
+    """Whether this recipe's result may be written to disk: never one derived from an upload."""
+    return not (recipe.weights or is_uploaded(recipe.dataset))
+
+
 def cached(recipe: Recipe, cache_dir: str | Path | None = None) -> Result | None:
     """The cached result of ``recipe`` (memory, then disk), or None. Never computes."""
     key = f"{cache_dir}:{recipe.hash()}"
     with _GUARD:
         if key in _MEMORY:
             return _MEMORY[key]
+    if not _on_disk(recipe):
+        return None
     path = _path(recipe, Path(cache_dir) if cache_dir else None)
     try:
         res = Result.from_dict(json.loads(path.read_text()))
@@ -176,6 +183,10 @@ def run(recipe: Recipe, progress: Progress | None = None, *, use_cache: bool = T
     hit = cached(recipe, cache_dir)
     if hit is not None:
         return retitled(hit, recipe)
+    if not _on_disk(recipe):  # in memory only
+        res = _compute(recipe, progress or (lambda f, t: None))
+        _remember(f"{cache_dir}:{recipe.hash()}", res)
+        return res
     path = _path(recipe, Path(cache_dir) if cache_dir else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.parent.parent / "locks" / f"run-{path.stem}"):  # another process may be computing it
@@ -227,7 +238,8 @@ def _compute(recipe: Recipe, say: Progress) -> Result:
         torch.manual_seed(recipe.seed)
         ds = load_dataset(recipe.dataset, seed=recipe.seed)
         say(0.0, "Loading the baseline")
-        base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train)
+        base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train,
+                            weights=recipe.weights)
         dev = torch.device("cpu")
         st = _State(net=base.model.to(dev).eval())
         n = len(recipe.steps)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ..baselines import Baseline, cache_root, get_baseline
-from ..data import Dataset, load_dataset
+from ..data import Dataset, is_uploaded, load_dataset
 from ..filelock import file_lock
 from ..models import build_model, output_layer_name, weighted_layers
 from ..pruning.masks import Mask, prune
@@ -292,7 +292,7 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
     Returns:
         a ``LotteryRun``.
     """
-    if not use_cache:
+    if not use_cache or is_uploaded(config.dataset):  # nothing derived from an upload is written to disk
         return _run_lottery(config, progress, should_stop, False, cache_dir, _clock)
     jpath = cache_paths(config, cache_dir)[0]
     with file_lock(jpath.parent.parent / "locks" / f"lottery-{jpath.stem}"):
