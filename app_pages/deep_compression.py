@@ -1,6 +1,8 @@
-"""Deep compression: prune, then share the survivors' values, and count every stored bit (Han et al. 2016).
+"""Deep compression: prune, share the survivors' values, write them as a Huffman-coded file with relative indices,
+and count every byte (Han et al. 2016).
 
-Controls read here; the pipeline is compress_core.deep_compression (the page's numbers: deep_compression_report),
+Controls, cached runs and the file's download: ui.deep_compression; the pipeline: compress_core.deep_compression
+(the page's numbers: deep_compression_report), the file format: compress_core.export.han_format (docs/FORMAT.md),
 figures compress_core.viz.deep_compression.
 """
 import json
@@ -8,74 +10,35 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compress_core.deep_compression import PipelineConfig
-from compress_core.deep_compression_report import formula_rows, stage_summary, used_centroids
+from compress_core.deep_compression_report import (
+    file_breakdown,
+    file_layers,
+    formula_rows,
+    published_comparison,
+    stage_summary,
+    used_centroids,
+)
 from compress_core.viz import deep_compression as dviz
-from ui import deep_compression as dc_cache
+from ui import deep_compression as dc
 from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 from ui.state import url_widget
 
-SPARSITY = [0.0, 50.0, 70.0, 80.0, 90.0, 95.0, 97.0, 98.0, 99.0, 100.0]
-SCOPE = {"layer": "per layer", "global": "global"}
-METHOD = {"kmeans": "k-means weight sharing", "uniform": "uniform per-channel"}
-
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
 st.title("🧩 Deep compression")
-st.markdown("Han et al. 2016 chained the methods: **prune** the small weights and fine-tune, then let the "
-            "survivors of each layer **share** a few values (a codebook of k = 2^bits centroids), so each "
-            "weight is stored as a short code. Every byte below is counted: values, codes, codebooks, the "
-            "positions of the survivors (index) and the float biases.")
+st.markdown("Han et al. 2016 chained the methods: **prune** the small weights and fine-tune, let the survivors of "
+            "each layer **share** a few values (a codebook of k = 2^bits centroids), so each weight is stored as a "
+            "short code, then write a **file**: each survivor's position as a short *relative* index, codes and "
+            "indices **Huffman-coded**. Every byte below is counted; the last stage's size is the file's length.")
 b = baseline(sel)
 
 
-def controls() -> PipelineConfig:
-    """The pipeline's settings, seeded from the link; stops the page with a plain message when they cannot run."""
-    st.header("Controls")
-    c1, c2, c3 = st.columns([2, 1, 1])
-    sparsity = url_widget(c1.select_slider, "dc_sparsity", 90.0, "Target sparsity (%)", SPARSITY, cast=float,
-                          allowed=SPARSITY, help="Fraction of all weights removed by magnitude by the end of pruning, "
-                          "the output layer included (Han et al. prune every layer; the Pruning page prunes the "
-                          "output layer at half the rate by default, so its weight counts differ at the same %).")
-    scope = url_widget(c2.radio, "dc_scope", "layer", "Scope", list(SCOPE), allowed=list(SCOPE),
-                       format_func=SCOPE.get, horizontal=True,
-                       help="Per layer: every layer loses the same fraction. Global: one ranking of |w| across all "
-                            "layers.")
-    rounds = url_widget(c3.slider, "dc_rounds", 3, "Pruning rounds", 1, 5, cast=int, check=lambda v: 1 <= v <= 5,
-                        help="Prune the same fraction of the survivors each round, then fine-tune under the mask.")
-    c1, c2, c3, c4 = st.columns([1, 1.3, 1.2, 1])
-    epochs = url_widget(c1.slider, "dc_epochs", 3, "Fine-tune epochs per round", 0, 5, cast=int,
-                        check=lambda v: 0 <= v <= 5, help="Training with the pruned weights held at zero; 0 = prune "
-                                                          "only.")
-    method = url_widget(c2.radio, "dc_method", "kmeans", "Sharing method", list(METHOD), allowed=list(METHOD),
-                        format_func=METHOD.get, horizontal=True,
-                        help="k-means: k shared values per layer, placed where the weights are. Uniform: an evenly "
-                             "spaced grid per output channel (compress_core.quant, symmetric so zero stays zero).")
-    bits = url_widget(c3.slider, "dc_bits", 4, "Bits per weight", 1, 8, cast=int, check=lambda v: 1 <= v <= 8,
-                      help="Each surviving weight is stored as a code of this many bits: k = 2^bits shared values "
-                           "(centroids) or quantization levels.")
-    cepochs = url_widget(c4.slider, "dc_cepochs", 1, "Centroid fine-tune epochs", 0, 3, cast=int,
-                         check=lambda v: 0 <= v <= 3, disabled=method != "kmeans",
-                         help="k-means only: train the centroids (a centroid's gradient is the sum of its weights' "
-                              "gradients). 0 = re-evaluate only.")
-    if sparsity >= 100.0:
-        st.warning("At 100 % sparsity no weight is left: there is nothing to share and the network outputs only its "
-                   "biases. Choose 99 % or less.")
-        st.stop()
-    try:
-        return PipelineConfig(sparsity=sparsity / 100, scope=scope, rounds=int(rounds), epochs=int(epochs),
-                              method=method, bits=int(bits), centroid_epochs=int(cepochs), seed=sel.seed)
-    except ValueError as e:
-        st.error(f"These settings cannot run: {e}")
-        st.stop()
-
-
-def run(cfg: PipelineConfig):
+def run(cfg):
     """The pipeline, cached per setting: computed on the heavy-run pool the first time (with progress)."""
     try:
-        res = dc_cache.pipeline(sel, b, ds, cfg)  # read only
+        res = dc.pipeline(sel, b, ds, cfg)  # read only
     except ValueError as e:
         st.error(f"The pipeline stopped: {e}")
         st.stop()
@@ -88,11 +51,12 @@ def stages_section(res, s) -> None:
     st.header("1 · Stage by stage")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Dense size", f"{s.dense['bytes'] / 1024:.1f} KB", help="float32, every parameter")
-    m2.metric("Final size", f"{s.final['bytes'] / 1024:.1f} KB", delta=f"{s.final['ratio']:.1f}× smaller",
-              delta_color="off")
+    m2.metric("File size", f"{s.final['bytes'] / 1024:.2f} KB", delta=f"{s.final['ratio']:.1f}× smaller",
+              delta_color="off", help=f"The length of the compressed file: {s.final['bytes']:,} bytes")
     m3.metric("Dense accuracy", f"{s.dense['test_acc']:.1%}")
-    m4.metric("Final accuracy", f"{s.final['test_acc']:.1%}", delta=f"{s.accuracy_change * 100:+.1f} pts")
-    fair = dc_cache.control(sel, b, ds, res.config)
+    m4.metric("File accuracy", f"{s.final['test_acc']:.1%}", delta=f"{s.accuracy_change * 100:+.1f} pts",
+              help="The network loaded back from the file's bytes")
+    fair = dc.control(sel, b, ds, res.config)
     if fair is not None:
         st.info(f"**Fair comparison.** Pruning came with {res.config.rounds} × {res.config.epochs} epochs of "
                 f"fine-tuning. The dense network trained the same way, nothing pruned, scores "
@@ -108,15 +72,24 @@ def stages_section(res, s) -> None:
         st.warning(f"Layer(s) {', '.join(s.dead_layers)} lost every weight: the network is cut there. "
                    "Use per-layer scope or a lower sparsity.")
     st.dataframe(pd.DataFrame(dviz.stage_frame_rows(res.stages)), hide_index=True, width="stretch")
-    d1, d2, _ = st.columns([1, 1, 1])
+    d1, d2, d3 = st.columns([1, 1, 2])
     d1.download_button("Download CSV", pd.DataFrame(res.stages).to_csv(index=False), "deep_compression.csv",
                        "text/csv", key="dc_csv")
     d2.download_button("Download JSON", json.dumps(dict(res.to_dict(), dataset=sel.dataset, model=sel.model),
                                                    indent=2), "deep_compression.json", "application/json",
                        key="dc_json")
+    dc.download_file(res, sel, d3)
     g1, g2 = st.columns(2)
     g1.plotly_chart(dviz.size_by_stage(res.stages), width="stretch", key="dc_size")
     g2.plotly_chart(dviz.accuracy_by_stage(res.stages), width="stretch", key="dc_acc")
+    st.dataframe(pd.DataFrame(published_comparison(res)), hide_index=True, width="stretch")
+    published("Han, Mao & Dally 2016, \"Deep Compression\", Table 1 (MNIST; pruning, trained quantization and "
+              "Huffman coding)", "LeNet-300-100: **1070 KB → 27 KB (40×)** at **1.58 %** error (1.64 % before). "
+              "LeNet-5: 1720 KB → 44 KB (39×) at 0.74 % error. Pruning alone kept 8 % of LeNet-300-100's weights "
+              "(Han et al. 2015). Our data set and models are smaller: compare the shape, not the digits.")
+    st.caption(f"Measured here ({sel.model} on {sel.dataset}): {s.dense['bytes'] / 1024:.1f} KB → "
+               f"{s.final['bytes']:,} bytes ({s.final['ratio']:.1f}×) at {1 - s.final['test_acc']:.2%} error; "
+               f"pruning alone {s.pruned['ratio']:.1f}×, sharing {s.shared['ratio']:.1f}× (CSR-counted).")
 
 
 @st.fragment
@@ -133,7 +106,25 @@ def layer_view(res) -> None:
                    "centroids that start there keep no weight and their codes go unused.")
 
 
-cfg = controls()
+def file_section(res, s) -> None:
+    st.header("4 · The file: relative indices and Huffman coding")
+    layers = file_layers(res)
+    fillers = sum(r["filler zeros"] for r in layers)
+    widths = ", ".join(f"{r['layer']} {r['index bits']} bits" for r in layers)
+    st.markdown(f"Each survivor stores the **gap** to the previous one in a b-bit index; a gap longer than 2^b − 1 "
+                f"gets a **filler zero** entry (Han 2016, figure 2). b is chosen per layer to make the layer "
+                f"smallest: here {widths}, with "
+                f"{fillers:,} filler zeros in all. Codes and gaps are then "
+                + ("**Huffman-coded** where that is smaller (Huffman 1952; the file stores each code's length, not "
+                   "a tree)." if res.config.huffman else "written with **fixed-width** codes (Huffman coding off).")
+                + f" The file is **{len(res.file):,} bytes**: {s.final['ratio']:.1f}× smaller than the float32 "
+                "parameters, and the network read back from it gives the accuracy in the table.")
+    f1, f2 = st.columns([1, 1.2])
+    f1.plotly_chart(dviz.file_bytes(file_breakdown(res), len(res.file)), width="stretch", key="dc_file")
+    f2.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch")
+
+
+cfg = dc.controls(sel.seed)
 res = run(cfg)
 s = stage_summary(res)
 stages_section(res, s)
@@ -150,7 +141,8 @@ st.markdown(f"n = surviving weights of a layer, b = 32 bits, k = {cfg.k}. Han's 
             "alone (values vs codes + codebook); the measured ratio rounds codes up to whole bytes"
             + (" and, for uniform quantization, counts one float scale per output channel instead of a codebook"
                if cfg.method == "uniform" else "")
-            + "; the last column adds the index cost, which sharing does not shrink. "
+            + "; the last column adds the CSR index cost, which sharing does not shrink (the file's relative "
+              "indices do: section 4). "
             + (f"Whole model: formula {s.formula_ratio:.2f}× for n = {s.n_kept:,}." if s.n_kept else ""))
 f1, f2 = st.columns([1.1, 1])
 f1.dataframe(pd.DataFrame(formula_rows(res)), hide_index=True, width="stretch")
@@ -159,23 +151,19 @@ if s.sharing_grows:
     st.caption(f"In {', '.join(s.sharing_grows)} sharing makes the layer *bigger* (measured below 1×): too few "
                "weights survive for their codes to pay for the codebook. Adding the same index cost to both sides "
                "then pulls the ratio towards 1, which is why its 'with index' ratio is the higher one.")
-published("Han, Mao & Dally 2016, \"Deep Compression\", Tables 1–2 (MNIST, with Huffman coding, which this page "
-          "does not do)", "LeNet-300-100: **1070 KB → 27 KB (40×)** at **1.58 %** error. LeNet-5: 1720 KB → 44 KB "
-          "(39×) at 0.74 % error. Our data sets and models are smaller: compare the shape (pruning gives roughly "
-          "10×, sharing multiplies it), not the digits.")
-st.caption(f"Measured here ({sel.model} on {sel.dataset}): {s.dense['bytes'] / 1024:.1f} KB → "
-           f"{s.final['bytes'] / 1024:.1f} KB ({s.final['ratio']:.1f}×) at {1 - s.final['test_acc']:.2%} error; "
-           f"pruning alone {s.pruned['ratio']:.1f}×.")
+file_section(res, s)
 
 explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
 - **Dense**: every parameter as a 4-byte float.
-- **Pruned** (magnitude, {SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix per
-  layer: 4-byte values of the survivors, a column index for each (1 byte when a row has ≤ 256 columns, else 2),
+- **Pruned** (magnitude, {dc.SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix
+  per layer: 4-byte values of the survivors, a column index for each (1 byte when a row has ≤ 256 columns, else 2),
   and one row pointer per row. The index is why 90 % sparsity gives less than 10×.
 - **Shared**: each survivor becomes a {cfg.bits}-bit code into the layer's codebook ({cfg.k} × 32 bits for
   k-means; one float scale per output channel for uniform); the CSR index stays. Biases stay float32.
-- Han et al. also Huffman-code the codes and store 4–5-bit *relative* indices; this page does neither, so its
-  figures are an upper bound on what their full pipeline would store.
+- **File** (`.clab`, docs/FORMAT.md): relative indices with filler zeros instead of CSR, the codebook holding only
+  the values in use, codes and indices {"Huffman-coded" if cfg.huffman else "in fixed-width codes"}, biases as
+  {dc.BIAS_BITS[cfg.bias_bits]} numbers, the layer list as JSON, a CRC-32. Its size is its length in bytes, and
+  its accuracy that of the network loaded back from those bytes.
 - k-means uses **linear initialisation** (centroids evenly spaced over [min, max]): it keeps centroids out at
   the rare large weights, which matter most (Han 2016, section 3.2).
 """)

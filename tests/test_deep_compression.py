@@ -89,11 +89,13 @@ def test_sizes_add_up_by_hand():
 def test_pipeline_stages_and_invariants(result, setup):
     b, _ = setup
     names = [r["stage"] for r in result.stages]
-    assert names == ["dense", "pruned 1/1", "k-means k=8", "k-means + tuned centroids"]
-    dense, pruned, shared = (result.stages[i]["bytes"] for i in (0, 1, 2))
+    assert names == ["dense", "pruned 1/1", "k-means k=8", "k-means + tuned centroids", "Huffman-coded file"]
+    dense, pruned, shared, tuned, file = (r["bytes"] for r in result.stages)
     assert dense == sum(p.numel() for p in b.model.parameters()) * 4
-    assert dense > pruned > shared
-    assert result.stages[-1]["ratio"] == pytest.approx(dense / shared)
+    assert dense > pruned > shared == tuned > file == len(result.file)  # the last stage is the file's length
+    assert result.stages[-2]["ratio"] == pytest.approx(dense / shared)
+    assert result.stages[-1]["ratio"] == pytest.approx(dense / len(result.file))
+    assert sum(p["bytes"] for p in result.file_parts) == len(result.file)
     assert result.mask.sparsity() == pytest.approx(0.8, abs=1e-3)
     for name, m in result.mask.items():
         w = result.final_state[name]
@@ -116,13 +118,14 @@ def test_pipeline_deterministic(result, setup):
 
 def test_uniform_keeps_zeros_and_levels(setup):
     res = run_pipeline(*setup, PipelineConfig(sparsity=0.7, rounds=1, epochs=0, method="uniform", bits=3))
-    assert [r["stage"] for r in res.stages][-1] == "uniform 3-bit"
+    assert [r["stage"] for r in res.stages][-2:] == ["uniform 3-bit", "Huffman-coded file"]
     for name, m in res.mask.items():
         w = res.final_state[name]
         assert torch.all(w[m == 0] == 0)
         for row in w:  # per output channel: at most 2^3 levels
             assert torch.unique(row).numel() <= 8  # signed 3-bit: −4..3, zero among them
-    assert res.stages[-1]["bytes"] < res.stages[1]["bytes"]
+    assert res.stages[-1]["bytes"] < res.stages[-2]["bytes"] < res.stages[1]["bytes"]
+    assert res.stages[-1]["test_acc"] == res.stages[-2]["test_acc"]  # 8-bit biases: no prediction changes here
 
 
 def test_config_json_round_trip_and_checks():
@@ -161,3 +164,23 @@ def test_with_index_ratio_exceeds_measured_only_where_sharing_grows_the_layer():
     for r in res.formula:
         if r["n"]:
             assert (r["measured_with_index"] > r["measured"]) == (r["measured"] < 1)
+
+
+def test_fields_added_for_the_file_stage_leave_old_hashes_alone():
+    """Issue 13: output_scale, lr_schedule, bias_bits, huffman and index_bits are hash_default=False."""
+    new = {"output_scale", "lr_schedule", "bias_bits", "huffman", "index_bits"}
+    c = PipelineConfig(sparsity=0.95, bits=3)
+    assert not new & set(c.cache_dict()) and new <= set(c.to_dict())
+    assert PipelineConfig(sparsity=0.95, bits=3, huffman=False).hash() != c.hash()
+    for bad in (dict(bias_bits=1), dict(bias_bits=17), dict(index_bits=16), dict(lr_schedule="step"),
+                dict(output_scale=1.5), dict(huffman=1)):
+        with pytest.raises(ValueError):
+            PipelineConfig(**bad)
+
+
+def test_output_scale_and_cosine_fine_tuning_are_used(setup):
+    res = run_pipeline(*setup, PipelineConfig(sparsity=0.8, rounds=1, epochs=1, bits=3, centroid_epochs=0,
+                                              output_scale=0.5, lr_schedule="cosine", huffman=False, index_bits=4))
+    sp = res.mask.layer_sparsity()
+    assert sp["fc1"] == pytest.approx(0.8, abs=1e-3) and sp["fc3"] == pytest.approx(0.4, abs=1e-3)
+    assert res.stages[-1]["stage"] == "file, fixed-width codes" and "4/4/4 bits" in res.stages[-1]["detail"]

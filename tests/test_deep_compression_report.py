@@ -43,3 +43,36 @@ def test_layers_that_sharing_makes_bigger_are_named():
     s = stage_summary(res)
     assert set(s.sharing_grows) == {r["layer"] for r in res.formula if r["n"] and r["measured"] < 1}
     assert s.sharing_grows  # moons·tiny's layers keep a few dozen weights: 16 float32 centroids outweigh them
+
+
+def test_file_breakdown_layers_and_the_published_comparison(setup):
+    """Issue 13: the file's bytes by kind sum to its length; the published LeNet-300-100 figures sit beside ours."""
+    from compress_core.deep_compression_report import (
+        PUBLISHED_LENET_300_100,
+        file_breakdown,
+        file_layers,
+        published_comparison,
+    )
+
+    res = run_pipeline(*setup, PipelineConfig(sparsity=0.9, rounds=1, epochs=0, bits=4, centroid_epochs=0))
+    parts = file_breakdown(res)
+    assert [p["part"] for p in parts] == ["relative indices", "codes", "codebooks / scales", "biases",
+                                          "headers and checksum"]
+    assert sum(p["bytes"] for p in parts) == len(res.file) == res.stages[-1]["bytes"]
+    assert abs(sum(p["share"] for p in parts) - 1) < 1e-9
+    from compress_core.viz.deep_compression import file_bytes
+
+    fig = file_bytes(parts, len(res.file))
+    assert list(fig.data[0].x) == [p["bytes"] for p in parts][::-1]
+    assert f"{len(res.file):,} bytes" in fig.layout.title.text
+    layers = file_layers(res)
+    assert [r["layer"] for r in layers] == ["fc1", "fc2", "fc3"] and all(1 <= r["index bits"] <= 15 for r in layers)
+    assert sum(r["layer bytes"] for r in layers) < len(res.file)  # the rest: frame, JSON header, checksum
+    s = stage_summary(res)
+    assert s.shared is res.stages[-2] and s.final["stage"] == "Huffman-coded file"
+    rows = published_comparison(res)
+    assert [r["stage"] for r in rows] == ["dense float32", "pruned", "shared / quantized", "Huffman-coded file"]
+    assert rows[-1]["this run (measured)"].startswith(f"{len(res.file) / 1024:.1f} KB ({s.final['ratio']:.1f}×)")
+    pub = PUBLISHED_LENET_300_100
+    assert (pub["dense_kb"], pub["final_kb"], pub["ratio"]) == (1070, 27, 40)  # Han 2016, Table 1
+    assert rows[-1]["Han et al. (published)"] == "27 KB (40×), 1.58 % error"

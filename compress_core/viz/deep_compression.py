@@ -1,4 +1,5 @@
-"""Figures of the Deep compression page (Han et al. 2016): size and accuracy by stage, shared weights, formula.
+"""Figures of the Deep compression page (Han et al. 2016): size and accuracy by stage, shared weights, formula, and
+where the compressed file's bytes go.
 
 Pure functions of ``compress_core.deep_compression.PipelineResult`` contents (lists of dicts, tensors).
 
@@ -6,6 +7,7 @@ Usage::
 
     res = run_pipeline(b, ds, PipelineConfig())
     size_by_stage(res.stages); accuracy_by_stage(res.stages)
+    file_bytes(deep_compression_report.file_breakdown(res), len(res.file))
     shared_histogram(res.pruned_state["fc1.weight"], res.mask["fc1.weight"], res.final_state["fc1.weight"],
                      res.centroids["fc1.weight"], "fc1")
 """
@@ -20,7 +22,7 @@ import torch
 from .common import COLORS, style
 
 STAGE_COLORS = {"dense": COLORS["baseline"], "pruned": COLORS["kept"], "k-means": COLORS["ticket"],
-                "uniform": COLORS["quant"]}
+                "uniform": COLORS["quant"], "Huffman": COLORS["accent"], "file": COLORS["accent"]}
 
 
 def _color(stage: str) -> str:
@@ -121,6 +123,18 @@ def formula_bars(formula: list[dict]) -> go.Figure:
     return style(fig, "Weight sharing: formula vs measured, per layer", height=430, legend_below=-0.15)
 
 
+def file_bytes(breakdown: list[dict], total: int) -> go.Figure:
+    """The file's bytes by kind (``deep_compression_report.file_breakdown``), one bar each, labelled with the share
+    of the file's length ``total``."""
+    rows = breakdown[::-1]  # the first part on top
+    fig = go.Figure(go.Bar(y=[r["part"] for r in rows], x=[r["bytes"] for r in rows], orientation="h",
+                           marker_color=COLORS["accent"], text=[f"{r['bytes']:,} B ({r['share']:.0%})" for r in rows],
+                           textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:,} bytes<extra></extra>"))
+    fig.update_xaxes(title_text="bytes", range=[0, max(r["bytes"] for r in rows) * 1.35])
+    return style(fig, f"Where the file's {total:,} bytes go", height=330, bottom=60)
+
+
 def stage_frame_rows(stages: list[dict]) -> list[dict]:
     """Stage rows formatted for a table: percentages and KB."""
     return [{"stage": r["stage"], "test accuracy": f"{r['test_acc']:.2%}", "bytes": r["bytes"],
@@ -129,4 +143,4 @@ def stage_frame_rows(stages: list[dict]) -> list[dict]:
             for r in stages]
 
 
-__all__ = ["size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "stage_frame_rows"]
+__all__ = ["size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "file_bytes", "stage_frame_rows"]

@@ -1,4 +1,5 @@
-"""The Deep compression page under AppTest: stages, metrics, controls, URL state and bad input."""
+"""The Deep compression page under AppTest: stages (the file last), metrics, the download, controls, the preset,
+URL state and bad input."""
 from .conftest import metrics, open_app
 
 PAGE = "app_pages/deep_compression.py"
@@ -9,27 +10,69 @@ def _stages(at):
     return list(at.dataframe[0].value["stage"])
 
 
+def _file_download(at):
+    return next(d for d in at.get("download_button") if d.proto.label.startswith("Download the compressed file"))
+
+
 def test_runs_and_shows_stages_metrics_and_charts():
     at = open_app(PAGE, FAST)
     assert not at.exception
-    assert _stages(at) == ["dense", "pruned 1/1", "k-means k=8"]
+    assert _stages(at) == ["dense", "pruned 1/1", "k-means k=8", "Huffman-coded file"]
     m = metrics(at)
-    dense, final = float(m["Dense size"].split()[0]), float(m["Final size"].split()[0])
+    dense, final = float(m["Dense size"].split()[0]), float(m["File size"].split()[0])
     assert final < dense / 5  # 80 % pruned and 3-bit codes
-    assert m["Final accuracy"].endswith("%")
+    assert m["File accuracy"].endswith("%")
     table = at.dataframe[0].value
     assert list(table["bytes"]) == sorted(table["bytes"], reverse=True)
     assert any("1070 KB → 27 KB" in i.value for i in at.info)  # the published figures, labelled
-    formula = at.dataframe[1].value
+    formula = next(df.value for df in at.dataframe if "formula ×" in df.value.columns)
     assert list(formula["layer"]) == ["fc1", "fc2", "fc3"] and (formula["k"] == 8).all()
     assert (abs(formula["measured ×"] - formula["formula ×"]) < 0.05).all()
+
+
+def test_the_file_stage_its_download_and_the_published_table():
+    at = open_app(PAGE, FAST)
+    assert not at.exception
+    table = at.dataframe[0].value
+    file_bytes = int(table["bytes"].iloc[-1])
+    assert _file_download(at).proto.label == f"Download the compressed file ({file_bytes:,} bytes)"
+    assert abs(float(metrics(at)["File size"].split()[0]) - file_bytes / 1024) < 0.01
+    published = next(df.value for df in at.dataframe if "Han et al. (published)" in df.value.columns)
+    assert list(published["stage"]) == ["dense float32", "pruned", "shared / quantized", "Huffman-coded file"]
+    assert "27 KB (40×)" in published["Han et al. (published)"].iloc[-1]
+    per_layer = next(df.value for df in at.dataframe if "index bits" in df.value.columns)
+    assert list(per_layer["layer"]) == ["fc1", "fc2", "fc3"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "filler zero" in text and f"{file_bytes:,} bytes" in text
+    everything = text + " ".join(i.value for i in at.info)  # the explainer's markdown included
+    assert "Relative indices with filler zeros" in text or "relative indices with filler zeros" in text
+    assert "does not do" not in everything and "this page does neither" not in everything  # no Huffman: gone
+
+
+def test_han_preset_reaches_fifty_times():
+    at = open_app(PAGE, FAST)
+    at.button(key="dc_preset").click().run()
+    assert not at.exception
+    assert at.select_slider(key="dc_sparsity").value == 97.0 and at.radio(key="dc_scope").value == "global"
+    assert at.slider(key="dc_epochs").value == 8 and at.select_slider(key="dc_lr").value == 6e-3
+    final = at.dataframe[0].value.iloc[-1]
+    assert final["stage"] == "Huffman-coded file" and final["× smaller than dense"] >= 50
+    assert at.query_params["dc_sparsity"] in ("97.0", ["97.0"])  # the preset's settings are in the link
+
+
+def test_huffman_off_gives_a_bigger_fixed_width_file():
+    on = open_app(PAGE, FAST).dataframe[0].value.iloc[-1]
+    at = open_app(PAGE, dict(FAST, dc_huffman="0", dc_index_bits="5"))
+    assert not at.exception
+    off = at.dataframe[0].value.iloc[-1]
+    assert off["stage"] == "file, fixed-width codes" and off["bytes"] > on["bytes"]
 
 
 def test_switch_to_uniform_and_url_remembers():
     at = open_app(PAGE, FAST)
     at.radio(key="dc_method").set_value("uniform").run()
     assert not at.exception
-    assert _stages(at)[-1] == "uniform 3-bit"
+    assert _stages(at)[-2:] == ["uniform 3-bit", "Huffman-coded file"]
     assert at.query_params["dc_method"] == ["uniform"] or at.query_params["dc_method"] == "uniform"
     at.selectbox(key="dc_layer").set_value("fc2").run()
     assert not at.exception
@@ -58,3 +101,16 @@ def test_a_layer_that_sharing_makes_bigger_is_explained():
     assert bool(growing) == bool(below) and all(layer in growing[0] for layer in below)
     fair = [i.value for i in at.info if "Fair comparison" in i.value]
     assert fair and "points** from it" in fair[0]  # the fine-tuning's control is shown
+
+
+def test_the_preset_button_sets_every_setting_that_han_settings_changes():
+    from compress_core.deep_compression import HAN_SETTINGS, PipelineConfig
+    from ui.deep_compression import PRESET
+
+    widget = {"sparsity": "dc_sparsity", "scope": "dc_scope", "rounds": "dc_rounds", "epochs": "dc_epochs",
+              "lr": "dc_lr", "method": "dc_method", "bits": "dc_bits", "centroid_epochs": "dc_cepochs",
+              "bias_bits": "dc_bias_bits", "huffman": "dc_huffman", "index_bits": "dc_index_bits"}
+    default, han = PipelineConfig().to_dict(), HAN_SETTINGS.to_dict()
+    assert {k for k in han if han[k] != default[k]} - {"seed"} <= set(widget)  # nothing the page cannot show
+    for field, key in widget.items():
+        assert PRESET[key] == (han[field] * 100 if field == "sparsity" else han[field])

@@ -163,7 +163,8 @@ def test_one_click_to_the_data_set_where_the_lesson_shows():
     assert any("MNIST-1D's CNN" in i.value for i in at.info)
     at.button(key="q_lesson").click().run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="dataset").value == "mnist1d" and at.sidebar.selectbox(key="model_pick").value == "cnn"
+    assert at.sidebar.selectbox(key="dataset").value == "mnist1d"
+    assert at.sidebar.selectbox(key="model_pick").value == "cnn"
     assert at.query_params["dataset"] == "mnist1d" and at.query_params["model"] == "cnn"
     assert not any(b.key == "q_lesson" for b in at.button)  # already there: no button
 

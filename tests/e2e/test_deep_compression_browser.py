@@ -1,4 +1,5 @@
-"""The Deep compression page in Chromium: run the pipeline, see the stage table and the charts."""
+"""The Deep compression page in Chromium: run the pipeline, see the stage table (the file last), the charts and the
+compressed file's download."""
 from playwright.sync_api import expect
 
 from .conftest import assert_no_exception, charts, expect_at_least, metric_value, open_page, screenshot
@@ -12,15 +13,20 @@ def test_pipeline_stage_table_and_charts(server_url, page):
     open_page(page, server_url + "/deep-compression?dc_sparsity=90.0&dc_rounds=2&dc_epochs=1&dc_bits=4&dc_cepochs=1")
     expect(page.get_by_text("Han's formula vs measured").first).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
-    expect_at_least(charts(page), 4)
-    for title in ("Stored size by stage", "Test accuracy by stage", "16 shared values", "formula vs measured"):
+    expect_at_least(charts(page), 5)
+    for title in ("Stored size by stage", "Test accuracy by stage", "16 shared values", "formula vs measured",
+                  "Where the file's"):
         expect(charts(page).filter(has_text=title).first, f"a chart titled {title!r}").to_be_visible()
-    # the size chart's bar labels: one per stage (dense, 2 pruning rounds, k-means, tuned centroids)
+    # the size chart's bar labels: one per stage (dense, 2 pruning rounds, k-means, tuned centroids, the file)
     bars = charts(page).filter(has_text="Stored size by stage").locator(".bartext")
-    expect(bars).to_have_count(5)
+    expect(bars).to_have_count(6)
     expect(bars.first).to_have_text("1.0×")  # each bar says its ratio to dense (the sizes are in the table)
     final = float(bars.last.text_content().rstrip("×"))
-    assert abs(final - _kb(page, "Dense size") / _kb(page, "Final size")) < 0.1
-    assert _kb(page, "Final size") < _kb(page, "Dense size") / 8
+    assert abs(final - _kb(page, "Dense size") / _kb(page, "File size")) < 0.1
+    assert _kb(page, "File size") < _kb(page, "Dense size") / 8
+    download = page.get_by_role("button", name="Download the compressed file")
+    expect(download).to_be_visible()
+    size = int(download.inner_text().split("(")[1].split()[0].replace(",", ""))
+    assert abs(size / 1024 - _kb(page, "File size")) < 0.01  # the button's length is the size shown
     assert_no_exception(page)
     screenshot(page, "deep_compression")
