@@ -48,16 +48,22 @@ hist = b.history
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Test accuracy", f"{b.test_metrics.accuracy:.2%}")
 c2.metric("Test loss", f"{b.test_metrics.loss:.3f}")
-c3.metric("Training steps", f"{hist.iterations:,}")
-c4.metric("Training time", f"{hist.seconds:.1f} s", help="Wall time when this baseline was trained; "
-          "later visits load it from the disk cache.")
+if sel.weights:
+    st.info("These are **your uploaded weights**: the accuracy above is theirs on this data set's test split. They "
+            "came without a training history, and θ0 for lottery tickets is this seed's fresh initialisation.",
+            icon="📤")
+else:
+    c3.metric("Training steps", f"{hist.iterations:,}")
+    c4.metric("Training time", f"{hist.seconds:.1f} s", help="Wall time when this baseline was trained; "
+              "later visits load it from the disk cache.")
 if sel.dataset in PUBLISHED_BASELINES:
     paper = PUBLISHED_BASELINES[sel.dataset]
     published(paper["citation"], " · ".join(f"{m.upper() if len(m) <= 3 else m} {a:.0%}" for m, a in
                                             paper["accuracy"].items())
               + f". Measured here, {sel.model}: **{b.test_metrics.accuracy:.1%}** (seed {sel.seed}; the paper's "
               "models and training differ in detail, so compare the level, not the digits).")
-st.plotly_chart(viz.training_curves(hist.records, title="Training curves"), key="home_curves")
+if hist.records:
+    st.plotly_chart(viz.training_curves(hist.records, title="Training curves"), key="home_curves")
 if ds.kind == "points":
     st.plotly_chart(viz.decision_boundary(viz.model_predictor(model), ds.x_test.numpy(), ds.y_test.numpy(),
                                           list(ds.class_names), title="Decision boundary on the test points"),

@@ -45,6 +45,7 @@ LIMITS = {
     "min_per_class": 3,  # every class in the training, validation and test splits
     "classes": 100,
     "npz_uncompressed": 200 * 1024 * 1024,
+    "values": 10_000_000,  # rows × features: 40 MB of float32
 }
 
 
@@ -208,6 +209,9 @@ def _finish(name_bytes: bytes, filename: str, x: np.ndarray, y_raw: np.ndarray, 
                          "and test.")
     if len(x) > LIMITS["rows"]:
         raise ValueError(f"The file has more than {LIMITS['rows']:,} rows, the limit here.")
+    if x.size > LIMITS["values"]:
+        raise ValueError(f"The data holds {x.size:,} numbers (rows × features); the limit here is "
+                         f"{LIMITS['values']:,}.")
     if int(np.prod(x.shape[1:])) > LIMITS["columns"]:
         raise ValueError(f"Each example has {int(np.prod(x.shape[1:])):,} features; the limit is "
                          f"{LIMITS['columns']:,}.")
@@ -218,7 +222,8 @@ def _finish(name_bytes: bytes, filename: str, x: np.ndarray, y_raw: np.ndarray, 
         raise ValueError(f"Class {classes[c]!r} has only {counts.min()} rows; each class needs at least "
                          f"{LIMITS['min_per_class'] * 3} (a few in each of the training, validation and test splits).")
     x, kind = _kind(x.astype(np.float32), shape_hint)
-    name = "upload-" + hashlib.sha256(name_bytes + shape_hint.encode()).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", filename.rsplit(".", 1)[0])[:24].strip("_") or "data"
+    name = f"upload-{hashlib.sha256(name_bytes + shape_hint.encode()).hexdigest()[:8]}-{stem}"  # readable in a list
     return Upload(name, filename, np.ascontiguousarray(x), y, kind, classes, splits)
 
 

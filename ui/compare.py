@@ -54,7 +54,8 @@ def variant(name: str, steps: tuple[Step, ...]) -> dict:
 
 def recipe_of(sel: Selection, v: dict) -> Recipe:
     train = None if sel.train == default_train_config(sel.dataset, sel.model) else sel.train
-    return Recipe(sel.dataset, sel.model, sel.seed, steps=v["steps"], train=train, name=v["name"])
+    return Recipe(sel.dataset, sel.model, sel.seed, steps=v["steps"], train=train, name=v["name"],
+                  weights=sel.weights)
 
 
 def encode(variants: list[dict]) -> str:

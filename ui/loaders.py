@@ -10,15 +10,23 @@ import json
 import streamlit as st
 
 from compress_core.baselines import Baseline, get_baseline
-from compress_core.data import Dataset, load_dataset
+from compress_core.data import Dataset, is_uploaded, load_dataset
 from compress_core.train import TrainConfig
 
 from .memo import Memo
 from .sidebar import Selection
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def dataset(name: str, seed: int) -> Dataset:
+    """The data set split by ``seed``: cached for every session, except an upload, which is split afresh (from
+    the session's own copy, while the session lasts) and never kept in a process-wide cache."""
+    if is_uploaded(name):
+        return load_dataset(name, seed=seed)
+    return _builtin(name, seed)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _builtin(name: str, seed: int) -> Dataset:
     return load_dataset(name, seed=seed)
 
 
@@ -31,10 +39,10 @@ def baseline_of(sel: Selection | tuple, callback=None) -> Baseline:
     under ``sel.key``. Pass the ``Selection``; a bare ``Selection.key`` is still read (by its field order,
     in this one place) until every caller hands over the selection itself."""
     if not isinstance(sel, Selection):
-        name, model, seed, train_json = sel
-        sel = Selection(name, model, seed, TrainConfig.from_dict(json.loads(train_json)))
+        name, model, seed, train_json, weights = sel
+        sel = Selection(name, model, seed, TrainConfig.from_dict(json.loads(train_json)), weights)
     return _BASELINES.get(sel.key, lambda: get_baseline(sel.dataset, sel.model, seed=sel.seed, train_config=sel.train,
-                                                        callback=callback))
+                                                        callback=callback, weights=sel.weights))
 
 
 def baseline(sel: Selection) -> Baseline:

@@ -7,6 +7,7 @@ them later. Every cached object is shared between sessions: read it, never chang
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Callable
 
@@ -17,6 +18,7 @@ class Memo:
 
     def __init__(self, size: int):
         self.size, self.data, self.locks, self.guard = size, OrderedDict(), {}, threading.Lock()
+        ALL.add(self)
 
     def get(self, key, compute: Callable[[], object]):
         with self.guard:
@@ -39,3 +41,19 @@ class Memo:
     def has(self, key) -> bool:
         with self.guard:
             return key in self.data
+
+    def forget(self, needle: str) -> int:
+        """Drop every entry whose key mentions ``needle`` (an upload's name or digest); how many were dropped."""
+        with self.guard:
+            gone = [k for k in self.data if needle in repr(k)]
+            for k in gone:
+                del self.data[k]
+        return len(gone)
+
+
+ALL: "weakref.WeakSet[Memo]" = weakref.WeakSet()  # every memo, so that an ended session's uploads can be forgotten
+
+
+def forget_everywhere(needle: str) -> int:
+    """``Memo.forget(needle)`` on every memo of the process."""
+    return sum(m.forget(needle) for m in list(ALL))

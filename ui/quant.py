@@ -131,14 +131,14 @@ def controls() -> Choices:
 
 
 def _parts(key: tuple, calib_size: int):
-    name, _, seed, _ = key
+    name, _, seed, *_ = key
     ds = dataset(name, seed)
     return baseline_of(key), ds, ds.x_train[:calib_size]
 
 
 def qat_schedule(key: tuple, epochs: int) -> TrainConfig:
     """Fine-tuning recipe: the baseline's batch size, a few epochs, half its learning rate."""
-    _, _, _, train_json = key
+    train_json = key[3]
     base = TrainConfig.from_dict(json.loads(train_json))
     return TrainConfig(epochs=epochs, lr=base.lr / 2, batch_size=base.batch_size, optimizer=base.optimizer)
 
@@ -165,7 +165,7 @@ def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> d
     and a Cancel button drawn while it trains. None if this session cancelled it."""
     def compute(report) -> dict:
         b, ds, calib = _parts(key, calib_size)
-        _, _, seed, _ = key
+        seed = key[2]
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
@@ -192,7 +192,7 @@ def qat_control(key: tuple, epochs: int):
     heavy-run pool, cached per (baseline, epochs); None if cancelled."""
     def compute(report):
         b, ds, _ = _parts(key, 0)
-        _, _, seed, _ = key
+        seed = key[2]
         net, _ = float_control(b.model, ds, qat_schedule(key, epochs), seed=seed,
                                callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
                                                            f"epoch {rec['epoch']:.0f}/{epochs}"))
@@ -225,7 +225,7 @@ def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int |
     on the heavy-run pool). None if this session cancelled it."""
     def compute(report) -> list[dict]:
         b, ds, calib = _parts(key, calib_size)
-        _, _, seed, _ = key
+        seed = key[2]
         cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
         return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
@@ -258,7 +258,7 @@ def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def float_summary(key: tuple) -> dict:
     b = baseline_of(key)
-    name, _, seed, _ = key
+    name, _, seed, *_ = key
     ds = dataset(name, seed)
     m = b.model
     return {"metrics": evaluate(m, ds.x_test, ds.y_test), "size": model_size(m)}

@@ -30,6 +30,7 @@ from compress_core.models import REGISTRY as MODELS
 from compress_core.train import TrainConfig
 
 from .state import remember, url_value
+from .uploads import session_uploads, sidebar_section, weights_digest
 
 LR_CHOICES = (3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
 
@@ -40,12 +41,13 @@ class Selection:
     model: str
     seed: int
     train: TrainConfig
+    weights: str = ""  # the digest of this session's uploaded weights, when they are the baseline
 
     @property
-    def key(self) -> tuple[str, str, int, str]:
-        """(data set, model, seed, training config as sorted JSON): the cache key of everything derived
-        from this selection's baseline (``ui.loaders.baseline_of(key)`` gives the baseline back)."""
-        return (self.dataset, self.model, self.seed, json.dumps(self.train.to_dict(), sort_keys=True))
+    def key(self) -> tuple[str, str, int, str, str]:
+        """(data set, model, seed, training config as sorted JSON, uploaded weights' digest): the cache key of
+        everything derived from this selection's baseline (``ui.loaders.baseline_of(key)`` gives the baseline back)."""
+        return (self.dataset, self.model, self.seed, json.dumps(self.train.to_dict(), sort_keys=True), self.weights)
 
     def as_query(self) -> dict[str, str]:
         return {"dataset": self.dataset, "model": self.model, "seed": str(self.seed),
@@ -125,7 +127,7 @@ def _describe(model: str, ds: str) -> str:
 def render_sidebar() -> Selection:
     """Draw the shared controls and return the current selection."""
     datasets = list_datasets()
-    ds = url_value("dataset", "digits", allowed=datasets)
+    ds = url_value("dataset", "digits", allowed=datasets + list(session_uploads().datasets))
     models = list_models(ds)
     model = url_value("model", models[0], check=lambda v: not model_problems(v, ds))
     if "model_pick" not in st.session_state:
@@ -137,8 +139,10 @@ def render_sidebar() -> Selection:
 
     with st.sidebar:
         st.header("Setup")
-        st.selectbox("Data set", datasets, key="dataset", on_change=_reset_training_defaults,
-                     help="Which task the network learns. All data sets are built in: nothing is downloaded.")
+        st.selectbox("Data set", datasets + list(session_uploads().datasets), key="dataset",
+                     on_change=_reset_training_defaults,
+                     help="Which task the network learns. The built-in ones come with the app (nothing is "
+                          "downloaded); yours are uploaded below.")
         ds = st.session_state["dataset"]
         st.caption(get_spec(ds).description)
         picks = list_models(ds) + [c for c, f in CUSTOM.items() if not model_problems(f, ds)]
@@ -157,16 +161,17 @@ def render_sidebar() -> Selection:
         st.number_input("Seed", min_value=0, max_value=9999, step=1, key="seed",
                         help="Fixes the data split, the initial weights θ0 and the batch order: "
                              "the same seed always gives the same numbers.")
+        sidebar_section()
         with st.expander("Training settings"):
             st.slider("Epochs", 1, 200, key="epochs", help="Passes over the training set for the baseline.")
             st.select_slider("Learning rate", LR_CHOICES, key="lr", help="Adam's step size.")
             st.caption(f"Recipe for this pair: {default.epochs} epochs, learning rate {default.lr:g}, "
                        f"batch {default.batch_size}.")
     remember("dataset", "model", "seed", "epochs", "lr")
-    sel = Selection(st.session_state["dataset"], st.session_state["model"], int(st.session_state["seed"]),
-                    TrainConfig(**{**default_train_config(st.session_state["dataset"], st.session_state["model"])
-                                   .to_dict(), "epochs": int(st.session_state["epochs"]),
-                                   "lr": float(st.session_state["lr"])}))
+    ds, model = st.session_state["dataset"], st.session_state["model"]
+    train = TrainConfig(**{**default_train_config(ds, model).to_dict(), "epochs": int(st.session_state["epochs"]),
+                           "lr": float(st.session_state["lr"])})
+    sel = Selection(ds, model, int(st.session_state["seed"]), train, weights_digest(ds, model))
     st.session_state["_selection"] = sel
     return sel
 

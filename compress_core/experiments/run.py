@@ -47,7 +47,7 @@ from ..train import TrainConfig, evaluate, train
 from .accounting import layer_costs, summarize
 from .recipe import FineTune, Prune, Quantize, Recipe, Share
 
-__all__ = ["RESULT_VERSION", "Result", "run", "standard_error"]
+__all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_error"]
 
 RESULT_VERSION = 1  # part of every cached run's file name: bump it when Result or the pipeline changes
 RUN_THREADS = 1
@@ -147,6 +147,16 @@ def _remember(key: str, res: Result) -> None:
 def _on_disk(recipe: Recipe) -> bool:
     """Whether this recipe's result may be written to disk: never one derived from an upload."""
     return not (recipe.weights or is_uploaded(recipe.dataset))
+
+
+def forget(needle: str) -> int:
+    """Drop the in-memory results whose recipe mentions ``needle`` (an uploaded data set's name or weights'
+    digest), e.g. when the session that uploaded it ends; how many were dropped."""
+    with _GUARD:
+        gone = [k for k, r in _MEMORY.items() if needle in json.dumps(r.recipe)]
+        for k in gone:
+            del _MEMORY[k]
+    return len(gone)
 
 
 def cached(recipe: Recipe, cache_dir: str | Path | None = None) -> Result | None:

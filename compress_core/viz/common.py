@@ -118,7 +118,21 @@ def data_samples(x: np.ndarray, y: np.ndarray, kind: str, class_names: list[str]
         idx = [int(np.flatnonzero(y == c)[0]) for c in range(k)]
         return sequence_lines(x[idx, 0], [f"digit {class_names[y[i]]}" for i in idx],
                               title=f"One training signal of each class ({x.shape[-1]} time steps)")
+    if kind == "features":
+        return feature_rows(x, y, list(class_names))
     return scatter_points(x, y, list(class_names), title="Training points by class")
+
+
+def feature_rows(x: np.ndarray, y: np.ndarray, class_names: list[str], per_class: int = 8) -> go.Figure:
+    """Rows of a feature table at a glance: a few examples of each class (rows, grouped by class) × features."""
+    idx = [i for c in range(len(class_names)) for i in np.flatnonzero(y == c)[:per_class]]
+    labels = [f"{class_names[y[i]]} · #{i}" for i in idx]
+    fig = go.Figure(go.Heatmap(z=x[idx], y=labels, colorscale="RdBu", zmid=0, colorbar=dict(title="value"),
+                               hovertemplate="%{y}, feature %{x}: %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(title_text="feature")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return style(fig, f"{per_class} training rows of each class (standardised features)",
+                 height=min(900, 120 + 14 * len(idx)))
 
 
 def scatter_points(x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None) -> go.Figure:
