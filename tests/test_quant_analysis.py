@@ -116,3 +116,13 @@ def test_chart_data_is_the_quantizer():
     per_channel = compute_qparams(torch.tensor([-1.0, -3.0]), torch.tensor([1.0, 2.0]), 4, axis=0)
     one = qviz.channel_qparams(per_channel, 1)  # re-exported from compress_core.quant.report
     assert one.axis is None and float(one.scale) == float(per_channel.scale[1])
+
+
+def test_bits_sweep_leaves_out_a_width_the_settings_cannot_use():
+    """A narrow range has no 1-bit grid: the sweep skips it (the Quantization page's curves crashed on it)."""
+    from compress_core import get_baseline, load_dataset
+    from compress_core.quant import QuantConfig, bits_sweep
+
+    b, ds = get_baseline("moons", "tiny"), load_dataset("moons")
+    rows = bits_sweep(b.model, ds, QuantConfig(narrow_range=True), [1, 2, 8])
+    assert [r["bits"] for r in rows] == [2, 8]

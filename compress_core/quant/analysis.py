@@ -192,13 +192,17 @@ def bits_sweep(model: nn.Module, dataset: Dataset, config: QuantConfig, bits: Se
     """Test accuracy and size for each bit width (PTQ, or QAT when ``qat`` gives a fine-tuning schedule).
 
     The bit width applies to what ``config.target`` quantizes: weights, activations, or both (activations
-    then at ``act_bits`` if given, else the same width). Rows: {"bits", "accuracy", "kb"}.
+    then at ``act_bits`` if given, else the same width). Rows: {"bits", "accuracy", "kb"}. A width these
+    settings cannot use (1 bit with a narrow range: a single level) has no row.
     """
 
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     rows = []
     for i, b in enumerate(bits):
-        cfg = replace(config, weight_bits=int(b), act_bits=int(act_bits or b), layer_bits=())
+        try:
+            cfg = replace(config, weight_bits=int(b), act_bits=int(act_bits or b), layer_bits=())
+        except ValueError:
+            continue
         if qat is None:
             q = quantize_model(model, cfg, calib)
         else:
