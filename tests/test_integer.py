@@ -114,6 +114,10 @@ def test_no_float_tensor_between_input_codes_and_logits(converted, key):
     assert any("_int_mm" in f for f, _ in w.seen) or all(op.kernel == "int32 matmul" for op in prog.layers)
     assert all(t.dtype == torch.int8 for _, t, _ in trace)  # every activation between layers is int8
     assert all(op.weight_t.dtype == torch.int8 and op.folded_bias.dtype == torch.int32 for op in prog.layers)
+    with FloatWatcher() as fast:  # the fast path (no trace: batch-last, one-pass rescales, scratch memory)
+        codes = prog.forward_int(q)
+    assert not [(f, d) for f, d in fast.seen if d.is_floating_point or d.is_complex]
+    assert torch.equal(codes, trace[-1][1])
 
 
 @pytest.mark.parametrize("headroom", [True, False])

@@ -30,7 +30,7 @@ Usage::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -43,6 +43,7 @@ from .ops import (
     IntFlatten,
     IntLayer,
     IntMaxPool,
+    Scratch,
     Stored,
     code_offset,
     store_dtype,
@@ -52,6 +53,8 @@ __all__ = ["ConversionError", "IntegerProgram", "fake_quant_codes", "integer_acc
 
 POOLS = (nn.MaxPool1d, nn.MaxPool2d)
 SKIPPED = (nn.Dropout, nn.Identity)
+_SCRATCH = Scratch()  # the fast path's temporaries, per thread
+SCRATCH_FROM_BATCH = 32  # batches from this size on take the fast path's temporaries from the scratch
 
 
 class ConversionError(ValueError):
@@ -66,6 +69,8 @@ class IntegerProgram:
     input: Stored
     output: Stored
     input_shape: tuple[int, ...] = ()
+    _cached_plan: tuple | None = field(default=None, repr=False)
+    _inv_scale: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def layers(self) -> list[IntLayer]:
@@ -81,8 +86,33 @@ class IntegerProgram:
         """The float → integer boundary: q = clamp(round(x/S) + Z), stored as q − offset."""
         return (quantize(x, self.input.qp) - self.input.offset).to(self.input.dtype)
 
+    def quantize_input_batch_last(self, x: torch.Tensor) -> torch.Tensor:
+        """``quantize_input(x).movedim(0, -1)``, contiguous, in fewer passes: the same float32 ops as
+        ``quant.quantize`` (x·(1/S), round half to even), the offset folded into the zero point and the clamp
+        (round(x/S) + Z − offset is exact in float32 below 2^24, and beyond it both forms clamp alike), the NaN
+        check on the clamped values (a sum of finite codes is NaN only if one of them is), then the int8 codes
+        transposed."""
+        st = self.input
+        if self._inv_scale is None:
+            self._inv_scale = 1.0 / st.qp.scale  # float32, as quant.quantize computes it
+        t = torch.mul(x.detach().to(torch.float32), self._inv_scale).round_().add_(st.zero).clamp_(st.lo, st.hi)
+        if torch.isnan(t.sum()):
+            raise ValueError("Cannot quantize NaN values.")
+        return t.to(st.dtype).movedim(0, -1).contiguous()
+
     def forward_int(self, q: torch.Tensor, trace: list | None = None) -> torch.Tensor:
-        """Run the ops on stored input codes; with ``trace`` a list, append (name, output, steps) per op."""
+        """Run the ops on stored input codes (N, ...) and return the output codes.
+
+        Without ``trace``: the fast path (``forward_batch_last``). With ``trace`` a list: op by op in the
+        readable layout (``forward_steps``), appending (name, output, steps) per op, every stage of every
+        layer recorded. Both give the same codes (``tests/test_integer_fast.py``).
+        """
+        if trace is None:
+            return self.forward_batch_last(q)
+        return self.forward_steps(q, trace)
+
+    def forward_steps(self, q: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """Op by op, batch first and convolutions channels-last; with ``trace``, record every stage."""
         for op in self.ops:
             steps = {} if trace is not None else None
             q = op(q, steps)
@@ -90,9 +120,54 @@ class IntegerProgram:
                 trace.append((op.name, q, steps))
         return q
 
+    def forward_batch_last(self, q: torch.Tensor) -> torch.Tensor:
+        """The fast path: one transpose to batch-last codes (features..., N), each op's ``batch_last`` (a
+        convolution and the max-pool after it as one step, pooling its int32 accumulators), and one
+        transpose back to the layout ``forward_steps`` returns."""
+        return self._from_batch_last(self._run_batch_last(q.movedim(0, -1).contiguous()))
+
+    def _run_batch_last(self, h: torch.Tensor) -> torch.Tensor:
+        plan, _ = self._plan()
+        # large batches take their temporaries from this thread's scratch (no page faults); small ones let
+        # each op allocate its result (fewer calls, and blocks too small for the kernel to map afresh)
+        scratch = _SCRATCH if h.shape[-1] >= SCRATCH_FROM_BATCH else None
+        j = 0
+        for op, pool in plan:
+            if isinstance(op, IntLayer):  # layer outputs alternate between two slots: never over its own input
+                h = op.batch_last(h, pool, scratch, f"out{j % 2}")
+                j += 1
+            else:
+                h = op.batch_last(h)
+        return h
+
+    def _from_batch_last(self, h: torch.Tensor) -> torch.Tensor:
+        out = h.movedim(-1, 0)
+        if self._plan()[1] and out.dim() > 2:
+            out = out.movedim(1, -1)
+        return out.clone(memory_format=torch.contiguous_format)  # a tensor of its own, never the scratch
+
+    def _plan(self) -> tuple[list[tuple], bool]:
+        """The fast path's steps, worked out once per list of ops: (op, the max-pool merged into it or None)
+        in order -- a convolution followed by a max-pool is one step --, and whether ``forward_steps`` ends
+        channels-last (a conv / pool output not flattened since)."""
+        key = tuple(map(id, self.ops))
+        if self._cached_plan is not None and self._cached_plan[0] == key:
+            return self._cached_plan[1]
+        plan, ops, i = [], self.ops, 0
+        while i < len(ops):
+            op = ops[i]
+            merge = isinstance(op, IntLayer) and op.kind != "linear" and i + 1 < len(ops) and isinstance(
+                ops[i + 1], IntMaxPool)
+            plan.append((op, ops[i + 1] if merge else None))
+            i += 2 if merge else 1
+        layouts = [isinstance(op, IntChannelsLast) for op in ops if isinstance(op, (IntChannelsLast, IntFlatten))]
+        self._cached_plan = (key, (plan, bool(layouts) and layouts[-1]))
+        return self._cached_plan[1]
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_int(self.quantize_input(x))
+        """Output codes of float inputs ``x`` (N, ...): quantize, then the fast path."""
+        return self._from_batch_last(self._run_batch_last(self.quantize_input_batch_last(x)))
 
     def codes(self, q: torch.Tensor, stored: Stored | None = None) -> torch.Tensor:
         """Stored values back to the quantizer's codes q (int32), e.g. 0..255 for uint8."""
@@ -208,7 +283,8 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     fused_c = ((raw_c + zw_c) << pre_c) + (abs(y.zero) + 1) * (torch.ones_like(pre_c) << (pre_c - shift))
     # the fused route is a speed-up, not a requirement: where its int64 terms could overflow, the layer keeps
     # the stage-by-stage rescale (bit for bit the same codes)
-    fused = relu and int(fused_c.max()) <= INT32_MAX
+    one_pass = int(fused_c.max()) <= INT32_MAX
+    fused = relu and one_pass
     d = {"linear": 0, "conv1d": 1, "conv2d": 2}[m.kind]
     kw = {}
     if d:
@@ -216,8 +292,7 @@ def _convert_layer(name: str, m: QuantLayer, relu: bool, headroom: bool) -> IntL
     return IntLayer(name=name, kind=m.kind, weight_t=w2.t().contiguous().to(w_dtype), weight_codes=wq,
                     w_zero=w_zero.to(torch.int32), bias=bias64.to(torch.int32), folded_bias=folded.to(torch.int32),
                     M=M, M0=M0, shift=shift, x=x, y=y, w_qp=w_qp, relu=relu, acc_bound=acc_bound, headroom=L,
-                    fused=fused,
-                    **kw)
+                    fused=fused, one_pass=one_pass, **kw)
 
 
 def to_integer(qmodel: nn.Module, input_shape: tuple[int, ...] = (), headroom: bool = False) -> IntegerProgram:
