@@ -253,3 +253,45 @@ def test_an_uploaded_data_set_is_forgotten_once_nobody_holds_it():
     gc.collect()
     with pytest.raises(ValueError, match="no longer here"):
         load_dataset(name)
+
+
+# ---- fuzzing: any bytes at all give a ValueError in plain words, or a valid result -------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_GOOD_CSV = _csv(*_table())
+_GOOD_PT = _saved(build_model("tiny", "moons").state_dict())
+
+
+def _mangled(good: bytes):
+    """Random bytes, or a good file truncated, with bytes flipped, or with junk appended."""
+    return st.one_of(
+        st.binary(max_size=400),
+        st.integers(0, len(good)).map(lambda n: good[:n]),
+        st.tuples(st.integers(0, len(good) - 1), st.integers(1, 255)).map(
+            lambda t: good[:t[0]] + bytes([good[t[0]] ^ t[1]]) + good[t[0] + 1:]),
+        st.binary(min_size=1, max_size=50).map(lambda junk: good + junk),
+    )
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(data=_mangled(_GOOD_PT), name=st.sampled_from(["m.pt", "m.safetensors", "m.pth"]))
+def test_any_weights_file_is_read_or_refused_in_plain_words(data, name):
+    try:
+        state = read_weights(data, name)
+    except ValueError as e:
+        assert str(e) and "Traceback" not in str(e)
+    else:
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(data=st.one_of(_mangled(_GOOD_CSV), _mangled(_npz(x=np.zeros((40, 3)), y=np.arange(40) % 2))),
+       name=st.sampled_from(["d.csv", "d.npz"]))
+def test_any_data_file_is_read_or_refused_in_plain_words(data, name):
+    try:
+        up = read_dataset(data, name)
+    except ValueError as e:
+        assert str(e) and "Traceback" not in str(e)
+    else:
+        assert len(up.x) == len(up.y) >= LIMITS["min_rows"]
