@@ -98,7 +98,7 @@ def _accept(filename: str, data: bytes, label: str | None) -> None:
     from .sidebar import switch_to  # the sidebar's own helper (imports this module)
 
     switch_to(up.name, "mlp")
-    _say("success", f"Using {up.description}")
+    _say("success", f"Now using {up.description[0].lower()}{up.description[1:]}")
 
 
 def _use_csv() -> None:

@@ -33,7 +33,7 @@ def test_an_uploaded_csv_is_the_data_set_of_every_page():
     assert not at.exception
     name = at.session_state["dataset"]
     assert name.startswith("upload-") and name.endswith("-mine")
-    assert any("Your data set mine.csv: 90 rows, 3 classes" in s.value for s in at.sidebar.success)
+    assert any("Now using your data set mine.csv: 90 rows, 3 classes" in s.value for s in at.sidebar.success)
     assert any("training rows of each class" in c.proto.spec for c in at.get("plotly_chart"))  # the features view
     for page in PAGES:
         at.switch_page(page).run()
