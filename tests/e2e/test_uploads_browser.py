@@ -1,5 +1,6 @@
 """Uploads in Chromium: a CSV becomes the data set, weights become the baseline, a bad file gets a message."""
 import io
+import re
 
 import numpy as np
 import torch
@@ -19,6 +20,10 @@ def _csv(path, n=90, f=5, seed=0):
     return path
 
 
+PAGES = [("Pruning", "pruning"), ("Lottery tickets", "lottery"), ("Quantization", "quantization"),
+         ("Integer inference", "integer"), ("Deep compression", "deep_compression"), ("Compare recipes", "compare")]
+
+
 def _uploader(page, label):
     return page.get_by_test_id("stFileUploader").filter(has_text=label).locator("input[type=file]")
 
@@ -34,6 +39,13 @@ def test_upload_a_csv_then_weights_then_a_bad_file(server_url, page, tmp_path):
     expect(page.get_by_text("Now using your data set mine.csv: 90 rows, 3 classes")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stPlotlyChart").filter(has_text="training rows of each class")).to_be_visible()
     screenshot(page, "upload_csv")
+    # every page, in the same session (a new URL would start a new session, without the upload)
+    for title, shot in PAGES:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+        wait_for_app(page, timeout=120_000)
+        expect(page).to_have_url(re.compile(r"dataset=upload-[0-9a-f]{8}-mine"))  # still the uploaded data set
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=120_000)
+        screenshot(page, f"upload_{shot}")
 
     # weights for moons·tiny, trained with another seed: they become the baseline
     page.goto(server_url + "/?dataset=moons&model=tiny")
