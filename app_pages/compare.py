@@ -58,7 +58,7 @@ st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_co
     "test accuracy": pct, "± (s.e.)": pct, "weights kept": pct, "integer accuracy": pct,
     "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
     "shrunk ms": num(format="%.3f"), "integer ms": num(format="%.3f"), "energy µJ": num(format="%.2f"),
-    "MACs": num(format="localized")})
+    "MACs": num(format="localized"), ".clab bytes": num(format="localized"), ".clab accuracy": pct})
 st.caption(f"Float baseline: {b.test_metrics.accuracy:.2%} on {results[0].n_test} test examples; "
            f"± is the binomial standard error √(p(1−p)/n), so two runs closer than about two of those are not "
            "told apart by this test set. Latency: one inference (batch 1), median of 30, on this server. Click a "
@@ -94,6 +94,18 @@ st.dataframe(layers, hide_index=True, width="stretch", key="cmp_layers", column_
     "energy_pj": num("energy pJ", format="%.0f")})
 if results[pick].integer_note:
     st.caption(f"Integer-only inference {results[pick].integer_note}.")
+blob = results[pick].file()
+if blob:
+    st.download_button(f"Download {results[pick].title} as a .clab file ({len(blob):,} bytes)", blob,
+                       f"{sel.dataset}_{sel.model}_variant{pick + 1}.clab", "application/octet-stream",
+                       key="cmp_dl_clab", help="The compressed weights in Han et al.'s storage (relative indices, "
+                                               "codes, Huffman; docs/FORMAT.md): compress_core.export.han_format"
+                                               ".load(bytes) rebuilds the network.")
+    st.caption(f"The file holds the weights alone; loaded back (activations in float) it scores "
+               f"{results[pick].file_acc:.2%}.")
+else:
+    st.caption("A .clab file stores shared or symmetric-grid weights: this variant keeps float32 values or an "
+               "affine grid, so it has none.")
 
 if ds.kind == "points":
     st.header("Decision boundaries")

@@ -18,7 +18,9 @@ Usage::
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -38,6 +40,7 @@ from torch import nn
 from ..baselines import cache_root, get_baseline
 from ..data import Dataset, is_uploaded, load_dataset
 from ..deep_compression import share_layers, tune_shared
+from ..export import han_format
 from ..filelock import file_lock
 from ..integer import ConversionError, integer_accuracy, to_integer
 from ..pruning import apply_mask, prune_with, shrink
@@ -49,7 +52,7 @@ from .recipe import FineTune, Prune, Quantize, Recipe, Share
 
 __all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_error"]
 
-RESULT_VERSION = 1  # part of every cached run's file name: bump it when Result or the pipeline changes
+RESULT_VERSION = 2  # part of every cached run's file name: bump it when Result or the pipeline changes
 RUN_THREADS = 1
 LATENCY_REPEATS = 30
 BOUNDARY_STEPS = 70
@@ -91,6 +94,11 @@ class Result:
     boundary: dict | None = None  # {"x": [...], "y": [...], "z": [[class, ...], ...]} for 2-D data
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # the compressed weights as a .clab file (export.han_format), base64, when they are shared or on a symmetric
+    # grid; its length, and the accuracy of the network loaded back from it (activations in float)
+    file_b64: str | None = None
+    file_bytes: int | None = None
+    file_acc: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -123,7 +131,12 @@ class Result:
                 "× smaller": self.ratio, "format": self.format, "float ms": self.latency_ms.get("float"),
                 "shrunk ms": self.latency_ms.get("shrunk"), "integer ms": self.latency_ms.get("integer"),
                 "integer accuracy": self.integer_acc, "energy µJ": self.energy_pj / 1e6,
-                "MACs": self.macs, "hash": Recipe.from_dict(self.recipe).hash()}
+                "MACs": self.macs, ".clab bytes": self.file_bytes, ".clab accuracy": self.file_acc,
+                "hash": Recipe.from_dict(self.recipe).hash()}
+
+    def file(self) -> bytes | None:
+        """The .clab file (``compress_core.export.han_format.load`` reads it), or None."""
+        return base64.b64decode(self.file_b64) if self.file_b64 else None
 
 
 # ---- caching ---------------------------------------------------------------------------------------------
@@ -336,6 +349,8 @@ def _measure(recipe: Recipe, base, ds: Dataset, st: _State, seconds: float) -> R
         except ConversionError as e:
             note = str(e)
     n_test = len(ds.y_test)
+    blob = _file(recipe, st)
+    file_acc = evaluate(han_format.load(blob), ds.x_test, ds.y_test).accuracy if blob else None
     return Result(recipe=recipe.to_dict(), title=recipe.title, describe=recipe.describe(),
                   test_acc=metrics.accuracy, test_acc_se=standard_error(metrics.accuracy, n_test),
                   test_loss=metrics.loss, n_test=n_test, baseline_acc=base.test_metrics.accuracy,
@@ -344,7 +359,27 @@ def _measure(recipe: Recipe, base, ds: Dataset, st: _State, seconds: float) -> R
                   compute_pj=total["compute_pj"], memory_pj=total["memory_pj"], float_energy_pj=dense["energy_pj"],
                   latency_ms=latency, integer_acc=int_acc, integer_note=note, layers=rows,
                   boundary=_boundary(final, ds) if ds.kind == "points" else None, warnings=list(st.warnings),
-                  seconds=seconds)
+                  seconds=seconds, file_b64=base64.b64encode(blob).decode() if blob else None,
+                  file_bytes=len(blob) if blob else None, file_acc=file_acc)
+
+
+def _file(recipe: Recipe, st: _State) -> bytes | None:
+    """The .clab file of the compressed weights: k-means codebooks after Share, per-channel (or per-tensor) grids
+    after a Quantize step with symmetric weights; None when the weights are float32 values or on an affine grid."""
+    meta = {"dataset": recipe.dataset, "model": recipe.model, "recipe": recipe.describe()}
+    last = recipe.steps[-1] if recipe.steps else None
+    if isinstance(last, Share):
+        return han_format.save(st.net, st.mask, meta=meta)
+    if not isinstance(last, Quantize) or not last.weight_symmetric:
+        return None
+    net, grids = copy.deepcopy(st.net), {}
+    with torch.no_grad():
+        for name, ql in quant_layers(st.final):
+            qp = ql.weight_qparams
+            w = ql.quantized_weight().detach()
+            net.get_submodule(name).weight.copy_(w)
+            grids[f"{name}.weight"] = (qp.scale.reshape(-1).expand(w.shape[0]).clone(), qp.bits)
+    return han_format.save(net, st.mask, uniform=grids, meta=meta)
 
 
 def _boundary(model: nn.Module, ds: Dataset) -> dict:

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from compress_core.experiments import FineTune, Prune, Quantize, Recipe, dumps
+from compress_core import evaluate, load_dataset
+from compress_core.experiments import PRESETS, FineTune, Prune, Quantize, Recipe, dumps, run
 from ui.compare import MAX_VARIANTS, encode
 
 from .conftest import open_app
@@ -109,3 +110,22 @@ def test_upload_recipes_and_bad_uploads_lose_nothing():
     assert _names(at) == ["uploaded"]
     assert at.session_state["dataset"] == "moons"  # the sidebar switched to the recipes' baseline
     assert any("Decision boundaries" == h.value for h in at.header)
+
+
+def test_a_variant_downloads_as_a_clab_file_that_loads_back():
+    from compress_core.export import han_format
+
+    at = open_app(PAGE)
+    at.selectbox(key="cmp_layers_of").set_value(2).run()  # prune 90 % + int4
+    assert not at.exception
+    button = next(d for d in at.get("download_button") if d.key == "cmp_dl_clab")
+    table = at.dataframe[0].value
+    size = int(table[".clab bytes"].iloc[2])
+    assert f"({size:,} bytes)" in button.proto.label
+    at.selectbox(key="cmp_layers_of").set_value(0).run()  # prune 90 %: float32 values, no file
+    assert not any(d.key == "cmp_dl_clab" for d in at.get("download_button"))
+    # the bytes behind the button: the variant's file, which loads back to the accuracy the table shows
+    res = run(PRESETS["prune 90 % + int4"]("digits", "mlp"))
+    ds = load_dataset("digits")
+    assert len(res.file()) == size
+    assert evaluate(han_format.load(res.file()), ds.x_test, ds.y_test).accuracy == table[".clab accuracy"].iloc[2]
