@@ -5,6 +5,12 @@
    float32 parameters (the "float32 file", 4 bytes a parameter), the accuracy drop in points of the network loaded
    back from the file, and the bytes of every stage. Target: mean ratio ≥ 50× with the mean drop within 1 point.
 
+2. ONNX Runtime: every built-in (data set, model) pair quantized at 8 bits (per channel, the default QuantConfig),
+   exported with our scales and zero points (``export.onnx_export.to_onnx``): argmax agreement with our integer
+   program on the test split and the largest logit difference in output steps (target: agreement ≥ 99.5 %).
+3. Speed at batch 1,024, one thread, in one interleaved run with glibc told to keep its memory (as
+   bench_integer.py): torch float, our integer program, ONNX Runtime float and int8 on digits·mlp and digits·cnn.
+
 Prints one JSON line per seed (and per stage), then, as its LAST line, one JSON object merging every section's
 summary: ``dc_ratio_mean``, ``dc_acc_drop_pts_mean``, ``dc_seeds`` and the details. Each section is a function
 returning its dict; ``main`` merges them, so another section (ONNX, integer speed) adds one function and one line.
@@ -27,10 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compress_core.baselines import get_baseline  # noqa: E402
-from compress_core.data import load_dataset  # noqa: E402
+from compress_core.data import list_datasets, load_dataset  # noqa: E402
 from compress_core.deep_compression import HAN_SETTINGS, run_pipeline  # noqa: E402
-from compress_core.export import han_format  # noqa: E402
+from compress_core.export import compare_with_integer, han_format, ort_session, to_onnx, to_onnx_float  # noqa: E402
+from compress_core.integer import to_integer  # noqa: E402
+from compress_core.models import list_models  # noqa: E402
+from compress_core.quant import QuantConfig, quantize_model  # noqa: E402
 from compress_core.train import evaluate  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_integer import interleaved_stats, keep_allocator_memory  # noqa: E402
 
 
 def emit(**row) -> None:
@@ -67,6 +79,51 @@ def deep_compression(seeds: list[int], dataset: str = "digits", model: str = "ml
             "dc_target_met": statistics.mean(ratios) >= 50 and statistics.mean(drops) <= 1.0}
 
 
+def onnx_runtime(seeds: list[int]) -> dict:
+    """Agreement of ONNX Runtime's int8 run with our integer program, every built-in pair, 8 bits."""
+    agreements, steps = {}, {}
+    for dataset in list_datasets():
+        ds = load_dataset(dataset)
+        for model in list_models(dataset):
+            qm = quantize_model(get_baseline(dataset, model, seed=0).model, QuantConfig(), ds.x_train[:256])
+            c = compare_with_integer(qm, to_integer(qm, ds.input_shape), ds.x_test, ds.y_test)
+            emit(section="onnx", pair=f"{dataset}·{model}", **{k: round(v, 4) if isinstance(v, float) else v
+                                                               for k, v in c.items()})
+            agreements[f"{dataset}·{model}"], steps[f"{dataset}·{model}"] = c["agreement"], c["max_step_diff"]
+    return {"ort_argmax_agreement_min": round(min(agreements.values()), 4), "ort_agreement": agreements,
+            "ort_max_step_diff": steps}
+
+
+def speed(seeds: list[int], batch: int = 1024, repeats: int = 40) -> dict:
+    """Median ms of the four runtimes on one batch, interleaved, one thread; ratios to torch float."""
+    allocator = "kept" if keep_allocator_memory() else "default"
+    out = {}
+    for dataset, model in (("digits", "mlp"), ("digits", "cnn")):
+        ds = load_dataset(dataset)
+        fmodel = get_baseline(dataset, model, seed=0).model.eval()
+        qm = quantize_model(fmodel, QuantConfig(), ds.x_train[:256])
+        program = to_integer(qm, ds.input_shape)
+        x = ds.x_test.repeat(-(-batch // len(ds.x_test)), *[1] * (ds.x_test.dim() - 1))[:batch].contiguous()
+        arr = x.numpy()
+        s_f = ort_session(to_onnx_float(fmodel, ds.input_shape), threads=1)
+        s_q = ort_session(to_onnx(qm, ds.input_shape), threads=1)
+        nf, nq = s_f.get_inputs()[0].name, s_q.get_inputs()[0].name
+        ms = {k: v["ms"] for k, v in interleaved_stats({
+            "torch_float": lambda: fmodel(x), "ours_int": lambda: program(x),
+            "ort_float": lambda: s_f.run(None, {nf: arr}), "ort_int8": lambda: s_q.run(None, {nq: arr})},
+            repeats).items()}
+        emit(section="speed", pair=f"{dataset}·{model}", batch=batch, allocator=allocator,
+             **{f"{k}_ms": round(v, 4) for k, v in ms.items()})
+        out[model] = ms
+    m, c = out["mlp"], out["cnn"]
+    return {"int_over_float_time_mlp": round(m["ours_int"] / m["torch_float"], 3),
+            "int_over_float_time_cnn": round(c["ours_int"] / c["torch_float"], 3),
+            "int_over_ort_int8_time_mlp": round(m["ours_int"] / m["ort_int8"], 3),
+            "int_over_ort_int8_time_cnn": round(c["ours_int"] / c["ort_int8"], 3),
+            "ort_int8_over_float_time_mlp": round(m["ort_int8"] / m["torch_float"], 3),
+            "speed_batch": batch, "allocator": allocator}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated baseline seeds")
@@ -75,7 +132,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     summary: dict = {"threads": torch.get_num_threads()}
-    for section in (deep_compression,):
+    for section in (deep_compression, onnx_runtime, speed):
         summary.update(section(seeds))
     print(json.dumps(summary))
 
