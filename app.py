@@ -25,7 +25,8 @@ pio.templates.default = "none"
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide", initial_sidebar_state=240)
 
 PAGES = {
-    "": [st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True)],
+    "": [st.Page("app_pages/home.py", title="Start here", icon="🏠", default=True),
+         st.Page("app_pages/lesson.py", title="Lesson", icon="🎓", url_path="lesson")],
     "Pruning": [
         st.Page("app_pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
         st.Page("app_pages/lottery.py", title="Lottery tickets", icon="🎟️", url_path="lottery"),

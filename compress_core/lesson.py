@@ -1,0 +1,133 @@
+"""The guided lesson's numbers: each step's result, computed by the topic modules (nothing re-implemented here).
+
+The Lesson page walks a class through compression in seven steps (``STEPS``), each on the data set and model where
+its effect shows. This module holds what each step measures, as pure functions of a baseline and its data set:
+
+1. ``cost``: what the network costs — parameters, bytes, multiply-adds (``experiments.accounting``) and measured
+   time per inference (``pruning.formats.time_call``).
+2. ``TAXONOMY``: how one prunes — what, how, when, scope — each leaf with the page and settings that show it.
+3. ``retraining``: accuracy against sparsity with and without fine-tuning (``pruning.accuracy_curves``).
+4. and 5. ``speed``: unstructured vs structured pruning, measured (``pruning.latency_report``).
+6. ``lottery``: a lottery-ticket run (``lottery.run_lottery``) with its masks and verdict.
+7. ``quantization``: post-training vs quantization-aware accuracy against bit width (``quant.bits_sweep``).
+
+Usage::
+
+    b, ds = get_baseline("digits", "mlp"), load_dataset("digits")
+    cost(b, ds)["macs"], retraining(b, ds)[0]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .baselines import Baseline
+from .data import Dataset
+from .experiments.accounting import layer_costs, summarize
+from .lottery.report import settings_config
+from .pruning import accuracy_curves, latency_report, prune_to
+from .pruning.formats import time_call
+from .quant import QuantConfig, bits_sweep
+from .train import TrainConfig
+
+__all__ = ["LOTTERY_ROUNDS", "RETRAIN_GRID", "STEPS", "TAXONOMY", "Step", "cost", "lottery_config",
+           "quantization", "retraining", "speed"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the lesson: where it runs, the topic page that goes further, and its prediction (if any)."""
+
+    key: str
+    title: str
+    dataset: str
+    model: str
+    page: str  # app_pages/<page>.py
+    predict: str = ""  # the question the class answers before the reveal ("" = none)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("why", "What pruning is, and why", "digits", "mlp", "pruning"),
+    Step("taxonomy", "How one prunes: the taxonomy", "digits", "mlp", "pruning"),
+    Step("retrain", "Does retraining matter?", "digits", "mlp", "pruning",
+         "Test accuracy at 90 % sparsity *without* fine-tuning?"),
+    Step("unstructured", "Unstructured pruning: smaller, not faster", "digits", "mlp", "pruning"),
+    Step("structured", "Structured pruning: a smaller dense network", "digits", "mlp", "pruning"),
+    Step("lottery", "The lottery ticket hypothesis", "mnist1d", "mlp", "lottery",
+         "Does the random re-initialization train as well as the ticket?"),
+    Step("quant", "Quantization: fewer bits", "mnist1d", "cnn", "quantization",
+         "Test accuracy of post-training quantization at 2 bits?"),
+)
+
+# Step 2's figure: a tree of choices; each leaf opens the Pruning or Lottery page set to that choice
+# (page, {widget key: value}).
+TAXONOMY: dict[str, dict[str, tuple[str, dict]]] = {
+    "what": {"weights (unstructured)": ("pruning", {"pr_granularity": "weight"}),
+             "neurons / channels (structured)": ("pruning", {"pr_granularity": "neuron"}),
+             "N:M groups (2:4)": ("pruning", {"pr_granularity": "nm"})},
+    "how": {"magnitude": ("pruning", {"pr_criterion": "magnitude"}),
+            "random": ("pruning", {"pr_criterion": "random"}),
+            "sensitivity (per layer)": ("pruning", {"pr_criterion": "magnitude"})},
+    "when": {"after training (one-shot)": ("pruning", {"pr_schedule": "one-shot"}),
+             "during training (iterative, gradual)": ("pruning", {"pr_schedule": "iterative"}),
+             "at initialization (lottery tickets)": ("lottery", {})},
+    "scope": {"per layer": ("pruning", {"pr_scope": "layer"}),
+              "global": ("pruning", {"pr_scope": "global"})},
+}
+
+RETRAIN_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+LOTTERY_ROUNDS = 6
+QUANT_BITS = (1, 2, 3, 4, 6, 8)
+
+
+@torch.no_grad()
+def cost(baseline: Baseline, dataset: Dataset, batch: int = 256) -> dict:
+    """What the dense network costs: parameters, float32 bytes, multiply-adds per inference, measured time per
+    inference (batch 1) and per example in a batch, and how long it took to train."""
+    model = baseline.model.eval()
+    totals = summarize(layer_costs(model, None, dataset.input_shape))
+    x1 = dataset.x_test[:1]
+    xb = dataset.x_test[:batch]
+    one = time_call(lambda: model(x1), repeats=50)["median_ms"]
+    many = time_call(lambda: model(xb), repeats=20)["median_ms"] / len(xb)
+    params = sum(p.numel() for p in model.parameters())
+    return {"params": params, "bytes": params * 4, "macs": totals["macs"], "ms_one": one, "ms_per_example": many,
+            "train_seconds": baseline.history.seconds, "train_steps": baseline.history.iterations,
+            "energy_uj": totals["energy_pj"] / 1e6}
+
+
+def retraining(baseline: Baseline, dataset: Dataset, epochs: int = 2, progress=None) -> list[dict]:
+    """Accuracy against sparsity, pruned once without and with ``epochs`` of fine-tuning (the Pruning page's
+    curves, per layer, output layer at half the rate)."""
+    return accuracy_curves(baseline.model, dataset, RETRAIN_GRID, finetune=TrainConfig(epochs=epochs, lr=0.03,
+                           optimizer="sgd"), modes=("oneshot", "oneshot_ft"), output_scale=0.5, progress=progress)
+
+
+def speed(baseline: Baseline, dataset: Dataset, sparsity: float, structured: bool, batch: int = 256) -> list[dict]:
+    """Measured latency of the network pruned to ``sparsity``: unstructured (dense, masked, sparse CSR) or, with
+    ``structured``, the shrunk network of the same neuron fraction; each row with its test accuracy."""
+    model = baseline.model
+    mask = prune_to(model, sparsity, granularity="neuron" if structured else "weight", output_scale=0.5)
+    rows = latency_report(model, mask, dataset.input_shape, batch=batch, repeats=20, dataset=dataset)
+    keep = ("dense", "structured (shrunk)") if structured else ("dense", "masked dense", "sparse CSR")
+    return [r for r in rows if r["variant"] in keep]
+
+
+def lottery_config(seed: int = 0):
+    """The lesson's lottery run: MNIST-1D's MLP (where tickets beat re-initialization), 20 % per round."""
+    return settings_config("mnist1d", "mlp", seed, rounds=LOTTERY_ROUNDS, rate_percent=20.0,
+                           controls=("reinit", "random_mask"))
+
+
+def quantization(baseline: Baseline, dataset: Dataset, qat_epochs: int = 3, progress=None) -> dict[str, list[dict]]:
+    """Test accuracy against weight bit width (activations at 8 bits), post-training (per channel) and
+    quantization-aware (``qat_epochs`` of fine-tuning, straight-through estimator)."""
+    cfg = QuantConfig(weight_bits=8, act_bits=8)
+    say = progress or (lambda f: None)
+    ptq = bits_sweep(baseline.model, dataset, cfg, QUANT_BITS, act_bits=8, callback=lambda f: say(f / 2))
+    qat = bits_sweep(baseline.model, dataset, cfg, QUANT_BITS[1:], act_bits=8, lsq=False,
+                     qat=TrainConfig(epochs=qat_epochs, lr=baseline.config.train.lr / 2,
+                                     batch_size=baseline.config.train.batch_size),
+                     callback=lambda f: say(0.5 + f / 2))
+    return {"PTQ (post-training)": ptq, "QAT (straight-through)": qat}

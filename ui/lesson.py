@@ -1,0 +1,305 @@
+"""The Lesson page's glue: each step's words, its one live figure and controls, predictions, preparing the
+expensive results ahead, the presenter view and the offline handout.
+
+Every number comes from ``compress_core.lesson`` (which calls the topic modules) and every figure from the topic
+figure builders (``viz.pruning``, ``viz.lottery``, ``viz.quant``) plus ``viz.lesson``. Results are cached per seed
+and shared between sessions (read, never changed).
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import plotly
+import plotly.graph_objects as go
+import streamlit as st
+
+from compress_core import lesson
+from compress_core.baselines import default_train_config
+from compress_core.experiments import standard_error
+from compress_core.lottery import run_lottery, summarize, verdict
+from compress_core.lottery.report import mask_view
+from compress_core.pruning import prune_to, weight_values
+from compress_core.viz import lesson as lviz
+from compress_core.viz import lottery as ltviz
+from compress_core.viz import pruning as pviz
+from compress_core.viz import quant as qviz
+
+from . import jobs
+from .loaders import baseline_of, dataset
+from .memo import Memo
+from .sidebar import Selection
+
+SS = st.session_state
+_RESULTS = Memo(32)
+HEAVY = ("retrain", "lottery", "quant")  # the results "Prepare the lesson" computes ahead
+SPARSITIES = [50, 70, 80, 90, 95, 98]
+
+TEXT = {
+    "why": """**Pruning** sets weights to zero (*unstructured*) or removes whole neurons and channels (*structured*).
+Why bother? Every weight costs memory (4 bytes in float32), a multiply-add at every inference, and the energy
+to fetch it — reading 32 bits from DRAM costs about 170× a float multiply (Horowitz, ISSCC 2014). Below: this
+network's own bill, measured here. Move the slider: the red weights are the ones magnitude pruning removes.""",
+    "taxonomy": """Pruning methods differ along four axes. **What** is removed: single weights, whole neurons or
+channels, or N of every M weights. **How** they are chosen: by magnitude, at random, or by measured sensitivity.
+**When**: after training, during training (iteratively or gradually), or before training at all — the lottery
+ticket. **Scope**: each layer at the same rate, or one global ranking. Click a branch to open that choice live.""",
+    "retrain": """Cut the smallest weights of a trained network and its accuracy drops; train it a little more with
+the cut weights held at zero (*fine-tuning*) and most of it comes back. How far can one go? With retraining,
+often to about 90–95 % sparsity before accuracy falls off.""",
+    "unstructured": """**Unstructured** pruning removes the smallest weights anywhere, then fine-tunes, and repeats
+(Han et al. 2015). The zeros save memory only in a sparse format, and they do not save time on dense hardware:
+a dense matrix multiply multiplies a zero like any other number. Measured on this server below: *masked dense*
+takes the dense network's time. A sparse kernel can skip zeros on a CPU at high sparsity, but GPUs and
+accelerators run dense blocks.""",
+    "structured": """**Structured** pruning removes whole neurons (rows of a weight matrix, and the matching columns of
+the next), so the result is a *smaller dense network*: every layer genuinely shrinks, and any hardware runs it
+faster. The price: a neuron is a coarser unit than a weight, so accuracy falls sooner.""",
+    "lottery": """**The lottery ticket hypothesis** (Frankle & Carbin 2019): a randomly initialized network contains a
+subnetwork — a mask *m* over its *initial* weights θ0 — that, trained alone, reaches the accuracy of the whole
+network in as many steps or fewer. **How to find one:** store θ0; train for *j* iterations; prune the smallest
+surviving weights to a mask *m*; reset the survivors to their values in θ0; repeat. **Intuition:** the mask
+projects the same loss onto fewer dimensions, and θ0's survivors start where that smaller problem is easy.
+**Control:** the same mask with *new* random initial weights (re-init) — if it trains as well, the mask alone
+was the ticket.""",
+    "quant": """**Quantization** stores each number in fewer bits: a real value r is written as **r = S·(q − Z)**, an
+integer q, a scale S and a zero point Z, found from the range of the values (S = (max − min)/(2^b − 1)).
+*Post-training* quantization (PTQ) rounds a trained network; *quantization-aware training* (QAT) fine-tunes
+through the rounding — *fake quantization* in the forward pass, the *straight-through estimator* (the rounding's
+gradient taken as 1) in the backward pass; LSQ also learns the step S. Run on integers only, products are summed
+in int32 and each layer's rescale M = S_w·S_x/S_out becomes an integer multiply and a bit shift.""",
+}
+
+
+def selection_for(step: lesson.Step, seed: int) -> Selection:
+    return Selection(step.dataset, step.model, seed, default_train_config(step.dataset, step.model))
+
+
+def _step(key: str) -> lesson.Step:
+    return next(s for s in lesson.STEPS if s.key == key)
+
+
+# ---- results ---------------------------------------------------------------------------------------------------
+def _compute(name: str, seed: int, report=lambda f, t: None):
+    if name == "retrain":
+        sel = selection_for(_step("retrain"), seed)
+        return lesson.retraining(baseline_of(sel), dataset(sel.dataset, seed),
+                                 progress=lambda f, *r: report(f, "accuracy vs sparsity"))
+    if name == "lottery":
+        return run_lottery(lesson.lottery_config(seed),
+                           progress=lambda p: report(p.fraction, f"lottery round {p.round}"))
+    sel = selection_for(_step("quant"), seed)
+    return lesson.quantization(baseline_of(sel), dataset(sel.dataset, seed),
+                               progress=lambda f: report(f, "PTQ and QAT against bit width"))
+
+
+def prepared(name: str, seed: int) -> bool:
+    return _RESULTS.has((name, seed))
+
+
+def heavy(name: str, seed: int):
+    """A heavy result: cached, else computed on the heavy-run pool with progress and Cancel (None meanwhile)."""
+    return jobs.run(_RESULTS, (name, seed), lambda report: _compute(name, seed, report),
+                    {"retrain": "Accuracy vs sparsity", "lottery": "Lottery-ticket run",
+                     "quant": "PTQ and QAT curves"}[name], f"lesson_cancel_{name}")
+
+
+def prepare(seed: int) -> bool:
+    """Compute every heavy result ahead (one task on the pool, with progress); True when all are ready."""
+    todo = [n for n in HEAVY if not prepared(n, seed)]
+    if not todo:
+        return True
+
+    def run_all(report):
+        for i, name in enumerate(todo):
+            value = _compute(name, seed, lambda f, t, i=i: report((i + f) / len(todo), t))
+            _RESULTS.get((name, seed), lambda v=value: v)
+        return True
+
+    return bool(jobs.run(Memo(1), ("prepare", seed, tuple(todo)), run_all, "Preparing the lesson",
+                         "lesson_cancel_prepare"))
+
+
+# ---- predictions -----------------------------------------------------------------------------------------------
+def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
+    """The class's committed guess, or None while it is not committed (the answer stays hidden)."""
+    key = f"lesson_guess_{step.key}"
+    if SS.get(f"{key}_locked"):
+        guess = SS[key]
+        st.success(f"**Predict:** {step.predict} — the class said **{guess if kind != 'percent' else f'{guess}%'}**. "
+                   "Here is what the network does:", icon="🎯")
+        return guess
+    st.info(f"**Predict first:** {step.predict}", icon="🤔")
+    c1, c2 = st.columns([3, 1])
+    if kind == "percent":
+        c1.slider("The class's guess (%)", 0, 100, 50, key=key)
+    else:
+        c1.radio("The class's guess", ["yes", "no"], horizontal=True, key=key)
+    c2.button("Lock in the guess", key=f"{key}_lock", type="primary",
+              on_click=lambda: SS.__setitem__(f"{key}_locked", True))
+    return None
+
+
+# ---- the steps -------------------------------------------------------------------------------------------------
+def step_why(seed: int) -> list[go.Figure]:
+    sel = selection_for(_step("why"), seed)
+    b, ds = baseline_of(sel), dataset(sel.dataset, seed)
+    c = _RESULTS.get(("cost", seed), lambda: lesson.cost(b, ds))
+    m = st.columns(5)
+    m[0].metric("Parameters", f"{c['params']:,}")
+    m[1].metric("Stored (float32)", f"{c['bytes'] / 1024:.0f} KB")
+    m[2].metric("Multiply-adds / inference", f"{c['macs']:,}")
+    m[3].metric("Time / inference", f"{c['ms_one'] * 1000:.0f} µs", help="Batch 1, median of 50, on this server.")
+    m[4].metric("Energy / inference", f"{c['energy_uj']:.1f} µJ", help="Horowitz 2014 (45 nm): multiply-adds and "
+                "weights read from DRAM; the Compare page says what the estimate leaves out.")
+    st.caption(f"Training this baseline took {c['train_steps']:,} steps ({c['train_seconds']:.1f} s on this "
+               f"server). A network a thousand times bigger costs a thousand times more, at every one of these.")
+    sp = st.select_slider("Sparsity (%)", SPARSITIES, 90, key="lesson_why_sparsity")
+    model = b.model
+    mask = prune_to(model, sp / 100, output_scale=0.5)
+    w = weight_values(model, "fc1")
+    kept = mask["fc1.weight"].reshape(-1).bool()
+    thr = float(w[kept].abs().min()) if kept.any() else None
+    return [pviz.weight_histogram(w.numpy(), kept.numpy(), thr, "fc1")]
+
+
+def step_taxonomy(seed: int) -> list[go.Figure]:
+    return [lviz.taxonomy(lesson.TAXONOMY)]
+
+
+def step_retrain(seed: int) -> list[go.Figure]:
+    step = _step("retrain")
+    guess = predict(step)
+    if guess is None:
+        return []
+    rows = heavy("retrain", seed)
+    if rows is None:
+        return []
+    b = baseline_of(selection_for(step, seed))
+    fig = pviz.curves_figure(rows, b.test_metrics.accuracy, current=0.9)
+    lviz.mark_guess(fig, 10.0, guess / 100)
+    at90 = {mode: min((r for r in rows if r["mode"] == mode), key=lambda r: abs(r["sparsity"] - 0.9))["test_acc"]
+            for mode in ("oneshot", "oneshot_ft")}  # the grid point nearest 90 % (the output layer prunes less)
+    st.markdown(f"At 90 % sparsity: **{at90.get('oneshot', float('nan')):.1%}** without fine-tuning, "
+                f"**{at90.get('oneshot_ft', float('nan')):.1%}** with two epochs of it (dense: "
+                f"{b.test_metrics.accuracy:.1%}; one test image is {100 / len(dataset('digits', seed).y_test):.2f} "
+                "points).")
+    return [fig]
+
+
+def _speed(step_key: str, seed: int, structured: bool) -> list[go.Figure]:
+    sel = selection_for(_step(step_key), seed)
+    b, ds = baseline_of(sel), dataset(sel.dataset, seed)
+    label = "Neurons removed (%)" if structured else "Sparsity (%)"
+    sp = st.select_slider(label, SPARSITIES[:4] if structured else SPARSITIES, 50 if structured else 90,
+                          key=f"lesson_{step_key}_sparsity")
+    rows = _RESULTS.get((step_key, seed, sp), lambda: lesson.speed(b, ds, sp / 100, structured))
+    fast = {r["variant"]: r for r in rows}
+    if structured:
+        s = fast["structured (shrunk)"]
+        st.markdown(f"The shrunk network runs in **{s['vs_dense']:.2f}×** the dense time at **{s['test_acc']:.1%}** "
+                    "accuracy (no fine-tuning; the Pruning page fine-tunes it).")
+    else:
+        st.markdown(f"Masked dense: **{fast['masked dense']['vs_dense']:.2f}×** the dense time — the zeros are "
+                    f"multiplied anyway. Sparse CSR: {fast['sparse CSR']['vs_dense']:.2f}× (a sparse CPU kernel).")
+    return [pviz.timing_figure(rows)]
+
+
+def step_unstructured(seed: int) -> list[go.Figure]:
+    return _speed("unstructured", seed, False)
+
+
+def step_structured(seed: int) -> list[go.Figure]:
+    return _speed("structured", seed, True)
+
+
+def step_lottery(seed: int) -> list[go.Figure]:
+    step = _step("lottery")
+    cfg = lesson.lottery_config(seed)
+    ds = dataset(step.dataset, seed)
+    steps = -(-len(ds.y_train) // cfg.train.batch_size) * cfg.train.epochs
+    st.markdown(f"Here: MNIST-1D's MLP; each round trains for **j = {steps:,} iterations**, prunes 20 % of the "
+                f"surviving weights, and resets the survivors to θ0; {cfg.rounds} rounds.")
+    guess = predict(step, "yesno")
+    if guess is None:
+        return []
+    run = heavy("lottery", seed)
+    if run is None:
+        return []
+    rows = summarize([run])
+    v = verdict([run])
+    st.markdown(f"**What the run found:** {v.text}")
+    r = st.slider("Round (the ticket's mask)", 0, run.rounds_done, run.rounds_done, key="lesson_lottery_round")
+    view = mask_view(run, r, ds.input_shape, ds.kind)
+    return [ltviz.accuracy_vs_remaining(rows, "final test accuracy", title="Ticket vs controls"),
+            ltviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r)]
+
+
+def step_quant(seed: int) -> list[go.Figure]:
+    step = _step("quant")
+    guess = predict(step)
+    if guess is None:
+        return []
+    series = heavy("quant", seed)
+    if series is None:
+        return []
+    b = baseline_of(selection_for(step, seed))
+    bits = st.select_slider("Weight bits", [2, 3, 4, 6, 8], 2, key="lesson_quant_bits")
+    ptq = {r["bits"]: r["accuracy"] for r in series["PTQ (post-training)"]}
+    qat = {r["bits"]: r["accuracy"] for r in series["QAT (straight-through)"]}
+    n = len(dataset(step.dataset, seed).y_test)
+    se = max(standard_error(ptq[bits], n), standard_error(qat[bits], n))
+    gap = "within the noise of this test set" if abs(qat[bits] - ptq[bits]) <= 2 * (2 ** 0.5) * se else \
+        f"{100 * (qat[bits] - ptq[bits]):+.1f} points for QAT, beyond the noise"
+    st.markdown(f"At {bits} bits: PTQ **{ptq[bits]:.1%}**, QAT **{qat[bits]:.1%}** (float "
+                f"{b.test_metrics.accuracy:.1%}; 1 s.e. ≤ {100 * se:.1f} points on {n:,} test signals): {gap}.")
+    fig = qviz.accuracy_curves(series, b.test_metrics.accuracy, current={"bits": bits, "accuracy": qat[bits]},
+                               title="PTQ vs QAT against bit width (activations 8-bit)")
+    lviz.mark_guess(fig, 2, guess / 100)
+    return [fig]
+
+
+RENDER = {"why": step_why, "taxonomy": step_taxonomy, "retrain": step_retrain, "unstructured": step_unstructured,
+          "structured": step_structured, "lottery": step_lottery, "quant": step_quant}
+
+
+# ---- presenter view and handout --------------------------------------------------------------------------------
+PRESENTER_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header {display: none !important;}
+[data-testid="stMain"] .block-container {max-width: 100%; padding-top: 1rem;}
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {font-size: 1.45rem; line-height: 1.45;}
+h1 {font-size: 2.6rem !important;} h2 {font-size: 2.1rem !important;}
+[data-testid="stMetricValue"] {font-size: 2.6rem;}
+</style>"""
+
+
+def _md(text: str) -> str:
+    """The few markdown marks the lesson's texts use, as HTML (bold, italics, paragraphs)."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+    return "".join(f"<p>{p.strip()}</p>" for p in text.split("\n\n"))
+
+
+def remember(key: str, figures: list[go.Figure]) -> None:
+    """Keep the figures a step showed, as shown (for the handout)."""
+    SS.setdefault("lesson_figures", {})[key] = figures
+
+
+def handout(figures: dict[str, list[go.Figure]]) -> str:
+    """One self-contained HTML page: every step's text and the figures it showed in class (Plotly's JavaScript
+    inlined, so it opens with no network); a step not shown says so."""
+    js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Compression Lab — the lesson</title>"
+             f"<script>{js.read_text(encoding='utf-8')}</script><style>body{{font-family:sans-serif;max-width:"
+             "1100px;margin:2rem auto;line-height:1.5}}h2{{margin-top:2.5rem}}</style></head><body>"
+             "<h1>Model compression — the lesson</h1>"]
+    for i, step in enumerate(lesson.STEPS, 1):
+        parts.append(f"<h2>{i} · {html.escape(step.title)}</h2>{_md(TEXT[step.key])}")
+        if not figures.get(step.key):
+            parts.append("<p><i>(This step's figure was not shown in class.)</i></p>")
+        for fig in figures.get(step.key, []):
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
+    parts.append("<p><i>Made with Compression Lab; every number was computed by the app.</i></p></body></html>")
+    return "".join(parts)
