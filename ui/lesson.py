@@ -125,8 +125,8 @@ def prepare(seed: int) -> bool:
 def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
     """The class's committed guess, or None while it is not committed (the answer stays hidden)."""
     key = f"lesson_guess_{step.key}"
-    if SS.get(f"{key}_locked"):
-        guess = SS[key]
+    if f"{key}_locked" in SS:  # the committed guess, kept apart from the widget (gone once it is not drawn)
+        guess = SS[f"{key}_locked"]
         st.success(f"**Predict:** {step.predict} — the class said **{guess if kind != 'percent' else f'{guess}%'}**. "
                    "Here is what the network does:", icon="🎯")
         return guess
@@ -137,7 +137,7 @@ def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
     else:
         c1.radio("The class's guess", ["yes", "no"], horizontal=True, key=key)
     c2.button("Lock in the guess", key=f"{key}_lock", type="primary",
-              on_click=lambda: SS.__setitem__(f"{key}_locked", True))
+              on_click=lambda: SS.__setitem__(f"{key}_locked", SS[key]))
     return None
 
 
@@ -232,8 +232,9 @@ def step_lottery(seed: int) -> list[go.Figure]:
     st.markdown(f"**What the run found:** {v.text}")
     r = st.slider("Round (the ticket's mask)", 0, run.rounds_done, run.rounds_done, key="lesson_lottery_round")
     view = mask_view(run, r, ds.input_shape, ds.kind)
-    return [ltviz.accuracy_vs_remaining(rows, "final test accuracy", title="Ticket vs controls"),
-            ltviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r)]
+    fig = ltviz.accuracy_vs_remaining(rows, "final test accuracy", title="Ticket vs controls")
+    lviz.note_guess(fig, f"re-init trains as well as the ticket — {guess}")
+    return [fig, ltviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r)]
 
 
 def step_quant(seed: int) -> list[go.Figure]:

@@ -31,7 +31,8 @@ def taxonomy(tree: dict[str, dict], title: str | None = "How one prunes: pick a 
                                  textposition="top center", textfont=dict(size=18),
                                  marker=dict(size=16, color=SEQ[i % len(SEQ)]), hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=[i] * len(leaves), y=ys, mode="markers+text", text=leaves,
-                                 textposition="bottom center", textfont=dict(size=14), customdata=leaves,
+                                 textposition="bottom center", textfont=dict(size=16, color="#222222"),
+                                 customdata=leaves,
                                  marker=dict(size=22, color=SEQ[i % len(SEQ)], line=dict(color="white", width=2)),
                                  hovertemplate="%{customdata}: click to open it<extra></extra>", showlegend=False))
     fig.add_trace(go.Scatter(x=[root], y=[1.2], mode="markers+text", text=["<b>pruning</b>"],
@@ -48,4 +49,11 @@ def mark_guess(fig: go.Figure, x: float, y: float, label: str = "the class's gue
     fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=label, text=[f"guess {y:.0%}"],
                              textposition="middle right", textfont=dict(size=15),
                              marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=1.5))))
+    return fig
+
+
+def note_guess(fig: go.Figure, text: str) -> go.Figure:
+    """Write a yes/no guess on a figure (top left, inside the axes)."""
+    fig.add_annotation(x=0.01, y=0.99, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                       text=f"★ the class guessed: {text}", font=dict(size=16), bgcolor="rgba(255,215,0,0.35)")
     return fig

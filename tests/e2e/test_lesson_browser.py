@@ -1,0 +1,55 @@
+"""The Lesson page in Chromium: walk it with the keyboard, answer a prediction, screenshot every step, and open
+the handout with the network off."""
+import re
+
+from playwright.sync_api import expect
+
+from compress_core.lesson import STEPS
+
+from .conftest import assert_no_exception, open_page, screenshot, wait_for_app
+
+
+def _title(page):
+    return page.get_by_test_id("stHeading").filter(has_text=re.compile(r"^\d · ")).first
+
+
+def test_walk_the_lesson_with_the_keyboard_and_answer_a_prediction(server_url, page, browser, tmp_path):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_page(page, server_url + "/lesson?lesson_presenter=1")
+    for i, step in enumerate(STEPS, 1):
+        expect(_title(page)).to_have_text(f"{i} · {step.title}", timeout=120_000)
+        if step.predict:
+            expect(page.get_by_text("Predict first")).to_be_visible()
+            expect(page.get_by_test_id("stPlotlyChart")).to_have_count(0)  # the answer waits for the guess
+            page.get_by_role("button", name="Lock in the guess").click()
+            wait_for_app(page, timeout=120_000)
+            expect(page.get_by_text("the class said")).to_be_visible(timeout=120_000)
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=120_000)
+        assert_no_exception(page)
+        screenshot(page, f"lesson_{i}_{step.key}", full=False)
+        if i < len(STEPS):
+            page.mouse.click(2, 360)  # nothing focused: the arrow keys belong to the lesson
+            page.keyboard.press("ArrowRight")
+            wait_for_app(page, timeout=120_000)
+    expect(page).to_have_url(re.compile(rf"lesson_step={len(STEPS)}"))
+    page.mouse.click(2, 360)
+    page.keyboard.press("ArrowLeft")
+    wait_for_app(page)
+    expect(_title(page)).to_have_text(f"{len(STEPS) - 1} · {STEPS[-2].title}")
+
+    # the handout: every step's text, the figures shown, and it opens with the network off
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download the handout (HTML)").click()
+    path = tmp_path / "handout.html"
+    info.value.save_as(path)
+    offline = browser.new_context(offline=True)
+    try:
+        doc = offline.new_page()
+        doc.goto(path.as_uri())
+        for step in STEPS:
+            expect(doc.get_by_role("heading", name=re.compile(re.escape(step.title)))).to_be_visible()
+        expect(doc.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=30_000)
+        assert doc.locator(".js-plotly-plot").count() >= len(STEPS)  # every step's figure was shown in class
+        doc.screenshot(path=str(tmp_path / "handout.png"))
+    finally:
+        offline.close()
