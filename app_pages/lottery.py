@@ -126,20 +126,28 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
                               "an optimistic pick.")
     tol = url_widget(c2.slider, "lt_tol", 0.0, "Counts as matching within (points)", 0.0, 2.0, step=0.25,
                      cast=float, check=lambda x: 0.0 <= x <= 2.0,
-                     help="How far below the dense accuracy a ticket may fall and still count as 'matching'.")
-    rows = summarize(runs, measure)
-    v = verdict(runs, measure, tolerance=tol)
+                     help="How far below the dense accuracy a ticket may fall and still count as 'matching'. "
+                          "A difference must also exceed this (and 2 standard errors) to count, for the controls "
+                          "too.")
+    rows = summarize(runs, measure, n_test=len(ds.y_test))
+    v = verdict(runs, measure, tolerance=tol, n_test=len(ds.y_test))
     (st.success if v.matched_round is not None else st.warning)(v.text, icon="🎟️" if v.matched_round else "⚠️")
+    vs, n = v.vs_dense, f"1 s.e., {v.n_test:,} test examples"
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Dense accuracy", f"{v.dense_acc:.1f} %",
-              help="The dense network retrained from θ0 with this page's recipe, exactly as every ticket and control "
-                   "is trained, so it can differ from the baseline shown on the other pages (trained with its own "
-                   "recipe).")
+              help=f"± {vs.b_se:.1f} points ({n}). The dense network retrained from θ0 with this page's recipe, "
+                   "exactly as every ticket and control is trained, so it can differ from the baseline shown on the "
+                   "other pages (trained with its own recipe).")
     m2.metric("Sparsest match" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
-              help="Weights remaining at that round.")
-    m3.metric("Ticket there", f"{v.ticket_acc:.1f} %", f"{v.ticket_acc - v.dense_acc:+.1f} points")
+              help="Weights remaining at that round: the sparsest whose ticket is not measurably worse than the "
+                   "dense network.")
+    m3.metric("Ticket there", f"{v.ticket_acc:.1f} %", f"{vs.diff:+.1f} ± {vs.se:.1f} points",
+              delta_color="normal" if vs.real else "off",
+              help=f"± {vs.a_se:.1f} points ({n}). The change from the dense network, ± its standard error, is "
+                   + ("real (beyond 2 s.e.)." if vs.real else "not measurable (grey)."))
     m4.metric("Learns faster by", f"{v.speedup:.2f}×" if v.speedup else "—",
               help="Dense early-stopping iteration ÷ the ticket's (min. validation loss).")
+    ui_lt.uncertainty(v)
     st.plotly_chart(lviz.accuracy_vs_remaining(rows, MEASURES[measure]), key="lt_acc_fig")
     st.plotly_chart(lviz.early_stop_vs_remaining(rows), key="lt_es_fig")
     return measure, rows

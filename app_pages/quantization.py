@@ -20,6 +20,8 @@ sel = selection()
 ds = dataset(sel.dataset, sel.seed)
 b = baseline(sel)
 key = sel.key
+n_test = len(ds.y_test)
+unit = qr.test_unit(sel.dataset)  # "image" or "example"
 float_info = cache.float_summary(key)
 layer_names = [n for n, m in b.model.named_children() if hasattr(m, "weight")]
 
@@ -32,17 +34,30 @@ lesson_switch(sel, "mnist1d", "cnn", "A small network on easy data shrugs off ro
               "bits and quantization-aware training winning it back (section 4's curves).", "q_lesson")
 
 
+def se(acc: float) -> str:
+    """E.g. "± 0.7 pts (1 s.e., 360 test images)"."""
+    return qr.se_words(acc, n_test, sel.dataset)
+
+
 def metrics(sm: QuantSummary, cfg: QuantConfig, ch: cache.Choices) -> None:
+    vs = sm.vs_float
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Float accuracy", f"{sm.float_accuracy:.2%}", help="The baseline on the test set.")
+    m1.metric("Float accuracy", f"{sm.float_accuracy:.2%}",
+              help=f"The baseline on the test set, {se(sm.float_accuracy)}.")
     m2.metric("Quantized accuracy", f"{sm.accuracy:.2%}", f"{sm.accuracy_delta_pts:+.2f} pts",
-              help="The fake-quantized model on the same test set.")
+              delta_color="off" if vs.within_noise else "normal",
+              help=f"The fake-quantized model on the same test set, {se(sm.accuracy)}. The change "
+                   f"from float is {vs.diff:+.2f} ± {vs.se:.2f} points (1 s.e.)"
+                   + ("; within noise (grey)." if vs.within_noise else ", beyond 2 standard errors."))
     m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
               help="Weights at their bit width + scales, zero points and biases; float32 for anything not quantized. "
                    "The Integer inference page stores biases as int32 and adds each layer's fixed-point rescale "
                    "(M0 and its shift), so its count is a few hundred bytes different for the same model.")
     m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
-    st.caption(f"Current setting: {qr.describe(cfg)} · {ch.caption()}.")
+    st.caption(f"Current setting: {qr.describe(cfg)} · {ch.caption()}. Test accuracy "
+               f"{se(sm.accuracy)}; the change from float "
+               + (f"is within the noise of this test set ({qr.noise_words(n_test, sel.dataset)})."
+                  if vs.within_noise else f"({vs.diff:+.2f} ± {vs.se:.2f} points) is beyond 2 standard errors."))
 
 
 def grid(qmodel, calib_n: int) -> str:
@@ -111,17 +126,24 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     current = {"bits": ch.bits, "accuracy": sm.accuracy, "kb": sm.kb}
     fair = cache.qat_control(key, cache.QAT_CURVE_EPOCHS) if with_qat else None
     k1, k2 = st.columns(2)
-    k1.plotly_chart(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
-                                         title="Test accuracy vs bit width",
-                                         control_acc=fair.accuracy if fair else None), key="q_curve_bits")
-    k2.plotly_chart(qviz.accuracy_curves(series, sm.float_accuracy, "kb", current, float_kb=sm.float_kb,
-                                         title="Test accuracy vs model size"), key="q_curve_kb")
+    k1.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
+                                                          title="Test accuracy vs bit width",
+                                                          control_acc=fair.accuracy if fair else None),
+                                     series, n_test), key="q_curve_bits")
+    k2.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "kb", current,
+                                                          float_kb=sm.float_kb, title="Test accuracy vs model size"),
+                                     series, n_test), key="q_curve_kb")
     st.caption(f"Each point quantizes the whole model at that bit width with the settings above "
                f"({plan.activation_note}). "
                + (f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ch.lsq else ''}, "
                   "always from symmetric per-channel min-max ranges (so it is trained once per model); the dashed "
                   "green line is its fair reference, the float model given the same fine-tuning. "
-                  if with_qat else "") + "The star is the current setting.")
+                  if with_qat else "") + f"The star is the current setting. Error bars: ± 1 standard error, "
+               f"√(p(1 − p)/n) on the {n_test:,} test {unit}s (e.g. {se(sm.float_accuracy)} at the "
+               "float accuracy).")
+    gains = qr.qat_gains(plan, series, n_test)
+    if gains:
+        st.info(qr.qat_gain_text(gains, sel.dataset), icon="⚖️")
 
 
 def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
@@ -142,9 +164,11 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
     except ValueError as e:
         h2.error(f"The suggested mix cannot be built: {e}")
         return
-    ms = qr.summarize(float_info["metrics"], float_info["size"], mixed["metrics"], mixed["size"])
+    ms = qr.summarize(float_info["metrics"], float_info["size"], mixed["metrics"], mixed["size"], n_test)
     h2.dataframe(pd.DataFrame([{"layer": n, "suggested bits": bb} for n, bb in suggestion]), hide_index=True)
-    h2.metric("Mixed-precision accuracy (test)", f"{ms.accuracy:.2%}", f"{ms.accuracy_delta_pts:+.2f} pts vs float")
+    h2.metric("Mixed-precision accuracy (test)", f"{ms.accuracy:.2%}", f"{ms.accuracy_delta_pts:+.2f} pts vs float",
+              delta_color="off" if ms.vs_float.within_noise else "normal",
+              help=f"{se(ms.accuracy)}; grey: the change from float is within noise.")
     h2.metric("Mixed-precision size", f"{ms.kb:.1f} KB", f"{ms.ratio:.1f}× smaller than float", delta_color="off")
     h2.caption("Outlined cells: the suggestion. Activations follow the settings above. The drops were measured one "
                "layer at a time on the validation set; together, on the test set, they need not add up exactly.")
@@ -170,10 +194,10 @@ def live_view():
         return
     if res is None:  # this session cancelled its QAT
         return
-    sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"])
+    sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"], n_test)
     metrics(sm, cfg, ch)
     if ch.mode == "qat":
-        cache.qat_panel(key, ch, res, sm.accuracy)
+        cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = grid(res["model"], ch.calib)
     per_channel(res["model"], cfg, layer)
     errors(res, cfg, ch, sm)

@@ -190,7 +190,15 @@ def test_global_scope_and_multi_seed_summary(tmp_path):
     assert t2["acc_std"] == pytest.approx(np.std(accs))
     v = verdict(runs)
     assert f"{v.dense_acc:.1f} %" in v.text and "random mask" in v.text
-    assert (v.matched_round is None) == (v.ticket_acc < v.dense_acc)
+    # a ticket matches unless it is measurably worse than the dense network (beyond 2 s.e., both seeds agreeing)
+    assert v.n_test == 360 and v.seeds == 2 and len(v.vs_dense.per_seed) == 2
+    assert (v.matched_round is None) == (v.vs_dense.outcome == "worse")
+    hit = v.matched_round or next(r["round"] for r in rows if r["arm"] == "ticket" and r["acc_mean"] == v.ticket_acc)
+    per_seed = [100 * (run.rounds[hit - 1]["random_mask"].final_acc - run.rounds[hit - 1]["ticket"].final_acc)
+                for run in runs]
+    assert v.comparisons["random_mask"].per_seed == pytest.approx(per_seed)
+    assert v.comparisons["random_mask"].diff == pytest.approx(np.mean(per_seed))
+    assert "standard error" in v.note and "agree in sign" in v.note
 
 
 def test_verdict_needs_a_finished_round(run):

@@ -3,8 +3,17 @@ table, the masks of one round and the curves of one round."""
 import pytest
 
 from compress_core.data import load_dataset
-from compress_core.lottery import ARM_LABELS, LotteryConfig, overlap_matrix, rate_for_target, run_lottery, summarize
+from compress_core.lottery import (
+    ARM_LABELS,
+    LotteryConfig,
+    overlap_matrix,
+    rate_for_target,
+    run_lottery,
+    summarize,
+    verdict,
+)
 from compress_core.lottery.report import (
+    comparison_rows,
     mask_view,
     plan,
     round_curves,
@@ -53,6 +62,29 @@ def test_table_rows_carry_every_summary_number(run):
     assert table[0]["arm"] == ARM_LABELS["dense"] and table[0]["weights left (%)"] == pytest.approx(100)
     assert all(t["best test accuracy (chosen on the test set: optimistic) (%)"] == r["acc_mean"]
                for t, r in zip(table, rows))
+
+
+def test_table_rows_show_the_standard_error_when_the_rows_have_it(run):
+    plain = table_rows(summarize([run]), "final_acc")
+    assert "± s.e. (points)" not in plain[0]
+    rows = summarize([run], "final_acc", n_test=360)
+    table = table_rows(rows, "final_acc")
+    p = run.dense.final_acc
+    assert table[0]["± s.e. (points)"] == pytest.approx(100 * (p * (1 - p) / 360) ** 0.5)
+    assert list(table[0])[:5] == ["round", "arm", "weights left (%)", "final test accuracy (%)", "± s.e. (points)"]
+
+
+def test_comparison_rows_carry_the_verdicts_numbers(run):
+    v = verdict([run], tolerance=0.5)
+    rows = comparison_rows(v)
+    assert [r["comparison"] for r in rows] == ["winning ticket − dense network", "random re-init − winning ticket",
+                                               "random mask − winning ticket", "one-shot pruning − winning ticket"]
+    for r, c in zip(rows, [v.vs_dense, *v.comparisons.values()]):
+        assert (r["difference (points)"], r["± s.e. (points)"], r["2 s.e. (points)"]) == (c.diff, c.se, 2 * c.se)
+        assert r["test examples"] == v.n_test == 360 and r["seeds"] == 1
+        assert r["outcome"] == ("no measurable difference (within noise)" if c.reason == "noise" else
+                                "no difference beyond the tolerance (0.5 points)" if c.reason == "tolerance" else
+                                r["comparison"].split(" − ")[0] + ": " + c.outcome)
 
 
 def test_mask_view_matches_the_run(run):

@@ -19,7 +19,7 @@ from compress_core.quant import (
     weight_qparams_for,
 )
 from compress_core.quant import report as qr
-from compress_core.train import evaluate
+from compress_core.train import Metrics, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,51 @@ def test_summary_deltas(setup):
     sm = qr.summarize(fm, fs, qm, qs)
     assert sm.accuracy_delta_pts == pytest.approx(100 * (qm.accuracy - fm.accuracy))
     assert sm.kb_delta == pytest.approx(qs["kb"] - fs["kb"]) and sm.ratio == qs["ratio"] > 1
+
+
+def test_summary_standard_errors_and_the_change_from_float():
+    fm, qm = Metrics(0.95, 0.2), Metrics(0.93, 0.3)
+    sm = qr.summarize(fm, {"kb": 10.0}, qm, {"kb": 3.0, "ratio": 3.3}, n_test=360)
+    assert sm.n_test == 360 and sm.accuracy_se_pts == pytest.approx(100 * math.sqrt(0.93 * 0.07 / 360))
+    # −2 points, s.e. √((0.0475 + 0.0651)/360) = 1.77 points: within noise
+    vs = sm.vs_float
+    assert vs.diff == pytest.approx(-2.0) and vs.se == pytest.approx(1.7686, abs=1e-4) and vs.within_noise
+    assert qr.summarize(fm, {"kb": 10.0}, qm, {"kb": 3.0, "ratio": 3.3}).vs_float is None
+    assert qr.se_words(0.95, 360, "digits") == "± 1.1 pts (1 s.e., 360 test images)"
+    assert qr.se_words(0.9833, 360, "digits") == "± 0.7 pts (1 s.e., 360 test images)"
+    assert qr.se_words(0.9, 250, "moons") == qr.se_words(0.9, 250) == "± 1.9 pts (1 s.e., 250 test examples)"
+
+
+def test_qat_gain_over_ptq_says_when_it_is_within_noise():
+    plan = qr.curve_plan(qr.make_config(4), keep_act8=True, include_qat=True)
+    series = {"PTQ per tensor": [{"bits": 2, "accuracy": 0.1, "kb": 1.0}],
+              "PTQ per channel": [{"bits": b, "accuracy": a, "kb": 1.0} for b, a in ((2, 0.5), (4, 0.886), (8, 0.95))],
+              "QAT per channel": [{"bits": b, "accuracy": a, "kb": 1.0} for b, a in ((8, 0.95), (2, 0.85), (4, 0.9),
+                                                                                       (3, 0.8))]}
+    gains = qr.qat_gains(plan, series, 360)
+    assert [g.bits for g in gains] == [2, 4, 8] and {g.ptq_name for g in gains} == {"PTQ per channel"}
+    two, four, eight = (g.comparison for g in gains)
+    # 2 bits: 85 % against 50 %, s.e. √((0.1275 + 0.25)/360) = 3.24 points: real
+    assert two.diff == pytest.approx(35.0) and two.se == pytest.approx(3.2382, abs=1e-4) and two.outcome == "better"
+    # 4 bits: 90 % against 88.6 %: +1.4 ± 2.30 points, within noise
+    assert four.diff == pytest.approx(1.4) and four.se == pytest.approx(2.3034, abs=1e-4) and four.within_noise
+    assert eight.diff == pytest.approx(0.0) and eight.within_noise
+    text = qr.qat_gain_text(gains, "digits")
+    assert text.startswith("QAT against PTQ per channel at the same bit width (difference ± 1 s.e., 360 test images):")
+    assert "2 bits +35.0 ± 3.2 points (QAT better); 4 bits +1.4 ± 2.3 points (within noise)" in text
+    assert ("At 4 and 8 bits QAT's gain over PTQ is within the noise of this test set: one test image is 0.28 points "
+            "on digits' 360 test images.") in text
+    assert "At 2 bits QAT is measurably better" in text
+    worse = qr.qat_gains(plan, {"PTQ per channel": [{"bits": 2, "accuracy": 0.9, "kb": 1.0}],
+                                "QAT per channel": [{"bits": 2, "accuracy": 0.5, "kb": 1.0}]}, 360)
+    assert "At 2 bits QAT is measurably worse than PTQ." in qr.qat_gain_text(worse)
+    # nothing to compare without the QAT curve; the activations-only plan compares "QAT" with "PTQ"
+    assert qr.qat_gains(qr.curve_plan(qr.make_config(4), True, False), series, 360) == []
+    assert qr.qat_gain_text([]) == ""
+    act = qr.curve_plan(qr.make_config(4, "activations"), True, True)
+    g = qr.qat_gains(act, {"PTQ": [{"bits": 4, "accuracy": 0.9, "kb": 1.0}],
+                           "QAT": [{"bits": 4, "accuracy": 0.9, "kb": 1.0}]}, 100)
+    assert g[0].ptq_name == "PTQ" and g[0].comparison.within_noise
 
 
 def test_widest_channel_and_channel_view(setup):

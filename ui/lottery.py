@@ -20,8 +20,8 @@ from typing import Sequence
 import pandas as pd
 import streamlit as st
 
-from compress_core.lottery import LotteryConfig, LotteryRun, Progress, cache_paths, load_run, run_seeds
-from compress_core.lottery.report import plan, rounds_done, table_rows
+from compress_core.lottery import LotteryConfig, LotteryRun, Progress, Verdict, cache_paths, load_run, run_seeds
+from compress_core.lottery.report import comparison_rows, plan, rounds_done, table_rows
 from compress_core.viz import lottery as lviz
 
 from . import jobs
@@ -189,6 +189,16 @@ def shown_runs(config: LotteryConfig, seeds: Sequence[int], job: Job | None) -> 
         elif runs:
             st.caption("Loaded from the cache: these settings ran before.")
     return [r for r in runs if r.rounds_done > 0]
+
+
+def uncertainty(v: Verdict) -> None:
+    """Under the verdict: how the uncertainty is computed, and every comparison it rests on with its numbers."""
+    st.caption(v.note)
+    table = pd.DataFrame(comparison_rows(v))
+    if not table.empty:
+        st.dataframe(table, hide_index=True, width="stretch", key="lt_compare", column_config={
+            c: st.column_config.NumberColumn(format="%.2f")
+            for c in ("difference (points)", "± s.e. (points)", "2 s.e. (points)")})
 
 
 def about() -> None:

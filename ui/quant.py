@@ -26,7 +26,14 @@ from compress_core.quant import (
     quantization_aware_training,
     quantize_model,
 )
-from compress_core.quant.report import CurvePlan, make_config
+from compress_core.quant.report import (
+    CurvePlan,
+    compare_accuracies,
+    make_config,
+    noise_words,
+    se_words,
+    test_unit,
+)
 from compress_core.train import TrainConfig, evaluate
 from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
@@ -202,16 +209,33 @@ def qat_control(key: tuple, epochs: int):
                     "q_cancel_control")
 
 
-def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float) -> None:
-    """QAT's own story: its training curve, which state was kept, and the fair comparison with a float model
-    given the same extra training."""
+def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: int, cfg_json: str) -> None:
+    """QAT's own story: its training curve, which state was kept, the fair comparison with a float model
+    given the same extra training, and PTQ of the same setting; each difference with its standard error and
+    whether it is beyond the noise of the test set (``compare_accuracies``)."""
     hist = res["history"]
     fair = qat_control(key, ch.epochs)
     if fair is not None:
+        c = compare_accuracies([quantized_acc], [fair.accuracy], n_test)
         st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
                 f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
-                f" the QAT model is **{100 * (quantized_acc - fair.accuracy):+.2f} points** from it. Compare with "
-                "this one, not with the baseline.", icon="⚖️")
+                f" the QAT model is **{100 * (quantized_acc - fair.accuracy):+.2f} points** from it "
+                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(key[0])}s"
+                + (f"; within the noise of this test set: {noise_words(n_test, key[0])}" if c.within_noise
+                   else "; beyond 2 standard errors")
+                + "). Compare with this one, not with the baseline.", icon="⚖️")
+    try:
+        ptq_acc = ptq(key, cfg_json, ch.calib)["metrics"].accuracy
+    except ValueError:
+        ptq_acc = None
+    if ptq_acc is not None:
+        c = compare_accuracies([quantized_acc], [ptq_acc], n_test)
+        verdict = (f"That is within the noise of this test set ({noise_words(n_test, key[0])}): no measurable "
+                   "difference." if c.within_noise else
+                   f"That is beyond 2 standard errors: QAT is measurably {c.outcome}.")
+        st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {ptq_acc:.2%} "
+                f"{se_words(ptq_acc, n_test, key[0])}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** (1 s.e. "
+                f"of the difference). {verdict}", icon="⚖️")
     with st.expander("QAT's training curve", expanded=False):
         st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")

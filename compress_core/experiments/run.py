@@ -23,7 +23,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import math
 import os
 import tempfile
 import threading
@@ -46,6 +45,7 @@ from ..integer import ConversionError, integer_accuracy, to_integer
 from ..pruning import apply_mask, prune_with, shrink
 from ..pruning.formats import time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
+from ..stats import standard_error
 from ..train import TrainConfig, evaluate, train
 from .accounting import layer_costs, summarize
 from .recipe import FineTune, Prune, Quantize, Recipe, Share
@@ -58,11 +58,6 @@ LATENCY_REPEATS = 30
 BOUNDARY_STEPS = 70
 
 Progress = Callable[[float, str], None]
-
-
-def standard_error(acc: float, n: int) -> float:
-    """The binomial standard error of an accuracy measured on ``n`` examples: √(p(1 − p)/n)."""
-    return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n > 0 else float("nan")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """What the Lottery tickets page shows, as plain data: the config built from its controls, the run plan, the
-table of every number, the masks of one round and the training curves of one round.
+table of every number, the comparisons behind the verdict, the masks of one round and the training curves of one
+round.
 
 Frankle & Carbin 2019 (iterative magnitude pruning, rewinding to θ0) and Frankle et al. 2020 (rewinding to θk).
 Everything here is a pure function of settings and ``LotteryRun`` results, so a notebook gets the same numbers
@@ -11,6 +12,7 @@ Usage::
     plan(cfg).remaining_percent          # 10.0: what is left after the last round
     runs = run_seeds(cfg, seeds(0, 2))
     table_rows(summarize(runs), "final_acc")[0]["weights left (%)"]   # 100.0
+    comparison_rows(verdict(runs))       # each difference with its standard error and outcome
     mask_view(runs[0], 2, input_shape=(1, 8, 8), kind="image").layer_remaining_by_round[2]
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from ..data import Dataset
 from ..train import TrainConfig
 from .imp import check, overlap_matrix, rate_for_target
-from .results import ARM_LABELS, CONTROLS, MEASURES, LotteryConfig, LotteryRun, ticket_train_config
+from .results import ARM_LABELS, CONTROLS, MEASURES, LotteryConfig, LotteryRun, Verdict, ticket_train_config
 
 RATE_MODES = ("rate", "target")  # a fixed rate per round, or the % of weights wanted after the last round
 
@@ -89,12 +91,42 @@ def rounds_done(runs: Sequence[LotteryRun]) -> int:
 
 
 def table_rows(rows: Sequence[Mapping], measure: str) -> list[dict]:
-    """The page's table of every number: one row per (round, arm) of ``summarize(runs, measure)``."""
-    return [{"round": r["round"], "arm": ARM_LABELS[r["arm"]], "weights left (%)": r["remaining"],
-             f"{MEASURES[measure]} (%)": r["acc_mean"], "spread across seeds": r["acc_std"],
-             "final (%)": r["final_acc"], "at early stop (%)": r["early_stop_acc"], "best (%)": r["best_acc"],
-             "early-stop iteration": r["early_stop_iteration"], "overlap with previous round": r["overlap_prev"],
-             "seeds": r["seeds"]} for r in rows]
+    """The page's table of every number: one row per (round, arm) of ``summarize(runs, measure)``; with a
+    "± s.e. (points)" column when the rows carry the standard error (``summarize(..., n_test=...)``)."""
+    out = []
+    for r in rows:
+        t = {"round": r["round"], "arm": ARM_LABELS[r["arm"]], "weights left (%)": r["remaining"],
+             f"{MEASURES[measure]} (%)": r["acc_mean"]}
+        if r.get("acc_se") is not None:
+            t["± s.e. (points)"] = r["acc_se"]
+        out.append({**t, "spread across seeds": r["acc_std"], "final (%)": r["final_acc"],
+                    "at early stop (%)": r["early_stop_acc"], "best (%)": r["best_acc"],
+                    "early-stop iteration": r["early_stop_iteration"], "overlap with previous round": r["overlap_prev"],
+                    "seeds": r["seeds"]})
+    return out
+
+
+def comparison_rows(v: Verdict) -> list[dict]:
+    """The comparisons behind the verdict, one row each: the ticket against the dense network, then each
+    control against the ticket, with the difference, its standard error, the per-seed differences and the
+    outcome (``compare_accuracies``)."""
+    pairs = ([("winning ticket", "dense network", v.vs_dense)] if v.vs_dense is not None else []) + \
+        [(ARM_LABELS[a], "winning ticket", c) for a, c in v.comparisons.items()]
+    return [{"comparison": f"{a} − {b}", "difference (points)": c.diff, "± s.e. (points)": c.se,
+             "2 s.e. (points)": 2 * c.se,
+             "per-seed differences": ", ".join(f"{d:+.2f}" for d in c.per_seed).replace("-", "−"),
+             "seeds": c.seeds, "test examples": c.n_test,
+             "outcome": _outcome(a, c)} for a, b, c in pairs]
+
+
+def _outcome(arm: str, c) -> str:
+    if c.reason == "noise":
+        return "no measurable difference (within noise)"
+    if c.reason == "seeds disagree":
+        return "no measurable difference (the seeds disagree in sign)"
+    if c.reason == "tolerance":
+        return f"no difference beyond the tolerance ({c.tolerance:g} points)"
+    return f"{arm}: {c.outcome}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,6 +26,16 @@ import torch
 
 from ..baselines import ticket_train_config
 from ..config import SCOPES, Config, param
+from ..data import load_dataset
+from ..stats import (  # noqa: F401
+    NOISE_SE,
+    Comparison,
+    accuracy_se,
+    compare_accuracies,
+    noise_words,
+    standard_error,
+    test_unit,
+)
 from ..train import TrainConfig
 
 ARMS = ("ticket", "reinit", "random_mask", "oneshot")
@@ -222,12 +232,13 @@ def common_rounds(runs: Sequence[LotteryRun]) -> int:
     return min((r.rounds_done for r in runs), default=0)
 
 
-def summarize(runs: Sequence[LotteryRun], measure: str = "final_acc") -> list[dict]:
+def summarize(runs: Sequence[LotteryRun], measure: str = "final_acc", n_test: int | None = None) -> list[dict]:
     """One row per (round, arm) with means over the runs (seeds) and their spread.
 
     Row keys: round, arm, remaining (%), acc_mean / acc_std / acc_min / acc_max (``measure``, in %),
-    final_acc, best_acc, early_stop_acc (means, %), early_stop_iteration (mean), overlap_prev, seeds.
-    Round 0 is the dense network (arm "dense").
+    acc_se (the standard error of acc_mean in points, ``accuracy_se``; None unless ``n_test``, the number of
+    test examples, is given), final_acc, best_acc, early_stop_acc (means, %), early_stop_iteration (mean),
+    overlap_prev, seeds. Round 0 is the dense network (arm "dense").
     """
     if measure not in MEASURES:
         raise ValueError(f"Unknown accuracy measure {measure!r}: use one of {', '.join(MEASURES)}.")
@@ -238,9 +249,10 @@ def summarize(runs: Sequence[LotteryRun], measure: str = "final_acc") -> list[di
 
     def row(items: list[ArmRound], arm: str, rnd: int) -> dict:
         acc = np.array([getattr(i, measure) for i in items]) * 100
+        se = 100 * accuracy_se(acc / 100, n_test) if n_test else None
         return dict(round=rnd, arm=arm, remaining=float(np.mean([i.remaining for i in items]) * 100),
                     acc_mean=float(acc.mean()), acc_std=float(acc.std()), acc_min=float(acc.min()),
-                    acc_max=float(acc.max()),
+                    acc_max=float(acc.max()), acc_se=se,
                     **{k: float(np.mean([getattr(i, k) for i in items]) * 100)
                        for k in ("final_acc", "best_acc", "early_stop_acc")},
                     early_stop_iteration=float(np.mean([i.early_stop_iteration for i in items])),
@@ -255,59 +267,115 @@ def summarize(runs: Sequence[LotteryRun], measure: str = "final_acc") -> list[di
     return rows
 
 
+# ---- is a difference real? -------------------------------------------------------------------------------
+
+
+def test_size(config: LotteryConfig) -> int:
+    """How many test examples a run of ``config`` is scored on (its data set's test split)."""
+    return len(load_dataset(config.dataset, config.seed).y_test)
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The plain-words conclusion, computed from the numbers of a run (or the mean of several seeds)."""
+    """The plain-words conclusion, computed from the numbers of a run (or the mean of several seeds), with the
+    comparisons it rests on (``compare_accuracies``)."""
 
-    matched_round: int | None  # sparsest round whose ticket reaches the dense accuracy (None: none did)
+    matched_round: int | None  # sparsest round whose ticket is not measurably worse than dense (None: none)
     remaining: float  # % of weights left at that round (or at the best ticket round when none matched)
     ticket_acc: float
     dense_acc: float
     speedup: float | None  # dense early-stop iteration / ticket early-stop iteration
     controls: dict  # {control: accuracy at that round, %}
     text: str
+    n_test: int = 0  # test examples each accuracy is measured on
+    seeds: int = 1
+    vs_dense: Comparison | None = None  # the ticket (a) against the dense network (b)
+    comparisons: dict = field(default_factory=dict)  # {control: Comparison of the control (a) against the ticket}
+    note: str = ""  # how the uncertainty is computed and when a difference counts, in plain words
 
 
-def verdict(runs: Sequence[LotteryRun], measure: str = "final_acc", tolerance: float = 0.0) -> Verdict:
-    """Find the sparsest round whose ticket matches the dense network (within ``tolerance`` points) and
-    compare its training speed and its controls there.
+def _accs(runs: Sequence[LotteryRun], rnd: int, arm: str, measure: str) -> list[float]:
+    """Per-seed accuracy (fraction) of ``arm`` at round ``rnd`` (0: the dense network)."""
+    return [getattr(r.dense if rnd == 0 else r.rounds[rnd - 1][arm], measure) for r in runs]
+
+
+def verdict(runs: Sequence[LotteryRun], measure: str = "final_acc", tolerance: float = 0.0,
+            n_test: int | None = None) -> Verdict:
+    """Find the sparsest round whose ticket matches the dense network and compare its training speed and its
+    controls there, saying which differences are larger than the noise of the test set.
+
+    Every accuracy comparison follows ``compare_accuracies``: a difference is real only beyond 2 standard errors
+    (binomial on ``n_test`` examples; with several seeds, the standard error of the mean per-seed difference,
+    the seeds agreeing in sign) and beyond ``tolerance``. A ticket *matches* when it is not measurably worse than
+    the dense network; a control did *worse* (or *better*) than the ticket only when the difference is real,
+    otherwise "no measurable difference (within noise)".
 
     Args:
-        runs: one run per seed (same settings); means over seeds are compared.
+        runs: one run per seed (same settings); means over seeds are compared, seed by seed.
         measure: which accuracy (``MEASURES``).
-        tolerance: accuracy points below the dense network that still count as a match.
+        tolerance: accuracy points a difference must exceed to count (a ticket up to this far below the dense
+            network still matches).
+        n_test: test examples per accuracy (default: the size of the runs' test split, ``test_size``).
     """
     rows = summarize(runs, measure)
     if len(rows) <= 1:
         raise ValueError("No finished pruning round yet: run at least one round to get a verdict.")
+    n_test = int(n_test) if n_test else test_size(runs[0].config)
     dense = rows[0]
     tickets = [r for r in rows if r["arm"] == "ticket"]
-    matches = [r for r in tickets if r["acc_mean"] >= dense["acc_mean"] - tolerance]
+    dense_accs = _accs(runs, 0, "dense", measure)
+    vs = {r["round"]: compare_accuracies(_accs(runs, r["round"], "ticket", measure), dense_accs, n_test, tolerance)
+          for r in tickets}
+    matches = [r for r in tickets if vs[r["round"]].outcome != "worse"]
     hit = min(matches, key=lambda r: r["remaining"]) if matches else max(tickets, key=lambda r: r["acc_mean"])
+    vs_dense = vs[hit["round"]]
     ctrl = {r["arm"]: r["acc_mean"] for r in rows if r["round"] == hit["round"] and r["arm"] in CONTROLS}
+    ticket_accs = _accs(runs, hit["round"], "ticket", measure)
+    comps = {a: compare_accuracies(_accs(runs, hit["round"], a, measure), ticket_accs, n_test, tolerance)
+             for a in ctrl}
     speed = (dense["early_stop_iteration"] / hit["early_stop_iteration"]) if hit["early_stop_iteration"] else None
     seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
     what = MEASURES[measure]
     if matches:
         text = (f"The sparsest winning ticket is round {hit['round']}: with **{hit['remaining']:.1f} %** of the "
                 f"weights left it reaches **{hit['acc_mean']:.1f} %** {what}{seeds}, against {dense['acc_mean']:.1f} % "
-                f"for the dense network.")
+                f"for the dense network ({vs_dense.words()}).")
     else:
         text = (f"No ticket matched the dense network's {dense['acc_mean']:.1f} %{seeds}. The best ticket, round "
-                f"{hit['round']} ({hit['remaining']:.1f} % of the weights left), reached {hit['acc_mean']:.1f} %.")
+                f"{hit['round']} ({hit['remaining']:.1f} % of the weights left), reached {hit['acc_mean']:.1f} % "
+                f"({vs_dense.words()}).")
     if speed is not None:
         faster = "faster" if speed > 1 else "slower" if speed < 1 else "as fast"
         text += (f" Its validation loss bottomed out at iteration {hit['early_stop_iteration']:.0f} versus "
                  f"{dense['early_stop_iteration']:.0f} for the dense network: {speed:.2f}× ({faster}).")
     if ctrl:
-        parts = [f"{ARM_LABELS[a]} {v:.1f} % ({v - hit['acc_mean']:+.1f} points)" for a, v in ctrl.items()]
-        text += " At the same sparsity the controls reached " + ", ".join(parts) + "."
-        beaten = [a for a, v in ctrl.items() if v < hit["acc_mean"]]
-        if len(beaten) == len(ctrl):
-            text += " Every control did worse: the ticket's initial weights and its mask both matter."
-        elif beaten:
-            text += f" Only {', '.join(ARM_LABELS[a] for a in beaten)} did worse than the ticket."
+        parts = [f"{ARM_LABELS[a]} {v:.1f} % ({comps[a].words()})" for a, v in ctrl.items()]
+        text += " At the same sparsity the controls reached " + "; ".join(parts) + "."
+        worse = [a for a in ctrl if comps[a].outcome == "worse"]
+        better = [a for a in ctrl if comps[a].outcome == "better"]
+        same = [a for a in ctrl if comps[a].outcome == "no difference"]
+
+        def names(arms: list[str]) -> str:
+            return ", ".join(ARM_LABELS[a] for a in arms)
+
+        if len(worse) == len(ctrl):
+            text += " Every control did measurably worse: the ticket's initial weights and its mask both matter."
+        elif worse:
+            text += f" Only {names(worse)} did measurably worse than the ticket."
         else:
-            text += " No control did worse: at this sparsity the ticket's advantage is not visible."
+            text += " No control did measurably worse: at this sparsity the ticket's advantage is not visible."
+        if better:
+            text += f" {names(better)[0].upper() + names(better)[1:]} did measurably better than the ticket."
+        if same:
+            text += f" No measurable difference for {names(same)}."
+    if any(c.within_noise for c in (vs_dense, *comps.values())):
+        text += f" Differences within 2 standard errors are within the noise of this test set: " \
+                f"{noise_words(n_test, runs[0].config.dataset)}."
+    spread = (f"; with {len(runs)} seeds, the standard error of the mean per-seed difference when that is larger, "
+              "and every seed must agree in sign") if len(runs) > 1 else ""
+    tol = f" and your tolerance of {tolerance:g} points" if tolerance else ""
+    note = (f"± is one standard error: binomial, √(p(1 − p)/n) on n = {n_test:,} test examples "
+            f"(one example = {100 / n_test:.2f} points), √(s₁² + s₂²) for a difference{spread}. A difference counts "
+            f"as real only beyond 2 standard errors{tol}.")
     return Verdict(hit["round"] if matches else None, hit["remaining"], hit["acc_mean"], dense["acc_mean"],
-                   speed, ctrl, text)
+                   speed, ctrl, text, n_test, len(runs), vs_dense, comps, note)

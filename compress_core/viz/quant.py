@@ -13,6 +13,7 @@ import torch
 
 from ..quant.primitives import QParams, clip_mask, dequantize, fake_quantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
+from ..stats import standard_error
 from .common import COLORS, SEQ, style
 
 MAX_DRAWN_LEVELS = 64  # above this the dotted level lines fill the chart solid: the shaded band stands for them
@@ -331,3 +332,12 @@ def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = No
                 hovertemplate="%{y} at %{x}: accuracy %{z:+.2f} points (negative = worse)<extra></extra>")
     fig = go.Figure(data=[heat], layout=dict(shapes=shapes, yaxis=dict(autorange="reversed")), _validate=False)
     return style(fig, title, height=max(260, 70 * len(layers) + 120))
+
+
+def error_bars(fig: go.Figure, series: dict[str, list[dict]], n_test: int) -> go.Figure:
+    """Draw ± 1 binomial standard error, √(p(1 − p)/n), on every point of the accuracy curves in ``fig``."""
+    for trace in fig.data:
+        if trace.name in series and trace.y is not None:
+            trace.error_y = dict(type="data", array=[standard_error(float(y), n_test) for y in trace.y],
+                                 visible=True, thickness=1.2, width=3)
+    return fig

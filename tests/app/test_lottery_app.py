@@ -2,10 +2,13 @@
 keeps the finished rounds of a stopped run."""
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
-from compress_core.lottery import LotteryConfig, cache_paths, ticket_train_config
+from compress_core.data import load_dataset
+from compress_core.lottery import ArmRound, LotteryConfig, cache_paths, run_lottery, ticket_train_config
+from compress_core.lottery.report import settings_config
 from compress_core.train import TrainConfig
 from ui.lottery import Job
 
@@ -17,6 +20,59 @@ TINY = {"dataset": "digits", "model": "mlp", "lt_rounds": "2", "lt_epochs": "1",
 
 def _errors(at) -> str:
     return " ".join(e.value for e in at.error)
+
+
+def _table(at, column: str):
+    """The page's dataframe that has ``column``."""
+    for df in at.dataframe:
+        data = df.value.data if hasattr(df.value, "data") else df.value
+        if column in data.columns:
+            return data
+    raise AssertionError(f"no table with a {column!r} column on the page")
+
+
+def metrics_delta(at, label: str) -> str:
+    return next(m.delta for m in at.metric if m.label == label)
+
+
+def test_verdict_says_which_differences_are_within_the_noise():
+    """A cached run (hand-set accuracies on digits' 360 test images): the ticket +0.3 points over dense, random
+    re-init 1.4 points below the ticket (both within 2 s.e.), random mask 7.5 points below (real)."""
+    data = load_dataset("digits", 0)
+    cfg = settings_config("digits", "mlp", 0, rounds=1, rate_percent=30, epochs=1, data=data)
+    jpath, ppath = cache_paths(cfg)
+    real = run_lottery(cfg, use_cache=False)
+
+    def acc(arm: ArmRound, correct: int) -> ArmRound:
+        p = correct / len(data.y_test)
+        return replace(arm, final_acc=p, best_acc=p, early_stop_acc=p)
+
+    rnd = real.rounds[0]
+    fake = replace(real, dense=acc(real.dense, 350), rounds=({"ticket": acc(rnd["ticket"], 351),
+                                                              "reinit": acc(rnd["reinit"], 346),
+                                                              "random_mask": acc(rnd["random_mask"], 324)},))
+    jpath.parent.mkdir(parents=True, exist_ok=True)
+    jpath.write_text(fake.to_json())
+    ppath.unlink(missing_ok=True)
+    try:
+        at = open_app(PAGE, {"dataset": "digits", "model": "mlp", "lt_rounds": "1", "lt_rate": "30",
+                             "lt_epochs": "1", "lt_seeds": "1"})
+        assert not at.exception and not at.error
+        text = next(s.value for s in at.success)
+        assert "against 97.2 % for the dense network (+0.3 ± 1.2 points, 1 s.e.: no measurable difference " \
+               "(within noise))" in text
+        assert "random re-init 96.1 % (−1.4 ± 1.3 points, 1 s.e.: no measurable difference (within noise))" in text
+        assert "random mask 90.0 % (−7.5 ± 1.8 points, 1 s.e.: measurably worse)" in text
+        assert "Only random mask did measurably worse than the ticket." in text and "Every control" not in text
+        assert "within the noise of this test set: one test image is 0.28 points on digits' 360 test images" in text
+        compare = _table(at, "comparison")
+        assert list(compare["outcome"]) == ["no measurable difference (within noise)"] * 2 + ["random mask: worse"]
+        assert compare["per-seed differences"][2] == "−7.50"
+        assert metrics_delta(at, "Ticket there") == "+0.3 ± 1.2 points"
+        assert "± 0.9 points (1 s.e., 360 test examples)" in next(m.help for m in at.metric
+                                                                  if m.label == "Dense accuracy")
+    finally:
+        jpath.unlink(missing_ok=True)
 
 
 def test_tiny_run_shows_results_and_link_state():
@@ -32,8 +88,15 @@ def test_tiny_run_shows_results_and_link_state():
     assert not at.exception and at.query_params["lt_round"] == "1"
     assert at.query_params["lt_rounds"] == "2" and at.query_params["lt_epochs"] == "1"
     assert len(at.get("plotly_chart")) >= 7
-    table = at.dataframe[0].value
-    assert list(table["round"]) == [0, 1, 1, 1, 2, 2, 2]
+    table = _table(at, "round")
+    assert list(table["round"]) == [0, 1, 1, 1, 2, 2, 2] and "± s.e. (points)" in table.columns
+    # the verdict's comparisons, each with its standard error, and how it is computed
+    compare = _table(at, "comparison")
+    assert list(compare["comparison"]) == ["winning ticket − dense network", "random re-init − winning ticket",
+                                           "random mask − winning ticket"]
+    assert (compare["test examples"] == 360).all() and (compare["± s.e. (points)"] > 0).all()
+    assert any("one standard error" in c.value and "n = 360 test examples" in c.value for c in at.caption)
+    assert " ± " in metrics_delta(at, "Ticket there")
     at.radio(key="lt_measure").set_value("early_stop_acc").run()
     assert not at.exception
 

@@ -1,5 +1,6 @@
 """AppTest: every control of the Quantization page, links that restore the view, and bad input."""
 import json
+import re
 
 import pytest
 
@@ -42,6 +43,22 @@ def test_default_view_is_8_bit_and_near_float(at):
     assert set(rep["tensor"]) == {"input", "weight", "output"} and (rep["bits"] == 8).all()
     assert (rep["granularity"][rep["tensor"] == "weight"] == "per channel").all()
     assert any("Published" in i.value for i in at.info)
+
+
+def test_accuracies_carry_their_standard_error(at):
+    # digits: 360 test images; 8 bits is within a few images of float, far inside 2 s.e. (about 1.9 points)
+    caption = next(c.value for c in at.caption if c.value.startswith("Current setting"))
+    assert "Test accuracy ± 0.7 pts (1 s.e., 360 test images)" in caption
+    assert "the change from float is within the noise of this test set (one test image is 0.28 points on digits' " \
+           "360 test images)" in caption
+    help_ = next(m.help for m in at.metric if m.label == "Quantized accuracy")
+    assert "± 0.7 pts (1 s.e., 360 test images)" in help_ and "within noise" in help_
+    curves = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                  if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == "Test accuracy vs bit width")
+    for trace in curves["data"]:
+        if trace["name"].startswith("PTQ"):  # ± 1 s.e. on every point: √(p(1 − p)/360)
+            assert trace["error_y"]["array"] == pytest.approx([(p * (1 - p) / 360) ** 0.5 for p in trace["y"]])
+    assert any("Error bars: ± 1 standard error" in c.value for c in at.caption)
 
 
 def test_bit_width_slider_changes_size_and_grid(at):
@@ -116,6 +133,21 @@ def test_qat_mode_trains_and_reports():
     assert at.toggle(key="q_qatcurve").value  # the QAT curve is on by default and was trained here
     names = {t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec).get("data", [])}
     assert "QAT per channel" in names and "PTQ per tensor" in names
+    # QAT's gain over PTQ at each bit width, ± its standard error on moons' 250 test points, called within noise
+    # exactly when it is within 2 standard errors
+    gains = next(i.value for i in at.info if i.value.startswith("QAT against PTQ per channel at the same bit width"))
+    assert "(difference ± 1 s.e., 250 test examples)" in gains
+    parts = re.findall(r"(\d+) bits ([+−]\d+\.\d) ± (\d+\.\d) points \((QAT better|QAT worse|within noise)\)", gains)
+    assert [int(p[0]) for p in parts] == [2, 3, 4, 6, 8], gains
+    for part in parts:
+        diff, se, tag = float(part[1].replace("−", "-")), float(part[2]), f"({part[3]})"
+        if abs(abs(diff) - 2 * se) > 0.15:  # away from the boundary, where the one-decimal display could mislead
+            assert (tag == "(within noise)") == (abs(diff) < 2 * se), part
+    if "(within noise)" in gains:
+        assert "QAT's gain over PTQ is within the noise of this test set: one test example is 0.40 points on moons' " \
+               "250 test examples." in gains
+    vs_ptq = next(i.value for i in at.info if i.value.startswith("**QAT against PTQ.**"))
+    assert "1 s.e., 250 test examples" in vs_ptq and " ± " in vs_ptq
     at.toggle(key="q_lsq").set_value(False).run()
     assert not at.exception
 

@@ -48,6 +48,10 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     mask_image = charts(page).filter(has_text="connections kept per input").first
     expect_at_least(mask_image.locator(".hm, image, .heatmaplayer"), 1)
     expect(page.get_by_test_id("stMetric").filter(has_text="Dense accuracy")).to_have_count(1)
+    # the verdict gives each difference with its standard error, and says how it is computed
+    expect(page.get_by_test_id("stAlert").filter(has_text="points, 1 s.e.").first).to_be_visible()
+    expect(page.get_by_text("± is one standard error").first).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="Ticket there")).to_contain_text("±")
     # the round slider redraws the mask for round 1
     thumb = slider(page, "Show the mask at round")
     thumb.focus()

@@ -30,6 +30,8 @@ def test_bit_width_slider_updates_grid_and_accuracy(server_url, page):
     size = metric_value(page, "Model size")
     size8, title8 = size.inner_text(), _grid_title(page)
     assert "weights" in title8 and "S =" in title8
+    # accuracies carry their standard error on digits' 360 test images
+    expect(page.get_by_text("Test accuracy ± 0.7 pts (1 s.e., 360 test images)").first).to_be_visible()
     thumb = page.locator(".st-key-q_bits").get_by_role("slider").first
     thumb.focus()
     for _ in range(6):  # 8 -> 2 bits, one key press per step of the select slider
