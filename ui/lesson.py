@@ -17,10 +17,10 @@ import streamlit as st
 
 from compress_core import lesson
 from compress_core.baselines import default_train_config
-from compress_core.experiments import standard_error
 from compress_core.lottery import run_lottery, summarize, verdict
 from compress_core.lottery.report import mask_view
 from compress_core.pruning import prune_to, weight_values
+from compress_core.stats import compare_accuracies
 from compress_core.viz import lesson as lviz
 from compress_core.viz import lottery as ltviz
 from compress_core.viz import pruning as pviz
@@ -250,11 +250,9 @@ def step_quant(seed: int) -> list[go.Figure]:
     ptq = {r["bits"]: r["accuracy"] for r in series["PTQ (post-training)"]}
     qat = {r["bits"]: r["accuracy"] for r in series["QAT (straight-through)"]}
     n = len(dataset(step.dataset, seed).y_test)
-    se = max(standard_error(ptq[bits], n), standard_error(qat[bits], n))
-    gap = "within the noise of this test set" if abs(qat[bits] - ptq[bits]) <= 2 * (2 ** 0.5) * se else \
-        f"{100 * (qat[bits] - ptq[bits]):+.1f} points for QAT, beyond the noise"
+    gap = compare_accuracies([qat[bits]], [ptq[bits]], n)
     st.markdown(f"At {bits} bits: PTQ **{ptq[bits]:.1%}**, QAT **{qat[bits]:.1%}** (float "
-                f"{b.test_metrics.accuracy:.1%}; 1 s.e. ≤ {100 * se:.1f} points on {n:,} test signals): {gap}.")
+                f"{b.test_metrics.accuracy:.1%}; {n:,} test signals). QAT against PTQ: {gap.words()}.")
     fig = qviz.accuracy_curves(series, b.test_metrics.accuracy, current={"bits": bits, "accuracy": qat[bits]},
                                title="PTQ vs QAT against bit width (activations 8-bit)")
     lviz.mark_guess(fig, 2, guess / 100)
