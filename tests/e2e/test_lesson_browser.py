@@ -53,3 +53,20 @@ def test_walk_the_lesson_with_the_keyboard_and_answer_a_prediction(server_url, p
         doc.screenshot(path=str(tmp_path / "handout.png"))
     finally:
         offline.close()
+
+
+def test_a_click_on_the_taxonomy_opens_that_choice_live(server_url, page):
+    open_page(page, server_url + "/lesson?lesson_step=2")
+    chart = page.get_by_test_id("stPlotlyChart").first
+    label = chart.get_by_text("neurons / channels (structured)")
+    expect(label).to_be_visible(timeout=60_000)
+    box = label.bounding_box()
+    points = chart.locator("g.scatterlayer g.trace g.points path")
+    centres = [(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2) for b in
+               (points.nth(k).bounding_box() for k in range(points.count()))]
+    x, y = min(centres, key=lambda c: abs(c[0] - box["x"] - box["width"] / 2) + abs(c[1] - box["y"]))
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)  # the leaf's marker, just above its label
+    expect(page).to_have_url(re.compile(r"/pruning\?.*pr_granularity=neuron"), timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
