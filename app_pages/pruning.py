@@ -195,5 +195,5 @@ def live() -> None:
 
 
 live()
-
+cache.drag_view(model, layers)
 cache.about()

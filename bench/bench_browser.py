@@ -241,6 +241,34 @@ def startup(browser, script: Path, cwd: Path, env: dict, url_path: str, args) ->
         ctx.close()
 
 
+DRAG_JS = """async (el) => {
+  const times = [];
+  for (let i = 0; i < 200; i++) {           // a drag from 0 % to 99.5 %: one input event per step, as a browser
+    const t0 = performance.now();           // sends them, each followed by the next painted frame
+    el.value = (i * 0.5).toFixed(1);
+    el.dispatchEvent(new Event("input"));
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return {median_ms: times[100], p95_ms: times[190]};
+}"""
+
+
+def measure_drag(page, base_url: str, args) -> dict:
+    """The Pruning page's 'Follow the drag' histogram: input event → the frame after the redraw, in the browser
+    (no server round trip), over a 200-step drag; with the redraw's own compute time as the snippet reports it."""
+    page.goto(f"{base_url}/pruning?dataset=digits&model=mlp&pr_layer=fc1")
+    wait_settled(page, time.perf_counter() * 1000, args.quiet, args.load_timeout)
+    page.get_by_text("Follow the drag").click()
+    frame = page.frame_locator("iframe").last
+    frame.locator("#info").wait_for(timeout=60_000)
+    row = frame.locator("#s").evaluate(DRAG_JS)
+    row.update(what="client-side drag histogram (fc1, 19,200 weights)", page="pruning",
+               redraw_compute_ms=float(frame.locator("#ms").inner_text()))
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def run(args) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -272,6 +300,8 @@ def run(args) -> dict:
                     summary["controls"].append(row)
                     print(json.dumps(row), flush=True)
                 floor("after")
+                summary["drag"] = measure_drag(page, app.url, args)
+                print(json.dumps(summary["drag"]), flush=True)
                 ctx.close()
             fl = statistics.median(floors)
             summary["floor_s"] = round(fl, 4)

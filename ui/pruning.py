@@ -12,6 +12,7 @@ import json
 
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from compress_core.pruning import (
     PruneOutcome,
@@ -23,10 +24,12 @@ from compress_core.pruning import (
     ranking_for,
     semi_structured_benchmark,
     sparsity_sensitivity,
+    weight_values,
 )
 from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
 from compress_core.viz import pruning as pviz
+from compress_core.viz.live import LIVE_HEIGHT, live_histogram_html
 
 from . import jobs
 from .explain import explainer, published
@@ -275,3 +278,16 @@ def plain_words_speed() -> None:
         "access, so on CPUs and GPUs they only win at very high sparsity, if at all. Removing whole neurons "
         "and channels is different: the layers become genuinely smaller dense matrices, which every kind of "
         "hardware runs faster. 2:4 sits in between — a regular pattern that recent GPUs accelerate.")
+
+
+def drag_view(model, layers: list[str]) -> None:
+    """The chosen layer's histogram following a slider *during* the drag, redrawn in the browser (no server round
+    trip: ``viz.live``). Outside the page's live fragment, so a slider move there never re-sends its weights."""
+    layer = st.session_state.get("pr_layer", layers[0])
+    layer = layer if layer in layers else layers[0]
+    with st.expander(f"Follow the drag: {layer}'s weights redrawn in your browser while you move the slider"):
+        components.html(live_histogram_html(weight_values(model, layer).numpy(), layer,
+                                            st.session_state.get("pr_sparsity", 90.0) / 100), height=LIVE_HEIGHT)
+        st.caption("Per-layer magnitude pruning of this one layer, computed by your browser at every position of "
+                   "the drag (the weights were sent once, rounded to float16). Streamlit's own sliders send their "
+                   "value on release, when the server recomputes the whole page.")

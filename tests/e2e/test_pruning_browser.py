@@ -32,3 +32,23 @@ def test_sparsity_slider_updates_histogram_and_accuracy(server_url, page):
     assert "page=" not in page.url
     assert_no_exception(page)
     screenshot(page, "pruning")
+
+
+def test_the_histogram_follows_a_drag_in_the_browser(server_url, page):
+    """Issue 9's stretch: during the drag, the browser itself redraws the histogram (no server round trip)."""
+    open_page(page, server_url + "/pruning?dataset=digits&model=mlp&pr_layer=fc1")
+    page.get_by_text("Follow the drag").click()
+    frame = page.frame_locator("iframe").last
+    info = frame.locator("#info")
+    expect(info).to_contain_text("kept", timeout=60_000)
+    slider = frame.locator("#s")
+    texts = []
+    for value in ("10", "50", "90", "99"):  # each 'input' event, as a drag sends them
+        slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
+        expect(frame.locator("#v")).to_have_text(f"{float(value):.1f} %")
+        texts.append(info.inner_text())
+    kept = [int(t.split("kept ")[1].split(" ")[0].replace(",", "")) for t in texts]
+    assert kept == sorted(kept, reverse=True) and kept[0] > kept[-1]
+    assert abs(kept[2] - 0.1 * 19_200) <= 20  # 90 % of fc1's 19,200 weights go (float16 ties aside)
+    assert frame.locator("rect").count() == 160 and float(frame.locator("#ms").inner_text()) >= 0
+    assert_no_exception(page)
