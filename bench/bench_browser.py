@@ -258,8 +258,7 @@ DRAG_JS = """async (el) => {
 def measure_drag(page, base_url: str, args) -> dict:
     """The Pruning page's 'Follow the drag' histogram: input event → the frame after the redraw, in the browser
     (no server round trip), over a 200-step drag; with the redraw's own compute time as the snippet reports it."""
-    page.goto(f"{base_url}/pruning?dataset=digits&model=mlp&pr_layer=fc1")
-    wait_settled(page, time.perf_counter() * 1000, args.quiet, args.load_timeout)
+    first_run(page, f"{base_url}/pruning?dataset=digits&model=mlp&pr_layer=fc1", args, args.load_timeout)
     page.get_by_text("Follow the drag").click()
     frame = page.frame_locator("iframe").last
     frame.locator("#info").wait_for(timeout=60_000)
