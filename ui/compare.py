@@ -102,22 +102,40 @@ def save(vs: list[dict]) -> None:
 
 
 # ---- the editor --------------------------------------------------------------------------------------------
+def _unused(step: Step, sid: int, name: str) -> bool:
+    """A field the step's other settings make irrelevant (greyed out, its value kept). The other settings are read
+    from their widgets, which hold this run's values."""
+    def now(field: str):
+        return st.session_state.get(f"cmp_{sid}_{field}", getattr(step, field))
+
+    if step.kind == "quantize":
+        return name in ("qat_epochs", "qat_lr", "lsq") and now("mode") != "qat" or \
+            name in ("act_bits", "act_method", "calibration") and now("target") == "weights"
+    if step.kind == "prune":
+        return name == "rounds" and now("schedule") == "one-shot" or \
+            name == "finetune_lr" and now("finetune_epochs") == 0 or \
+            name == "sparsity" and now("granularity") == "nm"
+    return step.kind == "share" and name == "centroid_lr" and now("centroid_epochs") == 0
+
+
 def _field(col, step: Step, sid: int, f: dataclasses.Field, help_text: str):
     key = f"cmp_{sid}_{f.name}"
     value = getattr(step, f.name)
     label = f.name.replace("_", " ")
+    off = _unused(step, sid, f.name)
     if f.name in CHOICES:
         opts = list(CHOICES[f.name])
         return col.selectbox(label, opts, index=opts.index(value) if value in opts else 0, key=key, help=help_text,
-                             format_func=lambda o: LABELS.get(o, o))
+                             format_func=lambda o: LABELS.get(o, o), disabled=off)
     if isinstance(value, bool):
-        return col.toggle(label, value=value, key=key, help=help_text)
+        return col.toggle(label, value=value, key=key, help=help_text, disabled=off)
     if isinstance(value, int):
         lo, hi = INTS.get(f.name, (0, 1000))
-        return int(col.number_input(label, lo, hi, min(max(value, lo), hi), 1, key=key, help=help_text))
+        return int(col.number_input(label, lo, hi, min(max(value, lo), hi), 1, key=key, help=help_text,
+                                    disabled=off))
     lo, hi, step_size, fmt = FLOATS.get(f.name, (1e-5, 1.0, 1e-4, "%.4g"))
     return float(col.number_input(label, lo, hi, float(min(max(value, lo), hi)), step_size, format=fmt, key=key,
-                                  help=help_text))
+                                  help=help_text, disabled=off))
 
 
 def edit_step(step: Step, sid: int) -> Step:

@@ -129,3 +129,14 @@ def test_a_variant_downloads_as_a_clab_file_that_loads_back():
     ds = load_dataset("digits")
     assert len(res.file()) == size
     assert evaluate(han_format.load(res.file()), ds.x_test, ds.y_test).accuracy == table[".clab accuracy"].iloc[2]
+
+
+def test_fields_a_step_does_not_use_are_greyed_out_and_follow_the_mode():
+    at = open_app(PAGE, {"cmp": _link(("q", (Quantize(),)))})
+    qat_epochs = next(w for w in at.number_input if w.key.endswith("_qat_epochs"))
+    assert qat_epochs.disabled  # post-training: no QAT epochs
+    mode = next(w for w in at.selectbox if w.key.endswith("_mode"))
+    mode.set_value("qat").run()
+    assert not at.exception
+    assert not next(w for w in at.number_input if w.key.endswith("_qat_epochs")).disabled  # in the same run
+    assert "QAT" in at.dataframe[0].value["recipe"].iloc[0]
