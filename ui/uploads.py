@@ -13,7 +13,6 @@ import weakref
 import pandas as pd
 import streamlit as st
 
-from compress_core.experiments.run import forget as forget_runs
 from compress_core.models import build_model
 from compress_core.uploads import LIMITS, check_weights, read_dataset, read_weights, register_weights
 
@@ -37,10 +36,13 @@ class SessionUploads:
 def _forget_all(names: list[str]) -> None:
     if not names:
         return
+    from compress_core.experiments.run import forget as forget_runs  # here: not on every page's start
+
+    from . import quant  # Streamlit's own caches cannot drop one key: empty the ones keyed by selection
+
     for n in names:
         forget_everywhere(n)
         forget_runs(n)
-    from . import quant  # Streamlit's own caches cannot drop one key: empty the ones keyed by selection
 
     for cached in (quant.ptq, quant.scan, quant.float_summary):
         cached.clear()
