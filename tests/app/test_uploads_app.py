@@ -90,3 +90,19 @@ def test_another_session_never_sees_an_upload():
     assert not other.exception
     assert other.session_state["dataset"] == "digits"
     assert name not in other.sidebar.selectbox(key="dataset").options
+
+
+def test_when_a_session_ends_every_result_derived_from_its_uploads_is_forgotten():
+    import gc
+
+    from ui.memo import Memo
+    from ui.uploads import SessionUploads
+
+    memo = Memo(8)
+    memo.get(("upload-1234abcd-mine", "mlp", 0), lambda: "derived")
+    memo.get(("digits", "mlp", 0), lambda: "kept")
+    ups = SessionUploads()
+    ups.names.append("upload-1234abcd-mine")
+    del ups  # the session's state is dropped with the session
+    gc.collect()
+    assert not memo.has(("upload-1234abcd-mine", "mlp", 0)) and memo.has(("digits", "mlp", 0))
