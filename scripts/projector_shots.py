@@ -28,7 +28,8 @@ from tests.e2e.conftest import (  # noqa: E402
 )
 
 PAGES = {"home": "/", "pruning": "/pruning?pr_curve_ft=1", "lottery": "/lottery", "quantization": "/quantization",
-         "integer": "/integer", "deep-compression": "/deep-compression", "compare": "/compare"}
+         "integer": "/integer", "deep-compression": "/deep-compression", "compare": "/compare",
+         "lesson": "/lesson?lesson_presenter=1"}
 OUT = ROOT / "artifacts" / "projector"
 
 
