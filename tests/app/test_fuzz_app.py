@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from .conftest import open_app
 
 PAGES = ["app_pages/home.py", "app_pages/pruning.py", "app_pages/lottery.py", "app_pages/quantization.py",
-         "app_pages/integer.py", "app_pages/deep_compression.py", "app_pages/compare.py"]
+         "app_pages/integer.py", "app_pages/deep_compression.py", "app_pages/compare.py", "app_pages/lesson.py"]
 BASE = {"dataset": "moons", "model": "tiny"}
 FUZZ = settings(max_examples=5, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
