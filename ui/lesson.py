@@ -32,7 +32,7 @@ from .memo import Memo
 from .sidebar import Selection
 
 SS = st.session_state
-_RESULTS = Memo(32)
+_RESULTS, _PREPARED = Memo(32), Memo(8)
 HEAVY = ("retrain", "lottery", "quant")  # the results "Prepare the lesson" computes ahead
 SPARSITIES = [50, 70, 80, 90, 95, 98]
 
@@ -117,7 +117,7 @@ def prepare(seed: int) -> bool:
             _RESULTS.get((name, seed), lambda v=value: v)
         return True
 
-    return bool(jobs.run(Memo(1), ("prepare", seed, tuple(todo)), run_all, "Preparing the lesson",
+    return bool(jobs.run(_PREPARED, ("prepare", seed, tuple(todo)), run_all, "Preparing the lesson",
                          "lesson_cancel_prepare"))
 
 
