@@ -82,6 +82,8 @@ def _step(key: str) -> lesson.Step:
 
 # ---- results ---------------------------------------------------------------------------------------------------
 def _compute(name: str, seed: int, report=lambda f, t: None):
+    report(0.0, {"retrain": "digits·mlp baseline (trained once, a few seconds)", "lottery": "lottery run on MNIST-1D",
+                 "quant": "MNIST-1D CNN baseline (trained once, under a minute)"}[name])
     if name == "retrain":
         sel = selection_for(_step("retrain"), seed)
         return lesson.retraining(baseline_of(sel), dataset(sel.dataset, seed),
