@@ -132,21 +132,7 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
     rows = summarize(runs, measure, n_test=len(ds.y_test))
     v = verdict(runs, measure, tolerance=tol, n_test=len(ds.y_test))
     (st.success if v.matched_round is not None else st.warning)(v.text, icon="🎟️" if v.matched_round else "⚠️")
-    vs, n = v.vs_dense, f"1 s.e., {v.n_test:,} test examples"
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Dense accuracy", f"{v.dense_acc:.1f} %",
-              help=f"± {vs.b_se:.1f} points ({n}). The dense network retrained from θ0 with this page's recipe, "
-                   "exactly as every ticket and control is trained, so it can differ from the baseline shown on the "
-                   "other pages (trained with its own recipe).")
-    m2.metric("Sparsest match" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
-              help="Weights remaining at that round: the sparsest whose ticket is not measurably worse than the "
-                   "dense network.")
-    m3.metric("Ticket there", f"{v.ticket_acc:.1f} %", f"{vs.diff:+.1f} ± {vs.se:.1f} points",
-              delta_color="normal" if vs.real else "off",
-              help=f"± {vs.a_se:.1f} points ({n}). The change from the dense network, ± its standard error, is "
-                   + ("real (beyond 2 s.e.)." if vs.real else "not measurable (grey)."))
-    m4.metric("Learns faster by", f"{v.speedup:.2f}×" if v.speedup else "—",
-              help="Dense early-stopping iteration ÷ the ticket's (min. validation loss).")
+    ui_lt.verdict_metrics(v)
     ui_lt.uncertainty(v)
     st.plotly_chart(lviz.accuracy_vs_remaining(rows, MEASURES[measure]), key="lt_acc_fig")
     st.plotly_chart(lviz.early_stop_vs_remaining(rows), key="lt_es_fig")
@@ -157,7 +143,7 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
 def masks_section(run, done: int) -> None:
     st.header("3 · The masks")
     r = ui_lt.round_slider(st, "lt_round", 0, done, "Show the mask at round",
-                     f"Masks of seed {run.config.seed}; round 0 is the dense network.")
+                           f"Masks of seed {run.config.seed}; round 0 is the dense network.")
     view = mask_view(run, r, ds.input_shape, ds.kind, rounds=done)
     left, right = st.columns(2)
     if not view.conv:
@@ -180,7 +166,7 @@ def curves_section(run, done: int) -> None:
     st.header("4 · Training at one round")
     if done > 1:
         r = ui_lt.round_slider(st, "lt_curve_round", 1, done, "Show the training at round",
-                         f"Curves of seed {run.config.seed}: the ticket, its controls and the dense network.")
+                               f"Curves of seed {run.config.seed}: the ticket, its controls and the dense network.")
     else:  # a slider needs two positions
         r = 1
         st.caption(f"Round 1 is the only finished round (seed {run.config.seed}).")

@@ -39,27 +39,6 @@ def se(acc: float) -> str:
     return qr.se_words(acc, n_test, sel.dataset)
 
 
-def metrics(sm: QuantSummary, cfg: QuantConfig, ch: cache.Choices) -> None:
-    vs = sm.vs_float
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Float accuracy", f"{sm.float_accuracy:.2%}",
-              help=f"The baseline on the test set, {se(sm.float_accuracy)}.")
-    m2.metric("Quantized accuracy", f"{sm.accuracy:.2%}", f"{sm.accuracy_delta_pts:+.2f} pts",
-              delta_color="off" if vs.within_noise else "normal",
-              help=f"The fake-quantized model on the same test set, {se(sm.accuracy)}. The change "
-                   f"from float is {vs.diff:+.2f} ± {vs.se:.2f} points (1 s.e.)"
-                   + ("; within noise (grey)." if vs.within_noise else ", beyond 2 standard errors."))
-    m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
-              help="Weights at their bit width + scales, zero points and biases; float32 for anything not quantized. "
-                   "The Integer inference page stores biases as int32 and adds each layer's fixed-point rescale "
-                   "(M0 and its shift), so its count is a few hundred bytes different for the same model.")
-    m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
-    st.caption(f"Current setting: {qr.describe(cfg)} · {ch.caption()}. Test accuracy "
-               f"{se(sm.accuracy)}; the change from float "
-               + (f"is within the noise of this test set ({qr.noise_words(n_test, sel.dataset)})."
-                  if vs.within_noise else f"({vs.diff:+.2f} ± {vs.se:.2f} points) is beyond 2 standard errors."))
-
-
 def grid(qmodel, calib_n: int) -> str:
     """1 · The chosen layer's values on the quantization grid, and the staircase r → q → r̂; returns the layer."""
     st.header("1 · The quantization grid on the data")
@@ -195,7 +174,7 @@ def live_view():
     if res is None:  # this session cancelled its QAT
         return
     sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"], n_test)
-    metrics(sm, cfg, ch)
+    cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
     if ch.mode == "qat":
         cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = grid(res["model"], ch.calib)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -247,3 +249,24 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], bytes_per_param: int
                              weights=nw, biases=nb, params=nw + nb, bytes=(nw + nb) * bytes_per_param))
     total = sum(r["params"] for r in rows)
     return {"layers": rows, "total_params": total, "total_bytes": total * bytes_per_param}
+
+
+def predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """``model`` as a function ``points (N, features) float32 -> predicted class (N,)``."""
+    def predict(points: np.ndarray) -> np.ndarray:
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            return model(torch.from_numpy(points).to(dev)).argmax(1).cpu().numpy()
+
+    return predict
+
+
+def decision_grid(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, steps: int = 120,
+                  pad: float = 0.5) -> dict:
+    """The predicted class over a ``steps`` × ``steps`` grid around the 2-D points ``x`` (``pad`` beyond their
+    range): {"x": grid xs, "y": grid ys, "z": (steps, steps) classes, rows along y}."""
+    xs = np.linspace(x[:, 0].min() - pad, x[:, 0].max() + pad, steps)
+    ys = np.linspace(x[:, 1].min() - pad, x[:, 1].max() + pad, steps)
+    gx, gy = np.meshgrid(xs, ys)
+    z = predict(np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)).reshape(gx.shape)
+    return {"x": xs, "y": ys, "z": z}

@@ -7,7 +7,8 @@ import pytest
 from compress_core.experiments.run import standard_error
 from compress_core.lottery import ArmRound, LotteryConfig, LotteryRun, verdict
 from compress_core.lottery.report import comparison_rows
-from compress_core.lottery.results import accuracy_se, compare_accuracies, noise_words, summarize
+from compress_core.lottery.results import summarize
+from compress_core.stats import accuracy_se, compare_accuracies, noise_words
 
 
 def test_one_seed_within_noise_and_real():

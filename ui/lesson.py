@@ -143,6 +143,16 @@ def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
     return None
 
 
+def revealed(step: lesson.Step, seed: int, kind: str = "percent") -> tuple | None:
+    """(the class's guess, the step's heavy result) once the guess is committed and the result is ready; None
+    before (the prediction is asked, or the result computes with its progress)."""
+    guess = predict(step, kind)
+    if guess is None:
+        return None
+    result = heavy(step.key, seed)
+    return None if result is None else (guess, result)
+
+
 # ---- the steps -------------------------------------------------------------------------------------------------
 def step_why(seed: int) -> list[go.Figure]:
     sel = selection_for(_step("why"), seed)
@@ -172,12 +182,10 @@ def step_taxonomy(seed: int) -> list[go.Figure]:
 
 def step_retrain(seed: int) -> list[go.Figure]:
     step = _step("retrain")
-    guess = predict(step)
-    if guess is None:
+    answer = revealed(step, seed)
+    if answer is None:
         return []
-    rows = heavy("retrain", seed)
-    if rows is None:
-        return []
+    guess, rows = answer
     b = baseline_of(selection_for(step, seed))
     fig = pviz.curves_figure(rows, b.test_metrics.accuracy, current=0.9)
     lviz.mark_guess(fig, 10.0, guess / 100)
@@ -223,12 +231,10 @@ def step_lottery(seed: int) -> list[go.Figure]:
     steps = -(-len(ds.y_train) // cfg.train.batch_size) * cfg.train.epochs
     st.markdown(f"Here: MNIST-1D's MLP; each round trains for **j = {steps:,} iterations**, prunes 20 % of the "
                 f"surviving weights, and resets the survivors to θ0; {cfg.rounds} rounds.")
-    guess = predict(step, "yesno")
-    if guess is None:
+    answer = revealed(step, seed, "yesno")
+    if answer is None:
         return []
-    run = heavy("lottery", seed)
-    if run is None:
-        return []
+    guess, run = answer
     rows = summarize([run])
     v = verdict([run])
     st.markdown(f"**What the run found:** {v.text}")
@@ -241,12 +247,10 @@ def step_lottery(seed: int) -> list[go.Figure]:
 
 def step_quant(seed: int) -> list[go.Figure]:
     step = _step("quant")
-    guess = predict(step)
-    if guess is None:
+    answer = revealed(step, seed)
+    if answer is None:
         return []
-    series = heavy("quant", seed)
-    if series is None:
-        return []
+    guess, series = answer
     b = baseline_of(selection_for(step, seed))
     bits = st.select_slider("Weight bits", [2, 3, 4, 6, 8], 2, key="lesson_quant_bits")
     ptq = {r["bits"]: r["accuracy"] for r in series["PTQ (post-training)"]}

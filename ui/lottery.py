@@ -248,3 +248,22 @@ def table_section(runs: list, rows: list[dict], measure: str) -> None:
     d2.download_button("Download the runs (JSON: settings, curves, masks)",
                        json.dumps([r.to_dict() for r in runs]), file_name="lottery_runs.json",
                        mime="application/json", key="lt_json")
+
+
+def verdict_metrics(v) -> None:
+    """The verdict's four numbers (dense, sparsest match, the ticket there ± its difference, speed-up)."""
+    vs, n = v.vs_dense, f"1 s.e., {v.n_test:,} test examples"
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Dense accuracy", f"{v.dense_acc:.1f} %",
+              help=f"± {vs.b_se:.1f} points ({n}). The dense network retrained from θ0 with this page's recipe, "
+                   "exactly as every ticket and control is trained, so it can differ from the baseline shown on the "
+                   "other pages (trained with its own recipe).")
+    m2.metric("Sparsest match" if v.matched_round else "Best ticket", f"{v.remaining:.1f} % left",
+              help="Weights remaining at that round: the sparsest whose ticket is not measurably worse than the "
+                   "dense network.")
+    m3.metric("Ticket there", f"{v.ticket_acc:.1f} %", f"{vs.diff:+.1f} ± {vs.se:.1f} points",
+              delta_color="normal" if vs.real else "off",
+              help=f"± {vs.a_se:.1f} points ({n}). The change from the dense network, ± its standard error, is "
+                   + ("real (beyond 2 s.e.)." if vs.real else "not measurable (grey)."))
+    m4.metric("Learns faster by", f"{v.speedup:.2f}×" if v.speedup else "—",
+              help="Dense early-stopping iteration ÷ the ticket's (min. validation loss).")

@@ -28,7 +28,9 @@ from compress_core.quant import (
 )
 from compress_core.quant.report import (
     CurvePlan,
+    QuantSummary,
     compare_accuracies,
+    describe,
     make_config,
     noise_words,
     se_words,
@@ -364,3 +366,28 @@ def about() -> None:
     st.caption("Published figures are ImageNet results on large networks; ours are small networks on small data sets. "
                "Compare the shape (at 4 bits, training with the rounding in the loop is what rescues accuracy), not "
                "the digits.")
+
+
+def metrics_row(sm: QuantSummary, cfg: QuantConfig, ch: Choices, n_test: int, dataset_name: str) -> None:
+    """The page's four headline metrics, each accuracy with its standard error, and the setting in words."""
+    def se(acc: float) -> str:
+        return se_words(acc, n_test, dataset_name)
+
+    vs = sm.vs_float
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Float accuracy", f"{sm.float_accuracy:.2%}",
+              help=f"The baseline on the test set, {se(sm.float_accuracy)}.")
+    m2.metric("Quantized accuracy", f"{sm.accuracy:.2%}", f"{sm.accuracy_delta_pts:+.2f} pts",
+              delta_color="off" if vs.within_noise else "normal",
+              help=f"The fake-quantized model on the same test set, {se(sm.accuracy)}. The change "
+                   f"from float is {vs.diff:+.2f} ± {vs.se:.2f} points (1 s.e.)"
+                   + ("; within noise (grey)." if vs.within_noise else ", beyond 2 standard errors."))
+    m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
+              help="Weights at their bit width + scales, zero points and biases; float32 for anything not quantized. "
+                   "The Integer inference page stores biases as int32 and adds each layer's fixed-point rescale "
+                   "(M0 and its shift), so its count is a few hundred bytes different for the same model.")
+    m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
+    st.caption(f"Current setting: {describe(cfg)} · {ch.caption()}. Test accuracy "
+               f"{se(sm.accuracy)}; the change from float "
+               + (f"is within the noise of this test set ({noise_words(n_test, dataset_name)})."
+                  if vs.within_noise else f"({vs.diff:+.2f} ± {vs.se:.2f} points) is beyond 2 standard errors."))

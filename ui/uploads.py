@@ -27,7 +27,7 @@ class SessionUploads:
     def __init__(self):
         self.datasets: dict[str, object] = {}  # name -> uploads.Upload
         self.weights = None  # uploads.UploadedWeights
-        self.pending: tuple[str, bytes] | None = None  # a CSV waiting for its label column
+        self.pending: tuple[str, bytes, list[str]] | None = None  # a CSV (name, bytes, header) awaiting its label
         names: list[str] = []
         self.names = names
         weakref.finalize(self, _forget_all, names)
@@ -80,7 +80,7 @@ def _on_data() -> None:
         if len(header) < 2:
             _say("error", f"{f.name}: the CSV needs a header row with feature columns and a label column.")
             return
-        ups.pending = (f.name, data)
+        ups.pending = (f.name, data, header)
         st.session_state["up_label"] = header[-1]
         _say("info", f"{f.name}: choose the label column, then press “Use this data set”.")
         return
@@ -106,7 +106,8 @@ def _accept(filename: str, data: bytes, label: str | None) -> None:
 def _use_csv() -> None:
     ups = session_uploads()
     if ups.pending is not None:
-        _accept(ups.pending[0], ups.pending[1], st.session_state.get("up_label"))
+        name, data, _ = ups.pending
+        _accept(name, data, st.session_state.get("up_label"))
 
 
 def _on_weights() -> None:
@@ -149,8 +150,7 @@ def sidebar_section() -> None:
                  help="How to view and model each row: a square number of features can be an image (8×8…), "
                       "a row can be a 1-D signal, anything else is a vector of features (2 features: points).")
         if ups.pending is not None:
-            header = list(pd.read_csv(io.BytesIO(ups.pending[1]), nrows=0).columns)
-            st.selectbox("Label column", header, key="up_label")
+            st.selectbox("Label column", ups.pending[2], key="up_label")
             st.button("Use this data set", key="up_use", on_click=_use_csv)
         st.file_uploader("Weights for the selected model (.pt or .safetensors)", type=["pt", "pth", "safetensors"],
                          key="up_weights", on_change=_on_weights,

@@ -31,7 +31,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..models import weighted_layers
+from ..models import summary, weighted_layers
 from ..pruning.formats import csr_bytes
 
 __all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "LEFT_OUT", "layer_costs", "output_positions", "summarize"]
@@ -51,22 +51,11 @@ LEFT_OUT = ("activations' memory traffic (only weights are read), index decoding
             "still pay for them. Sub-8-bit products are priced as 8-bit ones.")
 
 
-@torch.no_grad()
 def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """{layer name: output positions per example} (1 for a Linear layer; H_out·W_out or L_out for a conv)."""
-    out: dict[str, int] = {}
-    hooks = []
-    for name, m in weighted_layers(model):
-        def hook(mod, args, y, name=name):
-            out[name] = int(y[0].numel() // y.shape[1]) if y.dim() > 2 else 1
-        hooks.append(m.register_forward_hook(hook))
-    try:
-        dev = next(model.parameters()).device
-        model(torch.zeros(1, *input_shape, device=dev))
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
+    """{layer name: output positions per example} (1 for a Linear layer; H_out·W_out or L_out for a conv), from
+    the layer table ``models.summary`` measures (a CPU model: the networks here are)."""
+    shapes = {r["name"]: r["output_shape"] for r in summary(model, input_shape)["layers"]}
+    return {name: math.prod(shapes[name][1:]) if len(shapes[name]) > 1 else 1 for name, _ in weighted_layers(model)}
 
 
 def _layouts(mask: torch.Tensor, value_bits: int) -> dict[str, tuple[int, int]]:

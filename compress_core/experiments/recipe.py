@@ -43,8 +43,17 @@ MAX_STEPS = 6
 MAX_EPOCHS = 50
 
 
-def _whole(v: Any, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+def _whole(config, name: str, lo: int, hi: int, what: str = "a whole number") -> list[str]:
+    """The problem with field ``name`` of ``config`` unless it is an int (not a bool) in [lo, hi]."""
+    v = getattr(config, name)
+    ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+    return [] if ok else [f"{name} must be {what} from {lo} to {hi} (got {v!r})"]
+
+
+def _rate(config, name: str) -> list[str]:
+    """The problem with a learning rate ``name`` of ``config`` unless it is in (0, 1]."""
+    v = getattr(config, name)
+    return [] if isinstance(v, (int, float)) and 0 < v <= 1 else [f"{name} must be above 0 and at most 1 (got {v!r})"]
 
 
 def _choice(name: str, v: Any, choices) -> list[str]:
@@ -78,9 +87,6 @@ class Step(Config):
             d = {k: v for k, v in d.items() if k != "step"}
         return super()._from_dict(d, where)
 
-    def describe(self) -> str:  # pragma: no cover - every step overrides it
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
 class Prune(Step, label="prune"):
@@ -108,12 +114,9 @@ class Prune(Step, label="prune"):
         yield from _choice("granularity", self.granularity, ("weight", "neuron", "nm"))
         yield from _choice("scope", self.scope, SCOPES)
         yield from _choice("schedule", self.schedule, ("one-shot", "iterative", "gradual"))
-        if not _whole(self.rounds, 1, 10):
-            yield f"rounds must be a whole number from 1 to 10 (got {self.rounds!r})"
-        if not _whole(self.finetune_epochs, 0, MAX_EPOCHS):
-            yield f"finetune_epochs must be a whole number from 0 to {MAX_EPOCHS} (got {self.finetune_epochs!r})"
-        if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr <= 1):
-            yield f"finetune_lr must be above 0 and at most 1 (got {self.finetune_lr!r})"
+        yield from _whole(self, "rounds", 1, 10)
+        yield from _whole(self, "finetune_epochs", 0, MAX_EPOCHS)
+        yield from _rate(self, "finetune_lr")
         if not (isinstance(self.output_scale, (int, float)) and 0 <= self.output_scale <= 1):
             yield f"output_scale must be from 0 to 1 (got {self.output_scale!r})"
 
@@ -144,10 +147,8 @@ class FineTune(Step, label="fine-tune"):
     optimizer: str = param("adam", "'adam' or 'sgd' (momentum 0.9)")
 
     def problems(self):
-        if not _whole(self.epochs, 1, MAX_EPOCHS):
-            yield f"epochs must be a whole number from 1 to {MAX_EPOCHS} (got {self.epochs!r})"
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 1):
-            yield f"lr must be above 0 and at most 1 (got {self.lr!r})"
+        yield from _whole(self, "epochs", 1, MAX_EPOCHS)
+        yield from _rate(self, "lr")
         yield from _choice("optimizer", self.optimizer, ("adam", "sgd"))
 
     def train_config(self) -> TrainConfig:
@@ -179,19 +180,14 @@ class Quantize(Step, label="quantize"):
 
     def problems(self):
         yield from _choice("mode", self.mode, ("ptq", "qat"))
-        for name in ("weight_bits", "act_bits"):
-            if not _whole(getattr(self, name), 2 if name == "act_bits" else 1, 8):
-                lo = 2 if name == "act_bits" else 1
-                yield f"{name} must be a whole number from {lo} to 8 (got {getattr(self, name)!r})"
+        yield from _whole(self, "weight_bits", 1, 8)
+        yield from _whole(self, "act_bits", 2, 8)
         yield from _choice("target", self.target, ("both", "weights"))
         yield from _choice("weight_method", self.weight_method, CALIBRATION_METHODS)
         yield from _choice("act_method", self.act_method, CALIBRATION_METHODS)
-        if not _whole(self.calibration, 1, 100_000):
-            yield f"calibration must be a whole number of examples from 1 to 100000 (got {self.calibration!r})"
-        if not _whole(self.qat_epochs, 1, MAX_EPOCHS):
-            yield f"qat_epochs must be a whole number from 1 to {MAX_EPOCHS} (got {self.qat_epochs!r})"
-        if not (isinstance(self.qat_lr, (int, float)) and 0 < self.qat_lr <= 1):
-            yield f"qat_lr must be above 0 and at most 1 (got {self.qat_lr!r})"
+        yield from _whole(self, "calibration", 1, 100_000, "a whole number of examples")
+        yield from _whole(self, "qat_epochs", 1, MAX_EPOCHS)
+        yield from _rate(self, "qat_lr")
         for name in ("per_channel", "weight_symmetric", "lsq"):
             if not isinstance(getattr(self, name), bool):
                 yield f"{name} must be true or false (got {getattr(self, name)!r})"
@@ -220,14 +216,10 @@ class Share(Step, label="share"):
     centroid_lr: float = param(1e-3, "learning rate of the centroids (Adam)")
 
     def problems(self):
-        if not _whole(self.bits, 1, 8):
-            yield f"bits must be a whole number from 1 to 8 (got {self.bits!r})"
-        if not _whole(self.iters, 1, 500):
-            yield f"iters must be a whole number from 1 to 500 (got {self.iters!r})"
-        if not _whole(self.centroid_epochs, 0, MAX_EPOCHS):
-            yield f"centroid_epochs must be a whole number from 0 to {MAX_EPOCHS} (got {self.centroid_epochs!r})"
-        if not (isinstance(self.centroid_lr, (int, float)) and 0 < self.centroid_lr <= 1):
-            yield f"centroid_lr must be above 0 and at most 1 (got {self.centroid_lr!r})"
+        yield from _whole(self, "bits", 1, 8)
+        yield from _whole(self, "iters", 1, 500)
+        yield from _whole(self, "centroid_epochs", 0, MAX_EPOCHS)
+        yield from _rate(self, "centroid_lr")
 
     def describe(self) -> str:
         return f"k-means {self.bits}-bit" + (f" + {self.centroid_epochs} ep centroids" if self.centroid_epochs else "")
@@ -271,8 +263,7 @@ class Recipe(Config, label="recipe", version=1):
             yield f"unknown data set {self.dataset!r}; the data sets are {', '.join(list_datasets())}"
         else:
             yield from (p.rstrip(".") for p in model_problems(self.model, self.dataset))
-        if not _whole(self.seed, 0, 9999):
-            yield f"seed must be a whole number from 0 to 9999 (got {self.seed!r})"
+        yield from _whole(self, "seed", 0, 9999)
         if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
             yield "steps must be a tuple of Prune, FineTune, Quantize or Share steps"
             return

@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import dataclasses
 import json
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,11 +40,12 @@ from ..deep_compression import share_layers, tune_shared
 from ..export import han_format
 from ..filelock import file_lock
 from ..integer import ConversionError, integer_accuracy, to_integer
+from ..models import decision_grid, predictor
 from ..pruning import apply_mask, prune_with, shrink
 from ..pruning.formats import time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
 from ..stats import standard_error
-from ..train import TrainConfig, evaluate, train
+from ..train import TrainConfig, evaluate, torch_threads, train
 from .accounting import layer_costs, summarize
 from .recipe import FineTune, Prune, Quantize, Recipe, Share
 
@@ -226,16 +225,6 @@ def retitled(res: Result, recipe: Recipe) -> Result:
 
 
 # ---- the pipeline ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass
 class _State:
     """The network as the steps leave it."""
@@ -252,7 +241,7 @@ class _State:
 
 def _compute(recipe: Recipe, say: Progress) -> Result:
     t0 = time.perf_counter()
-    with _threads(RUN_THREADS):
+    with torch_threads(RUN_THREADS):
         torch.manual_seed(recipe.seed)
         ds = load_dataset(recipe.dataset, seed=recipe.seed)
         say(0.0, "Loading the baseline")
@@ -378,11 +367,6 @@ def _file(recipe: Recipe, st: _State) -> bytes | None:
 
 
 def _boundary(model: nn.Module, ds: Dataset) -> dict:
-    """The predicted class over a grid around the test points (as ``viz.decision_boundary`` draws it)."""
-    x = ds.x_test.numpy()
-    xs = np.linspace(x[:, 0].min() - 0.5, x[:, 0].max() + 0.5, BOUNDARY_STEPS)
-    ys = np.linspace(x[:, 1].min() - 0.5, x[:, 1].max() + 0.5, BOUNDARY_STEPS)
-    gx, gy = np.meshgrid(xs, ys)
-    pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32))
-    z = model(pts).argmax(1).reshape(gx.shape).tolist()
-    return {"x": xs.tolist(), "y": ys.tolist(), "z": z}
+    """The predicted class over a grid around the test points (``models.decision_grid``), as plain lists."""
+    grid = decision_grid(predictor(model), ds.x_test.numpy(), BOUNDARY_STEPS)
+    return {k: v.tolist() for k, v in grid.items()}

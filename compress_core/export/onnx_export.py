@@ -436,6 +436,7 @@ def time_runtimes(float_model: nn.Module, qmodel: nn.Module, program: IntegerPro
     PyTorch's thread count is set to 1 for the measurement and restored afterwards.
     """
     from ..pruning.formats import time_call
+    from ..train import torch_threads
 
     x = x.detach().cpu().float().contiguous()
     shape = tuple(x.shape[1:])
@@ -448,13 +449,5 @@ def time_runtimes(float_model: nn.Module, qmodel: nn.Module, program: IntegerPro
             ("our integer program", lambda: program(x)),
             ("ONNX Runtime float", lambda: s_float.run(None, {name_f: arr})),
             ("ONNX Runtime int8", lambda: s_int8.run(None, {name_q: arr}))]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows = []
-        for label, fn in runs:
-            t = time_call(fn, repeats=repeats, warmup=3)
-            rows.append(dict(runtime=label, batch=len(x), **t))
-    finally:
-        torch.set_num_threads(before)
-    return rows
+    with torch_threads(1):
+        return [dict(runtime=label, batch=len(x), **time_call(fn, repeats=repeats, warmup=3)) for label, fn in runs]

@@ -27,15 +27,7 @@ import torch
 from ..baselines import ticket_train_config
 from ..config import SCOPES, Config, param
 from ..data import load_dataset
-from ..stats import (  # noqa: F401
-    NOISE_SE,
-    Comparison,
-    accuracy_se,
-    compare_accuracies,
-    noise_words,
-    standard_error,
-    test_unit,
-)
+from ..stats import Comparison, accuracy_se, compare_accuracies, noise_words
 from ..train import TrainConfig
 
 ARMS = ("ticket", "reinit", "random_mask", "oneshot")

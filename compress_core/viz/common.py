@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from ..models import decision_grid, predictor
+
 # One palette for the whole app: the same concept keeps its colour on every page.
 COLORS = {
     "kept": "#1f77b4", "removed": "#d62728", "baseline": "#7f7f7f", "ticket": "#2ca02c",
@@ -164,33 +166,27 @@ def training_curves(records: list[dict], title: str | None = None) -> go.Figure:
     return style(fig, title, height=400, legend_below=-0.22, bottom=90, centered=True)
 
 
+def boundary_traces(grid: dict, x: np.ndarray, y: np.ndarray, class_names: list[str], *, opacity: float = 0.3,
+                    size: int = 5, showlegend: bool = True) -> list:
+    """A decision grid (``models.decision_grid``) as a faint class heat map, and the points by class on top."""
+    k = len(class_names)
+    scale = [[i / max(k - 1, 1), SEQ[i % len(SEQ)]] for i in range(k)]
+    traces = [go.Heatmap(x=grid["x"], y=grid["y"], z=grid["z"], colorscale=scale, zmin=0, zmax=max(k - 1, 1),
+                         opacity=opacity, showscale=False, hoverinfo="skip")]
+    for c, name in enumerate(class_names):
+        pts = x[y == c]
+        traces.append(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name, legendgroup=name,
+                                 showlegend=showlegend, marker=dict(color=SEQ[c % len(SEQ)], size=size,
+                                                                    line=dict(width=0.5, color="white"))))
+    return traces
+
+
 def decision_boundary(predict, x: np.ndarray, y: np.ndarray, class_names: list[str], title: str | None = None,
                       resolution: int = 120) -> go.Figure:
     """Predicted class over a grid (a function ``predict(points: ndarray) -> class ndarray``) under the points."""
-    pad = 0.5
-    xs = np.linspace(x[:, 0].min() - pad, x[:, 0].max() + pad, resolution)
-    ys = np.linspace(x[:, 1].min() - pad, x[:, 1].max() + pad, resolution)
-    gx, gy = np.meshgrid(xs, ys)
-    z = predict(np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)).reshape(gx.shape)
-    k = len(class_names)
-    scale = [[i / max(k - 1, 1), SEQ[i % len(SEQ)]] for i in range(k)]
-    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, colorscale=scale, zmin=0, zmax=max(k - 1, 1), opacity=0.3,
-                               showscale=False, hoverinfo="skip"))
-    for c, name in enumerate(class_names):
-        pts = x[y == c]
-        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name,
-                                 marker=dict(color=SEQ[c % len(SEQ)], size=5, line=dict(width=0.5, color="white"))))
+    fig = go.Figure(boundary_traces(decision_grid(predict, x, resolution), x, y, class_names))
     fig.update_yaxes(scaleanchor="x")
     return style(fig, title, height=400)
 
 
-def model_predictor(model):
-    """Wrap a torch model as ``points -> predicted class`` for ``decision_boundary``."""
-    import torch
-
-    def predict(points: np.ndarray) -> np.ndarray:
-        dev = next(model.parameters()).device
-        with torch.no_grad():
-            return model(torch.from_numpy(points).to(dev)).argmax(1).cpu().numpy()
-
-    return predict
+model_predictor = predictor  # ``points -> predicted class`` of a torch model, for ``decision_boundary``

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..experiments import Result, pareto_front
-from .common import COLORS, SEQ, style
+from .common import COLORS, SEQ, boundary_traces, style
 
 AXES = {
     "bytes": ("stored size (bytes, log)", lambda r: r.bytes, True, "%{x:,} bytes"),
@@ -98,25 +98,11 @@ def boundaries(variants: Sequence[Result], x: np.ndarray, y: np.ndarray, class_n
     fig = make_subplots(rows=1, cols=n, subplot_titles=[f"{i + 1}. {r.title}<br>{r.test_acc:.1%}"
                                                         for i, r in enumerate(variants)],
                         horizontal_spacing=0.03)
-    k = len(class_names)
-    scale = [[i / max(k - 1, 1), SEQ[i % len(SEQ)]] for i in range(k)]
     for j, r in enumerate(variants, 1):
-        b = r.boundary
-        fig.add_trace(go.Heatmap(x=b["x"], y=b["y"], z=b["z"], colorscale=scale, zmin=0, zmax=max(k - 1, 1),
-                                 opacity=0.35, showscale=False, hoverinfo="skip"), row=1, col=j)
-        for c, name in enumerate(class_names):
-            pts = x[y == c]
-            fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name, legendgroup=name,
-                                     showlegend=j == 1, marker=dict(color=SEQ[c % len(SEQ)], size=4)),
-                          row=1, col=j)
+        for trace in boundary_traces(r.boundary, x, y, list(class_names), opacity=0.35, size=4, showlegend=j == 1):
+            fig.add_trace(trace, row=1, col=j)
         fig.update_xaxes(showticklabels=False, row=1, col=j)
         fig.update_yaxes(showticklabels=False, row=1, col=j)
     fig.update_annotations(font_size=13)
     return style(fig, None, height=max(320, min(440, 1400 // max(n, 1) + 40)), top=70, legend_below=-0.04,
                  bottom=50, centered=True)
-
-
-def kb(b: float) -> str:
-    """Bytes in the unit a reader takes in at a glance."""
-    return f"{b:,.0f} B" if b < 1024 else f"{b / 1024:.1f} KB" if b < 1024 ** 2 else f"{b / 1024 ** 2:.2f} MB"
-

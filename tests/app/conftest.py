@@ -26,3 +26,12 @@ def metrics(at: AppTest) -> dict[str, str]:
 @pytest.fixture
 def app():
     return open_app
+
+
+def table_with(at: AppTest, column: str):
+    """The page's dataframe that has ``column`` (its data, through a pandas Styler if there is one)."""
+    for df in at.dataframe:
+        data = df.value.data if hasattr(df.value, "data") else df.value
+        if column in data.columns:
+            return data
+    raise AssertionError(f"no table with a {column!r} column on the page")

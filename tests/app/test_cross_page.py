@@ -1,13 +1,5 @@
 """Issue 10: the same selection and setting give the same numbers wherever they appear."""
-from .conftest import metrics, open_app
-
-
-def _table_with(at, column: str):
-    for df in at.dataframe:
-        data = df.value.data if hasattr(df.value, "data") else df.value
-        if column in data.columns:
-            return data
-    raise AssertionError(f"no table with a {column!r} column")
+from .conftest import metrics, open_app, table_with
 
 
 def test_quantization_and_integer_pages_agree_on_accuracy_scales_and_zero_points():
@@ -18,8 +10,8 @@ def test_quantization_and_integer_pages_agree_on_accuracy_scales_and_zero_points
     assert not q.exception and not i.exception
     assert metrics(q)["Quantized accuracy"] == metrics(i)["Fake-quant acc."]
     assert metrics(q)["Float accuracy"] == metrics(i)["Float acc."]
-    rep = _table_with(q, "tensor")
-    layers = _table_with(i, "S_in")
+    rep = table_with(q, "tensor")
+    layers = table_with(i, "S_in")
     for layer in layers["layer"]:
         row = layers[layers["layer"] == layer].iloc[0]
         q_in = rep[(rep["layer"] == layer) & (rep["tensor"] == "input")]

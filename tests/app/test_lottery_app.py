@@ -12,7 +12,7 @@ from compress_core.lottery.report import settings_config
 from compress_core.train import TrainConfig
 from ui.lottery import Job
 
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, table_with
 
 PAGE = "app_pages/lottery.py"
 TINY = {"dataset": "digits", "model": "mlp", "lt_rounds": "2", "lt_epochs": "1", "lt_seeds": "1"}
@@ -20,15 +20,6 @@ TINY = {"dataset": "digits", "model": "mlp", "lt_rounds": "2", "lt_epochs": "1",
 
 def _errors(at) -> str:
     return " ".join(e.value for e in at.error)
-
-
-def _table(at, column: str):
-    """The page's dataframe that has ``column``."""
-    for df in at.dataframe:
-        data = df.value.data if hasattr(df.value, "data") else df.value
-        if column in data.columns:
-            return data
-    raise AssertionError(f"no table with a {column!r} column on the page")
 
 
 def metrics_delta(at, label: str) -> str:
@@ -65,7 +56,7 @@ def test_verdict_says_which_differences_are_within_the_noise():
         assert "random mask 90.0 % (−7.5 ± 1.8 points, 1 s.e.: measurably worse)" in text
         assert "Only random mask did measurably worse than the ticket." in text and "Every control" not in text
         assert "within the noise of this test set: one test image is 0.28 points on digits' 360 test images" in text
-        compare = _table(at, "comparison")
+        compare = table_with(at, "comparison")
         assert list(compare["outcome"]) == ["no measurable difference (within noise)"] * 2 + ["random mask: worse"]
         assert compare["per-seed differences"][2] == "−7.50"
         assert metrics_delta(at, "Ticket there") == "+0.3 ± 1.2 points"
@@ -88,10 +79,10 @@ def test_tiny_run_shows_results_and_link_state():
     assert not at.exception and at.query_params["lt_round"] == "1"
     assert at.query_params["lt_rounds"] == "2" and at.query_params["lt_epochs"] == "1"
     assert len(at.get("plotly_chart")) >= 7
-    table = _table(at, "round")
+    table = table_with(at, "round")
     assert list(table["round"]) == [0, 1, 1, 1, 2, 2, 2] and "± s.e. (points)" in table.columns
     # the verdict's comparisons, each with its standard error, and how it is computed
-    compare = _table(at, "comparison")
+    compare = table_with(at, "comparison")
     assert list(compare["comparison"]) == ["winning ticket − dense network", "random re-init − winning ticket",
                                            "random mask − winning ticket"]
     assert (compare["test examples"] == 360).all() and (compare["± s.e. (points)"] > 0).all()
