@@ -44,6 +44,7 @@ from ..models import decision_grid, predictor
 from ..pruning import apply_mask, prune_with, shrink
 from ..pruning.formats import time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
+from ..quant.analysis import qparams_bits
 from ..stats import standard_error
 from ..train import TrainConfig, evaluate, torch_threads, train
 from .accounting import layer_costs, summarize
@@ -51,7 +52,7 @@ from .recipe import FineTune, Prune, Quantize, Recipe, Share
 
 __all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_error"]
 
-RESULT_VERSION = 2  # part of every cached run's file name: bump it when Result or the pipeline changes
+RESULT_VERSION = 3  # part of every cached run's file name: bump it when Result or the pipeline changes
 RUN_THREADS = 1
 LATENCY_REPEATS = 30
 BOUNDARY_STEPS = 70
@@ -291,11 +292,9 @@ def _quantize(st: _State, step: Quantize, ds: Dataset, seed: int) -> None:
         st.final = quantize_model(st.net, qc, calib)
     st.final.eval()
     st.value_bits, st.integer = step.weight_bits, step.target == "both"
-    for name, ql in quant_layers(st.final):
-        qp = ql.weight_qparams
-        bits = 32 * qp.scale.numel() * (1 if step.weight_symmetric else 2)  # float32 scales (+ int32 zero points)
-        bits += 64 if ql.output_qparams is not None else 0  # the output's S and Z
-        st.side_bits[f"{name}.weight"] = bits
+    for name, ql in quant_layers(st.final):  # scales and zero points, counted as the Quantization page counts them
+        st.side_bits[f"{name}.weight"] = (qparams_bits(ql.weight_qparams) + qparams_bits(ql.output_qparams)
+                                          + (qparams_bits(ql.input_qparams) if ql.quantize_input else 0))
 
 
 def _share(st: _State, step: Share, ds: Dataset, seed: int) -> None:

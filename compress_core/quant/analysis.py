@@ -84,7 +84,7 @@ def layer_report(qmodel: nn.Module, calibration_data: torch.Tensor | None = None
     return rows
 
 
-def _qp_bits(qp: QParams | None) -> int:
+def qparams_bits(qp: QParams | None) -> int:
     """Bits to store one quantizer's parameters: float32 scales, plus int32 zero points unless symmetric."""
     if qp is None:
         return 0
@@ -108,9 +108,9 @@ def model_size(model: nn.Module) -> dict:
         float_bits = (w.numel() + nb) * 32
         if isinstance(m, QuantLayer):
             wb = m.weight_qparams.bits if m.weight_qparams is not None else 32
-            bits = w.numel() * wb + nb * 32 + _qp_bits(m.weight_qparams) + _qp_bits(m.output_qparams)
+            bits = w.numel() * wb + nb * 32 + qparams_bits(m.weight_qparams) + qparams_bits(m.output_qparams)
             if m.quantize_input:
-                bits += _qp_bits(m.input_qparams)
+                bits += qparams_bits(m.input_qparams)
         else:
             wb, bits = 32, float_bits
         rows.append({"layer": name, "weights": w.numel(), "weight_bits": wb, "bits": bits, "kb": bits / 8192})
