@@ -12,7 +12,6 @@ import json
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from compress_core.pruning import (
     PruneOutcome,
@@ -286,8 +285,8 @@ def drag_view(model, layers: list[str]) -> None:
     layer = st.session_state.get("pr_layer", layers[0])
     layer = layer if layer in layers else layers[0]
     with st.expander(f"Follow the drag: {layer}'s weights redrawn in your browser while you move the slider"):
-        components.html(live_histogram_html(weight_values(model, layer).numpy(), layer,
-                                            st.session_state.get("pr_sparsity", 90.0) / 100), height=LIVE_HEIGHT)
+        st.iframe(live_histogram_html(weight_values(model, layer).numpy(), layer,
+                                      st.session_state.get("pr_sparsity", 90.0) / 100), height=LIVE_HEIGHT)
         st.caption("Per-layer magnitude pruning of this one layer, computed by your browser at every position of "
                    "the drag (the weights were sent once, rounded to float16). Streamlit's own sliders send their "
                    "value on release, when the server recomputes the whole page.")
