@@ -86,26 +86,7 @@ explainer("How the size and the energy are counted", (
 
 # ---- per layer ------------------------------------------------------------------------------------------------
 st.header("Per layer")
-pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
-                    key="cmp_layers_of")
-layers = pd.DataFrame(results[pick].layers)
-st.dataframe(layers, hide_index=True, width="stretch", key="cmp_layers", column_config={
-    "compute_pj": num("compute pJ", format="%.0f"), "memory_pj": num("memory pJ", format="%.0f"),
-    "energy_pj": num("energy pJ", format="%.0f")})
-if results[pick].integer_note:
-    st.caption(f"Integer-only inference {results[pick].integer_note}.")
-blob = results[pick].file()
-if blob:
-    st.download_button(f"Download {results[pick].title} as a .clab file ({len(blob):,} bytes)", blob,
-                       f"{sel.dataset}_{sel.model}_variant{pick + 1}.clab", "application/octet-stream",
-                       key="cmp_dl_clab", help="The compressed weights in Han et al.'s storage (relative indices, "
-                                               "codes, Huffman; docs/FORMAT.md): compress_core.export.han_format"
-                                               ".load(bytes) rebuilds the network.")
-    st.caption(f"The file holds the weights alone; loaded back (activations in float) it scores "
-               f"{results[pick].file_acc:.2%}.")
-else:
-    st.caption("A .clab file stores shared or symmetric-grid weights: this variant keeps float32 values or an "
-               "affine grid, so it has none.")
+cmp.layers_view(sel, results)
 
 if ds.kind == "points":
     st.header("Decision boundaries")
