@@ -23,7 +23,7 @@ from ui import deep_compression as dc
 from ui.explain import explainer, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import url_widget
+from ui.state import url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -47,8 +47,8 @@ def run(cfg):
     return res
 
 
-def stages_section(res, s) -> None:
-    st.header("1 · Stage by stage")
+def headline(res, s) -> None:
+    """The four numbers that matter and what to know about this setting, above the tabs."""
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Dense size", f"{s.dense['bytes'] / 1024:.1f} KB", help="float32, every parameter")
     m2.metric("File size", f"{s.final['bytes'] / 1024:.2f} KB", delta=f"{s.final['ratio']:.1f}× smaller",
@@ -71,6 +71,9 @@ def stages_section(res, s) -> None:
     if s.dead_layers:
         st.warning(f"Layer(s) {', '.join(s.dead_layers)} lost every weight: the network is cut there. "
                    "Use per-layer scope or a lower sparsity.")
+
+
+def stages_section(res, s) -> None:
     st.dataframe(pd.DataFrame(dviz.stage_frame_rows(res.stages)), hide_index=True, width="stretch")
     d1, d2, d3 = st.columns([1, 1, 2])
     d1.download_button("Download CSV", pd.DataFrame(res.stages).to_csv(index=False), "deep_compression.csv",
@@ -94,6 +97,9 @@ def stages_section(res, s) -> None:
 
 @st.fragment
 def layer_view(res) -> None:
+    st.markdown("The surviving weights after pruning (bars) and the values they are stored as. k-means puts its "
+                f"{cfg.k} centroids (dashed lines) where the weights are; the pruned weights (exact zeros) are not "
+                "shown: they cost index bits, not codes.")
     names = [k[: -len(".weight")] for k in res.mask]
     layer = url_widget(st.selectbox, "dc_layer", names[0], "Layer", names, allowed=names)
     key = f"{layer}.weight"
@@ -107,7 +113,6 @@ def layer_view(res) -> None:
 
 
 def file_section(res, s) -> None:
-    st.header("4 · The file: relative indices and Huffman coding")
     layers = file_layers(res)
     fillers = sum(r["filler zeros"] for r in layers)
     widths = ", ".join(f"{r['layer']} {r['index bits']} bits" for r in layers)
@@ -124,34 +129,36 @@ def file_section(res, s) -> None:
     f2.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch")
 
 
+def formula_section(s) -> None:
+    """Han's sharing-ratio formula next to the measured ratios."""
+    st.latex(r"r = \frac{n\,b}{n \log_2 k + k\,b}")
+    st.markdown(f"n = surviving weights of a layer, b = 32 bits, k = {cfg.k}. Han's formula counts the sharing step "
+                "alone (values vs codes + codebook); the measured ratio rounds codes up to whole bytes"
+                + (" and, for uniform quantization, counts one float scale per output channel instead of a codebook"
+                   if cfg.method == "uniform" else "")
+                + "; the last column adds the CSR index cost, which sharing does not shrink (the file's relative "
+                  "indices do: see the file's tab). "
+                + (f"Whole model: formula {s.formula_ratio:.2f}× for n = {s.n_kept:,}." if s.n_kept else ""))
+    f1, f2 = st.columns([1.1, 1])
+    f1.dataframe(pd.DataFrame(formula_rows(res)), hide_index=True, width="stretch")
+    f2.plotly_chart(dviz.formula_bars(res.formula), width="stretch", key="dc_formula")
+    if s.sharing_grows:
+        st.caption(f"In {', '.join(s.sharing_grows)} sharing makes the layer *bigger* (measured below 1×): too few "
+                   "weights survive for their codes to pay for the codebook. Adding the same index cost to both sides "
+                   "then pulls the ratio towards 1, which is why its 'with index' ratio is the higher one.")
+
+
 cfg = dc.controls(sel.seed)
 res = run(cfg)
 s = stage_summary(res)
-stages_section(res, s)
-st.header("2 · Shared values of one layer")
-st.markdown("The surviving weights after pruning (bars) and the values they are stored as. k-means puts its "
-            f"{cfg.k} centroids (dashed lines) where the weights are; the pruned weights (exact zeros) are not "
-            "shown: they cost index bits, not codes.")
-layer_view(res)
-
-# --- 3 · Han's formula next to the measurement -------------------------------------------------------------------
-st.header("3 · Han's formula vs measured")
-st.latex(r"r = \frac{n\,b}{n \log_2 k + k\,b}")
-st.markdown(f"n = surviving weights of a layer, b = 32 bits, k = {cfg.k}. Han's formula counts the sharing step "
-            "alone (values vs codes + codebook); the measured ratio rounds codes up to whole bytes"
-            + (" and, for uniform quantization, counts one float scale per output channel instead of a codebook"
-               if cfg.method == "uniform" else "")
-            + "; the last column adds the CSR index cost, which sharing does not shrink (the file's relative "
-              "indices do: section 4). "
-            + (f"Whole model: formula {s.formula_ratio:.2f}× for n = {s.n_kept:,}." if s.n_kept else ""))
-f1, f2 = st.columns([1.1, 1])
-f1.dataframe(pd.DataFrame(formula_rows(res)), hide_index=True, width="stretch")
-f2.plotly_chart(dviz.formula_bars(res.formula), width="stretch", key="dc_formula")
-if s.sharing_grows:
-    st.caption(f"In {', '.join(s.sharing_grows)} sharing makes the layer *bigger* (measured below 1×): too few "
-               "weights survive for their codes to pay for the codebook. Adding the same index cost to both sides "
-               "then pulls the ratio towards 1, which is why its 'with index' ratio is the higher one.")
-file_section(res, s)
+headline(res, s)
+views = {"Stage by stage": lambda: stages_section(res, s), "Shared values of one layer": lambda: layer_view(res),
+         "Han's formula vs measured": lambda: formula_section(s),
+         "The file: relative indices and Huffman coding": lambda: file_section(res, s)}
+for tab, draw in zip(view_tabs("dc_view", views), views.values()):
+    if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
+        with tab:
+            draw()
 
 explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
 - **Dense**: every parameter as a 4-byte float.

@@ -16,7 +16,7 @@ from compress_core.viz import integer as iviz
 from ui import integer as ui_int
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import keep, url_widget
+from ui.state import keep, url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -35,7 +35,6 @@ st.markdown(
 
 
 def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:
-    st.header("1 · The whole model, on integers")
     st.caption("Test accuracy of the same network three ways; the deltas compare each with the one before it.")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Float acc.", f"{cmp['float']:.2%}", help="The float32 baseline on the test set.")
@@ -59,17 +58,26 @@ def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:
 
 @st.fragment
 def walk_view(res: dict) -> None:
-    """Section 2: one example through the three models, then one output of one layer step by step."""
-    program, qmodel = res["program"], res["qmodel"]
-    layers = [op.name for op in program.layers]
-    e1, e2 = st.columns([1, 2])
+    """One example through the three models, then one output of one layer step by step (a tab each: changing
+    the example redraws the open one)."""
+    layers = [op.name for op in res["program"].layers]
+    e1, _ = st.columns([1, 2])
     i = int(url_widget(e1.number_input, "int_example", 0, f"Test example (0–{n_test - 1})", 0, n_test - 1, step=1,
                        cast=int, check=lambda v: 0 <= v < n_test,
                        help="Which test input to follow through the network."))
-    layer = url_widget(e2.selectbox, "int_layer", layers[0], "Layer", layers, allowed=layers,
-                       help="Which layer's arithmetic to show step by step.")
     x = ds.x_test[i]
-    logits = example_logits(fmodel, qmodel, program, x)
+    example_tab, unit_tab = view_tabs("int_walk", ("The example in the three models", "One output, step by step"))
+    if example_tab.open:
+        with example_tab:
+            example_view(res, i, x)
+    if unit_tab.open:
+        with unit_tab:
+            output_view(res, x, layers)
+
+
+def example_view(res: dict, i: int, x) -> None:
+    """Test example ``i``, the class each model predicts and their logits."""
+    logits = example_logits(fmodel, res["qmodel"], res["program"], x)
     p1, p2 = st.columns([1, 2])
     with p1:
         ui_int.show_example(ds, i)
@@ -79,7 +87,14 @@ def walk_view(res: dict) -> None:
     p2.plotly_chart(iviz.logits_bars(list(ds.class_names), logits["float"], logits["fake_quant"], logits["integer"],
                                      title="Logits of this example in the three models (outlined: predicted)"),
                     key="int_logits_fig")
-    walk = walk_through(program, qmodel, x, layer)
+
+
+def output_view(res: dict, x, layers: list[str]) -> None:
+    """One output of a layer on input ``x``, both chosen by the user, step by step."""
+    layer = url_widget(st.selectbox, "int_layer", layers[0], "Layer", layers, allowed=layers,
+                       help="Which layer's arithmetic to show step by step.")
+    qmodel = res["qmodel"]
+    walk = walk_through(res["program"], qmodel, x, layer)
     n_units = len(walk.units["acc"])
     ukey = f"int_unit_{layer}"
     if ss.get(ukey, 0) >= n_units:
@@ -129,7 +144,7 @@ def multiplier_view() -> None:
                                "below 1).")
         st.button("Use the layer's M from the walk-through", key="int_M_use", on_click=_use_layer_M,
                   disabled="_int_M_default" not in ss,
-                  help="Copy the multiplier of the output unit followed in section 2.")
+                  help="Copy the multiplier of the output unit followed in the step-by-step tab.")
         acc = url_widget(st.number_input, "int_acc", 12345, "An int32 accumulator to rescale", -2 ** 31, 2 ** 31 - 1,
                          step=1000, cast=int, check=lambda v: -2 ** 31 <= v < 2 ** 31)
         try:
@@ -157,7 +172,6 @@ def multiplier_view() -> None:
 
 
 def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
-    st.header("4 · Every layer of the integer program")
     table = pd.DataFrame(res["summary"])
     num = st.column_config.NumberColumn
     st.dataframe(table, hide_index=True, width="stretch", column_config={
@@ -179,16 +193,27 @@ def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
 keep("int_example", "int_layer", "int_M", "int_acc", prefix="int_unit_")
 cfg, mode, calib, headroom = ui_int.controls()
 res = ui_int.convert(sel, cfg, mode, calib, headroom)
-whole_model(cfg, res["compare"], res["bytes"])
-st.header("2 · One layer, step by step")
-st.markdown("Follow one output number of one layer from its integer inputs to its integer output, next to the "
-            "float computation of the same layer on the same input. Change the example or the layer: every number "
-            "below is recomputed.")
-walk_view(res)
-st.header("3 · The multiplier explorer")
-st.markdown("Type a multiplier and see its fixed-point form. M0 keeps 31 significant bits, so the representation "
-            "error is below one part in two billion: the rounding that matters happens elsewhere (next section).")
-multiplier_view()
-layer_table(cfg, mode, calib, res)
-ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode, headroom), res)
+def walk_section() -> None:
+    st.markdown("Follow one output number of one layer from its integer inputs to its integer output, next to the "
+                "float computation of the same layer on the same input. Change the example or the layer: every "
+                "number below is recomputed.")
+    walk_view(res)
+
+
+def multiplier_section() -> None:
+    st.markdown("Type a multiplier and see its fixed-point form. M0 keeps 31 significant bits, so the "
+                "representation error is below one part in two billion: the rounding that matters happens elsewhere "
+                "(the fixed-point rescale of each output, step by step).")
+    multiplier_view()
+
+
+views = {"The whole model, on integers": lambda: whole_model(cfg, res["compare"], res["bytes"]),
+         "One layer, step by step": walk_section, "The multiplier explorer": multiplier_section,
+         "Every layer of the integer program": lambda: layer_table(cfg, mode, calib, res),
+         "The same network in ONNX Runtime": lambda: ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode,
+                                                                                 headroom), res)}
+for tab, draw in zip(view_tabs("int_view", views), views.values()):
+    if tab.open:  # only the open tab runs: a change redraws its charts, not the page's
+        with tab:
+            draw()
 ui_int.how_it_works(sel.model, sel.dataset, res["compare"], cfg.weight_bits, cfg.act_bits)

@@ -18,7 +18,7 @@ from compress_core.viz import pruning as pviz
 from ui import pruning as cache
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import url_widget
+from ui.state import url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -45,8 +45,9 @@ def metrics(s: PruneSettings, rep: PruneReport) -> None:
                                           f"{rep.dense_kb:.1f} KB.")
 
 
-def weights_and_mask(s: PruneSettings, mask) -> str:
-    """The chosen layer's weight histogram beside its mask; returns the layer."""
+def weights_and_mask(s: PruneSettings, res: PruneOutcome) -> None:
+    """The chosen layer's weight histogram beside its mask, and the 2:4 pattern when that is the granularity."""
+    mask = res.mask
     left, right = st.columns(2)
     with left:
         layer = url_widget(st.selectbox, "pr_layer", layers[0], "Layer", layers, allowed=layers,
@@ -74,11 +75,19 @@ def weights_and_mask(s: PruneSettings, mask) -> str:
             st.plotly_chart(pviz.mask_heatmap(mask[key].numpy(), layer), key="pr_heat")
             st.caption("Rows are output neurons/filters, columns their inputs (conv kernels flattened). "
                        "Structured pruning empties whole rows; 2:4 keeps two of every four columns.")
-    return layer
+    if s.granularity == "nm":
+        st.subheader("2:4 semi-structured sparsity")
+        st.plotly_chart(pviz.nm_pattern(weight_values(model, layer).reshape(res.mask[key].shape).numpy(),
+                                        res.mask[key].numpy()), key="pr_nm")
+        st.markdown("In every group of 4 consecutive weights of a row, the 2 largest survive (red × = pruned). "
+                    "Because every group has exactly the same shape, NVIDIA's sparse tensor cores (Ampere and "
+                    "newer) store 2 values plus 2-bit positions and skip the zeros in hardware, for up to 2× "
+                    "matrix-multiply throughput (Mishra et al. 2021). Unstructured sparsity has no such regular "
+                    "shape, which is why dense hardware cannot exploit it.")
 
 
-def network_view(s: PruneSettings, res: PruneOutcome, layer: str) -> None:
-    """Sparsity per layer, decision boundaries (2-D data), the schedule's steps and the 2:4 pattern."""
+def network_view(s: PruneSettings, res: PruneOutcome) -> None:
+    """Sparsity per layer, decision boundaries (2-D data) and the schedule's steps."""
     han = PUBLISHED_LAYER_SPARSITY.get(sel.model)
     st.plotly_chart(pviz.layer_bars(res.mask.layer_sparsity(), han), key="pr_bars")
     if han:
@@ -94,20 +103,9 @@ def network_view(s: PruneSettings, res: PruneOutcome, layer: str) -> None:
     if res.steps:
         st.markdown(f"**The {s.schedule} schedule, step by step** (test set)")
         cache.steps_table(res.steps)
-    if s.granularity == "nm":
-        key = f"{layer}.weight"
-        st.subheader("2:4 semi-structured sparsity")
-        st.plotly_chart(pviz.nm_pattern(weight_values(model, layer).reshape(res.mask[key].shape).numpy(),
-                                        res.mask[key].numpy()), key="pr_nm")
-        st.markdown("In every group of 4 consecutive weights of a row, the 2 largest survive (red × = pruned). "
-                    "Because every group has exactly the same shape, NVIDIA's sparse tensor cores (Ampere and "
-                    "newer) store 2 values plus 2-bit positions and skip the zeros in hardware, for up to 2× "
-                    "matrix-multiply throughput (Mishra et al. 2021). Unstructured sparsity has no such regular "
-                    "shape, which is why dense hardware cannot exploit it.")
 
 
 def curves(s: PruneSettings, rep: PruneReport) -> None:
-    st.header("Accuracy vs sparsity")
     c1, c2 = st.columns(2)
     epochs = url_widget(c1.slider, "pr_curve_ft", 3, "Fine-tune epochs per point (curves)", 1, 10, cast=int,
                         check=lambda v: 1 <= v <= 10,
@@ -138,7 +136,6 @@ def curves(s: PruneSettings, rep: PruneReport) -> None:
 
 
 def sensitivity(s: PruneSettings) -> None:
-    st.header("Which layers can take it?")
     sens = cache.sensitivity(b, ds, sel, s)
     if not sens:  # cancelled
         return
@@ -150,7 +147,6 @@ def sensitivity(s: PruneSettings) -> None:
 
 
 def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
-    st.header("Does it get faster?")
     st.markdown("Size is counted, latency is measured: the forward pass of each variant, timed on this machine. "
                 + ("The structured rows remove the same fraction of *neurons* instead of weights, to compare "
                    "the two kinds of pruning at one setting." if rep.structured_mask is not None else ""))
@@ -187,11 +183,13 @@ def live() -> None:
                 f"(the same fine-tuning, no pruning) scores **{fair.accuracy:.2%}**: the pruned model is "
                 f"**{100 * (rep.accuracy - fair.accuracy):+.2f} points** from it "
                 f"({rep.accuracy_delta_pts:+.2f} from the baseline). Compare with this one.", icon="⚖️")
-    layer = weights_and_mask(s, res.mask)
-    network_view(s, res, layer)
-    curves(s, rep)
-    sensitivity(s)
-    speed(s, res, rep)
+    views = {"Weights and mask": lambda: weights_and_mask(s, res), "Per layer": lambda: network_view(s, res),
+             "Accuracy vs sparsity": lambda: curves(s, rep), "Which layers can take it?": lambda: sensitivity(s),
+             "Does it get faster?": lambda: speed(s, res, rep)}
+    for tab, draw in zip(view_tabs("pr_view", views), views.values()):
+        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
+            with tab:
+                draw()
 
 
 live()

@@ -14,7 +14,7 @@ from compress_core.viz import quant as qviz
 from ui import quant as cache
 from ui.loaders import baseline, dataset
 from ui.sidebar import lesson_switch, selection
-from ui.state import to_bool, url_widget
+from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -31,7 +31,7 @@ st.markdown("Store every weight and activation as a small integer **q** with a s
             "error. Move the controls and watch the grid, the error and the accuracy.")
 lesson_switch(sel, "mnist1d", "cnn", "A small network on easy data shrugs off rounding: on digits even 2-bit weights "
               "lose little. MNIST-1D's CNN shows the textbook picture — post-training quantization collapsing at 2–3 "
-              "bits and quantization-aware training winning it back (section 4's curves).", "q_lesson")
+              "bits and quantization-aware training winning it back (the 'Accuracy vs bits and size' tab).", "q_lesson")
 
 
 def se(acc: float) -> str:
@@ -39,11 +39,8 @@ def se(acc: float) -> str:
     return qr.se_words(acc, n_test, sel.dataset)
 
 
-def grid(qmodel, calib_n: int) -> str:
-    """1 · The chosen layer's values on the quantization grid, and the staircase r → q → r̂; returns the layer."""
-    st.header("1 · The quantization grid on the data")
-    layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
-                       help="Which layer's numbers to look at.")
+def grid(qmodel, calib_n: int, layer: str) -> None:
+    """The chosen layer's values on the quantization grid, and the staircase r → q → r̂."""
     t = qr.layer_tensor(qmodel, layer, ds.x_train[:calib_n])
     if t.per_channel:
         widest = t.widest_channel
@@ -66,11 +63,9 @@ def grid(qmodel, calib_n: int) -> str:
         st.markdown(f"Example, the first value: r = {ex.r:.5f} → q = clamp(round({ex.r:.5f} / {ex.scale:.5g}) + "
                     f"{ex.zero_point}) = **{ex.q}** → r̂ = {ex.scale:.5g}·({ex.q} − {ex.zero_point}) = "
                     f"**{ex.r_hat:.5f}**.")
-    return layer
 
 
 def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
-    st.header("2 · Why per-channel helps")
     w = dict(quant_layers(qmodel))[layer].weight.detach()
     cmp = qr.compare_granularity(w, cfg, cfg.bits_for(layer))
     p1, p2 = st.columns([3, 1])
@@ -85,7 +80,6 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
 
 
 def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
-    st.header("3 · Error per layer")
     report = res["report"]
     st.plotly_chart(qviz.layer_errors(report, title="Quantization error of every quantized tensor"), key="q_err_fig")
     cache.report_table(report, {
@@ -97,7 +91,6 @@ def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> 
 
 
 def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
-    st.header("4 · Accuracy against bits and size")
     with_qat = url_widget(st.toggle, "q_qatcurve", True,
                           "Include the QAT curve (fine-tunes one model per bit width, then cached)", cast=to_bool)
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
@@ -126,7 +119,7 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
 
 
 def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
-    st.header("5 · Mixed precision: which layers tolerate fewer bits?")
+    st.markdown("**Which layers tolerate fewer bits?**")
     with st.spinner("Scanning each layer at 2–8 bits…"):
         rows = cache.scan(key, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
@@ -177,11 +170,17 @@ def live_view():
     cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
     if ch.mode == "qat":
         cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
-    layer = grid(res["model"], ch.calib)
-    per_channel(res["model"], cfg, layer)
-    errors(res, cfg, ch, sm)
-    curves(cfg, ch, sm)
-    mixed_precision(cfg, ch, sm)
+    layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
+                       help="Which layer's numbers the grid and per-channel views show.")
+    views = {"The grid": lambda: grid(res["model"], ch.calib, layer),
+             "Why per-channel helps": lambda: per_channel(res["model"], cfg, layer),
+             "Error per layer": lambda: errors(res, cfg, ch, sm),
+             "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),
+             "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}
+    for tab, draw in zip(view_tabs("q_view", views), views.values()):
+        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
+            with tab:
+                draw()
 
 
 live_view()

@@ -12,8 +12,9 @@ running indicator (``stStatusWidget``). Presses walk the control one step at a t
 with ArrowLeft at the end of its range; a number input gets ArrowUp / ArrowDown then Enter); the median of
 --presses presses is reported, and its ratio to the bare page's median.
 
-Controls (found by their widget key, Streamlit's ``st-key-<key>`` class): Pruning sparsity (pr_sparsity),
-Quantization bit width (q_bits), Integer worked example (int_example, the test example the walk follows),
+Controls (found by their widget key, Streamlit's ``st-key-<key>`` class), each in its page's default view except
+where a query opens the tab it lives in: Pruning sparsity (pr_sparsity), Quantization bit width (q_bits), Integer
+worked example (int_example, the test example the walk follows, in the "One layer, step by step" tab),
 Deep compression target sparsity (dc_sparsity), Lottery round (lt_round, measured only when a finished lottery
 run is on screen: the bench does not start a long run).
 
@@ -46,13 +47,13 @@ from st_server import Server  # noqa: E402
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-# page url path -> (widget key of its main control, what it is)
+# page url path -> (widget key of its main control, what it is, the query that opens its tab)
 CONTROLS = {
-    "pruning": ("pr_sparsity", "sparsity slider"),
-    "quantization": ("q_bits", "bit-width slider"),
-    "integer": ("int_example", "worked example (test example of the walk)"),
-    "deep-compression": ("dc_sparsity", "target sparsity slider"),
-    "lottery": ("lt_round", "mask round slider (needs a finished run)"),
+    "pruning": ("pr_sparsity", "sparsity slider", ""),
+    "quantization": ("q_bits", "bit-width slider", ""),
+    "integer": ("int_example", "worked example (test example of the walk)", "?int_view=One+layer%2C+step+by+step"),
+    "deep-compression": ("dc_sparsity", "target sparsity slider", ""),
+    "lottery": ("lt_round", "mask round slider (needs a finished run)", ""),
 }
 
 BARE_CHART_APP = '''import numpy as np
@@ -68,7 +69,15 @@ ONE_LINE_APP = 'import streamlit as st\nst.write("Hello")\n'
 # Installed before any page script: watches the websocket and the DOM (see the module docstring).
 INIT_SCRIPT = r"""
 (() => {
-  const B = window.__bench = {finishes: [], sends: [], lastMutation: 0, keydown: 0};
+  const B = window.__bench = {finishes: [], sends: [], lastMutation: 0, keydown: 0, charts: new Map()};
+  const noteCharts = (records) => {  // the time each Plotly chart's DOM last changed
+    const t = performance.now();
+    for (const r of records) {
+      const n = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      const c = n && n.closest('[data-testid="stPlotlyChart"]');
+      if (c) { if (!c.__benchId) c.__benchId = B.charts.size + 1; B.charts.set(c.__benchId, t); }
+    }
+  };
   function scan(u) {  // top-level fields of a ForwardMsg: return script_finished's status, or null
     let i = 0;
     const varint = () => {
@@ -106,11 +115,11 @@ INIT_SCRIPT = r"""
   const watch = () => {
     const app = document.querySelector('[data-testid="stApp"]') || document.body;
     if (!app) { setTimeout(watch, 20); return; }
-    new MutationObserver(() => { B.lastMutation = performance.now(); })
+    new MutationObserver((recs) => { B.lastMutation = performance.now(); noteCharts(recs); })
       .observe(app, {subtree: true, childList: true, attributes: true, characterData: true});
     if (app === document.body) setTimeout(() => {  // re-attach to stApp once React has mounted it
       const a = document.querySelector('[data-testid="stApp"]');
-      if (a) new MutationObserver(() => { B.lastMutation = performance.now(); })
+      if (a) new MutationObserver((recs) => { B.lastMutation = performance.now(); noteCharts(recs); })
         .observe(a, {subtree: true, childList: true, attributes: true, characterData: true});
     }, 500);
   };
@@ -166,6 +175,19 @@ def first_run(page, url: str, args, timeout_s: float) -> float:
     return wait_settled(page, 0, args.quiet, timeout_s)
 
 
+# Where a press's time went, from the keydown at `down` (ms): see press_once.
+BREAKDOWN = """(down) => {
+  const B = window.__bench;
+  const sends = B.sends.filter(s => s >= down);
+  const fin = B.finishes.find(f => f.t > down && f.status !== 2);
+  const charts = [...B.charts.values()].filter(t => t > down);
+  return {sends: sends.length, to_send_ms: sends.length ? sends[0] - down : null,
+          send_to_finish_ms: sends.length && fin ? fin.t - sends[0] : null,
+          charts_changed: charts.length, last_chart_after_finish_ms: charts.length && fin ?
+            Math.max(...charts) - fin.t : null};
+}"""
+
+
 def control_kind(page, key: str) -> str | None:
     box = page.locator(f".st-key-{key}")
     if box.count() == 0:
@@ -177,9 +199,10 @@ def control_kind(page, key: str) -> str | None:
     return "other"
 
 
-def press_once(page, key: str, kind: str, direction: list[int], args) -> tuple[float, int]:
-    """One key press on the control: (seconds from keydown to the run finished and the page still,
-    messages the page sent meanwhile: 1 when the press made exactly one rerun request)."""
+def press_once(page, key: str, kind: str, direction: list[int], args) -> tuple[float, dict]:
+    """One key press on the control: (seconds from keydown to the run finished and the page still, its
+    breakdown: messages the page sent (1 when the press made exactly one rerun request), keydown → first send,
+    send → the run's finished message, and how many Plotly charts changed after it with the last one's time)."""
     box = page.locator(f".st-key-{key}")
     if kind == "slider":
         thumb = box.get_by_role("slider").first
@@ -202,8 +225,8 @@ def press_once(page, key: str, kind: str, direction: list[int], args) -> tuple[f
         page.keyboard.press(k)
     down = page.evaluate("() => window.__bench.keydown")
     end = wait_settled(page, down, args.quiet, args.press_timeout)
-    sends = page.evaluate("(t) => window.__bench.sends.filter(s => s >= t).length", down)
-    return (end - down) / 1000, sends
+    parts = page.evaluate(BREAKDOWN, down)
+    return (end - down) / 1000, parts
 
 
 def measure_control(page, base_url: str, path: str, key: str, args) -> dict:
@@ -212,16 +235,21 @@ def measure_control(page, base_url: str, path: str, key: str, args) -> dict:
     if kind is None:
         return {"page": path or "bare", "control": key, "skipped": "control not on the page"}
     direction = [1]
-    times, sends = [], []
+    times, parts = [], []
     for _ in range(args.presses):
-        t, n = press_once(page, key, kind, direction, args)
+        t, part = press_once(page, key, kind, direction, args)
         times.append(t)
-        sends.append(n)
+        parts.append(part)
+
+    def med(name):
+        vals = [p[name] for p in parts if p[name] is not None]
+        return round(statistics.median(vals), 1) if vals else None
     errors = page.locator('[data-testid="stException"]').count()
     return {"page": path or "bare", "control": key, "kind": kind, "median_s": round(statistics.median(times), 4),
             "min_s": round(min(times), 4), "max_s": round(max(times), 4), "first_s": round(times[0], 4),
             "presses": len(times), "exceptions_on_page": errors, "times_s": [round(t, 3) for t in times],
-            "messages_sent": sends}
+            "messages_sent": [p["sends"] for p in parts], "charts_changed": [p["charts_changed"] for p in parts],
+            "median_ms": {n: med(n) for n in ("to_send_ms", "send_to_finish_ms", "last_chart_after_finish_ms")}}
 
 
 def startup(browser, script: Path, cwd: Path, env: dict, url_path: str, args) -> float:
@@ -293,8 +321,9 @@ def run(args) -> dict:
 
                 floor("before")
                 for path in args.pages:
-                    key, what = CONTROLS[path]
-                    row = measure_control(page, app.url, path, key, args)
+                    key, what, query = CONTROLS[path]
+                    row = measure_control(page, app.url, path + query, key, args)
+                    row["page"] = path
                     row["what"] = what
                     summary["controls"].append(row)
                     print(json.dumps(row), flush=True)

@@ -184,8 +184,8 @@ def ledger(t: UnitTrace, q_in: np.ndarray, x_real: np.ndarray, first: bool) -> s
 
 
 def how_it_works(model: str, data: str, compare: dict, weight_bits: int, act_bits: int) -> None:
-    """Section 5: why integers, how the multiply becomes a shift, where rounding happens, the paper's numbers."""
-    st.header("6 · How it works")
+    """Why integers, how the multiply becomes a shift, where rounding happens, the paper's numbers."""
+    st.header("How it works")
     explainer("Why integer-only?", (
         "Integer units are small, cheap and frugal: an 8-bit multiply takes a fraction of the energy and chip area of "
         "a 32-bit float multiply (Horowitz, ISSCC 2014), and many microcontrollers, DSPs and NPUs have no float unit "
@@ -247,8 +247,7 @@ def onnx_runs(sel: Selection, key: tuple, res: dict) -> dict | None:
 
 
 def onnx_section(sel: Selection, key: tuple, res: dict) -> None:
-    """Section 5: ONNX Runtime's int8 run of the same setting beside ours, and the .onnx file."""
-    st.header("5 · The same network in ONNX Runtime")
+    """ONNX Runtime's int8 run of the same setting beside ours, and the .onnx file."""
     st.markdown("The quantized network exported as an ONNX graph whose QuantizeLinear / DequantizeLinear nodes carry "
                 "**our** scales and zero points; ONNX Runtime fuses them into its own integer kernels (QGemm, "
                 "QLinearConv). Does a production runtime compute what our integer program computes, and how fast?")

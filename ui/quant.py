@@ -320,8 +320,8 @@ def decision_boundaries(ds, float_model, qmodel, quant_title: str) -> None:
 
 
 def about() -> None:
-    """Section 6, static: why lower precision, how S and Z are found, PTQ vs QAT, batch norm, published results."""
-    st.header("6 · How it works")
+    """Static: why lower precision, how S and Z are found, PTQ vs QAT, batch norm, published results."""
+    st.header("How it works")
     explainer("Why lower precision?", (
         "- **Memory and bandwidth:** an 8-bit weight is 4× smaller than float32; a DRAM read costs hundreds of times "
         "the energy of an 8-bit add (Horowitz, ISSCC 2014), so moving fewer bytes matters most.\n"

@@ -73,3 +73,13 @@ def keep(*keys: str, prefix: str | None = None) -> None:
     for key in list(st.session_state):
         if key in keys or (prefix is not None and key.startswith(prefix)):
             st.session_state[key] = st.session_state[key]
+
+
+def view_tabs(key: str, labels: Sequence[str]) -> Sequence:
+    """Tabs of which only the open one runs: ``[tab.open for tab in view_tabs(...)]`` has one True.
+
+    A slider move then rebuilds and redraws the open tab's charts only (a browser draws a Plotly chart in
+    20–40 ms, so five charts below the fold made a move 3× slower than a bare one-chart page). The open tab
+    is in the link (``?key=label``) and in ``st.session_state[key]``.
+    """
+    return st.tabs(list(labels), key=key, bind="query-params")

@@ -19,6 +19,13 @@ def open_app(page: str | None = None, query: dict | None = None) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open the tab ``label`` of the lazy tabs ``key`` (``ui.state.view_tabs``; only the open one runs) and rerun,
+    as a click on it would."""
+    at.session_state[key] = label
+    return at.run()
+
+
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
