@@ -14,7 +14,7 @@ from ui import compare as cmp
 from ui.explain import explainer
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import to_bool, url_widget
+from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -50,71 +50,90 @@ for r in results:
 if not results:
     st.stop()
 
-# ---- the runs table -------------------------------------------------------------------------------------------
-st.header("Runs")
-table = pd.DataFrame([r.row() for r in results]).drop(columns=["hash"])
-num, pct = st.column_config.NumberColumn, st.column_config.NumberColumn(format="percent")
-st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_config={
-    "test accuracy": pct, "± (s.e.)": pct, "weights kept": pct, "integer accuracy": pct,
-    "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
-    "shrunk ms": num(format="%.3f"), "integer ms": num(format="%.3f"), "energy µJ": num(format="%.2f"),
-    "MACs": num(format="localized"), ".clab bytes": num(format="localized"), ".clab accuracy": pct})
-st.caption(f"Float baseline: {b.test_metrics.accuracy:.2%} on {results[0].n_test} test examples; "
-           f"± is the binomial standard error √(p(1−p)/n), so two runs closer than about two of those are not "
-           "told apart by this test set. Latency: one inference (batch 1), median of 30, on this server. Click a "
-           "column to sort.")
+def runs_view(explored: list) -> None:
+    """The runs table and accuracy against stored size, with the Pareto front of every run explored."""
+    table = pd.DataFrame([r.row() for r in results]).drop(columns=["hash"])
+    num, pct = st.column_config.NumberColumn, st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_config={
+        "test accuracy": pct, "± (s.e.)": pct, "weights kept": pct, "integer accuracy": pct,
+        "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
+        "shrunk ms": num(format="%.3f"), "integer ms": num(format="%.3f"), "energy µJ": num(format="%.2f"),
+        "MACs": num(format="localized"), ".clab bytes": num(format="localized"), ".clab accuracy": pct})
+    st.caption(f"Float baseline: {b.test_metrics.accuracy:.2%} on {results[0].n_test} test examples; "
+               f"± is the binomial standard error √(p(1−p)/n), so two runs closer than about two of those are not "
+               "told apart by this test set. Latency: one inference (batch 1), median of 30, on this server. Click a "
+               "column to sort.")
+    st.plotly_chart(cviz.tradeoff(results, explored, "bytes"), key="cmp_bytes")
+    front_caption(explored)
 
-explored = list(st.session_state.get("cmp_explored", {}).values())
-st.plotly_chart(cviz.tradeoff(results, explored, "bytes"), key="cmp_bytes")
-c1, c2 = st.columns(2)
-c1.plotly_chart(cviz.tradeoff(results, explored, "latency"), key="cmp_latency")
-c2.plotly_chart(cviz.tradeoff(results, explored, "energy"), key="cmp_energy")
-st.caption(f"Grey points: every run explored in this session ({len(explored)}), the grid below included; the dotted "
-           "line is their Pareto front — no run is both smaller (faster, cheaper) and more accurate than a point "
-           "on it.")
-explainer("How the size and the energy are counted", (
-        "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
-        "of three layouts for its mask: *dense* (zeros stored), *bitmask* (one keep bit per position) or *CSR* "
-        "(column indices and row pointers in the smallest unsigned type). Per-channel scales and zero points, "
-        "k-means codebooks and the float32 (or int32) biases are counted too.\n\n"
-        f"**Energy per inference** (batch 1), from {ENERGY_SOURCE}: a multiply and an add per surviving weight "
-        f"and output position — float32 {ENERGY_PJ['fp32_mult']} + {ENERGY_PJ['fp32_add']} pJ; when weights "
-        f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
-        f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
-        f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
-        f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))
 
-# ---- per layer ------------------------------------------------------------------------------------------------
-st.header("Per layer")
-cmp.layers_view(sel, results)
+def front_caption(explored: list) -> None:
+    st.caption(f"Grey points: every run explored in this session ({len(explored)}), the grid included; the dotted "
+               "line is their Pareto front — no run is both smaller (faster, cheaper) and more accurate than a point "
+               "on it.")
 
-if ds.kind == "points":
-    st.header("Decision boundaries")
+
+def cost_view(explored: list) -> None:
+    """Accuracy against latency and energy, and how size and energy are counted."""
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(cviz.tradeoff(results, explored, "latency"), key="cmp_latency")
+    c2.plotly_chart(cviz.tradeoff(results, explored, "energy"), key="cmp_energy")
+    front_caption(explored)
+    explainer("How the size and the energy are counted", (
+            "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
+            "of three layouts for its mask: *dense* (zeros stored), *bitmask* (one keep bit per position) or *CSR* "
+            "(column indices and row pointers in the smallest unsigned type). Per-channel scales and zero points, "
+            "k-means codebooks and the float32 (or int32) biases are counted too.\n\n"
+            f"**Energy per inference** (batch 1), from {ENERGY_SOURCE}: a multiply and an add per surviving weight "
+            f"and output position — float32 {ENERGY_PJ['fp32_mult']} + {ENERGY_PJ['fp32_add']} pJ; when weights "
+            f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
+            f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
+            f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
+            f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))
+
+
+def boundaries_view() -> None:
     st.plotly_chart(cviz.boundaries(results, ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names)),
                     key="cmp_boundaries")
 
-# ---- the grid -------------------------------------------------------------------------------------------------
-st.header("Sparsity × bit width")
-st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a weight bit "
-            "width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
-c1, c2, c3 = st.columns([3, 3, 1])
-sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", cmp.GRID_SPARSITY,
-                cast=json.loads, check=lambda v: set(v) <= set(cmp.GRID_SPARSITY))
-bits = url_widget(c2.multiselect, "cmp_grid_bits", [8, 6, 4, 3, 2, 1], "Weight bits", cmp.GRID_BITS, cast=json.loads,
-                  check=lambda v: set(v) <= set(cmp.GRID_BITS))
-ep = url_widget(c3.number_input, "cmp_grid_ep", 1, "Fine-tune epochs", 0, 5, cast=int, check=lambda v: 0 <= v <= 5)
-if url_widget(st.toggle, "cmp_grid_on", False, "Compute the grid", cast=to_bool,
-              help="Runs every combination (cached); shows progress."):
+
+def grid_view() -> None:
+    """Every sparsity × bit-width combination, computed on demand with progress."""
+    st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a weight "
+                "bit width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
+    c1, c2, c3 = st.columns([3, 3, 1])
+    sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", cmp.GRID_SPARSITY,
+                    cast=json.loads, check=lambda v: set(v) <= set(cmp.GRID_SPARSITY))
+    bits = url_widget(c2.multiselect, "cmp_grid_bits", [8, 6, 4, 3, 2, 1], "Weight bits", cmp.GRID_BITS,
+                      cast=json.loads, check=lambda v: set(v) <= set(cmp.GRID_BITS))
+    ep = url_widget(c3.number_input, "cmp_grid_ep", 1, "Fine-tune epochs", 0, 5, cast=int,
+                    check=lambda v: 0 <= v <= 5)
+    if not url_widget(st.toggle, "cmp_grid_on", False, "Compute the grid", cast=to_bool,
+                      help="Runs every combination (cached); shows progress."):
+        return
     if not sp or not bits:
         st.info("Choose at least one sparsity and one bit width.")
-    else:
-        sp, bits = sorted(sp), sorted(bits, reverse=True)
-        cells = cmp.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
-        if cells is not None:
-            acc = [[r.test_acc for r in row] for row in cells]
-            size = [[r.bytes for r in row] for row in cells]
-            st.plotly_chart(cviz.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
-                            key="cmp_grid")
+        return
+    sp, bits = sorted(sp), sorted(bits, reverse=True)
+    cells = cmp.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
+    if cells is not None:
+        acc = [[r.test_acc for r in row] for row in cells]
+        size = [[r.bytes for r in row] for row in cells]
+        st.plotly_chart(cviz.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
+                        key="cmp_grid")
+
+
+# ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------
+explored = list(st.session_state.get("cmp_explored", {}).values())
+views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost_view(explored),
+         "Per layer": lambda: cmp.layers_view(sel, results)}
+if ds.kind == "points":
+    views["Decision boundaries"] = boundaries_view
+views["Sparsity × bit width"] = grid_view
+for tab, draw in zip(view_tabs("cmp_view", views), views.values()):
+    if tab.open:
+        with tab:
+            draw()
 
 # ---- downloads and uploads ------------------------------------------------------------------------------------
 st.header("Download and upload")

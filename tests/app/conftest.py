@@ -21,8 +21,9 @@ def open_app(page: str | None = None, query: dict | None = None) -> AppTest:
 
 def open_tab(at: AppTest, key: str, label: str) -> AppTest:
     """Open the tab ``label`` of the lazy tabs ``key`` (``ui.state.view_tabs``; only the open one runs) and rerun,
-    as a click on it would."""
+    as a click on it would (the click also changes the link, so a tab opened through the URL gives way too)."""
     at.session_state[key] = label
+    at.query_params[key] = label
     return at.run()
 
 

@@ -8,7 +8,7 @@ from compress_core import evaluate, load_dataset
 from compress_core.experiments import PRESETS, FineTune, Prune, Quantize, Recipe, dumps, run
 from ui.compare import MAX_VARIANTS, encode
 
-from .conftest import open_app
+from .conftest import open_app, open_tab
 
 PAGE = "app_pages/compare.py"
 
@@ -29,9 +29,12 @@ def test_default_variants_run_table_and_charts():
     assert (table["test accuracy"] > 0.8).all()
     assert table.loc[table["variant"] == "int8", "× smaller"].iloc[0] > 3.5  # 8-bit codes: ~4× smaller than float32
     assert list(table["stored bytes"])[2] < list(table["stored bytes"])[0]  # int4 codes beat float32 values
-    titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(titles) == 3 and all('"Pareto front"' in t or "Pareto" in t for t in titles[:1])
+    titles = [c.proto.spec for c in at.get("plotly_chart")]  # the Runs tab: accuracy vs stored size
+    assert len(titles) == 1 and all('"Pareto front"' in t or "Pareto" in t for t in titles[:1])
     assert at.query_params["cmp"]
+    open_tab(at, "cmp_view", "Latency and energy")  # the other two charts: accuracy vs latency and vs energy
+    assert not at.exception
+    assert [c.key for c in at.get("plotly_chart")] == ["cmp_latency", "cmp_energy"]
 
 
 def test_add_a_preset_variant_and_edit_a_step():
@@ -75,7 +78,7 @@ def test_an_impossible_variant_is_named_and_the_others_still_show():
 
 
 def test_grid_heat_map():
-    at = open_app(PAGE)
+    at = open_tab(open_app(PAGE), "cmp_view", "Sparsity × bit width")
     at.multiselect(key="cmp_grid_sp").set_value([50, 90]).run()
     at.multiselect(key="cmp_grid_bits").set_value([8, 2]).run()
     at.toggle(key="cmp_grid_on").set_value(True).run()
@@ -109,17 +112,21 @@ def test_upload_recipes_and_bad_uploads_lose_nothing():
     assert not at.exception
     assert _names(at) == ["uploaded"]
     assert at.session_state["dataset"] == "moons"  # the sidebar switched to the recipes' baseline
-    assert any("Decision boundaries" == h.value for h in at.header)
+    assert any("Decision boundaries" == t.label for t in at.tabs)  # 2-D data: a tab of decision boundaries
+    open_tab(at, "cmp_view", "Decision boundaries")
+    assert not at.exception
+    assert [c.key for c in at.get("plotly_chart")] == ["cmp_boundaries"]
 
 
 def test_a_variant_downloads_as_a_clab_file_that_loads_back():
     from compress_core.export import han_format
 
     at = open_app(PAGE)
+    table = at.dataframe[0].value  # the runs table, in the Runs tab
+    open_tab(at, "cmp_view", "Per layer")
     at.selectbox(key="cmp_layers_of").set_value(2).run()  # prune 90 % + int4
     assert not at.exception
     button = next(d for d in at.get("download_button") if d.key == "cmp_dl_clab")
-    table = at.dataframe[0].value
     size = int(table[".clab bytes"].iloc[2])
     assert f"({size:,} bytes)" in button.proto.label
     at.selectbox(key="cmp_layers_of").set_value(0).run()  # prune 90 %: float32 values, no file

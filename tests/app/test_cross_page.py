@@ -1,5 +1,5 @@
 """Issue 10: the same selection and setting give the same numbers wherever they appear."""
-from .conftest import metrics, open_app, table_with
+from .conftest import metrics, open_app, open_tab, table_with
 
 
 def test_quantization_and_integer_pages_agree_on_accuracy_scales_and_zero_points():
@@ -10,8 +10,9 @@ def test_quantization_and_integer_pages_agree_on_accuracy_scales_and_zero_points
     assert not q.exception and not i.exception
     assert metrics(q)["Quantized accuracy"] == metrics(i)["Fake-quant acc."]
     assert metrics(q)["Float accuracy"] == metrics(i)["Float acc."]
-    rep = table_with(q, "tensor")
-    layers = table_with(i, "S_in")
+    rep = table_with(open_tab(q, "q_view", "Error per layer"), "tensor")
+    layers = table_with(open_tab(i, "int_view", "Every layer of the integer program"), "S_in")
+    assert not q.exception and not i.exception
     for layer in layers["layer"]:
         row = layers[layers["layer"] == layer].iloc[0]
         q_in = rep[(rep["layer"] == layer) & (rep["tensor"] == "input")]

@@ -1,9 +1,11 @@
 """The Deep compression page under AppTest: stages (the file last), metrics, the download, controls, the preset,
 URL state and bad input."""
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, open_tab
 
 PAGE = "app_pages/deep_compression.py"
 FAST = {"dc_sparsity": "80.0", "dc_rounds": "1", "dc_epochs": "1", "dc_bits": "3", "dc_cepochs": "0"}
+STAGES, LAYER, FORMULA, FILE = ("Stage by stage", "Shared values of one layer", "Han's formula vs measured",
+                                "The file: relative indices and Huffman coding")  # the page's tabs (dc_view)
 
 
 def _stages(at):
@@ -25,6 +27,8 @@ def test_runs_and_shows_stages_metrics_and_charts():
     table = at.dataframe[0].value
     assert list(table["bytes"]) == sorted(table["bytes"], reverse=True)
     assert any("1070 KB → 27 KB" in i.value for i in at.info)  # the published figures, labelled
+    open_tab(at, "dc_view", FORMULA)
+    assert not at.exception
     formula = next(df.value for df in at.dataframe if "formula ×" in df.value.columns)
     assert list(formula["layer"]) == ["fc1", "fc2", "fc3"] and (formula["k"] == 8).all()
     assert (abs(formula["measured ×"] - formula["formula ×"]) < 0.05).all()
@@ -40,11 +44,16 @@ def test_the_file_stage_its_download_and_the_published_table():
     published = next(df.value for df in at.dataframe if "Han et al. (published)" in df.value.columns)
     assert list(published["stage"]) == ["dense float32", "pruned", "shared / quantized", "Huffman-coded file"]
     assert "27 KB (40×)" in published["Han et al. (published)"].iloc[-1]
+    seen = {}  # each tab's markdown and info boxes (the explainer's markdown included)
+    for tab in (STAGES, LAYER, FORMULA, FILE):
+        open_tab(at, "dc_view", tab)
+        assert not at.exception
+        seen[tab] = " ".join(m.value for m in at.markdown) + " ".join(i.value for i in at.info)
     per_layer = next(df.value for df in at.dataframe if "index bits" in df.value.columns)
     assert list(per_layer["layer"]) == ["fc1", "fc2", "fc3"]
     text = " ".join(m.value for m in at.markdown)
     assert "filler zero" in text and f"{file_bytes:,} bytes" in text
-    everything = text + " ".join(i.value for i in at.info)  # the explainer's markdown included
+    everything = " ".join(seen.values())  # every tab, the explainer's markdown included
     assert "Relative indices with filler zeros" in text or "relative indices with filler zeros" in text
     assert "does not do" not in everything and "this page does neither" not in everything  # no Huffman: gone
 
@@ -74,6 +83,8 @@ def test_switch_to_uniform_and_url_remembers():
     assert not at.exception
     assert _stages(at)[-2:] == ["uniform 3-bit", "Huffman-coded file"]
     assert at.query_params["dc_method"] == ["uniform"] or at.query_params["dc_method"] == "uniform"
+    open_tab(at, "dc_view", LAYER)
+    assert not at.exception
     at.selectbox(key="dc_layer").set_value("fc2").run()
     assert not at.exception
 
@@ -93,7 +104,7 @@ def test_zero_sparsity_explains_index_cost():
 
 
 def test_a_layer_that_sharing_makes_bigger_is_explained():
-    at = open_app(PAGE, dict(FAST, dataset="moons", model="tiny"))
+    at = open_app(PAGE, dict(FAST, dataset="moons", model="tiny", dc_view=FORMULA))
     assert not at.exception
     growing = [c.value for c in at.caption if "sharing makes the layer *bigger*" in c.value]
     table = next(df.value for df in at.dataframe if "with index ×" in df.value.columns)

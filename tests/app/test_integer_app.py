@@ -1,9 +1,20 @@
 """AppTest: the Integer inference page — whole-model numbers, the walk-through, the explorer, bad settings."""
 import re
 
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, open_tab
 
 PAGE = "app_pages/integer.py"
+WHOLE, WALK, EXPLORER, LAYERS, ONNX = ("The whole model, on integers", "One layer, step by step",
+                                       "The multiplier explorer", "Every layer of the integer program",
+                                       "The same network in ONNX Runtime")
+UNIT = "One output, step by step"  # the walk-through's nested tab (int_walk) with the ledger
+ON_THE_LEDGER = {"int_view": WALK, "int_walk": UNIT}  # the URL of the step-by-step tab
+
+
+def _open_ledger(at):
+    """Open the walk-through's step-by-step tab (the layer select, the unit, the ledger)."""
+    open_tab(at, "int_view", WALK)
+    return open_tab(at, "int_walk", UNIT)
 
 
 def _ledger(at) -> str:
@@ -20,18 +31,25 @@ def test_page_renders_and_integer_matches_fake_quant():
     m = metrics(at)
     assert abs(_pts(m["Integer-only acc."]) - _pts(m["Fake-quant acc."])) <= 0.2 + 1e-9
     assert _pts(m["Integer-only acc."]) > 90 and _pts(m["Same logits"]) > 95
+    open_tab(at, "int_view", WALK)  # the example's tab: the class each model predicts
+    assert not at.exception and not at.error
+    m = metrics(at)
     assert m["Float"] == m["Integer"]
+    open_tab(at, "int_walk", UNIT)
+    assert not at.exception and not at.error
     ledger = _ledger(at)
     for step in ("1 · input", "4 · accumulator", "5 · multiplier", "8 · shift", "10 · clamp", "11 · real value"):
         assert step in ledger
     assert re.search(r"M0·2\^−n = [\d,]+/2\^31", ledger)
+    open_tab(at, "int_view", LAYERS)
+    assert not at.exception and not at.error
     table = next(d for d in at.dataframe if "layer" in d.value).value
     assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and set(table["accumulator"]) == {"int32"}
     assert len(at.get("download_button")) >= 2
 
 
 def test_changing_example_layer_and_unit_changes_the_numbers():
-    at = open_app(PAGE)
+    at = _open_ledger(open_app(PAGE))
     before = _ledger(at)
     at.number_input(key="int_example").set_value(7).run()
     assert not at.exception
@@ -45,7 +63,9 @@ def test_changing_example_layer_and_unit_changes_the_numbers():
 
 
 def test_multiplier_explorer_and_its_bad_input():
-    at = open_app(PAGE)
+    at = _open_ledger(open_app(PAGE))  # the walk-through gives the explorer its "layer's M" button
+    open_tab(at, "int_view", EXPLORER)
+    assert not at.exception and not at.error
     at.text_input(key="int_M").set_value("0.25").run()
     text = " ".join(m.value for m in at.markdown)
     assert "**1,073,741,824**" in text and "**n** = **1**" in text  # 0.25 = 2^30/2^31 · 2^-1
@@ -61,7 +81,7 @@ def test_multiplier_explorer_and_its_bad_input():
 
 
 def test_cnn_and_overflowing_setting():
-    at = open_app(PAGE, {"model": "cnn", "int_layer": "conv2", "int_example": "4"})
+    at = open_app(PAGE, {"model": "cnn", "int_layer": "conv2", "int_example": "4", **ON_THE_LEDGER})
     assert not at.exception and not at.error
     assert "conv2: output" in " ".join(h.value for h in at.subheader)
     at = open_app(PAGE, {"int_wbits": "16", "int_abits": "16"})
@@ -70,20 +90,22 @@ def test_cnn_and_overflowing_setting():
 
 
 def test_headroom_refinement_is_an_option_and_tflite_is_the_default():
-    at = open_app(PAGE)
+    at = _open_ledger(open_app(PAGE))
     assert "L = 0: TFLite's rescale" in _ledger(at) and "bit for bit" in " ".join(c.value for c in at.caption)
     at.checkbox(key="int_headroom").check().run()
     assert not at.exception and not at.error and at.query_params["int_headroom"] == "1"
     assert re.search(r"acc·2\^L = -?[\d,]+·2\^\d+", _ledger(at))
+    open_tab(at, "int_view", WHOLE)
+    assert not at.exception and not at.error
     assert abs(_pts(metrics(at)["Integer-only acc."]) - _pts(metrics(at)["Fake-quant acc."])) <= 0.5
 
 
 def test_a_refused_setting_keeps_the_walk_through_and_the_explorer():
     """Issue 10: after 16/16 bits (refused) and back, the page came back at test #0 / fc1 and the explorer
     said '"" is not a number'; the broken state went into the link."""
-    at = open_app(PAGE, {"int_example": "2", "int_layer": "fc3", "int_M": "0.125"})
+    at = open_tab(open_app(PAGE, {"int_example": "2", "int_layer": "fc3", "int_M": "0.125"}), "int_view", EXPLORER)
     at.number_input(key="int_acc").set_value(777).run()
-    before = _ledger(at)
+    before = _ledger(_open_ledger(at))  # the explorer's values are kept while its tab is closed
     at.select_slider(key="int_wbits").set_value(16).run()
     at.select_slider(key="int_abits").set_value(16).run()
     assert not at.exception and "accumulator overflow risk" in at.error[0].value
@@ -91,10 +113,16 @@ def test_a_refused_setting_keeps_the_walk_through_and_the_explorer():
     at.select_slider(key="int_wbits").set_value(8).run()
     assert not at.exception and not at.error
     assert at.number_input(key="int_example").value == 2 and at.selectbox(key="int_layer").value == "fc3"
-    assert at.text_input(key="int_M").value == "0.125" and at.number_input(key="int_acc").value == 777
     assert _ledger(at) == before
     assert at.query_params["int_example"] == "2" and at.query_params["int_layer"] == "fc3"
     assert at.query_params["int_M"] == "0.125"
+    open_tab(at, "int_view", EXPLORER)
+    assert not at.exception and not at.error
+    assert at.text_input(key="int_M").value == "0.125" and at.number_input(key="int_acc").value == 777
+    assert at.query_params["int_M"] == "0.125"
+    open_tab(at, "int_view", WALK)  # and back: the walk-through kept its values while the explorer was open
+    assert at.number_input(key="int_example").value == 2 and at.selectbox(key="int_layer").value == "fc3"
+    assert _ledger(at) == before
 
 
 def test_qat_mode_shows_the_float_model_with_the_same_extra_training():
@@ -104,7 +132,7 @@ def test_qat_mode_shows_the_float_model_with_the_same_extra_training():
 
 
 def test_onnx_runtime_section_agrees_with_our_program_and_offers_the_file():
-    at = open_app(PAGE)
+    at = open_tab(open_app(PAGE), "int_view", ONNX)
     assert not at.exception and not at.error
     m = metrics(at)
     assert _pts(m["ONNX Runtime int8 acc."]) > 90 and float(m["Same prediction"].rstrip("%")) >= 99.5
@@ -120,7 +148,7 @@ def test_onnx_runtime_section_agrees_with_our_program_and_offers_the_file():
 def test_onnx_runtime_runs_wide_and_narrow_codes_too():
     """16-bit weights are held in int16 (opset 21), 2-bit ones in int8 with our narrower range."""
     for w, a in ((16, 8), (2, 4)):
-        at = open_app(PAGE, {"int_wbits": str(w), "int_abits": str(a)})
+        at = open_app(PAGE, {"int_wbits": str(w), "int_abits": str(a), "int_view": ONNX})
         assert not at.exception and not at.error
         m = metrics(at)
         assert float(m["Same prediction"].rstrip("%")) >= 99.0 and int(m["Largest logit difference"].split()[0]) <= 2

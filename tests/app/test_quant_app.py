@@ -4,9 +4,18 @@ import re
 
 import pytest
 
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, open_tab
 
 PAGE = "app_pages/quantization.py"
+GRID, PER_CHANNEL, ERRORS, CURVES, MIXED = ("The grid", "Why per-channel helps", "Error per layer",
+                                           "Accuracy vs bits and size", "Mixed precision")
+
+
+def _tab(at, label):
+    """Open the tab ``label`` of the page's lazy tabs (only the open one runs)."""
+    open_tab(at, "q_view", label)
+    assert not at.exception, label
+    return at
 
 
 def _pct(s: str) -> float:
@@ -39,7 +48,7 @@ def test_default_view_is_8_bit_and_near_float(at):
     assert 3.0 < float(m["Compression"].rstrip("×")) < 4.0  # int8 weights + scales ≈ 4× smaller than float32
     assert len(at.error) == 0
     assert at.query_params["q_bits"] == "8" and at.query_params["q_target"] == "both"
-    rep = _report(at)
+    rep = _report(_tab(at, ERRORS))
     assert set(rep["tensor"]) == {"input", "weight", "output"} and (rep["bits"] == 8).all()
     assert (rep["granularity"][rep["tensor"] == "weight"] == "per channel").all()
     assert any("Published" in i.value for i in at.info)
@@ -53,6 +62,7 @@ def test_accuracies_carry_their_standard_error(at):
            "360 test images)" in caption
     help_ = next(m.help for m in at.metric if m.label == "Quantized accuracy")
     assert "± 0.7 pts (1 s.e., 360 test images)" in help_ and "within noise" in help_
+    _tab(at, CURVES)
     curves = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                   if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == "Test accuracy vs bit width")
     for trace in curves["data"]:
@@ -62,13 +72,14 @@ def test_accuracies_carry_their_standard_error(at):
 
 
 def test_bit_width_slider_changes_size_and_grid(at):
-    before = metrics(at)
+    before = metrics(_tab(at, PER_CHANNEL))
     at.select_slider(key="q_bits").set_value(2).run()
     assert not at.exception and len(at.error) == 0
     after = metrics(at)
     assert _kb(after["Model size"]) < _kb(before["Model size"]) / 2
     assert after["SQNR per tensor"] != before["SQNR per tensor"]  # the grid of the layer shown got coarser
     assert at.query_params["q_bits"] == "2"
+    _tab(at, ERRORS)
     assert (_report(at)["bits"][_report(at)["tensor"] == "weight"] == 2).all()
     at.select_slider(key="q_bits").set_value(16).run()
     assert not at.exception and float(metrics(at)["Compression"].rstrip("×")) < 2.1
@@ -80,6 +91,7 @@ def test_bit_width_slider_changes_size_and_grid(at):
 def test_scheme_granularity_and_calibration_controls():
     at = open_app(PAGE, query={"q_qatcurve": "0", "q_pct": "99.0", "q_calib": "64"})
     assert at.select_slider(key="q_pct").value == 99.0 and at.slider(key="q_calib").value == 64
+    _tab(at, ERRORS)
     at.radio(key="q_scheme").set_value("asymmetric").run()
     assert not at.exception
     rep = _report(at)
@@ -96,6 +108,7 @@ def test_scheme_granularity_and_calibration_controls():
 
 
 def test_what_to_quantize_and_activation_bits(at):
+    _tab(at, ERRORS)
     at.radio(key="q_target").set_value("weights").run()
     assert not at.exception
     assert set(_report(at)["tensor"]) == {"weight"}
@@ -115,10 +128,11 @@ def test_what_to_quantize_and_activation_bits(at):
 def test_layer_channel_and_mixed_precision_controls(at):
     at.selectbox(key="q_layer").set_value("fc2").run()
     assert not at.exception and at.query_params["q_layer"] == "fc2"
+    _tab(at, GRID)
     at.number_input(key="q_ch_fc2").set_value(3).run()
     assert not at.exception
     assert any("channel 3" in (md.value or "") for md in at.markdown) or at.number_input(key="q_ch_fc2").value == 3
-    before = metrics(at)["Mixed-precision size"]
+    before = metrics(_tab(at, MIXED))["Mixed-precision size"]
     at.slider(key="q_tol").set_value(10.0).run()
     assert not at.exception
     assert _kb(metrics(at)["Mixed-precision size"]) <= _kb(before)
@@ -130,6 +144,8 @@ def test_qat_mode_trains_and_reports():
     assert not at.exception and len(at.error) == 0
     m = metrics(at)
     assert _pct(m["Quantized accuracy"]) > 80
+    _tab(at, CURVES)
+    assert not at.error
     assert at.toggle(key="q_qatcurve").value  # the QAT curve is on by default and was trained here
     names = {t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec).get("data", [])}
     assert "QAT per channel" in names and "PTQ per tensor" in names
@@ -146,7 +162,7 @@ def test_qat_mode_trains_and_reports():
     if "(within noise)" in gains:
         assert "QAT's gain over PTQ is within the noise of this test set: one test example is 0.40 points on moons' " \
                "250 test examples." in gains
-    vs_ptq = next(i.value for i in at.info if i.value.startswith("**QAT against PTQ.**"))
+    vs_ptq = next(i.value for i in at.info if i.value.startswith("**QAT against PTQ.**"))  # still above the tabs
     assert "1 s.e., 250 test examples" in vs_ptq and " ± " in vs_ptq
     at.toggle(key="q_lsq").set_value(False).run()
     assert not at.exception
@@ -166,7 +182,15 @@ def test_bad_input_gets_plain_messages():
 def test_two_dimensional_data_shows_both_decision_boundaries():
     at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "q_bits": "2", "q_qatcurve": "0"})
     assert not at.exception and len(at.error) == 0
-    charts = [c for c in at.get("plotly_chart")]
+    charts = {}  # every chart of every tab (the open tab's, and the static ones below the tabs), by its element id
+    for label in (GRID, PER_CHANNEL, ERRORS, CURVES, MIXED):
+        _tab(at, label)
+        assert len(at.error) == 0, label
+        shown = {c.proto.id: json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
+                 for c in at.get("plotly_chart")}
+        if label == ERRORS:  # both decision boundaries, next to the error chart
+            assert "Float model" in shown.values() and any(t.startswith("Quantized (") for t in shown.values())
+        charts |= shown
     assert len(charts) >= 9  # grid, staircase, channels, errors, 2 boundaries, 2 curves, heatmap, published
 
 
@@ -202,7 +226,7 @@ def test_one_click_to_the_data_set_where_the_lesson_shows():
 
 
 def test_qat_curve_has_its_float_control():
-    at = open_app(PAGE, {"dataset": "moons", "model": "tiny"})
+    at = _tab(open_app(PAGE, {"dataset": "moons", "model": "tiny"}), CURVES)
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == "Test accuracy vs bit width")
     assert any("QAT's fine-tuning" in a["text"] for a in spec["layout"]["annotations"])

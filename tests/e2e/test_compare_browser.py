@@ -1,9 +1,18 @@
-"""The Compare page in Chromium: add two variants from presets, run them, read the runs table and the Pareto chart."""
+"""The Compare page in Chromium: add two variants from presets, run them, read the runs table and the Pareto chart
+(the Runs tab), then the latency and energy charts (their own tab)."""
 import re
 
 from playwright.sync_api import expect
 
-from .conftest import assert_no_exception, charts, expect_at_least, open_page, screenshot, wait_for_app
+from .conftest import (
+    assert_no_exception,
+    charts,
+    expect_at_least,
+    expect_url_param,
+    open_page,
+    screenshot,
+    wait_for_app,
+)
 
 
 def _add(page, preset: str) -> None:
@@ -30,11 +39,21 @@ def test_add_two_variants_run_them_table_and_pareto(server_url, page):
     expect(names).to_have_text(["prune 90 %", "int8", "prune 90 % + int4", "structured 50 % + int8", "int2 QAT"])
     accuracies = [float(t) for t in grid.locator("td[aria-colindex='3']").all_text_contents()]
     assert all(0.5 < a <= 1.0 for a in accuracies), accuracies
-    expect_at_least(charts(page), 3)
+    # the Runs tab (open by default): accuracy vs stored size with the Pareto front
+    expect_at_least(charts(page), 1)
     size = charts(page).filter(has_text="Accuracy vs size")
     expect(size).to_have_count(1)
     expect(size.get_by_text("Pareto front")).to_be_visible()
     expect(size.get_by_text(re.compile(r"^5\. int2 QAT$"))).to_be_visible()
+    # the other two trade-off charts are in the "Latency and energy" tab
+    page.get_by_role("tab", name="Latency and energy").click()
+    wait_for_app(page)
+    expect_url_param(page, "cmp_view", "Latency+and+energy")
+    expect_at_least(charts(page), 2)
+    for axis in ("latency", "energy"):
+        chart = charts(page).filter(has_text=f"Accuracy vs {axis}")
+        expect(chart).to_have_count(1)
+        expect(chart.get_by_text(re.compile(r"^5\. int2 QAT$"))).to_be_visible()
     expect(page).to_have_url(re.compile(r"[?&]cmp="))
     # the link reopens the same five variants
     link = page.url
