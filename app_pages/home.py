@@ -1,16 +1,21 @@
-"""Home: where compression starts — the data, the model, and the trained baseline."""
-import pandas as pd
+"""Home: where compression starts — the data, the model, and the trained baseline.
+
+Its first tab shows a cached baseline from the numbers the cache wrote next to its weights (compress_core.settings,
+no PyTorch), so a fresh server's first page comes up about as fast as a one-line Streamlit app; the other tabs load
+the data set and the network (figures and tables are imported there, not at the top, for the same reason).
+"""
 import streamlit as st
 
-from compress_core.baselines import PUBLISHED_BASELINES
-from compress_core.models import summary
-from compress_core.viz import common as viz
+from compress_core.catalog import CNN_HEAD, PUBLISHED_BASELINES, built_architecture, data_info, param_count
+from compress_core.settings import BaselineConfig, cached_record
 from ui.explain import explainer, published
-from ui.loaders import baseline, dataset
 from ui.sidebar import selection
+from ui.state import view_tabs
 
 sel = selection()
-ds = dataset(sel.dataset, sel.seed)
+info = data_info(sel.dataset)
+arch = built_architecture(sel.model, info.input_shape)
+n_params = param_count(arch, info)
 
 st.title("Compression Lab")
 st.markdown(
@@ -20,56 +25,96 @@ st.markdown(
     "and the accuracy. Pick the data set and model in the sidebar; every page uses the same choice."
 )
 
-# --- The data ------------------------------------------------------------------------------------------
-st.header("1 · The data")
-st.markdown(f"**{sel.dataset}** — {ds.description} Split with seed {sel.seed}: "
-            f"{ds.sizes['train']:,} train · {ds.sizes['val']:,} validation · {ds.sizes['test']:,} test.")
-st.plotly_chart(viz.data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names)),
-                key="home_data")
 
-# --- The model -----------------------------------------------------------------------------------------
-st.header("2 · The model")
-b = baseline(sel)
-model = b.model
-info = summary(model, ds.input_shape)
-c1, c2, c3 = st.columns(3)
-c1.metric("Parameters", f"{info['total_params']:,}")
-c2.metric("Size (float32)", f"{info['total_bytes'] / 1024:.1f} KB")
-c3.metric("Weighted layers", sum(1 for r in info["layers"] if r["params"]))
-table = pd.DataFrame([{**r, "output_shape": " × ".join(map(str, r["output_shape"]))} for r in info["layers"]])
-table.columns = ["layer", "type", "output shape", "weights", "biases", "parameters", "bytes"]
-st.dataframe(table, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="localized")
-                            for c in ("weights", "biases", "parameters", "bytes")})
+def baseline_numbers() -> tuple[dict, dict]:
+    """(test metrics, training history) of the selection's baseline: from the cache's record when it holds this
+    baseline (no PyTorch), else from the baseline itself (loaded, or trained with progress the first time)."""
+    record = None if sel.weights else cached_record(BaselineConfig(sel.dataset, sel.model, sel.seed, sel.train))
+    if record is not None:
+        return record["test_metrics"], record["history"]
+    from ui.loaders import baseline
 
-# --- The baseline --------------------------------------------------------------------------------------
-st.header("3 · The trained baseline")
-hist = b.history
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Test accuracy", f"{b.test_metrics.accuracy:.2%}")
-c2.metric("Test loss", f"{b.test_metrics.loss:.3f}")
-if sel.weights:
-    st.info("These are **your uploaded weights**: the accuracy above is theirs on this data set's test split. They "
-            "came without a training history, and θ0 for lottery tickets is this seed's fresh initialisation.",
-            icon="📤")
-else:
-    c3.metric("Training steps", f"{hist.iterations:,}")
-    c4.metric("Training time", f"{hist.seconds:.1f} s", help="Wall time when this baseline was trained; "
-              "later visits load it from the disk cache.")
-if sel.dataset in PUBLISHED_BASELINES:
-    paper = PUBLISHED_BASELINES[sel.dataset]
-    published(paper["citation"], " · ".join(f"{m.upper() if len(m) <= 3 else m} {a:.0%}" for m, a in
-                                            paper["accuracy"].items())
-              + f". Measured here, {sel.model}: **{b.test_metrics.accuracy:.1%}** (seed {sel.seed}; the paper's "
-              "models and training differ in detail, so compare the level, not the digits).")
-if hist.records:
-    st.plotly_chart(viz.training_curves(hist.records, title="Training curves"), key="home_curves")
-if ds.kind == "points":
-    st.plotly_chart(viz.decision_boundary(viz.model_predictor(model), ds.x_test.numpy(), ds.y_test.numpy(),
-                                          list(ds.class_names), title="Decision boundary on the test points"),
-                    key="home_boundary")
-st.caption("This trained network is the **baseline** that every other page compresses. Its initial weights θ0 "
-           f"and an early checkpoint θk (after {sel.train.rewind_iteration} steps) are kept for lottery tickets.")
+    b = baseline(sel)
+    return {"accuracy": b.test_metrics.accuracy, "loss": b.test_metrics.loss}, b.history.to_dict()
+
+
+def overview() -> None:
+    test, hist = baseline_numbers()
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Parameters", f"{n_params:,}")
+    c2.metric("Size (float32)", f"{n_params * 4 / 1024:.1f} KB")
+    c3.metric("Weighted layers", len(arch.hidden) + 1 if arch.family == "mlp" else len(arch.convs) + len(CNN_HEAD) + 1)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test accuracy", f"{test['accuracy']:.2%}")
+    c2.metric("Test loss", f"{test['loss']:.3f}")
+    if sel.weights:
+        st.info("These are **your uploaded weights**: the accuracy above is theirs on this data set's test split. "
+                "They came without a training history, and θ0 for lottery tickets is this seed's fresh "
+                "initialisation.", icon="📤")
+    else:
+        c3.metric("Training steps", f"{hist['iterations']:,}")
+        c4.metric("Training time", f"{hist['seconds']:.1f} s", help="Wall time when this baseline was trained; "
+                  "later visits load it from the disk cache.")
+    if sel.dataset in PUBLISHED_BASELINES:
+        paper = PUBLISHED_BASELINES[sel.dataset]
+        published(paper["citation"], " · ".join(f"{m.upper() if len(m) <= 3 else m} {a:.0%}" for m, a in
+                                                paper["accuracy"].items())
+                  + f". Measured here, {sel.model}: **{test['accuracy']:.1%}** (seed {sel.seed}; the paper's "
+                  "models and training differ in detail, so compare the level, not the digits).")
+    st.caption(f"**{sel.dataset}** — {info.description} This trained network is the **baseline** that every other "
+               f"page compresses. Its initial weights θ0 and an early checkpoint θk (after "
+               f"{sel.train.rewind_iteration} steps) are kept for lottery tickets.")
+
+
+def data_view() -> None:
+    from compress_core.viz import common as viz
+    from ui.loaders import dataset
+
+    ds = dataset(sel.dataset, sel.seed)
+    st.markdown(f"**{sel.dataset}** — {ds.description} Split with seed {sel.seed}: "
+                f"{ds.sizes['train']:,} train · {ds.sizes['val']:,} validation · {ds.sizes['test']:,} test.")
+    st.plotly_chart(viz.data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names)),
+                    key="home_data")
+
+
+def model_view() -> None:
+    import pandas as pd
+
+    from compress_core.models import summary
+    from ui.loaders import baseline
+
+    table = summary(baseline(sel).model, info.input_shape)
+    table = pd.DataFrame([{**r, "output_shape": " × ".join(map(str, r["output_shape"]))} for r in table["layers"]])
+    table.columns = ["layer", "type", "output shape", "weights", "biases", "parameters", "bytes"]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="localized")
+                                for c in ("weights", "biases", "parameters", "bytes")})
+    st.caption("Every weighted layer is a Linear or a Conv layer (ReLU, pooling and flatten carry no parameters); the "
+               "compression pages work on these, one layer at a time.")
+
+
+def training_view() -> None:
+    from compress_core.viz import common as viz
+    from ui.loaders import baseline, dataset
+
+    b = baseline(sel)
+    if b.history.records:
+        st.plotly_chart(viz.training_curves(b.history.records, title="Training curves"), key="home_curves")
+    elif sel.weights:
+        st.info("Your uploaded weights came without a training history.", icon="📤")
+    ds = dataset(sel.dataset, sel.seed)
+    if ds.kind == "points":
+        st.plotly_chart(viz.decision_boundary(viz.model_predictor(b.model), ds.x_test.numpy(), ds.y_test.numpy(),
+                                              list(ds.class_names), title="Decision boundary on the test points"),
+                        key="home_boundary")
+
+
+views = {"The trained baseline": overview, "The data": data_view, "The model": model_view, "Training": training_view}
+for tab, draw in zip(view_tabs("home_view", views), views.values()):
+    if tab.open:  # only the open tab runs: the first needs no PyTorch
+        with tab:
+            draw()
+
 
 # --- Where to go next ----------------------------------------------------------------------------------
 def topic_links(*pages: tuple[str, str, str]) -> None:
@@ -78,7 +123,7 @@ def topic_links(*pages: tuple[str, str, str]) -> None:
         st.page_link(f"app_pages/{stem}.py", label=label, icon=icon, query_params=sel.as_query())
 
 
-st.header("4 · Two ways to compress")
+st.header("Two ways to compress")
 left, right = st.columns(2)
 with left:
     st.subheader("✂️ Pruning")

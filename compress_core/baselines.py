@@ -19,7 +19,6 @@ Usage::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,37 +31,22 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import Config, param
+from .catalog import PUBLISHED_BASELINES  # noqa: F401  (re-exported)
 from .data import is_uploaded, load_dataset
 from .filelock import file_lock
 from .models import build_model
+from .settings import (  # noqa: F401  (re-exported: the recipes and the cache's layout live in settings)
+    CACHE_VERSION,
+    FALLBACK_RECIPE,
+    TRAIN_RECIPES,
+    BaselineConfig,
+    cache_root,
+    cached_record,
+    default_train_config,
+    entry_dir,
+    sha256_of,
+)
 from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
-
-CACHE_VERSION = 1  # part of every baseline's hash: bump it to retrain every cached baseline
-
-# The training recipes, one table. Per-(data set, model) baselines that reach the accuracy floors in
-# tests/test_baselines.py; any other pair (the 2-D point sets) trains with FALLBACK_RECIPE.
-TRAIN_RECIPES: dict[tuple[str, str], TrainConfig] = {
-    # Every recipe ends with the weights of its best validation accuracy (keep_best), so "float" is never a
-    # handicapped, over-fitted baseline that extra fine-tuning alone would beat (issue 10).
-    ("digits", "mlp"): TrainConfig(epochs=20, lr=1e-3, batch_size=64, keep_best=True),
-    ("digits", "cnn"): TrainConfig(epochs=30, lr=2e-3, batch_size=64, keep_best=True),
-    # MNIST-1D (Greydanus 2020: MLP 68 %, CNN 94 %): a high learning rate trained long, light L2, and the
-    # weights of the best validation accuracy (its test accuracy keeps climbing while the validation loss
-    # rises). Searched on seeds 0-2 at 1 and 2 threads (issue 11, 20 recipes): MLP 67.2 / 66.8 % mean at 1 / 2
-    # threads, seeds within 1.3 points (unseen seeds 3-5: 65.7 / 65.3 %); CNN 94.7 / 95.2 %.
-    ("mnist1d", "mlp"): TrainConfig(epochs=60, lr=8e-3, batch_size=100, weight_decay=1e-3, keep_best=True,
-                                    lr_schedule="cosine"),
-    ("mnist1d", "cnn"): TrainConfig(epochs=40, lr=1e-2, batch_size=100, keep_best=True),
-}
-FALLBACK_RECIPE = TrainConfig(epochs=60, lr=3e-3, batch_size=32, keep_best=True)
-
-# Published test accuracies of the same kind of model on the same data set, shown beside ours as "published"
-# (never as our result). Only MNIST-1D has a paper baseline; scikit-learn's digits and the 2-D sets do not.
-PUBLISHED_BASELINES: dict[str, dict] = {
-    "mnist1d": dict(citation="Greydanus 2020, “Scaling down deep learning” (MNIST-1D), README baselines",
-                    accuracy={"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}),
-}
 
 # Lottery-ticket training overrides the baseline recipe of a pair: every round trains from the rewind point
 # for this fixed budget (Frankle & Carbin; Greydanus's MNIST-1D notebook, which uses Adam at 2e-2). On
@@ -77,27 +61,10 @@ TICKET_OVERRIDES: dict[tuple[str, str], dict] = {
 }
 
 
-def default_train_config(dataset: str, model: str) -> TrainConfig:
-    """The training recipe used when none is given, chosen per (data set, model); an architecture sized by hand
-    (``mlp:256-128``) trains with its family's recipe."""
-    family = model.partition(":")[0] if isinstance(model, str) else model
-    return TRAIN_RECIPES.get((dataset, model), TRAIN_RECIPES.get((dataset, family), FALLBACK_RECIPE))
-
-
 def ticket_train_config(dataset: str, model: str) -> TrainConfig:
     """How each lottery round is trained for (dataset, model): the baseline recipe with the ticket overrides."""
     return replace(default_train_config(dataset, model), **{"keep_best": False,
                                                             **TICKET_OVERRIDES.get((dataset, model), {})})
-
-
-@dataclass(frozen=True)
-class BaselineConfig(Config, version=CACHE_VERSION):
-    """What fixes a baseline; its hash names the baseline's cache folder."""
-
-    dataset: str = param(help="data set registry name")
-    model: str = param(help="model registry name")
-    seed: int = param(help="fixes the split, θ0 and the batch order")
-    train: TrainConfig = param(help="how the dense network is trained")
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,33 +91,17 @@ class Baseline:
         return self.build()
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("COMPRESS_LAB_CACHE", Path.home() / ".cache" / "compression-lab"))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _entry_dir(config: BaselineConfig, root: Path | None) -> Path:
-    return (root or cache_root()) / "baselines" / config.hash()
-
-
 def _load(config: BaselineConfig, folder: Path) -> Baseline | None:
     """The cached baseline in ``folder``, or None when it is missing, half-written or corrupt."""
-    meta_path = folder / "meta.json"
-    if not meta_path.exists():
+    if not (folder / "meta.json").exists():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("config") != config.cache_dict():
+        record = cached_record(config, folder)  # the config and both checksums
+        if record is None:
             return None
-        for fname, digest in meta["sha256"].items():
-            if _sha256(folder / fname) != digest:
-                return None
         states = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-        history = History.from_dict(json.loads((folder / "history.json").read_text()))
-        test = Metrics(**meta["test_metrics"])
+        history = History.from_dict(record["history"])
+        test = Metrics(**record["test_metrics"])
         return Baseline(config, states["init"], states["rewind"], states["final"], history, test, from_cache=True)
     except Exception as e:  # any unreadable entry is rebuilt, and the rebuild is not silent
         warnings.warn(f"Rebuilding the unreadable baseline cache entry {folder}: {type(e).__name__}: {e}")
@@ -166,7 +117,7 @@ def _save(baseline: Baseline, folder: Path) -> None:
                    tmp / "weights.pt")
         (tmp / "history.json").write_text(json.dumps(baseline.history.to_dict()))
         meta = {"config": baseline.config.cache_dict(), "test_metrics": asdict(baseline.test_metrics),
-                "sha256": {f: _sha256(tmp / f) for f in ("weights.pt", "history.json")}}
+                "sha256": {f: sha256_of(tmp / f) for f in ("weights.pt", "history.json")}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -196,7 +147,7 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
     if weights:
         return _uploaded_baseline(cfg, weights)
     root = Path(cache_dir) if cache_dir is not None else None
-    folder = _entry_dir(cfg, root)
+    folder = entry_dir(cfg, root)
     if not use_cache or is_uploaded(dataset):  # nothing derived from an upload is written to disk
         return _train_baseline(cfg, callback)
     # one process trains an entry while the others (server replicas sharing the folder) wait, then read it

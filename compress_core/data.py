@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-KINDS = ("image", "sequence", "points", "features")  # "features": an uploaded table that is none of the others
+from .catalog import DATASETS, KINDS, is_uploaded, list_datasets  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,19 +145,8 @@ def _build_spirals(seed: int, n_per_class: int = 400, arms: int = 3, noise: floa
     return dict(x=x, y=y, idx=(tr, va, te), classes=tuple(f"arm {k}" for k in range(arms)))
 
 
-REGISTRY: dict[str, DatasetSpec] = {
-    s.name: s
-    for s in (
-        DatasetSpec("digits", "image", "scikit-learn's 8×8 handwritten digits: 1,797 images, 10 classes.",
-                    _build_digits),
-        DatasetSpec("mnist1d", "sequence", "MNIST-1D (Greydanus 2020): digit templates as 40-step 1-D "
-                    "signals with shifts, scaling and noise; 4,000 train / 1,000 test.", _build_mnist1d),
-        DatasetSpec("moons", "points", "Two interleaving half-moons in 2-D with noise: 1,000 points.",
-                    _build_moons),
-        DatasetSpec("spirals", "points", "Three interleaved noisy spirals in 2-D: 1,200 points.",
-                    _build_spirals),
-    )
-}
+_BUILDERS = {"digits": _build_digits, "mnist1d": _build_mnist1d, "moons": _build_moons, "spirals": _build_spirals}
+REGISTRY: dict[str, DatasetSpec] = {n: DatasetSpec(n, d.kind, d.description, _BUILDERS[n]) for n, d in DATASETS.items()}
 
 
 # Uploaded data sets (compress_core.uploads), by name, while their uploader holds the ``Upload``: a weak registry,
@@ -168,11 +157,6 @@ _UPLOADS: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictiona
 def register_upload(upload) -> None:
     """Make an ``uploads.Upload`` loadable by name (for as long as someone holds it)."""
     _UPLOADS[upload.name] = upload
-
-
-def is_uploaded(name: str) -> bool:
-    """True for an uploaded data set: results derived from it are never written to the disk cache."""
-    return name.startswith("upload-")
 
 
 def _stratified(y: np.ndarray, seed: int, val: float = 0.15, test: float = 0.2) -> tuple[np.ndarray, ...]:
@@ -194,11 +178,6 @@ def _load_upload(name: str, seed: int) -> Dataset:
                          "that made them): upload it again.")
     tr, va, te = up.splits if up.splits is not None else _stratified(up.y, seed)
     return _standardized(name, up.kind, up.x, up.y, (tr, va, te), up.class_names, up.description, seed)
-
-
-def list_datasets() -> list[str]:
-    """Names of the registered data sets, in display order."""
-    return list(REGISTRY)
 
 
 def get_spec(name: str) -> DatasetSpec:

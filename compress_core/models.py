@@ -24,135 +24,33 @@ Usage::
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .catalog import (  # noqa: F401  (re-exported: the model registry and its limits live in catalog)
+    CNN_HEAD,
+    KERNELS,
+    MAX_CHANNELS,
+    MAX_CONV_STAGES,
+    MAX_HIDDEN_LAYERS,
+    MAX_PARAMS,
+    MAX_WIDTH,
+    MIN_WIDTH,
+    REGISTRY,
+    Architecture,
+    ModelSpec,
+    built_architecture,
+    list_models,
+    model_problems,
+    param_count,
+    parse_model,
+)
 from .data import Dataset, load_dataset
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    description: str
-    kinds: tuple[str, ...]  # data kinds the architecture is built for
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec("mlp", "LeNet-300-100: two hidden fully connected layers of 300 and 100 ReLU units.",
-                  ("image", "sequence", "points", "features")),
-        ModelSpec("cnn", "LeNet-5 style: conv → pool → conv → pool, then 120 → 84 → classes.",
-                  ("image", "sequence")),
-        ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.", ("points",)),
-    )
-}
-
-
-# Limits of architectures sized by hand: what a 2-core laptop trains in seconds (and a class's server survives).
-MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
-MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
-MAX_PARAMS = 1_000_000
-CNN_HEAD = (120, 84)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """A parsed model name: the family ("mlp" or "cnn") and its sizes."""
-
-    family: str
-    hidden: tuple[int, ...] = ()  # MLP hidden widths
-    convs: tuple[tuple[int, int], ...] = ()  # CNN (channels, kernel size) per stage
-
-    @property
-    def name(self) -> str:
-        if self.family == "mlp":
-            return "mlp:" + "-".join(map(str, self.hidden))
-        return "cnn:" + "-".join(f"{c}k{k}" for c, k in self.convs)
-
-
-def parse_model(name: str) -> Architecture:
-    """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``).
-    ValueError in plain words for anything else."""
-    if not isinstance(name, str):
-        raise ValueError(f"A model name must be text (got {name!r}).")
-    if name == "mlp":
-        return Architecture("mlp", (300, 100))
-    if name == "tiny":
-        return Architecture("mlp", (32, 32))
-    if name == "cnn":
-        return Architecture("cnn", convs=((6, 3), (16, 3)))  # the 1-D variant widens it, see _cnn
-    family, sep, sizes = name.partition(":")
-    if not sep or family not in ("mlp", "cnn") or not sizes:
-        raise ValueError(f"Unknown model {name!r}. Use one of {', '.join(REGISTRY)}, or size one yourself: "
-                         "'mlp:256-128' (hidden widths) or 'cnn:8k3-16k5' (channels and kernel per conv stage).")
-    parts = sizes.split("-")
-    try:
-        if family == "mlp":
-            return Architecture("mlp", tuple(int(p) for p in parts))
-        convs = []
-        for p in parts:
-            c, k, *rest = p.lower().split("k")
-            if rest:
-                raise ValueError
-            convs.append((int(c), int(k)))
-        return Architecture("cnn", convs=tuple(convs))
-    except ValueError:
-        example = "'mlp:256-128'" if family == "mlp" else "'cnn:8k3-16k5' (8 channels, kernel 3; 16, kernel 5)"
-        raise ValueError(f"Cannot read the sizes in {name!r}: write them like {example}.") from None
-
-
-def model_problems(name: str, dataset: str | Dataset) -> list[str]:
-    """What stops ``name`` from being built for ``dataset``, in plain words (empty: it can be built)."""
-    try:
-        arch = parse_model(name)
-    except ValueError as e:
-        return [str(e)]
-    ds = _as_dataset(dataset)
-    if name in REGISTRY:
-        return [] if ds.kind in REGISTRY[name].kinds else [
-            f"Model {name!r} is not built for {ds.kind} data ({ds.name}). Models for {ds.name}: "
-            f"{', '.join(list_models(ds))}."]
-    out = []
-    if arch.family == "mlp":
-        if not 1 <= len(arch.hidden) <= MAX_HIDDEN_LAYERS:
-            out.append(f"An MLP here has 1 to {MAX_HIDDEN_LAYERS} hidden layers (got {len(arch.hidden)}).")
-        if any(not MIN_WIDTH <= w <= MAX_WIDTH for w in arch.hidden):
-            out.append(f"Each hidden layer has {MIN_WIDTH} to {MAX_WIDTH} units (got {list(arch.hidden)}).")
-    else:
-        if ds.kind not in ("image", "sequence"):
-            out.append(f"A CNN needs images or signals; {ds.name} is {ds.kind}. Use an MLP.")
-            return out
-        if not 1 <= len(arch.convs) <= MAX_CONV_STAGES:
-            out.append(f"A CNN here has 1 to {MAX_CONV_STAGES} conv stages (got {len(arch.convs)}).")
-        if any(not 1 <= c <= MAX_CHANNELS for c, _ in arch.convs):
-            out.append(f"Each conv stage has 1 to {MAX_CHANNELS} channels.")
-        if any(k not in KERNELS for _, k in arch.convs):
-            out.append(f"Kernel sizes are odd: one of {', '.join(map(str, KERNELS))}.")
-        side = min(ds.input_shape[1:])
-        if side >> len(arch.convs) < 1:
-            out.append(f"{len(arch.convs)} stages of 2× pooling shrink a {side}-wide input to nothing: use at most "
-                       f"{max(side.bit_length() - 1, 0)}.")
-    if not out:
-        n = sum(p.numel() for p in _build(arch, ds).parameters())
-        if n > MAX_PARAMS:
-            out.append(f"This network has {n:,} parameters; the limit here is {MAX_PARAMS:,} (it must train in "
-                       "seconds on a laptop CPU). Make it narrower or shallower.")
-    return out
-
-
-def list_models(dataset: str | Dataset | None = None) -> list[str]:
-    """Registered model names; with a data set, only those built for its kind."""
-    if dataset is None:
-        return list(REGISTRY)
-    kind = _as_dataset(dataset).kind
-    return [n for n, s in REGISTRY.items() if kind in s.kinds]
 
 
 def _as_dataset(dataset: str | Dataset) -> Dataset:
@@ -208,9 +106,7 @@ def build_model(name: str, dataset: str | Dataset, seed: int = 0) -> nn.Sequenti
     problems = model_problems(name, ds)
     if problems:
         raise ValueError(" ".join(problems))
-    arch = parse_model(name)
-    if name == "cnn" and len(ds.input_shape) == 2:  # LeNet-5's 1-D cousin: wider kernels and channels
-        arch = Architecture("cnn", convs=((16, 5), (32, 5)))
+    arch = built_architecture(name, ds.input_shape)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # layers initialise themselves from the global generator: seed it, then restore
     try:

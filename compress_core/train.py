@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config, param
 from .data import Dataset
+from .settings import TrainConfig  # noqa: F401  (re-exported)
 
 
 def default_device() -> torch.device:
@@ -48,39 +48,6 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@dataclass(frozen=True)
-class TrainConfig(Config, label="training", unknown="ignore"):
-    """How to train. Frozen, so it hashes (cache keys) and round-trips through JSON."""
-
-    epochs: int = param(20, "passes over the training split")
-    batch_size: int = param(64, "examples per optimiser step")
-    lr: float = param(1e-3, "learning rate")
-    optimizer: str = param("adam", "'adam' or 'sgd' (momentum 0.9)")
-    weight_decay: float = param(0.0, "L2 penalty")
-    eval_every: int = param(0, "evaluate every this many iterations; 0 = once per epoch")
-    rewind_iteration: int = param(50, "iteration k whose weights θk are kept for late rewinding")
-    # added after baselines were cached: at their defaults they stay out of the hash, so those entries stay valid
-    lr_schedule: str = param("constant", "'constant', or 'cosine': lr·½(1 + cos(π t/T)) at step t of T",
-                             hash_default=False)
-    keep_best: bool = param(False, "end with the weights of the evaluation point of best validation accuracy "
-                                   "(best-validation checkpointing; the earliest such point on a tie)",
-                            hash_default=False)
-
-    def problems(self):
-        if self.epochs < 0:
-            yield "epochs must be ≥ 0"
-        if self.batch_size < 1:
-            yield "batch size must be ≥ 1"
-        if not self.lr > 0:
-            yield "learning rate must be > 0"
-        if self.optimizer not in ("adam", "sgd"):
-            yield "optimizer must be 'adam' or 'sgd'"
-        if self.eval_every < 0 or self.rewind_iteration < 0:
-            yield "eval_every and rewind_iteration must be ≥ 0"
-        if self.lr_schedule not in ("constant", "cosine"):
-            yield "lr_schedule must be 'constant' or 'cosine'"
 
 
 @dataclass(frozen=True)

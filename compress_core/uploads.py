@@ -34,19 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .catalog import UPLOAD_LIMITS
+
 __all__ = ["LIMITS", "Upload", "UploadedWeights", "check_weights", "read_dataset", "read_weights", "register_weights",
            "uploaded_weights", "weights_digest"]
 
-LIMITS = {
-    "bytes": 20 * 1024 * 1024,  # one file
-    "rows": 50_000,
-    "columns": 4_096,
-    "min_rows": 30,
-    "min_per_class": 3,  # every class in the training, validation and test splits
-    "classes": 100,
-    "npz_uncompressed": 200 * 1024 * 1024,
-    "values": 10_000_000,  # rows × features: 40 MB of float32
-}
+LIMITS = UPLOAD_LIMITS  # what an upload may hold: in the catalog, which the sidebar reads without PyTorch
 
 
 def _mb(n: int) -> str:

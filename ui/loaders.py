@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import streamlit as st
+import torch
 
 from compress_core.baselines import Baseline, get_baseline
 from compress_core.data import Dataset, is_uploaded, load_dataset
@@ -15,6 +16,12 @@ from compress_core.train import TrainConfig
 
 from .memo import Memo
 from .sidebar import Selection
+
+# One server process serves every session (a class of 30-100 students) and the models are tiny: one
+# intra-op thread per op avoids thread-pool contention between sessions; a slider move measured several
+# times faster on a busy machine (bench/bench_pruning.py), training time is unchanged. Set here, where every
+# page that computes gets its data and baseline (app.py imports no PyTorch).
+torch.set_num_threads(1)
 
 
 def dataset(name: str, seed: int) -> Dataset:

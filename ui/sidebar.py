@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from compress_core.baselines import default_train_config
-from compress_core.data import get_spec, list_datasets
-from compress_core.models import (
+from compress_core.catalog import (
     CNN_HEAD,
     KERNELS,
     MAX_CHANNELS,
@@ -21,13 +19,16 @@ from compress_core.models import (
     MAX_PARAMS,
     MAX_WIDTH,
     MIN_WIDTH,
-    build_model,
+    built_architecture,
+    data_info,
+    list_datasets,
     list_models,
     model_problems,
+    param_count,
     parse_model,
 )
-from compress_core.models import REGISTRY as MODELS
-from compress_core.train import TrainConfig
+from compress_core.catalog import REGISTRY as MODELS
+from compress_core.settings import TrainConfig, default_train_config
 
 from .state import remember, url_value
 from .uploads import session_uploads, sidebar_section, weights_digest
@@ -117,7 +118,7 @@ def _describe(model: str, ds: str) -> str:
     if model in MODELS:
         return MODELS[model].description
     arch = parse_model(model)
-    n = sum(p.numel() for p in build_model(model, ds).parameters())
+    n = param_count(built_architecture(model, data_info(ds).input_shape), data_info(ds))
     if arch.family == "mlp":
         return f"Your MLP: {' → '.join(map(str, arch.hidden))} hidden units, {n:,} parameters."
     stages = ", ".join(f"{c} channels × kernel {k}" for c, k in arch.convs)
@@ -144,7 +145,7 @@ def render_sidebar() -> Selection:
                      help="Which task the network learns. The built-in ones come with the app (nothing is "
                           "downloaded); yours are uploaded below.")
         ds = st.session_state["dataset"]
-        st.caption(get_spec(ds).description)
+        st.caption(data_info(ds).description)
         picks = list_models(ds) + [c for c, f in CUSTOM.items() if not model_problems(f, ds)]
         if st.session_state["model_pick"] not in picks:
             _set_model(st.session_state["model"])

@@ -10,11 +10,9 @@ from __future__ import annotations
 import io
 import weakref
 
-import pandas as pd
 import streamlit as st
 
-from compress_core.models import build_model
-from compress_core.uploads import LIMITS, check_weights, read_dataset, read_weights, register_weights
+from compress_core.catalog import UPLOAD_LIMITS as LIMITS
 
 from .memo import forget_everywhere
 
@@ -72,6 +70,8 @@ def _on_data() -> None:
         return
     data = f.getvalue()
     if f.name.lower().endswith(".csv"):
+        import pandas as pd  # here, not at import: the sidebar draws on every page, the first one included
+
         try:
             header = list(pd.read_csv(io.BytesIO(data), nrows=0).columns)
         except Exception as e:  # noqa: BLE001 -- any unreadable file gets the same plain answer
@@ -88,6 +88,8 @@ def _on_data() -> None:
 
 
 def _accept(filename: str, data: bytes, label: str | None) -> None:
+    from compress_core.uploads import read_dataset  # PyTorch: imported when a file arrives, not at start-up
+
     ups = session_uploads()
     try:
         up = read_dataset(data, filename, label=label, shape_hint=st.session_state.get("up_shape", "auto"))
@@ -116,6 +118,9 @@ def _on_weights() -> None:
     if f is None:
         ups.weights = None
         return
+    from compress_core.models import build_model
+    from compress_core.uploads import check_weights, read_weights, register_weights
+
     ds, model = st.session_state["dataset"], st.session_state["model"]
     try:
         state = read_weights(f.getvalue(), f.name)

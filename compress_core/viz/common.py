@@ -17,7 +17,8 @@ COLORS = {
 SEQ = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
        "#bcbd22", "#17becf"]
 FONT = dict(size=15)
-pio.templates.default = "plotly_white"  # for figures shown outside the app (notebooks, exports)
+if pio.templates.default == "plotly":  # figures outside the app (notebooks, exports); the app has set "none"
+    pio.templates.default = "plotly_white"
 
 
 def style(fig: go.Figure, title: str | None = None, height: int = 380, *, legend_below: float | None = None,

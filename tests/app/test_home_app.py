@@ -1,4 +1,6 @@
 """AppTest: the home page and the shared sidebar."""
+import json
+
 from .conftest import metrics, open_app
 from .conftest import open_app as _app
 
@@ -50,3 +52,25 @@ def test_published_mnist1d_baselines_beside_ours():
     assert "MLP 68%" in box and "CNN 94%" in box and "Measured here, cnn" in box
     at = open_app()
     assert not any("Greydanus" in i.value for i in at.info)  # digits has no paper baseline to show
+
+
+def test_each_tab_of_the_start_page():
+    """The first tab reads the cache's record; the others load the data set and the network and draw them."""
+    from .conftest import open_tab
+
+    at = _app(query={"dataset": "moons", "model": "tiny"})
+    assert [t.label for t in at.tabs] == ["The trained baseline", "The data", "The model", "Training"]
+    assert not at.get("plotly_chart") and not at.dataframe  # the first tab: numbers only
+    first = metrics(at)
+    open_tab(at, "home_view", "The data")
+    assert not at.exception and [c.proto.id for c in at.get("plotly_chart")]
+    assert any("250 test" in m.value for m in at.markdown)
+    open_tab(at, "home_view", "The model")
+    table = at.dataframe[0].value
+    assert list(table["layer"]) == ["flatten", "fc1", "relu1", "fc2", "relu2", "fc3"]
+    assert int(table["parameters"].sum()) == int(first["Parameters"].replace(",", ""))
+    open_tab(at, "home_view", "Training")
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Training curves" in titles and "Decision boundary on the test points" in titles
+    open_tab(at, "home_view", "The trained baseline")
+    assert metrics(at) == first  # the record's numbers are the loaded baseline's: nothing changed by loading it

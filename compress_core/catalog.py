@@ -1,0 +1,231 @@
+"""What the lab offers, readable without PyTorch: the built-in data sets' shapes, the model names, their limits
+and parameter counts.
+
+The sidebar and the start page need only this (and ``compress_core.settings``), so a server shows its first page
+without importing PyTorch, about 0.7 s of a warm start. ``compress_core.data`` and ``compress_core.models`` build
+the tensors and networks on top of it and re-export these names.
+
+Usage::
+
+    data_info("digits").input_shape          # (1, 8, 8)
+    model_problems("cnn:8k3-16k5", "moons")  # ['A CNN needs images or signals; moons is points. Use an MLP.']
+    param_count(parse_model("mlp"), data_info("digits"))  # 52,410
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+KINDS = ("image", "sequence", "points", "features")  # "features": an uploaded table that is none of the others
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """A data set as the catalog knows it: no tensors, only what choosing a model needs."""
+
+    name: str
+    kind: str  # one of KINDS
+    description: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+DATASETS: dict[str, DataInfo] = {
+    d.name: d
+    for d in (
+        DataInfo("digits", "image", "scikit-learn's 8×8 handwritten digits: 1,797 images, 10 classes.", (1, 8, 8), 10),
+        DataInfo("mnist1d", "sequence", "MNIST-1D (Greydanus 2020): digit templates as 40-step 1-D signals with "
+                 "shifts, scaling and noise; 4,000 train / 1,000 test.", (1, 40), 10),
+        DataInfo("moons", "points", "Two interleaving half-moons in 2-D with noise: 1,000 points.", (2,), 2),
+        DataInfo("spirals", "points", "Three interleaved noisy spirals in 2-D: 1,200 points.", (2,), 3),
+    )
+}
+
+# Published test accuracies of the same kind of model on the same data set, shown beside ours as "published"
+# (never as our result). Only MNIST-1D has a paper baseline; scikit-learn's digits and the 2-D sets do not.
+PUBLISHED_BASELINES: dict[str, dict] = {
+    "mnist1d": dict(citation="Greydanus 2020, “Scaling down deep learning” (MNIST-1D), README baselines",
+                    accuracy={"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}),
+}
+
+# What an uploaded file may hold (compress_core.uploads enforces it; the sidebar states it).
+UPLOAD_LIMITS = {
+    "bytes": 20 * 1024 * 1024,  # one file
+    "rows": 50_000,
+    "columns": 4_096,
+    "min_rows": 30,
+    "min_per_class": 3,  # every class in the training, validation and test splits
+    "classes": 100,
+    "npz_uncompressed": 200 * 1024 * 1024,
+    "values": 10_000_000,  # rows × features: 40 MB of float32
+}
+
+
+def is_uploaded(name: str) -> bool:
+    """True for an uploaded data set: results derived from it are never written to the disk cache."""
+    return name.startswith("upload-")
+
+
+def list_datasets() -> list[str]:
+    """Names of the built-in data sets, in display order."""
+    return list(DATASETS)
+
+
+def data_info(dataset) -> DataInfo:
+    """The catalog entry of a data set: a built-in name, an uploaded one (loaded through ``compress_core.data``,
+    which imports PyTorch: an upload has been read by then), or a loaded ``Dataset``."""
+    if not isinstance(dataset, str):
+        return DataInfo(dataset.name, dataset.kind, dataset.description, tuple(dataset.input_shape),
+                        dataset.num_classes)
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+    if is_uploaded(dataset):
+        from .data import load_dataset
+
+        return data_info(load_dataset(dataset))
+    raise ValueError(f"Unknown data set {dataset!r}. Valid data sets: {', '.join(DATASETS)}.")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    kinds: tuple[str, ...]  # data kinds the architecture is built for
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("mlp", "LeNet-300-100: two hidden fully connected layers of 300 and 100 ReLU units.",
+                  ("image", "sequence", "points", "features")),
+        ModelSpec("cnn", "LeNet-5 style: conv → pool → conv → pool, then 120 → 84 → classes.",
+                  ("image", "sequence")),
+        ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.", ("points",)),
+    )
+}
+
+
+# Limits of architectures sized by hand: what a 2-core laptop trains in seconds (and a class's server survives).
+MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
+MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
+MAX_PARAMS = 1_000_000
+CNN_HEAD = (120, 84)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A parsed model name: the family ("mlp" or "cnn") and its sizes."""
+
+    family: str
+    hidden: tuple[int, ...] = ()  # MLP hidden widths
+    convs: tuple[tuple[int, int], ...] = ()  # CNN (channels, kernel size) per stage
+
+    @property
+    def name(self) -> str:
+        if self.family == "mlp":
+            return "mlp:" + "-".join(map(str, self.hidden))
+        return "cnn:" + "-".join(f"{c}k{k}" for c, k in self.convs)
+
+
+def parse_model(name: str) -> Architecture:
+    """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``).
+    ValueError in plain words for anything else."""
+    if not isinstance(name, str):
+        raise ValueError(f"A model name must be text (got {name!r}).")
+    if name == "mlp":
+        return Architecture("mlp", (300, 100))
+    if name == "tiny":
+        return Architecture("mlp", (32, 32))
+    if name == "cnn":
+        return Architecture("cnn", convs=((6, 3), (16, 3)))  # the 1-D variant widens it, see built_architecture
+    family, sep, sizes = name.partition(":")
+    if not sep or family not in ("mlp", "cnn") or not sizes:
+        raise ValueError(f"Unknown model {name!r}. Use one of {', '.join(REGISTRY)}, or size one yourself: "
+                         "'mlp:256-128' (hidden widths) or 'cnn:8k3-16k5' (channels and kernel per conv stage).")
+    parts = sizes.split("-")
+    try:
+        if family == "mlp":
+            return Architecture("mlp", tuple(int(p) for p in parts))
+        convs = []
+        for p in parts:
+            c, k, *rest = p.lower().split("k")
+            if rest:
+                raise ValueError
+            convs.append((int(c), int(k)))
+        return Architecture("cnn", convs=tuple(convs))
+    except ValueError:
+        example = "'mlp:256-128'" if family == "mlp" else "'cnn:8k3-16k5' (8 channels, kernel 3; 16, kernel 5)"
+        raise ValueError(f"Cannot read the sizes in {name!r}: write them like {example}.") from None
+
+
+def built_architecture(name: str, input_shape: tuple[int, ...]) -> Architecture:
+    """The architecture ``build_model`` builds for ``name`` on inputs of ``input_shape``: the registered CNN on
+    1-D signals is LeNet-5's 1-D cousin, with wider kernels and channels."""
+    arch = parse_model(name)
+    if name == "cnn" and len(input_shape) == 2:
+        return Architecture("cnn", convs=((16, 5), (32, 5)))
+    return arch
+
+
+def param_count(arch: Architecture, info: DataInfo) -> int:
+    """Weights and biases of ``arch`` built for ``info``, counted from the shapes (``build_model`` builds exactly
+    these layers: conv stages keep the length with padding k // 2, each 2× max-pool halves it, rounding down)."""
+    def dense(widths) -> int:
+        return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+    if arch.family == "mlp":
+        return dense((math.prod(info.input_shape), *arch.hidden, info.num_classes))
+    channels, sizes, n = info.input_shape[0], list(info.input_shape[1:]), 0
+    for c, k in arch.convs:
+        n += c * channels * k ** len(sizes) + c
+        channels, sizes = c, [s // 2 for s in sizes]
+    return n + dense((channels * math.prod(sizes), *CNN_HEAD, info.num_classes))
+
+
+def model_problems(name: str, dataset) -> list[str]:
+    """What stops ``name`` from being built for ``dataset`` (a name, a ``DataInfo`` or a loaded ``Dataset``), in
+    plain words (empty: it can be built)."""
+    try:
+        arch = parse_model(name)
+    except ValueError as e:
+        return [str(e)]
+    ds = data_info(dataset)
+    if name in REGISTRY:
+        return [] if ds.kind in REGISTRY[name].kinds else [
+            f"Model {name!r} is not built for {ds.kind} data ({ds.name}). Models for {ds.name}: "
+            f"{', '.join(list_models(ds))}."]
+    out = []
+    if arch.family == "mlp":
+        if not 1 <= len(arch.hidden) <= MAX_HIDDEN_LAYERS:
+            out.append(f"An MLP here has 1 to {MAX_HIDDEN_LAYERS} hidden layers (got {len(arch.hidden)}).")
+        if any(not MIN_WIDTH <= w <= MAX_WIDTH for w in arch.hidden):
+            out.append(f"Each hidden layer has {MIN_WIDTH} to {MAX_WIDTH} units (got {list(arch.hidden)}).")
+    else:
+        if ds.kind not in ("image", "sequence"):
+            out.append(f"A CNN needs images or signals; {ds.name} is {ds.kind}. Use an MLP.")
+            return out
+        if not 1 <= len(arch.convs) <= MAX_CONV_STAGES:
+            out.append(f"A CNN here has 1 to {MAX_CONV_STAGES} conv stages (got {len(arch.convs)}).")
+        if any(not 1 <= c <= MAX_CHANNELS for c, _ in arch.convs):
+            out.append(f"Each conv stage has 1 to {MAX_CHANNELS} channels.")
+        if any(k not in KERNELS for _, k in arch.convs):
+            out.append(f"Kernel sizes are odd: one of {', '.join(map(str, KERNELS))}.")
+        side = min(ds.input_shape[1:])
+        if side >> len(arch.convs) < 1:
+            out.append(f"{len(arch.convs)} stages of 2× pooling shrink a {side}-wide input to nothing: use at most "
+                       f"{max(side.bit_length() - 1, 0)}.")
+    if not out:
+        n = param_count(arch, ds)
+        if n > MAX_PARAMS:
+            out.append(f"This network has {n:,} parameters; the limit here is {MAX_PARAMS:,} (it must train in "
+                       "seconds on a laptop CPU). Make it narrower or shallower.")
+    return out
+
+
+def list_models(dataset=None) -> list[str]:
+    """Registered model names; with a data set (a name, ``DataInfo`` or ``Dataset``), only those built for its
+    kind."""
+    if dataset is None:
+        return list(REGISTRY)
+    kind = data_info(dataset).kind
+    return [n for n, s in REGISTRY.items() if kind in s.kinds]
