@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, open_tab
 
 PAGE = "app_pages/pruning.py"
 
@@ -26,10 +26,15 @@ def test_default_view_and_sparsity_slider():
     m0 = metrics(at)
     assert set(m0) >= {"Test accuracy", "Test loss", "Weights kept", "Honest size"}
     t = titles(at)
-    for expected in ("Weights of fc1", "Sparsity per layer", "Accuracy vs sparsity",
-                     "Sensitivity: prune one layer at a time"):
-        assert expected in t
+    assert "Weights of fc1" in t
+    assert "Sparsity per layer" not in t  # only the open tab runs
     assert any("neurons still read each pixel" in x for x in t)  # digits: connections kept per input pixel
+    for tab, expected in (("Per layer", "Sparsity per layer"), ("Accuracy vs sparsity", "Accuracy vs sparsity"),
+                          ("Which layers can take it?", "Sensitivity: prune one layer at a time")):
+        open_tab(at, "pr_view", tab)
+        assert not at.exception and not at.error, tab
+        assert expected in titles(at), tab
+    open_tab(at, "pr_view", "Weights and mask")
     h0 = hist(at)
     at.select_slider(key="pr_sparsity").set_value(99.0).run()
     assert not at.exception
@@ -40,7 +45,7 @@ def test_default_view_and_sparsity_slider():
 
 
 def test_each_control_changes_the_result():
-    at = open_app(PAGE, query={"pr_sparsity": "80.0", "pr_curve_ft": "1"})  # 1 epoch per curve point: faster
+    at = open_tab(open_app(PAGE, query={"pr_sparsity": "80.0"}), "pr_view", "Per layer")
     seen = [metrics(at)]
     bars = [c for c in charts(at) if c["layout"]["title"]["text"] == "Sparsity per layer"][0]["data"][0]["y"]
     for key, value in (("pr_criterion", "random"), ("pr_scope", "global"), ("pr_output", 0.0),
@@ -58,10 +63,14 @@ def test_each_control_changes_the_result():
     assert any("acc after fine-tune" in df.value.columns for df in at.dataframe)  # one row per round
     at.radio(key="pr_granularity").set_value("nm").run()
     assert not at.exception
+    open_tab(at, "pr_view", "Weights and mask")  # the 2:4 pattern is drawn under the chosen layer's weights
+    assert not at.exception
     # 2:4 keeps half of fc1 and fc2; the output layer is still set to "not pruned": 9,600 + 15,000 + 1,000
     assert metrics(at)["Weights kept"] == "25,600" and "2:4 semi-structured sparsity" in [s.value for s in at.subheader]
     at.selectbox(key="pr_layer").set_value("fc2").run()
     assert not at.exception and "Weights of fc2" in titles(at) and "Mask of fc2: blue = kept" in titles(at)
+    open_tab(at, "pr_view", "Does it get faster?")
+    assert not at.exception
     at.button(key="pr_measure").click().run()
     assert not at.exception and "Measured forward time" in titles(at)
     latency = charts(at)[titles(at).index("Measured forward time")]
@@ -70,18 +79,16 @@ def test_each_control_changes_the_result():
 
 def test_bad_settings_give_plain_messages():
     # global 99.9 %: a whole layer is emptied
-    at = open_app(PAGE, query={"pr_sparsity": "99.9", "pr_scope": "global", "pr_granularity": "neuron",
-                               "pr_curve_ft": "1"})
+    at = open_app(PAGE, query={"pr_sparsity": "99.9", "pr_scope": "global", "pr_granularity": "neuron"})
     assert not at.exception
     assert any("100 %" in w.value or "no neuron" in w.value or "cut" in w.value for w in at.warning)
     # a rate that rounds to nothing in small layers
-    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "0.1", "pr_curve_ft": "1"})
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "0.1", "pr_view": "Per layer"})
     assert not at.exception
     assert any("rounds to zero" in w.value or "rounds to nothing" in w.value for w in at.warning)
     assert "Pruned (" in " ".join(titles(at))  # 2-D data: decision boundaries, baseline and pruned
     # pruning the output layer away: the tiny model's 64-weight classifier at 99.9 % keeps nothing
-    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "99.9", "pr_output": "1.0",
-                               "pr_curve_ft": "1"})
+    at = open_app(PAGE, query={"dataset": "moons", "model": "tiny", "pr_sparsity": "99.9", "pr_output": "1.0"})
     assert not at.exception and not at.error
     texts = [w.value for w in at.warning]
     assert any("output layer (fc3) has no weight left" in t for t in texts)
@@ -94,7 +101,7 @@ def test_bad_settings_give_plain_messages():
 
 
 def test_gradual_curves_from_the_trained_model_and_from_scratch():
-    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1"})
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1", "pr_view": "Accuracy vs sparsity"})
     curves = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Accuracy vs sparsity")
     assert not any("gradual" in t["name"] for t in curves["data"])
     at.radio(key="pr_gradual").set_value("scratch").run()
@@ -119,6 +126,6 @@ def test_fine_tuned_results_show_the_dense_model_with_the_same_extra_training():
 
 
 def test_curves_carry_the_control_of_their_fine_tuning():
-    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1"})
+    at = open_app(PAGE, {"dataset": "moons", "model": "tiny", "pr_curve_ft": "1", "pr_view": "Accuracy vs sparsity"})
     curves = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Accuracy vs sparsity")
     assert any("dense + same fine-tuning" in a["text"] for a in curves["layout"]["annotations"])

@@ -150,6 +150,13 @@ def expect_url_param(page: Page, name: str, value: str, timeout: float = 30_000)
     expect(page).to_have_url(re.compile(rf"[?&]{re.escape(name)}={re.escape(value)}(&|$)"), timeout=timeout)
 
 
+def open_tab(page: Page, label: str) -> None:
+    """Click the tab ``label`` (lazy tabs: ui.state.view_tabs), wait for the run it starts, check it is selected."""
+    page.get_by_role("tab", name=label).click()
+    wait_for_app(page)
+    expect(page.get_by_role("tab", name=label)).to_have_attribute("aria-selected", "true")
+
+
 def assert_no_exception(page: Page) -> None:
     """No st.exception box (an uncaught error in a page) is on the page."""
     boxes = page.get_by_test_id("stException")

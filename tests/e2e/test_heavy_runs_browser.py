@@ -8,15 +8,20 @@ from .conftest import assert_no_exception, open_page, wait_for_app
 
 def test_cancel_a_first_visit_curve_and_start_it_again(server_url, page):
     # gradual pruning from θ0 trains the baseline recipe once per point: slow enough to cancel mid-way
-    page.goto(server_url + "/pruning?pr_curve_ft=9&pr_gradual=scratch")
+    page.goto(server_url + "/pruning?pr_curve_ft=9&pr_gradual=scratch&pr_view=Accuracy+vs+sparsity")
     expect(page.get_by_text("while training from θ0:").first).to_be_visible(timeout=300_000)  # the slow one
     page.get_by_role("button", name="Cancel").first.click()
     expect(page.get_by_text("cancelled.").first).to_be_visible(timeout=120_000)
     wait_for_app(page, timeout=600_000)
     assert_no_exception(page)
-    expect(page.get_by_text("Weights of fc1").first).to_be_visible()  # the live view is still there
     again = page.get_by_role("button", name="Start it again")
     expect(again.first).to_be_visible()
+    # the live view is still there: the metrics above the tabs, and the default tab's histogram
+    expect(page.get_by_test_id("stMetric").filter(has_text="Test accuracy")).to_be_visible()
+    page.get_by_role("tab", name="Weights and mask").click()
+    wait_for_app(page)
+    expect(page.get_by_text("Weights of fc1").first).to_be_visible(timeout=60_000)
+    assert_no_exception(page)
 
 
 def test_queue_position_is_shown_while_another_heavy_run_holds_the_worker(server_url, browser, page):

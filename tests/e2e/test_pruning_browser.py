@@ -1,4 +1,7 @@
-"""The Pruning page in Chromium: dragging the sparsity slider updates the histogram and the accuracy metric."""
+"""The Pruning page in Chromium: dragging the sparsity slider updates the histogram and the accuracy metric; the
+page's lazy tabs open from the link and by a click."""
+import re
+
 from playwright.sync_api import expect
 
 from .conftest import (
@@ -14,8 +17,8 @@ from .conftest import (
 
 
 def test_sparsity_slider_updates_histogram_and_accuracy(server_url, page):
-    # 1 fine-tuning epoch per curve point: a faster first run
-    open_page(page, server_url + "/pruning?pr_curve_ft=1")
+    open_page(page, server_url + "/pruning")
+    expect(page.get_by_role("tab", name="Weights and mask")).to_have_attribute("aria-selected", "true")  # default
     expect(page.get_by_text("Weights of fc1").first).to_be_visible(timeout=60_000)
     accuracy = metric_value(page, "Test accuracy")
     expect(accuracy).to_contain_text("%")
@@ -51,4 +54,26 @@ def test_the_histogram_follows_a_drag_in_the_browser(server_url, page):
     assert kept == sorted(kept, reverse=True) and kept[0] > kept[-1]
     assert abs(kept[2] - 0.1 * 19_200) <= 20  # 90 % of fc1's 19,200 weights go (float16 ties aside)
     assert frame.locator("rect").count() == 160 and float(frame.locator("#ms").inner_text()) >= 0
+    assert_no_exception(page)
+
+
+def test_tabs_open_from_the_link_and_by_a_click(server_url, page):
+    """Only the open tab runs: the link names it (?pr_view=label), a click opens another and writes it there."""
+    open_page(page, server_url + "/pruning?pr_view=Does+it+get+faster%3F")
+    expect(page.get_by_role("tab", name="Does it get faster?")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("button", name="Download mask summary (JSON)")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Weights of fc1")).to_have_count(0)  # the closed tab did not run
+    page.get_by_role("tab", name="Per layer").click()
+    wait_for_app(page)
+    expect_url_param(page, "pr_view", "Per+layer")
+    expect(charts(page).filter(has_text="Sparsity per layer").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Download mask summary (JSON)")).to_have_count(0)
+    page.reload()  # the link keeps the open tab
+    wait_for_app(page)
+    expect(page.get_by_role("tab", name="Per layer")).to_have_attribute("aria-selected", "true")
+    expect(charts(page).filter(has_text="Sparsity per layer").first).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="Weights and mask").click()  # back to the default: it leaves the link
+    wait_for_app(page)
+    expect(page).not_to_have_url(re.compile(r"[?&]pr_view="))
+    expect(page.get_by_text("Weights of fc1").first).to_be_visible(timeout=60_000)
     assert_no_exception(page)

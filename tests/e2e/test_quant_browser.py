@@ -1,4 +1,5 @@
-"""The Quantization page in Chromium: move the bit-width slider and see the grid and the accuracy change."""
+"""The Quantization page in Chromium: move the bit-width slider and see the grid and the accuracy change; every tab
+draws its charts."""
 import re
 
 from playwright.sync_api import expect
@@ -10,6 +11,7 @@ from .conftest import (
     expect_url_param,
     metric_value,
     open_page,
+    open_tab,
     screenshot,
     wait_for_app,
 )
@@ -22,10 +24,21 @@ def _grid_title(page) -> str:
     return plot.locator(".gtitle").first.text_content() + " | " + " ".join(notes)
 
 
+# the page's tabs (q_view; only the open one runs) and how many charts each draws
+TABS = (("The grid", 2), ("Why per-channel helps", 1), ("Error per layer", 1), ("Accuracy vs bits and size", 2),
+        ("Mixed precision", 1))
+
+
 def test_bit_width_slider_updates_grid_and_accuracy(server_url, page):
     open_page(page, server_url + "/quantization?q_bits=8&q_qatcurve=0")  # QAT curve: covered by AppTest
-    expect(page.get_by_text("The quantization grid on the data").first).to_be_visible(timeout=90_000)
-    expect_at_least(charts(page), 6)
+    expect(page.get_by_role("tab", name="The grid")).to_have_attribute("aria-selected", "true")  # the default tab
+    expect(charts(page).first).to_contain_text("8 bits", timeout=90_000)
+    # every tab draws its charts (7 in all; the page drew at least 6 before it had tabs)
+    for label, n in TABS[1:] + TABS[:1]:
+        open_tab(page, label)
+        expect_at_least(charts(page), n, timeout=90_000)
+        assert_no_exception(page)
+    expect(page).not_to_have_url(re.compile(r"[?&]q_view="))  # back on the default tab
     expect(charts(page).first).to_contain_text("8 bits")
     size = metric_value(page, "Model size")
     size8, title8 = size.inner_text(), _grid_title(page)

@@ -29,7 +29,7 @@ def _uploader(page, label):
 
 
 def test_upload_a_csv_then_weights_then_a_bad_file(server_url, page, tmp_path):
-    open_page(page, server_url + "/?dataset=moons&model=tiny")
+    open_page(page, server_url + "/?dataset=moons&model=tiny&home_view=The+data")  # the home page's data tab
     page.get_by_text("Your own data and weights").click()
     _uploader(page, "Data set (CSV or NPZ)").set_input_files(str(_csv(tmp_path / "mine.csv")))
     wait_for_app(page)
