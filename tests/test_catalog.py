@@ -76,6 +76,7 @@ def test_warm_up_waits_for_runs_and_runs_wait_for_it(monkeypatch):
     events = []
     monkeypatch.setattr(warmup, "_started", False)
     monkeypatch.setattr(warmup, "MODULES", ("json",))
+    monkeypatch.setattr(warmup, "DELAY_S", 0.0)
     real = warmup.importlib.import_module
 
     def slow_import(name):

@@ -163,11 +163,13 @@ def render_sidebar() -> Selection:
                         help="Fixes the data split, the initial weights θ0 and the batch order: "
                              "the same seed always gives the same numbers.")
         sidebar_section()
-        with st.expander("Training settings"):
-            st.slider("Epochs", 1, 200, key="epochs", help="Passes over the training set for the baseline.")
-            st.select_slider("Learning rate", LR_CHOICES, key="lr", help="Adam's step size.")
-            st.caption(f"Recipe for this pair: {default.epochs} epochs, learning rate {default.lr:g}, "
-                       f"batch {default.batch_size}.")
+        training = st.expander("Training settings", key="sb_training", on_change="rerun")
+        if training.open:  # drawn only when open (a first page loads fewer widgets); the values live in the URL
+            with training:
+                st.slider("Epochs", 1, 200, key="epochs", help="Passes over the training set for the baseline.")
+                st.select_slider("Learning rate", LR_CHOICES, key="lr", help="Adam's step size.")
+                st.caption(f"Recipe for this pair: {default.epochs} epochs, learning rate {default.lr:g}, "
+                           f"batch {default.batch_size}.")
     remember("dataset", "model", "seed", "epochs", "lr")
     ds, model = st.session_state["dataset"], st.session_state["model"]
     train = TrainConfig(**{**default_train_config(ds, model).to_dict(), "epochs": int(st.session_state["epochs"]),

@@ -144,7 +144,12 @@ def weights_digest(dataset: str, model: str) -> str:
 def sidebar_section() -> None:
     """The sidebar's “Your own data and weights” expander."""
     ups = session_uploads()
-    with st.expander("Your own data and weights", expanded=bool(ups.pending or ups.datasets or ups.weights)):
+    # opened by a click and kept open by its key (an ``expanded`` that changed with the uploads would make it a new
+    # widget, closed again, hiding the message of a refused file)
+    box = st.expander("Your own data and weights", key="sb_uploads", on_change="rerun")
+    if not box.open:  # its uploaders are drawn only when open: a first page loads fewer widgets
+        return
+    with box:
         st.caption(f"Up to {LIMITS['bytes'] // 2 ** 20} MB a file, {LIMITS['rows']:,} rows, {LIMITS['columns']:,} "
                    f"features and {LIMITS['classes']} classes. Uploads stay in this session: nobody else sees them, "
                    "nothing is saved, and they are gone when you close the page.")

@@ -2,7 +2,8 @@
 
 The start page shows a cached baseline without PyTorch, so a fresh server answers about as fast as a one-line
 Streamlit app. This thread then imports PyTorch, the library and the figure code (about 2 s of one core) while
-the visitor reads, so the next page does not wait for them.
+the visitor reads, so the next page does not wait for them. It begins ``DELAY_S`` after the first run, once the
+browser has drawn the first page.
 
 Imports racing in two threads are not safe in general (Plotly, for one, reads ``sys.modules["pandas"]`` and would
 find a half-initialised module), so the warm-up and the page runs exclude each other: every run of app.py holds
@@ -17,11 +18,16 @@ import contextlib
 import importlib
 import logging
 import threading
+import time
 
 # In the order the pages need them; ui.loaders brings PyTorch and sets its thread count.
 MODULES = ("ui.loaders", "compress_core.baselines", "compress_core.pruning", "compress_core.quant",
            "compress_core.integer", "compress_core.viz.common", "compress_core.viz.pruning",
            "compress_core.viz.quant", "pandas")
+
+# Seconds between the first run's end and the warm-up: the browser is still drawing that first page, and on a
+# 2-core machine importing PyTorch meanwhile slowed it by about 0.3 s (bench/bench_browser.py, start-up).
+DELAY_S = 3.0
 
 _lock = threading.Lock()
 _started = False
@@ -48,6 +54,7 @@ def running():
 
 def _import_all() -> None:
     global _importing
+    time.sleep(DELAY_S)
     with _turns:
         _turns.wait_for(lambda: _runs == 0)
         _importing = True
@@ -64,8 +71,8 @@ def _import_all() -> None:
 
 
 def start() -> bool:
-    """Start the warm-up once per process (it begins when no page run is under way); True when this call
-    started it."""
+    """Start the warm-up once per process (``DELAY_S`` later, when no page run is under way); True when this
+    call started it."""
     global _started
     with _lock:
         if _started:

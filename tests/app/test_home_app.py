@@ -74,3 +74,18 @@ def test_each_tab_of_the_start_page():
     assert "Training curves" in titles and "Decision boundary on the test points" in titles
     open_tab(at, "home_view", "The trained baseline")
     assert metrics(at) == first  # the record's numbers are the loaded baseline's: nothing changed by loading it
+
+
+def test_training_settings_keep_their_values_while_their_box_is_closed():
+    """The sidebar's boxes draw their widgets only when open; the values stay in the link and the selection."""
+    at = _app(query={"dataset": "moons", "model": "tiny", "epochs": "7", "lr": "0.002"})
+    assert not at.sidebar.slider and at.session_state["_selection"].train.epochs == 7
+    at.run()  # a rerun with the box still closed
+    assert at.query_params["epochs"] == "7" and at.session_state["_selection"].train.lr == 0.002
+    at.session_state["sb_training"] = True
+    at.run()
+    assert at.sidebar.slider(key="epochs").value == 7 and at.sidebar.select_slider(key="lr").value == 0.002
+    at.sidebar.slider(key="epochs").set_value(9).run()
+    at.session_state["sb_training"] = False
+    at.run()
+    assert at.query_params["epochs"] == "9" and at.session_state["_selection"].train.epochs == 9

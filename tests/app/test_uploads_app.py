@@ -7,11 +7,19 @@ import torch
 
 from compress_core import evaluate, get_baseline, load_dataset
 
-from .conftest import metrics, open_app
+from .conftest import metrics, open_app, open_tab
 
 PAGES = ["app_pages/pruning.py", "app_pages/lottery.py", "app_pages/quantization.py", "app_pages/integer.py",
          "app_pages/deep_compression.py", "app_pages/compare.py"]
 
+
+
+def opened(at):
+    """The sidebar's “Your own data and weights” box opened (its uploaders are drawn only when open)."""
+    if not at.session_state["sb_uploads"]:
+        at.session_state["sb_uploads"] = True
+        at.run()
+    return at
 
 def _csv(n=90, f=5, classes=3, seed=0) -> bytes:
     rng = np.random.default_rng(seed)
@@ -22,7 +30,7 @@ def _csv(n=90, f=5, classes=3, seed=0) -> bytes:
 
 
 def _upload_csv(at, data: bytes, label: str = "kind"):
-    at.sidebar.file_uploader(key="up_data").set_value(("mine.csv", data, "text/csv")).run()
+    opened(at).sidebar.file_uploader(key="up_data").set_value(("mine.csv", data, "text/csv")).run()
     at.sidebar.selectbox(key="up_label").set_value(label).run()
     at.sidebar.button(key="up_use").click().run()
     return at
@@ -34,6 +42,7 @@ def test_an_uploaded_csv_is_the_data_set_of_every_page():
     name = at.session_state["dataset"]
     assert name.startswith("upload-") and name.endswith("-mine")
     assert any("Now using your data set mine.csv: 90 rows, 3 classes" in s.value for s in at.sidebar.success)
+    open_tab(at, "home_view", "The data")
     assert any("training rows of each class" in c.proto.spec for c in at.get("plotly_chart"))  # the features view
     for page in PAGES:
         at.switch_page(page).run()
@@ -51,7 +60,8 @@ def test_bad_data_files_get_a_message_and_lose_nothing():
         assert not at.exception
         assert any(words in e.value for e in at.sidebar.error), words
         assert at.session_state["dataset"] == "moons"  # still the data set it was
-    at.sidebar.file_uploader(key="up_data").set_value(("data.npz", b"PK\x03\x04 not really", "application/zip")).run()
+    opened(at).sidebar.file_uploader(key="up_data").set_value(("data.npz", b"PK\x03\x04 not really",
+                                                               "application/zip")).run()
     assert any("not an NPZ" in e.value for e in at.sidebar.error)
     assert at.session_state["dataset"] == "moons" and not at.exception
 
@@ -62,7 +72,8 @@ def test_uploaded_weights_become_the_baseline_and_a_wrong_file_is_refused(tmp_pa
     torch.save(trained.final_state, buf)
     at = open_app(None, {"dataset": "moons", "model": "tiny"})
     own = metrics(at)["Test accuracy"]
-    at.sidebar.file_uploader(key="up_weights").set_value(("tiny.pt", buf.getvalue(), "application/octet-stream"))
+    opened(at).sidebar.file_uploader(key="up_weights").set_value(("tiny.pt", buf.getvalue(),
+                                                                  "application/octet-stream"))
     at.run()
     assert not at.exception
     assert any("now the baseline" in s.value for s in at.sidebar.success)
@@ -77,7 +88,8 @@ def test_uploaded_weights_become_the_baseline_and_a_wrong_file_is_refused(tmp_pa
     wrong = io.BytesIO()
     torch.save(get_baseline("moons", "mlp").final_state, wrong)
     at.switch_page("app_pages/home.py").run()
-    at.sidebar.file_uploader(key="up_weights").set_value(("mlp.pt", wrong.getvalue(), "application/octet-stream"))
+    opened(at).sidebar.file_uploader(key="up_weights").set_value(("mlp.pt", wrong.getvalue(),
+                                                                  "application/octet-stream"))
     at.run()
     assert any("fc1.weight" in e.value and "in this model" in e.value for e in at.sidebar.error)
     assert metrics(at)["Test accuracy"] == own and not at.exception
