@@ -368,7 +368,7 @@ def parse_args(argv=None):
     ap.add_argument("--press-timeout", type=float, default=120, help="seconds allowed for one press to settle")
     ap.add_argument("--load-timeout", type=float, default=300, help="seconds allowed for a page's first run")
     ap.add_argument("--cold-timeout", type=float, default=600, help="seconds allowed for a cold start")
-    ap.add_argument("--startup-repeats", type=int, default=2)
+    ap.add_argument("--startup-repeats", type=int, default=4)
     ap.add_argument("--skip-startup", action="store_true")
     ap.add_argument("--cache", default=os.environ.get("COMPRESS_LAB_CACHE"),
                     help="baseline cache folder for the warm runs (default $COMPRESS_LAB_CACHE or ~/.cache/...)")
