@@ -42,8 +42,6 @@ def style(fig: go.Figure, title: str | None = None, height: int = 380, *, legend
                       x=0.5 if centered else 0)
         margin["b"] = bottom
     layout = dict(font=FONT, height=height, margin=margin, legend=legend)
-    for axis in {"xaxis", "yaxis", *(k for k in fig._layout if k.startswith(("xaxis", "yaxis")))}:
-        layout[f"{axis}.automargin"] = False
     if title:
         layout["title"] = dict(text=title, x=0, xanchor="left", font=dict(size=18))
     fig.plotly_relayout(layout)

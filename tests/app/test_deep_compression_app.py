@@ -9,7 +9,7 @@ STAGES, LAYER, FORMULA, FILE = ("Stage by stage", "Shared values of one layer", 
 
 
 def _stages(at):
-    return list(at.dataframe[0].value["stage"])
+    return list(at.table[0].value["stage"])
 
 
 def _file_download(at):
@@ -24,7 +24,7 @@ def test_runs_and_shows_stages_metrics_and_charts():
     dense, final = float(m["Dense size"].split()[0]), float(m["File size"].split()[0])
     assert final < dense / 5  # 80 % pruned and 3-bit codes
     assert m["File accuracy"].endswith("%")
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["bytes"]) == sorted(table["bytes"], reverse=True)
     assert any("1070 KB → 27 KB" in i.value for i in at.info)  # the published figures, labelled
     open_tab(at, "dc_view", FORMULA)
@@ -37,11 +37,11 @@ def test_runs_and_shows_stages_metrics_and_charts():
 def test_the_file_stage_its_download_and_the_published_table():
     at = open_app(PAGE, FAST)
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value
     file_bytes = int(table["bytes"].iloc[-1])
     assert _file_download(at).proto.label == f"Download the compressed file ({file_bytes:,} bytes)"
     assert abs(float(metrics(at)["File size"].split()[0]) - file_bytes / 1024) < 0.01
-    published = next(df.value for df in at.dataframe if "Han et al. (published)" in df.value.columns)
+    published = next(t.value for t in at.table if "Han et al. (published)" in t.value.columns)
     assert list(published["stage"]) == ["dense float32", "pruned", "shared / quantized", "Huffman-coded file"]
     assert "27 KB (40×)" in published["Han et al. (published)"].iloc[-1]
     seen = {}  # each tab's markdown and info boxes (the explainer's markdown included)
@@ -64,16 +64,16 @@ def test_han_preset_reaches_fifty_times():
     assert not at.exception
     assert at.select_slider(key="dc_sparsity").value == 97.0 and at.radio(key="dc_scope").value == "global"
     assert at.slider(key="dc_epochs").value == 8 and at.select_slider(key="dc_lr").value == 6e-3
-    final = at.dataframe[0].value.iloc[-1]
+    final = at.table[0].value.iloc[-1]
     assert final["stage"] == "Huffman-coded file" and final["× smaller than dense"] >= 50
     assert at.query_params["dc_sparsity"] in ("97.0", ["97.0"])  # the preset's settings are in the link
 
 
 def test_huffman_off_gives_a_bigger_fixed_width_file():
-    on = open_app(PAGE, FAST).dataframe[0].value.iloc[-1]
+    on = open_app(PAGE, FAST).table[0].value.iloc[-1]
     at = open_app(PAGE, dict(FAST, dc_huffman="0", dc_index_bits="5"))
     assert not at.exception
-    off = at.dataframe[0].value.iloc[-1]
+    off = at.table[0].value.iloc[-1]
     assert off["stage"] == "file, fixed-width codes" and off["bytes"] > on["bytes"]
 
 
@@ -93,7 +93,7 @@ def test_full_sparsity_gives_plain_message():
     at = open_app(PAGE, dict(FAST, dc_sparsity="100.0"))
     assert not at.exception
     assert any("100 % sparsity" in w.value for w in at.warning)
-    assert not at.dataframe
+    assert not at.dataframe and not at.table
 
 
 def test_zero_sparsity_explains_index_cost():
