@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -71,6 +72,8 @@ TARGETS = {
     "quantization": "q_bits",      # select_slider of bit widths, in a fragment
     "integer": "int_example",      # number_input: which test example the integer walk-through follows
 }
+# the query a page is opened with, where its control sits in a tab other than the default (ui.state.view_tabs)
+QUERIES = {"integer": urlencode({"int_view": "One layer, step by step"})}
 WIDGET_TYPES = ("slider", "number_input", "selectbox", "radio", "button")
 # --heavy: one more session runs a lottery experiment (20 rounds, 3 seeds, with both controls) through the whole
 # window, pressing Run at the start and Stop at the end, as a student would
@@ -278,6 +281,7 @@ async def session_life(port: int, page: str, stats: Stats, rng: random.Random, r
     """Open the page, then move its main control with a 1–2 s think time until the window closes."""
     key = TARGETS[page]
     s = Session(port, page, stats)
+    s.query_string = QUERIES.get(page, "")
     moves = 0
     try:
         await s.open()
@@ -400,6 +404,7 @@ async def warm_up(server: Server, pages: list[str], args) -> None:
     for page in pages:
         stats = Stats()
         s = Session(server.port, page, stats)
+        s.query_string = QUERIES.get(page, "")
         await s.open()
         try:
             dt = await s.rerun(timeout=args.warm_timeout)
