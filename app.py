@@ -15,8 +15,8 @@ from ui.sidebar import render_sidebar
 with warmup.running():
     # Streamlit's chart theme styles every figure in the browser, so a Plotly template in a figure is dead weight:
     # Plotly copies its JSON into each figure (deep copies, most of a rerun's figure-building time) and Streamlit
-    # sends it along (most of a small chart's bytes). Inside the app, figures carry none (set after the imports,
-    # which set the white template for figures used outside the app).
+    # sends it along (most of a small chart's bytes). Inside the app, figures carry none (compress_core.viz uses
+    # the white template only where nobody chose one: notebooks and exports).
     pio.templates.default = "none"
 
     # a 240-pixel sidebar: on a projector (1280×720 at 150 % zoom) the default took a third of the width

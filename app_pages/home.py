@@ -6,7 +6,7 @@ the data set and the network (figures and tables are imported there, not at the 
 """
 import streamlit as st
 
-from compress_core.catalog import CNN_HEAD, PUBLISHED_BASELINES, built_architecture, data_info, param_count
+from compress_core.catalog import PUBLISHED_BASELINES, built_architecture, data_info, param_count, weighted_layer_count
 from compress_core.settings import BaselineConfig, cached_record
 from ui.explain import explainer, published
 from ui.sidebar import selection
@@ -43,7 +43,7 @@ def overview() -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Parameters", f"{n_params:,}")
     c2.metric("Size (float32)", f"{n_params * 4 / 1024:.1f} KB")
-    c3.metric("Weighted layers", len(arch.hidden) + 1 if arch.family == "mlp" else len(arch.convs) + len(CNN_HEAD) + 1)
+    c3.metric("Weighted layers", weighted_layer_count(arch))
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Test accuracy", f"{test['accuracy']:.2%}")
     c2.metric("Test loss", f"{test['loss']:.3f}")

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compress_core.integer import explain_multiplier, walk_through
+from compress_core.integer import walk_through
 from compress_core.integer.report import download_record, example_logits, trace_unit
 from compress_core.quant import QuantConfig
 from compress_core.viz import integer as iviz
@@ -60,6 +60,9 @@ def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:
 def walk_view(res: dict) -> None:
     """One example through the three models, then one output of one layer step by step (a tab each: changing
     the example redraws the open one)."""
+    st.markdown("Follow one output number of one layer from its integer inputs to its integer output, next to the "
+                "float computation of the same layer on the same input. Change the example or the layer: every "
+                "number below is recomputed.")
     layers = [op.name for op in res["program"].layers]
     e1, _ = st.columns([1, 2])
     i = int(url_widget(e1.number_input, "int_example", 0, f"Test example (0–{n_test - 1})", 0, n_test - 1, step=1,
@@ -130,47 +133,6 @@ def unit_view(walk, qmodel, unit: int, what: str, first: bool) -> None:
     ss["_int_M_default"] = t.M
 
 
-def _use_layer_M() -> None:
-    ss["int_M"] = f"{ss['_int_M_default']:.8g}"  # a callback runs before the text box is drawn
-
-
-@st.fragment
-def multiplier_view() -> None:
-    left, right = st.columns([2, 3])
-    with left:
-        text = url_widget(st.text_input, "int_M", "0.0042", "Multiplier M (e.g. 0.0042 or 3.1e-4)",
-                          check=lambda v: len(v) < 40,
-                          help="A positive real number: the rescale of a layer, S_w·S_x / S_out (almost always "
-                               "below 1).")
-        st.button("Use the layer's M from the walk-through", key="int_M_use", on_click=_use_layer_M,
-                  disabled="_int_M_default" not in ss,
-                  help="Copy the multiplier of the output unit followed in the step-by-step tab.")
-        acc = url_widget(st.number_input, "int_acc", 12345, "An int32 accumulator to rescale", -2 ** 31, 2 ** 31 - 1,
-                         step=1000, cast=int, check=lambda v: -2 ** 31 <= v < 2 ** 31)
-        try:
-            M = float(text)
-        except ValueError:
-            st.error(f"“{text}” is not a number. Type a decimal such as 0.0042 or 3.1e-4.")
-            return
-        if not 0 < M < 2 ** 30:
-            st.error(f"M = {M:g} is not a usable multiplier: a layer's rescale S_w·S_x/S_out is a positive number "
-                     "(below 1 in almost every layer; M ≥ 1 becomes a left shift).")
-            return
-        e = explain_multiplier(M, int(acc))
-        st.markdown(
-            f"- **M0** = round(M·2^(31+n)) = **{e['M0']:,}** = `{e['M0_hex']}` (int32, in [2^30, 2^31): "
-            f"M0/2^31 = {e['M0_fraction']:.10f})\n"
-            + (f"- **n** = **{e['n']}** (M = M0/2^31 · 2^−n: a rounding right shift)\n" if e["n"] >= 0 else
-               f"- **shift** = **{e['shift']}** (M = M0/2^31 · 2^{e['shift']}: M ≥ 1, so TFLite shifts the accumulator "
-               "left first; the converter checks that the shifted accumulator still fits int32)\n")
-            + f"- represented value: {e['value']:.12g}\n"
-            f"- error: {e['abs_error']:+.3g} (relative {e['rel_error']:+.2e})\n"
-            f"- acc·M in float: {e['float_result']:,.4f} → integer rescale: "
-            + (f"**{e['int_result']:,}**" if e["int_result"] is not None else
-               f"**impossible**: acc·2^{e['shift']} leaves int32 (the converter refuses such a layer)"))
-    right.plotly_chart(iviz.multiplier_error(M, title="How exactly does M0·2^−n represent M?"), key="int_M_fig")
-
-
 def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
     table = pd.DataFrame(res["summary"])
     num = st.column_config.NumberColumn
@@ -193,22 +155,9 @@ def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
 keep("int_example", "int_layer", "int_M", "int_acc", prefix="int_unit_")
 cfg, mode, calib, headroom = ui_int.controls()
 res = ui_int.convert(sel, cfg, mode, calib, headroom)
-def walk_section() -> None:
-    st.markdown("Follow one output number of one layer from its integer inputs to its integer output, next to the "
-                "float computation of the same layer on the same input. Change the example or the layer: every "
-                "number below is recomputed.")
-    walk_view(res)
-
-
-def multiplier_section() -> None:
-    st.markdown("Type a multiplier and see its fixed-point form. M0 keeps 31 significant bits, so the "
-                "representation error is below one part in two billion: the rounding that matters happens elsewhere "
-                "(the fixed-point rescale of each output, step by step).")
-    multiplier_view()
-
 
 views = {"The whole model, on integers": lambda: whole_model(cfg, res["compare"], res["bytes"]),
-         "One layer, step by step": walk_section, "The multiplier explorer": multiplier_section,
+         "One layer, step by step": lambda: walk_view(res), "The multiplier explorer": ui_int.multiplier_explorer,
          "Every layer of the integer program": lambda: layer_table(cfg, mode, calib, res),
          "The same network in ONNX Runtime": lambda: ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode,
                                                                                  headroom), res)}

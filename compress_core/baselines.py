@@ -31,12 +31,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .catalog import PUBLISHED_BASELINES  # noqa: F401  (re-exported)
 from .data import is_uploaded, load_dataset
 from .filelock import file_lock
 from .models import build_model
-from .settings import (  # noqa: F401  (re-exported: the recipes and the cache's layout live in settings)
-    CACHE_VERSION,
+from .settings import (  # noqa: F401  (re-exported: they live in settings)
     FALLBACK_RECIPE,
     TRAIN_RECIPES,
     BaselineConfig,

@@ -182,6 +182,12 @@ def param_count(arch: Architecture, info: DataInfo) -> int:
     return n + dense((channels * math.prod(sizes), *CNN_HEAD, info.num_classes))
 
 
+def weighted_layer_count(arch: Architecture) -> int:
+    """Layers that carry parameters (Linear and Conv): hidden layers and the output layer of an MLP; a CNN's conv
+    stages, its dense head and the output layer."""
+    return len(arch.hidden) + 1 if arch.family == "mlp" else len(arch.convs) + len(CNN_HEAD) + 1
+
+
 def model_problems(name: str, dataset) -> list[str]:
     """What stops ``name`` from being built for ``dataset`` (a name, a ``DataInfo`` or a loaded ``Dataset``), in
     plain words (empty: it can be built)."""

@@ -10,7 +10,8 @@
 Architectures you size yourself are named by a spec string, so they travel wherever a model name does (links,
 recipes, cache keys): ``mlp:256-128-64`` is an MLP with those hidden widths; ``cnn:8k3-16k5`` a CNN with two conv
 stages of 8 and 16 channels and kernels 3 and 5 (each followed by ReLU and a 2× max-pool), then 120 → 84 →
-classes. ``model_problems`` checks one against the limits below (the machine trains them in seconds).
+classes. ``model_problems`` checks one against the limits in ``compress_core.catalog`` (the machine trains them in
+seconds).
 
 Every model is an ``nn.Sequential`` with named children (``conv1``, ``fc1``, ``relu1``, ...), and only
 ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers carry parameters, so every pruning and quantization
@@ -30,22 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .catalog import (  # noqa: F401  (re-exported: the model registry and its limits live in catalog)
+from .catalog import (  # noqa: F401  (re-exported: the registry lives in catalog)
     CNN_HEAD,
-    KERNELS,
-    MAX_CHANNELS,
-    MAX_CONV_STAGES,
-    MAX_HIDDEN_LAYERS,
-    MAX_PARAMS,
-    MAX_WIDTH,
-    MIN_WIDTH,
     REGISTRY,
     Architecture,
-    ModelSpec,
     built_architecture,
     list_models,
     model_problems,
-    param_count,
     parse_model,
 )
 from .data import Dataset, load_dataset

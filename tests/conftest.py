@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #   differences: the same seed gave mnist1d·cnn 86.7 % at one thread count and 91.0 % at another. Tests that
 #   check exact invariants on trained models then test whichever model this machine's core count happened to
 #   produce. With one thread every machine trains the same baselines.
-# - One thread is what the app runs with (app.py calls torch.set_num_threads(1)), so the AppTest tests (which run
-#   app.py in this process) and the browser tests' server compute the numbers that the unit tests check.
+# - One thread is what the app runs with (ui/loaders.py calls torch.set_num_threads(1)), so the AppTest tests (which
+#   run app.py in this process) and the browser tests' server compute the numbers that the unit tests check.
 # - Baselines are cached on disk keyed by their config, not by thread count: mixed thread counts in one cache folder
 #   would make results depend on which run trained first. A different thread count gets its own folder.
 # - Running everything twice would double the suite's time on CI's 2 cores. Instead, the tests whose outcome could
@@ -29,6 +29,15 @@ os.environ.setdefault("COMPRESS_LAB_CACHE", str(CACHE))
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def digits_mlp():
+    """(the digits·mlp baseline, the digits data set): what most library tests compress."""
+    from compress_core.baselines import get_baseline
+    from compress_core.data import load_dataset
+
+    return get_baseline("digits", "mlp"), load_dataset("digits")
 
 
 def near_tie_flips(fq_logits: torch.Tensor, fq_codes: torch.Tensor, int_codes: torch.Tensor) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from compress_core import catalog, settings
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.models import build_model
+from compress_core.models import build_model, weighted_layers
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mlp", "cnn", "tiny", "mlp:256-128-64", "mlp:2", "cnn:8k3-16k5", "cnn:4k7", "cnn:64k1-64k3-64k5")
@@ -45,6 +45,7 @@ def test_parameter_counts_match_pytorch(name):
         net = build_model(model, name)
         arch = catalog.built_architecture(model, info.input_shape)
         assert catalog.param_count(arch, info) == sum(p.numel() for p in net.parameters()), model
+        assert catalog.weighted_layer_count(arch) == len(weighted_layers(net)), model
 
 
 def test_model_problems_need_no_data_set_loaded():

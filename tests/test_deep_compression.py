@@ -21,13 +21,8 @@ FAST = PipelineConfig(sparsity=0.8, rounds=1, epochs=1, bits=3, centroid_epochs=
 
 
 @pytest.fixture(scope="module")
-def setup():
-    return get_baseline("digits", "mlp"), load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def result(setup):
-    return run_pipeline(*setup, FAST)
+def result(digits_mlp):
+    return run_pipeline(*digits_mlp, FAST)
 
 
 def test_kmeans_at_most_k_values_and_zeros_exactly_where_pruned():
@@ -86,8 +81,8 @@ def test_sizes_add_up_by_hand():
     assert shared == (2 + 16 + 11 + 16) + (1 + 16 + 7 + 8)
 
 
-def test_pipeline_stages_and_invariants(result, setup):
-    b, _ = setup
+def test_pipeline_stages_and_invariants(result, digits_mlp):
+    b, _ = digits_mlp
     names = [r["stage"] for r in result.stages]
     assert names == ["dense", "pruned 1/1", "k-means k=8", "k-means + tuned centroids", "Huffman-coded file"]
     dense, pruned, shared, tuned, file = (r["bytes"] for r in result.stages)
@@ -109,15 +104,15 @@ def test_pipeline_stages_and_invariants(result, setup):
     assert 0.5 < result.stages[-1]["test_acc"] <= 1.0
 
 
-def test_pipeline_deterministic(result, setup):
-    again = run_pipeline(*setup, FAST)
+def test_pipeline_deterministic(result, digits_mlp):
+    again = run_pipeline(*digits_mlp, FAST)
     assert again.stages == result.stages
     for k, v in result.final_state.items():
         assert torch.equal(v, again.final_state[k])
 
 
-def test_uniform_keeps_zeros_and_levels(setup):
-    res = run_pipeline(*setup, PipelineConfig(sparsity=0.7, rounds=1, epochs=0, method="uniform", bits=3))
+def test_uniform_keeps_zeros_and_levels(digits_mlp):
+    res = run_pipeline(*digits_mlp, PipelineConfig(sparsity=0.7, rounds=1, epochs=0, method="uniform", bits=3))
     assert [r["stage"] for r in res.stages][-2:] == ["uniform 3-bit", "Huffman-coded file"]
     for name, m in res.mask.items():
         w = res.final_state[name]
@@ -178,8 +173,8 @@ def test_fields_added_for_the_file_stage_leave_old_hashes_alone():
             PipelineConfig(**bad)
 
 
-def test_output_scale_and_cosine_fine_tuning_are_used(setup):
-    res = run_pipeline(*setup, PipelineConfig(sparsity=0.8, rounds=1, epochs=1, bits=3, centroid_epochs=0,
+def test_output_scale_and_cosine_fine_tuning_are_used(digits_mlp):
+    res = run_pipeline(*digits_mlp, PipelineConfig(sparsity=0.8, rounds=1, epochs=1, bits=3, centroid_epochs=0,
                                               output_scale=0.5, lr_schedule="cosine", huffman=False, index_bits=4))
     sp = res.mask.layer_sparsity()
     assert sp["fc1"] == pytest.approx(0.8, abs=1e-3) and sp["fc3"] == pytest.approx(0.4, abs=1e-3)

@@ -1,6 +1,5 @@
 """The Deep compression page's numbers come from the library: key stages, notes, Han's whole-model formula,
 the formula table and the centroids a layer uses."""
-import pytest
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
@@ -8,13 +7,8 @@ from compress_core.deep_compression import PipelineConfig, han_ratio, run_pipeli
 from compress_core.deep_compression_report import formula_rows, stage_summary, used_centroids
 
 
-@pytest.fixture(scope="module")
-def setup():
-    return get_baseline("digits", "mlp"), load_dataset("digits")
-
-
-def test_stage_summary_and_tables(setup):
-    res = run_pipeline(*setup, PipelineConfig(sparsity=0.8, rounds=2, epochs=0, bits=3, centroid_epochs=0))
+def test_stage_summary_and_tables(digits_mlp):
+    res = run_pipeline(*digits_mlp, PipelineConfig(sparsity=0.8, rounds=2, epochs=0, bits=3, centroid_epochs=0))
     s = stage_summary(res)
     assert s.dense is res.stages[0] and s.final is res.stages[-1] and s.pruned["stage"].startswith("pruned")
     assert s.pruned is [r for r in res.stages if r["stage"].startswith("pruned")][-1]
@@ -29,8 +23,8 @@ def test_stage_summary_and_tables(setup):
         assert used == int(res.final_state[key][res.mask[key].bool()].unique().numel()) and 1 <= used <= 8
 
 
-def test_low_sparsity_and_one_bit_uniform_notes(setup):
-    res = run_pipeline(*setup, PipelineConfig(sparsity=0.0, rounds=1, epochs=0, method="uniform", bits=1))
+def test_low_sparsity_and_one_bit_uniform_notes(digits_mlp):
+    res = run_pipeline(*digits_mlp, PipelineConfig(sparsity=0.0, rounds=1, epochs=0, method="uniform", bits=1))
     s = stage_summary(res)
     assert s.sparse_costs_more and s.one_bit_uniform  # every survivor stores an index; levels −S and 0 only
     assert all(used_centroids(res, k) is None for k in res.mask)  # uniform: no codebook
@@ -45,7 +39,7 @@ def test_layers_that_sharing_makes_bigger_are_named():
     assert s.sharing_grows  # moons·tiny's layers keep a few dozen weights: 16 float32 centroids outweigh them
 
 
-def test_file_breakdown_layers_and_the_published_comparison(setup):
+def test_file_breakdown_layers_and_the_published_comparison(digits_mlp):
     """Issue 13: the file's bytes by kind sum to its length; the published LeNet-300-100 figures sit beside ours."""
     from compress_core.deep_compression_report import (
         PUBLISHED_LENET_300_100,
@@ -54,7 +48,7 @@ def test_file_breakdown_layers_and_the_published_comparison(setup):
         published_comparison,
     )
 
-    res = run_pipeline(*setup, PipelineConfig(sparsity=0.9, rounds=1, epochs=0, bits=4, centroid_epochs=0))
+    res = run_pipeline(*digits_mlp, PipelineConfig(sparsity=0.9, rounds=1, epochs=0, bits=4, centroid_epochs=0))
     parts = file_breakdown(res)
     assert [p["part"] for p in parts] == ["relative indices", "codes", "codebooks / scales", "biases",
                                           "headers and checksum"]

@@ -12,8 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress_core.baselines import get_baseline
-from compress_core.data import load_dataset
 from compress_core.deep_compression import PipelineConfig, run_pipeline
 from compress_core.export import han_format as hf
 from compress_core.export import huffman
@@ -22,13 +20,8 @@ FAST = PipelineConfig(sparsity=0.9, rounds=1, epochs=1, bits=4, centroid_epochs=
 
 
 @pytest.fixture(scope="module")
-def setup():
-    return get_baseline("digits", "mlp"), load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def result(setup):
-    return run_pipeline(*setup, FAST)
+def result(digits_mlp):
+    return run_pipeline(*digits_mlp, FAST)
 
 
 def _shared_model(res, baseline):
@@ -43,8 +36,8 @@ def _shared_model(res, baseline):
 
 
 # ---- round trips -----------------------------------------------------------------------------------------
-def test_pipeline_file_loads_to_the_same_logits(result, setup):
-    b, ds = setup
+def test_pipeline_file_loads_to_the_same_logits(result, digits_mlp):
+    b, ds = digits_mlp
     net = hf.load(result.file)
     ref = b.model
     ref.load_state_dict(result.final_state)  # the compressed model the pipeline measured (quantized biases)
@@ -54,8 +47,8 @@ def test_pipeline_file_loads_to_the_same_logits(result, setup):
     assert sum(p["bytes"] for p in hf.parts(result.file)) == len(result.file)
 
 
-def test_float_biases_round_trip_exactly_and_8_bit_biases_change_no_prediction(result, setup):
-    b, ds = setup
+def test_float_biases_round_trip_exactly_and_8_bit_biases_change_no_prediction(result, digits_mlp):
+    b, ds = digits_mlp
     model = _shared_model(result, b)
     exact = hf.save(model, result.mask, bias_bits=0)
     eight = hf.save(model, result.mask)
@@ -180,8 +173,8 @@ def test_a_row_stored_with_3_bit_indices_keeps_its_zeros():
     assert torch.equal(hf.load(data)[0].weight, layer.weight)
 
 
-def test_automatic_index_width_is_never_worse_than_any_fixed_width(result, setup):
-    model = _shared_model(result, setup[0])
+def test_automatic_index_width_is_never_worse_than_any_fixed_width(result, digits_mlp):
+    model = _shared_model(result, digits_mlp[0])
     auto = len(hf.save(model, result.mask))
     fixed = {b: len(hf.save(model, result.mask, index_bits=b)) for b in range(1, 16)}
     assert auto <= min(fixed.values())

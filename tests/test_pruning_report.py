@@ -1,8 +1,6 @@
 """PruneReport: the numbers the Pruning page shows, checked against size_report and prune on real models."""
 import pytest
 
-from compress_core import load_dataset
-from compress_core.baselines import get_baseline
 from compress_core.pruning import PruneSettings, prune, prune_with, size_report
 from compress_core.pruning.report import (
     PUBLISHED_LAYER_SPARSITY,
@@ -13,13 +11,8 @@ from compress_core.pruning.report import (
 )
 
 
-@pytest.fixture(scope="module")
-def setup():
-    return get_baseline("digits", "mlp"), load_dataset("digits")
-
-
-def test_structured_comparison_cuts_the_same_fraction_of_neurons(setup):
-    b, _ = setup
+def test_structured_comparison_cuts_the_same_fraction_of_neurons(digits_mlp):
+    b, _ = digits_mlp
     model = b.model
     s = PruneSettings(sparsity=0.5, seed=3)
     mask, label = structured_comparison(model, s)
@@ -28,8 +21,8 @@ def test_structured_comparison_cuts_the_same_fraction_of_neurons(setup):
     assert structured_comparison(model, PruneSettings(sparsity=0.5, granularity="neuron")) == (None, "")
 
 
-def test_best_format_skips_masked_pytorch_and_other_masks(setup):
-    b, _ = setup
+def test_best_format_skips_masked_pytorch_and_other_masks(digits_mlp):
+    b, _ = digits_mlp
     model = b.model
     mask = prune(model, 0.95)
     sizes = size_report(model, mask, structured_mask=prune(model, 0.95, granularity="neuron"), structured_label=", x")
@@ -39,8 +32,8 @@ def test_best_format_skips_masked_pytorch_and_other_masks(setup):
     assert not best["format"].startswith("structured")  # the structured row is another mask's
 
 
-def test_report_carries_every_number_the_page_shows(setup):
-    b, ds = setup
+def test_report_carries_every_number_the_page_shows(digits_mlp):
+    b, ds = digits_mlp
     model, base = b.model, b.test_metrics
     s = PruneSettings(sparsity=0.9, output_scale=0.5)
     out = prune_with(model, ds, s)
@@ -61,8 +54,8 @@ def test_report_carries_every_number_the_page_shows(setup):
     assert r.sizes[0]["bytes"] == dense
 
 
-def test_threshold_only_for_magnitude_weights(setup):
-    b, _ = setup
+def test_threshold_only_for_magnitude_weights(digits_mlp):
+    b, _ = digits_mlp
     model = b.model
     mask = prune(model, 0.5)
     t = layer_threshold(model, mask, "fc1", PruneSettings(sparsity=0.5))
@@ -77,13 +70,13 @@ def test_published_han_sparsity_is_the_kept_fraction_complement():
     assert kept == {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26}  # Han et al. 2015: 8 % / 9 % / 26 % kept
 
 
-def test_neuron_pruning_counts_what_the_shrunk_network_keeps(setup):
+def test_neuron_pruning_counts_what_the_shrunk_network_keeps(digits_mlp):
     """Issue 10: at 91 % of the neurons, "Weights kept 5,428" stood beside "Smallest honest size 8.2 KB", though
     5,428 float32 weights need 21 KB: the count included the connections of removed neurons."""
     from compress_core.models import weighted_layers
     from compress_core.pruning import shrink
 
-    b, ds = setup
+    b, ds = digits_mlp
     model, base = b.model, b.test_metrics
     s = PruneSettings(sparsity=0.91, granularity="neuron")
     out = prune_with(model, ds, s)
@@ -99,14 +92,14 @@ def test_neuron_pruning_counts_what_the_shrunk_network_keeps(setup):
     assert rep_w.kept == prune(model, 0.91).kept() and "biases excluded" in rep_w.kept_note
 
 
-def test_extra_training_control_is_the_dense_model_trained_like_the_pruned_one(setup):
+def test_extra_training_control_is_the_dense_model_trained_like_the_pruned_one(digits_mlp):
     """Issue 10: a fine-tuned result is compared with the dense model given the same extra training."""
     import copy
 
     from compress_core.pruning import extra_training_control
     from compress_core.train import evaluate, train
 
-    b, ds = setup
+    b, ds = digits_mlp
     model = b.model
     assert extra_training_control(model, ds, PruneSettings(sparsity=0.9)) is None  # no fine-tuning, no control
     s = PruneSettings(sparsity=0.9, schedule="iterative", rounds=2, finetune_epochs=1)

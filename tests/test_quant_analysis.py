@@ -22,11 +22,6 @@ from compress_core.quant import (
 from compress_core.viz import quant as qviz
 
 
-@pytest.fixture(scope="module")
-def setup():
-    return get_baseline("digits", "mlp"), load_dataset("digits")
-
-
 def test_sqnr_formula():
     x = torch.tensor([1.0, -2.0, 3.0])
     x_hat = torch.tensor([1.1, -2.0, 2.8])
@@ -34,8 +29,8 @@ def test_sqnr_formula():
     assert math.isinf(sqnr_db(x, x))
 
 
-def test_layer_report_rows_match_direct_computation(setup):
-    b, ds = setup
+def test_layer_report_rows_match_direct_computation(digits_mlp):
+    b, ds = digits_mlp
     calib = ds.x_train[:128]
     q = quantize_model(b.model, QuantConfig(weight_bits=4), calib)
     rows = layer_report(q, calib)
@@ -55,8 +50,8 @@ def test_layer_report_rows_match_direct_computation(setup):
     assert layer_report(quantize_model(b.model, QuantConfig(target="weights")), None)[0]["tensor"] == "weight"
 
 
-def test_model_size_counts_every_stored_bit(setup):
-    b, ds = setup
+def test_model_size_counts_every_stored_bit(digits_mlp):
+    b, ds = digits_mlp
     f = model_size(b.model)
     assert f["bits"] == 50_610 * 32 and f["ratio"] == 1.0
     q = quantize_model(b.model, QuantConfig(weight_bits=4, act_bits=8), ds.x_train[:64])
@@ -70,8 +65,8 @@ def test_model_size_counts_every_stored_bit(setup):
     assert [r["weight_bits"] for r in mixed["layers"]] == [2, 8, 8]
 
 
-def test_sensitivity_scan_and_suggestion(setup):
-    b, ds = setup
+def test_sensitivity_scan_and_suggestion(digits_mlp):
+    b, ds = digits_mlp
     seen = []
     rows = bits_sensitivity(b.model, ds, QuantConfig(target="weights"), bits=(1, 8), callback=seen.append)
     assert len(rows) == 6 and seen[-1] == 1.0
@@ -93,8 +88,8 @@ def test_sensitivity_scan_and_suggestion(setup):
     assert dict(suggest_bits(five, 0.9)) == {f"fc{i}": 8 for i in range(5)}
 
 
-def test_bits_sweep_ptq(setup):
-    b, ds = setup
+def test_bits_sweep_ptq(digits_mlp):
+    b, ds = digits_mlp
     rows = bits_sweep(b.model, ds, QuantConfig(target="weights"), (2, 8))
     assert [r["bits"] for r in rows] == [2, 8] and rows[0]["kb"] < rows[1]["kb"]
     assert rows[1]["accuracy"] >= rows[0]["accuracy"] - 0.01
@@ -120,7 +115,6 @@ def test_chart_data_is_the_quantizer():
 
 def test_bits_sweep_leaves_out_a_width_the_settings_cannot_use():
     """A narrow range has no 1-bit grid: the sweep skips it (the Quantization page's curves crashed on it)."""
-    from compress_core import get_baseline, load_dataset
     from compress_core.quant import QuantConfig, bits_sweep
 
     b, ds = get_baseline("moons", "tiny"), load_dataset("moons")

@@ -13,10 +13,11 @@ import numpy as np
 import streamlit as st
 
 from compress_core.export import compare_with_integer, time_runtimes, to_onnx
-from compress_core.integer import compare_models, layer_summary, model_bytes, to_integer
+from compress_core.integer import compare_models, explain_multiplier, layer_summary, model_bytes, to_integer
 from compress_core.integer.report import UnitTrace
 from compress_core.quant import QuantConfig
 from compress_core.viz import common as viz
+from compress_core.viz import integer as iviz
 
 from . import jobs
 from . import quant as qcache
@@ -284,3 +285,49 @@ def onnx_section(sel: Selection, key: tuple, res: dict) -> None:
     st.download_button(f"Download the ONNX model ({len(out['onnx']):,} bytes)", out["onnx"], "model_int8.onnx",
                        "application/octet-stream", key="int_dl_onnx",
                        help="Runs in ONNX Runtime: onnxruntime.InferenceSession('model_int8.onnx').")
+
+
+def _use_layer_M() -> None:
+    """The button's callback (it runs before the text box is drawn): the walk-through's M into the box."""
+    st.session_state["int_M"] = f"{st.session_state['_int_M_default']:.8g}"
+
+
+@st.fragment
+def multiplier_explorer() -> None:
+    """Type a multiplier M, see its fixed-point form M0·2^−n and rescale an accumulator with it."""
+    st.markdown("Type a multiplier and see its fixed-point form. M0 keeps 31 significant bits, so the "
+                "representation error is below one part in two billion: the rounding that matters happens elsewhere "
+                "(the fixed-point rescale of each output, step by step).")
+    left, right = st.columns([2, 3])
+    with left:
+        text = url_widget(st.text_input, "int_M", "0.0042", "Multiplier M (e.g. 0.0042 or 3.1e-4)",
+                          check=lambda v: len(v) < 40,
+                          help="A positive real number: the rescale of a layer, S_w·S_x / S_out (almost always "
+                               "below 1).")
+        st.button("Use the layer's M from the walk-through", key="int_M_use", on_click=_use_layer_M,
+                  disabled="_int_M_default" not in st.session_state,
+                  help="Copy the multiplier of the output unit followed in the step-by-step tab.")
+        acc = url_widget(st.number_input, "int_acc", 12345, "An int32 accumulator to rescale", -2 ** 31, 2 ** 31 - 1,
+                         step=1000, cast=int, check=lambda v: -2 ** 31 <= v < 2 ** 31)
+        try:
+            M = float(text)
+        except ValueError:
+            st.error(f"“{text}” is not a number. Type a decimal such as 0.0042 or 3.1e-4.")
+            return
+        if not 0 < M < 2 ** 30:
+            st.error(f"M = {M:g} is not a usable multiplier: a layer's rescale S_w·S_x/S_out is a positive number "
+                     "(below 1 in almost every layer; M ≥ 1 becomes a left shift).")
+            return
+        e = explain_multiplier(M, int(acc))
+        st.markdown(
+            f"- **M0** = round(M·2^(31+n)) = **{e['M0']:,}** = `{e['M0_hex']}` (int32, in [2^30, 2^31): "
+            f"M0/2^31 = {e['M0_fraction']:.10f})\n"
+            + (f"- **n** = **{e['n']}** (M = M0/2^31 · 2^−n: a rounding right shift)\n" if e["n"] >= 0 else
+               f"- **shift** = **{e['shift']}** (M = M0/2^31 · 2^{e['shift']}: M ≥ 1, so TFLite shifts the accumulator "
+               "left first; the converter checks that the shifted accumulator still fits int32)\n")
+            + f"- represented value: {e['value']:.12g}\n"
+            f"- error: {e['abs_error']:+.3g} (relative {e['rel_error']:+.2e})\n"
+            f"- acc·M in float: {e['float_result']:,.4f} → integer rescale: "
+            + (f"**{e['int_result']:,}**" if e["int_result"] is not None else
+               f"**impossible**: acc·2^{e['shift']} leaves int32 (the converter refuses such a layer)"))
+    right.plotly_chart(iviz.multiplier_error(M, title="How exactly does M0·2^−n represent M?"), key="int_M_fig")

@@ -109,17 +109,17 @@ def heavy(name: str, seed: int):
 
 def prepare(seed: int) -> bool:
     """Compute every heavy result ahead (one task on the pool, with progress); True when all are ready."""
-    todo = [n for n in HEAVY if not prepared(n, seed)]
-    if not todo:
+    missing = [n for n in HEAVY if not prepared(n, seed)]
+    if not missing:
         return True
 
     def run_all(report):
-        for i, name in enumerate(todo):
-            value = _compute(name, seed, lambda f, t, i=i: report((i + f) / len(todo), t))
+        for i, name in enumerate(missing):
+            value = _compute(name, seed, lambda f, t, i=i: report((i + f) / len(missing), t))
             _RESULTS.get((name, seed), lambda v=value: v)
         return True
 
-    return bool(jobs.run(_PREPARED, ("prepare", seed, tuple(todo)), run_all, "Preparing the lesson",
+    return bool(jobs.run(_PREPARED, ("prepare", seed, tuple(missing)), run_all, "Preparing the lesson",
                          "lesson_cancel_prepare"))
 
 

@@ -25,6 +25,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass, field, fields
@@ -118,10 +119,8 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None
     platform without the kernel) to an int32 matmul.
     """
     if a.dtype == torch.int8 and b.dtype == torch.int8 and _int_mm_works():
-        try:
+        with contextlib.suppress(RuntimeError):  # a shape or device the kernel does not take: int32 below
             return torch._int_mm(_row_major(a), _row_major(b), out=out)
-        except RuntimeError:  # a shape or device the kernel does not take: int32 below
-            pass
     if out is None:
         return a.to(torch.int32) @ b.to(torch.int32)
     return torch.mm(a.to(torch.int32), b.to(torch.int32), out=out)
