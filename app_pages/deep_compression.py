@@ -100,8 +100,8 @@ def stages_section(res, s) -> None:
 @st.fragment
 def layer_view(res) -> None:
     st.markdown("The surviving weights after pruning (bars) and the values they are stored as. k-means puts its "
-                f"{cfg.k} centroids (dashed lines) where the weights are; the pruned weights (exact zeros) are not "
-                "shown: they cost index bits, not codes.")
+                f"{res.config.k} centroids (dashed lines) where the weights are; the pruned weights (exact zeros) are "
+                "not shown: they cost index bits, not codes.")
     names = [k[: -len(".weight")] for k in res.mask]
     layer = url_widget(st.selectbox, "dc_layer", names[0], "Layer", names, allowed=names)
     key = f"{layer}.weight"
@@ -131,9 +131,10 @@ def file_section(res, s) -> None:
     f2.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch")
 
 
-def formula_section(s) -> None:
+def formula_section(res, s) -> None:
     """Han's sharing-ratio formula next to the measured ratios."""
     st.latex(r"r = \frac{n\,b}{n \log_2 k + k\,b}")
+    cfg = res.config
     st.markdown(f"n = surviving weights of a layer, b = 32 bits, k = {cfg.k}. Han's formula counts the sharing step "
                 "alone (values vs codes + codebook); the measured ratio rounds codes up to whole bytes"
                 + (" and, for uniform quantization, counts one float scale per output channel instead of a codebook"
@@ -150,19 +151,21 @@ def formula_section(s) -> None:
                    "then pulls the ratio towards 1, which is why its 'with index' ratio is the higher one.")
 
 
-cfg = dc.controls(sel.seed)
-res = run(cfg)
-s = stage_summary(res)
-headline(res, s)
-views = {"Stage by stage": lambda: stages_section(res, s), "Shared values of one layer": lambda: layer_view(res),
-         "Han's formula vs measured": lambda: formula_section(s),
-         "The file: relative indices and Huffman coding": lambda: file_section(res, s)}
-for tab, draw in zip(view_tabs("dc_view", views), views.values()):
-    if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
-        with tab:
-            draw()
-
-explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
+@st.fragment
+def live() -> None:
+    """Controls, headline and the open tab: a control's move reruns this, not the page around it."""
+    cfg = dc.controls(sel.seed)
+    res = run(cfg)
+    s = stage_summary(res)
+    headline(res, s)
+    views = {"Stage by stage": lambda: stages_section(res, s), "Shared values of one layer": lambda: layer_view(res),
+             "Han's formula vs measured": lambda: formula_section(res, s),
+             "The file: relative indices and Huffman coding": lambda: file_section(res, s)}
+    for tab, draw in zip(view_tabs("dc_view", views), views.values()):
+        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
+            with tab:
+                draw()
+    explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
 - **Dense**: every parameter as a 4-byte float.
 - **Pruned** (magnitude, {dc.SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix
   per layer: 4-byte values of the survivors, a column index for each (1 byte when a row has ≤ 256 columns, else 2),
@@ -176,3 +179,6 @@ explainer("What each stage stores, and why the ratio is smaller than 32 / bits",
 - k-means uses **linear initialisation** (centroids evenly spaced over [min, max]): it keeps centroids out at
   the rare large weights, which matter most (Han 2016, section 3.2).
 """)
+
+
+live()

@@ -46,7 +46,9 @@ def size_by_stage(stages: list[dict]) -> go.Figure:
     low = min(r["bytes"] for r in stages)
     fig.update_yaxes(type="log", title_text="stored bytes (log)", dtick=1, tickformat="~s",
                      range=[math.log10(low) - 0.5, math.log10(top) + 0.6])
-    return style(fig, "Stored size by stage", height=420)
+    fig.update_xaxes(tickangle=30)
+    # fixed margins with room for the slanted stage names: redrawn on every slider move
+    return style(fig, "Stored size by stage", height=460, left=75, right=60, bottom=120, fixed=True)
 
 
 def accuracy_by_stage(stages: list[dict]) -> go.Figure:
@@ -63,7 +65,9 @@ def accuracy_by_stage(stages: list[dict]) -> go.Figure:
     # the axis never passes 100 % (a point at 100 % is drawn whole: cliponaxis=False)
     fig.update_yaxes(tickformat=".0%", title_text="test accuracy",
                      range=[max(0.0, lo - 0.08), min(1.0, max(acc) + 0.04)])
-    return style(fig, "Test accuracy by stage", height=420)
+    fig.update_xaxes(tickangle=30)
+    # fixed margins with room for the slanted stage names: redrawn on every slider move
+    return style(fig, "Test accuracy by stage", height=460, left=75, right=60, bottom=120, fixed=True)
 
 
 def shared_histogram(pruned_w: torch.Tensor, mask: torch.Tensor, final_w: torch.Tensor, centroids: list[float],

@@ -122,7 +122,8 @@ def first_layer_inputs(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind:
                                    hovertemplate="row %{y}, col %{x}: %{z} connections<extra></extra>"))
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False, scaleanchor="x")
-        return style(fig, title, height=440)
+        # fixed margins, the colour bar's included: redrawn on every slider move of the Pruning page
+        return style(fig, title, height=440, right=110, left=20, fixed=True)
     fig = go.Figure(go.Bar(x=np.arange(len(counts)), y=counts, marker_color=COLORS["ticket"],
                            hovertemplate="input %{x}: %{y} connections<extra></extra>"))
     fig.update_xaxes(title_text="time step" if kind == "sequence" else "input")

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import COLORS, SEQ, style
+from .common import COLORS, SEQ, step_area, style
 
 MODE_NAMES = {"oneshot": "one-shot, no fine-tuning", "oneshot_ft": "one-shot + fine-tuning",
               "iterative": "iterative: prune → fine-tune → repeat",
@@ -32,10 +32,11 @@ MODE_COLORS = {"oneshot": COLORS["oneshot"], "oneshot_ft": COLORS["kept"], "iter
 MASK_SCALE = [[0, "#f6cccc"], [1, COLORS["kept"]]]  # removed: a pale version of the 'removed' red
 
 
-@lru_cache(maxsize=4)
-def _base_layout(titled: bool, height: int) -> dict:
+@lru_cache(maxsize=8)
+def _base_layout(titled: bool, height: int, fixed: bool = False, left: int = 60, right: int = 20) -> dict:
     """The layout ``common.style`` produces (template expanded to its JSON), computed once."""
-    layout = style(go.Figure(), "t" if titled else None, height).to_dict()["layout"]
+    fig = style(go.Figure(), "t" if titled else None, height, fixed=fixed, left=left, right=right)
+    layout = fig.to_dict()["layout"]
     layout.pop("template", None)  # the current default applies when the figure is built (none in the app)
     return layout
 
@@ -47,9 +48,10 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def _figure(data: list[dict], layout: dict, title: str | None, height: int) -> go.Figure:
-    """One unvalidated constructor call with the app's style underneath ``layout``."""
-    base = copy.deepcopy(_base_layout(title is not None, height))
+def _figure(data: list[dict], layout: dict, title: str | None, height: int, **margins) -> go.Figure:
+    """One unvalidated constructor call with the app's style underneath ``layout``; ``margins`` are ``style``'s
+    ``fixed``, ``left`` and ``right``."""
+    base = copy.deepcopy(_base_layout(title is not None, height, **margins))
     if title is not None:
         base["title"]["text"] = title
     return go.Figure(data=data, layout=_merge(base, layout), _validate=False)
@@ -68,21 +70,24 @@ def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: i
     keep = np.asarray(mask, dtype=bool).ravel()
     lim = float(np.abs(w).max()) if w.size and np.abs(w).max() > 0 else 1.0
     edges = np.linspace(-lim, lim, bins + 1)
-    centers = ((edges[:-1] + edges[1:]) / 2).tolist()
-    width = float(edges[1] - edges[0])
-    kept_counts = np.histogram(w[keep], edges)[0].tolist()
-    removed_counts = np.histogram(w[~keep], edges)[0].tolist()
-    data = [dict(type="bar", x=centers, y=kept_counts, name=f"kept ({int(keep.sum()):,})", width=width,
-                 marker=dict(color=COLORS["kept"]), hovertemplate="w≈%{x:.3f}: %{y} kept<extra></extra>"),
-            dict(type="bar", x=centers, y=removed_counts, name=f"removed ({int((~keep).sum()):,})", width=width,
-                 marker=dict(color=COLORS["removed"]), hovertemplate="w≈%{x:.3f}: %{y} removed<extra></extra>")]
-    layout = dict(barmode="stack", bargap=0, xaxis=dict(title=dict(text="weight value")),
-                  yaxis=dict(title=dict(text="number of weights")))
+    kept_counts = np.histogram(w[keep], edges)[0]
+    removed_counts = np.histogram(w[~keep], edges)[0]
+    # filled step outlines, kept stacked on removed: redrawn on every slider move (see common.step_area)
+    data = [step_area(edges, kept_counts, COLORS["kept"], f"kept ({int(keep.sum()):,})",
+                      "w≈%{customdata:.3f}: %{y} kept<extra></extra>", stack="w"),
+            step_area(edges, removed_counts, COLORS["removed"], f"removed ({int((~keep).sum()):,})",
+                      "w≈%{customdata:.3f}: %{y} removed<extra></extra>", stack="w")]
+    layout = dict(xaxis=dict(title=dict(text="weight value"), range=[-lim, lim]),
+                  yaxis=dict(title=dict(text="number of weights"), rangemode="tozero"))
     if threshold is not None:
         layout["shapes"] = [_vline(-threshold), _vline(threshold)]
-        layout["annotations"] = [dict(x=threshold, y=1, xref="x", yref="paper", showarrow=False, xanchor="left",
-                                      yanchor="bottom", text=f"threshold |w| = {threshold:.3g}", font=dict(size=14))]
-    return _figure(data, layout, f"Weights of {layer}", 380)
+        # inside the axes, under the legend; on the side of the line with room for the text
+        right_side = threshold <= 0.45 * lim
+        layout["annotations"] = [dict(x=threshold, y=0.98, xref="x", yref="paper", showarrow=False,
+                                      xanchor="left" if right_side else "right", yanchor="top",
+                                      xshift=4 if right_side else -4, text=f"threshold |w| = {threshold:.3g}",
+                                      font=dict(size=14), bgcolor="rgba(255,255,255,0.8)")]
+    return _figure(data, layout, f"Weights of {layer}", 380, fixed=True, left=75)
 
 
 def neuron_tiles(mask_rows, image_shape: tuple[int, int], count: int = 24, cols: int = 6,
@@ -122,7 +127,7 @@ def mask_heatmap(mask, layer: str, max_cells: int = 40_000) -> go.Figure:
                  colorbar=dict(title=dict(text="kept")), hovertemplate="out %{y}, in %{x}: %{z:.2f}<extra></extra>")]
     layout = dict(yaxis=dict(autorange="reversed", title=dict(text="output neuron" + suffix)),
                   xaxis=dict(title=dict(text="input" + suffix)))
-    return _figure(data, layout, f"Mask of {layer}: blue = kept", 420)
+    return _figure(data, layout, f"Mask of {layer}: blue = kept", 420, fixed=True, left=75, right=110)
 
 
 def layer_bars(layer_sparsity: dict[str, float], published: dict[str, float] | None = None) -> go.Figure:

@@ -14,7 +14,7 @@ import torch
 from ..quant.primitives import QParams, clip_mask, dequantize, fake_quantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from ..stats import standard_error
-from .common import COLORS, SEQ, style
+from .common import COLORS, SEQ, step_area, style
 
 MAX_DRAWN_LEVELS = 64  # above this the dotted level lines fill the chart solid: the shaded band stands for them
 
@@ -62,9 +62,9 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     counts, edges, levels, level_counts, real_levels = (d["counts"], d["edges"], d["levels"], d["level_counts"],
                                                         d["real_levels"])
     clipped, top = d["clipped"], float(level_counts.max()) if level_counts.size else 1.0
-    traces = [dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=counts, width=float(edges[1] - edges[0]),
-                   name="float values", marker=dict(color=COLORS["float"]), opacity=0.55,
-                   hovertemplate="value %{x:.4f}<br>%{y} values<extra></extra>")]
+    # one filled step outline, not a bar per bin: this figure is redrawn on every bit-width move
+    traces = [step_area(edges, counts, COLORS["float"], "float values", "value %{customdata:.4f}<br>%{y} values"
+                        "<extra></extra>", opacity=0.55)]
     if qp.levels <= MAX_DRAWN_LEVELS:
         grid = dequantize(torch.arange(qp.qmin, qp.qmax + 1), qp).numpy()
         traces.append(dict(type="scatter", x=np.repeat(grid, 3), y=np.tile([0, ymax * 1.05, np.nan], len(grid)),
@@ -93,12 +93,12 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     title = ((title or "") + f"<br><sup>S = {_fmt(float(qp.scale))}, Z = {int(qp.zero_point)}, {qp.bits} bits, "
              f"clipped {clipped:.2%}</sup>")
     fig = go.Figure(data=traces, layout=dict(
-        barmode="overlay", bargap=0, xaxis=dict(title=dict(text="value")),
+        xaxis=dict(title=dict(text="value")),
         yaxis=dict(title=dict(text="float values per bin"), range=[0, ymax * 1.25]),
         yaxis2=dict(title=dict(text="values per level", font=dict(color=COLORS["quant"])), overlaying="y",
                     side="right", range=[0, top * 1.25], showgrid=False, tickfont=dict(color=COLORS["quant"])),
         shapes=shapes, annotations=notes), _validate=False)
-    return style(fig, title, height=500, legend_below=-0.2, right=70, top=85)
+    return style(fig, title, height=500, legend_below=-0.2, right=80, top=85, left=75, fixed=True)
 
 
 def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:
@@ -148,7 +148,7 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         xaxis=dict(title=dict(text="real value r")), yaxis=dict(title=dict(text="r̂ = S·(q − Z)"), range=[lo, hi]),
         yaxis2=dict(title=dict(text="integer code q"), overlaying="y", side="right", range=[lo / s + z, hi / s + z],
                     tickvals=ticks.tolist(), showgrid=False), shapes=shapes, annotations=notes), _validate=False)
-    return style(fig, title, height=480, legend_below=-0.2, right=70)
+    return style(fig, title, height=480, legend_below=-0.2, right=80, left=75, fixed=True)
 
 
 def straight_through(qp: QParams, points: int = 801, title: str | None = None) -> go.Figure:
