@@ -74,9 +74,8 @@ def headline(res, s) -> None:
 
 
 def stages_section(res, s) -> None:
-    # small tables as st.table: drawn with the page (a dataframe grid redraws itself up to 0.4 s after a move)
-    st.table(pd.DataFrame(dviz.stage_frame_rows(res.stages)).style.format(precision=2, thousands=","),
-             hide_index=True)
+    # small tables as st.table of text: drawn with the page (a dataframe grid redraws itself up to 0.4 s after a move)
+    st.table(pd.DataFrame(dviz.stage_frame_rows(res.stages)), hide_index=True)
     d1, d2, d3 = st.columns([1, 1, 2])
     d1.download_button("Download CSV", pd.DataFrame(res.stages).to_csv(index=False), "deep_compression.csv",
                        "text/csv", key="dc_csv")

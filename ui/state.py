@@ -49,11 +49,16 @@ def url_widget(widget: Callable[..., Any], key: str, default: Any, *args: Any, c
 
 
 def remember(*keys: str) -> None:
-    """Write the current value of each widget ``key`` into the URL."""
+    """Write the current value of each widget ``key`` into the URL, where it differs from the link's.
+
+    Every write to ``st.query_params`` sends the browser a message that rewrites the address bar, changed or
+    not: a dozen unchanged controls cost a slider move a dozen of them."""
     for key in keys:
         if key in st.session_state:
             value = st.session_state[key]
-            st.query_params[key] = str(int(value) if isinstance(value, bool) else value)
+            text = str(int(value) if isinstance(value, bool) else value)
+            if st.query_params.get(key) != text:
+                st.query_params[key] = text
 
 
 def to_bool(raw: str) -> bool:

@@ -140,11 +140,12 @@ def file_bytes(breakdown: list[dict], total: int) -> go.Figure:
 
 
 def stage_frame_rows(stages: list[dict]) -> list[dict]:
-    """Stage rows formatted for a table: percentages and KB."""
-    return [{"stage": r["stage"], "test accuracy": f"{r['test_acc']:.2%}", "bytes": r["bytes"],
-             "KB": round(r["bytes"] / 1024, 2), "× smaller than dense": round(r["ratio"], 2),
-             "sparsity": f"{r['sparsity']:.1%}", "bits / kept weight": r["bits_per_weight"], "storage": r["detail"]}
-            for r in stages]
+    """Stage rows as the text a table shows: thousands separated, two decimals, percentages. Text, not numbers
+    under a pandas Styler: a styled table took the browser about 13 ms more to redraw on every slider move."""
+    return [{"stage": r["stage"], "test accuracy": f"{r['test_acc']:.2%}", "bytes": f"{r['bytes']:,}",
+             "KB": f"{r['bytes'] / 1024:,.2f}", "× smaller than dense": f"{r['ratio']:,.2f}",
+             "sparsity": f"{r['sparsity']:.1%}", "bits / kept weight": f"{r['bits_per_weight']:,.2f}",
+             "storage": r["detail"]} for r in stages]
 
 
 __all__ = ["size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "file_bytes", "stage_frame_rows"]

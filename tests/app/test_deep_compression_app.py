@@ -12,6 +12,11 @@ def _stages(at):
     return list(at.table[0].value["stage"])
 
 
+def _num(text: str) -> float:
+    """A number of the stage table, which shows text ("202,440")."""
+    return float(text.replace(",", ""))
+
+
 def _file_download(at):
     return next(d for d in at.get("download_button") if d.proto.label.startswith("Download the compressed file"))
 
@@ -24,8 +29,8 @@ def test_runs_and_shows_stages_metrics_and_charts():
     dense, final = float(m["Dense size"].split()[0]), float(m["File size"].split()[0])
     assert final < dense / 5  # 80 % pruned and 3-bit codes
     assert m["File accuracy"].endswith("%")
-    table = at.table[0].value
-    assert list(table["bytes"]) == sorted(table["bytes"], reverse=True)
+    sizes = [_num(b) for b in at.table[0].value["bytes"]]
+    assert sizes == sorted(sizes, reverse=True)
     assert any("1070 KB → 27 KB" in i.value for i in at.info)  # the published figures, labelled
     open_tab(at, "dc_view", FORMULA)
     assert not at.exception
@@ -38,7 +43,7 @@ def test_the_file_stage_its_download_and_the_published_table():
     at = open_app(PAGE, FAST)
     assert not at.exception
     table = at.table[0].value
-    file_bytes = int(table["bytes"].iloc[-1])
+    file_bytes = int(_num(table["bytes"].iloc[-1]))
     assert _file_download(at).proto.label == f"Download the compressed file ({file_bytes:,} bytes)"
     assert abs(float(metrics(at)["File size"].split()[0]) - file_bytes / 1024) < 0.01
     published = next(t.value for t in at.table if "Han et al. (published)" in t.value.columns)
@@ -65,7 +70,7 @@ def test_han_preset_reaches_fifty_times():
     assert at.select_slider(key="dc_sparsity").value == 97.0 and at.radio(key="dc_scope").value == "global"
     assert at.slider(key="dc_epochs").value == 8 and at.select_slider(key="dc_lr").value == 6e-3
     final = at.table[0].value.iloc[-1]
-    assert final["stage"] == "Huffman-coded file" and final["× smaller than dense"] >= 50
+    assert final["stage"] == "Huffman-coded file" and _num(final["× smaller than dense"]) >= 50
     assert at.query_params["dc_sparsity"] in ("97.0", ["97.0"])  # the preset's settings are in the link
 
 
@@ -74,7 +79,7 @@ def test_huffman_off_gives_a_bigger_fixed_width_file():
     at = open_app(PAGE, dict(FAST, dc_huffman="0", dc_index_bits="5"))
     assert not at.exception
     off = at.table[0].value.iloc[-1]
-    assert off["stage"] == "file, fixed-width codes" and off["bytes"] > on["bytes"]
+    assert off["stage"] == "file, fixed-width codes" and _num(off["bytes"]) > _num(on["bytes"])
 
 
 def test_switch_to_uniform_and_url_remembers():
