@@ -33,22 +33,26 @@ def _kb(b: float) -> str:
     return f"{b / 1024:.1f} KB"
 
 
+def _stage_figure(trace: dict, yaxis: dict, title: str, **layout) -> go.Figure:
+    """One unvalidated constructor call (Plotly's validated setters took 8-13 ms a figure, on every slider move),
+    fixed margins with room for the slanted stage names (see ``common.style``)."""
+    fig = go.Figure(data=[trace], layout=dict(yaxis=yaxis, xaxis=dict(tickangle=30), **layout), _validate=False)
+    return style(fig, title, height=460, left=75, right=60, bottom=120, fixed=True)
+
+
 def size_by_stage(stages: list[dict]) -> go.Figure:
     """Stored bytes per stage on a log axis, labelled with the ratio to dense (the sizes are in the table above
     the chart and on hover: two lines of text did not fit a bar on a projector)."""
     names = [r["stage"] for r in stages]
-    fig = go.Figure(go.Bar(x=names, y=[r["bytes"] for r in stages], marker_color=[_color(n) for n in names],
-                           text=[f"{r['ratio']:.1f}×" for r in stages], textposition="outside",
-                           textfont=dict(size=15), constraintext="none",  # never shrunk to fit a narrow bar
-                           customdata=[_kb(r["bytes"]) for r in stages],
-                           hovertemplate="%{x}: %{customdata} (%{y:,} bytes)<extra></extra>", cliponaxis=False))
-    top = max(r["bytes"] for r in stages)
-    low = min(r["bytes"] for r in stages)
-    fig.update_yaxes(type="log", title_text="stored bytes (log)", dtick=1, tickformat="~s",
-                     range=[math.log10(low) - 0.5, math.log10(top) + 0.6])
-    fig.update_xaxes(tickangle=30)
-    # fixed margins with room for the slanted stage names: redrawn on every slider move
-    return style(fig, "Stored size by stage", height=460, left=75, right=60, bottom=120, fixed=True)
+    sizes = [r["bytes"] for r in stages]
+    bars = dict(type="bar", x=names, y=sizes, marker=dict(color=[_color(n) for n in names]),
+                text=[f"{r['ratio']:.1f}×" for r in stages], textposition="outside", textfont=dict(size=15),
+                constraintext="none",  # never shrunk to fit a narrow bar
+                customdata=[_kb(b) for b in sizes], hovertemplate="%{x}: %{customdata} (%{y:,} bytes)<extra></extra>",
+                cliponaxis=False)
+    yaxis = dict(type="log", title=dict(text="stored bytes (log)"), dtick=1, tickformat="~s",
+                 range=[math.log10(min(sizes)) - 0.5, math.log10(max(sizes)) + 0.6])
+    return _stage_figure(bars, yaxis, "Stored size by stage")
 
 
 def accuracy_by_stage(stages: list[dict]) -> go.Figure:
@@ -56,18 +60,17 @@ def accuracy_by_stage(stages: list[dict]) -> go.Figure:
     names = [r["stage"] for r in stages]
     acc = [r["test_acc"] for r in stages]
     # no text on the points: close values overlapped into an unreadable row (the table above has every number)
-    fig = go.Figure(go.Scatter(x=names, y=acc, mode="lines+markers", line=dict(color=COLORS["test"], width=3),
-                               marker=dict(size=12, color=[_color(n) for n in names]), name="test accuracy",
-                               hovertemplate="%{x}: %{y:.2%}<extra></extra>", cliponaxis=False))
-    fig.add_hline(y=acc[0], line=dict(color=COLORS["baseline"], dash="dot"), annotation_text=f"dense {acc[0]:.1%}",
-                  annotation_position="bottom left")
-    lo = min(acc)
+    line = dict(type="scatter", x=names, y=acc, mode="lines+markers", line=dict(color=COLORS["test"], width=3),
+                marker=dict(size=12, color=[_color(n) for n in names]), name="test accuracy",
+                hovertemplate="%{x}: %{y:.2%}<extra></extra>", cliponaxis=False)
     # the axis never passes 100 % (a point at 100 % is drawn whole: cliponaxis=False)
-    fig.update_yaxes(tickformat=".0%", title_text="test accuracy",
-                     range=[max(0.0, lo - 0.08), min(1.0, max(acc) + 0.04)])
-    fig.update_xaxes(tickangle=30)
-    # fixed margins with room for the slanted stage names: redrawn on every slider move
-    return style(fig, "Test accuracy by stage", height=460, left=75, right=60, bottom=120, fixed=True)
+    yaxis = dict(tickformat=".0%", title=dict(text="test accuracy"),
+                 range=[max(0.0, min(acc) - 0.08), min(1.0, max(acc) + 0.04)])
+    dense = dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=acc[0], y1=acc[0],
+                 line=dict(color=COLORS["baseline"], dash="dot"))
+    note = dict(text=f"dense {acc[0]:.1%}", xref="paper", x=1, yref="y", y=acc[0], xanchor="right", yanchor="bottom",
+                showarrow=False)  # at the right end, above the line: clear of the dense point
+    return _stage_figure(line, yaxis, "Test accuracy by stage", shapes=[dense], annotations=[note])
 
 
 def shared_histogram(pruned_w: torch.Tensor, mask: torch.Tensor, final_w: torch.Tensor, centroids: list[float],
