@@ -53,9 +53,9 @@ def grid(qmodel, calib_n: int, layer: str) -> None:
     with g1:
         st.plotly_chart(qviz.weight_grid(t.values, t.qparams, title=t.label), key="q_grid_fig")
         st.caption("Grey: the float values (left axis). Dotted red: the representable levels S·(q − Z), drawn up "
-                   "to 64 (above, the blue band stands for them). Red stems: how many values land on each level (right "
-                   "axis). Blue band: values that round onto the grid, up to half a step past the end levels; shaded "
-                   "red: clipped. Drag to zoom.")
+                   "to 64 (above, the blue band stands for them). Red stems: how many values land on each level (the "
+                   "red scale on the right). Blue band: values that round onto the grid, up to half a step past the "
+                   "end levels; shaded red: clipped. Drag to zoom.")
     with g2:
         st.plotly_chart(qviz.staircase(t.qparams, float(t.values.min()), float(t.values.max()),
                                        title="The mapping r → q → r̂"), key="q_stair_fig")

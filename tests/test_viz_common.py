@@ -29,3 +29,14 @@ def test_data_samples_per_kind():
         ds = load_dataset(name)
         fig = data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names))
         assert title in fig.layout.title.text
+
+
+def test_nice_ticks_are_round_and_cover_the_range():
+    from compress_core.viz.common import nice_ticks
+
+    assert list(nice_ticks(2947)) == [0, 500, 1000, 1500, 2000, 2500]
+    assert list(nice_ticks(4.5)) == [0, 1, 2, 3, 4]
+    assert list(nice_ticks(0)) == [0]
+    for top in (0.37, 7, 123, 98_765):
+        t = nice_ticks(top)
+        assert t[0] == 0 and t[-1] <= top and t[-1] + (t[1] - t[0]) > top and 3 <= len(t) <= 11

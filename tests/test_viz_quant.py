@@ -90,7 +90,15 @@ def test_grid_stems_are_true_counts_and_clipping_starts_half_a_step_out():
     assert d["clipped"] == 0.0 and d["rounds_hi"] == pytest.approx(float(qp.range_max) + float(qp.scale) / 2)
     spec = weight_grid(x, qp).to_dict()
     stems = next(t for t in spec["data"] if t.get("mode") == "markers")
-    assert stems["yaxis"] == "y2" and sum(_decode(stems["y"])) == 3000  # true counts, on the right axis
+    counts = _decode(stems["customdata"]).reshape(-1, 2)[:, 1]
+    assert counts.sum() == 3000  # true counts, shown on hover
+    # drawn on the left axis at a fixed scale, and the right edge's labels (true counts) read on that same scale
+    per = _decode(stems["y"]) / counts
+    assert np.allclose(per, per[0])
+    scale = next(t for t in spec["data"] if t.get("mode") == "text")
+    labels = np.array([float(t) for t in scale["text"]])
+    assert np.allclose(np.asarray(scale["y"]), labels * per[0]) and labels.max() >= counts.max() / 2
+    assert any(a["text"] == "values per level" for a in spec["layout"]["annotations"])
     red = [sh for sh in spec["layout"]["shapes"] if sh.get("fillcolor") == "#d62728"]
     assert all(sh["x0"] >= d["rounds_hi"] - 1e-9 or sh["x1"] <= d["rounds_lo"] + 1e-9 for sh in red)
     assert all(not (sh["x0"] < xv < sh["x1"]) for sh in red for xv in (float(x.min()), float(x.max())))

@@ -14,7 +14,7 @@ import torch
 from ..quant.primitives import QParams, clip_mask, dequantize, fake_quantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from ..stats import standard_error
-from .common import COLORS, SEQ, step_area, style
+from .common import COLORS, SEQ, nice_ticks, right_scale, step_area, style
 
 MAX_DRAWN_LEVELS = 64  # above this the dotted level lines fill the chart solid: the shaded band stands for them
 
@@ -71,15 +71,24 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                            mode="lines", line=dict(color=COLORS["quant"], width=1 if qp.levels > 32 else 1.6,
                                                    dash="dot"),
                            opacity=0.55, name=f"{qp.levels} levels S·(q − Z)", hoverinfo="skip"))
-    # stems: true counts per level, on their own axis (a level collects a whole bin's worth of values or more)
-    traces.append(dict(type="scatter", x=np.repeat(real_levels, 3), yaxis="y2",
-                       y=np.stack([np.zeros(len(real_levels)), level_counts, np.full(len(real_levels), np.nan)], 1)
-                       .reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
-                       name="after quantization (values per level, right axis)", hoverinfo="skip"))
-    traces.append(dict(type="scatter", x=real_levels, y=level_counts, yaxis="y2", mode="markers",
+    # stems: true counts per level, on their own scale (a level collects a whole bin's worth of values or more),
+    # drawn on the left axis at ``per`` units of it per value and labelled in true counts along the right edge
+    right_top = top * 1.25
+    per = ymax / top
+    traces.append(dict(type="scatter", x=np.repeat(real_levels, 3),
+                       y=np.stack([np.zeros(len(real_levels)), level_counts * per, np.full(len(real_levels), np.nan)],
+                                  1).reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
+                       name="after quantization (values per level, right scale)", hoverinfo="skip"))
+    traces.append(dict(type="scatter", x=real_levels, y=level_counts * per, mode="markers",
                        marker=dict(color=COLORS["quant"], size=7),
                        showlegend=False, customdata=np.stack([levels, level_counts], 1),
                        hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
+    # the x axis spans the values and where rounding onto the grid ends (half a step past the end levels)
+    x_lo, x_hi = min(float(edges[0]), d["rounds_lo"]), max(float(edges[-1]), d["rounds_hi"])
+    ticks = nice_ticks(right_top)
+    scale, scale_title = right_scale(x_hi, ticks * per, [f"{t:g}" for t in ticks], "values per level",
+                                     COLORS["quant"])
+    traces.append(scale)
     # values within half a step of the end levels round onto them; clipping starts beyond
     r_lo, r_hi = d["rounds_lo"], d["rounds_hi"]
     shapes = [_vband(r_lo, r_hi, COLORS["accent"], 0.08)]
@@ -89,15 +98,13 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     # top ran past the edges and over each other on a projector-sized chart)
     notes = [_note("rounds onto the grid", r_lo, 0.98, xref="x", xanchor="left", yanchor="top"),
              _note(f"real 0 ↔ Z = {int(qp.zero_point)}", 0.0, ymax * 1.1, xref="x", yref="y", font=dict(size=14),
-                   bgcolor="rgba(255,255,255,0.8)")]
+                   bgcolor="rgba(255,255,255,0.8)"), scale_title]
     title = ((title or "") + f"<br><sup>S = {_fmt(float(qp.scale))}, Z = {int(qp.zero_point)}, {qp.bits} bits, "
              f"clipped {clipped:.2%}</sup>")
     fig = go.Figure(data=traces, layout=dict(
-        xaxis=dict(title=dict(text="value")),
-        yaxis=dict(title=dict(text="float values per bin"), range=[0, ymax * 1.25]),
-        yaxis2=dict(title=dict(text="values per level", font=dict(color=COLORS["quant"])), overlaying="y",
-                    side="right", range=[0, top * 1.25], showgrid=False, tickfont=dict(color=COLORS["quant"])),
-        shapes=shapes, annotations=notes), _validate=False)
+        xaxis=dict(title=dict(text="value"), range=[x_lo, x_hi]),
+        yaxis=dict(title=dict(text="float values per bin"), range=[0, ymax * 1.25]), shapes=shapes,
+        annotations=notes), _validate=False)
     return style(fig, title, height=520, legend_below=-0.18, bottom=150, right=80, top=85, left=75, fixed=True)
 
 
@@ -137,19 +144,16 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
              hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"),
         dict(type="scatter", x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"],
              textposition="middle right", marker=dict(color="black", size=10), name="zero point"),
-        # the integer codes q as labels along the right edge, at r̂ = S·(q − Z): a second, overlaid axis cost the
-        # browser about 8 ms more on every bit-width move
-        dict(type="scatter", x=[hi] * len(ticks), y=[s * (int(q) - z) for q in ticks], mode="text",
-             text=[f" {int(q)}" for q in ticks], textposition="middle right", cliponaxis=False, showlegend=False,
-             hoverinfo="skip", textfont=dict(color=COLORS["quant"])),
     ]
+    # the integer codes q along the right edge, at r̂ = S·(q − Z)
+    codes, codes_title = right_scale(hi, [s * (int(q) - z) for q in ticks], [str(int(q)) for q in ticks],
+                                     "integer code q", COLORS["quant"])
+    traces.append(codes)
     shapes = [_vband(lo, lo_r, COLORS["removed"], 0.1), _vband(hi_r, hi, COLORS["removed"], 0.1)]
     notes = [_note("clipped", hi, 0.01, xref="x", xanchor="right", yanchor="bottom"),
              _note(f"S = {_fmt(s)}, Z = {z}<br>q ∈ [{qp.qmin}, {qp.qmax}]", 0.02, 0.98, xanchor="left", yanchor="top",
                    align="left", font=dict(size=15), bgcolor="rgba(255,255,255,0.85)", bordercolor=COLORS["quant"],
-                   borderwidth=1),
-             _note("integer code q", 1, 0.5, xanchor="left", yanchor="middle", xshift=48, textangle=90,
-                   font=dict(color=COLORS["quant"]))]
+                   borderwidth=1), codes_title]
     fig = go.Figure(data=traces, layout=dict(
         xaxis=dict(title=dict(text="real value r"), range=[lo, hi]),
         yaxis=dict(title=dict(text="r̂ = S·(q − Z)"), range=[lo, hi]), shapes=shapes, annotations=notes),
