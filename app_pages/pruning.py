@@ -65,8 +65,8 @@ def weights_and_mask(s: PruneSettings, res: PruneOutcome) -> None:
         first = layers[0]
         if layer == first and ds.kind == "image" and isinstance(dict(weighted_layers(model))[first], nn.Linear):
             n = mask[key].shape[0]
-            st.plotly_chart(lviz.first_layer_inputs(mask[key].numpy(), ds.input_shape, ds.kind, 0,
-                                                    title=f"How many of the {n} {layer} neurons still read each pixel"),
+            title = f"How many of the {n} {layer} neurons<br>still read each pixel"
+            st.plotly_chart(lviz.first_layer_inputs(mask[key].numpy(), ds.input_shape, ds.kind, 0, title=title),
                             key="pr_pixels")
             st.caption("Each pixel of the 8×8 input, coloured by the number of first-layer connections it keeps. "
                        "Magnitude pruning empties the border first: those pixels are blank in every digit, so their "

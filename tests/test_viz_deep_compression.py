@@ -38,7 +38,7 @@ def test_stage_figures_are_valid_plotly_and_hold_the_stages():
               dict(stage="pruned 1/1", test_acc=0.97, bytes=30_000, ratio=6.7),
               dict(stage="Huffman-coded file", test_acc=0.965, bytes=6_000, ratio=33.3)]
     size, acc = (go.Figure(f(stages).to_dict()) for f in (size_by_stage, accuracy_by_stage))
-    assert list(size.data[0].y) == [200_000, 30_000, 6_000] and size.data[0].text == ("1.0×", "6.7×", "33.3×")
+    assert list(size.data[0].y) == [200_000, 30_000, 6_000] and size.data[0].text == ("1.0×", "6.7×", "33×")
     assert size.layout.yaxis.type == "log" and size.layout.margin.autoexpand is False
     assert list(acc.data[0].y) == [0.98, 0.97, 0.965] and acc.layout.shapes[0].y0 == 0.98
     assert acc.layout.annotations[0].text == "dense 98.0%"

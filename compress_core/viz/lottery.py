@@ -123,7 +123,7 @@ def first_layer_inputs(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind:
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False, scaleanchor="x")
         # fixed margins, the colour bar's included: redrawn on every slider move of the Pruning page
-        return style(fig, title, height=440, right=110, left=20, fixed=True)
+        return style(fig, title, height=440, right=110, left=20, top=80, fixed=True)  # room for a 2-line title
     fig = go.Figure(go.Bar(x=np.arange(len(counts)), y=counts, marker_color=COLORS["ticket"],
                            hovertemplate="input %{x}: %{y} connections<extra></extra>"))
     fig.update_xaxes(title_text="time step" if kind == "sequence" else "input")

@@ -77,8 +77,10 @@ def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: i
                       "w≈%{customdata:.3f}: %{y} kept<extra></extra>", stack="w"),
             step_area(edges, removed_counts, COLORS["removed"], f"removed ({int((~keep).sum()):,})",
                       "w≈%{customdata:.3f}: %{y} removed<extra></extra>", stack="w")]
+    # the legend under the axes: above them it wrapped into the title on a projector-sized chart (fixed margins)
     layout = dict(xaxis=dict(title=dict(text="weight value"), range=[-lim, lim]),
-                  yaxis=dict(title=dict(text="number of weights"), rangemode="tozero"))
+                  yaxis=dict(title=dict(text="number of weights"), rangemode="tozero"), margin=dict(b=105),
+                  legend=dict(orientation="h", yanchor="top", y=-0.24, xanchor="left", x=0))
     if threshold is not None:
         layout["shapes"] = [_vline(-threshold), _vline(threshold)]
         # inside the axes, under the legend; on the side of the line with room for the text
@@ -87,7 +89,7 @@ def weight_histogram(weights, mask, threshold: float | None, layer: str, bins: i
                                       xanchor="left" if right_side else "right", yanchor="top",
                                       xshift=4 if right_side else -4, text=f"threshold |w| = {threshold:.3g}",
                                       font=dict(size=14), bgcolor="rgba(255,255,255,0.8)")]
-    return _figure(data, layout, f"Weights of {layer}", 380, fixed=True, left=75)
+    return _figure(data, layout, f"Weights of {layer}", 430, fixed=True, left=75)
 
 
 def neuron_tiles(mask_rows, image_shape: tuple[int, int], count: int = 24, cols: int = 6,

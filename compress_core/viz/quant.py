@@ -78,7 +78,7 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     traces.append(dict(type="scatter", x=np.repeat(real_levels, 3),
                        y=np.stack([np.zeros(len(real_levels)), level_counts * per, np.full(len(real_levels), np.nan)],
                                   1).reshape(-1), mode="lines", line=dict(color=COLORS["quant"], width=3),
-                       name="after quantization (values per level, right scale)", hoverinfo="skip"))
+                       name="quantized: values per level (right)", hoverinfo="skip"))
     traces.append(dict(type="scatter", x=real_levels, y=level_counts * per, mode="markers",
                        marker=dict(color=COLORS["quant"], size=7),
                        showlegend=False, customdata=np.stack([levels, level_counts], 1),
@@ -142,8 +142,9 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         dict(type="scatter", x=xs, y=ys, mode="lines", name="r̂ = S·(q − Z)",
              line=dict(color=COLORS["quant"], width=2.5, shape="hv"),
              hovertemplate="r = %{x:.4f} → r̂ = %{y:.4f}<extra></extra>"),
-        dict(type="scatter", x=[0.0], y=[0.0], mode="markers+text", text=[f"  r = 0 ↔ q = Z = {z}"],
-             textposition="middle right", marker=dict(color="black", size=10), name="zero point"),
+        # the label above and left of the point, clear of the line and of the codes on the right edge
+        dict(type="scatter", x=[0.0], y=[0.0], mode="markers+text", text=[f"r = 0<br>↔ q = Z = {z} "],
+             textposition="top left", marker=dict(color="black", size=10), name="zero point"),
     ]
     # the integer codes q along the right edge, at r̂ = S·(q − Z)
     codes, codes_title = right_scale(hi, [s * (int(q) - z) for q in ticks], [str(int(q)) for q in ticks],
@@ -158,7 +159,7 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         xaxis=dict(title=dict(text="real value r"), range=[lo, hi]),
         yaxis=dict(title=dict(text="r̂ = S·(q − Z)"), range=[lo, hi]), shapes=shapes, annotations=notes),
         _validate=False)
-    return style(fig, title, height=480, legend_below=-0.2, right=80, left=75, fixed=True)
+    return style(fig, title, height=520, legend_below=-0.18, bottom=150, right=80, left=75, fixed=True)
 
 
 def straight_through(qp: QParams, points: int = 801, title: str | None = None) -> go.Figure:

@@ -28,7 +28,7 @@ def test_default_view_and_sparsity_slider():
     t = titles(at)
     assert "Weights of fc1" in t
     assert "Sparsity per layer" not in t  # only the open tab runs
-    assert any("neurons still read each pixel" in x for x in t)  # digits: connections kept per input pixel
+    assert any("neurons<br>still read each pixel" in x for x in t)  # digits: connections kept per input pixel
     for tab, expected in (("Per layer", "Sparsity per layer"), ("Accuracy vs sparsity", "Accuracy vs sparsity"),
                           ("Which layers can take it?", "Sensitivity: prune one layer at a time")):
         open_tab(at, "pr_view", tab)

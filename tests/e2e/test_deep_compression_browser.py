@@ -38,8 +38,8 @@ def test_pipeline_stage_table_and_charts(server_url, page):
     bars = charts(page).filter(has_text="Stored size by stage").locator(".bartext")
     expect(bars).to_have_count(6)
     expect(bars.first).to_have_text("1.0×")  # each bar says its ratio to dense (the sizes are in the table)
-    final = float(bars.last.text_content().rstrip("×"))
-    assert abs(final - _kb(page, "Dense size") / _kb(page, "File size")) < 0.1
+    final = float(bars.last.text_content().rstrip("×"))  # whole numbers from 10× up
+    assert abs(final - _kb(page, "Dense size") / _kb(page, "File size")) < (0.51 if final >= 10 else 0.1)
     assert _kb(page, "File size") < _kb(page, "Dense size") / 8
     download = page.get_by_role("button", name="Download the compressed file")
     expect(download).to_be_visible()
