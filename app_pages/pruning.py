@@ -52,6 +52,7 @@ def weights_and_mask(s: PruneSettings, res: PruneOutcome) -> None:
     with left:
         layer = url_widget(st.selectbox, "pr_layer", layers[0], "Layer", layers, allowed=layers,
                            help="Which layer's weights and mask to show.")
+        cache.follow_layer(layer)
         key = f"{layer}.weight"
         t = layer_threshold(model, mask, layer, s)
         st.plotly_chart(pviz.weight_histogram(weight_values(model, layer).numpy(), mask[key].reshape(-1).numpy(), t,

@@ -12,6 +12,7 @@ import json
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from compress_core.pruning import (
     PruneOutcome,
@@ -279,11 +280,23 @@ def plain_words_speed() -> None:
         "hardware runs faster. 2:4 sits in between — a regular pattern that recent GPUs accelerate.")
 
 
+DRAG_LAYER = "_pr_drag_layer"  # the layer the drag view below shows
+
+
+def follow_layer(layer: str) -> None:
+    """Inside the live fragment, after the layer selector: when the layer changed in a fragment run, rerun the whole
+    page once, so that the drag view (outside the fragment) shows the new layer and not the old one."""
+    ctx = get_script_run_ctx()
+    if ctx is not None and ctx.fragment_ids_this_run and st.session_state.get(DRAG_LAYER, layer) != layer:
+        st.rerun(scope="app")
+
+
 def drag_view(model, layers: list[str]) -> None:
     """The chosen layer's histogram following a slider *during* the drag, redrawn in the browser (no server round
     trip: ``viz.live``). Outside the page's live fragment, so a slider move there never re-sends its weights."""
     layer = st.session_state.get("pr_layer", layers[0])
     layer = layer if layer in layers else layers[0]
+    st.session_state[DRAG_LAYER] = layer
     with st.expander(f"Follow the drag: {layer}'s weights redrawn in your browser while you move the slider"):
         st.iframe(live_histogram_html(weight_values(model, layer).numpy(), layer,
                                       st.session_state.get("pr_sparsity", 90.0) / 100), height=LIVE_HEIGHT)

@@ -77,3 +77,17 @@ def test_tabs_open_from_the_link_and_by_a_click(server_url, page):
     expect(page).not_to_have_url(re.compile(r"[?&]pr_view="))
     expect(page.get_by_text("Weights of fc1").first).to_be_visible(timeout=60_000)
     assert_no_exception(page)
+
+
+def test_the_drag_view_follows_the_chosen_layer(server_url, page):
+    """The layer selector lives in the page's live fragment and the drag view outside it: choosing another layer
+    reruns the page once, so the drag view's label and weights follow (it kept the old layer before)."""
+    open_page(page, server_url + "/pruning?dataset=digits&model=mlp&pr_layer=fc1")
+    expect(page.get_by_text("Follow the drag: fc1's weights")).to_be_visible(timeout=60_000)
+    page.locator(".st-key-pr_layer").get_by_role("combobox").click()
+    page.get_by_role("option", name="fc2").click()
+    wait_for_app(page)
+    expect(page.get_by_text("Weights of fc2").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Follow the drag: fc2's weights")).to_be_visible(timeout=30_000)
+    expect_url_param(page, "pr_layer", "fc2")
+    assert_no_exception(page)
