@@ -29,9 +29,10 @@ st.title("🔢 Quantization")
 st.markdown("Store every weight and activation as a small integer **q** with a shared scale **S** and zero point "
             "**Z**: the real value is **r = S·(q − Z)**. Fewer bits mean a smaller, faster model — and rounding "
             "error. Move the controls and watch the grid, the error and the accuracy.")
-lesson_switch(sel, "mnist1d", "cnn", "A small network on easy data shrugs off rounding: on digits even 2-bit weights "
-              "lose little. MNIST-1D's CNN shows the textbook picture — post-training quantization collapsing at 2–3 "
-              "bits and quantization-aware training winning it back (the 'Accuracy vs bits and size' tab).", "q_lesson")
+lesson_switch(sel, "mnist1d", "cnn", "A small network on easy data shrugs off rounding (on digits, even 2-bit "
+              "weights lose little). MNIST-1D's CNN shows the textbook picture — post-training quantization collapsing "
+              "at 2–3 bits and quantization-aware training winning it back (the 'Accuracy vs bits and size' tab).",
+              "q_lesson")
 
 
 def se(acc: float) -> str:
