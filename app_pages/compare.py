@@ -130,10 +130,7 @@ views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost
 if ds.kind == "points":
     views["Decision boundaries"] = boundaries_view
 views["Sparsity × bit width"] = grid_view
-for tab, draw in zip(view_tabs("cmp_view", views), views.values()):
-    if tab.open:
-        with tab:
-            draw()
+view_tabs("cmp_view", views)  # only the open tab runs
 
 # ---- downloads and uploads ------------------------------------------------------------------------------------
 st.header("Download and upload")

@@ -160,10 +160,7 @@ def live() -> None:
     views = {"Stage by stage": lambda: stages_section(res, s), "Shared values of one layer": lambda: layer_view(res),
              "Han's formula vs measured": lambda: formula_section(res, s),
              "The file: relative indices and Huffman coding": lambda: file_section(res, s)}
-    for tab, draw in zip(view_tabs("dc_view", views), views.values()):
-        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
-            with tab:
-                draw()
+    view_tabs("dc_view", views)  # only the open tab runs
     explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
 - **Dense**: every parameter as a 4-byte float.
 - **Pruned** (magnitude, {dc.SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix

@@ -110,10 +110,7 @@ def training_view() -> None:
 
 
 views = {"The trained baseline": overview, "The data": data_view, "The model": model_view, "Training": training_view}
-for tab, draw in zip(view_tabs("home_view", views), views.values()):
-    if tab.open:  # only the open tab runs: the first needs no PyTorch
-        with tab:
-            draw()
+view_tabs("home_view", views)  # only the open tab runs: the first needs no PyTorch
 
 
 # --- Where to go next ----------------------------------------------------------------------------------

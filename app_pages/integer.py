@@ -69,13 +69,8 @@ def walk_view(res: dict) -> None:
                        cast=int, check=lambda v: 0 <= v < n_test,
                        help="Which test input to follow through the network."))
     x = ds.x_test[i]
-    example_tab, unit_tab = view_tabs("int_walk", ("The example in the three models", "One output, step by step"))
-    if example_tab.open:
-        with example_tab:
-            example_view(res, i, x)
-    if unit_tab.open:
-        with unit_tab:
-            output_view(res, x, layers)
+    view_tabs("int_walk", {"The example in the three models": lambda: example_view(res, i, x),
+                           "One output, step by step": lambda: output_view(res, x, layers)})
 
 
 def example_view(res: dict, i: int, x) -> None:
@@ -161,8 +156,5 @@ views = {"The whole model, on integers": lambda: whole_model(cfg, res["compare"]
          "Every layer of the integer program": lambda: layer_table(cfg, mode, calib, res),
          "The same network in ONNX Runtime": lambda: ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode,
                                                                                  headroom), res)}
-for tab, draw in zip(view_tabs("int_view", views), views.values()):
-    if tab.open:  # only the open tab runs: a change redraws its charts, not the page's
-        with tab:
-            draw()
+view_tabs("int_view", views)  # only the open tab runs
 ui_int.how_it_works(sel.model, sel.dataset, res["compare"], cfg.weight_bits, cfg.act_bits)

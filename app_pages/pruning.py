@@ -187,10 +187,7 @@ def live() -> None:
     views = {"Weights and mask": lambda: weights_and_mask(s, res), "Per layer": lambda: network_view(s, res),
              "Accuracy vs sparsity": lambda: curves(s, rep), "Which layers can take it?": lambda: sensitivity(s),
              "Does it get faster?": lambda: speed(s, res, rep)}
-    for tab, draw in zip(view_tabs("pr_view", views), views.values()):
-        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
-            with tab:
-                draw()
+    view_tabs("pr_view", views)  # only the open tab runs
 
 
 live()

@@ -178,10 +178,7 @@ def live_view():
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}
-    for tab, draw in zip(view_tabs("q_view", views), views.values()):
-        if tab.open:  # only the open tab runs: a move redraws its charts, not the page's
-            with tab:
-                draw()
+    view_tabs("q_view", views)  # only the open tab runs
 
 
 live_view()

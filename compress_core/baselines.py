@@ -42,6 +42,7 @@ from .settings import (  # noqa: F401  (re-exported: they live in settings)
     cached_record,
     default_train_config,
     entry_dir,
+    read_record,
     sha256_of,
 )
 from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
@@ -94,7 +95,7 @@ def _load(config: BaselineConfig, folder: Path) -> Baseline | None:
     if not (folder / "meta.json").exists():
         return None
     try:
-        record = cached_record(config, folder)  # the config and both checksums
+        record = read_record(config, folder)  # the config and both checksums; unreadable JSON raises (warned below)
         if record is None:
             return None
         states = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)

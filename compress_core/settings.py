@@ -98,17 +98,22 @@ def entry_dir(config: BaselineConfig, root: Path | None) -> Path:
     return (root or cache_root()) / "baselines" / config.hash()
 
 
+def read_record(config: BaselineConfig, folder: Path) -> dict | None:
+    """``{"test_metrics": {...}, "history": {...}}`` of the baseline cached in ``folder``, or None when the entry is
+    for another config or fails its checksums; an unreadable entry raises (OSError, ValueError, KeyError…).
+    Reads JSON and hashes bytes: no PyTorch."""
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("config") != config.cache_dict():
+        return None
+    if any(sha256_of(folder / f) != digest for f, digest in meta["sha256"].items()):
+        return None
+    return {"test_metrics": meta["test_metrics"], "history": json.loads((folder / "history.json").read_text())}
+
+
 def cached_record(config: BaselineConfig, folder: Path | None = None) -> dict | None:
-    """``{"test_metrics": {...}, "history": {...}}`` of the cached baseline for ``config`` (in ``folder``, by
-    default its entry under ``cache_root()``), or None when the entry is missing, half-written, for another
-    config, or fails its checksums. Reads JSON and hashes bytes: no PyTorch."""
-    folder = folder if folder is not None else entry_dir(config, None)
+    """``read_record`` of the cached baseline for ``config`` (in ``folder``, by default its entry under
+    ``cache_root()``), with None also for a missing, half-written or unreadable entry."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("config") != config.cache_dict():
-            return None
-        if any(sha256_of(folder / f) != digest for f, digest in meta["sha256"].items()):
-            return None
-        return {"test_metrics": meta["test_metrics"], "history": json.loads((folder / "history.json").read_text())}
+        return read_record(config, folder if folder is not None else entry_dir(config, None))
     except (OSError, ValueError, KeyError, TypeError):
         return None

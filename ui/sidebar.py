@@ -118,7 +118,8 @@ def _describe(model: str, ds: str) -> str:
     if model in MODELS:
         return MODELS[model].description
     arch = parse_model(model)
-    n = param_count(built_architecture(model, data_info(ds).input_shape), data_info(ds))
+    info = data_info(ds)
+    n = param_count(built_architecture(model, info.input_shape), info)
     if arch.family == "mlp":
         return f"Your MLP: {' → '.join(map(str, arch.hidden))} hidden units, {n:,} parameters."
     stages = ", ".join(f"{c} channels × kernel {k}" for c, k in arch.convs)

@@ -11,7 +11,7 @@ that cannot be parsed or are not allowed fall back to the default: a hand-edited
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import streamlit as st
 
@@ -80,11 +80,15 @@ def keep(*keys: str, prefix: str | None = None) -> None:
             st.session_state[key] = st.session_state[key]
 
 
-def view_tabs(key: str, labels: Sequence[str]) -> Sequence:
-    """Tabs of which only the open one runs: ``[tab.open for tab in view_tabs(...)]`` has one True.
+def view_tabs(key: str, views: Mapping[str, Callable[[], Any]]) -> None:
+    """Views as tabs of which only the open one runs: ``views`` maps each tab's label to the function that draws
+    it, and only the open tab's function is called.
 
     A slider move then rebuilds and redraws the open tab's charts only (a browser draws a Plotly chart in
     20–40 ms, so five charts below the fold made a move 3× slower than a bare one-chart page). The open tab
     is in the link (``?key=label``) and in ``st.session_state[key]``.
     """
-    return st.tabs(list(labels), key=key, bind="query-params")
+    for tab, draw in zip(st.tabs(list(views), key=key, bind="query-params"), views.values()):
+        if tab.open:
+            with tab:
+                draw()
