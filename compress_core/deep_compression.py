@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from . import optim
 from .config import SCOPES, Config, param
 from .data import Dataset
 from .export import han_format
@@ -199,7 +200,7 @@ def finetune_centroids(model: nn.Module, books: dict[str, tuple[torch.Tensor, to
     """
     params = {k: v.detach() for k, v in model.named_parameters()}
     cents = {n: c.clone().requires_grad_(True) for n, (c, _) in books.items()}
-    opt = torch.optim.Adam(list(cents.values()), lr=lr)
+    opt = optim.Adam(list(cents.values()), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     x, y = dataset.x_train.cpu(), dataset.y_train.cpu()
     for _ in range(epochs):

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import optim
 from .data import Dataset
 from .settings import TrainConfig  # noqa: F401  (re-exported)
 
@@ -128,10 +129,10 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 ProgressCallback = Callable[[dict], "bool | None"]
@@ -233,10 +234,9 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
                 continue
             idx = order[i:i + config.batch_size]
             if config.lr_schedule == "cosine":  # of the iteration counted from the start (k after rewinding)
-                for group in opt.param_groups:
-                    group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * hist.iterations / total))
+                opt.lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * hist.iterations / total))
             loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=False)
+            opt.zero_grad()
             loss.backward()
             for name, m in mask.items():
                 params[name].grad.mul_(m)

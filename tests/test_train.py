@@ -2,6 +2,7 @@
 import torch
 import torch.nn.functional as F
 
+from compress_core import optim
 from compress_core.data import load_dataset
 from compress_core.models import build_model
 from compress_core.train import TrainConfig, evaluate, train
@@ -133,16 +134,16 @@ def test_keep_best_restores_the_best_validation_point_and_cosine_decays_to_zero(
     assert hist.best_iteration == min(r["iteration"] for r in hist.records if r["val_acc"] == best["val_acc"])
     assert evaluate(model, ds.x_val, ds.y_val).accuracy == best["val_acc"]
     lrs = []
-    opt_step = torch.optim.Adam.step
+    opt_step = optim.Adam.step
 
     def spy(self, *a, **k):
-        lrs.append(self.param_groups[0]["lr"])
+        lrs.append(self.lr)
         return opt_step(self, *a, **k)
-    torch.optim.Adam.step = spy
+    optim.Adam.step = spy
     try:
         train(build_model("mlp", ds, seed=0), ds, TrainConfig(epochs=1, lr=0.1, lr_schedule="cosine"))
     finally:
-        torch.optim.Adam.step = opt_step
+        optim.Adam.step = opt_step
     assert lrs == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * t / 20)) for t in range(20)])
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
