@@ -83,9 +83,7 @@ def stages_section(res, s) -> None:
                                                    indent=2), "deep_compression.json", "application/json",
                        key="dc_json")
     dc.download_file(res, sel, d3)
-    g1, g2 = st.columns(2)
-    g1.plotly_chart(dviz.size_by_stage(res.stages), width="stretch", key="dc_size")
-    g2.plotly_chart(dviz.accuracy_by_stage(res.stages), width="stretch", key="dc_acc")
+    st.plotly_chart(dviz.stages_chart(res.stages), width="stretch", key="dc_stages")
     st.table(pd.DataFrame(published_comparison(res)), hide_index=True)
     published("Han, Mao & Dally 2016, \"Deep Compression\", Table 1 (MNIST; pruning, trained quantization and "
               "Huffman coding)", "LeNet-300-100: **1070 KB → 27 KB (40×)** at **1.58 %** error (1.64 % before). "

@@ -50,20 +50,16 @@ def grid(qmodel, calib_n: int, layer: str) -> None:
                                      f"Output channel (0–{n - 1}; the widest is {widest})", 0, n - 1, cast=int,
                                      check=lambda v: 0 <= v < n,
                                      help="Per-channel quantization gives each channel its own grid.")))
-    g1, g2 = st.columns(2)
-    with g1:
-        st.plotly_chart(qviz.weight_grid(t.values, t.qparams, title=t.label), key="q_grid_fig")
-        st.caption("Grey: the float values (left axis). Dotted red: the representable levels S·(q − Z), drawn up "
-                   "to 64 (above, the blue band stands for them). Red stems: how many values land on each level (the "
-                   "red scale on the right). Blue band: values that round onto the grid, up to half a step past the "
-                   "end levels; shaded red: clipped. Drag to zoom.")
-    with g2:
-        st.plotly_chart(qviz.staircase(t.qparams, float(t.values.min()), float(t.values.max()),
-                                       title="The mapping r → q → r̂"), key="q_stair_fig")
-        ex = qr.round_trip(float(t.values.reshape(-1)[0]), t.qparams)
-        st.markdown(f"Example, the first value: r = {ex.r:.5f} → q = clamp(round({ex.r:.5f} / {ex.scale:.5g}) + "
-                    f"{ex.zero_point}) = **{ex.q}** → r̂ = {ex.scale:.5g}·({ex.q} − {ex.zero_point}) = "
-                    f"**{ex.r_hat:.5f}**.")
+    st.plotly_chart(qviz.grid_and_staircase(t.values, t.qparams, title=t.label), key="q_grid_fig")
+    st.caption("**Top**, the values on the grid. Grey: the float values (left axis). Dotted red: the representable "
+               "levels S·(q − Z), drawn up to 64 (above, the blue band stands for them). Red stems: how many values "
+               "land on each level (the red scale on the right). Blue band: values that round onto the grid, up to "
+               "half a step past the end levels; shaded red: clipped. **Below**, on the same value axis, the mapping "
+               "r → q → r̂ that sends each value to its level, with the integer codes q on the right. Drag to zoom.")
+    ex = qr.round_trip(float(t.values.reshape(-1)[0]), t.qparams)
+    st.markdown(f"Example, the first value: r = {ex.r:.5f} → q = clamp(round({ex.r:.5f} / {ex.scale:.5g}) + "
+                f"{ex.zero_point}) = **{ex.q}** → r̂ = {ex.scale:.5g}·({ex.q} − {ex.zero_point}) = "
+                f"**{ex.r_hat:.5f}**.")
 
 
 def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:

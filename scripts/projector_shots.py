@@ -50,6 +50,10 @@ def main(argv=None) -> None:
             for name in args.pages.split(","):
                 page.goto(url + PAGES[name])
                 wait_for_app(page, timeout=600_000)
+                # a heavy view (deep compression's pipeline) is drawn by later runs, when its job ends
+                page.wait_for_function("!document.querySelector('[data-testid=stSkeleton]')", timeout=600_000)
+                wait_for_app(page, timeout=600_000)
+                page.wait_for_timeout(1000)
                 page.screenshot(path=str(OUT / f"{name}_screen.png"))
                 height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
                 page.set_viewport_size({"width": 853, "height": min(int(height), 12_000)})

@@ -42,3 +42,19 @@ def test_stage_figures_are_valid_plotly_and_hold_the_stages():
     assert size.layout.yaxis.type == "log" and size.layout.margin.autoexpand is False
     assert list(acc.data[0].y) == [0.98, 0.97, 0.965] and acc.layout.shapes[0].y0 == 0.98
     assert acc.layout.annotations[0].text == "dense 98.0%"
+
+
+def test_stages_chart_is_size_over_accuracy_on_one_row_of_stage_names():
+    import plotly.graph_objects as go
+
+    from compress_core.viz.deep_compression import stages_chart
+
+    stages = [dict(stage="dense", test_acc=0.98, bytes=200_000, ratio=1.0),
+              dict(stage="Huffman-coded file", test_acc=0.965, bytes=6_000, ratio=33.3)]
+    fig = go.Figure(stages_chart(stages).to_dict())
+    bars, line = fig.data
+    assert bars.type == "bar" and list(bars.y) == [200_000, 6_000] and line.yaxis == "y2"
+    assert list(line.y) == [0.98, 0.965] and fig.layout.yaxis2.tickformat == ".0%"
+    assert fig.layout.shapes[0].yref == "y2" and fig.layout.shapes[0].y0 == 0.98  # the dense line, on the accuracy
+    assert fig.layout.xaxis.ticktext == ("dense", "file") and fig.layout.showlegend is False
+    assert any(a.text == "Test accuracy by stage" for a in fig.layout.annotations)

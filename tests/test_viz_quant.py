@@ -132,3 +132,33 @@ def test_accuracy_curves_draw_the_float_control_of_qat_when_given():
     go.Figure(spec)
     assert [sh["y0"] for sh in spec["layout"]["shapes"]] == [0.91, 0.93]
     assert any("QAT's fine-tuning 93.0%" in a["text"] for a in spec["layout"]["annotations"])
+
+
+def test_grid_over_staircase_is_one_valid_chart_on_one_value_axis():
+    """The grid and the staircase as one chart: every trace of both, the staircase's on the lower axis, one x axis
+    spanning both figures' ranges, each right-hand scale at that axis's end, and the notes on their own panels."""
+    import torch
+
+    from compress_core.quant import compute_qparams
+    from compress_core.viz.quant import grid_and_staircase, staircase, weight_grid
+
+    x = torch.linspace(-0.3, 0.5, 400) ** 3
+    qp = compute_qparams(x.min(), x.max(), bits=3)
+    both = grid_and_staircase(x, qp, title="fc1").to_dict()
+    go.Figure(both)
+    grid, stair = weight_grid(x, qp, title="fc1").to_dict(), staircase(qp, float(x.min()), float(x.max())).to_dict()
+    assert len(both["data"]) == len(grid["data"]) + len(stair["data"])
+    lower = both["data"][len(grid["data"]):]
+    assert all(t["yaxis"] == "y2" for t in lower) and all(t.get("yaxis", "y") == "y" for t in both["data"][:len(lower)])
+    lo, hi = both["layout"]["xaxis"]["range"]
+    assert lo <= min(grid["layout"]["xaxis"]["range"][0], stair["layout"]["xaxis"]["range"][0])
+    assert hi >= max(grid["layout"]["xaxis"]["range"][1], stair["layout"]["xaxis"]["range"][1])
+    scales = [t for t in both["data"] if t.get("mode") == "text" and t.get("textposition") == "middle right"]
+    assert len(scales) == 2 and all(set(_decode(t["x"]).tolist()) == {hi} for t in scales)
+    (top_lo, top_hi), (low_lo, low_hi) = both["layout"]["yaxis"]["domain"], both["layout"]["yaxis2"]["domain"]
+    assert low_hi < top_lo
+    notes = {n["text"]: n for n in both["layout"]["annotations"]}
+    assert top_lo <= notes["values per level"]["y"] <= top_hi and low_lo <= notes["integer code q"]["y"] <= low_hi
+    assert notes["The mapping r → q → r̂"]["y"] == low_hi  # the lower panel's title, over it
+    assert both["layout"]["title"]["text"].startswith("fc1")
+

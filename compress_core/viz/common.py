@@ -100,6 +100,60 @@ def right_scale(x_edge: float, positions, labels: list[str], title: str, color: 
     return trace, note
 
 
+def stack(top: go.Figure, bottom: go.Figure, heights: tuple[int, int], gap: int = 44, *, legend: bool = True,
+          bottom_margin: int | None = None) -> go.Figure:
+    """Two figures made with ``style(..., fixed=True)``, each on one pair of axes, as one figure over the bottom
+    one's x axis: ``top``'s plot ``heights[0]`` pixels tall above ``bottom``'s, ``gap`` pixels apart.
+
+    The browser redraws one Plotly chart for the pair: two charts side by side cost about 25 ms more a slider move
+    (bench/bench_browser.py). The top keeps its title; the bottom's title is written over its plot. Notes and
+    shapes placed on a figure's own plot (``paper`` or its y axis) stay on it; the legends become one, under the x
+    axis (``legend=False``: none). The x axis, its range and title are ``bottom``'s: give both figures the same x
+    range. ``bottom_margin`` replaces ``bottom``'s (the room under the axis, for its labels and the legend).
+    """
+    a, b = top.to_dict(), bottom.to_dict()
+    la, lb = a["layout"], b["layout"]
+    for fig in (a, b):
+        if any(t.get("xaxis", "x") != "x" or t.get("yaxis", "y") != "y" for t in fig["data"]):
+            raise ValueError("stack() takes figures drawn on one pair of axes each.")
+    h1, h2 = heights
+    plot = h1 + gap + h2
+    domains = {"y": ((h2 + gap) / plot, 1.0), "y2": (0.0, h2 / plot)}
+
+    def placed(items: list[dict], axis: str) -> list[dict]:
+        lo, hi = domains[axis]
+        out = []
+        for item in items:
+            item = dict(item)
+            ref = item.get("yref", "y")
+            if ref == "paper":  # a fraction of the figure's own plot: of its panel now
+                for k in ("y", "y0", "y1"):
+                    if k in item:
+                        item[k] = lo + item[k] * (hi - lo)
+            elif ref in ("y", "y domain"):
+                item["yref"] = ref.replace("y", axis, 1)
+            out.append(item)
+        return out
+
+    title = (lb.get("title") or {}).get("text")
+    notes = placed(la.get("annotations", []), "y") + placed(lb.get("annotations", []), "y2")
+    if title:
+        notes.append(dict(text=title, x=0, xref="paper", xanchor="left", y=domains["y2"][1], yref="paper",
+                          yanchor="bottom", yshift=6, showarrow=False, font=dict(size=16)))
+    margin = dict(l=max(la["margin"]["l"], lb["margin"]["l"]), r=max(la["margin"]["r"], lb["margin"]["r"]),
+                  t=la["margin"]["t"], b=lb["margin"]["b"] if bottom_margin is None else bottom_margin,
+                  autoexpand=False)
+    layout = dict(la, height=margin["t"] + plot + margin["b"], margin=margin,
+                  xaxis=dict(lb["xaxis"], anchor="y2"), yaxis=dict(la["yaxis"], domain=domains["y"]),
+                  yaxis2=dict(lb["yaxis"], domain=domains["y2"], anchor="x"),
+                  shapes=placed(la.get("shapes", []), "y") + placed(lb.get("shapes", []), "y2"), annotations=notes,
+                  # one legend for both, at the figure's foot (in pixels: the plot's height is not the figure's)
+                  showlegend=legend,
+                  legend=dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0))
+    data = a["data"] + [dict(t, yaxis="y2") for t in b["data"]]
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
 def _fade(color: str, opacity: float) -> str:
     """``#rrggbb`` at ``opacity`` as an rgba() colour (a filled area has no opacity of its own that stacks)."""
     if opacity >= 1:

@@ -14,7 +14,7 @@ import torch
 from ..quant.primitives import QParams, clip_mask, dequantize, fake_quantize, quantize
 from ..quant.report import channel_qparams  # noqa: F401 (re-exported: it used to live here)
 from ..stats import standard_error
-from .common import COLORS, SEQ, nice_ticks, right_scale, step_area, style
+from .common import COLORS, SEQ, nice_ticks, right_scale, stack, step_area, style
 
 MAX_DRAWN_LEVELS = 64  # above this the dotted level lines fill the chart solid: the shaded band stands for them
 
@@ -51,9 +51,11 @@ def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
             "rounds_lo": lo_r - half, "rounds_hi": hi_r + half, "clipped": float(clip_mask(x, qp).float().mean())}
 
 
-def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
+def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80,
+                x_range: tuple[float, float] | None = None) -> go.Figure:
     """Histogram of ``values`` with the representable levels S·(q − Z) drawn over it, the covered range
-    shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems.
+    shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems. ``x_range``
+    replaces the x axis's own (the values and where rounding ends), to share an axis (``grid_and_staircase``).
 
     Built in one ``go.Figure`` call (shapes and notes as lists): this figure is redrawn on every slider move.
     """
@@ -84,7 +86,7 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                        showlegend=False, customdata=np.stack([levels, level_counts], 1),
                        hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
     # the x axis spans the values and where rounding onto the grid ends (half a step past the end levels)
-    x_lo, x_hi = min(float(edges[0]), d["rounds_lo"]), max(float(edges[-1]), d["rounds_hi"])
+    x_lo, x_hi = x_range or (min(float(edges[0]), d["rounds_lo"]), max(float(edges[-1]), d["rounds_hi"]))
     ticks = nice_ticks(right_top)
     scale, scale_title = right_scale(x_hi, ticks * per, [f"{t:g}" for t in ticks], "values per level",
                                      COLORS["quant"])
@@ -108,13 +110,18 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
     return style(fig, title, height=520, legend_below=-0.18, bottom=150, right=80, top=85, left=75, fixed=True)
 
 
-def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None) -> dict:
-    """The staircase's points: r on the x axis (the step edges exactly), r̂ = S·(q − Z) on the y axis."""
+def staircase_data(qp: QParams, data_min: float | None = None, data_max: float | None = None,
+                   x_range: tuple[float, float] | None = None) -> dict:
+    """The staircase's points: r on the x axis (the step edges exactly), r̂ = S·(q − Z) on the y axis; over the
+    grid's range and the data's, 8 % wider each side, or over ``x_range`` when given."""
     lo_r, hi_r = float(qp.range_min), float(qp.range_max)
-    lo = min(lo_r, data_min if data_min is not None else lo_r)
-    hi = max(hi_r, data_max if data_max is not None else hi_r)
-    span = hi - lo or 1.0
-    lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    if x_range is None:
+        lo = min(lo_r, data_min if data_min is not None else lo_r)
+        hi = max(hi_r, data_max if data_max is not None else hi_r)
+        span = hi - lo or 1.0
+        lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    else:
+        lo, hi = (float(v) for v in x_range)
     s = float(qp.scale)
     if qp.levels <= 1024:  # exact step edges (the half-way points between levels) plus the ends
         edges = (dequantize(torch.arange(qp.qmin, qp.qmax), qp) + s / 2).numpy()
@@ -130,10 +137,10 @@ def staircase_data(qp: QParams, data_min: float | None = None, data_max: float |
 
 
 def staircase(qp: QParams, data_min: float | None = None, data_max: float | None = None,
-              title: str | None = None) -> go.Figure:
+              title: str | None = None, x_range: tuple[float, float] | None = None) -> go.Figure:
     """The mapping real r → integer q → r̂ = S·(q − Z): a staircase against the identity, with the
     integer codes labelled along the right edge so that r = S·(q − Z) can be read off the chart."""
-    d = staircase_data(qp, data_min, data_max)
+    d = staircase_data(qp, data_min, data_max, x_range)
     lo, hi, lo_r, hi_r, xs, ys, ticks = d["lo"], d["hi"], d["range_min"], d["range_max"], d["x"], d["y"], d["ticks"]
     s, z = float(qp.scale), int(qp.zero_point)
     traces = [
@@ -160,6 +167,17 @@ def staircase(qp: QParams, data_min: float | None = None, data_max: float | None
         yaxis=dict(title=dict(text="r̂ = S·(q − Z)"), range=[lo, hi]), shapes=shapes, annotations=notes),
         _validate=False)
     return style(fig, title, height=520, legend_below=-0.18, bottom=150, right=80, left=75, fixed=True)
+
+
+def grid_and_staircase(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80) -> go.Figure:
+    """``weight_grid`` over ``staircase`` on one x axis, as one chart: each value in the histogram maps straight
+    down through the staircase to its level (and one chart redraws faster than two on a slider move)."""
+    lo, hi = float(values.min()), float(values.max())
+    d, sd = grid_data(values, qp, bins), staircase_data(qp, lo, hi)
+    span = (min(float(d["edges"][0]), d["rounds_lo"], sd["lo"]), max(float(d["edges"][-1]), d["rounds_hi"], sd["hi"]))
+    return stack(weight_grid(values, qp, title, bins, x_range=span),
+                 staircase(qp, lo, hi, title="The mapping r → q → r̂", x_range=span), heights=(270, 210),
+                 bottom_margin=110)
 
 
 def straight_through(qp: QParams, points: int = 801, title: str | None = None) -> go.Figure:

@@ -23,8 +23,8 @@ def test_pipeline_stage_table_and_charts(server_url, page):
     expect(page.get_by_role("tab", name="Stage by stage")).to_have_attribute("aria-selected", "true", timeout=60_000)
     expect(page.get_by_role("tab", name="Han's formula vs measured")).to_be_visible()
     expect(page.get_by_test_id("stTable").first).to_contain_text("Huffman-coded file")  # the stage table
-    expect_at_least(charts(page), 2)
-    # every chart, each in its tab (5 in all, as the page drew before it had tabs)
+    expect_at_least(charts(page), 1)  # size over accuracy by stage: one chart
+    # every chart, each in its tab
     for label, titles in (("Shared values of one layer", ("16 shared values",)),
                           ("Han's formula vs measured", ("formula vs measured",)),
                           ("The file: relative indices and Huffman coding", ("Where the file's",)),
