@@ -110,8 +110,12 @@ def stack(top: go.Figure, bottom: go.Figure, heights: tuple[int, int], gap: int 
     shapes placed on a figure's own plot (``paper`` or its y axis) stay on it; the legends become one, under the x
     axis (``legend=False``: none). The x axis, its range and title are ``bottom``'s: give both figures the same x
     range. ``bottom_margin`` replaces ``bottom``'s (the room under the axis, for its labels and the legend).
+
+    The two figures are spent: the result shares their traces' arrays and styles. It reads their plain property
+    dicts (Plotly's ``_data`` and ``_layout``) where ``to_dict()`` would deep-copy them, two thirds of this
+    function's 1.5 ms a move.
     """
-    a, b = top.to_dict(), bottom.to_dict()
+    a, b = {"data": top._data, "layout": top._layout}, {"data": bottom._data, "layout": bottom._layout}
     la, lb = a["layout"], b["layout"]
     for fig in (a, b):
         if any(t.get("xaxis", "x") != "x" or t.get("yaxis", "y") != "y" for t in fig["data"]):
