@@ -115,10 +115,9 @@ def stack(top: go.Figure, bottom: go.Figure, heights: tuple[int, int], gap: int 
     dicts (Plotly's ``_data`` and ``_layout``) where ``to_dict()`` would deep-copy them, two thirds of this
     function's 1.5 ms a move.
     """
-    a, b = {"data": top._data, "layout": top._layout}, {"data": bottom._data, "layout": bottom._layout}
-    la, lb = a["layout"], b["layout"]
-    for fig in (a, b):
-        if any(t.get("xaxis", "x") != "x" or t.get("yaxis", "y") != "y" for t in fig["data"]):
+    la, lb = top._layout, bottom._layout
+    for fig in (top, bottom):
+        if any(t.get("xaxis", "x") != "x" or t.get("yaxis", "y") != "y" for t in fig._data):
             raise ValueError("stack() takes figures drawn on one pair of axes each.")
     h1, h2 = heights
     plot = h1 + gap + h2
@@ -154,7 +153,7 @@ def stack(top: go.Figure, bottom: go.Figure, heights: tuple[int, int], gap: int 
                   # one legend for both, at the figure's foot (in pixels: the plot's height is not the figure's)
                   showlegend=legend,
                   legend=dict(orientation="h", xanchor="left", x=0, yref="container", yanchor="bottom", y=0))
-    data = a["data"] + [dict(t, yaxis="y2") for t in b["data"]]
+    data = list(top._data) + [dict(t, yaxis="y2") for t in bottom._data]
     return go.Figure(data=data, layout=layout, _validate=False)
 
 
