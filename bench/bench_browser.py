@@ -15,8 +15,8 @@ with ArrowLeft at the end of its range; a number input gets ArrowUp / ArrowDown 
 Controls (found by their widget key, Streamlit's ``st-key-<key>`` class), each in its page's default view except
 where a query opens the tab it lives in: Pruning sparsity (pr_sparsity), Quantization bit width (q_bits), Integer
 worked example (int_example, the test example the walk follows, in the "One layer, step by step" tab),
-Deep compression target sparsity (dc_sparsity), Lottery round (lt_round, measured only when a finished lottery
-run is on screen: the bench does not start a long run).
+Deep compression target sparsity (dc_sparsity), Lottery mask round (lt_round: the bench first presses ▶ Run for a
+short run, 3 rounds of 2 epochs, which the cache folder then keeps).
 
 Start-up: from launching ``streamlit run`` to the first finished run seen in Chromium (the same end test as a
 press), of app.py's home page with the baseline cache filled (warm) and with an empty COMPRESS_LAB_CACHE
@@ -53,7 +53,8 @@ CONTROLS = {
     "quantization": ("q_bits", "bit-width slider", ""),
     "integer": ("int_example", "worked example (test example of the walk)", "?int_view=One+layer%2C+step+by+step"),
     "deep-compression": ("dc_sparsity", "target sparsity slider", ""),
-    "lottery": ("lt_round", "mask round slider (needs a finished run)", ""),
+    # a short run (3 rounds of 2 epochs, one seed; kept in the cache folder, so later runs of the bench find it)
+    "lottery": ("lt_round", "mask round slider, after a short run", "?lt_rounds=3&lt_epochs=2&lt_seeds=1"),
 }
 
 BARE_CHART_APP = '''import numpy as np
@@ -229,8 +230,20 @@ def press_once(page, key: str, kind: str, direction: list[int], args) -> tuple[f
     return (end - down) / 1000, parts
 
 
+def run_first(page, key: str, args) -> None:
+    """Where the control appears only after a run (the lottery's round slider): press ▶ Run and wait for it."""
+    run = page.get_by_role("button", name="▶ Run", exact=True)
+    if page.locator(f".st-key-{key}").count() or not run.count():
+        return
+    clicked = page.evaluate("() => performance.now()")
+    run.click()
+    page.locator(f".st-key-{key}").wait_for(timeout=args.load_timeout * 1000)
+    wait_settled(page, clicked, args.quiet, args.load_timeout)
+
+
 def measure_control(page, base_url: str, path: str, key: str, args) -> dict:
     first_run(page, f"{base_url}/{path}", args, args.load_timeout)
+    run_first(page, key, args)
     kind = control_kind(page, key)
     if kind is None:
         return {"page": path or "bare", "control": key, "skipped": "control not on the page"}
