@@ -13,7 +13,7 @@ from ui import lottery as ui_lt
 from ui.loaders import dataset
 from ui.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
 from ui.sidebar import lesson_switch, selection
-from ui.state import to_bool, url_widget
+from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -145,20 +145,29 @@ def masks_section(run, done: int) -> None:
     r = ui_lt.round_slider(st, "lt_round", 0, done, "Show the mask at round",
                            f"Masks of seed {run.config.seed}; round 0 is the dense network.")
     view = mask_view(run, r, ds.input_shape, ds.kind, rounds=done)
-    left, right = st.columns(2)
-    if not view.conv:
-        left.plotly_chart(lviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r), key="lt_inputs")
-        right.plotly_chart(lviz.neuron_tiles(view.first, ds.input_shape, ds.kind), key="lt_tiles")
-    else:  # a convolution: each filter's kernel is its tile
-        left.plotly_chart(lviz.neuron_tiles(view.first, view.tile_shape, view.tile_kind,
-                                            title=f"Round {r}: each first-layer filter's kept kernel positions"),
-                          key="lt_tiles")
-        right.caption("The first layer is a convolution: it has no per-input connections to count.")
-    st.plotly_chart(lviz.layer_remaining(view.layer_remaining_by_round, r), key="lt_layers")
-    st.plotly_chart(lviz.overlap(view.overlap, view.control_overlap), key="lt_overlap")
-    st.caption("Pruned weights stay pruned, so a ticket's mask always sits inside the previous round's: the overlap "
-               "between consecutive rounds is the fraction kept. A random mask overlaps the ticket only by chance "
-               "(about the fraction remaining); one-shot pruning finds a different but related mask.")
+
+    def first_layer() -> None:
+        left, right = st.columns(2)
+        if not view.conv:
+            left.plotly_chart(lviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r), key="lt_inputs")
+            right.plotly_chart(lviz.neuron_tiles(view.first, ds.input_shape, ds.kind), key="lt_tiles")
+        else:  # a convolution: each filter's kernel is its tile
+            left.plotly_chart(lviz.neuron_tiles(view.first, view.tile_shape, view.tile_kind,
+                                                title=f"Round {r}: each first-layer filter's kept kernel positions"),
+                              key="lt_tiles")
+            right.caption("The first layer is a convolution: it has no per-input connections to count.")
+
+    def overlap() -> None:
+        st.plotly_chart(lviz.overlap(view.overlap, view.control_overlap), key="lt_overlap")
+        st.caption("Pruned weights stay pruned, so a ticket's mask always sits inside the previous round's: the "
+                   "overlap between consecutive rounds is the fraction kept. A random mask overlaps the ticket only "
+                   "by chance (about the fraction remaining); one-shot pruning finds a different but related mask.")
+
+    view_tabs("lt_mask_view", {  # only the open tab runs: a round move redraws its charts, not all four
+        "The first layer": first_layer,
+        "Every layer": lambda: st.plotly_chart(lviz.layer_remaining(view.layer_remaining_by_round, r),
+                                               key="lt_layers"),
+        "Overlap between masks": overlap})
 
 
 @st.fragment

@@ -128,7 +128,7 @@ def first_layer_inputs(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind:
                            hovertemplate="input %{x}: %{y} connections<extra></extra>"))
     fig.update_xaxes(title_text="time step" if kind == "sequence" else "input")
     fig.update_yaxes(title_text="connections kept", range=[0, n])
-    return style(fig, title, height=380)
+    return style(fig, title, height=380, fixed=True)  # redrawn on every round or sparsity move
 
 
 def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, count: int = 48,
@@ -153,8 +153,8 @@ def neuron_tiles(fc1_mask: np.ndarray, input_shape: tuple[int, ...], kind: str, 
         fig.update_xaxes(title_text="time step" if kind == "sequence" else "input")
         fig.update_yaxes(title_text="neuron", showticklabels=False, autorange="reversed")
         height = 460
-    return style(fig, title or f"{len(order)} first-layer neurons (green = kept)",
-                 height=height)
+    return style(fig, title or f"{len(order)} first-layer neurons (green = kept)", height=height,
+                 fixed=True)  # redrawn on every round move: no margin measured and drawn twice
 
 
 def layer_remaining(layer_remaining_by_round: dict[int, dict[str, float]], chosen: int,
@@ -171,7 +171,7 @@ def layer_remaining(layer_remaining_by_round: dict[int, dict[str, float]], chose
     fig.update_layout(barmode="group", bargap=0.15)
     fig.update_yaxes(title_text="weights remaining (%)", range=[0, 110])
     return style(fig, title or f"Weights remaining per layer (green: round {chosen}; grey: the other rounds)",
-                 height=380)
+                 height=380, fixed=True)
 
 
 def overlap(jaccard_matrix: list[list[float]], rows_by_arm: dict[str, list[tuple[int, float]]],

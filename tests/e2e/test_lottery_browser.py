@@ -11,6 +11,7 @@ from .conftest import (
     expect_at_least,
     expect_url_param,
     open_page,
+    open_tab,
     screenshot,
     slider,
     wait_for_app,
@@ -40,7 +41,7 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     _run(page, server_url + "/lottery?dataset=digits&model=mlp&lt_rounds=2&lt_epochs=1&lt_seeds=1")
     for text in ("Accuracy as weights are pruned", "connections kept per input", "of the weights left"):
         expect(page.get_by_text(text).first).to_be_visible()
-    expect_at_least(charts(page), 7)
+    expect_at_least(charts(page), 6)  # accuracy, early stop, the first layer's two, the round's curves, the paper's
     # the accuracy chart has the ticket and both controls; the mask image is a heatmap
     legend = charts(page).filter(has_text="Accuracy as weights are pruned").first.locator(".legend")
     for name in ("winning ticket", "random re-init", "random mask"):
@@ -60,4 +61,10 @@ def test_two_rounds_show_curves_and_masks(server_url, page):
     expect(page.get_by_text("Round 1: connections kept per input").first).to_be_visible(timeout=20_000)
     wait_for_app(page)
     assert_no_exception(page)
+    # the mask's other views, each in its tab (only the open one is drawn)
+    for label, title in (("Every layer", "Weights remaining per layer"), ("Overlap between masks", "masks overlap")):
+        open_tab(page, label)
+        expect(charts(page).filter(has_text=title).first).to_be_visible(timeout=30_000)
+        assert_no_exception(page)
+    open_tab(page, "The first layer")
     screenshot(page, "lottery")
