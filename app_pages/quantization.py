@@ -40,17 +40,19 @@ def se(acc: float) -> str:
     return qr.se_words(acc, n_test, sel.dataset)
 
 
-def grid(qmodel, calib_n: int, layer: str) -> None:
-    """The chosen layer's values on the quantization grid, and the staircase r → q → r̂."""
-    t = qr.layer_tensor(qmodel, layer, ds.x_train[:calib_n])
+def grid(rkey: tuple, qmodel, calib_n: int, layer: str) -> None:
+    """The chosen layer's values on the quantization grid, and the staircase r → q → r̂ (of result ``rkey``)."""
+    t = cache.layer_view(rkey, qmodel, ds.x_train[:calib_n], layer)
+    channel = None
     if t.per_channel:
         widest = t.widest_channel
         n = t.channels
-        t = t.channel(int(url_widget(st.number_input, f"q_ch_{layer}", widest,
-                                     f"Output channel (0–{n - 1}; the widest is {widest})", 0, n - 1, cast=int,
-                                     check=lambda v: 0 <= v < n,
-                                     help="Per-channel quantization gives each channel its own grid.")))
-    st.plotly_chart(qviz.grid_and_staircase(t.values, t.qparams, title=t.label), key="q_grid_fig")
+        channel = int(url_widget(st.number_input, f"q_ch_{layer}", widest,
+                                 f"Output channel (0–{n - 1}; the widest is {widest})", 0, n - 1, cast=int,
+                                 check=lambda v: 0 <= v < n, help="Per-channel quantization gives each channel its "
+                                                                  "own grid."))
+        t = t.channel(channel)
+    st.plotly_chart(cache.grid_figure(rkey, t, layer, channel), key="q_grid_fig")
     st.caption("**Top**, the values on the grid. Grey: the float values (left axis). Dotted red: the representable "
                "levels S·(q − Z), drawn up to 64 (above, the blue band stands for them). Red stems: how many values "
                "land on each level (the red scale on the right). Blue band: values that round onto the grid, up to "
@@ -169,7 +171,7 @@ def live_view():
         cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
                        help="Which layer's numbers the grid and per-channel views show.")
-    views = {"The grid": lambda: grid(res["model"], ch.calib, layer),
+    views = {"The grid": lambda: grid(cache.result_key(key, cfg, ch), res["model"], ch.calib, layer),
              "Why per-channel helps": lambda: per_channel(res["model"], cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),

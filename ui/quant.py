@@ -31,6 +31,7 @@ from compress_core.quant.report import (
     QuantSummary,
     compare_accuracies,
     describe,
+    layer_tensor,
     make_config,
     noise_words,
     se_words,
@@ -194,6 +195,28 @@ def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict | None:
     if ch.mode != "qat":
         return ptq(key, cfg.to_json(), ch.calib)
     return qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
+
+
+def result_key(key: tuple, cfg: QuantConfig, ch: Choices) -> tuple:
+    """What names ``quantized(key, cfg, ch)``'s result: the arguments its cache is keyed on."""
+    return (key, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
+
+
+# A layer's values and its grid-over-staircase figure, per quantized result (and output channel): a bit-width
+# move back to a setting seen before, by this student or another, rebuilds neither (about 6 of a move's 16 ms of
+# server time went to this chart, bench/bench_load.py). Shared between sessions: never changed.
+_TENSORS, _GRIDS = Memo(64), Memo(64)
+
+
+def layer_view(rkey: tuple, qmodel, calibration_data, layer: str):
+    """``report.layer_tensor`` of a quantized result, computed once per result and layer."""
+    return _TENSORS.get((rkey, layer), lambda: layer_tensor(qmodel, layer, calibration_data))
+
+
+def grid_figure(rkey: tuple, view, layer: str, channel: int | None):
+    """The grid over the staircase of ``view`` (the layer's values, or one output channel's)."""
+    return _GRIDS.get((rkey, layer, channel), lambda: qviz.grid_and_staircase(view.values, view.qparams,
+                                                                              title=view.label))
 
 
 def qat_control(key: tuple, epochs: int):

@@ -1,6 +1,7 @@
 """AppTest: every control of the Quantization page, links that restore the view, and bad input."""
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -201,6 +202,30 @@ def test_output_channel_lives_in_the_url():
     assert at.query_params["q_ch_fc2"] == "9"
     bad = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "5000"})  # out of range: back to the widest channel
     assert not bad.exception and bad.number_input(key="q_ch_fc2").value != 5000
+
+
+def test_the_grid_chart_is_built_once_per_result_layer_and_channel():
+    """A bit width or channel seen before, by any session, reuses its figure (shared, never changed); a different
+    setting, layer or channel gets its own, and the chart on screen reads the channel shown."""
+    from ui import quant as uq
+
+    at = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "7"})
+    assert not at.exception
+    before = dict(uq._GRIDS.data)
+    again = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "7"})  # another session, the same setting
+    assert not again.exception and dict(uq._GRIDS.data) == before  # nothing rebuilt
+    (rkey, layer, channel), fig = next((k, v) for k, v in before.items() if k[1:] == ("fc2", 7))
+    assert "channel 7" in fig.layout.title.text
+    spec = json.loads(next(c.proto.spec for c in again.get("plotly_chart") if "channel 7" in c.proto.spec))
+    assert spec["layout"]["title"]["text"] == fig.layout.title.text
+    again.number_input(key="q_ch_fc2").set_value(9).run()
+    assert (rkey, "fc2", 9) in uq._GRIDS.data
+    again.select_slider(key="q_bits").set_value(4).run()
+    assert not again.exception and len({k[0] for k in uq._GRIDS.data}) >= 2  # the new bit width: a new result
+    ptq, qat = (SimpleNamespace(calib=256, mode=m, epochs=2, lsq=False) for m in ("ptq", "qat"))
+    cfg = uq.make_config(bits=8)
+    assert uq.result_key(("k",), cfg, ptq) != uq.result_key(("k",), cfg, qat)  # QAT's result is another model
+    assert uq.result_key(("k",), cfg, ptq) != uq.result_key(("k",), uq.make_config(bits=4), ptq)
 
 
 def test_qat_shows_its_training_curve_and_the_float_model_with_the_same_extra_training():
