@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.integer import walk_through
-from compress_core.integer.report import download_record, example_logits, trace_unit
+from compress_core.integer.report import download_record, trace_unit
 from compress_core.quant import QuantConfig
 from compress_core.viz import integer as iviz
 from ui import integer as ui_int
@@ -69,22 +69,20 @@ def walk_view(res: dict) -> None:
                        cast=int, check=lambda v: 0 <= v < n_test,
                        help="Which test input to follow through the network."))
     x = ds.x_test[i]
-    view_tabs("int_walk", {"The example in the three models": lambda: example_view(res, i, x),
+    view_tabs("int_walk", {"The example in the three models": lambda: example_view(res, i),
                            "One output, step by step": lambda: output_view(res, x, layers)})
 
 
-def example_view(res: dict, i: int, x) -> None:
+def example_view(res: dict, i: int) -> None:
     """Test example ``i``, the class each model predicts and their logits."""
-    logits = example_logits(fmodel, res["qmodel"], res["program"], x)
+    logits, picture, bars = ui_int.example(res, ds, fmodel, i)
     p1, p2 = st.columns([1, 2])
     with p1:
-        ui_int.show_example(ds, i)
+        st.plotly_chart(picture, key="int_example_fig")
         st.markdown(f"True class **{ds.class_names[int(ds.y_test[i])]}** · predicted class in each model:")
         for col, name, p in zip(st.columns(3), ("Float", "Fake-quant", "Integer"), logits["predicted"]):
             col.metric(name, ds.class_names[p], help=f"The class the {name.lower()} model predicts for this example.")
-    p2.plotly_chart(iviz.logits_bars(list(ds.class_names), logits["float"], logits["fake_quant"], logits["integer"],
-                                     title="Logits of this example in the three models (outlined: predicted)"),
-                    key="int_logits_fig")
+    p2.plotly_chart(bars, key="int_logits_fig")
 
 
 def output_view(res: dict, x, layers: list[str]) -> None:

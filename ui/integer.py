@@ -14,7 +14,7 @@ import streamlit as st
 
 from compress_core.export import compare_with_integer, time_runtimes, to_onnx
 from compress_core.integer import compare_models, explain_multiplier, layer_summary, model_bytes, to_integer
-from compress_core.integer.report import UnitTrace
+from compress_core.integer.report import UnitTrace, example_logits
 from compress_core.quant import QuantConfig
 from compress_core.viz import common as viz
 from compress_core.viz import integer as iviz
@@ -61,12 +61,13 @@ def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epo
     def compute() -> dict:
         qmodel, ds = res["model"], dataset(sel.dataset, sel.seed)
         program = to_integer(qmodel, ds.input_shape, headroom=headroom)
-        return {"qmodel": qmodel, "program": program, "summary": layer_summary(program),
+        return {"key": key, "qmodel": qmodel, "program": program, "summary": layer_summary(program),
                 "bytes": model_bytes(program),
                 "compare": compare_models(baseline_of(sel).model, qmodel, program, ds.x_test, ds.y_test)}
 
-    return _PROGRAMS.get((sel.key, cfg_json, calib_size, mode, epochs if mode == "qat" else 0,
-                          lsq if mode == "qat" else False, headroom), compute)
+    key = (sel.key, cfg_json, calib_size, mode, epochs if mode == "qat" else 0, lsq if mode == "qat" else False,
+           headroom)
+    return _PROGRAMS.get(key, compute)
 
 
 def controls() -> tuple[QuantConfig, str, int, bool]:
@@ -124,7 +125,22 @@ def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: b
     return res
 
 
-def show_example(ds, i: int) -> None:
+# One test example through the three models and its two figures, per integer program: stepping back to an
+# example seen before, by this student or another, recomputes nothing (shared between sessions: never changed).
+_EXAMPLES = Memo(256)
+
+
+def example(res: dict, ds, float_model, i: int) -> tuple[dict, object, object]:
+    """(``example_logits`` of test example ``i``, its picture, its logits chart) for the program ``res``."""
+    def compute():
+        logits = example_logits(float_model, res["qmodel"], res["program"], ds.x_test[i])
+        bars = iviz.logits_bars(list(ds.class_names), logits["float"], logits["fake_quant"], logits["integer"],
+                                title="Logits of this example in the three models (outlined: predicted)")
+        return logits, example_figure(ds, i), bars
+    return _EXAMPLES.get((res["key"], i), compute)
+
+
+def example_figure(ds, i: int):
     """Test example ``i`` as the data set draws it: an image, a signal, or a point among the others."""
     x = ds.x_test[i].numpy()
     label = ds.class_names[int(ds.y_test[i])]
@@ -139,7 +155,7 @@ def show_example(ds, i: int) -> None:
         fig.add_scatter(x=[x[0]], y=[x[1]], mode="markers", name="this example",
                         marker=dict(size=18, color="black", symbol="x"))
         fig.update_layout(height=300)
-    st.plotly_chart(fig, key="int_example_fig")
+    return fig
 
 
 def fmt_codes(v: np.ndarray, k: int = 8) -> str:

@@ -62,6 +62,29 @@ def test_changing_example_layer_and_unit_changes_the_numbers():
     assert _ledger(at) != after
 
 
+def test_an_example_is_computed_once_per_program_and_each_session_sees_its_own():
+    """The example's logits and charts are shared per (program, example): a second session on the same example
+    rebuilds nothing; another example gets its own entry, and its chart says which example it is."""
+    import json
+
+    from ui import integer as ui_int
+
+    at = open_tab(open_app(PAGE, {"int_example": "5"}), "int_view", WALK)
+    assert not at.exception and metrics(at)["Float"]
+    before = dict(ui_int._EXAMPLES.data)
+    assert any(k[1] == 5 for k in before)
+    other = open_tab(open_app(PAGE, {"int_example": "5"}), "int_view", WALK)  # another session, the same example
+    assert not other.exception and dict(ui_int._EXAMPLES.data) == before
+    other.number_input(key="int_example").set_value(6).run()
+    assert any(k[1] == 6 for k in ui_int._EXAMPLES.data)
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in other.get("plotly_chart")]
+    shown = [json.loads(c.proto.spec) for c in other.get("plotly_chart")]
+    assert any("test #6" in json.dumps(c) for c in shown) and not any("test #5" in json.dumps(c) for c in shown)
+    assert any(t.startswith("Logits of this example") for t in titles)
+    seen = [json.dumps(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]  # the first session: still #5
+    assert any("test #5" in c for c in seen)
+
+
 def test_multiplier_explorer_and_its_bad_input():
     at = _open_ledger(open_app(PAGE))  # the walk-through gives the explorer its "layer's M" button
     open_tab(at, "int_view", EXPLORER)
