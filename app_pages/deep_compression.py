@@ -20,7 +20,7 @@ from compress_core.deep_compression_report import (
 )
 from compress_core.viz import deep_compression as dviz
 from ui import deep_compression as dc
-from ui.explain import explainer, published
+from ui.explain import explainer, gap_words, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 from ui.state import url_widget, view_tabs
@@ -61,7 +61,7 @@ def headline(res, s) -> None:
         st.info(f"**Fair comparison.** Pruning came with {res.config.rounds} × {res.config.epochs} epochs of "
                 f"fine-tuning. The dense network trained the same way, nothing pruned, scores "
                 f"**{fair.accuracy:.1%}**: the compressed model is "
-                f"**{100 * (s.final['test_acc'] - fair.accuracy):+.1f} points** from it.", icon="⚖️")
+                f"{gap_words(100 * (s.final['test_acc'] - fair.accuracy), 1)} it.", icon="⚖️")
     if s.one_bit_uniform:
         st.info("A signed 1-bit symmetric grid has only two levels, −S and 0: every positive weight rounds to zero, "
                 "which is why accuracy collapses. k-means with k = 2 keeps one negative and one positive value.")

@@ -16,6 +16,7 @@ from compress_core.viz import common as viz
 from compress_core.viz import lottery as lviz
 from compress_core.viz import pruning as pviz
 from ui import pruning as cache
+from ui.explain import gap_words
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 from ui.state import url_widget, view_tabs
@@ -182,7 +183,7 @@ def live() -> None:
     if fair is not None:
         st.info(f"**Fair comparison.** The pruned model had extra training. The dense network trained the same way "
                 f"(the same fine-tuning, no pruning) scores **{fair.accuracy:.2%}**: the pruned model is "
-                f"**{100 * (rep.accuracy - fair.accuracy):+.2f} points** from it "
+                f"{gap_words(100 * (rep.accuracy - fair.accuracy))} it "
                 f"({rep.accuracy_delta_pts:+.2f} from the baseline). Compare with this one.", icon="⚖️")
     views = {"Weights and mask": lambda: weights_and_mask(s, res), "Per layer": lambda: network_view(s, res),
              "Accuracy vs sparsity": lambda: curves(s, rep), "Which layers can take it?": lambda: sensitivity(s),

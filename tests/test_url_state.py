@@ -24,3 +24,4 @@ def test_remember_writes_only_changed_values(monkeypatch):
     session["q_bits"] = 4
     state.remember("q_bits", "flag")
     assert params.writes == ["pr_sparsity", "q_bits"] and params["q_bits"] == "4" and params["flag"] == "1"
+

@@ -42,7 +42,7 @@ from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
 
 from . import jobs
-from .explain import explainer, published
+from .explain import explainer, gap_words, published
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .state import to_bool, url_widget
@@ -244,7 +244,7 @@ def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: 
         c = compare_accuracies([quantized_acc], [fair.accuracy], n_test)
         st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
                 f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
-                f" the QAT model is **{100 * (quantized_acc - fair.accuracy):+.2f} points** from it "
+                f" the QAT model is {gap_words(100 * (quantized_acc - fair.accuracy))} it "
                 f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(key[0])}s"
                 + (f"; within the noise of this test set: {noise_words(n_test, key[0])}" if c.within_noise
                    else "; beyond 2 standard errors")

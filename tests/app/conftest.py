@@ -1,4 +1,5 @@
 """AppTest helpers: run the real entry point (app.py) and switch to a page, as a browser would."""
+import re
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,12 @@ def table_with(at: AppTest, column: str):
         if column in data.columns:
             return data
     raise AssertionError(f"no table with a {column!r} column on the page")
+
+
+def gap_points(text: str) -> float | None:
+    """The signed gap a "Fair comparison" box states in words (``ui.explain.gap_words``): '**1.90 points
+    below** it' is −1.9; '**level with** it' is 0; None when the text states none."""
+    if "**level with** it" in text:
+        return 0.0
+    m = re.search(r"\*\*([\d.]+) points (below|above)\*\* it", text)
+    return None if m is None else float(m[1]) * (-1 if m[2] == "below" else 1)

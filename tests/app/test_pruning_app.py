@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from .conftest import metrics, open_app, open_tab
+from .conftest import gap_points, metrics, open_app, open_tab
 
 PAGE = "app_pages/pruning.py"
 
@@ -121,7 +121,7 @@ def test_fine_tuned_results_show_the_dense_model_with_the_same_extra_training():
     fair = next(i.value for i in at.info if "Fair comparison" in i.value)
     acc = float(metrics(at)["Test accuracy"].rstrip("%"))
     dense = float(fair.split("scores **")[1].split("%")[0])
-    gap = float(fair.split("points**")[0].rsplit("**", 1)[1])
+    gap = gap_points(fair)
     assert gap == pytest.approx(acc - dense, abs=0.011)
 
 

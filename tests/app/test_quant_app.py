@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import metrics, open_app, open_tab
+from .conftest import gap_points, metrics, open_app, open_tab
 
 PAGE = "app_pages/quantization.py"
 GRID, PER_CHANNEL, ERRORS, CURVES, MIXED = ("The grid", "Why per-channel helps", "Error per layer",
@@ -234,7 +234,7 @@ def test_qat_shows_its_training_curve_and_the_float_model_with_the_same_extra_tr
     fair = next(i.value for i in at.info if "Fair comparison" in i.value)
     q = float(metrics(at)["Quantized accuracy"].rstrip("%"))
     dense = float(fair.split("scores **")[1].split("%")[0])
-    assert float(fair.split("points**")[0].rsplit("**", 1)[1]) == pytest.approx(q - dense, abs=0.011)
+    assert gap_points(fair) == pytest.approx(q - dense, abs=0.011)
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert "QAT fine-tuning, 2 epochs" in titles
 
