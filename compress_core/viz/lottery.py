@@ -222,7 +222,9 @@ def round_curves(curves: dict[str, list[dict]], round_: int, title: str | None =
                                  hovertemplate="iteration %{x}: %{y:.1f} %<extra></extra>"), row=1, col=2)
     fig.update_xaxes(title_text="training iteration")
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
-    fig = style(fig, title or f"Training at round {round_}", height=460, legend_below=-0.22, bottom=120, top=90)
+    # fixed margins: redrawn on every move of the round slider (no margin measured, then the chart drawn again)
+    fig = style(fig, title or f"Training at round {round_}", height=460, legend_below=-0.22, bottom=120, top=90,
+                fixed=True)
     return fig
 
 
