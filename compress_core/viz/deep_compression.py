@@ -171,4 +171,5 @@ def stage_frame_rows(stages: list[dict]) -> list[dict]:
              "storage": r["detail"]} for r in stages]
 
 
-__all__ = ["size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "file_bytes", "stage_frame_rows"]
+__all__ = ["stages_chart", "size_by_stage", "accuracy_by_stage", "shared_histogram", "formula_bars", "file_bytes",
+           "stage_frame_rows"]

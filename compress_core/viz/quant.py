@@ -35,7 +35,8 @@ def _note(text: str, x: float, y: float, xref: str = "paper", yref: str = "paper
 def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
     """What the grid chart draws: the histogram of ``values``, the levels used and how many values land
     on each (``level_counts``, true counts), the covered range and the clipped fraction. ``rounds_lo`` /
-    ``rounds_hi``: half a step beyond the first and last level, where clipping starts."""
+    ``rounds_hi``: half a step beyond the first and last level, where clipping starts; ``x_range``: the x axis's
+    span, the histogram's and those two."""
     x = values.detach().float().reshape(-1)
     xs = x.numpy()
     lo_r, hi_r = float(qp.range_min), float(qp.range_max)
@@ -46,20 +47,23 @@ def grid_data(values: torch.Tensor, qp: QParams, bins: int = 80) -> dict:
     levels, level_counts = torch.unique(quantize(x, qp), return_counts=True)
     real_levels = dequantize(levels, qp).numpy()
     half = float(qp.scale.reshape(-1)[0]) / 2
+    x_range = (min(float(edges[0]), lo_r - half), max(float(edges[-1]), hi_r + half))
     return {"lo": lo, "hi": hi, "pad": pad, "range_min": lo_r, "range_max": hi_r, "counts": counts, "edges": edges,
-            "ymax": ymax, "levels": levels.numpy(), "level_counts": level_counts.numpy(), "real_levels": real_levels,
-            "rounds_lo": lo_r - half, "rounds_hi": hi_r + half, "clipped": float(clip_mask(x, qp).float().mean())}
+            "x_range": x_range, "ymax": ymax, "levels": levels.numpy(), "level_counts": level_counts.numpy(),
+            "real_levels": real_levels, "rounds_lo": lo_r - half, "rounds_hi": hi_r + half,
+            "clipped": float(clip_mask(x, qp).float().mean())}
 
 
 def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bins: int = 80,
-                x_range: tuple[float, float] | None = None) -> go.Figure:
+                x_range: tuple[float, float] | None = None, data: dict | None = None) -> go.Figure:
     """Histogram of ``values`` with the representable levels S·(q − Z) drawn over it, the covered range
     shaded, the clipped tails marked, the zero point labelled and the quantized counts as red stems. ``x_range``
-    replaces the x axis's own (the values and where rounding ends), to share an axis (``grid_and_staircase``).
+    replaces the x axis's own (the values and where rounding ends), to share an axis (``grid_and_staircase``);
+    ``data`` is ``grid_data(values, qp, bins)`` when the caller has it already.
 
     Built in one ``go.Figure`` call (shapes and notes as lists): this figure is redrawn on every slider move.
     """
-    d = grid_data(values, qp, bins)
+    d = data if data is not None else grid_data(values, qp, bins)
     lo, hi, pad, ymax = d["lo"], d["hi"], d["pad"], d["ymax"]
     counts, edges, levels, level_counts, real_levels = (d["counts"], d["edges"], d["levels"], d["level_counts"],
                                                         d["real_levels"])
@@ -86,7 +90,7 @@ def weight_grid(values: torch.Tensor, qp: QParams, title: str | None = None, bin
                        showlegend=False, customdata=np.stack([levels, level_counts], 1),
                        hovertemplate="q = %{customdata[0]} → %{x:.4f}<br>%{customdata[1]} values<extra></extra>"))
     # the x axis spans the values and where rounding onto the grid ends (half a step past the end levels)
-    x_lo, x_hi = x_range or (min(float(edges[0]), d["rounds_lo"]), max(float(edges[-1]), d["rounds_hi"]))
+    x_lo, x_hi = x_range or d["x_range"]
     ticks = nice_ticks(right_top)
     scale, scale_title = right_scale(x_hi, ticks * per, [f"{t:g}" for t in ticks], "values per level",
                                      COLORS["quant"])
@@ -174,8 +178,8 @@ def grid_and_staircase(values: torch.Tensor, qp: QParams, title: str | None = No
     down through the staircase to its level (and one chart redraws faster than two on a slider move)."""
     lo, hi = float(values.min()), float(values.max())
     d, sd = grid_data(values, qp, bins), staircase_data(qp, lo, hi)
-    span = (min(float(d["edges"][0]), d["rounds_lo"], sd["lo"]), max(float(d["edges"][-1]), d["rounds_hi"], sd["hi"]))
-    return stack(weight_grid(values, qp, title, bins, x_range=span),
+    span = (min(d["x_range"][0], sd["lo"]), max(d["x_range"][1], sd["hi"]))
+    return stack(weight_grid(values, qp, title, bins, x_range=span, data=d),
                  staircase(qp, lo, hi, title="The mapping r → q → r̂", x_range=span), heights=(270, 210),
                  bottom_margin=110)
 
