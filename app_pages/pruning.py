@@ -184,7 +184,7 @@ def live() -> None:
         st.info(f"**Fair comparison.** The pruned model had extra training. The dense network trained the same way "
                 f"(the same fine-tuning, no pruning) scores **{fair.accuracy:.2%}**: the pruned model is "
                 f"{gap_words(100 * (rep.accuracy - fair.accuracy))} it "
-                f"({rep.accuracy_delta_pts:+.2f} from the baseline). Compare with this one.", icon="⚖️")
+                f"({gap_words(rep.accuracy_delta_pts)} the baseline). Compare with this one.", icon="⚖️")
     views = {"Weights and mask": lambda: weights_and_mask(s, res), "Per layer": lambda: network_view(s, res),
              "Accuracy vs sparsity": lambda: curves(s, rep), "Which layers can take it?": lambda: sensitivity(s),
              "Does it get faster?": lambda: speed(s, res, rep)}
