@@ -63,3 +63,20 @@ def near_tie_flips(fq_logits: torch.Tensor, fq_codes: torch.Tensor, int_codes: t
 def prediction_flips():
     """``near_tie_flips`` as a fixture, for tests in any folder."""
     return near_tie_flips
+
+
+# Tiers by folder: a marker to select them (`-m "not browser and not app"` is the quick unit run) and a per-test
+# time limit sized to the tier, far above what a test takes on a loaded 2-core machine (the slowest unit test trains
+# a few baselines, a browser test waits for a server and for runs in the page), so a limit that fires means a hang.
+TIERS = {"e2e": ("browser", 600), "app": ("app", 420)}
+UNIT_TIMEOUT_S = 300
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests").parts
+        marker, limit = TIERS.get(rel[0], (None, UNIT_TIMEOUT_S))
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
