@@ -224,8 +224,10 @@ def test_huffman_beats_or_ties_a_fixed_code_and_caps_the_length():
 
 
 def test_huffman_refuses_bits_that_are_no_code():
-    with pytest.raises(ValueError, match="ends after"):
-        huffman.decode(b"", [1, 1], 1)
+    with pytest.raises(ValueError, match="cannot hold"):
+        huffman.decode(b"", [1, 1], 1)  # checked before decoding: 0 bits cannot hold a 1-bit code
+    with pytest.raises(ValueError, match="ends after 4 of 5"):
+        huffman.decode(b"\xff", [1, 2, 2], 5)  # codes 0, 10, 11: eight 1-bits are four symbols, not five
     with pytest.raises(ValueError, match="prefix code"):
         huffman.canonical_codes([1, 1, 1])
 
