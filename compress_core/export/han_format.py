@@ -16,16 +16,26 @@ The byte layout, with a worked example, is in docs/FORMAT.md. In short, per weig
 - **Huffman coding** (optional, Huffman 1952; ``huffman.py``): each stream (indices, codes, biases) is written
   with a canonical Huffman code when that is smaller than the fixed-width one; the file stores the 4-bit code
   lengths, not a tree.
-- The architecture is a JSON layer list (``arch_spec``), so ``load`` rebuilds the network without a data set.
+- The architecture is a JSON layer list (``clab_arch``), so ``load`` rebuilds the network without a data set.
 
 No pickled code anywhere: ``load`` only ever reads numbers and JSON. A file that is truncated, corrupt (checksum),
-of another kind (magic) or of an unknown version is refused with a ValueError that says which.
+of another kind (magic) or of an unknown version is refused with a ValueError that says which; so is one that passes
+those checks yet breaks a rule of docs/FORMAT.md ("damaged", "cannot be read", "invalid").
+
+**Bounds.** A file is read front to back and every count in it (header length, layers, shapes, parameters,
+entries, codebook size, alphabet, byte lengths) is checked against the bytes left and the format's maxima
+(``MAX_HEADER``, ``clab_arch.MAX_LAYERS``, ``clab_arch.MAX_PARAMETERS``, ``MAX_CODEBOOK``) *before* anything of
+that size is allocated, so a forged count is refused in milliseconds. ``load`` allocates at most about 200 bytes
+per byte of the file (160 measured, for a file that is one 1-bit Huffman stream) plus the model's own parameters
+(4 bytes each, once: the network is built on the meta device and handed the decoded tensors), and takes time
+linear in the file size (Huffman streams are decoded bit by bit in Python, about 0.2 µs a bit) plus the
+parameters'. tests/test_han_format.py checks the memory bound.
 
 Usage::
 
     data = save(model, mask)                 # bytes; model: weights shared (≤ 2^15 values per layer) or uniform
     len(data)                                # the file size, the only size the app shows for this format
-    net = load(data)                         # an nn.Sequential with the same logits
+    net = load(data)                         # an nn.Sequential: the saved weights exactly, biases on their grid
     parts(data)                              # where the bytes go, per layer and part (sums to len(data))
 """
 from __future__ import annotations
@@ -34,7 +44,6 @@ import json
 import math
 import struct
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -43,10 +52,10 @@ import torch
 from torch import nn
 
 from . import huffman
+from .clab_arch import EXTENSION, Layer, arch_spec, build_arch, check_spec
 
 MAGIC = b"CLAB"
 VERSION = 1
-EXTENSION = ".clab"
 MIME = "application/octet-stream"
 PRELUDE = struct.Struct("<4sBII")  # magic, version, file length (bytes, checksum included), header length
 CHECKSUM = struct.Struct("<I")  # CRC-32 (zlib.crc32) of every byte before it
@@ -56,66 +65,10 @@ F32 = struct.Struct("<f")
 KIND_CODEBOOK, KIND_UNIFORM = 0, 1
 FIXED, HUFFMAN = 0, 1
 MAX_INDEX_BITS = 15  # a gap symbol fits a 15-bit Huffman alphabet
-MAX_CODEBOOK = 2 ** 15
+MAX_CODEBOOK = 2 ** 15  # values in one codebook, a filler's appended 0.0 included: codes of at most 15 bits
+MAX_HEADER = 2 ** 20  # bytes of JSON header: the layer list and meta, far below this for any network here
 DEFAULT_BIAS_BITS = 8
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
-
-
-# ---- architecture ----------------------------------------------------------------------------------------
-def _one(v, what: str) -> int:
-    """An int, or a tuple of equal ints (a square kernel), as one int."""
-    t = tuple(v) if isinstance(v, (tuple, list)) else (v,)
-    if len(set(t)) != 1 or not isinstance(t[0], int):
-        raise ValueError(f"Cannot describe {what} = {v!r}: only square, whole-number settings are stored.")
-    return t[0]
-
-
-def arch_spec(model: nn.Module) -> list[list]:
-    """The network as a JSON-ready layer list: [name, type, arguments...] per child of an ``nn.Sequential``.
-
-    Linear: in, out, bias (1/0). Conv1d/Conv2d: in, out, kernel, stride, padding, bias. MaxPool1d/2d: kernel,
-    stride. ReLU, Flatten: none. Anything else raises ValueError naming the layer.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise ValueError(f"Only nn.Sequential models are stored (got {type(model).__name__}).")
-    spec = []
-    for name, m in model.named_children():
-        kind = type(m).__name__
-        if isinstance(m, nn.Linear):
-            spec.append([name, kind, m.in_features, m.out_features, int(m.bias is not None)])
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            if m.groups != 1 or _one(m.dilation, f"{name}.dilation") != 1 or m.padding_mode != "zeros":
-                raise ValueError(f"Layer {name}: only plain convolutions (no groups, dilation or padding mode).")
-            spec.append([name, kind, m.in_channels, m.out_channels, _one(m.kernel_size, f"{name}.kernel_size"),
-                         _one(m.stride, f"{name}.stride"), _one(m.padding, f"{name}.padding"),
-                         int(m.bias is not None)])
-        elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
-            spec.append([name, kind, _one(m.kernel_size, f"{name}.kernel_size"), _one(m.stride, f"{name}.stride")])
-        elif isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) == (1, -1) or isinstance(m, nn.ReLU):
-            spec.append([name, kind])
-        else:
-            raise ValueError(f"Layer {name} ({kind}) cannot be stored in a {EXTENSION} file.")
-    return spec
-
-
-def build_arch(spec: list) -> nn.Sequential:
-    """The network ``arch_spec`` described (freshly initialised; the global random state is left untouched)."""
-    makers = {"Linear": lambda a: nn.Linear(a[0], a[1], bias=bool(a[2])),
-              "Conv1d": lambda a: nn.Conv1d(a[0], a[1], a[2], stride=a[3], padding=a[4], bias=bool(a[5])),
-              "Conv2d": lambda a: nn.Conv2d(a[0], a[1], a[2], stride=a[3], padding=a[4], bias=bool(a[5])),
-              "MaxPool1d": lambda a: nn.MaxPool1d(a[0], a[1]), "MaxPool2d": lambda a: nn.MaxPool2d(a[0], a[1]),
-              "ReLU": lambda a: nn.ReLU(), "Flatten": lambda a: nn.Flatten()}
-    layers = []
-    with torch.random.fork_rng(devices=[]):
-        for entry in spec:
-            if not (isinstance(entry, list) and len(entry) >= 2 and entry[1] in makers
-                    and all(isinstance(v, int) and v >= 0 for v in entry[2:])):
-                raise ValueError(f"The header's architecture has an entry this code cannot build: {entry!r}.")
-            try:
-                layers.append((str(entry[0]), makers[entry[1]](entry[2:])))
-            except (IndexError, TypeError, ValueError, RuntimeError) as e:
-                raise ValueError(f"The header's architecture entry {entry!r} is invalid ({e}).") from None
-    return nn.Sequential(OrderedDict(layers))
 
 
 # ---- streams ---------------------------------------------------------------------------------------------
@@ -140,7 +93,8 @@ def _width(alphabet: int) -> int:
 
 
 class _Reader:
-    """Reads the file front to back; every read past the end is a ValueError saying what was being read."""
+    """Reads the file front to back; every read past the end is a ValueError saying what was being read, raised
+    before the bytes are sliced, and every stream's symbol count is checked against its bytes before decoding."""
 
     def __init__(self, data: bytes, start: int, end: int):
         self.data, self.pos, self.end = data, start, end
@@ -158,23 +112,28 @@ class _Reader:
     def floats(self, n: int, what: str) -> np.ndarray:
         return np.frombuffer(self.take(4 * n, what), dtype="<f4").astype(np.float32)
 
-    def stream(self, count: int, what: str) -> tuple[np.ndarray, int]:
-        """(``count`` symbols, the stream's size in bytes)."""
+    def stream(self, count: int, what: str, width: int, alphabet: int) -> tuple[np.ndarray, int]:
+        """(``count`` symbols, the stream's size in bytes). ``width``: the fixed width the format prescribes for
+        this stream; ``alphabet``: how many symbols it may use (a Huffman table's A is at most that)."""
         start = self.pos
         coding, param, nbytes = self.unpack(STREAM, what)
-        if coding == FIXED:
-            data = self.take(nbytes, what)
-            if nbytes != -(-count * param // 8):
-                raise ValueError(f"The file is damaged: {what} holds {nbytes} bytes, not {count} × {param} bits.")
-            return huffman.unpack_fixed(data, param, count), self.pos - start
-        if coding != HUFFMAN:
+        if coding == FIXED and param != width:
+            raise ValueError(f"The file is damaged: {what} is {param} bits wide where the format says {width}.")
+        if coding == FIXED and nbytes != -(-count * width // 8):
+            raise ValueError(f"The file is damaged: {what} holds {nbytes:,} bytes, not {count:,} × {width} bits.")
+        if coding not in (FIXED, HUFFMAN):
             raise ValueError(f"The file is damaged: {what} has unknown coding {coding}.")
-        lengths = huffman.unpack_lengths(self.take(-(-param // 2), f"{what} (code lengths)"), param)
-        data = self.take(nbytes, what)
+        if coding == HUFFMAN and not 1 <= param <= alphabet:
+            raise ValueError(f"The file is damaged: {what} has a Huffman alphabet of {param:,} symbols (1 to "
+                             f"{alphabet:,} allowed).")
         try:
-            return huffman.decode(data, lengths, count), self.pos - start
+            if coding == FIXED:
+                return huffman.unpack_fixed(self.take(nbytes, what), width, count), self.pos - start
+            lengths = huffman.unpack_lengths(self.take(-(-param // 2), f"{what} (code lengths)"), param)
+            return huffman.decode(self.take(nbytes, what), lengths, count), self.pos - start
         except ValueError as e:
-            raise ValueError(f"The file is damaged: {what}: {e}") from None
+            msg = str(e)
+            raise ValueError(msg if msg.startswith("The file is") else f"The file is damaged: {what}: {msg}") from None
 
 
 # ---- relative indices (Han 2016, figure 2) ---------------------------------------------------------------
@@ -253,6 +212,8 @@ def _layer_section(name: str, weight: torch.Tensor, keep: torch.Tensor, bias: to
         entry_codes[~filler] = codes
         if kind == KIND_CODEBOOK:
             book_b = np.append(table, np.float32(0)) if zero == table.size and filler.any() else table
+            if book_b.size > MAX_CODEBOOK:
+                continue  # the filler's 0.0 would overflow the codebook: a wider index needs fewer fillers
             k_field, width = book_b.size, _width(book_b.size)
             values = book_b.astype("<f4").tobytes()
         else:
@@ -261,6 +222,9 @@ def _layer_section(name: str, weight: torch.Tensor, keep: torch.Tensor, bias: to
                    + _stream(entry_codes, width, use_huffman))
         if best is None or len(section) < len(best):
             best = section
+    if best is None:
+        raise ValueError(f"Layer {name} has {MAX_CODEBOOK:,} distinct non-zero values and gaps that need a filler's "
+                         f"0.0: a codebook holds at most {MAX_CODEBOOK:,} values.")
     if bias is not None:
         bv = bias.detach().to("cpu", torch.float32).reshape(-1).numpy()
         if bias_bits == 0:
@@ -295,6 +259,9 @@ def save(model: nn.Module, mask: Mapping[str, torch.Tensor] | None = None, *,
         raise ValueError(f"index_bits must be from 1 to {MAX_INDEX_BITS} (got {index_bits!r}).")
     header = {"arch": arch_spec(model), "bias_bits": bias_bits, "meta": dict(meta or {})}
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(head) > MAX_HEADER:
+        raise ValueError(f"The JSON header would take {len(head):,} bytes; a {EXTENSION} file allows {MAX_HEADER:,} "
+                         "(make meta smaller).")
     body = b""
     for name, m in model.named_children():
         if isinstance(m, _WEIGHTED):
@@ -373,66 +340,86 @@ def _check_envelope(data: bytes) -> tuple[int, int]:
                          f"{computed:#010x}).")
     if PRELUDE.size + head_len > total - CHECKSUM.size:
         raise ValueError("The file is damaged: its JSON header runs past the end of the payload.")
+    if head_len > MAX_HEADER:
+        raise ValueError(f"The file is damaged: its JSON header is {head_len:,} bytes, above the format's "
+                         f"{MAX_HEADER:,}.")
     return PRELUDE.size, head_len
+
+
+def _header(data: bytes, start: int, head_len: int) -> tuple[dict, list]:
+    """The JSON header and its checked layer list (``clab_arch.check_spec``: nothing is built)."""
+    try:
+        header = json.loads(data[start:start + head_len].decode())
+        arch, bias_bits = header["arch"], header["bias_bits"]
+    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:  # ValueError: JSON, digits
+        raise ValueError(f"The file's JSON header cannot be read ({type(e).__name__}: {str(e)[:80]}).") from None
+    if type(bias_bits) is not int or bias_bits not in (0, *range(2, 17)):
+        raise ValueError("The file's JSON header cannot be read: it needs a layer list and bias_bits 0 or 2-16.")
+    return header, check_spec(arch)
+
+
+def _layer(r: _Reader, layer: Layer, bias_bits: int, state: dict) -> LayerPart:
+    """Decode one weighted layer's section into ``state``; every count is checked before it is used."""
+    name, shape, at = layer.name, layer.weight, r.pos
+    numel = math.prod(shape)
+    kind, b, entries, k = r.unpack(LAYER, f"layer {name}'s header")
+    if kind not in (KIND_CODEBOOK, KIND_UNIFORM):
+        raise ValueError(f"The file is damaged: layer {name} has unknown kind {kind}.")
+    if not 1 <= b <= MAX_INDEX_BITS:
+        raise ValueError(f"The file is damaged: layer {name} has {b}-bit indices (1 to {MAX_INDEX_BITS} allowed).")
+    if entries > numel:  # positions strictly increase below numel, fillers included
+        raise ValueError(f"The file is damaged: layer {name} declares {entries:,} entries for {numel:,} weights.")
+    if kind == KIND_CODEBOOK and (k > MAX_CODEBOOK or k == 0 and entries):
+        raise ValueError(f"The file is invalid: layer {name} has a codebook of {k:,} values for {entries:,} "
+                         f"entries (1 to {MAX_CODEBOOK:,}; 0 only for a layer with no entries).")
+    if kind == KIND_UNIFORM and not 1 <= k <= 16:
+        raise ValueError(f"The file is invalid: layer {name} has {k}-bit uniform codes (1 to 16 allowed).")
+    if kind == KIND_CODEBOOK:
+        table, width, alphabet = r.floats(k, f"layer {name}'s codebook"), _width(k), k
+    else:
+        table, width, alphabet = r.floats(shape[0], f"layer {name}'s scales"), k, 2 ** k
+    values_end = r.pos
+    gaps, index_size = r.stream(entries, f"layer {name}'s index stream", b, 2 ** b)
+    codes, code_size = r.stream(entries, f"layer {name}'s code stream", width, alphabet)
+    pos = np.cumsum(gaps)
+    if entries and (pos[-1] >= numel or (gaps[1:] == 0).any()):
+        raise ValueError(f"The file is damaged: layer {name}'s indices point outside its {numel:,} weights.")
+    w = np.zeros(numel, dtype=np.float32)
+    if kind == KIND_CODEBOOK:
+        if entries and codes.max() >= k:
+            raise ValueError(f"The file is damaged: layer {name} uses a code beyond its {k} codebook values.")
+        w[pos] = table[codes]
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 as stored: an inf scale is data, not damage
+            w[pos] = (codes - 2 ** (k - 1)).astype(np.float32) * table[pos // (numel // shape[0])]
+    state[f"{name}.weight"] = torch.from_numpy(w.reshape(shape))
+    bias_at = r.pos
+    if layer.bias:
+        if bias_bits == 0:
+            bias = r.floats(layer.bias, f"layer {name}'s bias")
+        else:
+            qmax = 2 ** (bias_bits - 1) - 1
+            scale, = r.unpack(F32, f"layer {name}'s bias scale")
+            q, _ = r.stream(layer.bias, f"layer {name}'s bias stream", bias_bits, 2 * qmax + 1)
+            if q.size and q.max() > 2 * qmax:  # the symmetric grid: q = code − qmax in −qmax … qmax
+                raise ValueError(f"The file is damaged: layer {name}'s bias has a code above {2 * qmax}.")
+            with np.errstate(over="ignore", invalid="ignore"):
+                bias = (q - qmax).astype(np.float32) * np.float32(scale)
+        state[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
+    coding, zeros = ("fixed", "Huffman"), w[pos] == 0
+    return LayerPart(name, ("codebook", "uniform")[kind], b, entries, int((zeros & (gaps == 2 ** b - 1)).sum()),
+                     int(zeros.sum()), k, LAYER.size, values_end - at - LAYER.size, index_size, code_size,
+                     r.pos - bias_at, coding[r.data[values_end]], coding[r.data[values_end + index_size]])
 
 
 def read(data: bytes) -> FileContents:
     """Check and decode a ``.clab`` file (no model built): header, tensors, and the bytes of every part."""
     data = bytes(data) if not isinstance(data, bytes) else data
     start, head_len = _check_envelope(data)
-    try:
-        header = json.loads(data[start:start + head_len].decode())
-        arch, bias_bits = header["arch"], header["bias_bits"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"The file's JSON header cannot be read ({e!r}).") from None
-    if not isinstance(arch, list) or bias_bits not in (0, *range(2, 17)):
-        raise ValueError("The file's JSON header cannot be read: it needs a layer list and bias_bits 0 or 2-16.")
-    model = build_arch(arch)
+    header, arch = _header(data, start, head_len)
     r = _Reader(data, start + head_len, len(data) - CHECKSUM.size)
-    state, layers = {}, []
-    for name, m in model.named_children():
-        if not isinstance(m, _WEIGHTED):
-            continue
-        at = r.pos
-        kind, b, entries, k = r.unpack(LAYER, f"layer {name}'s header")
-        shape, numel = tuple(m.weight.shape), m.weight.numel()
-        if kind == KIND_CODEBOOK:
-            table = r.floats(k, f"layer {name}'s codebook")
-        elif kind == KIND_UNIFORM:
-            table = r.floats(shape[0], f"layer {name}'s scales")
-        else:
-            raise ValueError(f"The file is damaged: layer {name} has unknown kind {kind}.")
-        head_end = at + LAYER.size
-        values_end = r.pos
-        gaps, index_size = r.stream(entries, f"layer {name}'s index stream")
-        codes, code_size = r.stream(entries, f"layer {name}'s code stream")
-        pos = np.cumsum(gaps)
-        if entries and (pos[-1] >= numel or (np.diff(pos) <= 0).any()):
-            raise ValueError(f"The file is damaged: layer {name}'s indices point outside its {numel:,} weights.")
-        w = np.zeros(numel, dtype=np.float32)
-        if kind == KIND_CODEBOOK:
-            if entries and codes.max() >= k:
-                raise ValueError(f"The file is damaged: layer {name} uses a code beyond its {k} codebook values.")
-            w[pos] = table[codes]
-        else:
-            w[pos] = (codes - 2 ** (k - 1)).astype(np.float32) * table[pos // (numel // shape[0])]
-        state[f"{name}.weight"] = torch.from_numpy(w.reshape(shape))
-        bias_at = r.pos
-        if m.bias is not None:
-            n = m.bias.numel()
-            if bias_bits == 0:
-                bias = r.floats(n, f"layer {name}'s bias")
-            else:
-                scale, = r.unpack(F32, f"layer {name}'s bias scale")
-                q, _ = r.stream(n, f"layer {name}'s bias stream")
-                bias = (q - (2 ** (bias_bits - 1) - 1)).astype(np.float32) * np.float32(scale)
-            state[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
-        coding = ("fixed", "Huffman")
-        zeros = w[pos] == 0
-        layers.append(LayerPart(name, ("codebook", "uniform")[kind], b, entries,
-                                int((zeros & (gaps == 2 ** b - 1)).sum()), int(zeros.sum()), k,
-                                LAYER.size, values_end - head_end, index_size, code_size, r.pos - bias_at,
-                                coding[data[values_end]], coding[data[values_end + index_size]]))
+    state: dict[str, torch.Tensor] = {}
+    layers = [_layer(r, la, header["bias_bits"], state) for la in arch if la.weight is not None]
     if r.pos != r.end:
         raise ValueError(f"The file is damaged: {r.end - r.pos} bytes follow the last layer.")
     return FileContents(header, state, layers, len(data))
@@ -441,11 +428,12 @@ def read(data: bytes) -> FileContents:
 def load(data: bytes) -> nn.Sequential:
     """The network stored in ``data`` (a ``.clab`` file's bytes), in evaluation mode, on the CPU.
 
-    Raises ValueError for a truncated, corrupt, foreign or unknown-version file, naming what is wrong.
+    Raises ValueError for a truncated, corrupt, foreign or unknown-version file, and for one that breaks a rule of
+    docs/FORMAT.md, naming what is wrong; never allocates by a count it has not checked (module docstring).
     """
     contents = read(data)
-    model = build_arch(contents.header["arch"])
-    model.load_state_dict(contents.state)
+    model = build_arch(contents.header["arch"], device="meta")  # no storage: the decoded tensors are assigned
+    model.load_state_dict(contents.state, assign=True)
     return model.eval()
 
 
@@ -470,5 +458,5 @@ def parts(data: bytes) -> list[dict]:
     return rows
 
 
-__all__ = ["EXTENSION", "MAGIC", "MIME", "VERSION", "FileContents", "LayerPart", "arch_spec", "build_arch",
-           "file_size", "load", "parts", "read", "relative_entries", "save"]
+__all__ = ["EXTENSION", "MAGIC", "MAX_CODEBOOK", "MAX_HEADER", "MIME", "VERSION", "FileContents", "LayerPart",
+           "arch_spec", "build_arch", "file_size", "load", "parts", "read", "relative_entries", "save"]

@@ -10,7 +10,10 @@ file stores one small number per symbol (its length), not a tree. Lengths are ca
 so each fits in 4 bits; when the optimal code is deeper (rare: it needs ≥ 1,597 symbols, Fibonacci-skewed), the
 counts are halved until it fits -- a simple, still prefix-free, near-optimal fallback.
 
-Bits are packed most significant first, the last byte padded with zeros.
+Bits are packed most significant first, the last byte padded with zeros. The readers (``unpack_fixed``,
+``decode``) are strict inverses of the writers: the data must hold exactly the symbols asked for and zero padding,
+and the symbol count is checked against the bits there are *before* anything is allocated, so a count forged to
+2^32 − 1 costs nothing (it once cost 8 bytes per declared symbol before failing).
 
 Usage::
 
@@ -112,11 +115,21 @@ def pack_fixed(symbols: Sequence[int], width: int) -> bytes:
 
 
 def unpack_fixed(data: bytes, width: int, count: int) -> np.ndarray:
-    """``count`` symbols of ``width`` bits each (int64), as ``pack_fixed`` wrote them."""
-    if len(data) * 8 < count * width:
-        raise ValueError(f"{len(data)} bytes hold fewer than {count} symbols of {width} bits.")
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * width].reshape(count, width)
-    return (bits.astype(np.int64) << np.arange(width - 1, -1, -1)).sum(axis=1) if width else np.zeros(count, np.int64)
+    """``count`` symbols of ``width`` ≥ 1 bits each (int64), as ``pack_fixed`` wrote them: ``data`` must be exactly
+    ceil(count × width / 8) bytes with zero padding. Allocates 8 bytes per bit of data plus 8 per symbol."""
+    if not 1 <= width <= 62 or count < 0:
+        raise ValueError(f"Cannot read {count} symbols of {width} bits.")
+    need = -(-count * width // 8)
+    if len(data) != need:
+        raise ValueError(f"{len(data):,} bytes are not {count:,} symbols of {width} bits ({need:,} bytes).")
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    if bits[count * width:].any():
+        raise ValueError("The padding bits after the last symbol are not zero.")
+    rows, out = bits[: count * width].reshape(count, width), np.zeros(count, dtype=np.int64)
+    for j in range(width):  # one column at a time: no count × width int64 temporary
+        out <<= 1
+        out |= rows[:, j]
+    return out
 
 
 def encode(symbols: Sequence[int], lengths: Sequence[int]) -> bytes:
@@ -135,12 +148,19 @@ def encoded_bits(counts: Sequence[int], lengths: Sequence[int]) -> int:
 
 
 def decode(data: bytes, lengths: Sequence[int], count: int) -> np.ndarray:
-    """Read ``count`` symbols back (int64). Raises ValueError when the bits run out or match no code.
+    """Read ``count`` symbols back (int64), the inverse of ``encode``. Raises ValueError when the bits cannot hold
+    ``count`` symbols (checked first, before any allocation), run out, match no code, or when more than zero
+    padding follows the last symbol.
 
     Canonical decoding: read bits one at a time into ``code``; the codes of length n are the consecutive
     integers first[n] .. first[n] + count[n] − 1, so a code is complete when ``code − first[n] < count[n]``.
     """
     canonical_codes(lengths)  # checks the lengths
+    shortest = min((n for n in lengths if n), default=0)
+    if count and not shortest:
+        raise ValueError(f"The Huffman table has no code, yet {count:,} symbols are to be read.")
+    if count < 0 or count * shortest > 8 * len(data):  # each symbol takes at least the shortest code's bits
+        raise ValueError(f"{len(data):,} bytes cannot hold {count:,} Huffman codes of at least {shortest} bits.")
     by_length = sorted((n, s) for s, n in enumerate(lengths) if n)
     symbols = [s for _, s in by_length]
     num = [0] * (MAX_LENGTH + 1)
@@ -166,6 +186,9 @@ def decode(data: bytes, lengths: Sequence[int], count: int) -> np.ndarray:
                 break
             if n == MAX_LENGTH:
                 raise ValueError("The data holds a bit pattern that is no Huffman code of this table.")
+    if -(-pos // 8) != len(data) or any(bits[pos:]):
+        raise ValueError(f"{len(data) * 8 - pos} bits follow the last of the {count:,} symbols: only the zero "
+                         "padding of the last byte may.")
     return np.asarray(out, dtype=np.int64)
 
 
@@ -181,6 +204,7 @@ def pack_lengths(lengths: Sequence[int]) -> bytes:
 
 
 def unpack_lengths(data: bytes, alphabet: int) -> list[int]:
+    """The 4-bit code lengths of ``alphabet`` symbols (ceil(alphabet / 2) bytes, a zero low nibble when odd)."""
     return unpack_fixed(data, 4, alphabet).tolist()
 
 
