@@ -50,7 +50,7 @@ class _InputScaled:
         return super().forward(x)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", input_scale={self.input_scale is not None}, act_quant={self.act_quant}"
+        return super().extra_repr() + f", input_scale={self.input_scale is not None}"  # act_quant prints as a child
 
 
 class ScaledLinear(_InputScaled, nn.Linear):
