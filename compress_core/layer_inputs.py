@@ -19,6 +19,7 @@ Usage::
     inputs = capture_inputs(model, ds.x_train[:256])      # {"fc1": (rows, 64) float32, ...}
     w2d = weight_matrix(model.fc1)                         # (out, in) view, (out, in·k·k) for a conv
     stats = input_stats(inputs["fc1"])                     # Gram matrix, channel norms and max magnitudes
+    output_error(w2d, w2d_pruned, stats.gram)              # ‖WX − ŴX‖²/rows: how far the layer's outputs moved
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["InputStats", "LINEAR_LIKE", "capture_inputs", "input_stats", "layers_of", "set_weight_matrix",
-           "weight_matrix"]
+__all__ = ["InputStats", "LINEAR_LIKE", "capture_inputs", "input_stats", "layers_of", "output_error",
+           "set_weight_matrix", "weight_matrix"]
 
 LINEAR_LIKE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -140,3 +141,19 @@ def input_stats(rows: torch.Tensor) -> InputStats:
     x = rows.double()
     return InputStats(gram=(x.T @ x) / len(x), norm=x.norm(dim=0).float(), absmax=x.abs().amax(0).float(),
                       absmean=x.abs().mean(0).float(), rows=len(x))
+
+
+def output_error(w: torch.Tensor, w_hat: torch.Tensor, gram: torch.Tensor) -> float:
+    """The layer-wise reconstruction error ‖XWᵀ − XŴᵀ‖²_F / rows, from the Gram matrix XᵀX / rows alone.
+
+    The objective SparseGPT and GPTQ minimise layer by layer: with D = W − Ŵ (out, in), the error is
+    Σ_rows ‖D x‖² / rows = trace(D G Dᵀ), G = ``input_stats(rows).gram``. Working from G costs O(out·in²)
+    whatever the number of rows, and the rows need not be kept. Computed in float64; ``w`` and ``w_hat`` may be
+    a layer's own weight shape (conv) or its (out, in·k…) matrix.
+    """
+    d = (w.detach().double() - w_hat.detach().double()).reshape(w.shape[0], -1)
+    g = gram.double()
+    if d.shape[1] != g.shape[0]:
+        raise ValueError(f"The weights have {d.shape[1]} inputs per row but the Gram matrix is {tuple(g.shape)}.")
+    # trace(D G Dᵀ) = Σ (D G) ⊙ D; clamped at 0 against rounding when Ŵ ≈ W (G is positive semi-definite)
+    return max(float(((d @ g) * d).sum()), 0.0)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Run every test on a fresh machine: the README's test command, also called by .ci/run.
 #
-#   scripts/test.sh [pytest arguments…]
+#   scripts/test.sh [pytest arguments…]          e.g.  scripts/test.sh -m "not browser and not app"
 #
-# 1. pip-installs requirements-test.txt (the app's requirements, pytest, Playwright's Python package, ruff).
+# 1. Builds a virtual environment, .venv-test/, from the requirements files alone (requirements-test.txt, which
+#    includes requirements.txt), so a package installed elsewhere on the machine can never make the tests pass
+#    here and fail for a newcomer. It is rebuilt from scratch (`python -m venv --clear`) when the requirements
+#    change, when FRESH_VENV=1, and always on CI (CI=true); otherwise the last one is reused. pip's wheel cache
+#    makes a rebuild take a minute or two. `pip check` must pass.
 # 2. Finds or provides a headless Chromium for the browser tests, first match wins:
 #      CHROMIUM=/path/to/chrome if you set it;
 #      `chromium` already on PATH;
@@ -12,14 +16,31 @@
 #      ~/.cache/ms-playwright), where the network allows.
 #    With apt-get it also installs fonts-noto-color-emoji, so screenshots show the page icons.
 #    If none works it stops and says how to set CHROMIUM.
-# 3. Lints with `ruff check .` (ruff.toml), then runs `python -m pytest "$@"`. Collecting no test (pytest's
-#    exit code 5) is a failure.
+# 3. Lints with `ruff check .` (ruff.toml), then runs `python -m pytest "$@"` in that environment. Collecting no
+#    test (pytest's exit code 5) is a failure. Markers: `browser` (tests/e2e, headless Chromium) and `app`
+#    (tests/app, streamlit.testing AppTest); `-m "not browser and not app"` is the quick unit run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
 
-python -m pip install -q -r requirements-test.txt
+VENV=.venv-test
+BASE_PYTHON=${PYTHON:-$(command -v python3 || command -v python)}
+stamp=$(cat requirements.txt requirements-test.txt | "$BASE_PYTHON" -c 'import hashlib, sys
+print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest())')
+if [ "${CI:-}" = true ] || [ "${FRESH_VENV:-0}" = 1 ] || [ ! -x "$VENV/bin/python" ] ||
+   [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$stamp" ]; then
+  say "building a fresh virtual environment in $VENV from requirements-test.txt (and requirements.txt)"
+  "$BASE_PYTHON" -m venv --clear "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
+  echo "$stamp" > "$VENV/.requirements-sha256"
+else
+  say "reusing $VENV (its requirements are unchanged; FRESH_VENV=1 rebuilds it)"
+fi
+"$VENV/bin/python" -m pip check >&2
+export PATH="$PWD/$VENV/bin:$PATH" VIRTUAL_ENV="$PWD/$VENV"
+hash -r
+[ "$(python -c 'import sys; print(sys.prefix)')" = "$PWD/$VENV" ] || { say "python is not $VENV's"; exit 1; }
 
 as_root() {  # run a command as root, or fail
   if [ "$(id -u)" = 0 ]; then "$@"

@@ -63,3 +63,20 @@ def near_tie_flips(fq_logits: torch.Tensor, fq_codes: torch.Tensor, int_codes: t
 def prediction_flips():
     """``near_tie_flips`` as a fixture, for tests in any folder."""
     return near_tie_flips
+
+
+# Tiers by folder: a marker to select them (`-m "not browser and not app"` is the quick unit run) and a per-test
+# time limit sized to the tier, over ten times what the slowest test of the tier took in a fresh run on a loaded
+# 2-core machine (unit 7.7 s, AppTest 13 s, browser 15 s), so a limit that fires means a hang, not a slow machine.
+TIERS = {"e2e": ("browser", 300), "app": ("app", 240)}
+UNIT_TIMEOUT_S = 180
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests").parts
+        marker, limit = TIERS.get(rel[0], (None, UNIT_TIMEOUT_S))
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))

@@ -75,6 +75,7 @@ def test_warm_up_waits_for_runs_and_runs_wait_for_it(monkeypatch):
     from ui import warmup
 
     events = []
+    import_started = threading.Event()
     monkeypatch.setattr(warmup, "_started", False)
     monkeypatch.setattr(warmup, "MODULES", ("json",))
     monkeypatch.setattr(warmup, "DELAY_S", 0.0)
@@ -82,6 +83,7 @@ def test_warm_up_waits_for_runs_and_runs_wait_for_it(monkeypatch):
 
     def slow_import(name):
         events.append("import start")
+        import_started.set()
         time.sleep(0.2)
         events.append("import end")
         return real(name)
@@ -92,7 +94,7 @@ def test_warm_up_waits_for_runs_and_runs_wait_for_it(monkeypatch):
         assert warmup.start() and not warmup.start()  # once per process
         time.sleep(0.2)
         events.append("run end")  # the warm-up has not begun while this run holds running()
-    time.sleep(0.05)  # the warm-up begins
+    assert import_started.wait(30)  # the warm-up begins once the run has ended (an event: no race on a busy machine)
 
     def second_run():
         with warmup.running():

@@ -7,12 +7,16 @@
 - ``sweeps``: accuracy against sparsity, and per-layer sensitivity.
 - ``formats``: honest stored sizes (dense, CSR, bitmask, shrunk) and measured latency.
 - ``outcome``: one pruning setting applied end to end (prune, optionally fine-tune, measure).
+- ``wanda``, ``sparsegpt``: one-shot pruning from calibration inputs (Sun et al. 2024; Frantar & Alistarh 2023),
+  on any Linear or Conv layer, unstructured or N:M; ``layerwise`` holds what they share (targets, selection,
+  importance criteria as objects, the layer-by-layer loop).
 
 Usage::
 
     from compress_core.pruning import prune, apply_mask, shrink
     mask = prune(model, 0.9, scope="global")
     small = shrink(model, prune(model, 0.5, granularity="neuron"))
+    mask = wanda_prune(model, capture_inputs(model, x_calib), nm=(2, 4))
 """
 from .formats import (
                       SparseLinear,
@@ -29,7 +33,20 @@ from .formats import (
                       uint_bytes,
 )
 from .gradual import GradualResult, GradualSchedule, gradual_prune
-from .masks import CRITERIA, GRANULARITIES, SCOPES, Mask, apply_mask, is_nm_sparse, nm_prune, prune, prune_to, threshold
+from .layerwise import COMPARISONS, MagnitudeScore, calibrated_mask, select_mask
+from .masks import (
+    CRITERIA,
+    GRANULARITIES,
+    SCOPES,
+    Mask,
+    apply_mask,
+    is_nm_sparse,
+    nm_keep,
+    nm_prune,
+    prune,
+    prune_to,
+    threshold,
+)
 from .outcome import (
     SCHEDULES,
     PruneOutcome,
@@ -42,8 +59,10 @@ from .outcome import (
 from .ranking import Ranking
 from .report import PruneReport, prune_report
 from .schedules import ScheduleResult, cubic, iterative, one_shot, rounds_rate, run_schedule
+from .sparsegpt import inverse_hessian_factor, sparsegpt_layer, sparsegpt_prune
 from .structured import kept_units, shrink, structure_summary
 from .sweeps import accuracy_curves, sparsity_sensitivity
+from .wanda import WandaScore, wanda_mask, wanda_prune, wanda_scores
 
 __all__ = ["GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradual_prune", "prune_report",
            "SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
@@ -52,4 +71,6 @@ __all__ = ["GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradua
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",
            "iterative", "kept_units", "latency_report", "nm_prune", "one_shot", "prune", "prune_to", "prune_with",
            "ranking_for", "rounds_rate", "run_schedule", "semi_structured_benchmark", "shrink", "size_report",
-           "sparsity_sensitivity", "structure_summary", "threshold", "weight_values"]
+           "sparsity_sensitivity", "structure_summary", "threshold", "weight_values",
+           "COMPARISONS", "MagnitudeScore", "WandaScore", "calibrated_mask", "inverse_hessian_factor", "nm_keep",
+           "select_mask", "sparsegpt_layer", "sparsegpt_prune", "wanda_mask", "wanda_prune", "wanda_scores"]

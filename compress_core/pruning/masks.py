@@ -344,14 +344,20 @@ def nm_prune(model: nn.Module, n: int = 2, m: int = 4, *, mask: Mapping | None =
             continue
         key = f"{name}.weight"
         w = (module.weight.detach().to("cpu", torch.float32) * base[key]).abs()
-        rows = w.reshape(w.shape[0], -1)
-        cols = rows.shape[1]
-        pad = (-cols) % m  # pad the last group with -1 so padding is never chosen over a weight
-        padded = torch.cat([rows, rows.new_full((rows.shape[0], pad), -1.0)], dim=1).reshape(rows.shape[0], -1, m)
-        top = padded.topk(n, dim=2).indices
-        keep = torch.zeros_like(padded).scatter_(2, top, 1.0).reshape(rows.shape[0], -1)[:, :cols]
-        base[key] = base[key] * keep.reshape(w.shape)
+        base[key] = base[key] * nm_keep(w.reshape(w.shape[0], -1), n, m).reshape(w.shape)
     return base
+
+
+def nm_keep(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """0/1 float32 matrix keeping the ``n`` highest of ``scores`` (rows, cols) in each group of ``m`` consecutive
+    columns of every row (a shorter last group keeps at most ``n``). Shared by ``nm_prune`` (|w|) and Wanda's N:M
+    variant (|w|·‖X_j‖), so that the two agree when the input norms are uniform."""
+    rows, cols = scores.shape
+    pad = (-cols) % m  # pad the last group with -inf so padding is never chosen over a weight
+    padded = torch.cat([scores.float(), scores.new_full((rows, pad), -math.inf, dtype=torch.float32)], dim=1)
+    padded = padded.reshape(rows, -1, m)
+    top = padded.topk(min(n, m), dim=2).indices
+    return torch.zeros_like(padded).scatter_(2, top, 1.0).reshape(rows, -1)[:, :cols]
 
 
 def is_nm_sparse(mask: Mapping[str, torch.Tensor], n: int = 2, m: int = 4) -> bool:

@@ -1,4 +1,5 @@
 """AppTest helpers: run the real entry point (app.py) and switch to a page, as a browser would."""
+import json
 import re
 from pathlib import Path
 
@@ -26,6 +27,12 @@ def open_tab(at: AppTest, key: str, label: str) -> AppTest:
     at.session_state[key] = label
     at.query_params[key] = label
     return at.run()
+
+
+def chart_text(chart) -> str:
+    """A Plotly chart element's spec as decoded text. Plotly writes it with orjson when that is installed (raw
+    UTF-8) and with json otherwise (``\\u00d7`` for ×): decode, then search, so a test reads the same either way."""
+    return json.dumps(json.loads(chart.proto.spec), ensure_ascii=False)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -8,7 +8,7 @@ from compress_core import evaluate, load_dataset
 from compress_core.experiments import PRESETS, FineTune, Prune, Quantize, Recipe, dumps, run
 from ui.compare import MAX_VARIANTS, encode
 
-from .conftest import open_app, open_tab
+from .conftest import chart_text, open_app, open_tab
 
 PAGE = "app_pages/compare.py"
 
@@ -83,7 +83,7 @@ def test_grid_heat_map():
     at.multiselect(key="cmp_grid_bits").set_value([8, 2]).run()
     at.toggle(key="cmp_grid_on").set_value(True).run()
     assert not at.exception
-    heat = [c for c in at.get("plotly_chart") if "sparsity × bit width" in c.proto.spec]
+    heat = [c for c in at.get("plotly_chart") if "sparsity × bit width" in chart_text(c)]
     assert len(heat) == 1
     z = json.loads(heat[0].proto.spec)["data"][0]["z"]
     if isinstance(z, dict):  # Plotly sends arrays as base64

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import gap_points, metrics, open_app, open_tab
+from .conftest import chart_text, gap_points, metrics, open_app, open_tab
 
 PAGE = "app_pages/quantization.py"
 GRID, PER_CHANNEL, ERRORS, CURVES, MIXED = ("The grid", "Why per-channel helps", "Error per layer",
@@ -216,7 +216,7 @@ def test_the_grid_chart_is_built_once_per_result_layer_and_channel():
     assert not again.exception and dict(uq._GRIDS.data) == before  # nothing rebuilt
     (rkey, layer, channel), fig = next((k, v) for k, v in before.items() if k[1:] == ("fc2", 7))
     assert "channel 7" in fig.layout.title.text
-    spec = json.loads(next(c.proto.spec for c in again.get("plotly_chart") if "channel 7" in c.proto.spec))
+    spec = json.loads(next(c.proto.spec for c in again.get("plotly_chart") if "channel 7" in chart_text(c)))
     assert spec["layout"]["title"]["text"] == fig.layout.title.text
     again.number_input(key="q_ch_fc2").set_value(9).run()
     assert (rkey, "fc2", 9) in uq._GRIDS.data

@@ -7,7 +7,7 @@ import torch
 
 from compress_core import evaluate, get_baseline, load_dataset
 
-from .conftest import metrics, open_app, open_tab
+from .conftest import chart_text, metrics, open_app, open_tab
 
 PAGES = ["app_pages/pruning.py", "app_pages/lottery.py", "app_pages/quantization.py", "app_pages/integer.py",
          "app_pages/deep_compression.py", "app_pages/compare.py"]
@@ -43,7 +43,7 @@ def test_an_uploaded_csv_is_the_data_set_of_every_page():
     assert name.startswith("upload-") and name.endswith("-mine")
     assert any("Now using your data set mine.csv: 90 rows, 3 classes" in s.value for s in at.sidebar.success)
     open_tab(at, "home_view", "The data")
-    assert any("training rows of each class" in c.proto.spec for c in at.get("plotly_chart"))  # the features view
+    assert any("training rows of each class" in chart_text(c) for c in at.get("plotly_chart"))  # the features view
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, page
