@@ -7,9 +7,9 @@ Algorithm 1. For a layer y = W x with calibration inputs X, GPTQ minimises ‖WX
 1. H = 2XXᵀ (here 2·``input_stats(rows).gram``: the factor 2 and the 1/N cancel in every step below), with
    ``percdamp``·mean(diag H) added to its diagonal. A "dead" input (diag H = 0: always zero in calibration) gets
    H_jj = 1 and W[:, j] = 0, as in the reference code: its weight cannot matter on this data.
-2. U = the upper Cholesky factor of H⁻¹ (float64, then float32): row j of U holds, scaled, the inverse
-   Hessian of the not-yet-quantized columns j… after columns < j are fixed (§4, "Step 3: Cholesky
-   reformulation").
+2. U = the upper Cholesky factor of H⁻¹ (float64, then float32; ``pruning.sparsegpt.inverse_hessian_factor``,
+   shared with SparseGPT): row j of U holds, scaled, the inverse Hessian of the not-yet-quantized columns j…
+   after columns < j are fixed (§4, "Step 3: Cholesky reformulation").
 3. For each column j: q_j = quant(w_j); err = (w_j − q_j) / U_jj; W[:, j:] −= err · U[j, j:].
 4. Lazy batch updates (§4, "Step 2"): columns are processed in blocks of ``block_size``; within a block the
    update touches the block only, and the rest of W gets the block's accumulated errors in one matrix product.
@@ -39,30 +39,11 @@ from __future__ import annotations
 
 import torch
 
+from ..pruning.sparsegpt import inverse_hessian_factor
 from .groupwise import check_weight_bits, group_qparams, group_width, tensor_qparams
 from .primitives import QParams
 
-__all__ = ["gptq", "inverse_hessian_factor"]
-
-
-def inverse_hessian_factor(h: torch.Tensor, percdamp: float = 0.01) -> torch.Tensor:
-    """Upper Cholesky factor U of (H + λI)⁻¹, λ = ``percdamp``·mean(diag H), in float64 (UᵀU = (H + λI)⁻¹).
-
-    If the damped H is still not positive definite (an exactly rank-deficient H with tiny ``percdamp``),
-    λ is multiplied by 10 until it is, rather than failing."""
-    h = h.double().clone()
-    damp = percdamp * torch.diagonal(h).mean()
-    if damp <= 0:
-        damp = torch.tensor(1e-8, dtype=torch.float64)
-    eye = torch.eye(len(h), dtype=torch.float64)
-    for _ in range(8):
-        chol, info = torch.linalg.cholesky_ex(h + damp * eye)
-        if info == 0:
-            break
-        damp = damp * 10
-    else:
-        raise ValueError("The Hessian could not be made positive definite: check the calibration inputs.")
-    return torch.linalg.cholesky(torch.cholesky_inverse(chol), upper=True)
+__all__ = ["gptq"]
 
 
 class _Grid:
@@ -127,7 +108,7 @@ def gptq(w: torch.Tensor, gram: torch.Tensor, bits: int = 4, group_size: int | s
     perm = torch.argsort(torch.diagonal(H), descending=True, stable=True) if act_order else None
     if perm is not None:
         W, H = W[:, perm], H[perm][:, perm]
-    U = inverse_hessian_factor(H, percdamp).float()
+    U = inverse_hessian_factor(H, percdamp)[0].float()  # SparseGPT's: the same step of the same family
     inv_diag = (1.0 / torch.diagonal(U)).tolist()  # Python floats: no 0-d tensor op per column
 
     # Work on Wᵀ (columns as contiguous rows): every step below reads or updates whole columns of W.

@@ -37,6 +37,7 @@ import math
 
 import torch
 
+from ..layer_inputs import output_error
 from .primitives import QParams, compute_qparams, fake_quantize
 
 __all__ = ["GRANULARITIES", "MAX_WEIGHT_BITS", "MIN_WEIGHT_BITS", "check_weight_bits", "group_qparams", "group_width",
@@ -117,6 +118,6 @@ def storage_bits(out_features: int, in_features: int, bits: int, group_size: int
 def layer_objective(w: torch.Tensor, w_hat: torch.Tensor, gram: torch.Tensor) -> float:
     """tr((W − Ŵ) H (W − Ŵ)ᵀ) with H = XᵀX/N (``input_stats(rows).gram``): ‖XWᵀ − XŴᵀ‖²_F / N, in float64.
 
-    The squared output error per calibration row that GPTQ minimises (its H = 2XXᵀ is this H times 2N)."""
-    d = (w.detach().double() - w_hat.detach().double()).reshape(w.shape[0], -1)
-    return float(((d @ gram.double()) * d).sum())
+    The squared output error per calibration row that GPTQ minimises (its H = 2XXᵀ is this H times 2N); one
+    definition with SparseGPT's, ``layer_inputs.output_error``."""
+    return output_error(w, w_hat, gram)
