@@ -167,29 +167,28 @@ def test_awq_model_on_a_prenorm_block():
         awq_model(block, inputs, 3, 8, layers=["attn.q"], fold=FOLD)
 
 
-torchao = pytest.importorskip("torchao", reason="torchao (requirements-test.txt) is the reference for AWQ's search")
-
-
-@dataclass
-class _RTNConfig(torchao.core.config.AOBaseConfig):
-    """A torchao config whose handler quantizes with this project's grid, so the two searches share a quantizer."""
-
-    bits: int = 3
-    group_size: int = 16
-
-
-@torchao.quantization.transform_module.register_quantize_module_handler(_RTNConfig)
-def _rtn_handler(module, config):
-    return torchao.utils.DummyModule(rtn(module.weight, config.bits, config.group_size))
-
-
 @pytest.mark.parametrize("seed,bits,g", [(0, 3, 16), (1, 4, 8), (2, 2, 32), (3, 4, "channel")])
 def test_scale_search_matches_torchao_observer(seed, bits, g):
+    """torchao's AWQ observer searches the same α grid with its own loop; handed this project's quantizer (through a
+    config of its own), it must pick the same scales."""
+    pytest.importorskip("torchao", reason="torchao (requirements-test.txt) is the reference for AWQ's search")
+    from torchao.core.config import AOBaseConfig
     from torchao.prototype.awq.core import AWQObserver
+    from torchao.quantization.transform_module import register_quantize_module_handler
+    from torchao.utils import DummyModule
+
+    @dataclass
+    class RTNConfig(AOBaseConfig):
+        bits: int
+        group_size: object
+
+    @register_quantize_module_handler(RTNConfig)
+    def _rtn(module, config):
+        return DummyModule(rtn(module.weight, config.bits, config.group_size))
 
     x = outlier_rows(seed, 256, 64)
     w = torch.randn(24, 64, generator=torch.Generator().manual_seed(seed + 5))
-    obs = AWQObserver(w, None, _RTNConfig(bits, g))
+    obs = AWQObserver(w, None, RTNConfig(bits, g))
     obs(x, None)
     stats = input_stats(x)
     ours = awq(w, stats.gram, stats.absmean, bits, g, clip=False)

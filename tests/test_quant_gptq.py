@@ -97,6 +97,13 @@ def test_diagonal_hessian_is_rtn():
         torch.testing.assert_close(gptq(w, gram, 3, g, block_size=40), rtn(w, 3, g), rtol=0, atol=0)
     torch.testing.assert_close(gptq(w, gram, 4, "channel", act_order=True), rtn(w, 4, "channel"), rtol=0, atol=0)
     torch.testing.assert_close(gptq(w, gram, 4, 32, symmetric=True), rtn(w, 4, 32, symmetric=True), rtol=0, atol=0)
+    # with correlated inputs errors do propagate, but the first column is rounded before any update, on RTN's grid
+    x = correlated_inputs(2, 300, 96)
+    full = x.double().T @ x.double() / len(x)
+    for g in ("channel", 32):
+        q = gptq(w, full, 3, g)
+        torch.testing.assert_close(q[:, 0], rtn(w, 3, g)[:, 0], rtol=0, atol=0)
+        assert not torch.equal(q[:, 1:], rtn(w, 3, g)[:, 1:])
 
 
 def test_act_order_permutation_is_undone():

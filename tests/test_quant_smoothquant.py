@@ -129,11 +129,9 @@ def test_layers_and_copies():
         smoothquant(block, inputs, act_scheme="channel")
 
 
-torchao = pytest.importorskip("torchao", reason="torchao (requirements-test.txt) is a reference for the smoothing")
-
-
 @pytest.mark.parametrize("alpha", [0.25, 0.5, 0.8])
 def test_smooth_scale_matches_torchao_observer(alpha):
+    pytest.importorskip("torchao", reason="torchao (requirements-test.txt) is a reference for the smoothing")
     from torchao.prototype.smoothquant.core import SmoothQuantObserver
 
     g = torch.Generator().manual_seed(3)
