@@ -46,6 +46,8 @@ class Block(nn.Module):
 
 
 FOLD = {"ln1": ["attn.q", "attn.k", "attn.v"], "ln2": ["mlp.fc"]}  # the layers each LayerNorm feeds
+# plus AWQ's v → proj fold: attention mixes v over tokens only, so v's output channel j is proj's input channel j
+FOLD_V = {**FOLD, "attn.v": ["attn.proj"]}
 
 
 def make_block(seed: int = 0, d: int = 32, outliers: tuple[int, ...] = (3, 17), gain: float = 25.0) -> Block:

@@ -20,7 +20,7 @@ from compress_core.quant.awq import awq, awq_model, clip_search
 from compress_core.quant.groupwise import layer_objective, rtn
 from compress_core.quant.scaling import effective_weight_matrix, fold_into_layernorm, scale_input
 from compress_core.quant.weight_only import quantize_weights
-from tests.llm_blocks import FOLD, block_inputs, make_block
+from tests.llm_blocks import FOLD, FOLD_V, block_inputs, make_block
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 
@@ -134,9 +134,14 @@ def test_rescaling_is_exact_in_float():
 def test_awq_model_without_quantization_is_the_float_model():
     block, x = make_block(), block_inputs()
     inputs = capture_inputs(block, x)
-    for fold in (None, FOLD):
+    for fold in (None, FOLD, FOLD_V):
         same = awq_model(block, inputs, 3, 8, fold=fold, quantize=False)
         torch.testing.assert_close(same(x), block(x), rtol=1e-5, atol=1e-4)
+    torch.manual_seed(0)
+    relu_mlp = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 8)).eval()  # ReLU commutes with s > 0
+    xm = torch.randn(64, 12)
+    same = awq_model(relu_mlp, capture_inputs(relu_mlp, xm), 3, 8, fold={"0": ["2"]}, quantize=False)
+    torch.testing.assert_close(same(xm), relu_mlp(xm), rtol=1e-5, atol=1e-5)
     torch.manual_seed(0)
     cnn = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)).eval()
     xc = torch.randn(16, 2, 6, 6)
@@ -162,6 +167,12 @@ def test_awq_model_on_a_prenorm_block():
         assert err(q) < rtn_err
     folded = awq_model(block, inputs, 3, 8, fold=FOLD)
     assert type(folded.attn.q) is nn.Linear and folded.attn.proj.input_scale is not None
+    # v → proj: v's rows are rescaled by proj's scale in float first, then quantized, so v stays on its grid
+    # even per tensor (rescaling the rows of an already quantized v would give each row its own grid)
+    folded_v = awq_model(block, inputs, 3, 8, fold=FOLD_V)
+    assert type(folded_v.attn.proj) is nn.Linear and err(folded_v) < rtn_err
+    per_tensor = awq_model(block, inputs, 3, "tensor", fold=FOLD_V)
+    assert len(per_tensor.attn.v.weight.unique()) <= 8 and len(per_tensor.attn.proj.weight.unique()) <= 8
     assert all(torch.equal(v, block.state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError):
         awq_model(block, inputs, 3, 8, layers=["attn.q"], fold=FOLD)

@@ -10,7 +10,7 @@ from torch import nn
 from compress_core.layer_inputs import capture_inputs, weight_matrix
 from compress_core.quant.primitives import compute_qparams
 from compress_core.quant.smoothquant import ActQuant, activation_range_ratio, smooth_scale, smoothquant, w8a8_weight
-from tests.llm_blocks import FOLD, block_inputs, make_block
+from tests.llm_blocks import FOLD, FOLD_V, block_inputs, make_block
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True)
 
@@ -71,8 +71,10 @@ def test_smoothing_alone_keeps_the_function():
     cnn = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3), nn.Flatten(),
                         nn.Linear(4 * 36, 5)).eval()
     block = make_block()
+    relu_mlp = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 8)).eval()  # ReLU commutes with s > 0
     cases = [(mlp, torch.randn(6, 5, 12) * torch.linspace(0.1, 20, 12), None),
-             (cnn, torch.randn(4, 3, 8, 8), None), (block, block_inputs(), None), (block, block_inputs(), FOLD)]
+             (relu_mlp, torch.randn(30, 12), {"0": ["2"]}), (cnn, torch.randn(4, 3, 8, 8), None),
+             (block, block_inputs(), None), (block, block_inputs(), FOLD), (block, block_inputs(), FOLD_V)]
     for model, x, fold in cases:
         inputs = capture_inputs(model, x)
         for alpha in (0.0, 0.5, 0.85, 1.0):
@@ -123,6 +125,10 @@ def test_layers_and_copies():
     assert type(block.mlp.fc) is nn.Linear and block.mlp.fc.weight.shape == q.mlp.fc.weight.shape
     assert q.attn.q is not block.attn.q and torch.equal(q.attn.q.weight, block.attn.q.weight)
     assert q.mlp.fc.act_quant is not None and q.mlp.fc.input_scale is not None
+    # v → proj folded: v's rows are rescaled in float before its per-channel int8 grid is set
+    v = smoothquant(block, inputs, fold=FOLD_V).attn.v.weight.detach()
+    codes = v * 127 / v.abs().amax(1, keepdim=True)
+    torch.testing.assert_close(codes, codes.round(), rtol=0, atol=1e-3)
     with pytest.raises(ValueError):
         smoothquant(block, inputs, 1.5)
     with pytest.raises(ValueError):

@@ -45,7 +45,7 @@ from .groupwise import check_weight_bits, group_width, layer_objective, rtn
 from .scaling import column_scale, fold_groups, fold_scale, replace_module, scale_input
 
 __all__ = ["AWQResult", "CLIP_GRID", "MAX_SHRINK", "N_GRID", "awq", "awq_model", "awq_scale", "channel_stat",
-           "clip_search"]
+           "clip_search", "quantize_scaled"]
 
 N_GRID = 20  # α ∈ {0, 1/20, …, 19/20}, the reference's scale search
 CLIP_GRID, MAX_SHRINK = 20, 0.5  # clip ratios 1 − i/20 for i < 0.5·20: 1, 0.95, …, 0.55
@@ -171,14 +171,23 @@ def awq(w: torch.Tensor, gram: torch.Tensor, act_mean: torch.Tensor, bits: int =
         if best is None or loss < best[0]:
             best = (loss, a, s)
     loss, a, s = best
-    ws = w * s
-    max_val = None
-    if clip:
-        max_val = clip_search(ws, gram / (s[:, None] * s[None, :]).double(), bits, group_size, symmetric)
-        g = group_width(ws.shape[1], group_size)
-        limit = max_val[:, _group_index(ws.shape[1], g)[0]] if g is not None else max_val[:1, :1]
-        ws = torch.clamp(ws, -limit, limit)
-    return AWQResult(rtn(ws, bits, group_size, symmetric), s, a, loss, tuple(losses), max_val)
+    weight, max_val = quantize_scaled(w * s, gram / (s[:, None] * s[None, :]).double(), bits, group_size,
+                                      symmetric=symmetric, clip=clip)
+    return AWQResult(weight, s, a, loss, tuple(losses), max_val)
+
+
+@torch.no_grad()
+def quantize_scaled(ws: torch.Tensor, gram_scaled: torch.Tensor, bits: int, group_size: int | str = 128, *,
+                    symmetric: bool = False, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The last step of AWQ: the scaled weight W·diag(s) clipped (``clip_search``, on the Gram matrix of the scaled
+    inputs X/s) and rounded. Returns (quantized weight, kept max |value| per (row, group) or None)."""
+    ws = ws.detach().float()
+    if not clip:
+        return rtn(ws, bits, group_size, symmetric), None
+    max_val = clip_search(ws, gram_scaled, bits, group_size, symmetric)
+    g = group_width(ws.shape[1], group_size)
+    limit = max_val[:, _group_index(ws.shape[1], g)[0]] if g is not None else max_val[:1, :1]
+    return rtn(torch.clamp(ws, -limit, limit), bits, group_size, symmetric), max_val
 
 
 def channel_stat(layer: nn.Module, per_column: torch.Tensor, reduce: str = "mean") -> torch.Tensor:
@@ -198,8 +207,9 @@ def awq_model(model: nn.Module, inputs: dict[str, torch.Tensor], bits: int = 4, 
         inputs: each layer's float input rows (``capture_inputs(model, x)``).
         layers: names of the Linear/Conv layers to quantize (default: all).
         fold: {name of a LayerNorm (or Linear) : [the layers that read its output]}: those layers share one
-            scale, searched on their weights stacked, and the division goes into that module; every other layer
-            keeps the division itself (``scaling.ScaledLinear`` …, same name and parameters).
+            scale, searched on their weights stacked, and the division goes into that module (a Linear only where
+            nothing nonlinear follows it but a ReLU or attention's value mixing: v → proj); every other layer keeps
+            the division itself (``scaling.ScaledLinear`` …, same name and parameters).
         bits, group_size, symmetric, n_grid, alpha, clip: as ``awq``.
         quantize: False stores W·diag(s) unquantized (the scales still searched): the float model's function,
             which shows the rescaling is exact.
@@ -207,19 +217,31 @@ def awq_model(model: nn.Module, inputs: dict[str, torch.Tensor], bits: int = 4, 
     new = copy.deepcopy(model).eval()
     selected = [n for n, _ in layers_of(new, layers)]
     groups = fold_groups(fold, selected)
-    grouped = {n for names in groups.values() for n in names}
+    # First every fold group's scale, searched on the current float weights and applied in float (the reference
+    # code's order: all scales, then the quantization), so that a fold into a Linear that is itself quantized (AWQ's
+    # v → proj) rescales float weights, not codes. Groups are searched in the order given.
+    scales = {}
     for into, names in groups.items():
         mods = [new.get_submodule(n) for n in names]
         if not all(isinstance(m, nn.Linear) for m in mods):
             raise ValueError(f"The layers folded into {into} must be Linear layers.")
         stats = input_stats(inputs[names[0]])
         w = torch.cat([weight_matrix(m).detach().float() for m in mods])
-        res = awq(w, stats.gram, stats.absmean, bits, group_size, symmetric=symmetric, n_grid=n_grid, alpha=alpha,
-                  clip=clip)
-        fold_scale(new, into, res.scale)
-        stored = res.weight if quantize else w * res.scale
-        for m, part in zip(mods, stored.split([m.weight.shape[0] for m in mods])):
+        s = awq(w, stats.gram, stats.absmean, bits, group_size, symmetric=symmetric, n_grid=n_grid, alpha=alpha,
+                clip=False).scale
+        fold_scale(new, into, s)
+        for m in mods:
+            m.weight.mul_(s)
+        scales[into] = s
+    for into, names in groups.items() if quantize else ():
+        mods = [new.get_submodule(n) for n in names]
+        s, gram = scales[into], input_stats(inputs[names[0]]).gram
+        ws = torch.cat([weight_matrix(m).detach().float() for m in mods])
+        q, _ = quantize_scaled(ws, gram / (s[:, None] * s[None, :]).double(), bits, group_size, symmetric=symmetric,
+                               clip=clip)
+        for m, part in zip(mods, q.split([m.weight.shape[0] for m in mods])):
             m.weight.copy_(part)
+    grouped = {n for names in groups.values() for n in names}
     for name in selected:
         if name in grouped:
             continue
@@ -228,7 +250,7 @@ def awq_model(model: nn.Module, inputs: dict[str, torch.Tensor], bits: int = 4, 
         # one scale per input channel: a conv's k… columns of a channel share their pooled mean |x|
         mean_cols = column_scale(layer, channel_stat(layer, stats.absmean))
         res = awq(weight_matrix(layer), stats.gram, mean_cols, bits, group_size, symmetric=symmetric, n_grid=n_grid,
-                  alpha=alpha, clip=clip)
+                  alpha=alpha, clip=clip and quantize)
         per_channel = res.scale[::weight_matrix(layer).shape[1] // layer.weight.shape[1]]
         stored = res.weight if quantize else weight_matrix(layer).detach().float() * res.scale
         replace_module(new, name, scale_input(layer, per_channel, stored))

@@ -101,7 +101,9 @@ def smoothquant(model: nn.Module, inputs: dict[str, torch.Tensor], alpha: float 
             activation ranges come from these.
         alpha: migration strength in [0, 1]. layers: the layers to treat (default: all Linear/Conv layers).
         fold: {LayerNorm (or Linear) name: [layers reading its output]}: one scale for the group (the weight maxima
-            taken over all of them), divided out in that module; other layers divide their input themselves.
+            taken over all of them), divided out in that module (a Linear only where nothing nonlinear but a ReLU or
+            attention's value mixing follows it); other layers divide their input themselves. Groups are smoothed
+            in the order given.
         smooth: apply the smoothing (False: plain W8A8, the baseline). quantize: fake-quantize (False: smoothing
             alone, float, the same function as ``model``).
         weight_bits, act_bits: 8 in the paper. act_scheme: ``"tensor"`` (static) or ``"token"`` (dynamic).
@@ -111,28 +113,37 @@ def smoothquant(model: nn.Module, inputs: dict[str, torch.Tensor], alpha: float 
     new = copy.deepcopy(model).eval()
     selected = [n for n, _ in layers_of(new, layers)]
     groups = fold_groups(fold, selected) if smooth else {}
-    grouped = {n for names in groups.values() for n in names}
-    units = [(into, names) for into, names in groups.items()] + [(None, [n]) for n in selected if n not in grouped]
-    for into, names in units:
+    # First the fold groups' scales, applied in float (a fold into a Linear that is itself treated, v → proj,
+    # then rescales float weights, not codes); then each layer's own smoothing and the quantization.
+    applied = {}  # layer name -> the scale its input was already divided by (in the module it reads from)
+    for into, names in groups.items():
         mods = [new.get_submodule(n) for n in names]
-        rows = inputs[names[0]]
-        s = None
-        if smooth:
-            w_absmax = torch.stack([weight_matrix(m).detach().abs().amax(0).float() for m in mods]).amax(0)
-            s = smooth_scale(channel_stat(mods[0], rows.abs().amax(0), "max"),
-                             channel_stat(mods[0], w_absmax, "max"), alpha)
-            if into is not None:
-                fold_scale(new, into, s)
-        s_cols = column_scale(mods[0], s) if s is not None else None
+        if not all(isinstance(m, nn.Linear) for m in mods):
+            raise ValueError(f"The layers folded into {into} must be Linear layers.")
+        w_absmax = torch.stack([weight_matrix(m).detach().abs().amax(0).float() for m in mods]).amax(0)
+        s = smooth_scale(inputs[names[0]].abs().amax(0), w_absmax, alpha)
+        fold_scale(new, into, s)
+        for name, m in zip(names, mods):
+            m.weight.mul_(s)
+            applied[name] = s
+    for name in selected:
+        m, rows = new.get_submodule(name), inputs[name]
+        w = weight_matrix(m).detach().float()
+        s = None  # the division this layer keeps itself
+        if name in applied:
+            s_cols = applied[name]
+        elif smooth:
+            s = smooth_scale(channel_stat(m, rows.abs().amax(0), "max"), channel_stat(m, w.abs().amax(0), "max"),
+                             alpha)
+            s_cols = column_scale(m, s)
+            w = w * s_cols
+        else:
+            s_cols = None
         act_q = None
         if quantize:
+            w = w8a8_weight(w, weight_bits)
             x_hat = rows / s_cols if s_cols is not None else rows
             qp = _symmetric_qparams(x_hat.abs().max(), act_bits) if act_scheme == "tensor" else None
-        for name, m in zip(names, mods):
-            w = weight_matrix(m).detach().float()
-            w = w * s_cols if s_cols is not None else w
-            if quantize:
-                w = w8a8_weight(w, weight_bits)
-                act_q = ActQuant(act_bits, act_scheme, qp, channel_dim=-1 if isinstance(m, nn.Linear) else 1)
-            replace_module(new, name, scale_input(m, s if into is None else None, w, act_q))
+            act_q = ActQuant(act_bits, act_scheme, qp, channel_dim=-1 if isinstance(m, nn.Linear) else 1)
+        replace_module(new, name, scale_input(m, s, w, act_q))
     return new
