@@ -6,6 +6,12 @@
 - ``model``: ``QuantConfig``, ``QuantLayer`` and ``quantize_model`` (post-training quantization).
 - ``qat``: quantization-aware training (straight-through estimator; LSQ learned step sizes).
 - ``analysis``: per-layer SQNR, sizes, bit-width sweeps, per-layer sensitivity and mixed precision.
+- ``groupwise``: weight-only round-to-nearest with per-tensor, per-channel or group-wise grids; the layer-wise
+  objective; storage cost. ``gptq`` (Frantar et al. 2023), ``awq`` (Lin et al. 2024) and ``weight_only``
+  (``quantize_weights``, ``layer_errors``, ``weight_storage``) build on it.
+- ``smoothquant`` (Xiao et al. 2023): W8A8 with activation outliers migrated into the weights; ``scaling``: the
+  exact per-input-channel rescaling (a dividing layer, or a fold into a LayerNorm) it and AWQ share.
+- ``kv_cache``: KIVI-style key/value quantization (keys per channel, values per token) for attention's ``kv_hook``.
 
 Usage::
 
@@ -13,7 +19,11 @@ Usage::
     qmodel = quantize_model(model, QuantConfig(weight_bits=4), ds.x_train[:512])
 """
 from .analysis import bits_sensitivity, bits_sweep, layer_report, model_size, sqnr_db, suggest_bits
+from .awq import AWQResult, awq, awq_model
 from .calibration import METHOD_LABELS, METHODS, calibrate, kl_threshold, observe_range
+from .gptq import gptq
+from .groupwise import layer_objective, rtn, storage_bits
+from .kv_cache import kv_cache_bits, kv_quantizer, quantize_kv
 from .model import (
            TARGETS,
            QuantConfig,
@@ -25,17 +35,21 @@ from .model import (
 )
 from .primitives import EPS, MAX_BITS, QParams, clip_mask, compute_qparams, dequantize, fake_quantize, qrange, quantize
 from .qat import (
-    float_control,
-    fold_batchnorm,
-    freeze,
-    lsq_fake_quantize,
-    lsq_grad_factor,
-    quantization_aware_training,
+           float_control,
+           fold_batchnorm,
+           freeze,
+           lsq_fake_quantize,
+           lsq_grad_factor,
+           quantization_aware_training,
 )
+from .smoothquant import activation_range_ratio, smooth_scale, smoothquant
+from .weight_only import WEIGHT_METHODS, layer_errors, quantize_weights, weight_storage
 
-__all__ = ["EPS", "MAX_BITS", "METHODS", "METHOD_LABELS", "QParams", "QuantConfig", "QuantLayer", "TARGETS",
-           "bits_sensitivity", "bits_sweep", "calibrate", "clip_mask", "collect_activations", "compute_qparams",
-           "dequantize", "fake_quantize", "float_control", "fold_batchnorm", "freeze", "kl_threshold", "layer_report",
-           "lsq_fake_quantize", "lsq_grad_factor", "model_size", "observe_range", "qrange",
-           "quant_layers", "quantization_aware_training", "quantize", "quantize_model", "sqnr_db", "suggest_bits",
-           "weight_qparams_for"]
+__all__ = ["AWQResult", "EPS", "MAX_BITS", "METHODS", "METHOD_LABELS", "QParams", "QuantConfig", "QuantLayer",
+           "TARGETS", "WEIGHT_METHODS", "activation_range_ratio", "awq", "awq_model", "bits_sensitivity", "bits_sweep",
+           "calibrate", "clip_mask", "collect_activations", "compute_qparams", "dequantize", "fake_quantize",
+           "float_control", "fold_batchnorm", "freeze", "gptq", "kl_threshold", "kv_cache_bits", "kv_quantizer",
+           "layer_errors", "layer_objective", "layer_report", "lsq_fake_quantize", "lsq_grad_factor", "model_size",
+           "observe_range", "qrange", "quant_layers", "quantization_aware_training", "quantize", "quantize_kv",
+           "quantize_model", "quantize_weights", "rtn", "smooth_scale", "smoothquant", "sqnr_db", "storage_bits",
+           "suggest_bits", "weight_qparams_for", "weight_storage"]
