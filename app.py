@@ -36,6 +36,8 @@ with warmup.running():
         "Together": [st.Page("app_pages/deep_compression.py", title="Deep compression", icon="🧩",
                              url_path="deep-compression"),
                      st.Page("app_pages/compare.py", title="Compare recipes", icon="⚖️", url_path="compare")],
+        "Transformers": [st.Page("app_pages/language_models.py", title="Language models", icon="🤖",
+                                 url_path="language-models")],
     }
 
     render_sidebar()

@@ -15,9 +15,14 @@ from compress_core.catalog import (
     KERNELS,
     MAX_CHANNELS,
     MAX_CONV_STAGES,
+    MAX_GPT_HEADS,
+    MAX_GPT_LAYERS,
+    MAX_GPT_PARAMS,
+    MAX_GPT_WIDTH,
     MAX_HIDDEN_LAYERS,
     MAX_PARAMS,
     MAX_WIDTH,
+    MIN_GPT_WIDTH,
     MIN_WIDTH,
     built_architecture,
     data_info,
@@ -55,13 +60,16 @@ class Selection:
                 "epochs": str(self.train.epochs), "lr": str(self.train.lr)}
 
 
-CUSTOM = {"custom MLP": "mlp", "custom CNN": "cnn"}
+CUSTOM = {"custom MLP": "mlp", "custom CNN": "cnn", "custom GPT": "gpt"}
 ARCH_HELP = {
     "mlp": f"Hidden layer widths, first to last, e.g. 256-128-64: 1 to {MAX_HIDDEN_LAYERS} layers of {MIN_WIDTH} to "
            f"{MAX_WIDTH} units, at most {MAX_PARAMS:,} parameters in all (it trains in seconds).",
     "cnn": f"Conv stages as channels k kernel, e.g. 8k3-16k5: 1 to {MAX_CONV_STAGES} stages of 1 to {MAX_CHANNELS} "
            f"channels, kernel {', '.join(map(str, KERNELS))}; each is followed by ReLU and a 2× max-pool, then "
            f"{' → '.join(map(str, CNN_HEAD))} → classes. At most {MAX_PARAMS:,} parameters.",
+    "gpt": f"Transformer blocks x width, then h and the attention heads, e.g. 4x128h4: 1 to {MAX_GPT_LAYERS} blocks, "
+           f"a width of {MIN_GPT_WIDTH} to {MAX_GPT_WIDTH} divisible by the heads (1 to {MAX_GPT_HEADS}), at most "
+           f"{MAX_GPT_PARAMS:,} parameters (about a minute of training per 800,000 on one core).",
 }
 
 
@@ -93,7 +101,7 @@ def _pick_changed() -> None:
     """A custom family picked: start from sizes of its own (the other family's do not parse)."""
     pick = st.session_state["model_pick"]
     if pick in CUSTOM:
-        st.session_state["arch"] = {"mlp": "256-128", "cnn": "8k3-16k3"}[CUSTOM[pick]]
+        st.session_state["arch"] = {"mlp": "256-128", "cnn": "8k3-16k3", "gpt": "2x64h4"}[CUSTOM[pick]]
     _model_changed()
 
 
@@ -122,6 +130,9 @@ def _describe(model: str, ds: str) -> str:
     n = param_count(built_architecture(model, info.input_shape), info)
     if arch.family == "mlp":
         return f"Your MLP: {' → '.join(map(str, arch.hidden))} hidden units, {n:,} parameters."
+    if arch.family == "gpt":
+        return (f"Your GPT: {arch.layers} transformer blocks {arch.width} wide, {arch.heads} attention heads; "
+                f"{n:,} parameters.")
     stages = ", ".join(f"{c} channels × kernel {k}" for c, k in arch.convs)
     return f"Your CNN: {stages}, then {' → '.join(map(str, CNN_HEAD))}; {n:,} parameters."
 

@@ -28,7 +28,8 @@ from .variants import Calibration, Score, build, label, score
 __all__ = ["ALPHAS", "BENCH_KEYS", "compare", "layer_objectives", "samples", "scores", "smoothing_view",
            "alpha_curve"]
 
-BENCH_KEYS = ("rtn_w4_g128", "gptq_w4_g128", "awq_w4_g128", "rtn_w3_g128", "gptq_w3_g128", "w8a8_per_tensor",
+BENCH_KEYS = ("rtn_w4_g128", "gptq_w4_g128", "awq_w4_g128", "rtn_w3_g128", "gptq_w3_g128", "awq_w3_g128",
+              "w8a8_per_tensor",
               "w8a8_smoothquant", "magnitude_50", "wanda_50", "sparsegpt_50", "magnitude_2_4", "wanda_2_4", "kv4")
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 

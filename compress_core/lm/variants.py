@@ -167,7 +167,7 @@ def build(model: nn.Module, key: str, calib: Calibration | None = None) -> nn.Mo
             for m in hooked:
                 m.kv_hook = kv_quantizer(v.bits, *v.kv_axes)
         return new
-    needs_calib = not (v.method in ("rtn", "magnitude"))
+    needs_calib = v.method not in ("rtn", "magnitude")
     if needs_calib and calib is None:
         raise ValueError(f"{label(key)} calibrates on the model's activations: pass calibrate(model, dataset).")
     rows = calib.rows if calib is not None else None
