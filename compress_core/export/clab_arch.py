@@ -21,7 +21,7 @@ from torch import nn
 EXTENSION = ".clab"
 MAX_LAYERS = 1024  # layers in one file: far above any network here, and a bound on modules built from a header
 MAX_INT = 2 ** 31 - 1  # any size, kernel, stride or padding (torch's int32 sizes)
-MAX_PARAMETERS = 2 ** 24  # weights + biases, 64 MiB in float32: 8× the lab's largest model; a forged header costs no more
+MAX_PARAMETERS = 2 ** 24  # weights + biases, 64 MiB of float32: 8× the lab's largest model, all a forged header gets
 WEIGHTED = ("Linear", "Conv1d", "Conv2d")
 # the arguments each type stores, in order (docs/FORMAT.md); "bias" is 1 or 0, "padding" may be 0, the rest ≥ 1
 ARGS = {"Linear": ("in", "out", "bias"),
