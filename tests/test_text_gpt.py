@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from compress_core import catalog, text
 from compress_core.data import _load_builtin, load_dataset
 from compress_core.models import build_model, summary, weighted_layers
-from compress_core.settings import TrainConfig
+from compress_core.settings import TrainConfig, default_train_config
 from compress_core.train import evaluate, train
 
 TINY = "gpt:2x32h4"  # 2 blocks, 32 wide, 4 heads of 8: about 28 k parameters, milliseconds a step
@@ -240,3 +240,9 @@ def test_a_gpt_baseline_is_cached_like_every_other(tmp_path):
     ds = load_dataset("pydoc")
     assert evaluate(model, ds.x_test, ds.y_test) == b.test_metrics
     assert text.lm_metrics(model, ds, "test").bpc == pytest.approx(b.test_metrics.bits)
+
+
+def test_the_recipe_covers_every_gpt_size():
+    recipe = default_train_config("pydoc", "gpt")
+    assert recipe.lr_schedule == "cosine" and recipe.keep_best
+    assert default_train_config("pydoc", TINY) == recipe
