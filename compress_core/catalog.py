@@ -10,13 +10,16 @@ Usage::
     data_info("digits").input_shape          # (1, 8, 8)
     model_problems("cnn:8k3-16k5", "moons")  # ['A CNN needs images or signals; moons is points. Use an MLP.']
     param_count(parse_model("mlp"), data_info("digits"))  # 52,410
+    parse_model("gpt:4x128h4")                # a GPT of 4 blocks, 128 wide, 4 attention heads
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-KINDS = ("image", "sequence", "points", "features")  # "features": an uploaded table that is none of the others
+# "features": an uploaded table that is none of the others; "text": token ids (N, context) whose targets are the
+# next tokens (N, context), for a language model
+KINDS = ("image", "sequence", "points", "features", "text")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ DATASETS: dict[str, DataInfo] = {
                  "shifts, scaling and noise; 4,000 train / 1,000 test.", (1, 40), 10),
         DataInfo("moons", "points", "Two interleaving half-moons in 2-D with noise: 1,000 points.", (2,), 2),
         DataInfo("spirals", "points", "Three interleaved noisy spirals in 2-D: 1,200 points.", (2,), 3),
+        # (compress_core.text: CONTEXT characters at once, a vocabulary of 97 symbols; tests check these numbers)
+        DataInfo("pydoc", "text", "Python's own help texts (pydoc's topics, from the standard library): about "
+                 "465,000 characters, read one character at a time; 90 % train, then 5 % validation and 5 % test "
+                 "text never seen in training.", (64,), 97),
     )
 }
 
@@ -101,6 +108,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("cnn", "LeNet-5 style: conv → pool → conv → pool, then 120 → 84 → classes.",
                   ("image", "sequence")),
         ModelSpec("tiny", "A tiny MLP with two hidden layers of 32 units, for 2-D points.", ("points",)),
+        ModelSpec("gpt", "A tiny GPT (nanoGPT style): 2 transformer blocks 96 wide with 4 attention heads, "
+                  "predicting the next character.", ("text",)),
     )
 }
 
@@ -110,26 +119,40 @@ MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
 MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
 MAX_PARAMS = 1_000_000
 CNN_HEAD = (120, 84)
+# A GPT learns from every character of its windows: the default's 239 k parameters train in a minute on one core,
+# and the time grows with the parameters (MAX_PARAMS: about four minutes).
+MAX_GPT_LAYERS, MAX_GPT_WIDTH, MIN_GPT_WIDTH, MAX_GPT_HEADS = 8, 384, 8, 16
+DEFAULT_GPT = (2, 96, 4)  # layers, width, heads: 239 k parameters (the recipe in settings says why this size)
+FAMILY_NAMES = {"mlp": "An MLP", "cnn": "A CNN", "gpt": "A GPT"}
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A parsed model name: the family ("mlp" or "cnn") and its sizes."""
+    """A parsed model name: the family ("mlp", "cnn" or "gpt") and its sizes."""
 
     family: str
     hidden: tuple[int, ...] = ()  # MLP hidden widths
     convs: tuple[tuple[int, int], ...] = ()  # CNN (channels, kernel size) per stage
+    layers: int = 0  # GPT transformer blocks
+    width: int = 0  # GPT residual stream width (embedding size)
+    heads: int = 0  # GPT attention heads per block (width / heads wide each)
 
     @property
     def name(self) -> str:
         if self.family == "mlp":
             return "mlp:" + "-".join(map(str, self.hidden))
+        if self.family == "gpt":
+            return f"gpt:{self.layers}x{self.width}h{self.heads}"
         return "cnn:" + "-".join(f"{c}k{k}" for c, k in self.convs)
 
 
+_SPEC_HELP = ("'mlp:256-128' (hidden widths), 'cnn:8k3-16k5' (channels and kernel per conv stage) or 'gpt:4x128h4' "
+              "(layers x width, attention heads)")
+
+
 def parse_model(name: str) -> Architecture:
-    """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``).
-    ValueError in plain words for anything else."""
+    """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``,
+    ``gpt:4x128h4``). ValueError in plain words for anything else."""
     if not isinstance(name, str):
         raise ValueError(f"A model name must be text (got {name!r}).")
     if name == "mlp":
@@ -138,14 +161,22 @@ def parse_model(name: str) -> Architecture:
         return Architecture("mlp", (32, 32))
     if name == "cnn":
         return Architecture("cnn", convs=((6, 3), (16, 3)))  # the 1-D variant widens it, see built_architecture
+    if name == "gpt":
+        return Architecture("gpt", layers=DEFAULT_GPT[0], width=DEFAULT_GPT[1], heads=DEFAULT_GPT[2])
     family, sep, sizes = name.partition(":")
-    if not sep or family not in ("mlp", "cnn") or not sizes:
+    if not sep or family not in ("mlp", "cnn", "gpt") or not sizes:
         raise ValueError(f"Unknown model {name!r}. Use one of {', '.join(REGISTRY)}, or size one yourself: "
-                         "'mlp:256-128' (hidden widths) or 'cnn:8k3-16k5' (channels and kernel per conv stage).")
+                         f"{_SPEC_HELP}.")
     parts = sizes.split("-")
     try:
         if family == "mlp":
             return Architecture("mlp", tuple(int(p) for p in parts))
+        if family == "gpt":
+            layers, _, rest = sizes.lower().partition("x")
+            width, _, heads = rest.partition("h")
+            if not (layers.isdigit() and width.isdigit() and heads.isdigit()):
+                raise ValueError
+            return Architecture("gpt", layers=int(layers), width=int(width), heads=int(heads))
         convs = []
         for p in parts:
             c, k, *rest = p.lower().split("k")
@@ -154,7 +185,8 @@ def parse_model(name: str) -> Architecture:
             convs.append((int(c), int(k)))
         return Architecture("cnn", convs=tuple(convs))
     except ValueError:
-        example = "'mlp:256-128'" if family == "mlp" else "'cnn:8k3-16k5' (8 channels, kernel 3; 16, kernel 5)"
+        example = {"mlp": "'mlp:256-128'", "cnn": "'cnn:8k3-16k5' (8 channels, kernel 3; 16, kernel 5)",
+                   "gpt": "'gpt:4x128h4' (4 layers, 128 wide, 4 attention heads)"}[family]
         raise ValueError(f"Cannot read the sizes in {name!r}: write them like {example}.") from None
 
 
@@ -167,14 +199,25 @@ def built_architecture(name: str, input_shape: tuple[int, ...]) -> Architecture:
     return arch
 
 
+def gpt_block_params(width: int) -> int:
+    """Weights and biases of one transformer block: two LayerNorms (4·w), the q, k, v and output projections
+    (4·(w² + w)), and the MLP w -> 4w -> w (8·w² + 5·w): 12·w² + 13·w."""
+    return 12 * width * width + 13 * width
+
+
 def param_count(arch: Architecture, info: DataInfo) -> int:
     """Weights and biases of ``arch`` built for ``info``, counted from the shapes (``build_model`` builds exactly
-    these layers: conv stages keep the length with padding k // 2, each 2× max-pool halves it, rounding down)."""
+    these layers: conv stages keep the length with padding k // 2, each 2× max-pool halves it, rounding down; a
+    GPT's token and position embeddings, its blocks and its final LayerNorm, the output head being the token
+    embedding itself)."""
     def dense(widths) -> int:
         return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
 
     if arch.family == "mlp":
         return dense((math.prod(info.input_shape), *arch.hidden, info.num_classes))
+    if arch.family == "gpt":
+        w = arch.width
+        return (info.num_classes + info.input_shape[0]) * w + arch.layers * gpt_block_params(w) + 2 * w
     channels, sizes, n = info.input_shape[0], list(info.input_shape[1:]), 0
     for c, k in arch.convs:
         n += c * channels * k ** len(sizes) + c
@@ -184,8 +227,23 @@ def param_count(arch: Architecture, info: DataInfo) -> int:
 
 def weighted_layer_count(arch: Architecture) -> int:
     """Layers that carry parameters (Linear and Conv): hidden layers and the output layer of an MLP; a CNN's conv
-    stages, its dense head and the output layer."""
+    stages, its dense head and the output layer; a GPT's six Linear layers per block (q, k, v, the output
+    projection and the MLP's two; its tied head is the embedding, not a Linear layer)."""
+    if arch.family == "gpt":
+        return 6 * arch.layers
     return len(arch.hidden) + 1 if arch.family == "mlp" else len(arch.convs) + len(CNN_HEAD) + 1
+
+
+def _kind_problem(arch: Architecture, ds: DataInfo) -> str | None:
+    """Why ``arch``'s family cannot read ``ds``'s kind of data at all, or None."""
+    if (arch.family == "gpt") == (ds.kind == "text"):
+        return None
+    if arch.family == "gpt":
+        return (f"A GPT needs text; {ds.name} is {ds.kind}. Use "
+                f"{'an MLP or a CNN' if ds.kind in ('image', 'sequence') else 'an MLP'}.")
+    reads = "images, signals, points or tables" if arch.family == "mlp" else "images or signals"
+    return (f"{FAMILY_NAMES[arch.family]} needs {reads}; {ds.name} is text (characters to predict one after "
+            "another). Use a GPT.")
 
 
 def model_problems(name: str, dataset) -> list[str]:
@@ -196,6 +254,9 @@ def model_problems(name: str, dataset) -> list[str]:
     except ValueError as e:
         return [str(e)]
     ds = data_info(dataset)
+    kind_problem = _kind_problem(arch, ds)
+    if kind_problem:
+        return [kind_problem]
     if name in REGISTRY:
         return [] if ds.kind in REGISTRY[name].kinds else [
             f"Model {name!r} is not built for {ds.kind} data ({ds.name}). Models for {ds.name}: "
@@ -206,6 +267,16 @@ def model_problems(name: str, dataset) -> list[str]:
             out.append(f"An MLP here has 1 to {MAX_HIDDEN_LAYERS} hidden layers (got {len(arch.hidden)}).")
         if any(not MIN_WIDTH <= w <= MAX_WIDTH for w in arch.hidden):
             out.append(f"Each hidden layer has {MIN_WIDTH} to {MAX_WIDTH} units (got {list(arch.hidden)}).")
+    elif arch.family == "gpt":
+        if not 1 <= arch.layers <= MAX_GPT_LAYERS:
+            out.append(f"A GPT here has 1 to {MAX_GPT_LAYERS} layers (got {arch.layers}).")
+        if not MIN_GPT_WIDTH <= arch.width <= MAX_GPT_WIDTH:
+            out.append(f"A GPT here is {MIN_GPT_WIDTH} to {MAX_GPT_WIDTH} wide (got {arch.width}).")
+        if not 1 <= arch.heads <= MAX_GPT_HEADS:
+            out.append(f"A GPT here has 1 to {MAX_GPT_HEADS} attention heads (got {arch.heads}).")
+        elif arch.width % arch.heads:
+            out.append(f"The width is split evenly between the heads: {arch.width} is not a multiple of "
+                       f"{arch.heads}.")
     else:
         if ds.kind not in ("image", "sequence"):
             out.append(f"A CNN needs images or signals; {ds.name} is {ds.kind}. Use an MLP.")
@@ -224,7 +295,8 @@ def model_problems(name: str, dataset) -> list[str]:
         n = param_count(arch, ds)
         if n > MAX_PARAMS:
             out.append(f"This network has {n:,} parameters; the limit here is {MAX_PARAMS:,} (it must train in "
-                       "seconds on a laptop CPU). Make it narrower or shallower.")
+                       f"{'minutes' if arch.family == 'gpt' else 'seconds'} on a laptop CPU). Make it narrower or "
+                       "shallower.")
     return out
 
 

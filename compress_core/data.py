@@ -6,6 +6,8 @@ Every data set comes from an installed package or is generated, so nothing is do
 - ``mnist1d``: MNIST-1D (Greydanus, 2020), generated locally with
   ``mnist1d.data.make_dataset(get_dataset_args())``: 4,000 train / 1,000 test sequences of length 40.
 - ``moons`` and ``spirals``: noisy 2-D points, small enough to draw a decision boundary.
+- ``pydoc``: Python's own help texts read one character at a time, for a language model (``compress_core.text``):
+  x holds windows of token ids (N, 64), y the next character at each position (N, 64), int64 both.
 
 A seed fixes the train/validation/test split; normalisation statistics come from the training split
 only. ``load_dataset`` caches its result per (name, seed): the tensors it returns are shared, so treat
@@ -145,7 +147,21 @@ def _build_spirals(seed: int, n_per_class: int = 400, arms: int = 3, noise: floa
     return dict(x=x, y=y, idx=(tr, va, te), classes=tuple(f"arm {k}" for k in range(arms)))
 
 
-_BUILDERS = {"digits": _build_digits, "mnist1d": _build_mnist1d, "moons": _build_moons, "spirals": _build_spirals}
+def _build_pydoc(seed: int) -> dict:
+    """The text as windows: the seed picks the training windows' starts; the held-out text is the same for every
+    seed (the last 10 % of the corpus, see ``compress_core.text``)."""
+    from . import text
+
+    train, val, test = text.corpus_splits()
+    parts = (text.train_windows(train, text.CONTEXT, seed), text.eval_windows(val, text.CONTEXT),
+             text.eval_windows(test, text.CONTEXT))
+    meta = {"vocab": text.VOCAB, "context": text.CONTEXT, "corpus_sha256": text.corpus_digest(),
+            "characters": {"train": len(train), "val": len(val), "test": len(test)}}
+    return dict(parts=parts, classes=tuple(text.VOCAB), meta=meta)
+
+
+_BUILDERS = {"digits": _build_digits, "mnist1d": _build_mnist1d, "moons": _build_moons, "spirals": _build_spirals,
+             "pydoc": _build_pydoc}
 REGISTRY: dict[str, DatasetSpec] = {n: DatasetSpec(n, d.kind, d.description, _BUILDERS[n]) for n, d in DATASETS.items()}
 
 
@@ -211,6 +227,12 @@ def _load_builtin(name: str, seed: int = 0) -> Dataset:
     """
     spec = get_spec(name)
     raw = spec.builder(int(seed))
+    if spec.kind == "text":  # token ids: nothing to standardise
+        (xtr, ytr), (xva, yva), (xte, yte) = (tuple(torch.from_numpy(np.array(a)) for a in p)
+                                              for p in raw["parts"])
+        return Dataset(name=name, kind=spec.kind, x_train=xtr, y_train=ytr, x_val=xva, y_val=yva, x_test=xte,
+                       y_test=yte, input_shape=tuple(xtr.shape[1:]), class_names=raw["classes"],
+                       description=spec.description, meta={**raw["meta"], "seed": int(seed)})
     return _standardized(name, spec.kind, raw["x"], raw["y"], raw["idx"], raw["classes"], spec.description, seed)
 
 

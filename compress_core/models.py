@@ -6,16 +6,21 @@
   2-D convolutions for images, 1-D for sequences.
 - ``tiny``: a small MLP (32 -> 32) for 2-D points (only: on images and signals it is too small to be a
   fair subject for compression).
+- ``gpt``: a tiny GPT (Radford et al. 2019, nanoGPT style; ``compress_core.gpt``) for text: 2 pre-LN transformer
+  blocks 96 wide with 4 heads and a head tied to the token embedding. Its logits are (batch, vocabulary, time),
+  so cross-entropy and accuracy score every next character with the classifiers' code.
 
 Architectures you size yourself are named by a spec string, so they travel wherever a model name does (links,
 recipes, cache keys): ``mlp:256-128-64`` is an MLP with those hidden widths; ``cnn:8k3-16k5`` a CNN with two conv
 stages of 8 and 16 channels and kernels 3 and 5 (each followed by ReLU and a 2× max-pool), then 120 → 84 →
-classes. ``model_problems`` checks one against the limits in ``compress_core.catalog`` (the machine trains them in
-seconds).
+classes; ``gpt:4x128h4`` a GPT of 4 blocks, 128 wide, with 4 attention heads. ``model_problems`` checks one against
+the limits in ``compress_core.catalog`` (the machine trains them in seconds; a GPT in about a minute).
 
-Every model is an ``nn.Sequential`` with named children (``conv1``, ``fc1``, ``relu1``, ...), and only
-``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers carry parameters, so every pruning and quantization
-algorithm works on every model by walking ``model.named_children()``.
+Every model is an ``nn.Sequential`` with named children (``conv1``, ``fc1``, ``relu1``, ...; a GPT's ``embed``,
+``block1`` …, ``ln_f``, ``head``). In the MLPs and CNNs only ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers carry
+parameters, so every pruning and quantization algorithm works on every model by walking its weighted layers; a GPT
+also has its embeddings and LayerNorms, and its Linear layers sit one level down (``block1.attn.q``), found by
+``named_modules()``.
 
 Usage::
 
@@ -79,6 +84,10 @@ def _cnn(input_shape: tuple[int, ...], classes: int, convs: tuple[tuple[int, int
 
 
 def _build(arch: Architecture, ds: Dataset) -> nn.Sequential:
+    if arch.family == "gpt":
+        from .gpt import build_gpt
+
+        return build_gpt(ds.num_classes, ds.input_shape[0], arch.layers, arch.width, arch.heads)
     in_features = 1
     for d in ds.input_shape:
         in_features *= d
@@ -122,17 +131,19 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], bytes_per_param: int
     """Layer table of ``model``: output shape, weight and bias counts, and size in bytes.
 
     Returns ``{"layers": [row, ...], "total_params": int, "total_bytes": int}`` where each row has
-    ``name``, ``type``, ``output_shape``, ``weights``, ``biases``, ``params`` and ``bytes``.
+    ``name``, ``type``, ``output_shape``, ``weights``, ``biases``, ``params`` and ``bytes``. A child with layers inside
+    (a GPT's block) counts all their parameters; a GPT reads token ids, fed here as zeros of its ``input_dtype``.
     """
     rows = []
-    x = torch.zeros(1, *input_shape)
+    children = list(model.named_children())
+    dtype = getattr(children[0][1], "input_dtype", torch.float32) if children else torch.float32
+    x = torch.zeros(1, *input_shape, dtype=dtype)
     with torch.no_grad():
-        for name, module in model.named_children():
+        for name, module in children:
             x = module(x)
-            w = getattr(module, "weight", None)
-            b = getattr(module, "bias", None)
-            nw = w.numel() if isinstance(w, torch.Tensor) else 0
-            nb = b.numel() if isinstance(b, torch.Tensor) else 0
+            params = list(module.named_parameters())
+            nb = sum(p.numel() for n, p in params if n.rsplit(".", 1)[-1] == "bias")
+            nw = sum(p.numel() for _, p in params) - nb
             rows.append(dict(name=name, type=type(module).__name__, output_shape=tuple(x.shape[1:]),
                              weights=nw, biases=nb, params=nw + nb, bytes=(nw + nb) * bytes_per_param))
     total = sum(r["params"] for r in rows)

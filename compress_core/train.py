@@ -54,7 +54,12 @@ def torch_threads(n: int):
 @dataclass(frozen=True)
 class Metrics:
     accuracy: float
-    loss: float
+    loss: float  # mean cross-entropy in nats
+
+    @property
+    def bits(self) -> float:
+        """The mean cross-entropy in bits: bits per character for a character-level language model."""
+        return self.loss / math.log(2)
 
 
 @dataclass
@@ -96,7 +101,8 @@ class History:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> Metrics:
-    """Accuracy (fraction correct) and mean cross-entropy of ``model`` on ``(x, y)``."""
+    """Accuracy (fraction correct) and mean cross-entropy of ``model`` on ``(x, y)``: per example for a classifier,
+    per target token for a language model (``y`` of (N, T) next tokens, logits of (N, classes, T))."""
     if len(y) == 0:
         raise ValueError("Cannot evaluate on an empty set.")
     was_training = model.training
@@ -109,7 +115,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         loss += F.cross_entropy(out, yb, reduction="sum").item()
         correct += (out.argmax(1) == yb).sum().item()
     model.train(was_training)
-    return Metrics(accuracy=correct / len(y), loss=loss / len(y))
+    return Metrics(accuracy=correct / y.numel(), loss=loss / y.numel())
 
 
 @torch.no_grad()

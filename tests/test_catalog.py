@@ -14,7 +14,8 @@ from compress_core.data import load_dataset
 from compress_core.models import build_model, weighted_layers
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("mlp", "cnn", "tiny", "mlp:256-128-64", "mlp:2", "cnn:8k3-16k5", "cnn:4k7", "cnn:64k1-64k3-64k5")
+MODELS = ("mlp", "cnn", "tiny", "gpt", "mlp:256-128-64", "mlp:2", "cnn:8k3-16k5", "cnn:4k7", "cnn:64k1-64k3-64k5",
+          "gpt:1x8h1", "gpt:3x48h6")
 
 
 def test_the_start_path_imports_no_pytorch_pandas_or_numpy():

@@ -89,7 +89,7 @@ def test_init_is_fixed_by_seed_and_leaves_global_rng_alone():
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(v, w), k
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
-    assert list_datasets() == list(EXPECTED)
+    assert list_datasets() == [*EXPECTED, "pydoc"]  # the text corpus: tests/test_text_gpt.py
     assert np.isfinite(a(torch.zeros(1, 1, 8, 8)).detach().numpy()).all()
 
 

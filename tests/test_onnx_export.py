@@ -10,6 +10,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from compress_core.baselines import get_baseline
+from compress_core.catalog import data_info
 from compress_core.data import list_datasets, load_dataset
 from compress_core.export.onnx_export import (
     compare_with_integer,
@@ -26,7 +27,8 @@ from compress_core.quant import QuantConfig, quant_layers, quantize, quantize_mo
 from compress_core.quant.qat import quantization_aware_training
 from compress_core.train import TrainConfig
 
-PAIRS = [(d, m) for d in list_datasets() for m in list_models(d)]
+# Every built-in classifier: the GPT on text (LayerNorm, softmax, GELU, a tied head) has no integer program.
+PAIRS = [(d, m) for d in list_datasets() if data_info(d).kind != "text" for m in list_models(d)]
 INTEGER_KERNELS = ("QGemm", "QLinearConv", "QLinearMatMul")
 FLOAT_KERNELS = {"Gemm", "FusedGemm", "Conv", "FusedConv", "MatMul"}
 
