@@ -20,9 +20,9 @@ st.title("🤖 Language models")
 st.markdown(
     "The other half of compression, as it is done to transformers today: **activation outliers** and "
     "**SmoothQuant**, **4- and 3-bit weights** with GPTQ and AWQ, **50 % and 2:4 pruning** with Wanda and "
-    "SparseGPT, and a **quantized KV cache** — on a GPT of about 0.8 M parameters that learned Python's own help "
-    "texts character by character (trained here, on this CPU). Its score is **bits per character** on text it "
-    "never saw (lower is better; ± is a standard error over the 363 held-out windows of 64 characters).")
+    "SparseGPT, and a **quantized KV cache** — on a small GPT that learned Python's own help texts "
+    "character by character (trained here, on this CPU). Its score is **bits per character** on text it never "
+    "saw (lower is better; ± is a standard error over the held-out windows of 64 characters).")
 if data_info(sel.dataset).kind != "text":
     lesson_switch(sel, "pydoc", "gpt", "This page needs a language model: the tiny GPT on pydoc's help texts. "
                   "The other pages work on it too.", "lm_switch")

@@ -123,7 +123,12 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def output_layer_name(model: nn.Module) -> str:
-    """Name of the last weighted layer (the classifier)."""
+    """Name of the layer that makes the outputs: the last weighted layer (a classifier's), or a GPT's tied ``head``,
+    which reads the token embedding's weight and is no Linear layer: nothing that prunes or quantizes Linear layers
+    reaches it, and no hidden layer is mistaken for the output layer."""
+    last = list(model.named_children())[-1] if isinstance(model, nn.Sequential) and len(model) else None
+    if last is not None and hasattr(last[1], "tied_weight"):
+        return last[0]
     return weighted_layers(model)[-1][0]
 
 

@@ -17,7 +17,6 @@ from compress_core.catalog import (
     MAX_CONV_STAGES,
     MAX_GPT_HEADS,
     MAX_GPT_LAYERS,
-    MAX_GPT_PARAMS,
     MAX_GPT_WIDTH,
     MAX_HIDDEN_LAYERS,
     MAX_PARAMS,
@@ -69,7 +68,7 @@ ARCH_HELP = {
            f"{' → '.join(map(str, CNN_HEAD))} → classes. At most {MAX_PARAMS:,} parameters.",
     "gpt": f"Transformer blocks x width, then h and the attention heads, e.g. 4x128h4: 1 to {MAX_GPT_LAYERS} blocks, "
            f"a width of {MIN_GPT_WIDTH} to {MAX_GPT_WIDTH} divisible by the heads (1 to {MAX_GPT_HEADS}), at most "
-           f"{MAX_GPT_PARAMS:,} parameters (about a minute of training per 800,000 on one core).",
+           f"{MAX_PARAMS:,} parameters (the default's 239,000 train in about a minute on one core).",
 }
 
 

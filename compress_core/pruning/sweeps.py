@@ -119,7 +119,7 @@ def sparsity_sensitivity(model: nn.Module, dataset: Dataset, sparsities: Sequenc
     layers = [n for n, _ in weighted_layers(model)]
     if not layers:
         raise ValueError("This model has no prunable layer (no Linear or Conv layer with weights).")
-    if granularity == "neuron":
+    if granularity == "neuron" and output_layer_name(model) in layers:
         layers.remove(output_layer_name(model))
     grid = sorted(float(s) for s in sparsities)
     rows, n, i = [], len(layers) * len(grid), 0
