@@ -48,7 +48,9 @@ PUBLISHED_BASELINES: dict[str, dict] = {
                     accuracy={"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}),
 }
 
-# What an uploaded file may hold (compress_core.uploads enforces it; the sidebar states it).
+# What an uploaded file may hold (compress_core.uploads enforces it; the sidebar states it). Every count and size a
+# file declares (a zip's directory and member sizes, a safetensors or .npy header, a pickle, a CSV's header and lines)
+# is checked against these before anything is unpacked or allocated: see the bounds in compress_core.uploads.
 UPLOAD_LIMITS = {
     "bytes": 20 * 1024 * 1024,  # one file
     "rows": 50_000,
@@ -56,8 +58,18 @@ UPLOAD_LIMITS = {
     "min_rows": 30,
     "min_per_class": 3,  # every class in the training, validation and test splits
     "classes": 100,
-    "npz_uncompressed": 200 * 1024 * 1024,
+    "npz_uncompressed": 200 * 1024 * 1024,  # an NPZ's members, as their zip entries declare them
     "values": 10_000_000,  # rows × features: 40 MB of float32
+    "csv_line_bytes": 1024 * 1024,  # one line of a CSV (4,096 numbers need about 100 KB)
+    "npy_header_bytes": 10_000,  # one .npy header in an NPZ (numpy's own default)
+    "zip_members": 2_048,  # entries of a .pt or .npz archive
+    "zip_directory_bytes": 512 * 1024,  # its central directory (about 250 bytes an entry)
+    "weights_unpacked": 40 * 1024 * 1024,  # a .pt's entries, as declared (torch.save stores them uncompressed)
+    "pickle_bytes": 256 * 1024,  # a .pt's data.pkl (a state_dict needs about 110 bytes a tensor)
+    "header_bytes": 1024 * 1024,  # a safetensors JSON header (about 100 bytes a tensor)
+    "tensors": 1_024,  # tensors in a weights file
+    "tensor_dims": 8,  # dimensions of one tensor
+    "weight_values": 10_000_000,  # numbers in all of a weights file's tensors: 40 MB of float32
 }
 
 
