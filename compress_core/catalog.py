@@ -121,6 +121,7 @@ REGISTRY: dict[str, ModelSpec] = {
 MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
 MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
 MAX_PARAMS = 1_000_000
+MAX_MODEL_NAME = 64  # characters of a model name ('mlp:1024-1024-1024-1024' is 23): a link or recipe may hold any
 CNN_HEAD = (120, 84)
 
 
@@ -143,7 +144,9 @@ def parse_model(name: str) -> Architecture:
     """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``).
     ValueError in plain words for anything else."""
     if not isinstance(name, str):
-        raise ValueError(f"A model name must be text (got {name!r}).")
+        raise ValueError(f"A model name must be text (got {type(name).__name__}).")
+    if len(name) > MAX_MODEL_NAME:  # before splitting it into sizes
+        raise ValueError(f"A model name has at most {MAX_MODEL_NAME} characters (this one has {len(name):,}).")
     if name == "mlp":
         return Architecture("mlp", (300, 100))
     if name == "tiny":
