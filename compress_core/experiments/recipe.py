@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from ..config import SCOPES, Config, brief, param, read_json
+from ..config import SCOPES, Config, _hints, brief, param, read_json
 from ..data import is_uploaded, list_datasets
 from ..models import model_problems
 from ..pruning import PruneSettings
@@ -82,7 +81,7 @@ class Step(Config):
     def canonical(self) -> dict:
         """A whole number given for a float field becomes a float: ``sparsity=0`` and ``0.0`` are one setting
         (one hash, one cache entry)."""
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         return {f.name: float(v) for f in dataclasses.fields(self) if hints.get(f.name) is float
                 and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
 
