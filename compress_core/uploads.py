@@ -468,7 +468,7 @@ def _npy_header(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, .
         raise ValueError(bad.format("it does not start as a .npy array does"))
     start, size = (10, struct.unpack("<H", head[8:10])[0]) if head[6] == 1 else (12, struct.unpack("<I", head[8:12])[0])
     if size > LIMITS["npy_header_bytes"]:
-        raise ValueError(f"Array {brief(name)}'s header claims {size:,} bytes; the limit is "
+        raise ValueError(f"The header of array {brief(name)} claims {size:,} bytes; the limit is "
                          f"{LIMITS['npy_header_bytes']:,}. Nothing was unpacked.")
     if head[6] == 3:  # UTF-8 field names: a structured array, not numbers
         raise ValueError(f"Array {brief(name)} holds structured records, not numbers.")

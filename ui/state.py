@@ -53,7 +53,9 @@ def parse_link_value(raw: Any, cast: Callable[[str], Any] = str, allowed: Sequen
     try:
         parsed = cast(raw)
     except (TypeError, ValueError, OverflowError) as e:
-        raise ValueError(f"The link's value cannot be read ({str(e)[:80] or type(e).__name__}).") from None
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("The link's") else  # link_list's own words
+                         f"The link's value cannot be read ({msg[:80] or type(e).__name__}).") from None
     try:
         ok = (allowed is None or parsed in allowed) and (check is None or check(parsed))
     except (TypeError, ValueError, OverflowError):  # e.g. set() of a list that holds a list
