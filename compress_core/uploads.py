@@ -39,8 +39,8 @@ from torch import nn
 from .catalog import UPLOAD_LIMITS
 from .config import brief, read_json
 
-__all__ = ["LIMITS", "Upload", "UploadedWeights", "check_weights", "read_dataset", "read_weights", "register_weights",
-           "uploaded_weights", "weights_digest"]
+__all__ = ["LIMITS", "Upload", "UploadedWeights", "check_weights", "csv_columns", "read_dataset", "read_weights",
+           "register_weights", "uploaded_weights", "weights_digest"]
 
 LIMITS = UPLOAD_LIMITS  # what an upload may hold: in the catalog, which the sidebar reads without PyTorch
 
@@ -399,6 +399,20 @@ def _check_csv_text(data: bytes) -> None:
     if rows * (columns - 1) > LIMITS["values"]:
         raise ValueError(f"The data holds {rows * (columns - 1):,} numbers ({rows:,} rows × {columns - 1:,} "
                          f"features); the limit here is {LIMITS['values']:,}.")
+
+
+def csv_columns(data: bytes) -> list[str]:
+    """The column names in a CSV's header (to choose the label), its sizes checked first as ``read_csv`` checks
+    them: a forged header of a million columns is refused before pandas reads it."""
+    import pandas as pd
+
+    _check_size(data, "CSV")
+    _check_csv_text(data)
+    try:
+        return [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=0).columns]
+    except Exception as e:  # noqa: BLE001 -- pandas raises many kinds for a damaged file
+        raise ValueError(f"This is not a readable CSV file ({(str(e).splitlines() or [type(e).__name__])[0][:140]})."
+                         ) from None
 
 
 def read_csv(data: bytes, filename: str = "data.csv", label: str | None = None, shape_hint: str = "auto") -> Upload:

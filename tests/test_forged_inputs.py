@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import ui.compare as cmp
 from compress_core.catalog import model_problems
 from compress_core.experiments import RECIPE_LIMITS, loads
-from compress_core.uploads import LIMITS, read_csv, read_dataset, read_npz, read_weights
+from compress_core.uploads import LIMITS, csv_columns, read_csv, read_dataset, read_npz, read_weights
 from ui.state import LINK_LIMITS, link_list, parse_link_value, to_bool
 
 SECONDS = 5.0  # generous: a 2-core machine running other tests must not flake
@@ -269,6 +269,12 @@ def _csv_forged():
 @given(data=_csv_forged())
 def test_forged_csv_is_refused_within_bounds(data):
     refused(read_csv, data, "d.csv")
+
+
+def test_the_label_picker_checks_a_csv_header_before_pandas_reads_it():
+    assert "1,048,577 columns" in refused(csv_columns, b"," * 2 ** 20 + b"\n1,2\n")
+    assert "more than 1 MB long" in refused(csv_columns, b"a" * (LIMITS["csv_line_bytes"] + 1))
+    assert csv_columns(b"a,b,label\n1,2,x\n") == ["a", "b", "label"]
 
 
 # ---- data: NPZ ---------------------------------------------------------------------------------------------------
