@@ -42,11 +42,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import brief, read_json
 from . import huffman
 
 MAGIC = b"CLAB"
 VERSION = 1
 EXTENSION = ".clab"
+# What a file's header may describe, checked before any layer is built (the lab's models have at most 1 M weights)
+MAX_LAYERS, MAX_WEIGHTS = 64, 10_000_000
 MIME = "application/octet-stream"
 PRELUDE = struct.Struct("<4sBII")  # magic, version, file length (bytes, checksum included), header length
 CHECKSUM = struct.Struct("<I")  # CRC-32 (zlib.crc32) of every byte before it
@@ -105,16 +108,25 @@ def build_arch(spec: list) -> nn.Sequential:
               "Conv2d": lambda a: nn.Conv2d(a[0], a[1], a[2], stride=a[3], padding=a[4], bias=bool(a[5])),
               "MaxPool1d": lambda a: nn.MaxPool1d(a[0], a[1]), "MaxPool2d": lambda a: nn.MaxPool2d(a[0], a[1]),
               "ReLU": lambda a: nn.ReLU(), "Flatten": lambda a: nn.Flatten()}
+    if not isinstance(spec, list) or len(spec) > MAX_LAYERS:
+        raise ValueError(f"The header's architecture must be a list of at most {MAX_LAYERS} layers.")
+    weights = 0  # counted from the sizes before any layer is built: a forged Linear(10^6, 10^6) is 4 TB
+    for entry in spec:
+        if not (isinstance(entry, list) and len(entry) >= 2 and isinstance(entry[1], str) and entry[1] in makers
+                and all(type(v) is int and v >= 0 for v in entry[2:])):
+            raise ValueError(f"The header's architecture has an entry this code cannot build: {brief(entry)}.")
+        if entry[1] in ("Linear", "Conv1d", "Conv2d") and len(entry) >= 4:
+            dims = {"Linear": 0, "Conv1d": 1, "Conv2d": 2}[entry[1]]
+            weights += entry[2] * entry[3] * (entry[4] ** dims if dims and len(entry) > 4 else 1)
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"The header's architecture has {weights:,} weights; the limit is {MAX_WEIGHTS:,}.")
     layers = []
     with torch.random.fork_rng(devices=[]):
         for entry in spec:
-            if not (isinstance(entry, list) and len(entry) >= 2 and entry[1] in makers
-                    and all(isinstance(v, int) and v >= 0 for v in entry[2:])):
-                raise ValueError(f"The header's architecture has an entry this code cannot build: {entry!r}.")
             try:
                 layers.append((str(entry[0]), makers[entry[1]](entry[2:])))
             except (IndexError, TypeError, ValueError, RuntimeError) as e:
-                raise ValueError(f"The header's architecture entry {entry!r} is invalid ({e}).") from None
+                raise ValueError(f"The header's architecture entry {brief(entry)} is invalid ({e}).") from None
     return nn.Sequential(OrderedDict(layers))
 
 
@@ -377,13 +389,18 @@ def _check_envelope(data: bytes) -> tuple[int, int]:
 
 
 def read(data: bytes) -> FileContents:
-    """Check and decode a ``.clab`` file (no model built): header, tensors, and the bytes of every part."""
+    """Check and decode a ``.clab`` file (no model built): header, tensors, and the bytes of every part.
+
+    Bounds: the JSON header is nested at most 8 deep; the architecture it names has at most ``MAX_LAYERS`` layers
+    and ``MAX_WEIGHTS`` weights, counted before any layer is built; a layer's entries are at most its weights and a
+    Huffman stream's symbols at most its bits, before they are decoded. A forged file is refused in milliseconds."""
     data = bytes(data) if not isinstance(data, bytes) else data
     start, head_len = _check_envelope(data)
     try:
-        header = json.loads(data[start:start + head_len].decode())
+        header = read_json(data[start:start + head_len].decode(), "The file's JSON header", max_chars=head_len,
+                           max_depth=8)
         arch, bias_bits = header["arch"], header["bias_bits"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (UnicodeDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"The file's JSON header cannot be read ({e!r}).") from None
     if not isinstance(arch, list) or bias_bits not in (0, *range(2, 17)):
         raise ValueError("The file's JSON header cannot be read: it needs a layer list and bias_bits 0 or 2-16.")
@@ -396,6 +413,8 @@ def read(data: bytes) -> FileContents:
         at = r.pos
         kind, b, entries, k = r.unpack(LAYER, f"layer {name}'s header")
         shape, numel = tuple(m.weight.shape), m.weight.numel()
+        if entries > numel:  # one position each (survivors and fillers): before the streams are decoded
+            raise ValueError(f"The file is damaged: layer {name} claims {entries:,} entries for {numel:,} weights.")
         if kind == KIND_CODEBOOK:
             table = r.floats(k, f"layer {name}'s codebook")
         elif kind == KIND_UNIFORM:

@@ -151,6 +151,9 @@ def decode(data: bytes, lengths: Sequence[int], count: int) -> np.ndarray:
         first[n], offset[n] = code, start
         code = (code + num[n]) << 1
         start += num[n]
+    if count > 8 * len(data):  # every code is at least one bit: checked before ``out`` is allocated
+        raise ValueError(f"The Huffman-coded data ends after at most {8 * len(data)} of {count} symbols (a code "
+                         "is at least one bit).")
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).tolist()
     out, pos, total = [0] * count, 0, len(bits)
     for i in range(count):
