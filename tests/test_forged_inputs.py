@@ -1,7 +1,7 @@
 """Forged inputs (issue 24): every parser -- uploaded weights (.pt and .safetensors), CSV and NPZ data, recipe JSON and
 a link's values -- refuses a forged header (huge counts, negative sizes, deep nesting, truncated data, lying lengths)
 with a ValueError in plain words, within a time and memory bound: never a MemoryError, a RecursionError or any other
-exception. One property test per parser, then the worst cases by name."""
+exception. One property test per parser (and the lab's own .clab model file), then the worst cases by name."""
 import io
 import json
 import math
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import ui.compare as cmp
 from compress_core.catalog import model_problems
 from compress_core.experiments import RECIPE_LIMITS, loads
+from compress_core.export import han_format
 from compress_core.uploads import LIMITS, csv_columns, read_csv, read_dataset, read_npz, read_weights
 from ui.state import LINK_LIMITS, link_list, parse_link_value, to_bool
 
@@ -443,3 +444,63 @@ def test_a_link_zlib_bomb_is_stopped_at_its_limit():
     bomb = urlsafe_b64encode(b"\x78\xda" + deflate_bomb(10)).decode()  # 10 MB of zeros in 14 KB of link
     assert len(bomb) < cmp.CMP_LIMITS["chars"]
     assert "unpack to more than 65,536 bytes" in refused(cmp.read_link, bomb)
+
+
+# ---- the lab's .clab model file ----------------------------------------------------------------------------------
+def clab(header, payload: bytes = b"") -> bytes:
+    """A .clab file around ``header`` (JSON or raw bytes) and ``payload``, with a true length and checksum."""
+    h = header if isinstance(header, bytes) else json.dumps(header).encode()
+    body = han_format.PRELUDE.pack(han_format.MAGIC, han_format.VERSION,
+                                   han_format.PRELUDE.size + len(h) + len(payload) + 4, len(h)) + h + payload
+    return body + han_format.CHECKSUM.pack(zlib.crc32(body))
+
+
+def big_layer(entries: int) -> bytes:
+    """A 4,000 → 2,500 layer whose index stream claims ``entries`` symbols in one byte of 1-bit Huffman codes."""
+    return clab({"arch": [["fc", "Linear", 4_000, 2_500, 0]], "bias_bits": 0},
+                han_format.LAYER.pack(0, 3, entries, 2) + struct.pack("<ff", 0, 1) + han_format.STREAM.pack(1, 2, 1)
+                + b"\x11\x00" * 2)
+
+
+def _clab_forged():
+    def arch(*layers):
+        return {"arch": [list(layer) for layer in layers], "bias_bits": 0, "meta": {}}
+
+    return st.one_of(
+        st.tuples(HUGE, st.integers(1, 2 ** 40)).map(lambda t: clab(arch(("fc", "Linear", t[0], t[1], 1)))),
+        st.tuples(st.integers(2, 64), st.integers(2, 64), HUGE).map(
+            lambda t: clab(arch(("c", "Conv2d", t[0], t[1], t[2], 1, 0, 1)))),
+        st.integers(han_format.MAX_LAYERS + 1, 5_000).map(lambda n: clab(arch(*[(f"r{i}", "ReLU") for i in range(n)]))),
+        st.sampled_from([["fc", ["Linear"], 4, 2, 1], ["fc", "Linear", -4, 2, 1], ["fc", "Linear", 4.0, 2, 1],
+                         ["fc", "Linear", True, 2, 1], ["fc", {"a": 1}], "fc", []]).map(
+            lambda e: clab({"arch": [e], "bias_bits": 0})),
+        st.integers(9, 100_000).map(lambda d: clab(b'{"arch": [], "bias_bits": 0, "meta": ' + b"[" * d + b"]" * d
+                                                   + b"}")),
+        # a true 4 → 2 layer whose payload claims more entries than it has weights, or streams that lie
+        st.integers(9, 2 ** 32 - 1).map(lambda n: clab(arch(("fc", "Linear", 4, 2, 0)),
+                                                        han_format.LAYER.pack(0, 3, n, 1) + struct.pack("<f", 0))),
+        st.tuples(st.integers(1, 8), st.integers(0, 2 ** 32 - 1)).map(lambda t: clab(
+            arch(("fc", "Linear", 4, 2, 0)), han_format.LAYER.pack(0, 3, t[0], 1) + struct.pack("<f", 0)
+            + han_format.STREAM.pack(1, 2, t[1]) + b"\x11")),
+        # zero-bit codes make any count free: 2^32 entries of a 4 → 2 layer, or a 10 M-weight layer's 10 M symbols
+        # from a 1-byte Huffman stream
+        st.integers(9, 2 ** 32 - 1).map(lambda n: clab(arch(("fc", "Linear", 4, 2, 0)), han_format.LAYER.pack(
+            0, 3, n, 1) + struct.pack("<f", 0) + han_format.STREAM.pack(0, 0, 0) * 2)),
+        st.integers(9, 10 ** 7).map(big_layer),
+        st.binary(max_size=100).map(lambda b: clab(arch(("fc", "Linear", 4, 2, 0)), b)),
+    )
+
+
+@FORGED
+@given(data=_clab_forged())
+def test_forged_clab_files_are_refused_within_bounds(data):
+    refused(han_format.read, data)
+
+
+def test_a_clab_header_declaring_a_4_tb_layer_is_refused_before_it_is_built():
+    data = clab({"arch": [["fc", "Linear", 10 ** 6, 10 ** 6, 1]], "bias_bits": 0})
+    assert "1,000,000,000,000 weights; the limit is 10,000,000" in refused(han_format.load, data)
+
+
+def test_a_clab_stream_claiming_10_million_symbols_in_one_byte_is_refused_before_decoding():
+    assert "ends after at most 8 of 10000000 symbols" in refused(han_format.read, big_layer(10 ** 7))
