@@ -3,7 +3,6 @@
 Variants and their editor: ui.compare; recipes, runs and sweeps: compress_core.experiments; figures:
 compress_core.viz.compare.
 """
-import json
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +13,7 @@ from ui import compare as cmp
 from ui.explain import explainer
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
-from ui.state import to_bool, url_widget, view_tabs
+from ui.state import link_list, to_bool, url_widget, view_tabs
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -103,9 +102,9 @@ def grid_view() -> None:
                 "bit width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
     c1, c2, c3 = st.columns([3, 3, 1])
     sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", cmp.GRID_SPARSITY,
-                    cast=json.loads, check=lambda v: set(v) <= set(cmp.GRID_SPARSITY))
+                    cast=link_list, check=lambda v: set(v) <= set(cmp.GRID_SPARSITY))
     bits = url_widget(c2.multiselect, "cmp_grid_bits", [8, 6, 4, 3, 2, 1], "Weight bits", cmp.GRID_BITS,
-                      cast=json.loads, check=lambda v: set(v) <= set(cmp.GRID_BITS))
+                      cast=link_list, check=lambda v: set(v) <= set(cmp.GRID_BITS))
     ep = url_widget(c3.number_input, "cmp_grid_ep", 1, "Fine-tune epochs", 0, 5, cast=int,
                     check=lambda v: 0 <= v <= 5)
     if not url_widget(st.toggle, "cmp_grid_on", False, "Compute the grid", cast=to_bool,

@@ -55,7 +55,9 @@ PUBLISHED_BASELINES: dict[str, dict] = {
                     accuracy={"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}),
 }
 
-# What an uploaded file may hold (compress_core.uploads enforces it; the sidebar states it).
+# What an uploaded file may hold (compress_core.uploads enforces it; the sidebar states it). Every count and size a
+# file declares (a zip's directory and member sizes, a safetensors or .npy header, a pickle, a CSV's header and lines)
+# is checked against these before anything is unpacked or allocated: see the bounds in compress_core.uploads.
 UPLOAD_LIMITS = {
     "bytes": 20 * 1024 * 1024,  # one file
     "rows": 50_000,
@@ -63,8 +65,18 @@ UPLOAD_LIMITS = {
     "min_rows": 30,
     "min_per_class": 3,  # every class in the training, validation and test splits
     "classes": 100,
-    "npz_uncompressed": 200 * 1024 * 1024,
+    "npz_uncompressed": 200 * 1024 * 1024,  # an NPZ's members, as their zip entries declare them
     "values": 10_000_000,  # rows × features: 40 MB of float32
+    "csv_line_bytes": 1024 * 1024,  # one line of a CSV (4,096 numbers need about 100 KB)
+    "npy_header_bytes": 10_000,  # one .npy header in an NPZ (numpy's own default)
+    "zip_members": 2_048,  # entries of a .pt or .npz archive
+    "zip_directory_bytes": 512 * 1024,  # its central directory (about 250 bytes an entry)
+    "weights_unpacked": 40 * 1024 * 1024,  # a .pt's entries, as declared (torch.save stores them uncompressed)
+    "pickle_bytes": 256 * 1024,  # a .pt's data.pkl (a state_dict needs about 110 bytes a tensor)
+    "header_bytes": 1024 * 1024,  # a safetensors JSON header (about 100 bytes a tensor)
+    "tensors": 1_024,  # tensors in a weights file
+    "tensor_dims": 8,  # dimensions of one tensor
+    "weight_values": 10_000_000,  # numbers in all of a weights file's tensors: 40 MB of float32
 }
 
 
@@ -118,6 +130,7 @@ REGISTRY: dict[str, ModelSpec] = {
 MAX_HIDDEN_LAYERS, MAX_WIDTH, MIN_WIDTH = 4, 1024, 2
 MAX_CONV_STAGES, MAX_CHANNELS, KERNELS = 3, 64, (1, 3, 5, 7)
 MAX_PARAMS = 1_000_000
+MAX_MODEL_NAME = 64  # characters of a model name ('mlp:1024-1024-1024-1024' is 23): a link or recipe may hold any
 CNN_HEAD = (120, 84)
 # A GPT learns from every character of its windows: the default's 239 k parameters train in a minute on one core,
 # and the time grows with the parameters (MAX_PARAMS: about four minutes).
@@ -154,7 +167,9 @@ def parse_model(name: str) -> Architecture:
     """The architecture a model name stands for: a registered name or a spec (``mlp:256-128``, ``cnn:8k3-16k5``,
     ``gpt:4x128h4``). ValueError in plain words for anything else."""
     if not isinstance(name, str):
-        raise ValueError(f"A model name must be text (got {name!r}).")
+        raise ValueError(f"A model name must be text (got {type(name).__name__}).")
+    if len(name) > MAX_MODEL_NAME:  # before splitting it into sizes
+        raise ValueError(f"A model name has at most {MAX_MODEL_NAME} characters (this one has {len(name):,}).")
     if name == "mlp":
         return Architecture("mlp", (300, 100))
     if name == "tiny":

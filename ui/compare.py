@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.baselines import default_train_config
-from compress_core.config import SCOPES
+from compress_core.config import SCOPES, read_json
 from compress_core.experiments import PRESETS, STEPS, Recipe, Result, Step, cached, dumps, grid, loads, run, sweep
 from compress_core.quant import METHOD_LABELS
 
@@ -24,6 +24,11 @@ from .memo import Memo
 from .sidebar import Selection, switch_to
 
 MAX_VARIANTS = 6
+# What the link's variants (``cmp``) may hold, each checked before the next step reads them: the text, the JSON it
+# unpacks to (a zlib bomb is stopped at this many bytes), that JSON's nesting and lists; then the recipes' own
+# limits. The longest real link (6 variants of 6 steps each) is about 3 KB. A forged one is refused in
+# milliseconds with at most about 1 MB allocated.
+CMP_LIMITS = {"chars": 16_384, "unpacked": 65_536, "depth": 4, "containers": 128, "name_chars": 500}
 DEFAULT = ("prune 90 %", "int8", "prune 90 % + int4")
 CHOICES = {
     "criterion": ("magnitude", "random"), "granularity": ("weight", "neuron", "nm"), "scope": SCOPES,
@@ -65,20 +70,46 @@ def encode(variants: list[dict]) -> str:
     return base64.urlsafe_b64encode(zlib.compress(raw.encode(), 9)).decode()
 
 
-def decode(text: str, sel: Selection) -> list[dict]:
-    """The variants a link carries; ValueError in plain words for a damaged or hand-edited one."""
+def read_link(text: str) -> list[dict]:
+    """The variants' JSON a link carries (``encode``'s output), every size checked before the next step reads it
+    (``CMP_LIMITS``); ValueError in plain words for a damaged, hand-edited or forged one."""
+    if not isinstance(text, str) or len(text) > CMP_LIMITS["chars"]:
+        raise ValueError(f"the link's variants are longer than {CMP_LIMITS['chars']:,} characters, the limit")
     try:
-        items = json.loads(zlib.decompress(base64.urlsafe_b64decode(text.encode())))
-    except (ValueError, zlib.error) as e:
-        raise ValueError(f"the link's variants cannot be read ({e})") from None
+        unpack = zlib.decompressobj()
+        raw = unpack.decompress(base64.urlsafe_b64decode(text.encode("ascii")), CMP_LIMITS["unpacked"])
+        if unpack.unconsumed_tail:  # more to come than the limit: never unpacked
+            raise ValueError(f"they unpack to more than {CMP_LIMITS['unpacked']:,} bytes, the limit")
+        if not unpack.eof:
+            raise ValueError("they are cut short")
+        raw = raw.decode("utf-8")
+    except (ValueError, zlib.error) as e:  # binascii.Error and UnicodeError are ValueErrors
+        raise ValueError(f"the link's variants cannot be read ({str(e)[:100]})") from None
+    try:
+        items = read_json(raw, "the link's comparison", max_chars=CMP_LIMITS["unpacked"],
+                          max_depth=CMP_LIMITS["depth"], max_containers=CMP_LIMITS["containers"])
+    except ValueError as e:
+        raise ValueError(str(e).rstrip(".")) from None
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_VARIANTS:
         raise ValueError(f"the link must carry 1 to {MAX_VARIANTS} variants")
-    out = []
     for i, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise ValueError(f"variant {i} is not a mapping")
-        r = loads(json.dumps({"dataset": sel.dataset, "model": sel.model, "seed": sel.seed,
-                              "steps": item.get("steps", []), "name": str(item.get("name", ""))}))[0]
+        if len(str(item.get("name", ""))) > CMP_LIMITS["name_chars"]:
+            raise ValueError(f"variant {i}'s name is longer than {CMP_LIMITS['name_chars']} characters")
+    return items
+
+
+def decode(text: str, sel: Selection) -> list[dict]:
+    """The variants a link carries (``read_link``), as recipes on the selected baseline; ValueError in plain words
+    for a damaged or hand-edited one, naming the variant, step and field."""
+    out = []
+    for i, item in enumerate(read_link(text), 1):
+        try:
+            r = loads(json.dumps({"dataset": sel.dataset, "model": sel.model, "seed": sel.seed,
+                                  "steps": item.get("steps", []), "name": str(item.get("name", ""))}))[0]
+        except ValueError as e:
+            raise ValueError(f"variant {i}: {str(e).removeprefix('Recipe 1: ').rstrip('.')}") from None
         out.append(variant(r.name, r.steps))
     return out
 

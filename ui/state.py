@@ -8,12 +8,61 @@ Pattern for a page control: one call, the key written once::
 with that key, and writes the value back to the URL. Underneath, ``url_value`` does the seeding and
 ``remember`` the write-back (the sidebar, whose widgets exist on every page, uses them directly). Values
 that cannot be parsed or are not allowed fall back to the default: a hand-edited link never crashes a page.
+
+Bounds (``LINK_LIMITS``): only the keys a page asks for are read, however many a link carries, and a value is
+checked before it is parsed: its length, and for a list (``link_list``) its JSON's depth and length. A forged
+value is refused in under a millisecond with a few KB allocated (``parse_link_value``), and the page shows the
+default.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
 import streamlit as st
+
+from compress_core.config import read_json
+
+# What a link's values may hold (the Compare page's variants, compressed, have their own limits in ui.compare)
+LINK_LIMITS = {
+    "chars": 256,  # one value ('mlp:1024-1024-1024-1024', '[50, 70, 80, 90, 95, 98]')
+    "list_items": 64,  # items of a list value (a multiselect's choices)
+    "depth": 1,  # a list value is a flat list
+}
+
+
+def link_list(raw: str) -> list:
+    """A list value of a link (a multiselect's choices, as JSON): a flat list of at most
+    ``LINK_LIMITS["list_items"]`` numbers or strings; ValueError in plain words for anything else."""
+    value = read_json(raw, "The link's value", max_chars=LINK_LIMITS["chars"], max_depth=LINK_LIMITS["depth"])
+    if not isinstance(value, list) or len(value) > LINK_LIMITS["list_items"] \
+            or not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"The link's value is not a list of at most {LINK_LIMITS['list_items']} numbers or "
+                         "words.")
+    return value
+
+
+def parse_link_value(raw: Any, cast: Callable[[str], Any] = str, allowed: Sequence | None = None,
+                     check: Callable[[Any], bool] | None = None) -> Any:
+    """A link's value parsed by ``cast`` and validated by ``allowed`` / ``check``; ValueError in plain words for a
+    value that is not text, is longer than ``LINK_LIMITS["chars"]`` (checked before ``cast`` sees it), cannot be
+    parsed or is not allowed."""
+    if not isinstance(raw, str):
+        raise ValueError("The link's value is not text.")
+    if len(raw) > LINK_LIMITS["chars"]:
+        raise ValueError(f"The link's value is {len(raw):,} characters long; the limit is {LINK_LIMITS['chars']}.")
+    try:
+        parsed = cast(raw)
+    except (TypeError, ValueError, OverflowError) as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("The link's") else  # link_list's own words
+                         f"The link's value cannot be read ({msg[:80] or type(e).__name__}).") from None
+    try:
+        ok = (allowed is None or parsed in allowed) and (check is None or check(parsed))
+    except (TypeError, ValueError, OverflowError):  # e.g. set() of a list that holds a list
+        ok = False
+    if not ok:
+        raise ValueError("The link's value is not one of the choices here.")
+    return parsed
 
 
 def url_value(key: str, default: Any, cast: Callable[[str], Any] = str,
@@ -24,11 +73,9 @@ def url_value(key: str, default: Any, cast: Callable[[str], Any] = str,
         raw = st.query_params.get(key)
         if raw is not None:
             try:
-                parsed = cast(raw)
-                if (allowed is None or parsed in allowed) and (check is None or check(parsed)):
-                    value = parsed
-            except (TypeError, ValueError):
-                pass
+                value = parse_link_value(raw, cast, allowed, check)
+            except ValueError:
+                pass  # a damaged or forged link shows the default
         st.session_state[key] = value
     elif allowed is not None and st.session_state[key] not in allowed:
         st.session_state[key] = default

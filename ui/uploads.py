@@ -7,7 +7,6 @@ disk (``compress_core.uploads``).
 """
 from __future__ import annotations
 
-import io
 import weakref
 
 import streamlit as st
@@ -70,12 +69,12 @@ def _on_data() -> None:
         return
     data = f.getvalue()
     if f.name.lower().endswith(".csv"):
-        import pandas as pd  # here, not at import: the sidebar draws on every page, the first one included
+        from compress_core.uploads import csv_columns  # here, not at import: the sidebar draws on every page
 
         try:
-            header = list(pd.read_csv(io.BytesIO(data), nrows=0).columns)
-        except Exception as e:  # noqa: BLE001 -- any unreadable file gets the same plain answer
-            _say("error", f"{f.name}: this is not a readable CSV file ({str(e).splitlines()[0][:120]}).")
+            header = csv_columns(data)  # its sizes checked before pandas reads the header
+        except ValueError as e:
+            _say("error", f"{f.name}: {e}")
             return
         if len(header) < 2:
             _say("error", f"{f.name}: the CSV needs a header row with feature columns and a label column.")

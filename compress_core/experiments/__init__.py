@@ -14,10 +14,24 @@ Usage::
     print(res.test_acc, res.bytes, res.ratio)
 """
 from .accounting import ENERGY_PJ, ENERGY_SOURCE, LEFT_OUT, layer_costs, summarize
-from .recipe import PRESETS, STEPS, FineTune, Prune, Quantize, Recipe, Share, Step, dumps, grid, loads, with_value
+from .recipe import (
+    PRESETS,
+    RECIPE_LIMITS,
+    STEPS,
+    FineTune,
+    Prune,
+    Quantize,
+    Recipe,
+    Share,
+    Step,
+    dumps,
+    grid,
+    loads,
+    with_value,
+)
 from .run import RESULT_VERSION, Result, cached, run, standard_error
 from .sweep import EXECUTORS, pareto_front, sweep
 
-__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "EXECUTORS", "LEFT_OUT", "PRESETS", "RESULT_VERSION", "STEPS", "FineTune",
-           "Prune", "Quantize", "Recipe", "Result", "Share", "Step", "cached", "dumps", "grid", "layer_costs", "loads",
-           "pareto_front", "run", "standard_error", "summarize", "sweep", "with_value"]
+__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "EXECUTORS", "LEFT_OUT", "PRESETS", "RECIPE_LIMITS", "RESULT_VERSION", "STEPS",
+           "FineTune", "Prune", "Quantize", "Recipe", "Result", "Share", "Step", "cached", "dumps", "grid",
+           "layer_costs", "loads", "pareto_front", "run", "standard_error", "summarize", "sweep", "with_value"]

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .recipe import grid, loads
+from .recipe import RECIPE_LIMITS, grid, loads
 from .sweep import EXECUTORS, pareto_front, sweep
 
 
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="compute every run, reading and writing no cache")
     args = p.parse_args(argv)
     try:
-        recipes = loads(args.recipes.read_text())
+        with args.recipes.open(encoding="utf-8") as f:  # no more than the limit (and one) is read
+            recipes = loads(f.read(RECIPE_LIMITS["chars"] + 1))
         axes = dict(args.grid)
         if axes:  # each grid point is its own variant: named by what it does, not after the recipe it came from
             recipes = [dataclasses.replace(g, name=g.describe()) for r in recipes for g in grid(r, axes)]

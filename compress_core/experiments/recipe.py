@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from ..config import SCOPES, Config, param
+from ..config import SCOPES, Config, _hints, brief, param, read_json
 from ..data import is_uploaded, list_datasets
 from ..models import model_problems
 from ..pruning import PruneSettings
@@ -37,27 +36,40 @@ from ..quant import METHODS as CALIBRATION_METHODS
 from ..quant import QuantConfig
 from ..train import TrainConfig
 
-__all__ = ["STEPS", "PRESETS", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step", "grid", "with_value"]
+__all__ = ["RECIPE_LIMITS", "STEPS", "PRESETS", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step", "grid",
+           "with_value"]
 
 MAX_STEPS = 6
 MAX_EPOCHS = 50
+MAX_TRAIN_EPOCHS = 200  # a recipe's own baseline training (the sidebar's slider stops there too)
+
+# What a recipe file may hold, checked on the raw text before it is parsed (``loads``) and on the parsed lists
+# before any recipe or step is built: a forged file is refused in milliseconds, with at most about 25 MB allocated
+# (the JSON of a 1 MB file at its worst; the Compare page's download of 6 recipes is about 10 KB).
+RECIPE_LIMITS = {
+    "chars": 1024 * 1024,  # the whole text
+    "depth": 16,  # lists and mappings inside one another ({"recipes": [{"steps": [{...}]}]} is 4)
+    "containers": 20_000,  # lists and mappings in all (a recipe needs about 10)
+    "recipes": 1_000,  # recipes in one file
+}
 
 
 def _whole(config, name: str, lo: int, hi: int, what: str = "a whole number") -> list[str]:
     """The problem with field ``name`` of ``config`` unless it is an int (not a bool) in [lo, hi]."""
     v = getattr(config, name)
     ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-    return [] if ok else [f"{name} must be {what} from {lo} to {hi} (got {v!r})"]
+    return [] if ok else [f"{name} must be {what} from {lo} to {hi} (got {brief(v)})"]
 
 
 def _rate(config, name: str) -> list[str]:
     """The problem with a learning rate ``name`` of ``config`` unless it is in (0, 1]."""
     v = getattr(config, name)
-    return [] if isinstance(v, (int, float)) and 0 < v <= 1 else [f"{name} must be above 0 and at most 1 (got {v!r})"]
+    ok = isinstance(v, (int, float)) and 0 < v <= 1
+    return [] if ok else [f"{name} must be above 0 and at most 1 (got {brief(v)})"]
 
 
 def _choice(name: str, v: Any, choices) -> list[str]:
-    return [] if v in choices else [f"{name} must be one of {', '.join(map(str, choices))} (got {v!r})"]
+    return [] if v in choices else [f"{name} must be one of {', '.join(map(str, choices))} (got {brief(v)})"]
 
 
 class Step(Config):
@@ -69,7 +81,7 @@ class Step(Config):
     def canonical(self) -> dict:
         """A whole number given for a float field becomes a float: ``sparsity=0`` and ``0.0`` are one setting
         (one hash, one cache entry)."""
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         return {f.name: float(v) for f in dataclasses.fields(self) if hints.get(f.name) is float
                 and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
 
@@ -83,7 +95,7 @@ class Step(Config):
     def _from_dict(cls, d: Any, where: str) -> "Step":
         if isinstance(d, Mapping) and "step" in d:  # its own to_dict names its kind
             if d["step"] != cls.kind:
-                raise ValueError(f"{where}: a {d['step']!r} step is not a {cls.kind!r} step.")
+                raise ValueError(f"{where}: a {brief(d['step'])} step is not a {cls.kind!r} step.")
             d = {k: v for k, v in d.items() if k != "step"}
         return super()._from_dict(d, where)
 
@@ -109,7 +121,7 @@ class Prune(Step, label="prune"):
     def problems(self):
         if not isinstance(self.sparsity, (int, float)) or isinstance(self.sparsity, bool) \
                 or not 0.0 <= self.sparsity < 1.0:
-            yield f"sparsity must be at least 0 and below 1 (got {self.sparsity!r}): at 1 no weight is left"
+            yield f"sparsity must be at least 0 and below 1 (got {brief(self.sparsity)}): at 1 no weight is left"
         yield from _choice("criterion", self.criterion, ("magnitude", "random"))
         yield from _choice("granularity", self.granularity, ("weight", "neuron", "nm"))
         yield from _choice("scope", self.scope, SCOPES)
@@ -118,7 +130,7 @@ class Prune(Step, label="prune"):
         yield from _whole(self, "finetune_epochs", 0, MAX_EPOCHS)
         yield from _rate(self, "finetune_lr")
         if not (isinstance(self.output_scale, (int, float)) and 0 <= self.output_scale <= 1):
-            yield f"output_scale must be from 0 to 1 (got {self.output_scale!r})"
+            yield f"output_scale must be from 0 to 1 (got {brief(self.output_scale)})"
 
     def settings(self, seed: int) -> PruneSettings:
         """The ``PruneSettings`` this step runs (``compress_core.pruning.prune_with``)."""
@@ -190,7 +202,7 @@ class Quantize(Step, label="quantize"):
         yield from _rate(self, "qat_lr")
         for name in ("per_channel", "weight_symmetric", "lsq"):
             if not isinstance(getattr(self, name), bool):
-                yield f"{name} must be true or false (got {getattr(self, name)!r})"
+                yield f"{name} must be true or false (got {brief(getattr(self, name))})"
 
     def quant_config(self) -> QuantConfig:
         return QuantConfig(target=self.target, weight_bits=self.weight_bits, act_bits=self.act_bits,
@@ -235,8 +247,8 @@ def step_from_dict(d: Any, where: str) -> Step:
         raise ValueError(f"{where}: expected a mapping with a 'step' entry, got {type(d).__name__}.")
     d = dict(d)
     kind = d.pop("step", None)
-    if kind not in STEPS:
-        raise ValueError(f"{where}: unknown step {kind!r}; the steps are {', '.join(STEPS)}.")
+    if not isinstance(kind, str) or kind not in STEPS:
+        raise ValueError(f"{where}: unknown step {brief(kind)}; the steps are {', '.join(STEPS)}.")
     where = f"{where} ({kind})"
     try:
         return STEPS[kind]._from_dict(d, where)
@@ -260,10 +272,13 @@ class Recipe(Config, label="recipe", version=1):
 
     def problems(self):
         if self.dataset not in list_datasets() and not is_uploaded(self.dataset):
-            yield f"unknown data set {self.dataset!r}; the data sets are {', '.join(list_datasets())}"
+            yield f"unknown data set {brief(self.dataset)}; the data sets are {', '.join(list_datasets())}"
         else:
             yield from (p.rstrip(".") for p in model_problems(self.model, self.dataset))
         yield from _whole(self, "seed", 0, 9999)
+        epochs = getattr(self.train, "epochs", 0)
+        if isinstance(epochs, int) and not 0 <= epochs <= MAX_TRAIN_EPOCHS:  # before a baseline trains for ever
+            yield f"train.epochs must be from 0 to {MAX_TRAIN_EPOCHS} (got {brief(epochs)})"
         if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
             yield "steps must be a tuple of Prune, FineTune, Quantize or Share steps"
             return
@@ -289,6 +304,8 @@ class Recipe(Config, label="recipe", version=1):
             steps = d["steps"]
             if not isinstance(steps, (list, tuple)):
                 raise ValueError(f"{where}.steps: expected a list of steps, got {type(steps).__name__}.")
+            if len(steps) > MAX_STEPS:  # before building any of them
+                raise ValueError(f"{where}.steps: at most {MAX_STEPS} steps (got {len(steps):,}).")
             d = dict(d, steps=tuple(step_from_dict(s, f"step {i}") for i, s in enumerate(steps, 1)))
         return super()._from_dict(d, where)
 
@@ -345,16 +362,21 @@ def grid(recipe: Recipe, axes: Mapping[str, list]) -> list[Recipe]:
 
 def loads(text: str) -> list[Recipe]:
     """Recipes from JSON text: one recipe, a list of them, or {"recipes": [...]} (the page's download).
-    ValueError in plain words for anything else, naming the recipe, step and field."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"This is not JSON ({e}).") from None
+    ValueError in plain words for anything else, naming the recipe, step and field.
+
+    Bounds (``RECIPE_LIMITS``): the text's length, nesting depth and number of lists and mappings are read off the
+    raw text before it is parsed, the number of recipes and of each recipe's steps before any is built, and every
+    number is checked against its field's range as the recipe is built, before any work (no epochs=10^12 runs).
+    A forged file is refused in milliseconds with at most about 25 MB allocated."""
+    data = read_json(text, "The recipe file", max_chars=RECIPE_LIMITS["chars"], max_depth=RECIPE_LIMITS["depth"],
+                     max_containers=RECIPE_LIMITS["containers"])
     if isinstance(data, Mapping) and "recipes" in data:
         data = data["recipes"]
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ValueError("The file holds no recipe.")
+    if len(items) > RECIPE_LIMITS["recipes"]:
+        raise ValueError(f"The file holds {len(items):,} recipes; the limit is {RECIPE_LIMITS['recipes']:,}.")
     out = []
     for i, item in enumerate(items, 1):
         try:

@@ -51,12 +51,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import read_json
 from . import huffman
 from .clab_arch import EXTENSION, Layer, arch_spec, build_arch, check_spec
 
 MAGIC = b"CLAB"
 VERSION = 1
 MIME = "application/octet-stream"
+HEADER_DEPTH = 8  # nesting of the JSON header: the layer list is 2 deep; a meta dict of a few levels fits
 PRELUDE = struct.Struct("<4sBII")  # magic, version, file length (bytes, checksum included), header length
 CHECKSUM = struct.Struct("<I")  # CRC-32 (zlib.crc32) of every byte before it
 LAYER = struct.Struct("<BBIH")  # kind, index bits b, entries (survivors + fillers), K (codebook) / bits (uniform)
@@ -348,11 +350,12 @@ def _check_envelope(data: bytes) -> tuple[int, int]:
 
 def _header(data: bytes, start: int, head_len: int) -> tuple[dict, list]:
     """The JSON header and its checked layer list (``clab_arch.check_spec``: nothing is built)."""
-    try:
-        header = json.loads(data[start:start + head_len].decode())
+    try:  # depth read off the raw text first (config.read_json): a forged nesting is refused without recursion
+        header = read_json(data[start:start + head_len].decode(), "The file's JSON header", max_chars=head_len,
+                           max_depth=HEADER_DEPTH)
         arch, bias_bits = header["arch"], header["bias_bits"]
-    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:  # ValueError: JSON, digits
-        raise ValueError(f"The file's JSON header cannot be read ({type(e).__name__}: {str(e)[:80]}).") from None
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # ValueError: JSON, digits, depth
+        raise ValueError(f"The file's JSON header cannot be read ({type(e).__name__}: {str(e)[:120]}).") from None
     if type(bias_bits) is not int or bias_bits not in (0, *range(2, 17)):
         raise ValueError("The file's JSON header cannot be read: it needs a layer list and bias_bits 0 or 2-16.")
     return header, check_spec(arch)
