@@ -15,10 +15,14 @@ from compress_core.quant import QuantConfig
 from compress_core.viz import integer as iviz
 from ui import integer as ui_int
 from ui.loaders import baseline, dataset
-from ui.sidebar import selection
+from ui.sidebar import classifier_page, selection
 from ui.state import keep, url_widget, view_tabs
 
 sel = selection()
+classifier_page(sel, "Integer inference", (
+                'the integer-only engine runs Linear, Conv, ReLU and pooling layers with int32 accumulators; a '
+                'transformer also needs LayerNorm, softmax and GELU, which it has no integer kernels for.'),
+                "int_classic")
 ds = dataset(sel.dataset, sel.seed)
 fmodel = baseline(sel).model  # a fresh float copy, read by the walk-through
 n_test = len(ds.y_test)

@@ -12,10 +12,14 @@ from compress_core.viz import lottery as lviz
 from ui import lottery as ui_lt
 from ui.loaders import dataset
 from ui.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
-from ui.sidebar import lesson_switch, selection
+from ui.sidebar import classifier_page, lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
+classifier_page(sel, "Lottery tickets", (
+                'each round retrains the whole network, about a minute for the GPT, so ten rounds with their '
+                'controls would take most of an hour on this CPU.'),
+                "lt_classic")
 ds = dataset(sel.dataset, sel.seed)
 recipe = ticket_train_config(sel.dataset, sel.model)
 st.title("🎟️ Lottery tickets")

@@ -4,6 +4,7 @@ Unstructured and structured pruning (Han et al. 2015; Li et al. 2017), N:M semi-
 one-shot / iterative / gradual schedules (Zhu & Gupta 2017), sensitivity, honest size and latency.
 """
 import json
+import math
 
 import pandas as pd
 import streamlit as st
@@ -30,14 +31,22 @@ b = baseline(sel)
 base = b.test_metrics
 model = b.model  # a fresh copy of the trained baseline, built once per run; everything below only reads it
 layers = [n for n, _ in weighted_layers(model)]
+text = ds.kind == "text"  # the language model: every Linear layer inside its blocks, the tied head left whole
+LN2 = math.log(2)
 
 
 def metrics(s: PruneSettings, rep: PruneReport) -> None:
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Test accuracy", f"{rep.accuracy:.2%}", f"{rep.accuracy_delta_pts:+.2f} pts",
-              help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {len(ds.y_test)} test examples.")
-    m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
-              help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
+    m1.metric("Next character right" if text else "Test accuracy", f"{rep.accuracy:.2%}",
+              f"{rep.accuracy_delta_pts:+.2f} pts",
+              help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {ds.y_test.numel():,} test "
+                   f"{'characters' if text else 'examples'}.")
+    if text:  # a language model's loss reads in bits per character; its accuracy is the next character's
+        m2.metric("Bits / char", f"{rep.loss / LN2:.3f}", f"{rep.loss_delta / LN2:+.3f}", delta_color="inverse",
+                  help=f"Baseline: {rep.base_loss / LN2:.3f} bits per held-out character (lower is better).")
+    else:
+        m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
+                  help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
     m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.removed_fraction:.1%} of {rep.total:,}", delta_color="off",
               help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
                                     "total removed differs from the slider's value." if s.output_scale != 1 else ""))
@@ -170,6 +179,11 @@ def live() -> None:
     st.header("Controls", anchor="controls")
     s = cache.controls(sel.seed)
     cache.schedule_caption(s)
+    if text and s.granularity == "neuron":
+        st.error("Whole neurons cannot be cut from the language model here: a transformer's neurons feed attention "
+                 "heads and the residual stream, which this surgery does not rebuild. Prune single weights or 2:4 "
+                 "groups; the Language models page compares magnitude, Wanda and SparseGPT on it.")
+        return
     try:
         res = cache.outcome(b, ds, sel, s)
     except ValueError as e:  # impossible settings: say so, keep the page

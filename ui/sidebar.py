@@ -213,3 +213,18 @@ def lesson_switch(sel: Selection, dataset: str, model: str, why: str, key: str) 
     st.info(why, icon="💡")
     st.button(f"Switch to {dataset} · {model}", key=key, on_click=switch_to, args=(dataset, model),
               help="Changes the data set and model in the sidebar, for every page.")
+
+
+def classifier_page(sel: Selection, page: str, why: str, key: str) -> None:
+    """Stop a page whose method is built for the classifiers (MLP, CNN) when the language model is selected: say so
+    in plain words and why, link the Language models page, where the same ideas are done the transformer way, and
+    offer the switch back in one click. Does nothing for a classifier."""
+    if data_info(sel.dataset).kind != "text":
+        return
+    st.info(f"**{page}** works on the classifiers (MLP and CNN), not yet on the language model: {why} The "
+            "**Language models** page does this for the GPT.", icon="ℹ️")
+    c1, c2 = st.columns(2)
+    c1.page_link("app_pages/language_models.py", label="Open Language models", icon="🤖")
+    c2.button("Switch to digits · mlp", key=key, on_click=switch_to, args=("digits", "mlp"),
+              help="Changes the data set and model in the sidebar, for every page.")
+    st.stop()
