@@ -30,24 +30,21 @@ def _color(key: str) -> str:
 
 
 def bpc_bars(res: Mapping[str, Score], title: str, height: int = 360) -> go.Figure:
-    """One bar per variant: bits per character on the held-out windows, ± 2 standard errors of its paired
-    difference from float32 (the error that decides whether it differs), float32 as a dashed line."""
+    """One bar per variant: how many bits per character it adds to float32 on the held-out windows (a paired
+    difference, so the windows' own difficulty cancels), ± 2 standard errors: a bar whose whisker crosses zero is
+    no different from float32. The bars start at zero; float32's own score is in the title."""
     keys = [k for k in res if k != "float"]
     ref = res["float"]
     fig = go.Figure(go.Bar(
-        x=[label(k) for k in keys], y=[res[k].bpc for k in keys],
+        x=[label(k) for k in keys], y=[res[k].diff for k in keys],
         marker_color=[_color(k) for k in keys],
         error_y=dict(type="data", array=[2 * res[k].diff_se for k in keys], visible=True, color="#333"),
-        customdata=np.array([[res[k].diff, res[k].diff_se] for k in keys]),
-        hovertemplate="%{x}: %{y:.4f} bits/char<br>%{customdata[0]:+.4f} ± %{customdata[1]:.4f} vs float32"
+        customdata=np.array([[res[k].bpc, res[k].diff_se] for k in keys]),
+        hovertemplate="%{x}: %{customdata[0]:.4f} bits/char<br>%{y:+.4f} ± %{customdata[1]:.4f} vs float32"
                       "<extra></extra>"))
-    fig.add_hline(y=ref.bpc, line=dict(color=COLORS["float"], dash="dash"),
-                  annotation_text=f"float32 {ref.bpc:.3f}", annotation_position="top left")
-    lo = min(ref.bpc, *(res[k].bpc for k in keys)) if keys else ref.bpc
-    hi = max(ref.bpc, *(res[k].bpc + 2 * res[k].diff_se for k in keys)) if keys else ref.bpc
-    fig.plotly_relayout({"yaxis.title.text": "bits per character (lower is better)",
-                         "yaxis.range": [max(0.0, lo - 0.15 * (hi - lo + 0.05)), hi + 0.1 * (hi - lo + 0.05)]})
-    return style(fig, title, height, fixed=True, bottom=70)
+    fig.add_hline(y=0.0, line=dict(color=COLORS["float"], width=1))
+    fig.plotly_relayout({"yaxis.title.text": "bits / char above float32", "yaxis.zeroline": False})
+    return style(fig, f"{title} — float32: {ref.bpc:.3f} bits/char", height, fixed=True, bottom=70)
 
 
 def alpha_chart(res: Mapping[str, Score], alpha: float, title: str, height: int = 360) -> go.Figure:

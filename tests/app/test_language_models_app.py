@@ -21,7 +21,7 @@ def gpt():
 
 
 def _bars(at, key: str) -> dict[str, float]:
-    """{variant label: bits per character} of the bar chart with widget key ``key``."""
+    """{variant label: bits per character above float32} of the bar chart with widget key ``key``."""
     chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id)
     bar = json.loads(chart.proto.spec)["data"][0]
     return dict(zip(bar["x"], bar["y"]))
@@ -64,7 +64,8 @@ def test_weight_view_follows_bits_and_group_and_matches_the_library(gpt):
     assert set(bars) == {"RTN W3 g128", "GPTQ W3 g128", "AWQ W3 g128"}
     calib = lm.calibrate(b.model.eval(), ds, seed=0)
     ref = lm.scores(b.model.eval(), ds, ("gptq_w3_g128",), calib)
-    assert bars["GPTQ W3 g128"] == pytest.approx(ref["gptq_w3_g128"].bpc, abs=1e-9)
+    assert bars["GPTQ W3 g128"] == pytest.approx(ref["gptq_w3_g128"].diff, abs=1e-9)
+    assert any(f"float32: {ref['float'].bpc:.3f} bits/char" in chart_text(c) for c in at.get("plotly_chart"))
     assert any("at or below RTN's on" in c.value for c in at.caption)
     at.select_slider(key="lm_bits").set_value(4).run()
     at.radio(key="lm_group").set_value("ch").run()
