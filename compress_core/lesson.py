@@ -10,6 +10,7 @@ its effect shows. This module holds what each step measures, as pure functions o
 4. and 5. ``speed``: unstructured vs structured pruning, measured (``pruning.latency_report``).
 6. ``lottery``: a lottery-ticket run (``lottery.run_lottery``) with its masks and verdict.
 7. ``quantization``: post-training vs quantization-aware accuracy against bit width (``quant.bits_sweep``).
+8. ``language_model``: a tiny GPT's 3-bit weights by rounding, GPTQ and AWQ, and the text each writes (``lm``).
 
 Usage::
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import lm
 from .baselines import Baseline
 from .data import Dataset
 from .experiments.accounting import layer_costs, summarize
@@ -31,8 +33,8 @@ from .pruning.formats import time_call
 from .quant import QuantConfig, bits_sweep
 from .train import TrainConfig
 
-__all__ = ["LOTTERY_ROUNDS", "RETRAIN_GRID", "STEPS", "TAXONOMY", "Step", "cost", "lottery_config",
-           "quantization", "retraining", "speed"]
+__all__ = ["LLM_KEYS", "LOTTERY_ROUNDS", "RETRAIN_GRID", "STEPS", "TAXONOMY", "Step", "cost", "language_model",
+           "lottery_config", "quantization", "retraining", "speed"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ STEPS: tuple[Step, ...] = (
          "Does the random re-initialization train as well as the ticket?"),
     Step("quant", "Quantization: fewer bits", "mnist1d", "cnn", "quantization",
          "Test accuracy of post-training quantization at 2 bits?"),
+    Step("llm", "Language models: 3-bit weights, rounded or solved", "pydoc", "gpt", "language_models",
+         "At 3 bits, does GPTQ lose less than rounding each weight to the nearest level?"),
 )
 
 # Step 2's figure: a tree of choices; each leaf opens the Pruning or Lottery page set to that choice
@@ -79,6 +83,8 @@ TAXONOMY: dict[str, dict[str, tuple[str, dict]]] = {
 RETRAIN_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 LOTTERY_ROUNDS = 6
 QUANT_BITS = (1, 2, 3, 4, 6, 8)
+LLM_KEYS = ("rtn_w3_g128", "gptq_w3_g128", "awq_w3_g128")  # step 8's variants, each against float32
+LLM_TEXT = ("float", "rtn_w2_g128", "gptq_w2_g128")  # and the text at 2 bits, where rounding breaks down
 
 
 @torch.no_grad()
@@ -131,3 +137,13 @@ def quantization(baseline: Baseline, dataset: Dataset, qat_epochs: int = 3, prog
                                      batch_size=baseline.config.train.batch_size),
                      callback=lambda f: say(0.5 + f / 2))
     return {"PTQ (post-training)": ptq, "QAT (straight-through)": qat}
+
+
+def language_model(baseline: Baseline, dataset: Dataset, seed: int = 0, prompt: str = "The return value of ",
+                   n_chars: int = 160) -> dict:
+    """Step 8: the GPT's 3-bit weights (groups of 128) by rounding, GPTQ and AWQ, scored against float32 on the
+    held-out text, and what the float model and the 2-bit RTN and GPTQ models write after ``prompt`` (seeded)."""
+    model = baseline.model.eval()
+    calib = lm.calibrate(model, dataset, seed=seed)
+    return {"scores": lm.scores(model, dataset, LLM_KEYS, calib),
+            "texts": lm.samples(model, dataset, LLM_TEXT, calib, prompt, n_chars, 0.8, seed), "prompt": prompt}

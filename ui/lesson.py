@@ -15,25 +15,27 @@ import plotly
 import plotly.graph_objects as go
 import streamlit as st
 
-from compress_core import lesson
+from compress_core import lesson, lm
 from compress_core.baselines import default_train_config
 from compress_core.lottery import run_lottery, summarize, verdict
 from compress_core.lottery.report import mask_view
 from compress_core.pruning import prune_to, weight_values
 from compress_core.stats import compare_accuracies
 from compress_core.viz import lesson as lviz
+from compress_core.viz import lm as lmviz
 from compress_core.viz import lottery as ltviz
 from compress_core.viz import pruning as pviz
 from compress_core.viz import quant as qviz
 
 from . import jobs
+from . import lm as ui_lm
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .sidebar import Selection
 
 SS = st.session_state
 _RESULTS, _PREPARED = Memo(32), Memo(8)
-HEAVY = ("retrain", "lottery", "quant")  # the results "Prepare the lesson" computes ahead
+HEAVY = ("retrain", "lottery", "quant", "llm")  # the results "Prepare the lesson" computes ahead
 SPARSITIES = [50, 70, 80, 90, 95, 98]
 
 TEXT = {
@@ -69,6 +71,12 @@ integer q, a scale S and a zero point Z, found from the range of the values (S =
 through the rounding — *fake quantization* in the forward pass, the *straight-through estimator* (the rounding's
 gradient taken as 1) in the backward pass; LSQ also learns the step S. Run on integers only, products are summed
 in int32 and each layer's rescale M = S_w·S_x/S_out becomes an integer multiply and a bit shift.""",
+    "llm": """**Language models** are compressed a little differently: nobody retrains a billion-parameter model, so
+the weights are quantized *after* training from a few hundred sentences of calibration text. **RTN** rounds each
+weight to its nearest level. **GPTQ** (Frantar et al. 2023) quantizes one input column at a time and shifts the
+rounding error onto the columns not yet quantized, weighted by how the inputs correlate (H = 2XXᵀ), so the
+layer's *outputs* stay close. **AWQ** (Lin et al. 2024) scales up the few input channels with large activations
+first. Here: a small GPT trained on Python's help texts, scored in **bits per character** on text it never saw.""",
 }
 
 
@@ -83,7 +91,8 @@ def _step(key: str) -> lesson.Step:
 # ---- results ---------------------------------------------------------------------------------------------------
 def _compute(name: str, seed: int, report=lambda f, t: None):
     report(0.0, {"retrain": "digits·mlp baseline (trained once, a few seconds)", "lottery": "lottery run on MNIST-1D",
-                 "quant": "MNIST-1D CNN baseline (trained once, under a minute)"}[name])
+                 "quant": "MNIST-1D CNN baseline (trained once, under a minute)",
+                 "llm": "the GPT baseline (trained once, about a minute)"}[name])
     if name == "retrain":
         sel = selection_for(_step("retrain"), seed)
         return lesson.retraining(baseline_of(sel), dataset(sel.dataset, seed),
@@ -91,6 +100,9 @@ def _compute(name: str, seed: int, report=lambda f, t: None):
     if name == "lottery":
         return run_lottery(lesson.lottery_config(seed),
                            progress=lambda p: report(p.fraction, f"lottery round {p.round}"))
+    if name == "llm":
+        sel = selection_for(_step("llm"), seed)
+        return lesson.language_model(baseline_of(sel), dataset(sel.dataset, seed), seed)
     sel = selection_for(_step("quant"), seed)
     return lesson.quantization(baseline_of(sel), dataset(sel.dataset, seed),
                                progress=lambda f: report(f, "PTQ and QAT against bit width"))
@@ -104,7 +116,8 @@ def heavy(name: str, seed: int):
     """A heavy result: cached, else computed on the heavy-run pool with progress and Cancel (None meanwhile)."""
     return jobs.run(_RESULTS, (name, seed), lambda report: _compute(name, seed, report),
                     {"retrain": "Accuracy vs sparsity", "lottery": "Lottery-ticket run",
-                     "quant": "PTQ and QAT curves"}[name], f"lesson_cancel_{name}")
+                     "quant": "PTQ and QAT curves", "llm": "RTN, GPTQ and AWQ at 3 bits"}[name],
+                    f"lesson_cancel_{name}")
 
 
 def prepare(seed: int) -> bool:
@@ -265,8 +278,26 @@ def step_quant(seed: int) -> list[go.Figure]:
     return [fig]
 
 
+def step_llm(seed: int) -> list[go.Figure]:
+    step = _step("llm")
+    answer = revealed(step, seed, "yesno")
+    if answer is None:
+        return []
+    guess, res = answer
+    scores = res["scores"]
+    st.markdown(f"**What the GPT shows:** {ui_lm.verdict(scores, 'gptq_w3_g128', 'rtn_w3_g128')} "
+                f"{ui_lm.verdict(scores, 'awq_w3_g128', 'rtn_w3_g128')}")
+    cols = st.columns(3)
+    for col, key in zip(cols, lesson.LLM_TEXT):
+        col.markdown(f"**{lm.label(key)}** writes, at temperature 0.8:")
+        col.code(res["prompt"] + res["texts"][key], language=None, wrap_lines=True)
+    fig = lmviz.bpc_bars(scores, "3-bit weights, groups of 128")
+    lviz.note_guess(fig, f"GPTQ loses less than rounding — {guess}")
+    return [fig]
+
+
 RENDER = {"why": step_why, "taxonomy": step_taxonomy, "retrain": step_retrain, "unstructured": step_unstructured,
-          "structured": step_structured, "lottery": step_lottery, "quant": step_quant}
+          "structured": step_structured, "lottery": step_lottery, "quant": step_quant, "llm": step_llm}
 
 
 # ---- presenter view and handout --------------------------------------------------------------------------------
