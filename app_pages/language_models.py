@@ -169,6 +169,12 @@ def generate_view() -> None:
         right.code(prompt + texts[key], language=None, wrap_lines=True)
 
 
-view_tabs("lm_view", {"Outliers": outliers_view, "SmoothQuant": smoothquant_view,
-                      "Weights: RTN, GPTQ, AWQ": weight_view, "Pruning: Wanda, SparseGPT": prune_view,
-                      "KV cache": kv_view, "Generate": generate_view})
+@st.fragment
+def views() -> None:
+    """The views as lazy tabs, in a fragment: a control move reruns the open view only, not the page above it."""
+    view_tabs("lm_view", {"Outliers": outliers_view, "SmoothQuant": smoothquant_view,
+                          "Weights: RTN, GPTQ, AWQ": weight_view, "Pruning: Wanda, SparseGPT": prune_view,
+                          "KV cache": kv_view, "Generate": generate_view})
+
+
+views()

@@ -14,8 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from layer_timing import best_ms, yardstick_layer  # noqa: E402
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import load_dataset  # noqa: E402
@@ -32,20 +34,8 @@ from compress_core.pruning import (  # noqa: E402
 from compress_core.train import evaluate  # noqa: E402
 
 
-def best_ms(fn, repeat: int = 7) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(min(times) * 1000, 2)
-
-
 def bench_layer() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(4096, 512, generator=g) @ (torch.eye(512) + 0.05 * torch.randn(512, 512, generator=g))
-    w = torch.randn(128, 512, generator=g)
+    x, w = yardstick_layer()
     stats = input_stats(x)
     for name, target in [("50%", dict(sparsity=0.5)), ("2:4", dict(nm=(2, 4)))]:
         print(json.dumps({"layer": "128x512", "target": name,

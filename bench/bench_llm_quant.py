@@ -15,8 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from layer_timing import best_ms, yardstick_layer  # noqa: E402
 from torch import nn  # noqa: E402
 
 from compress_core.baselines import get_baseline  # noqa: E402
@@ -34,20 +36,8 @@ from compress_core.quant import (  # noqa: E402
 from compress_core.train import evaluate  # noqa: E402
 
 
-def best_ms(fn, repeat: int = 7) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(min(times) * 1000, 2)
-
-
 def bench_layer() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(4096, 512, generator=g) @ (torch.eye(512) + 0.05 * torch.randn(512, 512, generator=g))
-    w = torch.randn(128, 512, generator=g)
+    x, w = yardstick_layer()
     stats = input_stats(x)
     for group in ("channel", 128, 32):
         print(json.dumps({
@@ -61,7 +51,7 @@ def bench_layer() -> None:
     lin.weight.data.copy_(w)
     model = nn.Sequential(lin)
     inputs = {"0": x}
-    k = torch.randn(1, 8, 1024, 64, generator=g)
+    k = torch.randn(1, 8, 1024, 64, generator=torch.Generator().manual_seed(1))
     print(json.dumps({"layer": "128x512", "input_stats_ms (4096 rows)": best_ms(lambda: input_stats(x)),
                       "smoothquant_w8a8_ms": best_ms(lambda: smoothquant(model, inputs)),
                       "kv_quantizer_2bit_ms (1×8×1024×64 k and v)": best_ms(lambda: kv_quantizer(2)(k, k))}),

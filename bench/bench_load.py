@@ -71,9 +71,11 @@ TARGETS = {
     "pruning": "pr_sparsity",      # select_slider over floats, in a fragment
     "quantization": "q_bits",      # select_slider of bit widths, in a fragment
     "integer": "int_example",      # number_input: which test example the integer walk-through follows
+    "language-models": "lm_alpha",  # select_slider: SmoothQuant's α on the tiny GPT (its curve computed once)
 }
 # the query a page is opened with, where its control sits in a tab other than the default (ui.state.view_tabs)
-QUERIES = {"integer": urlencode({"int_view": "One layer, step by step"})}
+QUERIES = {"integer": urlencode({"int_view": "One layer, step by step"}),
+           "language-models": urlencode({"dataset": "pydoc", "model": "gpt", "lm_view": "SmoothQuant"})}
 WIDGET_TYPES = ("slider", "number_input", "selectbox", "radio", "button")
 # --heavy: one more session runs a lottery experiment (20 rounds, 3 seeds, with both controls) through the whole
 # window, pressing Run at the start and Stop at the end, as a student would

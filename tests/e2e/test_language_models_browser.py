@@ -19,15 +19,19 @@ from .conftest import (
 GPT = "/language-models?dataset=pydoc&model=gpt"
 
 
-def _chart_text(page, n: int = 0) -> str:
-    return charts(page).nth(n).inner_text()
-
-
 def _pick(page, key: str, option: str) -> None:
     """Choose ``option`` in the selectbox with widget key ``key``."""
     page.locator(f".st-key-{key}").click()
     page.get_by_role("option", name=option, exact=True).click()
     wait_for_app(page)
+
+
+def _radio(page, key: str, option: str, value: str, drawn: str) -> None:
+    """Click ``option`` of the radio ``key``: the link holds ``value`` and the first chart then shows ``drawn``."""
+    page.locator(f".st-key-{key}").get_by_text(option).click()
+    expect_url_param(page, key, value)
+    wait_for_app(page)
+    expect(charts(page).first).to_contain_text(drawn, timeout=120_000)
 
 
 def test_every_view_and_control_of_the_language_models_page(server_url, page):
@@ -63,29 +67,20 @@ def test_every_view_and_control_of_the_language_models_page(server_url, page):
     expect_url_param(page, "lm_bits", "4")
     wait_for_app(page)
     expect(charts(page).first).to_contain_text("GPTQ W4 g128", timeout=120_000)
-    page.locator(".st-key-lm_group").get_by_text("per output channel").click()
-    expect_url_param(page, "lm_group", "ch")
-    wait_for_app(page)
-    expect(charts(page).first).to_contain_text("AWQ W4 per channel", timeout=120_000)
+    _radio(page, "lm_group", "per output channel", "ch", "AWQ W4 per channel")
     expect_at_least(charts(page), 2, timeout=120_000)  # and the per-layer objective chart
     screenshot(page, "language_models_weights")
 
     # Pruning: the pattern
     open_tab(page, "Pruning: Wanda, SparseGPT")
     expect(charts(page).first).to_contain_text("SparseGPT 50%", timeout=120_000)
-    page.locator(".st-key-lm_prune").get_by_text("2:4 (semi-structured)").click()
-    expect_url_param(page, "lm_prune", "2_4")
-    wait_for_app(page)
-    expect(charts(page).first).to_contain_text("Wanda 2:4", timeout=120_000)
+    _radio(page, "lm_prune", "2:4 (semi-structured)", "2_4", "Wanda 2:4")
     screenshot(page, "language_models_pruning")
 
     # KV cache: the grouping
     open_tab(page, "KV cache")
     expect(charts(page).first).to_contain_text("KV cache 2-bit", timeout=120_000)
-    page.locator(".st-key-lm_kv_axes").get_by_text("both per token").click()
-    expect_url_param(page, "lm_kv_axes", "token")
-    wait_for_app(page)
-    expect(charts(page).first).to_contain_text("(per token)", timeout=120_000)
+    _radio(page, "lm_kv_axes", "both per token", "token", "(per token)")
     assert_no_exception(page)
 
     # Generate: variant, prompt, characters, temperature and seed each change the text
