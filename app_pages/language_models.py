@@ -63,6 +63,7 @@ def outliers_view() -> None:
     if res:
         st.plotly_chart(lviz.bpc_bars(res, "8-bit weights and activations"), key="lm_w8a8_fig")
         st.markdown(ui_lm.verdict(res, "w8a8_per_token", "w8a8_per_tensor"))
+        st.markdown(ui_lm.outlier_words(table, res))
 
 
 def smoothquant_view() -> None:
@@ -127,6 +128,7 @@ def prune_view() -> None:
     st.plotly_chart(lviz.bpc_bars(res, f"Pruned to {ui_lm.PRUNE_TARGETS[target]}, no retraining"),
                     key="lm_prune_fig")
     st.markdown("- " + ui_lm.verdict(res, keys[1], keys[0]) + "\n- " + ui_lm.verdict(res, keys[2], keys[1]))
+    st.caption(ui_lm.wanda_words(res, keys, ui_lm.outliers(sel, ds)))
     ui_lm.published_table("prune")
 
 

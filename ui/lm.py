@@ -87,6 +87,37 @@ def verdict(res: dict, a: str, b: str) -> str:
             "two standard errors: a real difference on these held-out windows.")
 
 
+def outlier_words(table: list[dict], res: dict) -> str:
+    """What this model's activations show, in numbers: the largest channel against the median, the channels past
+    ``lm.OUTLIER_RATIO``× and what per-tensor 8-bit activations cost, computed from ``table`` and ``res``."""
+    worst = max(table, key=lambda r: r["ratio"])
+    n = sum(r["outliers"] for r in table)
+    cost = res["w8a8_per_tensor"].diff
+    if n == 0:
+        return (f"On this GPT the largest input channel of any layer is **{worst['ratio']:.1f}× its median** "
+                f"({worst['layer']}), and no channel passes {lm.OUTLIER_RATIO:g}×: **no outlier features**, so one "
+                f"8-bit scale per tensor costs only {cost:+.4f} bits per character. Outlier features emerge in "
+                "language models of billions of parameters (Dettmers et al. 2022); a 0.2 M-parameter model trained "
+                "for a minute has none, which is why SmoothQuant has little to fix here.")
+    return (f"**{n} input channels** pass {lm.OUTLIER_RATIO:g}× their layer's median (the largest: "
+            f"{worst['ratio']:.1f}× in {worst['layer']}); per-tensor 8-bit activations cost {cost:+.4f} bits per "
+            "character.")
+
+
+def wanda_words(res: dict, keys: tuple[str, str, str], table: list[dict]) -> str:
+    """Whether Wanda's published lead over magnitude pruning shows on this model, by the honest-comparison rule."""
+    magnitude, wanda = keys[0], keys[1]
+    outcome = lm.compare(res[wanda], res[magnitude])
+    ratio = max(r["ratio"] for r in table)
+    if outcome == "a":
+        return "As published, Wanda is below magnitude pruning here too."
+    said = "within the noise of" if outcome == "no difference" else "above"
+    return (f"Published (Sun et al. 2024), Wanda is far below magnitude pruning on LLaMA; here it is {said} it. "
+            "Wanda's edge comes from a few input channels with very large activations, which make |W| alone a poor "
+            f"guide; this GPT's largest channel is only {ratio:.1f}× its layer's median (the Outliers tab), so "
+            "weighting by ‖X‖ changes little. The model was not tuned to make the published ordering appear.")
+
+
 def float_words(res: dict, key: str) -> str:
     s, ref = res[key], res["float"]
     rel = "no different from" if s.outcome == "no difference" else ("above" if s.diff > 0 else "below")
