@@ -55,6 +55,28 @@ def test_saved_state_dict_round_trips_to_the_same_accuracy():
         assert up.history.records == []  # no training history: it was uploaded
 
 
+def test_a_sized_gpts_weights_upload_and_score_the_same():
+    """A GPT trained elsewhere (here: initialised, then one weight changed) uploads as .pt and .safetensors: its tied
+    head is no parameter, so the state holds the embedding once, and the uploaded baseline scores what it scored."""
+    ds = load_dataset("pydoc")
+    model = build_model("gpt:1x16h2", ds, seed=3)
+    with torch.no_grad():
+        model.block1.mlp.fc.weight[0, 0] = 0.5
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert not any(k.startswith("head.") for k in state)
+    want = evaluate(model, ds.x_test, ds.y_test)
+    for data, name in ((_saved(state), "gpt.pt"), (st_save(state), "gpt.safetensors")):
+        got = read_weights(data, name)
+        check_weights(got, build_model("gpt:1x16h2", ds))
+        handle = register_weights(got, name)
+        up = get_baseline("pydoc", "gpt:1x16h2", weights=handle.digest)
+        assert up.test_metrics == want
+        m = up.model  # a fresh copy each time it is read
+        assert m.head.tied_weight.data_ptr() == m.embed.tok.weight.data_ptr()  # still tied
+    with pytest.raises(ValueError, match="pick the architecture"):
+        check_weights(state, build_model("gpt:1x32h2", ds))
+
+
 def test_a_checkpoint_with_a_state_dict_inside_is_read():
     state = build_model("tiny", "moons").state_dict()
     assert set(read_weights(_saved({"state_dict": state, "epoch": 3}))) == set(state)
