@@ -4,6 +4,8 @@ Its first tab shows a cached baseline from the numbers the cache wrote next to i
 no PyTorch), so a fresh server's first page comes up about as fast as a one-line Streamlit app; the other tabs load
 the data set and the network (figures and tables are imported there, not at the top, for the same reason).
 """
+import math
+
 import streamlit as st
 
 from compress_core.catalog import PUBLISHED_BASELINES, built_architecture, data_info, param_count, weighted_layer_count
@@ -45,8 +47,13 @@ def overview() -> None:
     c2.metric("Size (float32)", f"{n_params * 4 / 1024:.1f} KB")
     c3.metric("Weighted layers", weighted_layer_count(arch))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test accuracy", f"{test['accuracy']:.2%}")
-    c2.metric("Test loss", f"{test['loss']:.3f}")
+    if info.kind == "text":  # a language model: the next character's accuracy, the loss in bits per character
+        c1.metric("Next character right", f"{test['accuracy']:.2%}", help="Test accuracy of the top prediction.")
+        c2.metric("Bits / char", f"{test['loss'] / math.log(2):.3f}", help="Mean cross-entropy per held-out "
+                  "character in bits (lower is better); its test loss in nats is " f"{test['loss']:.3f}.")
+    else:
+        c1.metric("Test accuracy", f"{test['accuracy']:.2%}")
+        c2.metric("Test loss", f"{test['loss']:.3f}")
     if sel.weights:
         st.info("These are **your uploaded weights**: the accuracy above is theirs on this data set's test split. "
                 "They came without a training history, and θ0 for lottery tickets is this seed's fresh "
@@ -144,6 +151,11 @@ st.markdown("**Both together.** Han et al. (2016) pruned first, then let the sur
             "values: each step multiplies the other's savings.")
 topic_links(("deep_compression", "🧩", "Deep compression: prune, share weights, count every byte"),
             ("compare", "⚖️", "Compare recipes: side by side on size, latency and energy, with the Pareto front"))
+st.markdown("**And transformers.** A language model is compressed after training, from a little calibration "
+            "text: weights in 4 or 3 bits with GPTQ and AWQ, activation outliers and SmoothQuant, pruning with Wanda "
+            "and SparseGPT, and a quantized KV cache.")
+st.page_link("app_pages/language_models.py", label="Language models: a tiny GPT, compressed the way large ones are",
+             icon="🤖", query_params={"dataset": "pydoc", "model": "gpt", "seed": str(sel.seed)})  # the GPT's page
 explainer("Why compress at all?", (
     "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
     "than the arithmetic on it (Horowitz, ISSCC 2014).\n"

@@ -42,8 +42,10 @@ def test_home_links_every_topic_page_with_the_selection():
     at = _app(query={"dataset": "mnist1d", "model": "cnn"})
     assert not at.exception
     links = {el.proto.page: el.proto.query_string for el in at.get("page_link")}
-    assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression", "compare"}
-    assert all("dataset=mnist1d&model=cnn" in q for q in links.values())
+    assert set(links) == {"pruning", "lottery", "quantization", "integer", "deep-compression", "compare",
+                          "language-models"}
+    assert all("dataset=mnist1d&model=cnn" in q for p, q in links.items() if p != "language-models")
+    assert "dataset=pydoc&model=gpt" in links["language-models"]  # that page is about the GPT: it opens on it
 
 
 def test_published_mnist1d_baselines_beside_ours():
