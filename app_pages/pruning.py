@@ -47,9 +47,13 @@ def metrics(s: PruneSettings, rep: PruneReport) -> None:
     else:
         m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
                   help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
-    m3.metric("Weights kept", f"{rep.kept:,}", f"-{rep.removed_fraction:.1%} of {rep.total:,}", delta_color="off",
+    out_rate = {0.5: " (output layer at half rate)", 0.0: " (output layer not pruned)"}.get(s.output_scale, "")
+    m3.metric("Weights kept", f"{rep.kept:,} of {rep.total:,}",
+              f"{rep.removed_fraction:.1%} removed" + ("" if text else out_rate), delta_color="off",
+              delta_arrow="off",
               help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
-                                    "total removed differs from the slider's value." if s.output_scale != 1 else ""))
+                                    "total removed differs from the slider's value." if s.output_scale != 1 and not
+                                    text else ""))
     m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")

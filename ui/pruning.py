@@ -34,7 +34,7 @@ from compress_core.viz.live import LIVE_HEIGHT, live_histogram_html
 from . import jobs
 from .explain import explainer, published
 from .memo import Memo
-from .state import url_widget
+from .state import keep, url_widget
 
 # 0-80 % in steps of 5 (plus a few tiny rates, to see them round to nothing in small layers), then finer
 # and finer: the interesting things happen above 90 %.
@@ -78,11 +78,17 @@ def controls(seed: int) -> PruneSettings:
     out = url_widget(c4.radio, "pr_output", 0.5, "Output layer", list(OUTPUT), cast=float, allowed=list(OUTPUT),
                      format_func=OUTPUT.get,
                      help="The classifier layer is small and sensitive; Frankle & Carbin prune it at half the rate.")
-    pct = url_widget(st.select_slider, "pr_sparsity", 90.0, "Sparsity — fraction of weights removed (%)",
-                     SPARSITY_STEPS, cast=float, allowed=SPARSITY_STEPS, format_func=lambda v: f"{v:g} %",
-                     disabled=gran == "nm",
-                     help="Fine steps at the high end, where accuracy starts to fall. For neurons it is the "
-                          "fraction of hidden neurons/channels removed; 2:4 is always 50 %.")
+    if gran == "nm":  # 2:4 fixes the sparsity: show the 50 % that applies, keep the slider's own value for later
+        keep("pr_sparsity")
+        st.select_slider("Sparsity — fraction of weights removed (%)", SPARSITY_STEPS, 50.0, key="pr_sparsity_nm",
+                         format_func=lambda v: f"{v:g} %", disabled=True,
+                         help="2:4 keeps 2 of every 4 consecutive weights: always 50 %.")
+        pct = st.session_state.get("pr_sparsity", 90.0)
+    else:
+        pct = url_widget(st.select_slider, "pr_sparsity", 90.0, "Sparsity — fraction of weights removed (%)",
+                         SPARSITY_STEPS, cast=float, allowed=SPARSITY_STEPS, format_func=lambda v: f"{v:g} %",
+                         help="Fine steps at the high end, where accuracy starts to fall. For neurons it is the "
+                              "fraction of hidden neurons/channels removed; 2:4 is always 50 %.")
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     sched = url_widget(c1.radio, "pr_schedule", "one-shot", "Schedule", list(SCHED), allowed=list(SCHED),
                        format_func=SCHED.get, horizontal=True,
