@@ -70,9 +70,15 @@ def runs_view(explored: list) -> None:
 
 
 def front_caption(explored: list) -> None:
-    st.caption(f"Grey points: every run explored in this session ({len(explored)}), the grid included; the dotted "
-               "line is their Pareto front — no run is both smaller (faster, cheaper) and more accurate than a point "
-               "on it.")
+    """What the trade-off charts draw: grey points only where runs beyond the variants shown were explored."""
+    grey = sum(all(r is not v for v in results) for r in explored)
+    front = ("the dotted line is the Pareto front — no run is both smaller (faster, cheaper) and more accurate "
+             "than a point on it.")
+    if grey:
+        st.caption(f"Grey points: the {grey} other run(s) explored in this session, the grid included; {front}")
+    else:
+        st.caption(f"The coloured points are the variants above; {front} Runs you explore (other settings, the "
+                   "grid) stay on the charts as grey points.")
 
 
 def cost_view(explored: list) -> None:

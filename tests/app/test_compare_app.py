@@ -32,6 +32,9 @@ def test_default_variants_run_table_and_charts():
     titles = [c.proto.spec for c in at.get("plotly_chart")]  # the Runs tab: accuracy vs stored size
     assert len(titles) == 1 and all('"Pareto front"' in t or "Pareto" in t for t in titles[:1])
     assert at.query_params["cmp"]
+    # only the variants ran: the caption speaks of no grey point (issue 28, item 8), and of them once the grid runs
+    assert not any("Grey points" in c.value for c in at.caption)
+    assert any("The coloured points are the variants above" in c.value for c in at.caption)
     open_tab(at, "cmp_view", "Latency and energy")  # the other two charts: accuracy vs latency and vs energy
     assert not at.exception
     assert [c.key for c in at.get("plotly_chart")] == ["cmp_latency", "cmp_energy"]
@@ -83,6 +86,9 @@ def test_grid_heat_map():
     at.multiselect(key="cmp_grid_bits").set_value([8, 2]).run()
     at.toggle(key="cmp_grid_on").set_value(True).run()
     assert not at.exception
+    open_tab(at, "cmp_view", "Runs")
+    assert any("Grey points: the 4 other run(s) explored" in c.value for c in at.caption)  # the grid's 2 × 2 runs
+    open_tab(at, "cmp_view", "Sparsity × bit width")
     heat = [c for c in at.get("plotly_chart") if "sparsity × bit width" in chart_text(c)]
     assert len(heat) == 1
     z = json.loads(heat[0].proto.spec)["data"][0]["z"]
