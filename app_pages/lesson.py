@@ -18,6 +18,9 @@ presenter = url_widget(c1.toggle, "lesson_presenter", False, "Presenter view", c
                        help="Large type, no sidebar: for a projector. ← and → move between steps.")
 if presenter:
     st.html(ui_lesson.PRESENTER_CSS)
+    # the toggle keeps the keyboard focus, and Streamlit ignores shortcuts while a control has it: give the focus
+    # back to the page, so ← and → work the moment presenter view is on (no click needed first)
+    st.html(ui_lesson.RELEASE_FOCUS_JS, unsafe_allow_javascript=True)
 if c2.button("Prepare the lesson", key="lesson_prepare",
              help="Computes every step's expensive results now (curves, the lottery run, QAT), so stepping "
                   "through never waits in front of the class."):
@@ -35,6 +38,9 @@ i = url_value("lesson_step", 1, cast=int, check=lambda v: 1 <= v <= N)
 step = STEPS[i - 1]
 st.title(f"{i} · {step.title}")
 st.progress(i / N, text=f"Step {i} of {N} · on {step.dataset} · {step.model}")
+if (step.dataset, step.model) != (sel.dataset, sel.model):  # where the eye is: the sidebar may be hidden, or say else
+    st.info(f"**This step runs on {step.dataset} · {step.model}**, not on the sidebar's {sel.dataset} · {sel.model}: "
+            "its effect shows best there. The other pages keep the sidebar's choice.", icon="🔀")
 st.markdown(ui_lesson.TEXT[step.key])
 
 figures = ui_lesson.RENDER[step.key](sel.seed)

@@ -53,7 +53,7 @@ STEPS: tuple[Step, ...] = (
     Step("why", "What pruning is, and why", "digits", "mlp", "pruning"),
     Step("taxonomy", "How one prunes: the taxonomy", "digits", "mlp", "pruning"),
     Step("retrain", "Does retraining matter?", "digits", "mlp", "pruning",
-         "Test accuracy at 90 % sparsity *without* fine-tuning?"),
+         "Test accuracy at 98 % sparsity *without* fine-tuning?"),
     Step("unstructured", "Unstructured pruning: smaller, not faster", "digits", "mlp", "pruning"),
     Step("structured", "Structured pruning: a smaller dense network", "digits", "mlp", "pruning"),
     Step("lottery", "The lottery ticket hypothesis", "mnist1d", "mlp", "lottery",

@@ -70,3 +70,15 @@ def test_a_click_on_the_taxonomy_opens_that_choice_live(server_url, page):
     expect(page).to_have_url(re.compile(r"/pruning\?.*pr_granularity=neuron"), timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)
+
+
+def test_the_arrow_keys_work_the_moment_presenter_view_is_on(server_url, page):
+    """Issue 28, item 1: after a click on the toggle, → moves to the next step with no other click."""
+    open_page(page, server_url + "/lesson")
+    expect(_title(page)).to_have_text(f"1 · {STEPS[0].title}", timeout=120_000)
+    page.get_by_test_id("stCheckbox").filter(has_text="Presenter view").click()
+    wait_for_app(page)
+    expect(page.get_by_test_id("stSidebar")).to_be_hidden()
+    page.keyboard.press("ArrowRight")
+    wait_for_app(page)
+    expect(_title(page)).to_have_text(f"2 · {STEPS[1].title}", timeout=60_000)
