@@ -29,7 +29,7 @@ from .data import Dataset
 from .experiments.accounting import layer_costs, summarize
 from .lottery.report import settings_config
 from .pruning import accuracy_curves, latency_report, prune_to
-from .pruning.formats import time_call
+from .pruning.formats import LATENCY_REPEATS, time_call
 from .quant import QuantConfig, bits_sweep
 from .train import TrainConfig
 
@@ -83,6 +83,7 @@ TAXONOMY: dict[str, dict[str, tuple[str, dict]]] = {
 RETRAIN_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 LOTTERY_ROUNDS = 6
 QUANT_BITS = (1, 2, 3, 4, 6, 8)
+SPEED_BATCH, SPEED_REPEATS = 256, 20  # steps 4 and 5 time a batch: per example, the overheads of a call spread out
 LLM_KEYS = ("rtn_w3_g128", "gptq_w3_g128", "awq_w3_g128")  # step 8's variants, each against float32
 LLM_TEXT = ("float", "rtn_w2_g128", "gptq_w2_g128")  # and the text at 2 bits, where rounding breaks down
 
@@ -95,8 +96,8 @@ def cost(baseline: Baseline, dataset: Dataset, batch: int = 256) -> dict:
     totals = summarize(layer_costs(model, None, dataset.input_shape))
     x1 = dataset.x_test[:1]
     xb = dataset.x_test[:batch]
-    one = time_call(lambda: model(x1), repeats=50)["median_ms"]
-    many = time_call(lambda: model(xb), repeats=20)["median_ms"] / len(xb)
+    one = time_call(lambda: model(x1), repeats=LATENCY_REPEATS)["median_ms"]  # measured as Compare measures it
+    many = time_call(lambda: model(xb), repeats=SPEED_REPEATS)["median_ms"] / len(xb)
     params = sum(p.numel() for p in model.parameters())
     return {"params": params, "bytes": params * 4, "macs": totals["macs"], "ms_one": one, "ms_per_example": many,
             "train_seconds": baseline.history.seconds, "train_steps": baseline.history.iterations,
@@ -110,12 +111,13 @@ def retraining(baseline: Baseline, dataset: Dataset, epochs: int = 2, progress=N
                            optimizer="sgd"), modes=("oneshot", "oneshot_ft"), output_scale=0.5, progress=progress)
 
 
-def speed(baseline: Baseline, dataset: Dataset, sparsity: float, structured: bool, batch: int = 256) -> list[dict]:
+def speed(baseline: Baseline, dataset: Dataset, sparsity: float, structured: bool,
+          batch: int = SPEED_BATCH) -> list[dict]:
     """Measured latency of the network pruned to ``sparsity``: unstructured (dense, masked, sparse CSR) or, with
     ``structured``, the shrunk network of the same neuron fraction; each row with its test accuracy."""
     model = baseline.model
     mask = prune_to(model, sparsity, granularity="neuron" if structured else "weight", output_scale=0.5)
-    rows = latency_report(model, mask, dataset.input_shape, batch=batch, repeats=20, dataset=dataset)
+    rows = latency_report(model, mask, dataset.input_shape, batch=batch, repeats=SPEED_REPEATS, dataset=dataset)
     keep = ("dense", "structured (shrunk)") if structured else ("dense", "masked dense", "sparse CSR")
     return [r for r in rows if r["variant"] in keep]
 

@@ -31,7 +31,7 @@ def figures(model, mask):
             pviz.layer_bars(mask.layer_sparsity(), {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74}),
             pviz.curves_figure(rows, 0.98, 0.9),
             pviz.sensitivity_figure([dict(layer="fc1", sparsity=0.5, test_acc=0.9)], 0.98),
-            pviz.timing_figure(lat),
+            pviz.timing_figure(lat, 256, 20),
             pviz.size_figure([dict(format="dense float32", bytes=1000, vs_dense=1.0),
                               dict(format="CSR (values + indices)", bytes=300, vs_dense=0.3)]),
             pviz.nm_pattern(model.fc2.weight.detach().numpy(), nm_prune(model)["fc2.weight"].numpy())]

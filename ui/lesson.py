@@ -184,7 +184,10 @@ def step_why(seed: int) -> list[go.Figure]:
     m[0].metric("Parameters", f"{c['params']:,}")
     m[1].metric("Stored (float32)", f"{c['bytes'] / 1024:.0f} KB")
     m[2].metric("Multiply-adds / inference", f"{c['macs']:,}")
-    m[3].metric("Time / inference", f"{c['ms_one'] * 1000:.0f} µs", help="Batch 1, median of 50, on this server.")
+    m[3].metric("Time / inference (batch 1)", f"{c['ms_one'] * 1000:.0f} µs",
+                help=f"One forward pass of one example, median of {lesson.LATENCY_REPEATS}, on this server: measured "
+                     f"as the Compare page measures it. In a batch of {lesson.SPEED_BATCH} it is "
+                     f"{c['ms_per_example'] * 1000:.1f} µs per example (steps 4 and 5 time such batches).")
     m[4].metric("Energy / inference", f"{c['energy_uj']:.1f} µJ", help="Horowitz 2014 (45 nm): multiply-adds and "
                 "weights read from DRAM; the Compare page says what the estimate leaves out.")
     st.caption(f"Training this baseline took {c['train_steps']:,} steps ({c['train_seconds']:.1f} s on this "
@@ -241,7 +244,12 @@ def _speed(step_key: str, seed: int, structured: bool) -> list[go.Figure]:
     else:
         st.markdown(f"Masked dense: **{fast['masked dense']['vs_dense']:.2f}×** the dense time — the zeros are "
                     f"multiplied anyway. Sparse CSR: {fast['sparse CSR']['vs_dense']:.2f}× (a sparse CPU kernel).")
-    return [pviz.timing_figure(rows)]
+    dense = fast["dense"]["median_ms"]
+    st.caption(f"Timed: one forward pass of a batch of {lesson.SPEED_BATCH} test inputs, median of "
+               f"{lesson.SPEED_REPEATS}: the dense network takes {dense:.2f} ms a batch, "
+               f"{1000 * dense / lesson.SPEED_BATCH:.1f} µs per example (step 1's time is of one example alone, where "
+               "the overhead of a call dominates).")
+    return [pviz.timing_figure(rows, lesson.SPEED_BATCH, lesson.SPEED_REPEATS)]
 
 
 def step_unstructured(seed: int) -> list[go.Figure]:

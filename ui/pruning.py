@@ -26,6 +26,7 @@ from compress_core.pruning import (
     sparsity_sensitivity,
     weight_values,
 )
+from compress_core.pruning.formats import LATENCY_REPEATS
 from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
 from compress_core.viz import pruning as pviz
@@ -212,11 +213,13 @@ def latency_panel(model, mask, ds, sel, s: PruneSettings, rep: PruneReport) -> N
     """Batch size, a button that times every variant, and the last measurement (kept in this session)."""
     bc1, bc2 = st.columns(2)
     batch = bc1.selectbox("Batch size", BATCHES, index=2, key="pr_batch")
-    measure = bc2.button("⏱ Measure latency", key="pr_measure", help="Times each variant: median of 30 runs.")
+    measure = bc2.button("⏱ Measure latency", key="pr_measure", help=f"Times one forward pass of a batch of the "
+                         f"chosen size: median of {LATENCY_REPEATS} runs.")
     lat_key = json.dumps([sel.key, s.to_dict(), batch])
     if measure:
         with st.spinner("Timing…"):
-            lat = latency_report(model, mask, ds.input_shape, batch=batch, structured_mask=rep.structured_mask,
+            lat = latency_report(model, mask, ds.input_shape, batch=batch, repeats=LATENCY_REPEATS,
+                                 structured_mask=rep.structured_mask,
                                  structured_label=rep.structured_label, dataset=ds)
             semi = semi_structured_benchmark(repeats=20) if s.granularity == "nm" else None
             st.session_state["pr_latency"] = (lat_key, lat, semi)
@@ -224,7 +227,7 @@ def latency_panel(model, mask, ds, sel, s: PruneSettings, rep: PruneReport) -> N
         st.info("Press **Measure latency** to time the dense, masked, sparse and shrunk models on this machine.")
         return
     measured_key, lat, semi = st.session_state["pr_latency"]
-    st.plotly_chart(pviz.timing_figure(lat), key="pr_timing")
+    st.plotly_chart(pviz.timing_figure(lat, batch, LATENCY_REPEATS), key="pr_timing")
     st.caption("Beside each time: the test accuracy of the model timed, as it is (no fine-tuning). The structured "
                "row is a different, coarser cut: faster, and usually less accurate at the same fraction removed.")
     if measured_key != lat_key:

@@ -42,7 +42,7 @@ from ..filelock import file_lock
 from ..integer import ConversionError, integer_accuracy, to_integer
 from ..models import decision_grid, predictor
 from ..pruning import apply_mask, prune_with, shrink
-from ..pruning.formats import time_call
+from ..pruning.formats import LATENCY_REPEATS, time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
 from ..quant.analysis import qparams_bits
 from ..stats import standard_error
@@ -54,7 +54,6 @@ __all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_erro
 
 RESULT_VERSION = 3  # part of every cached run's file name: bump it when Result or the pipeline changes
 RUN_THREADS = 1
-LATENCY_REPEATS = 30
 BOUNDARY_STEPS = 70
 
 Progress = Callable[[float, str], None]

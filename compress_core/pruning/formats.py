@@ -139,7 +139,10 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
 
 
 # ---- latency -------------------------------------------------------------------------------------
-def time_call(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 3,
+LATENCY_REPEATS = 30  # calls timed per latency everywhere in the lab (Compare, the lesson, Pruning's panel)
+
+
+def time_call(fn: Callable[[], object], *, repeats: int = LATENCY_REPEATS, warmup: int = 3,
               device: torch.device | None = None) -> dict:
     """Median, 95th percentile and minimum wall time (ms) of ``repeats`` calls after ``warmup`` calls.
 

@@ -219,14 +219,16 @@ def _hbars(names: list[str], values: list[float], texts: list[str], colors: list
     return _figure(data, layout, title, int(110 + 48 * len(names)))
 
 
-def timing_figure(rows: list[dict]) -> go.Figure:
+def timing_figure(rows: list[dict], batch: int, repeats: int) -> go.Figure:
     """Measured median latency per variant, the ratio to dense as text (and the variant's test accuracy when the
-    rows carry it)."""
+    rows carry it); the title says what was timed: one forward pass of a batch of ``batch``, median of ``repeats``."""
     rows = [r for r in rows if r.get("median_ms") is not None]
+    what = "one inference (batch 1)" if batch == 1 else f"a batch of {batch:,}"
     return _hbars([r["variant"] for r in rows], [r["median_ms"] for r in rows],
                   [f"{r['median_ms']:.2f} ms ({r['vs_dense']:.2f}× dense)"
                    + (f" · {r['test_acc']:.1%}" if "test_acc" in r else "") for r in rows],
-                  [_color(r["variant"]) for r in rows], "median latency (ms)", "Measured forward time")
+                  [_color(r["variant"]) for r in rows], f"median time of {what} (ms)",
+                  f"Measured forward time: {what}, median of {repeats}")
 
 
 def size_figure(rows: list[dict]) -> go.Figure:

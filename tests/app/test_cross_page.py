@@ -26,3 +26,39 @@ def test_pruning_and_home_pages_agree_on_the_baseline():
     home, pruning = open_app(), open_app("app_pages/pruning.py", {"pr_sparsity": "0.0"})
     acc = metrics(home)["Test accuracy"]
     assert metrics(pruning)["Test accuracy"] == acc  # nothing pruned: the baseline itself
+
+
+def test_one_inference_is_timed_alike_and_reads_alike_on_the_lesson_and_compare(monkeypatch, tmp_path):
+    """Issue 28, item 2: the lesson's "Time / inference (batch 1)" and Compare's "float ms" are the same quantity
+    measured the same way (one example, ``LATENCY_REPEATS`` calls, ``time_call``'s median): with the clock replaced
+    by a fixed reading, both pages show that reading; and every latency says its batch."""
+    import importlib
+
+    from compress_core import lesson
+    from compress_core.pruning.formats import LATENCY_REPEATS
+
+    runs = importlib.import_module("compress_core.experiments.run")  # the module (the package exports run())
+
+    calls = []
+
+    def fixed(fn, *, repeats=LATENCY_REPEATS, **kw):  # the same call as the real one, without the clock's noise
+        fn()
+        calls.append(repeats)
+        return {"median_ms": 0.0417, "p95_ms": 0.05, "min_ms": 0.04}
+
+    monkeypatch.setattr(lesson, "time_call", fixed)
+    monkeypatch.setattr(runs, "time_call", fixed)
+    monkeypatch.setenv("COMPRESS_LAB_CACHE", str(tmp_path))  # runs measured now, not read from the run cache
+    seed = {"seed": "7"}  # the lesson memoizes its step-1 cost per seed: one no other test uses
+    step1 = open_app("app_pages/lesson.py", {**seed, "lesson_step": "1"})
+    cmp = open_app("app_pages/compare.py", seed)
+    assert not step1.exception and not cmp.exception
+    assert metrics(step1)["Time / inference (batch 1)"] == "42 µs"
+    table = cmp.dataframe[0].value
+    assert (table["float ms"] == 0.0417).all()
+    assert calls and set(calls) <= {LATENCY_REPEATS, lesson.SPEED_REPEATS}
+    assert any("one inference (batch 1)" in c.value for c in cmp.caption)
+    step4 = open_app("app_pages/lesson.py", {**seed, "lesson_step": "4"})
+    assert any(f"a batch of {lesson.SPEED_BATCH}" in c.value for c in step4.caption)
+    assert any(f"Measured forward time: a batch of {lesson.SPEED_BATCH}" in c.proto.spec
+               for c in step4.get("plotly_chart"))
