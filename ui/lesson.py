@@ -330,6 +330,9 @@ PRESENTER_CSS = """<style>
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {font-size: 1.45rem; line-height: 1.45;}
 h1 {font-size: 2.6rem !important;} h2 {font-size: 2.1rem !important;}
 [data-testid="stMetricValue"] {font-size: 2.6rem;}
+/* labels, links and buttons wrap instead of ending in "…" on a projector's narrow, zoomed page */
+[data-testid="stMetricLabel"] *, [data-testid="stPageLink"] *, button * {white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; height: auto !important;}
 </style>"""
 
 

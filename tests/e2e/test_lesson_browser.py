@@ -82,3 +82,27 @@ def test_the_arrow_keys_work_the_moment_presenter_view_is_on(server_url, page):
     page.keyboard.press("ArrowRight")
     wait_for_app(page)
     expect(_title(page)).to_have_text(f"2 · {STEPS[1].title}", timeout=60_000)
+
+
+CUT = """els => els.filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)
+                 .map(e => e.textContent)"""
+
+
+def test_nothing_is_cut_off_on_a_projector(browser, server_url):
+    """Issue 28, item 8: at 1280×720 and 150 % zoom in presenter view, no metric label, link or button text is cut
+    off ("Multiply-adds / infer…", "during training (iterative, gradual" without its parenthesis, "Download the
+    handout…")."""
+    ctx = browser.new_context(viewport={"width": 853, "height": 480}, device_scale_factor=1.5)
+    try:
+        page = ctx.new_page()
+        for step in (1, 2):
+            open_page(page, server_url + f"/lesson?lesson_presenter=1&lesson_step={step}")
+            expect(_title(page)).to_have_text(f"{step} · {STEPS[step - 1].title}", timeout=120_000)
+            texts = page.locator("[data-testid='stMetricLabel'] p, [data-testid='stPageLink'] p, button p")
+            expect(texts.first).to_be_visible(timeout=60_000)
+            assert texts.evaluate_all(CUT) == [], f"cut off on step {step}"
+        link = page.get_by_test_id("stPageLink").filter(has_text="during training")
+        assert link.inner_text().strip().endswith("gradual)")
+        screenshot(page, "lesson_projector_taxonomy", full=False)
+    finally:
+        ctx.close()
