@@ -29,7 +29,8 @@ from tests.e2e.conftest import (  # noqa: E402
 
 PAGES = {"home": "/", "pruning": "/pruning?pr_curve_ft=1", "lottery": "/lottery", "quantization": "/quantization",
          "integer": "/integer", "deep-compression": "/deep-compression", "compare": "/compare",
-         "lesson": "/lesson?lesson_presenter=1"}
+         "lesson": "/lesson?lesson_presenter=1", "language-models": "/language-models?dataset=pydoc&model=gpt",
+         "language-models-weights": "/language-models?dataset=pydoc&model=gpt&lm_view=Weights%3A+RTN%2C+GPTQ%2C+AWQ"}
 OUT = ROOT / "artifacts" / "projector"
 
 

@@ -41,7 +41,9 @@ def test_float_metrics_are_the_libraries(gpt):
     at = open_app(PAGE, GPT)
     assert not at.exception and not at.error
     ref = lm.score(b.model, ds)[0]
-    assert metrics(at)["Float bits / char"] == f"{ref.bpc:.3f} ± {ref.se:.3f}"
+    m = next(x for x in at.metric if x.label == "Float bits / char")
+    assert (m.value, m.delta) == (f"{ref.bpc:.3f}", f"± {ref.se:.3f}")
+    assert any(f"{sum(p.numel() for p in b.model.parameters()):,} parameters" in c.value for c in at.caption)
     assert metrics(at)["Next character right"] == f"{b.test_metrics.accuracy:.1%}"
 
 
