@@ -167,7 +167,10 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
                    "the two kinds of pruning at one setting." if rep.structured_mask is not None else ""))
     fc1, fc2 = st.columns(2)
     fc1.plotly_chart(pviz.size_figure(list(rep.sizes)), key="pr_sizes")
-    if not rep.has_structured_row:
+    if text:
+        fc1.caption("The language model's sizes count every parameter (embeddings and LayerNorms at 4 bytes). No "
+                    "structured row: no surgery here rebuilds a transformer's attention heads.")
+    elif not rep.has_structured_row:
         fc1.caption("No structured row: at this setting some hidden layer would keep no neuron, so there is "
                     "no smaller network to build.")
     with fc2:

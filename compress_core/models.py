@@ -122,13 +122,18 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHTED)]
 
 
+def is_language_model(model: nn.Module) -> bool:
+    """True for the GPT: its output is a head tied to the token embedding, and it reads token ids."""
+    last = list(model.named_children())[-1] if isinstance(model, nn.Sequential) and len(model) else None
+    return last is not None and hasattr(last[1], "tied_weight")
+
+
 def output_layer_name(model: nn.Module) -> str:
     """Name of the layer that makes the outputs: the last weighted layer (a classifier's), or a GPT's tied ``head``,
     which reads the token embedding's weight and is no Linear layer: nothing that prunes or quantizes Linear layers
     reaches it, and no hidden layer is mistaken for the output layer."""
-    last = list(model.named_children())[-1] if isinstance(model, nn.Sequential) and len(model) else None
-    if last is not None and hasattr(last[1], "tied_weight"):
-        return last[0]
+    if is_language_model(model):
+        return list(model.named_children())[-1][0]
     return weighted_layers(model)[-1][0]
 
 

@@ -74,7 +74,35 @@ def test_kv_hook_in_attention():
     q = kv_quantizer(4, key_axis="token", value_axis="channel")
     k, v = torch.randn(1, 2, 6, 4), torch.randn(1, 2, 6, 4)
     kq, vq = q(k, v)
-    assert torch.equal(kq, quantize_kv(k, 4, "token")) and torch.equal(vq, quantize_kv(v, 4, "channel"))
+    assert torch.equal(kq, quantize_kv(k, 4, "token")) and torch.equal(vq, quantize_kv(v, 4, "channel", causal=True))
+
+
+def test_causal_per_channel_ranges_see_only_the_past():
+    """Token t's grid spans its channel's range over tokens 0..t: changing a later token changes no earlier code,
+    and the last token's grid is the whole window's (the non-causal grid)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 9, 4)
+    q = quantize_kv(x, 3, "channel", causal=True)
+    y = x.clone()
+    y[..., 6:, :] *= 10.0  # the future grows tenfold
+    assert torch.equal(quantize_kv(y, 3, "channel", causal=True)[..., :6, :], q[..., :6, :])
+    assert not torch.equal(quantize_kv(y, 3, "channel")[..., :6, :], quantize_kv(x, 3, "channel")[..., :6, :])
+    torch.testing.assert_close(q[..., -1:, :], quantize_kv(x, 3, "channel")[..., -1:, :])
+
+
+def test_a_gpt_with_a_quantized_kv_cache_stays_causal():
+    """A later character never changes an earlier position's logits, with the KV hook on (KIVI's axes)."""
+    from compress_core.data import load_dataset
+    from compress_core.models import build_model
+
+    ds = load_dataset("pydoc")
+    model = build_model("gpt:1x16h2", ds, seed=0).eval()
+    model.block1.attn.kv_hook = kv_quantizer(2)
+    x = ds.x_test[:2].clone()
+    y = x.clone()
+    y[:, 40:] = (y[:, 40:] + 7) % ds.num_classes
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[:, :, :40], model(y)[:, :, :40])
 
 
 def test_cache_bits():

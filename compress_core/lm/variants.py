@@ -138,7 +138,8 @@ def calibrate(model: nn.Module, dataset, windows: int = CALIB_WINDOWS, seed: int
         raise ValueError("The data set has no training windows to calibrate on.")
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[:min(windows, n)].sort().values
     x = dataset.x_train[idx]
-    return Calibration(rows=capture_inputs(model, x), x=x, windows=len(idx))
+    # on a copy: the hooks that capture the rows would also see another thread's forward pass through a shared model
+    return Calibration(rows=capture_inputs(copy.deepcopy(model), x), x=x, windows=len(idx))
 
 
 def fold_groups(model: nn.Module) -> dict[str, list[str]]:

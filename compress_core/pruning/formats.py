@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..models import weighted_layers
+from ..models import is_language_model, weighted_layers
 from ..train import default_device, evaluate
 from .masks import apply_mask
 from .structured import kept_units, shrink
@@ -128,7 +128,9 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
              detail="torch.sparse_csr_tensor: values + 64-bit column indices and row pointers"),
     ]
     smask = structured_mask if structured_mask is not None else mask
-    if all(bool(k.any()) for k in kept_units(model, smask).values()):  # else no smaller network exists
+    # no structured row for the GPT: its Linear layers do not feed one another in a chain, and no surgery here
+    # rebuilds attention heads; for a classifier, only where every layer keeps a neuron (else no smaller network)
+    if not is_language_model(model) and all(bool(k.any()) for k in kept_units(model, smask).values()):
         rows.append(dict(format="structured (smaller dense model)" + structured_label,
                          bytes=structured_bytes(model, smask, value_bytes),
                          detail="whole neurons/channels removed by surgery", same_mask=structured_mask is None))
@@ -211,18 +213,26 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
     """
 
     device = device or default_device()
-    x = torch.randn(batch, *input_shape, device=device)
     variants: list[tuple[str, nn.Module, str]] = [
         ("dense", copy.deepcopy(model), "the original model"),
         ("masked dense", apply_mask(model, mask), "same shapes, zeros multiplied like any number"),
-        ("sparse CSR", to_sparse_model(model, mask, "csr"), "torch.sparse.mm on Linear layers (conv stays dense)"),
-        ("sparse COO", to_sparse_model(model, mask, "coo"), "torch.sparse.mm on Linear layers (conv stays dense)"),
     ]
-    try:
-        small = shrink(model, structured_mask if structured_mask is not None else mask)
-        variants.append(("structured (shrunk)" + structured_label, small, "smaller dense layers after surgery"))
-    except ValueError as e:
-        variants.append(("structured (shrunk)" + structured_label, None, str(e)))
+    if is_language_model(model):  # token ids in; its Linear layers sit inside blocks, which neither sparse
+        vocab = model.embed.tok.num_embeddings  # multiplication here nor structured surgery rebuilds
+        x = torch.randint(0, vocab, (batch, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
+        variants += [(name, None, "not built for the GPT's nested layers") for name in
+                     ("sparse CSR", "sparse COO", "structured (shrunk)" + structured_label)]
+    else:
+        x = torch.randn(batch, *input_shape, device=device)
+        variants += [
+            ("sparse CSR", to_sparse_model(model, mask, "csr"), "torch.sparse.mm on Linear layers (conv stays dense)"),
+            ("sparse COO", to_sparse_model(model, mask, "coo"), "torch.sparse.mm on Linear layers (conv stays dense)"),
+        ]
+        try:
+            small = shrink(model, structured_mask if structured_mask is not None else mask)
+            variants.append(("structured (shrunk)" + structured_label, small, "smaller dense layers after surgery"))
+        except ValueError as e:
+            variants.append(("structured (shrunk)" + structured_label, None, str(e)))
     rows = []
     for name, net, note in variants:
         if net is None:

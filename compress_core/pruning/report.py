@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..models import weighted_layers
+from ..models import is_language_model, weighted_layers
 from ..train import Metrics
 from .formats import size_report
 from .masks import Mask, prune, threshold
@@ -40,7 +40,7 @@ def structured_comparison(model: nn.Module, settings: PruneSettings) -> tuple[Ma
     ``(None, "")`` when ``settings`` already prune neurons: the structured rows then use the mask itself.
     Otherwise the same fraction of neurons is removed with the same criterion and seed.
     """
-    if settings.granularity == "neuron":
+    if settings.granularity == "neuron" or is_language_model(model):  # (the GPT has no structured row)
         return None, ""
     mask = prune(model, settings.sparsity, criterion=settings.criterion, granularity="neuron", seed=settings.seed)
     return mask, f", {settings.sparsity:.1%} of neurons cut"

@@ -43,13 +43,20 @@ def _check(bits: int, axis: str) -> None:
         raise ValueError(f"KV-cache quantization axis must be one of {', '.join(KV_AXES)}; got {axis!r}.")
 
 
-def quantize_kv(x: torch.Tensor, bits: int = 4, axis: str = "token") -> torch.Tensor:
+def quantize_kv(x: torch.Tensor, bits: int = 4, axis: str = "token", causal: bool = False) -> torch.Tensor:
     """Asymmetric min-max fake quantization of a (…, tokens, head_dim) tensor, one grid per token (``"token"``:
-    over head_dim) or per channel (``"channel"``: over the tokens). Constant groups are returned exactly."""
+    over head_dim) or per channel (``"channel"``: over the tokens). Constant groups are returned exactly.
+
+    ``causal`` (per channel only): each token's grid spans the channel's range over the tokens up to it, as a cache
+    quantizing each key when it arrives sees it; without it the range covers every token, later ones included, so
+    in a language model an earlier position's quantized key would depend on the characters it is to predict."""
     _check(bits, axis)
     dim = _REDUCE[axis]
-    lo = x.amin(dim, keepdim=True)
-    hi = x.amax(dim, keepdim=True)
+    if causal and axis == "channel":
+        lo, hi = x.cummin(dim).values, x.cummax(dim).values
+    else:
+        lo = x.amin(dim, keepdim=True)
+        hi = x.amax(dim, keepdim=True)
     scale = ((hi - lo) / (2 ** bits - 1)).clamp(min=torch.finfo(x.dtype).tiny)
     q = torch.clamp(torch.round((x - lo) / scale), 0, 2 ** bits - 1)
     return lo + q * scale
@@ -65,7 +72,9 @@ class KVQuantizer:
         self.bits, self.key_axis, self.value_axis = bits, key_axis, value_axis
 
     def __call__(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return quantize_kv(k, self.bits, self.key_axis), quantize_kv(v, self.bits, self.value_axis)
+        # causal: a decoder's earlier positions must never see later tokens, not even through a shared range
+        return (quantize_kv(k, self.bits, self.key_axis, causal=True),
+                quantize_kv(v, self.bits, self.value_axis, causal=True))
 
     def __repr__(self) -> str:
         return f"KVQuantizer(bits={self.bits}, key_axis={self.key_axis!r}, value_axis={self.value_axis!r})"

@@ -143,3 +143,21 @@ def test_weights_kept_reads_as_removed_with_the_output_layers_rate():
     kept = int(m.value.split(" of ")[0].replace(",", ""))
     assert m.delta == f"{1 - kept / total:.1%} removed (output layer at half rate)"
     assert not m.delta.startswith("-")
+
+
+def test_the_language_model_prunes_and_is_timed_honestly():
+    """The GPT on the Pruning page: bits per character, whole neurons refused plainly, and "Does it get faster?"
+    times token ids through the dense and masked models, with no structured or sparse row it cannot build."""
+    gpt = {"dataset": "pydoc", "model": "gpt"}
+    at = open_app(PAGE, {**gpt, "pr_sparsity": "50.0"})
+    assert not at.exception and not at.error
+    assert {"Next character right", "Bits / char", "Weights kept"} <= set(metrics(at))
+    at = open_app(PAGE, {**gpt, "pr_granularity": "neuron"})
+    assert not at.exception and any("Whole neurons cannot be cut from the language model" in e.value for e in at.error)
+    at = open_tab(open_app(PAGE, {**gpt, "pr_sparsity": "50.0"}), "pr_view", "Does it get faster?")
+    assert not at.exception
+    assert any("no surgery here rebuilds" in c.value for c in at.caption)
+    at.button(key="pr_measure").click().run()
+    assert not at.exception
+    chart = next(c for c in at.get("plotly_chart") if "Measured forward time" in c.proto.spec)
+    assert set(json.loads(chart.proto.spec)["data"][0]["y"]) == {"dense", "masked dense"}
