@@ -65,14 +65,15 @@ def outliers_view() -> None:
     if res:
         st.plotly_chart(lviz.bpc_bars(res, "8-bit weights and activations"), key="lm_w8a8_fig")
         st.markdown(ui_lm.verdict(res, "w8a8_per_token", "w8a8_per_tensor"))
-        st.markdown(ui_lm.outlier_words(table, res))
+        st.markdown(ui_lm.outlier_words(table, res, sum(p.numel() for p in b.model.parameters())))
 
 
 def smoothquant_view() -> None:
     st.markdown("SmoothQuant divides each input channel by s_j = max|X_j|^α / max|W_j|^(1−α) and multiplies the "
                 "weights' matching column by it: the layer computes the same function, but the activations' peaks "
-                "move into the weights, which quantize per output channel. **α = 0** leaves the activations as they "
-                "are; **α = 1** moves everything into the weights.")
+                "move into the weights, which quantize per output channel. **α = 0** leaves all the difficulty on "
+                "the activations (the weights' columns are normalised to a maximum of 1); **α = 1** moves it all "
+                "into the weights (every activation channel's maximum becomes 1); at **0.5** both maxima meet.")
     layers = [r["layer"] for r in ui_lm.outliers(sel, ds)]
     c1, c2 = st.columns([2, 1])
     alpha = url_widget(c1.select_slider, "lm_alpha", 0.5, "Migration strength α", list(lm.ALPHAS), cast=float,
@@ -111,7 +112,9 @@ def weight_view() -> None:
         below = sum(r["gptq"] <= r["rtn"] for r in obj)
         st.plotly_chart(lviz.objective_chart(obj, "Each layer's output error, relative to RTN"), key="lm_obj_fig")
         st.caption(f"GPTQ's layer-wise error ‖XWᵀ − XŴᵀ‖² is at or below RTN's on {below} of {len(obj)} layers "
-                   "(the objective it minimizes); the bits per character above say what that buys the whole model.")
+                   "(the objective it minimizes); the bits per character above say what that buys the whole model. "
+                   "AWQ's bars search a scale for each layer alone; the model scored above shares one scale among "
+                   "q, k and v, folded into their LayerNorm, as the paper does.")
     ui_lm.published_table("weight")
 
 
@@ -157,7 +160,7 @@ def generate_view() -> None:
     key = url_widget(c1.selectbox, "lm_gen", "gptq_w3_g128", "Compressed variant", options, allowed=options,
                      format_func=lm.label)
     prompt = url_widget(c1.text_input, "lm_prompt", "The return value of ", "Prompt", max_chars=64,
-                        help="Up to 64 characters; characters the model never saw become a space.")
+                        help="Up to 64 characters; a character outside the model's 97 becomes its fallback symbol '�'.")
     n = url_widget(c2.slider, "lm_chars", 200, "Characters", 20, 400, step=20, cast=int,
                    check=lambda v: 20 <= v <= 400)
     temperature = url_widget(c2.select_slider, "lm_temp", 0.8, "Temperature", [0.0, 0.5, 0.8, 1.0, 1.2], cast=float,

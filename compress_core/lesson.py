@@ -142,10 +142,10 @@ def quantization(baseline: Baseline, dataset: Dataset, qat_epochs: int = 3, prog
 
 
 def language_model(baseline: Baseline, dataset: Dataset, seed: int = 0, prompt: str = "The return value of ",
-                   n_chars: int = 160) -> dict:
+                   n_chars: int = 160, progress=None) -> dict:
     """Step 8: the GPT's 3-bit weights (groups of 128) by rounding, GPTQ and AWQ, scored against float32 on the
     held-out text, and what the float model and the 2-bit RTN and GPTQ models write after ``prompt`` (seeded)."""
     model = baseline.model.eval()
     calib = lm.calibrate(model, dataset, seed=seed)
-    return {"scores": lm.scores(model, dataset, LLM_KEYS, calib),
+    return {"scores": lm.scores(model, dataset, LLM_KEYS, calib, progress or (lambda f, t: None)),
             "texts": lm.samples(model, dataset, LLM_TEXT, calib, prompt, n_chars, 0.8, seed), "prompt": prompt}

@@ -24,24 +24,6 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
 
-VENV=.venv-test
-BASE_PYTHON=${PYTHON:-$(command -v python3 || command -v python)}
-stamp=$(cat requirements.txt requirements-test.txt | "$BASE_PYTHON" -c 'import hashlib, sys
-print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest())')
-if [ "${CI:-}" = true ] || [ "${FRESH_VENV:-0}" = 1 ] || [ ! -x "$VENV/bin/python" ] ||
-   [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$stamp" ]; then
-  say "building a fresh virtual environment in $VENV from requirements-test.txt (and requirements.txt)"
-  "$BASE_PYTHON" -m venv --clear "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
-  echo "$stamp" > "$VENV/.requirements-sha256"
-else
-  say "reusing $VENV (its requirements are unchanged; FRESH_VENV=1 rebuilds it)"
-fi
-"$VENV/bin/python" -m pip check >&2
-export PATH="$PWD/$VENV/bin:$PATH" VIRTUAL_ENV="$PWD/$VENV"
-hash -r
-[ "$(python -c 'import sys; print(sys.prefix)')" = "$PWD/$VENV" ] || { say "python is not $VENV's"; exit 1; }
-
 as_root() {  # run a command as root, or fail
   if [ "$(id -u)" = 0 ]; then "$@"
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo -n "$@"
@@ -53,6 +35,31 @@ apt_install() {  # apt_install PACKAGE… : quietly, non-interactively; fails wi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+VENV=.venv-test
+# the interpreter the environment is built from: COMPRESS_LAB_PYTHON, else python3 (or python) on PATH, resolved to
+# its base installation (if .venv-test itself is active, --clear must not delete the interpreter it runs on)
+BASE_PYTHON=${COMPRESS_LAB_PYTHON:-$(command -v python3 || command -v python || true)}
+[ -n "$BASE_PYTHON" ] || { say "no python3 on PATH: install Python 3.11 (or set COMPRESS_LAB_PYTHON)"; exit 1; }
+BASE_PYTHON=$("$BASE_PYTHON" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
+stamp=$(cat requirements.txt requirements-test.txt | "$BASE_PYTHON" -c 'import hashlib, sys
+print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest())')
+if [ "${CI:-}" = true ] || [ "${FRESH_VENV:-0}" = 1 ] || [ ! -x "$VENV/bin/python" ] ||
+   [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$stamp" ]; then
+  say "building a fresh virtual environment in $VENV from requirements-test.txt (and requirements.txt)"
+  if ! "$BASE_PYTHON" -m venv --clear "$VENV"; then  # Debian's python3 needs python3-venv for this
+    apt_install python3-venv && "$BASE_PYTHON" -m venv --clear "$VENV" ||
+      { say "cannot create a virtual environment: install python3-venv (Debian/Ubuntu) and run again"; exit 1; }
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
+  echo "$stamp" > "$VENV/.requirements-sha256"
+else
+  say "reusing $VENV (its requirements are unchanged; FRESH_VENV=1 rebuilds it)"
+fi
+"$VENV/bin/python" -m pip check >&2
+export PATH="$PWD/$VENV/bin:$PATH" VIRTUAL_ENV="$PWD/$VENV"
+hash -r
+[ "$(python -c 'import sys; print(sys.prefix)')" = "$PWD/$VENV" ] || { say "python is not $VENV's"; exit 1; }
 
 find_chromium() {
   if [ -n "${CHROMIUM:-}" ]; then

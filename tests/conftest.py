@@ -74,8 +74,11 @@ UNIT_TIMEOUT_S = 180
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests").parts
-        marker, limit = TIERS.get(rel[0], (None, UNIT_TIMEOUT_S))
+        try:
+            folder = Path(item.path).resolve().relative_to(ROOT / "tests").parts[0]
+        except ValueError:  # a test outside tests/ (named on the command line): the unit tier
+            folder = ""
+        marker, limit = TIERS.get(folder, (None, UNIT_TIMEOUT_S))
         if marker:
             item.add_marker(getattr(pytest.mark, marker))
         if item.get_closest_marker("timeout") is None:

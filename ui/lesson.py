@@ -103,7 +103,8 @@ def _compute(name: str, seed: int, report=lambda f, t: None):
                            progress=lambda p: report(p.fraction, f"lottery round {p.round}"))
     if name == "llm":
         sel = selection_for(_step("llm"), seed)
-        return lesson.language_model(baseline_of(sel), dataset(sel.dataset, seed), seed)
+        return lesson.language_model(baseline_of(sel), dataset(sel.dataset, seed), seed,
+                                     progress=lambda f, t: report(f, f"GPT at 3 bits: {t}"))
     sel = selection_for(_step("quant"), seed)
     return lesson.quantization(baseline_of(sel), dataset(sel.dataset, seed),
                                progress=lambda f: report(f, "PTQ and QAT against bit width"))

@@ -1,8 +1,8 @@
 """Published results of the methods on the Language models page, shown beside ours as "published", never as ours.
 
 Each figure was read from the reference code's README named in its citation. They are perplexities of 7-billion-
-parameter models on WikiText-2 (lower is better); ours are bits per character of a 0.8 M-parameter GPT on pydoc's
-help texts. The comparison is of the *ordering* of the methods, not of the digits.
+parameter models on WikiText-2 (lower is better); ours are bits per character of a GPT of a few hundred thousand
+parameters on pydoc's help texts. The comparison is of the *ordering* of the methods, not of the digits.
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ PRUNING = dict(
           ("2:4", {"magnitude": 54.59, "sparsegpt": 10.17, "wanda": 11.02})],
 )
 
-# github.com/qwopqwop200/GPTQ-for-LLaMa, README, "Result" (GPTQ, Frantar et al. 2023, on LLaMA-7B): WikiText-2
-# perplexity; "-" is one scale per output channel.
+# github.com/qwopqwop200/GPTQ-for-LLaMa, README at commit 3cf64c6 (its later table; an earlier one showed GPTQ 4-bit
+# per channel above RTN), "LLaMA-7B": WikiText-2 perplexity of GPTQ (Frantar et al. 2023) against round-to-nearest.
 WEIGHT_ONLY = dict(
-    citation="GPTQ (Frantar et al. 2023) as run by GPTQ-for-LLaMa, README: LLaMA-7B, WikiText-2 perplexity",
-    dense=5.67,
-    rows=[("4 bits, per channel", {"rtn": 6.28, "gptq": 6.79}),
-          ("4 bits, groups of 64", {"gptq": 6.16}),
-          ("3 bits, per channel / groups of 64", {"rtn": 25.66, "gptq": 12.24}),
-          ("2 bits, per channel / groups of 64", {"rtn": 101940.0, "gptq": 75.28})],
+    citation="GPTQ (Frantar et al. 2023) as run by GPTQ-for-LLaMa, README at commit 3cf64c6: LLaMA-7B, WikiText-2 "
+             "perplexity",
+    dense=5.68,
+    rows=[("4 bits, per channel", {"rtn": 6.29, "gptq": 6.09}),
+          ("4 bits, groups of 128", {"gptq": 5.85}),
+          ("3 bits, per channel", {"rtn": 25.54, "gptq": 8.07}),
+          ("3 bits, groups of 128", {"gptq": 6.61})],
 )

@@ -7,8 +7,10 @@ quantization of X then leaves the other channels a handful of levels. Per input 
     s_j = max|X_j|^α / max|W_j|^(1−α),    X̂ = X diag(s)⁻¹,   Ŵ = diag(s) W   (in y = x Wᵀ: columns of W times s)
 
 and X̂ Ŵᵀ = X Wᵀ exactly in float. α (the "migration strength", 0.5 in the paper, up to 0.75–0.85 for models with
-stronger outliers) moves the difficulty: α = 1 makes every max|X̂_j| = max|W_j|·… equal to the weights' side,
-α = 0 leaves X alone and normalises W's columns. As in the reference code both maxima are floored at 1e-5.
+stronger outliers) moves the difficulty: α = 1 gives every activation channel a maximum of 1 (all the spread moves
+into the weights), α = 0 gives every weight column a maximum of 1 (all of it stays on the activations, rescaled by
+max|W_j|), and α = 0.5 makes both maxima equal per channel. As in the reference code the weights' maximum and s
+are floored at 1e-5.
 
 W8A8 fake quantization, as the reference's ``W8A8Linear``: weights symmetric per output channel, activations
 symmetric per tensor (static: the range is calibrated on X̂ of the calibration rows) or per token (dynamic: each
@@ -42,7 +44,7 @@ FLOOR = 1e-5  # the reference code's clamp of both maxima and of s
 
 
 def smooth_scale(act_absmax: torch.Tensor, weight_absmax: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
-    """s_j = max|X_j|^α / max|W_j|^(1−α) per input channel (both maxima, and s, floored at 1e-5)."""
+    """s_j = max|X_j|^α / max|W_j|^(1−α) per input channel (the weights' maximum, and s, floored at 1e-5)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"The migration strength α must be in [0, 1]; got {alpha}.")
     w = weight_absmax.detach().float().clamp(min=FLOOR)
