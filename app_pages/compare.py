@@ -16,9 +16,8 @@ from ui.sidebar import classifier_page, selection
 from ui.state import link_list, to_bool, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Compare recipes", (
-                'its recipes quantize, share and export plain stacks of Linear and Conv layers.'),
-                "cmp_classic")
+classifier_page(sel, "Compare recipes", "its recipes quantize, share and export plain stacks of Linear and Conv "
+                "layers.", "cmp_classic")
 ds = dataset(sel.dataset, sel.seed)
 st.title("⚖️ Compare recipes")
 st.markdown("Put compression recipes side by side on the same baseline: prune, fine-tune, quantize or share "

@@ -26,10 +26,9 @@ from ui.sidebar import classifier_page, selection
 from ui.state import url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Deep compression", (
-                'its pipeline (prune, fine-tune, k-means weight sharing, Huffman coding into a .clab file) stores'
-                ' plain stacks of Linear and Conv layers, which a transformer is not.'),
-                "dc_classic")
+classifier_page(sel, "Deep compression", "its pipeline (prune, fine-tune, k-means weight sharing, Huffman coding into"
+                " a .clab file) stores plain stacks of Linear and Conv layers, which a "
+                "transformer is not.", "dc_classic")
 ds = dataset(sel.dataset, sel.seed)
 st.title("🧩 Deep compression")
 st.markdown("Han et al. 2016 chained the methods: **prune** the small weights and fine-tune, let the survivors of "

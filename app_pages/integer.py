@@ -19,10 +19,9 @@ from ui.sidebar import classifier_page, selection
 from ui.state import keep, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Integer inference", (
-                'the integer-only engine runs Linear, Conv, ReLU and pooling layers with int32 accumulators; a '
-                'transformer also needs LayerNorm, softmax and GELU, which it has no integer kernels for.'),
-                "int_classic")
+classifier_page(sel, "Integer inference", "the integer-only engine runs Linear, Conv, ReLU and pooling layers with "
+                "int32 accumulators; a transformer also needs LayerNorm, softmax and GELU, "
+                "which it has no integer kernels for.", "int_classic")
 ds = dataset(sel.dataset, sel.seed)
 fmodel = baseline(sel).model  # a fresh float copy, read by the walk-through
 n_test = len(ds.y_test)

@@ -16,10 +16,8 @@ from ui.sidebar import classifier_page, lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Lottery tickets", (
-                'each round retrains the whole network, about a minute for the GPT, so ten rounds with their '
-                'controls would take most of an hour on this CPU.'),
-                "lt_classic")
+classifier_page(sel, "Lottery tickets", "each round retrains the whole network (a minute for the GPT), so a run "
+                "with its controls would take most of an hour on this CPU.", "lt_classic")
 ds = dataset(sel.dataset, sel.seed)
 recipe = ticket_train_config(sel.dataset, sel.model)
 st.title("🎟️ Lottery tickets")

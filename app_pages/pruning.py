@@ -4,7 +4,6 @@ Unstructured and structured pruning (Han et al. 2015; Li et al. 2017), N:M semi-
 one-shot / iterative / gradual schedules (Zhu & Gupta 2017), sensitivity, honest size and latency.
 """
 import json
-import math
 
 import pandas as pd
 import streamlit as st
@@ -32,31 +31,6 @@ base = b.test_metrics
 model = b.model  # a fresh copy of the trained baseline, built once per run; everything below only reads it
 layers = [n for n, _ in weighted_layers(model)]
 text = ds.kind == "text"  # the language model: every Linear layer inside its blocks, the tied head left whole
-LN2 = math.log(2)
-
-
-def metrics(s: PruneSettings, rep: PruneReport) -> None:
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Next character right" if text else "Test accuracy", f"{rep.accuracy:.2%}",
-              f"{rep.accuracy_delta_pts:+.2f} pts",
-              help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {ds.y_test.numel():,} test "
-                   f"{'characters' if text else 'examples'}.")
-    if text:  # a language model's loss reads in bits per character; its accuracy is the next character's
-        m2.metric("Bits / char", f"{rep.loss / LN2:.3f}", f"{rep.loss_delta / LN2:+.3f}", delta_color="inverse",
-                  help=f"Baseline: {rep.base_loss / LN2:.3f} bits per held-out character (lower is better).")
-    else:
-        m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
-                  help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
-    out_rate = {0.5: " (output layer at half rate)", 0.0: " (output layer not pruned)"}.get(s.output_scale, "")
-    m3.metric("Weights kept", f"{rep.kept:,} of {rep.total:,}",
-              f"{rep.removed_fraction:.1%} removed" + ("" if text else out_rate), delta_color="off",
-              delta_arrow="off",
-              help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
-                                    "total removed differs from the slider's value." if s.output_scale != 1 and not
-                                    text else ""))
-    m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
-              delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
-                                          f"{rep.dense_kb:.1f} KB.")
 
 
 def weights_and_mask(s: PruneSettings, res: PruneOutcome) -> None:
@@ -199,7 +173,7 @@ def live() -> None:
     for w in res.warnings:
         st.warning(w, icon="⚠️")
     rep = cache.report(b, sel, s, res)
-    metrics(s, rep)
+    cache.metrics_row(s, rep, ds)
     fair = cache.control(b, ds, sel, s)
     if fair is not None:
         st.info(f"**Fair comparison.** The pruned model had extra training. The dense network trained the same way "

@@ -17,11 +17,9 @@ from ui.sidebar import classifier_page, lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Quantization", (
-                'its quantized model replaces each Linear and Conv layer of a plain stack of layers and '
-                "calibrates the activations between them, and a transformer's Linear layers sit inside attention "
-                'and MLP blocks.'),
-                "q_classic")
+classifier_page(sel, "Quantization", "its quantized model replaces each Linear and Conv layer of a plain stack of "
+                "layers and calibrates the activations between them, and a transformer's Linear "
+                "layers sit inside attention and MLP blocks.", "q_classic")
 ds = dataset(sel.dataset, sel.seed)
 b = baseline(sel)
 key = sel.key

@@ -20,6 +20,7 @@ Usage::
     w2d = weight_matrix(model.fc1)                         # (out, in) view, (out, in·k·k) for a conv
     stats = input_stats(inputs["fc1"])                     # Gram matrix, channel norms and max magnitudes
     output_error(w2d, w2d_pruned, stats.gram)              # ‖WX − ŴX‖²/rows: how far the layer's outputs moved
+    U, dead = inverse_hessian_factor(stats.gram)           # Cholesky of (H + λI)⁻¹: GPTQ's and SparseGPT's step
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["InputStats", "LINEAR_LIKE", "capture_inputs", "input_stats", "layers_of", "output_error",
-           "set_weight_matrix", "weight_matrix"]
+__all__ = ["InputStats", "LINEAR_LIKE", "capture_inputs", "input_stats", "inverse_hessian_factor", "layers_of",
+           "output_error", "set_weight_matrix", "weight_matrix"]
 
 LINEAR_LIKE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -157,3 +158,20 @@ def output_error(w: torch.Tensor, w_hat: torch.Tensor, gram: torch.Tensor) -> fl
         raise ValueError(f"The weights have {d.shape[1]} inputs per row but the Gram matrix is {tuple(g.shape)}.")
     # trace(D G Dᵀ) = Σ (D G) ⊙ D; clamped at 0 against rounding when Ŵ ≈ W (G is positive semi-definite)
     return max(float(((d @ g) * d).sum()), 0.0)
+
+
+def inverse_hessian_factor(gram: torch.Tensor, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, dead): the upper Cholesky factor of (H + λI)⁻¹ in float64, with λ = ``damp`` · mean(diag H), and the
+    bool vector of input columns that never fired (diag H = 0; their diagonal is set to 1 first, as in the
+    authors' code, so that the factorisation exists and they stay uncoupled from the others)."""
+    h = gram.detach().to("cpu", torch.float64).clone()
+    if h.ndim != 2 or h.shape[0] != h.shape[1]:
+        raise ValueError(f"The Gram matrix must be square (got shape {tuple(h.shape)}).")
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    h.diagonal().add_(damp * float(torch.diagonal(h).mean()))
+    chol, info = torch.linalg.cholesky_ex(h)
+    if int(info):
+        raise ValueError("The dampened Gram matrix is not positive definite; raise damp (now "
+                         f"{damp:g}) or calibrate on more rows.")
+    return torch.linalg.cholesky(torch.cholesky_inverse(chol), upper=True), dead

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # (torch is imported where it is used)
+    import torch
     from torch import nn
 
     from .data import Dataset
 
 __all__ = ["CONTEXT", "FALLBACK", "SPLIT", "VOCAB", "LMMetrics", "bits_per_char", "corpus", "corpus_splits",
-           "decode", "encode", "eval_windows", "generate", "lm_metrics", "train_windows"]
+           "decode", "encode", "eval_windows", "generate", "lm_metrics", "train_windows", "window_losses"]
 
 CONTEXT = 64  # characters a model sees at once (the data set's input_shape)
 FALLBACK = "\ufffd"  # Unicode's replacement character, for anything outside the vocabulary
@@ -127,9 +128,10 @@ class LMMetrics:
     characters: int
 
 
-def lm_metrics(model: "nn.Module", dataset: "Dataset", split: str = "test", batch_size: int = 256) -> LMMetrics:
-    """``LMMetrics`` of ``model`` on ``dataset``'s ``split`` ("train", "val" or "test"): every target character of
-    every window counts once, so ``loss`` equals ``train.evaluate(...).loss``."""
+def window_losses(model: "nn.Module", dataset: "Dataset", split: str = "test",
+                  batch_size: int = 256) -> tuple["torch.Tensor", int]:
+    """(each window's mean cross-entropy in nats, float64; how many target characters the top prediction got
+    right) of ``model`` on ``dataset``'s ``split`` ("train", "val" or "test"). The model's mode is restored."""
     import torch
     import torch.nn.functional as F
 
@@ -149,11 +151,18 @@ def lm_metrics(model: "nn.Module", dataset: "Dataset", split: str = "test", batc
             per_window.append(F.cross_entropy(out, yb, reduction="none").double().mean(dim=1).cpu())
             correct += (out.argmax(1) == yb).sum().item()
     model.train(was_training)
-    losses = torch.cat(per_window)
+    return torch.cat(per_window), correct
+
+
+def lm_metrics(model: "nn.Module", dataset: "Dataset", split: str = "test", batch_size: int = 256) -> LMMetrics:
+    """``LMMetrics`` of ``model`` on ``dataset``'s ``split`` ("train", "val" or "test"): every target character of
+    every window counts once, so ``loss`` equals ``train.evaluate(...).loss``."""
+    losses, correct = window_losses(model, dataset, split, batch_size)
+    characters = getattr(dataset, f"y_{split}").numel()
     loss = float(losses.mean())
     se = float(losses.std() / math.sqrt(len(losses))) if len(losses) > 1 else float("nan")
     return LMMetrics(loss=loss, bpc=bits_per_char(loss), perplexity=math.exp(loss), bpc_se=bits_per_char(se),
-                     accuracy=correct / y.numel(), windows=len(losses), characters=y.numel())
+                     accuracy=correct / characters, windows=len(losses), characters=characters)
 
 
 def generate(model: "nn.Module", vocab: "Dataset | str", prompt: str = "", n_chars: int = 200,

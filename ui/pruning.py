@@ -9,6 +9,7 @@ result depends on. Every cached object is shared between sessions: read it, neve
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import streamlit as st
@@ -108,6 +109,34 @@ def controls(seed: int) -> PruneSettings:
     return PruneSettings(sparsity=0.5 if gran == "nm" else pct / 100, criterion=crit, scope=scope, granularity=gran,
                          output_scale=out, schedule=sched, rounds=rounds, finetune_epochs=ft, finetune_lr=lr,
                          seed=seed)
+
+
+def metrics_row(s: PruneSettings, rep: PruneReport, ds) -> None:
+    """The four headline numbers of a pruned model: accuracy (a language model's next character), loss (in bits per
+    character for a language model), weights kept with the share removed, and the smallest honest size."""
+    text = ds.kind == "text"
+    ln2 = math.log(2)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Next character right" if text else "Test accuracy", f"{rep.accuracy:.2%}",
+              f"{rep.accuracy_delta_pts:+.2f} pts",
+              help=f"Baseline: {rep.base_accuracy:.2%}. Measured on the {ds.y_test.numel():,} test "
+                   f"{'characters' if text else 'examples'}.")
+    if text:  # a language model's loss reads in bits per character; its accuracy is the next character's
+        m2.metric("Bits / char", f"{rep.loss / ln2:.3f}", f"{rep.loss_delta / ln2:+.3f}", delta_color="inverse",
+                  help=f"Baseline: {rep.base_loss / ln2:.3f} bits per held-out character (lower is better).")
+    else:
+        m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
+                  help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
+    out_rate = {0.5: " (output layer at half rate)", 0.0: " (output layer not pruned)"}.get(s.output_scale, "")
+    m3.metric("Weights kept", f"{rep.kept:,} of {rep.total:,}",
+              f"{rep.removed_fraction:.1%} removed" + ("" if text else out_rate), delta_color="off",
+              delta_arrow="off",
+              help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
+                                    "total removed differs from the slider's value." if s.output_scale != 1 and not
+                                    text else ""))
+    m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
+              delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
+                                          f"{rep.dense_kb:.1f} KB.")
 
 
 def schedule_caption(s: PruneSettings) -> None:

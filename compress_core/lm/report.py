@@ -46,9 +46,9 @@ def scores(model: nn.Module, dataset, keys: Sequence[str], calib: Calibration | 
     report(0.0, "scoring float32")
     ref, ref_windows = score(model, dataset, key="float")
     out = {"float": ref}
-    todo = [k for k in keys if k != "float"]
-    for i, key in enumerate(todo):
-        report((i + 0.5) / (len(todo) + 1), f"building {label(key)}")
+    variants = [k for k in keys if k != "float"]
+    for i, key in enumerate(variants):
+        report((i + 0.5) / (len(variants) + 1), f"building {label(key)}")
         out[key] = score(build(model, key, calib), dataset, ref_windows, key)[0]
     report(1.0, "done")
     return out

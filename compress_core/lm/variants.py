@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..layer_inputs import capture_inputs, layers_of, weight_matrix
@@ -46,6 +45,7 @@ from ..pruning.wanda import wanda_prune
 from ..quant.kv_cache import kv_quantizer
 from ..quant.smoothquant import smoothquant
 from ..quant.weight_only import quantize_weights
+from ..text import window_losses
 
 __all__ = ["CALIB_WINDOWS", "Calibration", "Score", "Variant", "build", "calibrate", "fold_groups", "label",
            "parse", "score", "window_bpc"]
@@ -190,21 +190,9 @@ def build(model: nn.Module, key: str, calib: Calibration | None = None) -> nn.Mo
     return apply_mask(model, mask).eval()
 
 
-@torch.no_grad()
 def window_bpc(model: nn.Module, dataset, split: str = "test", batch_size: int = 128) -> np.ndarray:
     """Bits per character of each evaluation window of ``split`` (the mean over its characters), float64."""
-    x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
-    if len(y) == 0:
-        raise ValueError(f"The {split} split is empty.")
-    was_training = model.training
-    model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    out = []
-    for i in range(0, len(y), batch_size):
-        logits = model(x[i:i + batch_size].to(device))
-        out.append(F.cross_entropy(logits, y[i:i + batch_size].to(device), reduction="none").double().mean(1).cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy() / math.log(2)
+    return window_losses(model, dataset, split, batch_size)[0].numpy() / math.log(2)
 
 
 @dataclass(frozen=True)

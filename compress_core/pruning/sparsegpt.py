@@ -38,28 +38,11 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..layer_inputs import input_stats
+from ..layer_inputs import input_stats, inverse_hessian_factor
 from .layerwise import check_target, layerwise
 from .masks import Mask, _nprune, _remove_lowest
 
 __all__ = ["inverse_hessian_factor", "sparsegpt_layer", "sparsegpt_prune"]
-
-
-def inverse_hessian_factor(gram: torch.Tensor, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
-    """(U, dead): the upper Cholesky factor of (H + λI)⁻¹ in float64, with λ = ``damp`` · mean(diag H), and the
-    bool vector of input columns that never fired (diag H = 0; their diagonal is set to 1 first, as in the
-    authors' code, so that the factorisation exists and they stay uncoupled from the others)."""
-    h = gram.detach().to("cpu", torch.float64).clone()
-    if h.ndim != 2 or h.shape[0] != h.shape[1]:
-        raise ValueError(f"The Gram matrix must be square (got shape {tuple(h.shape)}).")
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    h.diagonal().add_(damp * float(torch.diagonal(h).mean()))
-    chol, info = torch.linalg.cholesky_ex(h)
-    if int(info):
-        raise ValueError("The dampened Gram matrix is not positive definite; raise damp (now "
-                         f"{damp:g}) or calibrate on more rows.")
-    return torch.linalg.cholesky(torch.cholesky_inverse(chol), upper=True), dead
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ Algorithm 1. For a layer y = W x with calibration inputs X, GPTQ minimises ‖WX
 1. H = 2XXᵀ (here 2·``input_stats(rows).gram``: the factor 2 and the 1/N cancel in every step below), with
    ``percdamp``·mean(diag H) added to its diagonal. A "dead" input (diag H = 0: always zero in calibration) gets
    H_jj = 1 and W[:, j] = 0, as in the reference code: its weight cannot matter on this data.
-2. U = the upper Cholesky factor of H⁻¹ (float64, then float32; ``pruning.sparsegpt.inverse_hessian_factor``,
+2. U = the upper Cholesky factor of H⁻¹ (float64, then float32; ``layer_inputs.inverse_hessian_factor``,
    shared with SparseGPT): row j of U holds, scaled, the inverse Hessian of the not-yet-quantized columns j…
    after columns < j are fixed (§4, "Step 3: Cholesky reformulation").
 3. For each column j: q_j = quant(w_j); err = (w_j − q_j) / U_jj; W[:, j:] −= err · U[j, j:].
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import torch
 
-from ..pruning.sparsegpt import inverse_hessian_factor
+from ..layer_inputs import inverse_hessian_factor
 from .groupwise import check_weight_bits, group_qparams, group_width, tensor_qparams
 from .primitives import QParams
 
