@@ -62,3 +62,18 @@ def test_one_inference_is_timed_alike_and_reads_alike_on_the_lesson_and_compare(
     assert any(f"a batch of {lesson.SPEED_BATCH}" in c.value for c in step4.caption)
     assert any(f"Measured forward time: a batch of {lesson.SPEED_BATCH}" in c.proto.spec
                for c in step4.get("plotly_chart"))
+
+
+def test_the_language_model_reads_the_same_bits_per_character_on_every_page():
+    """The GPT's float score: the start page, the Language models page and Pruning at (almost) no sparsity show the
+    same bits per character and the same next-character accuracy."""
+    gpt = {"dataset": "pydoc", "model": "gpt"}
+    home = open_app(None, gpt)
+    lmp = open_app("app_pages/language_models.py", gpt)
+    assert not home.exception and not lmp.exception
+    bpc = metrics(home)["Bits / char"]
+    assert metrics(lmp)["Float bits / char"] == bpc
+    acc = {name: float(metrics(at)["Next character right"].rstrip("%")) for name, at in (("home", home), ("lm", lmp))}
+    assert round(acc["home"], 1) == acc["lm"]  # 62.87 % there, 62.9 % here: the same number at two precisions
+    pruning = open_app("app_pages/pruning.py", {**gpt, "pr_sparsity": "0.0"})
+    assert not pruning.exception and metrics(pruning)["Bits / char"] == bpc  # nothing pruned: the baseline itself
