@@ -55,6 +55,8 @@ CONTROLS = {
     "deep-compression": ("dc_sparsity", "target sparsity slider", ""),
     # a short run (3 rounds of 2 epochs, one seed; kept in the cache folder, so later runs of the bench find it)
     "lottery": ("lt_round", "mask round slider, after a short run", "?lt_rounds=3&lt_epochs=2&lt_seeds=1"),
+    # SmoothQuant's α on the tiny GPT (its W8A8 curve is computed once, on the first load)
+    "language-models": ("lm_alpha", "SmoothQuant α slider on the GPT", "?dataset=pydoc&model=gpt&lm_view=SmoothQuant"),
 }
 
 BARE_CHART_APP = '''import numpy as np
