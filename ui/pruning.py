@@ -127,16 +127,16 @@ def metrics_row(s: PruneSettings, rep: PruneReport, ds) -> None:
     else:
         m2.metric("Test loss", f"{rep.loss:.3f}", f"{rep.loss_delta:+.3f}", delta_color="inverse",
                   help=f"Baseline cross-entropy: {rep.base_loss:.3f}.")
-    out_rate = {0.5: " (output layer at half rate)", 0.0: " (output layer not pruned)"}.get(s.output_scale, "")
-    m3.metric("Weights kept", f"{rep.kept:,} of {rep.total:,}",
-              f"{rep.removed_fraction:.1%} removed" + ("" if text else out_rate), delta_color="off",
-              delta_arrow="off",
-              help=rep.kept_note + (f" The output layer is pruned at {s.output_scale:g}× the slider's rate, so the "
-                                    "total removed differs from the slider's value." if s.output_scale != 1 and not
-                                    text else ""))
+    m3.metric("Weights kept", f"{rep.kept:,}", f"{rep.removed_fraction:.1%} removed", delta_color="off",
+              delta_arrow="off", help=f"{rep.kept:,} of {rep.total:,} weights. {rep.kept_note}")
     m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")
+    rate = {0.5: "at half the rate", 0.0: "not at all"}.get(s.output_scale, f"at {s.output_scale:g}× the rate")
+    if not text and s.output_scale != 1 and s.granularity == "weight" and s.sparsity:
+        # short numbers above (a pill ends longer words in "…" at 1280 px and on a projector); the why, here
+        st.caption(f"{rep.removed_fraction:.1%} of the {rep.total:,} weights removed in all, where the slider says "
+                   f"{s.sparsity:.1%}: the output layer is pruned {rate}.")
 
 
 def schedule_caption(s: PruneSettings) -> None:
