@@ -9,6 +9,12 @@ Like open_lth's experiment folders, each entry lives in a directory named by a h
 with the SHA-256 of the other two. An entry whose meta is missing (half-written), whose checksums
 differ (corrupt) or that fails to load is deleted and retrained, never used.
 
+Several server processes (replicas behind a reverse proxy) may share one cache folder: ``cache_lock`` lets one
+of them compute an entry (a baseline here, a run or a lottery experiment elsewhere) while the others wait and
+then read it, instead of training it twice. It is the ``filelock`` package's lock on a file under
+``<cache>/locks/`` (``flock`` on POSIX, ``msvcrt`` on Windows; the operating system releases it if its holder
+dies), with a timeout that ends the wait in plain words.
+
 The cache folder is ``$COMPRESS_LAB_CACHE`` if set, else ``~/.cache/compression-lab``.
 
 Usage::
@@ -19,6 +25,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,13 +33,13 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import filelock
 import torch
 from torch import nn
 
 from .data import is_uploaded, load_dataset
-from .filelock import file_lock
 from .models import build_model
 from .settings import (  # noqa: F401  (re-exported: they live in settings)
     FALLBACK_RECIPE,
@@ -46,6 +53,36 @@ from .settings import (  # noqa: F401  (re-exported: they live in settings)
     sha256_of,
 )
 from .train import History, Metrics, TrainConfig, evaluate, state_copy, train
+
+# How long a process waits for another one computing the same cache entry. The longest entries (a lottery
+# experiment of many rounds on the GPT) take minutes; a lock held for longer than this is a stuck process.
+LOCK_TIMEOUT_S = 30 * 60
+
+
+@contextlib.contextmanager
+def cache_lock(path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created with its folders if needed) for the ``with`` block.
+
+    Waits while another process (or thread) holds it; after ``timeout`` seconds raises ``TimeoutError`` saying
+    so in plain words.
+
+    Usage::
+
+        with cache_lock(root / "locks" / f"baseline-{name}"):
+            entry = load(folder) or compute_and_save(folder)
+    """
+    lock = filelock.FileLock(path, timeout=timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise TimeoutError(
+            f"another Compression Lab process has been computing the same cached result for over "
+            f"{timeout / 60:g} minutes (it holds the lock {path}); try again later, or stop that process") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
 
 # Lottery-ticket training overrides the baseline recipe of a pair: every round trains from the rewind point
 # for this fixed budget (Frankle & Carbin; Greydanus's MNIST-1D notebook, which uses Adam at 2e-2). On
@@ -150,7 +187,7 @@ def get_baseline(dataset: str, model: str, seed: int = 0, train_config: TrainCon
     if not use_cache or is_uploaded(dataset):  # nothing derived from an upload is written to disk
         return _train_baseline(cfg, callback)
     # one process trains an entry while the others (server replicas sharing the folder) wait, then read it
-    with file_lock(folder.parent.parent / "locks" / f"baseline-{folder.name}"):
+    with cache_lock(folder.parent.parent / "locks" / f"baseline-{folder.name}"):
         cached = _load(cfg, folder)
         if cached is not None:
             return cached

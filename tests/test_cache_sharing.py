@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import json, sys
     import torch
@@ -55,3 +57,33 @@ def test_two_processes_run_a_lottery_experiment_once(tmp_path: Path):
     assert out[0]["acc"] == out[1]["acc"]
     files = list((tmp_path / "lottery").iterdir())
     assert [f.suffix for f in files if f.suffix == ".json"] == [".json"] and not any(".tmp" in f.name for f in files)
+
+
+def test_a_lock_held_too_long_ends_the_wait_in_plain_words(tmp_path: Path):
+    """The other process's lock is held (here by another thread, which a flock treats the same way): the waiter
+    gives up after the timeout with a TimeoutError that names the lock, and a released lock is taken at once."""
+    import threading
+
+    from compress_core.baselines import cache_lock
+
+    path = tmp_path / "locks" / "baseline-x"  # the folder does not exist yet: created
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with cache_lock(path):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(TimeoutError, match="another Compression Lab process .* try again later") as e:
+            with cache_lock(path, timeout=0.2):
+                pass
+        assert str(path) in str(e.value)
+    finally:
+        release.set()
+        t.join()
+    with cache_lock(path, timeout=0.2):  # released by the holder: free again
+        pass

@@ -34,11 +34,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..baselines import cache_root, get_baseline
+from ..baselines import cache_lock, cache_root, get_baseline
 from ..data import Dataset, is_uploaded, load_dataset
 from ..deep_compression import share_layers, tune_shared
 from ..export import han_format
-from ..filelock import file_lock
 from ..integer import ConversionError, integer_accuracy, to_integer
 from ..models import decision_grid, predictor
 from ..pruning import apply_mask, prune_with, shrink
@@ -206,7 +205,7 @@ def run(recipe: Recipe, progress: Progress | None = None, *, use_cache: bool = T
         return res
     path = _path(recipe, Path(cache_dir) if cache_dir else None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path.parent.parent / "locks" / f"run-{path.stem}"):  # another process may be computing it
+    with cache_lock(path.parent.parent / "locks" / f"run-{path.stem}"):  # another process may be computing it
         hit = cached(recipe, cache_dir)
         if hit is not None:
             return retitled(hit, recipe)

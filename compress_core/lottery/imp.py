@@ -39,9 +39,8 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..baselines import Baseline, cache_root, get_baseline
+from ..baselines import Baseline, cache_lock, cache_root, get_baseline
 from ..data import Dataset, is_uploaded, load_dataset
-from ..filelock import file_lock
 from ..models import build_model, output_layer_name, weighted_layers
 from ..pruning.masks import Mask, prune
 from ..pruning.schedules import rounds_rate
@@ -295,7 +294,7 @@ def run_lottery(config: LotteryConfig, *, progress: Callable[[Progress], None] |
     if not use_cache or is_uploaded(config.dataset):  # nothing derived from an upload is written to disk
         return _run_lottery(config, progress, should_stop, False, cache_dir, _clock)
     jpath = cache_paths(config, cache_dir)[0]
-    with file_lock(jpath.parent.parent / "locks" / f"lottery-{jpath.stem}"):
+    with cache_lock(jpath.parent.parent / "locks" / f"lottery-{jpath.stem}"):
         return _run_lottery(config, progress, should_stop, True, cache_dir, _clock)
 
 
