@@ -4,10 +4,11 @@
 #   scripts/test.sh [pytest arguments…]          e.g.  scripts/test.sh -m "not browser and not app"
 #
 # 1. Builds a virtual environment, .venv-test/, from the requirements files alone (requirements-test.txt, which
-#    includes requirements.txt), so a package installed elsewhere on the machine can never make the tests pass
-#    here and fail for a newcomer. It is rebuilt from scratch (`python -m venv --clear`) when the requirements
-#    change, when FRESH_VENV=1, and always on CI (CI=true); otherwise the last one is reused. pip's wheel cache
-#    makes a rebuild take a minute or two. `pip check` must pass.
+#    includes requirements.txt and the optional requirements-ray.txt, so the Ray sweep is tested too), so a
+#    package installed elsewhere on the machine can never make the tests pass here and fail for a newcomer. It is
+#    rebuilt from scratch (`python -m venv --clear`) when the requirements change, when FRESH_VENV=1, and always
+#    on CI (CI=true); otherwise the last one is reused. pip's wheel cache makes a rebuild take a minute or two.
+#    `pip check` must pass.
 # 2. Finds or provides a headless Chromium for the browser tests, first match wins:
 #      CHROMIUM=/path/to/chrome if you set it;
 #      `chromium` already on PATH;
@@ -42,11 +43,11 @@ VENV=.venv-test
 BASE_PYTHON=${COMPRESS_LAB_PYTHON:-$(command -v python3 || command -v python || true)}
 [ -n "$BASE_PYTHON" ] || { say "no python3 on PATH: install Python 3.11 (or set COMPRESS_LAB_PYTHON)"; exit 1; }
 BASE_PYTHON=$("$BASE_PYTHON" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
-stamp=$(cat requirements.txt requirements-test.txt | "$BASE_PYTHON" -c 'import hashlib, sys
+stamp=$(cat requirements.txt requirements-ray.txt requirements-test.txt | "$BASE_PYTHON" -c 'import hashlib, sys
 print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest())')
 if [ "${CI:-}" = true ] || [ "${FRESH_VENV:-0}" = 1 ] || [ ! -x "$VENV/bin/python" ] ||
    [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$stamp" ]; then
-  say "building a fresh virtual environment in $VENV from requirements-test.txt (and requirements.txt)"
+  say "building a fresh virtual environment in $VENV from requirements-test.txt (and the files it includes)"
   if ! "$BASE_PYTHON" -m venv --clear "$VENV"; then  # Debian's python3 needs python3-venv for this
     apt_install python3-venv && "$BASE_PYTHON" -m venv --clear "$VENV" ||
       { say "cannot create a virtual environment: install python3-venv (Debian/Ubuntu) and run again"; exit 1; }

@@ -7,6 +7,7 @@ import importlib
 import json
 import math
 import os
+import sys
 
 import pytest
 import torch
@@ -696,7 +697,8 @@ def test_local_sweep_keeps_the_order_and_reports_progress(runs_dir):
 
 # ---- Ray -----------------------------------------------------------------------------------------------------
 def test_ray_gives_the_same_results_as_in_process(root):
-    ray = pytest.importorskip("ray")
+    import ray  # requirements-test.txt installs the optional requirements-ray.txt: a missing Ray fails, never skips
+
     recipes = grid(Recipe(steps=(Prune(finetune_epochs=1), Quantize())),
                    {"prune.sparsity": [0.5, 0.9], "quantize.weight_bits": [8, 3]})
     recipes[1] = dataclasses.replace(recipes[1], name="renamed")
@@ -719,6 +721,25 @@ def test_ray_gives_the_same_results_as_in_process(root):
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------------
+def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
+    """Ray is optional (requirements-ray.txt): ``sys.modules["ray"] = None`` makes ``import ray`` fail as on a
+    machine without it. The sweep says what to install before running anything; the local executor still works."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    recipes = [Recipe(steps=(Quantize(),))]
+    with pytest.raises(ModuleNotFoundError, match=r"pip install -r requirements-ray\.txt"):
+        sweep(recipes, executor="ray", use_cache=False)
+    assert len(sweep(recipes, use_cache=False)) == 1
+
+
+def test_cli_ray_executor_without_ray_exits_2_with_a_plain_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    src = tmp_path / "r.json"
+    src.write_text(Recipe(steps=(Quantize(),)).to_json())
+    assert cli_main([str(src), "--executor", "ray", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "error: The Ray executor needs Ray" in err and "requirements-ray.txt" in err and "Traceback" not in err
+
+
 def test_cli_runs_a_grid_to_csv(tmp_path, capsys):
     src = tmp_path / "recipes.json"
     src.write_text(json.dumps({"dataset": "digits", "model": "mlp",

@@ -59,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    results = sweep(recipes, executor=args.executor, use_cache=not args.no_cache, address=args.address,
-                    progress=lambda f, t: print(t, file=sys.stderr))
+    try:
+        results = sweep(recipes, executor=args.executor, use_cache=not args.no_cache, address=args.address,
+                        progress=lambda f, t: print(t, file=sys.stderr))
+    except ModuleNotFoundError as e:
+        if e.name != "ray":
+            raise
+        print(f"error: {e}", file=sys.stderr)  # --executor ray without Ray installed: how to install it
+        return 2
     seconds = time.perf_counter() - t0
     rows = [r.row() for r in results]
     out = args.out.open("w", newline="") if args.out else sys.stdout

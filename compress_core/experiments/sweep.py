@@ -4,10 +4,12 @@ A sweep is a list of recipes (``recipe.grid`` builds one from axes such as spars
 runs on its own, so the list can be split across workers however they come:
 
 - ``executor="local"``: one after the other in this process (the default; no extra dependency).
-- ``executor="ray"``: one Ray task per recipe. ``ray.init()`` joins the cluster named by ``$RAY_ADDRESS``, or
-  starts a local one on this machine's cores; on a cluster the tasks spread over every machine it has. Each task
-  returns the result as JSON-ready values, so nothing but plain data crosses the wire. Every run computes on one
-  thread (``run.RUN_THREADS``), so a recipe gives the same numbers on every worker (tested against local runs).
+- ``executor="ray"``: one Ray task per recipe. Ray is optional (``pip install -r requirements-ray.txt``; the
+  app's own requirements leave it out): without it this executor says so in plain words. ``ray.init()`` joins
+  the cluster named by ``$RAY_ADDRESS``, or starts a local one on this machine's cores; on a cluster the tasks
+  spread over every machine it has. Each task returns the result as JSON-ready values, so nothing but plain data
+  crosses the wire. Every run computes on one thread (``run.RUN_THREADS``), so a recipe gives the same numbers on
+  every worker (tested against local runs).
 
 Usage::
 
@@ -46,6 +48,22 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+RAY_MISSING = ("The Ray executor needs Ray, which the app's requirements leave out: install it with "
+               "`pip install -r requirements-ray.txt`, or run the sweep in this process (executor \"local\").")
+
+
+def _import_ray():
+    """The ``ray`` module, imported only when asked for (the app and local sweeps never need it); a
+    ModuleNotFoundError in plain words when it is not installed."""
+    try:
+        import ray
+    except ModuleNotFoundError as e:
+        if e.name != "ray":  # Ray is there but broken: its own message says more
+            raise
+        raise ModuleNotFoundError(RAY_MISSING, name="ray") from e
+    return ray
+
+
 def _ray_run(recipe_json: str, cache_dir: str | None, use_cache: bool) -> dict:
     """One recipe on a Ray worker; plain values back."""
     return run(Recipe.from_json(recipe_json), use_cache=use_cache, cache_dir=cache_dir).to_dict()
@@ -72,7 +90,7 @@ def sweep(recipes: Sequence[Recipe], *, executor: str = "local", progress: Calla
             out.append(run(r, use_cache=use_cache, cache_dir=cache_dir))
             say((i + 1) / total, f"{i + 1}/{total} runs done")
         return out
-    import ray  # only when asked for: the app and the local sweeps never need it
+    ray = _import_ray()
 
     if not ray.is_initialized():
         # workers import compress_core from this checkout (it is not an installed package), whatever the cwd
