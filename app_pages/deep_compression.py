@@ -2,7 +2,7 @@
 and count every byte (Han et al. 2016).
 
 Controls, cached runs and the file's download: ui.deep_compression; the pipeline: compress_core.deep_compression
-(the page's numbers: deep_compression_report), the file format: compress_core.export.han_format (docs/FORMAT.md),
+(the page's numbers: its report module), the file format: compress_core.export.han_format (docs/FORMAT.md),
 figures compress_core.viz.deep_compression.
 """
 import json
@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compress_core.deep_compression_report import (
+from compress_core.deep_compression.report import (
     file_breakdown,
     file_layers,
     formula_rows,

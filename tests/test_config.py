@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-import compress_core.deep_compression as deep_compression
+import compress_core.deep_compression.pipeline as deep_compression
 import compress_core.lottery.results as lottery_results
 import compress_core.pruning as pruning
 import compress_core.pruning.masks as masks

@@ -4,7 +4,7 @@ the formula table and the centroids a layer uses."""
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
 from compress_core.deep_compression import PipelineConfig, han_ratio, run_pipeline
-from compress_core.deep_compression_report import formula_rows, stage_summary, used_centroids
+from compress_core.deep_compression.report import formula_rows, stage_summary, used_centroids
 
 
 def test_stage_summary_and_tables(digits_mlp):
@@ -41,7 +41,7 @@ def test_layers_that_sharing_makes_bigger_are_named():
 
 def test_file_breakdown_layers_and_the_published_comparison(digits_mlp):
     """Issue 13: the file's bytes by kind sum to its length; the published LeNet-300-100 figures sit beside ours."""
-    from compress_core.deep_compression_report import (
+    from compress_core.deep_compression.report import (
         PUBLISHED_LENET_300_100,
         file_breakdown,
         file_layers,

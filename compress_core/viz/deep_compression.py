@@ -7,7 +7,7 @@ Usage::
 
     res = run_pipeline(b, ds, PipelineConfig())
     size_by_stage(res.stages); accuracy_by_stage(res.stages)
-    file_bytes(deep_compression_report.file_breakdown(res), len(res.file))
+    file_bytes(deep_compression.file_breakdown(res), len(res.file))
     shared_histogram(res.pruned_state["fc1.weight"], res.mask["fc1.weight"], res.final_state["fc1.weight"],
                      res.centroids["fc1.weight"], "fc1")
 """
@@ -151,7 +151,7 @@ def formula_bars(formula: list[dict]) -> go.Figure:
 
 
 def file_bytes(breakdown: list[dict], total: int) -> go.Figure:
-    """The file's bytes by kind (``deep_compression_report.file_breakdown``), one bar each, labelled with the share
+    """The file's bytes by kind (``deep_compression.file_breakdown``), one bar each, labelled with the share
     of the file's length ``total``."""
     rows = breakdown[::-1]  # the first part on top
     fig = go.Figure(go.Bar(y=[r["part"] for r in rows], x=[r["bytes"] for r in rows], orientation="h",

@@ -2,7 +2,7 @@
 how many shared values a layer really uses, where the file's bytes go, and the published figures beside ours
 (Han, Mao & Dally 2016, "Deep Compression").
 
-Pure functions of a ``deep_compression.PipelineResult``, so a notebook gets the page's numbers.
+Pure functions of a ``pipeline.PipelineResult``, so a notebook gets the page's numbers.
 
 Usage::
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .deep_compression import PipelineResult, han_ratio
-from .export import han_format
+from ..export import han_format
+from .pipeline import PipelineResult, han_ratio
 
 FORMULA_COLUMNS = {"n": "n kept", "han_formula": "formula ×", "measured": "measured ×",
                    "measured_with_index": "with index ×"}

@@ -1,4 +1,4 @@
-"""Deep compression: prune, share or quantize the surviving weights, write the file, and count every stored bit.
+"""The deep-compression pipeline: prune, share or quantize the surviving weights, write the file, count every bit.
 
 Han, Mao & Dally 2016, "Deep Compression: Compressing Deep Neural Networks with Pruning, Trained
 Quantization and Huffman Coding" chain three steps; all three are here:
@@ -11,7 +11,7 @@ Quantization and Huffman Coding" chain three steps; all three are here:
    gradient of a centroid is the sum of its weights' gradients. The alternative is uniform per-channel
    quantization (``compress_core.quant``, symmetric so zero stays exactly zero).
 3. **Store**: dense float32; pruned = CSR (float32 values + column indices + row pointers,
-   ``sparse_formats.csr_bytes``); shared = log2(k)-bit codes per surviving weight + a k × 32-bit codebook
+   ``compress_core.pruning.formats.csr_bytes``); shared = log2(k)-bit codes per surviving weight + a k × 32-bit codebook
    per layer + the same CSR index cost (biases float32); and the **file** (``export.han_format``): Han's
    relative indices with filler zeros, the codes and indices Huffman-coded, biases as ``bias_bits``-bit
    integers, a JSON header and a checksum. Its size is the length of its bytes, and its accuracy that of the
@@ -39,15 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from . import optim
-from .config import SCOPES, Config, param
-from .data import Dataset
-from .export import han_format
-from .models import weighted_layers
-from .pruning import Mask, prune_to
-from .pruning.formats import csr_bytes
-from .quant import QuantConfig, fake_quantize, weight_qparams_for
-from .train import TrainConfig, apply_mask_, evaluate, state_copy, train
+from .. import optim
+from ..config import SCOPES, Config, param
+from ..data import Dataset
+from ..export import han_format
+from ..models import weighted_layers
+from ..pruning import Mask, prune_to
+from ..pruning.formats import csr_bytes
+from ..quant import QuantConfig, fake_quantize, weight_qparams_for
+from ..train import TrainConfig, apply_mask_, evaluate, state_copy, train
 
 METHODS = ("kmeans", "uniform")
 SCHEDULES = ("constant", "cosine")
