@@ -1,11 +1,12 @@
 """Lesson: model compression as a guided walk, one step at a time, predict-then-reveal, for a class.
 
-Steps, words, figures and predictions: ui.lesson (numbers from compress_core.lesson and the topic modules).
+The plan (steps, the pages they open): ui.lesson_plan; words, figures and predictions: ui.lesson (numbers from
+compress_core.lesson and the topic modules).
 """
 import streamlit as st
 
-from compress_core.lesson import STEPS, TAXONOMY
 from ui import lesson as ui_lesson
+from ui.lesson_plan import STEPS, TAXONOMY
 from ui.sidebar import selection
 from ui.state import remember, to_bool, url_value, url_widget
 

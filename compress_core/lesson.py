@@ -1,14 +1,15 @@
 """The guided lesson's numbers: each step's result, computed by the topic modules (nothing re-implemented here).
 
-The Lesson page walks a class through compression in seven steps (``STEPS``), each on the data set and model where
-its effect shows. This module holds what each step measures, as pure functions of a baseline and its data set:
+The Lesson page walks a class through compression in eight steps, each on the data set and model where its effect
+shows (the page's plan, its steps and the pages they open, is ``ui.lesson_plan``). This module holds what the steps
+measure, as pure functions of a baseline and its data set:
 
 1. ``cost``: what the network costs — parameters, bytes, multiply-adds (``experiments.accounting``) and measured
    time per inference (``pruning.formats.time_call``).
-2. ``TAXONOMY``: how one prunes — what, how, when, scope — each leaf with the page and settings that show it.
+2. (the taxonomy of pruning methods: words and a figure only, nothing measured)
 3. ``retraining``: accuracy against sparsity with and without fine-tuning (``pruning.accuracy_curves``).
 4. and 5. ``speed``: unstructured vs structured pruning, measured (``pruning.latency_report``).
-6. ``lottery``: a lottery-ticket run (``lottery.run_lottery``) with its masks and verdict.
+6. ``lottery_config``: the lesson's lottery-ticket run (``lottery.run_lottery`` gives its masks and verdict).
 7. ``quantization``: post-training vs quantization-aware accuracy against bit width (``quant.bits_sweep``).
 8. ``language_model``: a tiny GPT's 3-bit weights by rounding, GPTQ and AWQ, and the text each writes (``lm``).
 
@@ -18,8 +19,6 @@ Usage::
     cost(b, ds)["macs"], retraining(b, ds)[0]
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
@@ -33,52 +32,8 @@ from .pruning.formats import LATENCY_REPEATS, time_call
 from .quant import QuantConfig, bits_sweep
 from .train import TrainConfig
 
-__all__ = ["LLM_KEYS", "LOTTERY_ROUNDS", "RETRAIN_GRID", "STEPS", "TAXONOMY", "Step", "cost", "language_model",
-           "lottery_config", "quantization", "retraining", "speed"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the lesson: where it runs, the topic page that goes further, and its prediction (if any)."""
-
-    key: str
-    title: str
-    dataset: str
-    model: str
-    page: str  # app_pages/<page>.py
-    predict: str = ""  # the question the class answers before the reveal ("" = none)
-
-
-STEPS: tuple[Step, ...] = (
-    Step("why", "What pruning is, and why", "digits", "mlp", "pruning"),
-    Step("taxonomy", "How one prunes: the taxonomy", "digits", "mlp", "pruning"),
-    Step("retrain", "Does retraining matter?", "digits", "mlp", "pruning",
-         "Test accuracy at 98 % sparsity *without* fine-tuning?"),
-    Step("unstructured", "Unstructured pruning: smaller, not faster", "digits", "mlp", "pruning"),
-    Step("structured", "Structured pruning: a smaller dense network", "digits", "mlp", "pruning"),
-    Step("lottery", "The lottery ticket hypothesis", "mnist1d", "mlp", "lottery",
-         "Does the random re-initialization train as well as the ticket?"),
-    Step("quant", "Quantization: fewer bits", "mnist1d", "cnn", "quantization",
-         "Test accuracy of post-training quantization at 2 bits?"),
-    Step("llm", "Language models: 3-bit weights, rounded or solved", "pydoc", "gpt", "language_models",
-         "At 3 bits, does GPTQ lose less than rounding each weight to the nearest level?"),
-)
-
-# Step 2's figure: a tree of choices; each leaf opens the Pruning or Lottery page set to that choice
-# (page, {widget key: value}).
-TAXONOMY: dict[str, dict[str, tuple[str, dict]]] = {
-    "what": {"weights (unstructured)": ("pruning", {"pr_granularity": "weight"}),
-             "neurons / channels (structured)": ("pruning", {"pr_granularity": "neuron"}),
-             "N:M groups (2:4)": ("pruning", {"pr_granularity": "nm"})},
-    "how": {"magnitude": ("pruning", {"pr_criterion": "magnitude"}),
-            "random": ("pruning", {"pr_criterion": "random"}),
-            "sensitivity (per layer)": ("pruning", {"pr_criterion": "magnitude"})},
-    "when": {"after training (one-shot)": ("pruning", {"pr_schedule": "one-shot"}),
-             "during training (iterative, gradual)": ("pruning", {"pr_schedule": "iterative"}),
-             "at initialization (lottery tickets)": ("lottery", {})},
-    "scope": {"per layer": ("pruning", {"pr_scope": "layer"}),
-              "global": ("pruning", {"pr_scope": "global"})},
-}
+__all__ = ["LLM_KEYS", "LLM_TEXT", "LOTTERY_ROUNDS", "QUANT_BITS", "RETRAIN_GRID", "SPEED_BATCH", "SPEED_REPEATS",
+           "cost", "language_model", "lottery_config", "quantization", "retraining", "speed"]
 
 RETRAIN_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 LOTTERY_ROUNDS = 6

@@ -1,9 +1,10 @@
 """The Lesson page's glue: each step's words, its one live figure and controls, predictions, preparing the
 expensive results ahead, the presenter view and the offline handout.
 
-Every number comes from ``compress_core.lesson`` (which calls the topic modules) and every figure from the topic
-figure builders (``viz.pruning``, ``viz.lottery``, ``viz.quant``) plus ``viz.lesson``. Results are cached per seed
-and shared between sessions (read, never changed).
+The steps themselves (order, data set and model, the pages they open) are ``ui.lesson_plan``. Every number comes
+from ``compress_core.lesson`` (which calls the topic modules) and every figure from the topic figure builders
+(``viz.pruning``, ``viz.lottery``, ``viz.quant``) plus ``viz.lesson``. Results are cached per seed and shared
+between sessions (read, never changed).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from compress_core.viz import quant as qviz
 
 from . import jobs
 from . import lm as ui_lm
+from .lesson_plan import STEPS, TAXONOMY, Step, step_named
 from .loaders import baseline_of, dataset
 from .memo import Memo
 from .sidebar import Selection
@@ -81,12 +83,8 @@ first. Here: a small GPT trained on Python's help texts, scored in **bits per ch
 }
 
 
-def selection_for(step: lesson.Step, seed: int) -> Selection:
+def selection_for(step: Step, seed: int) -> Selection:
     return Selection(step.dataset, step.model, seed, default_train_config(step.dataset, step.model))
-
-
-def _step(key: str) -> lesson.Step:
-    return next(s for s in lesson.STEPS if s.key == key)
 
 
 # ---- results ---------------------------------------------------------------------------------------------------
@@ -95,17 +93,17 @@ def _compute(name: str, seed: int, report=lambda f, t: None):
                  "quant": "MNIST-1D CNN baseline (trained once, under a minute)",
                  "llm": "the GPT baseline (trained once, about a minute)"}[name])
     if name == "retrain":
-        sel = selection_for(_step("retrain"), seed)
+        sel = selection_for(step_named("retrain"), seed)
         return lesson.retraining(baseline_of(sel), dataset(sel.dataset, seed),
                                  progress=lambda f, *r: report(f, "accuracy vs sparsity"))
     if name == "lottery":
         return run_lottery(lesson.lottery_config(seed),
                            progress=lambda p: report(p.fraction, f"lottery round {p.round}"))
     if name == "llm":
-        sel = selection_for(_step("llm"), seed)
+        sel = selection_for(step_named("llm"), seed)
         return lesson.language_model(baseline_of(sel), dataset(sel.dataset, seed), seed,
                                      progress=lambda f, t: report(f, f"GPT at 3 bits: {t}"))
-    sel = selection_for(_step("quant"), seed)
+    sel = selection_for(step_named("quant"), seed)
     return lesson.quantization(baseline_of(sel), dataset(sel.dataset, seed),
                                progress=lambda f: report(f, "PTQ and QAT against bit width"))
 
@@ -139,7 +137,7 @@ def prepare(seed: int) -> bool:
 
 
 # ---- predictions -----------------------------------------------------------------------------------------------
-def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
+def predict(step: Step, kind: str = "percent") -> float | str | None:
     """The class's committed guess, or None while it is not committed (the answer stays hidden)."""
     key = f"lesson_guess_{step.key}"
     locked = f"{key}_locked" in SS  # the committed guess, kept apart from the widget (gone once it is not drawn)
@@ -166,7 +164,7 @@ def predict(step: lesson.Step, kind: str = "percent") -> float | str | None:
     return None
 
 
-def revealed(step: lesson.Step, seed: int, kind: str = "percent") -> tuple | None:
+def revealed(step: Step, seed: int, kind: str = "percent") -> tuple | None:
     """(the class's guess, the step's heavy result) once the guess is committed and the result is ready; None
     before (the prediction is asked, or the result computes with its progress)."""
     guess = predict(step, kind)
@@ -178,7 +176,7 @@ def revealed(step: lesson.Step, seed: int, kind: str = "percent") -> tuple | Non
 
 # ---- the steps -------------------------------------------------------------------------------------------------
 def step_why(seed: int) -> list[go.Figure]:
-    sel = selection_for(_step("why"), seed)
+    sel = selection_for(step_named("why"), seed)
     b, ds = baseline_of(sel), dataset(sel.dataset, seed)
     c = _RESULTS.get(("cost", seed), lambda: lesson.cost(b, ds))
     m = st.columns(5)
@@ -203,11 +201,11 @@ def step_why(seed: int) -> list[go.Figure]:
 
 
 def step_taxonomy(seed: int) -> list[go.Figure]:
-    return [lviz.taxonomy(lesson.TAXONOMY)]
+    return [lviz.taxonomy(TAXONOMY)]
 
 
 def step_retrain(seed: int) -> list[go.Figure]:
-    step = _step("retrain")
+    step = step_named("retrain")
     answer = revealed(step, seed)
     if answer is None:
         return []
@@ -231,7 +229,7 @@ def step_retrain(seed: int) -> list[go.Figure]:
 
 
 def _speed(step_key: str, seed: int, structured: bool) -> list[go.Figure]:
-    sel = selection_for(_step(step_key), seed)
+    sel = selection_for(step_named(step_key), seed)
     b, ds = baseline_of(sel), dataset(sel.dataset, seed)
     label = "Neurons removed (%)" if structured else "Sparsity (%)"
     sp = st.select_slider(label, SPARSITIES[:4] if structured else SPARSITIES, 50 if structured else 90,
@@ -262,7 +260,7 @@ def step_structured(seed: int) -> list[go.Figure]:
 
 
 def step_lottery(seed: int) -> list[go.Figure]:
-    step = _step("lottery")
+    step = step_named("lottery")
     cfg = lesson.lottery_config(seed)
     ds = dataset(step.dataset, seed)
     steps = -(-len(ds.y_train) // cfg.train.batch_size) * cfg.train.epochs
@@ -283,7 +281,7 @@ def step_lottery(seed: int) -> list[go.Figure]:
 
 
 def step_quant(seed: int) -> list[go.Figure]:
-    step = _step("quant")
+    step = step_named("quant")
     answer = revealed(step, seed)
     if answer is None:
         return []
@@ -303,7 +301,7 @@ def step_quant(seed: int) -> list[go.Figure]:
 
 
 def step_llm(seed: int) -> list[go.Figure]:
-    step = _step("llm")
+    step = step_named("llm")
     answer = revealed(step, seed, "yesno")
     if answer is None:
         return []
@@ -366,7 +364,7 @@ def handout(figures: dict[str, list[go.Figure]]) -> str:
              f"<script>{js.read_text(encoding='utf-8')}</script><style>body{{font-family:sans-serif;max-width:"
              "1100px;margin:2rem auto;line-height:1.5}}h2{{margin-top:2.5rem}}</style></head><body>"
              "<h1>Model compression — the lesson</h1>"]
-    for i, step in enumerate(lesson.STEPS, 1):
+    for i, step in enumerate(STEPS, 1):
         parts.append(f"<h2>{i} · {html.escape(step.title)}</h2>{_md(TEXT[step.key])}")
         if not figures.get(step.key):
             parts.append("<p><i>(This step's figure was not shown in class.)</i></p>")
