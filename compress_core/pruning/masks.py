@@ -303,7 +303,7 @@ def prune_to(model: nn.Module, sparsity: float, *, mask: Mapping | None = None, 
     """Like ``prune`` but ``sparsity`` is the overall target (of each layer or of the pool) even when a
     ``mask`` is given: remove round(sparsity × total) − (already removed) more, never restoring any.
 
-    Schedules (``compress_core.schedules``) give cumulative targets, which is what this takes.
+    Schedules (``compress_core.pruning.schedules``) give cumulative targets, which is what this takes.
     """
     kwargs.setdefault("criterion", "magnitude")
     kwargs.setdefault("scope", "layer")
