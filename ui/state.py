@@ -13,6 +13,22 @@ Bounds (``LINK_LIMITS``): only the keys a page asks for are read, however many a
 checked before it is parsed: its length, and for a list (``link_list``) its JSON's depth and length. A forged
 value is refused in under a millisecond with a few KB allocated (``parse_link_value``), and the page shows the
 default.
+
+Why not Streamlit's own binding (``bind="query-params"``, which ``view_tabs`` uses for its tabs)? In the pinned
+Streamlit (1.67) most inputs take it: the key becomes the parameter, a value equal to the default is left out of
+the link, and a value that does not parse, is outside the widget's range or is not one of its options is dropped
+from the link without a word. It does not keep this link's behaviour, so the controls stay on ``url_widget``:
+
+- the browser, not the server, writes a moved control into the address bar, so ``st.query_params`` (and AppTest's)
+  never sees the new value; the page tests that check a control's value in the link after a move would fail;
+- defaults are left out of the link, while this one writes every control (the tests read ``q_bits=8`` from a
+  default view, and the link-fuzzing test finds each page's keys by opening it once);
+- a choice with ``format_func`` is written as its label (``pr_granularity`` would hold "neurons / channels
+  (structured)", not ``neuron``): every link shared so far, and the Lesson's links into the Pruning page, would
+  open on the defaults;
+- only the widget's own options and range are checked: no ``cast``/``allowed``/``check`` (``lesson_step`` in
+  1..N, a layer that this model has, a flat JSON list) and no length limit before parsing;
+- a bound parameter cannot be written through ``st.query_params``, which ``remember`` does for the sidebar.
 """
 from __future__ import annotations
 
