@@ -19,8 +19,9 @@ Streamlit (1.67) most inputs take it: the key becomes the parameter, a value equ
 the link, and a value that does not parse, is outside the widget's range or is not one of its options is dropped
 from the link without a word. It does not keep this link's behaviour, so the controls stay on ``url_widget``:
 
-- the browser, not the server, writes a moved control into the address bar, so ``st.query_params`` (and AppTest's)
-  never sees the new value; the page tests that check a control's value in the link after a move would fail;
+- the browser, not the server, writes a moved control into the address bar, and the server's ``st.query_params``
+  (AppTest's too) is not refreshed on a same-page rerun: the page tests that check a control's value in the link
+  after a move would fail;
 - defaults are left out of the link, while this one writes every control (the tests read ``q_bits=8`` from a
   default view, and the link-fuzzing test finds each page's keys by opening it once);
 - a choice with ``format_func`` is written as its label (``pr_granularity`` would hold "neurons / channels
