@@ -1,0 +1,18 @@
+"""Getting accuracy back after compression: find which layer broke it, and what to undo.
+
+- ``debugger``: ``DropDebugger``: per-layer errors (only this layer compressed against all of them), the weight
+  error split into pruning, clipping and rounding, the flipped examples and where they diverge, per-layer reverts.
+- ``budget``: ``quant_budget_search`` and ``prune_budget_search``: the smallest model within an accuracy budget.
+
+Usage::
+
+    from compress_core.recover import DropDebugger, quant_budget_search
+    dbg = DropDebugger(b.model, qmodel, ds.x_val, ds.y_val)
+    dbg.layers(), dbg.flips(), dbg.revert(["fc1"]).accuracy
+    res = quant_budget_search(b.model, ds, QuantConfig(weight_bits=3), budget_pts=0.5)
+"""
+from .budget import BudgetResult, prune_budget_search, quant_budget_search
+from .debugger import DropDebugger, Reverted, swapped, weight_error
+
+__all__ = ["BudgetResult", "DropDebugger", "Reverted", "prune_budget_search", "quant_budget_search", "swapped",
+           "weight_error"]

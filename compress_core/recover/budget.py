@@ -1,0 +1,330 @@
+"""How to get the accuracy back: the smallest model within an accuracy budget.
+
+Given a compressed setting and a budget ("lose at most 0.5 points"), search for the smallest model whose accuracy
+stays within the budget of the float model's, on the **validation** split (the test split is only measured at the
+end, so the search does not overfit the test set).
+
+- ``quant_budget_search``: start fully quantized at the chosen bits; rank the layers by the drop debugger (most
+  harmful first: examples lost when only that layer is quantized, as NNCF's accuracy-aware quantization ranks
+  them) and, one layer at a time, re-measuring after each step, give it more weight bits (mixed precision through
+  ``QuantConfig.layer_bits``) or put it back to float, whichever option costs fewer bytes among those that recover
+  as much as going to float would; stop as soon as the budget is met.
+- ``prune_budget_search``: start with every layer at the target rate (magnitude, per layer); while over budget,
+  lower the rate of the most sensitive layer (the debugger's ranking of the pruned variant) one step; once within
+  budget, raise the rates of the least sensitive layers one step while the budget still holds.
+
+A budget is met exactly, in examples: ``lost``·100 ≤ budget·n (the budget as the decimal typed,
+``Fraction(str(budget))``), with ``lost`` the examples the float model gets right beyond those the result gets
+right. Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.accounting.layer_costs`` (the best
+of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test split is the project's
+honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
+measurably real and beyond the budget.
+
+Usage::
+
+    res = quant_budget_search(b.model, ds, QuantConfig(weight_bits=3), budget_pts=0.5)
+    res.bytes, res.float_bytes, res.settings, res.val_lost, res.test_comparison.words()
+    res = prune_budget_search(b.model, ds, sparsity=0.9, budget_pts=1.0)
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..experiments.accounting import layer_costs, summarize
+from ..models import weighted_layers
+from ..pruning.masks import Mask, apply_mask, prune
+from ..quant.analysis import model_size
+from ..quant.model import QuantConfig, quantize_model
+from ..quant.primitives import MAX_BITS
+from ..stats import Comparison, compare_accuracies, standard_error
+from ..train import evaluate
+from .debugger import DropDebugger, swapped
+
+__all__ = ["BudgetResult", "FLOAT", "float_bytes", "prune_budget_search", "pruned_bytes", "quant_budget_search",
+           "rates_mask", "uniform_quant_bytes", "within_budget"]
+
+FLOAT = 32  # a layer's "bits" once it is back to float
+
+
+def within_budget(lost: int, n: int, budget_pts: float) -> bool:
+    """``lost`` examples out of ``n`` are within ``budget_pts`` points: lost·100 ≤ budget·n, exactly."""
+    return lost * 100 <= Fraction(str(budget_pts)) * n
+
+
+def float_bytes(model: nn.Module) -> int:
+    """Bytes of the float model: every weight and bias as float32 (``model_size``)."""
+    return model_size(model)["bits"] // 8
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """The smallest model the search found within the budget, and what it scores.
+
+    ``kind``: "quantization" or "pruning"; ``settings``: per layer, its weight bits (32 = float) or its pruning
+    rate; ``steps``: the search's path, one dict per measurement (action, layer, value, val_acc, val_lost,
+    bytes, met); accuracies are fractions on the validation and test splits (``*_se``: binomial standard
+    errors); ``*_lost``: examples lost against the float model there; ``test_comparison``: the result against the
+    float model on the test split with the budget as tolerance (``stats.compare_accuracies``)."""
+
+    kind: str
+    budget_pts: float
+    settings: tuple[tuple[str, float], ...]
+    bytes: int
+    float_bytes: int
+    val_acc: float
+    val_se: float
+    val_lost: int
+    n_val: int
+    test_acc: float
+    test_se: float
+    test_lost: int
+    n_test: int
+    float_val_acc: float
+    float_test_acc: float
+    steps: tuple[dict, ...]
+    test_comparison: Comparison
+    model: nn.Module = field(repr=False, compare=False)
+
+    @property
+    def met_val(self) -> bool:
+        return within_budget(self.val_lost, self.n_val, self.budget_pts)
+
+    @property
+    def met_test(self) -> bool:
+        return within_budget(self.test_lost, self.n_test, self.budget_pts)
+
+    @property
+    def ratio(self) -> float:
+        """Float bytes / result bytes: how many times smaller than the float model."""
+        return self.float_bytes / self.bytes
+
+    def verdict(self) -> str:
+        """In words, on the test split: e.g. "−0.3 ± 0.9 points, 1 s.e.: no difference beyond your tolerance…"."""
+        return self.test_comparison.words()
+
+    def to_dict(self) -> dict:
+        return dict(kind=self.kind, budget_pts=self.budget_pts, settings=dict(self.settings), bytes=self.bytes,
+                    float_bytes=self.float_bytes, ratio=self.ratio, val_acc=self.val_acc, val_se=self.val_se,
+                    val_lost=self.val_lost, n_val=self.n_val, test_acc=self.test_acc, test_se=self.test_se,
+                    test_lost=self.test_lost, n_test=self.n_test, float_val_acc=self.float_val_acc,
+                    float_test_acc=self.float_test_acc, met_val=self.met_val, met_test=self.met_test,
+                    verdict=self.verdict(), outcome=self.test_comparison.outcome, steps=list(self.steps))
+
+
+def _right(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    return round(evaluate(model, x, y).accuracy * y.numel())
+
+
+def _result(kind: str, budget: float, model: nn.Module, float_model: nn.Module, ds: Dataset, settings,
+            nbytes: int, steps: list[dict]) -> BudgetResult:
+    nv, nt = ds.y_val.numel(), ds.y_test.numel()
+    fv, ft = _right(float_model, ds.x_val, ds.y_val), _right(float_model, ds.x_test, ds.y_test)
+    rv, rt = _right(model, ds.x_val, ds.y_val), _right(model, ds.x_test, ds.y_test)
+    cmp = compare_accuracies([rt / nt], [ft / nt], nt, tolerance=budget)
+    return BudgetResult(kind=kind, budget_pts=float(budget), settings=tuple(settings), bytes=int(nbytes),
+                        float_bytes=float_bytes(float_model), val_acc=rv / nv, val_se=standard_error(rv / nv, nv),
+                        val_lost=fv - rv, n_val=nv, test_acc=rt / nt, test_se=standard_error(rt / nt, nt),
+                        test_lost=ft - rt, n_test=nt, float_val_acc=fv / nv, float_test_acc=ft / nt,
+                        steps=tuple(steps), test_comparison=cmp, model=model)
+
+
+def _check_budget(budget_pts: float) -> None:
+    if not 0 <= budget_pts <= 100:
+        raise ValueError("The accuracy budget is in points, between 0 and 100.")
+
+
+# ---- quantization ----------------------------------------------------------------------------------------
+def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(weight_bits=4),
+                        budget_pts: float = 0.5, *, raise_bits: Sequence[int] = (3, 4, 5, 6, 8),
+                        calibration_data: torch.Tensor | None = None,
+                        callback: Callable[[dict], None] | None = None) -> BudgetResult:
+    """The smallest mixed-precision / partly float quantized ``model`` within ``budget_pts`` on the validation split.
+
+    Args:
+        model: the float classifier (an ``nn.Sequential``); never changed.
+        dataset: its data set: the search measures on ``x_val``, the result is also scored on ``x_test``.
+        config: the quantization every layer starts from (``weight_bits``; activations as configured).
+        budget_pts: the most accuracy points the result may lose against the float model.
+        raise_bits: weight bit widths a harmful layer may be raised to (those above ``config.weight_bits``),
+            besides going back to float.
+        calibration_data: inputs for activation ranges (default: the first 256 training examples).
+        callback: called with each step's dict as the search goes.
+
+    1. Recover: each step takes the next layer of the debugger's ranking (computed once, on the fully quantized
+       model) and measures every option for it: each higher bit width, and float. It keeps the cheapest option
+       that meets the budget if one does (and stops), else the cheapest that recovers as many examples as float.
+       Should the ranking run out first, layers go back to float in its order until the budget is met (all
+       float always meets it).
+    2. Shrink: each layer, least harmful first, steps back down (float → the widest bits → … → the starting
+       bits) as long as the budget still holds and the model gets smaller.
+    3. Uniform start: the narrowest uniform width above the starting bits that meets the budget (if any, and if
+       smaller than the result so far) is shrunk the same way; the smaller of the two results is kept. Greedy
+       recovery can overshoot (it raises the most harmful layer, however large, as far as it takes), so the result
+       is never bigger than the best uniform width among ``raise_bits``, on the validation split.
+    """
+    _check_budget(budget_pts)
+    calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
+    xv, yv = dataset.x_val, dataset.y_val
+    n = yv.numel()
+    f_right = _right(model, xv, yv)
+    names = [nm for nm, _ in weighted_layers(model)]
+    levels = sorted({config.weight_bits, *(b for b in raise_bits if config.weight_bits < b <= MAX_BITS)}) + [FLOAT]
+    steps: list[dict] = []
+
+    def measure(action: str, layer: str, setting: dict) -> tuple[dict, nn.Module]:
+        cfg = replace(config, layer_bits=tuple((k, b) for k, b in setting.items()
+                                               if b not in (FLOAT, config.weight_bits)))
+        q = quantize_model(model, cfg, calib)
+        m = swapped(q, {k: copy.deepcopy(getattr(model, k)) for k, b in setting.items() if b == FLOAT})
+        lost = f_right - _right(m, xv, yv)
+        row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits),
+                   val_acc=(f_right - lost) / n, val_lost=lost, bytes=model_size(m)["bits"] // 8,
+                   met=within_budget(lost, n, budget_pts))
+        steps.append(row)
+        if callback:
+            callback(row)
+        return row, m
+
+    setting = {nm: config.weight_bits for nm in names}
+    row, current = measure("start", "", setting)
+    ranking = DropDebugger(model, current, xv, yv).ranking()
+    for layer in ranking:
+        if row["met"]:
+            break
+        options = [(*measure("raise bits" if b != FLOAT else "to float", layer, {**setting, layer: b}), b)
+                   for b in levels if b > setting[layer]]
+        to_float = options[-1][0]
+        pool = [o for o in options if o[0]["met"]] or [o for o in options if o[0]["val_lost"] <= to_float["val_lost"]]
+        row, current, b = min(pool, key=lambda o: (o[0]["bytes"], o[0]["val_lost"]))
+        setting = {**setting, layer: b}
+        steps.append(dict(row, action="keep"))
+    for layer in ranking:
+        if row["met"]:
+            break
+        if setting[layer] != FLOAT:
+            setting = {**setting, layer: FLOAT}
+            row, current = measure("to float", layer, setting)
+    def shrink(setting: dict, row: dict, current: nn.Module, ranking: list[str]):
+        for layer in reversed(ranking):
+            while row["met"] and setting[layer] != levels[0]:
+                lower = levels[levels.index(setting[layer]) - 1]
+                t_row, t_model = measure("lower bits", layer, {**setting, layer: lower})
+                if not t_row["met"] or t_row["bytes"] >= row["bytes"]:
+                    break
+                setting, row, current = {**setting, layer: lower}, t_row, t_model
+        return setting, row, current
+
+    best = shrink(setting, row, current, ranking)
+    # 3. the same shrink from the narrowest uniform width that meets the budget, when there is one above the start
+    for b in levels[1:-1]:
+        u_setting = {nm: b for nm in names}
+        u_row, u_model = measure("uniform", "", u_setting)
+        if u_row["met"]:
+            if u_row["bytes"] < best[1]["bytes"]:
+                cand = shrink(u_setting, u_row, u_model, DropDebugger(model, u_model, xv, yv).ranking())
+                best = min(best, cand, key=lambda c: c[1]["bytes"])
+            break
+    setting, row, current = best
+    steps.append(dict(row, action="result"))
+    settings = [(nm, setting[nm]) for nm in names]
+    return _result("quantization", budget_pts, current, model, dataset, settings, row["bytes"], steps)
+
+
+def uniform_quant_bytes(model: nn.Module, dataset: Dataset, config: QuantConfig, budget_pts: float,
+                        bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
+                        calibration_data: torch.Tensor | None = None) -> tuple[int | None, int]:
+    """(the fewest uniform weight bits within budget on the validation split, its bytes); (None, float bytes)
+    when no width in ``bits`` meets it. The reference the search's mixed result is compared with."""
+    calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
+    n, f_right = dataset.y_val.numel(), _right(model, dataset.x_val, dataset.y_val)
+    for b in sorted(bits):
+        q = quantize_model(model, replace(config, weight_bits=int(b), layer_bits=()), calib)
+        if within_budget(f_right - _right(q, dataset.x_val, dataset.y_val), n, budget_pts):
+            return int(b), model_size(q)["bits"] // 8
+    return None, float_bytes(model)
+
+
+# ---- pruning ---------------------------------------------------------------------------------------------
+def rates_mask(model: nn.Module, rates: dict[str, float]) -> Mask:
+    """A magnitude mask with each layer pruned at its own rate (``rates``: {layer: fraction removed})."""
+    names = [nm for nm, _ in weighted_layers(model)]
+    out = Mask.ones(model)
+    for nm in names:
+        if rates.get(nm, 0.0) > 0:
+            m = prune(model, rates[nm], exclude=[x for x in names if x != nm])
+            out[f"{nm}.weight"] = m[f"{nm}.weight"]
+    return out
+
+
+def pruned_bytes(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> int:
+    """Stored bytes of a pruned float model: per layer the smallest of dense, bitmask and CSR (float32 values)."""
+    return int(summarize(layer_costs(model, mask, input_shape))["bytes"])
+
+
+def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.9, budget_pts: float = 0.5, *,
+                        step: float = 0.1, max_rate: float = 0.99,
+                        callback: Callable[[dict], None] | None = None) -> BudgetResult:
+    """Per-layer magnitude-pruning rates: the smallest pruned ``model`` within ``budget_pts`` on the validation split.
+
+    Args:
+        model: the float network; never changed.
+        dataset: measured on ``x_val``; the result is also scored on ``x_test``.
+        sparsity: the starting rate of every layer.
+        budget_pts: the most accuracy points the result may lose against the float model.
+        step: how much one step lowers (or raises) a layer's rate.
+        max_rate: the highest rate a layer may be raised to.
+        callback: called with each step's dict.
+
+    While over budget: the debugger ranks the layers of the current pruned model (examples lost when only that
+    layer is pruned); the most harmful one with a rate above 0 loses ``step``. Once within budget: each layer in
+    the reverse order of that ranking (least harmful first) gains ``step`` as long as the budget still holds.
+    """
+    _check_budget(budget_pts)
+    if not 0.0 <= sparsity <= 1.0 or not 0.0 < step <= 1.0:
+        raise ValueError("The starting rate must be in [0, 1] and the step in (0, 1].")
+    xv, yv = dataset.x_val, dataset.y_val
+    n = yv.numel()
+    f_right = _right(model, xv, yv)
+    names = [nm for nm, _ in weighted_layers(model)]
+    rates = {nm: float(sparsity) for nm in names}
+    steps: list[dict] = []
+
+    def measure(action: str, layer: str, rates_: dict) -> tuple[dict, Mask, nn.Module]:
+        mask = rates_mask(model, rates_)
+        net = apply_mask(model, mask)
+        lost = f_right - _right(net, xv, yv)
+        row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), val_acc=(f_right - lost) / n,
+                   val_lost=lost, bytes=pruned_bytes(model, mask, dataset.input_shape),
+                   met=within_budget(lost, n, budget_pts), sparsity=mask.sparsity())
+        steps.append(row)
+        if callback:
+            callback(row)
+        return row, mask, net
+
+    row, mask, net = measure("start", "", rates)
+    while not row["met"]:
+        order = [nm for nm in DropDebugger(model, net, xv, yv).ranking() if rates[nm] > 0]
+        if not order:
+            order = [nm for nm in names if rates[nm] > 0]
+        if not order:
+            break
+        layer = order[0]
+        rates = {**rates, layer: round(max(0.0, rates[layer] - step), 6)}
+        row, mask, net = measure("lower rate", layer, rates)
+    ranking = DropDebugger(model, net, xv, yv).ranking()
+    for layer in reversed(ranking + [nm for nm in names if nm not in ranking]):
+        while rates[layer] + step <= max_rate + 1e-9:
+            trial = {**rates, layer: round(rates[layer] + step, 6)}
+            t_row, _, t_net = measure("raise rate", layer, trial)
+            if not t_row["met"] or t_row["bytes"] >= row["bytes"]:
+                break
+            rates, row, net = trial, t_row, t_net
+    settings = [(nm, rates[nm]) for nm in names]
+    return _result("pruning", budget_pts, net, model, dataset, settings, row["bytes"], steps)
