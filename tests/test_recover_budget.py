@@ -82,3 +82,13 @@ def test_bad_settings_are_refused_in_words(digits_mlp):
         quant_budget_search(b.model, ds, QuantConfig(), -1)
     with pytest.raises(ValueError, match="starting rate"):
         prune_budget_search(b.model, ds, sparsity=1.5)
+
+
+def test_a_safety_margin_holds_the_search_to_less_than_the_budget(digits_mlp):
+    b, ds = digits_mlp
+    cfg = QuantConfig(target="weights", weight_bits=2)
+    res = quant_budget_search(b.model, ds, cfg, 1.0, margin_pts=1.0)
+    assert res.val_lost <= 0 and res.margin_pts == 1.0  # 1 − 1 = 0 points: no example lost on validation
+    assert res.met_val and res.to_dict()["margin_pts"] == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        prune_budget_search(b.model, ds, budget_pts=0.5, margin_pts=1.0)

@@ -15,7 +15,9 @@ end, so the search does not overfit the test set).
 
 A budget is met exactly, in examples: ``lost``·100 ≤ budget·n (the budget as the decimal typed,
 ``Fraction(str(budget))``), with ``lost`` the examples the float model gets right beyond those the result gets
-right. Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.accounting.layer_costs`` (the best
+right. A safety margin (``margin_pts``) makes the search hold itself to budget − margin on the validation split:
+a small validation split (180 images on digits) is easy to fit by chance, and the test split then loses more.
+Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.accounting.layer_costs`` (the best
 of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test split is the project's
 honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
 measurably real and beyond the budget.
@@ -48,14 +50,23 @@ from ..train import evaluate
 from .debugger import DropDebugger, swapped
 
 __all__ = ["BudgetResult", "FLOAT", "float_bytes", "prune_budget_search", "pruned_bytes", "quant_budget_search",
-           "rates_mask", "uniform_quant_bytes", "within_budget"]
+           "rates_mask", "search_budget", "uniform_quant_bytes", "within_budget"]
 
 FLOAT = 32  # a layer's "bits" once it is back to float
 
 
-def within_budget(lost: int, n: int, budget_pts: float) -> bool:
+def within_budget(lost: int, n: int, budget_pts: float | Fraction) -> bool:
     """``lost`` examples out of ``n`` are within ``budget_pts`` points: lost·100 ≤ budget·n, exactly."""
     return lost * 100 <= Fraction(str(budget_pts)) * n
+
+
+def search_budget(budget_pts: float, margin_pts: float) -> Fraction:
+    """The budget the search holds itself to on the validation split: the budget less the safety margin, exactly."""
+    if not 0 <= budget_pts <= 100:
+        raise ValueError("The accuracy budget is in points, between 0 and 100.")
+    if not 0 <= margin_pts <= budget_pts:
+        raise ValueError("The safety margin is in points, between 0 and the budget.")
+    return Fraction(str(budget_pts)) - Fraction(str(margin_pts))
 
 
 def float_bytes(model: nn.Module) -> int:
@@ -91,6 +102,7 @@ class BudgetResult:
     steps: tuple[dict, ...]
     test_comparison: Comparison
     model: nn.Module = field(repr=False, compare=False)
+    margin_pts: float = 0.0  # the search held itself to budget − margin on the validation split
 
     @property
     def met_val(self) -> bool:
@@ -110,7 +122,8 @@ class BudgetResult:
         return self.test_comparison.words()
 
     def to_dict(self) -> dict:
-        return dict(kind=self.kind, budget_pts=self.budget_pts, settings=dict(self.settings), bytes=self.bytes,
+        return dict(kind=self.kind, budget_pts=self.budget_pts, margin_pts=self.margin_pts,
+                    settings=dict(self.settings), bytes=self.bytes,
                     float_bytes=self.float_bytes, ratio=self.ratio, val_acc=self.val_acc, val_se=self.val_se,
                     val_lost=self.val_lost, n_val=self.n_val, test_acc=self.test_acc, test_se=self.test_se,
                     test_lost=self.test_lost, n_test=self.n_test, float_val_acc=self.float_val_acc,
@@ -122,8 +135,8 @@ def _right(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return round(evaluate(model, x, y).accuracy * y.numel())
 
 
-def _result(kind: str, budget: float, model: nn.Module, float_model: nn.Module, ds: Dataset, settings,
-            nbytes: int, steps: list[dict]) -> BudgetResult:
+def _result(kind: str, budget: float, margin: float, model: nn.Module, float_model: nn.Module, ds: Dataset,
+            settings, nbytes: int, steps: list[dict]) -> BudgetResult:
     nv, nt = ds.y_val.numel(), ds.y_test.numel()
     fv, ft = _right(float_model, ds.x_val, ds.y_val), _right(float_model, ds.x_test, ds.y_test)
     rv, rt = _right(model, ds.x_val, ds.y_val), _right(model, ds.x_test, ds.y_test)
@@ -132,18 +145,13 @@ def _result(kind: str, budget: float, model: nn.Module, float_model: nn.Module, 
                         float_bytes=float_bytes(float_model), val_acc=rv / nv, val_se=standard_error(rv / nv, nv),
                         val_lost=fv - rv, n_val=nv, test_acc=rt / nt, test_se=standard_error(rt / nt, nt),
                         test_lost=ft - rt, n_test=nt, float_val_acc=fv / nv, float_test_acc=ft / nt,
-                        steps=tuple(steps), test_comparison=cmp, model=model)
-
-
-def _check_budget(budget_pts: float) -> None:
-    if not 0 <= budget_pts <= 100:
-        raise ValueError("The accuracy budget is in points, between 0 and 100.")
+                        steps=tuple(steps), test_comparison=cmp, model=model, margin_pts=float(margin))
 
 
 # ---- quantization ----------------------------------------------------------------------------------------
 def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(weight_bits=4),
                         budget_pts: float = 0.5, *, raise_bits: Sequence[int] = (3, 4, 5, 6, 8),
-                        calibration_data: torch.Tensor | None = None,
+                        margin_pts: float = 0.0, calibration_data: torch.Tensor | None = None,
                         callback: Callable[[dict], None] | None = None) -> BudgetResult:
     """The smallest mixed-precision / partly float quantized ``model`` within ``budget_pts`` on the validation split.
 
@@ -154,6 +162,8 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
         budget_pts: the most accuracy points the result may lose against the float model.
         raise_bits: weight bit widths a harmful layer may be raised to (those above ``config.weight_bits``),
             besides going back to float.
+        margin_pts: a safety margin: the search holds itself to ``budget_pts − margin_pts`` on the validation
+            split, so that the result more often stays within the budget on data it has not seen.
         calibration_data: inputs for activation ranges (default: the first 256 training examples).
         callback: called with each step's dict as the search goes.
 
@@ -169,7 +179,7 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
        recovery can overshoot (it raises the most harmful layer, however large, as far as it takes), so the result
        is never bigger than the best uniform width among ``raise_bits``, on the validation split.
     """
-    _check_budget(budget_pts)
+    target = search_budget(budget_pts, margin_pts)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     xv, yv = dataset.x_val, dataset.y_val
     n = yv.numel()
@@ -186,7 +196,7 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
         lost = f_right - _right(m, xv, yv)
         row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits),
                    val_acc=(f_right - lost) / n, val_lost=lost, bytes=model_size(m)["bits"] // 8,
-                   met=within_budget(lost, n, budget_pts))
+                   met=within_budget(lost, n, target))
         steps.append(row)
         if callback:
             callback(row)
@@ -234,19 +244,20 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
     setting, row, current = best
     steps.append(dict(row, action="result"))
     settings = [(nm, setting[nm]) for nm in names]
-    return _result("quantization", budget_pts, current, model, dataset, settings, row["bytes"], steps)
+    return _result("quantization", budget_pts, margin_pts, current, model, dataset, settings, row["bytes"], steps)
 
 
 def uniform_quant_bytes(model: nn.Module, dataset: Dataset, config: QuantConfig, budget_pts: float,
-                        bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
+                        bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8), *, margin_pts: float = 0.0,
                         calibration_data: torch.Tensor | None = None) -> tuple[int | None, int]:
     """(the fewest uniform weight bits within budget on the validation split, its bytes); (None, float bytes)
     when no width in ``bits`` meets it. The reference the search's mixed result is compared with."""
+    target = search_budget(budget_pts, margin_pts)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     n, f_right = dataset.y_val.numel(), _right(model, dataset.x_val, dataset.y_val)
     for b in sorted(bits):
         q = quantize_model(model, replace(config, weight_bits=int(b), layer_bits=()), calib)
-        if within_budget(f_right - _right(q, dataset.x_val, dataset.y_val), n, budget_pts):
+        if within_budget(f_right - _right(q, dataset.x_val, dataset.y_val), n, target):
             return int(b), model_size(q)["bits"] // 8
     return None, float_bytes(model)
 
@@ -269,7 +280,7 @@ def pruned_bytes(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> 
 
 
 def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.9, budget_pts: float = 0.5, *,
-                        step: float = 0.1, max_rate: float = 0.99,
+                        step: float = 0.1, max_rate: float = 0.99, margin_pts: float = 0.0,
                         callback: Callable[[dict], None] | None = None) -> BudgetResult:
     """Per-layer magnitude-pruning rates: the smallest pruned ``model`` within ``budget_pts`` on the validation split.
 
@@ -280,13 +291,14 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
         budget_pts: the most accuracy points the result may lose against the float model.
         step: how much one step lowers (or raises) a layer's rate.
         max_rate: the highest rate a layer may be raised to.
+        margin_pts: a safety margin, as in ``quant_budget_search``.
         callback: called with each step's dict.
 
     While over budget: the debugger ranks the layers of the current pruned model (examples lost when only that
     layer is pruned); the most harmful one with a rate above 0 loses ``step``. Once within budget: each layer in
     the reverse order of that ranking (least harmful first) gains ``step`` as long as the budget still holds.
     """
-    _check_budget(budget_pts)
+    target = search_budget(budget_pts, margin_pts)
     if not 0.0 <= sparsity <= 1.0 or not 0.0 < step <= 1.0:
         raise ValueError("The starting rate must be in [0, 1] and the step in (0, 1].")
     xv, yv = dataset.x_val, dataset.y_val
@@ -302,7 +314,7 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
         lost = f_right - _right(net, xv, yv)
         row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), val_acc=(f_right - lost) / n,
                    val_lost=lost, bytes=pruned_bytes(model, mask, dataset.input_shape),
-                   met=within_budget(lost, n, budget_pts), sparsity=mask.sparsity())
+                   met=within_budget(lost, n, target), sparsity=mask.sparsity())
         steps.append(row)
         if callback:
             callback(row)
@@ -327,4 +339,4 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
                 break
             rates, row, net = trial, t_row, t_net
     settings = [(nm, rates[nm]) for nm in names]
-    return _result("pruning", budget_pts, net, model, dataset, settings, row["bytes"], steps)
+    return _result("pruning", budget_pts, margin_pts, net, model, dataset, settings, row["bytes"], steps)
