@@ -10,7 +10,8 @@ from torch import nn
 
 from compress_core.gpt import build_gpt
 from compress_core.pruning import apply_mask, prune
-from compress_core.quant import QuantConfig, quantize_model
+from compress_core.quant import QuantConfig, fake_quantize, quantize_model
+from compress_core.quant.primitives import CLIP_TOLERANCE
 from compress_core.recover import DropDebugger, swapped, weight_error
 
 
@@ -102,7 +103,7 @@ def test_clip_and_round_add_up_to_the_weight_error():
         # that, clamping and not rounding sets the error)
         qp = ql.weight_qparams
         s, z = qp.scale.double().view(-1, 1), qp.zero_point.double().view(-1, 1)
-        lo, hi = s * (qp.qmin - 0.5 - z), s * (qp.qmax + 0.5 - z)
+        lo, hi = s * (qp.qmin - 0.5 - CLIP_TOLERANCE - z), s * (qp.qmax + 0.5 + CLIP_TOLERANCE - z)
         wd = w.double()
         out = (wd < lo) | (wd > hi)
         err2 = (wd - ql.quantized_weight().detach().double()).pow(2)
@@ -187,3 +188,22 @@ def test_gpt_per_layer_errors_and_revert():
     assert torch.equal(dbg.revert(dbg.units).model(x), gpt(x))
     with pytest.raises(ValueError, match="classifiers"):
         dbg.flips()
+
+
+def test_activation_clip_and_round_split_on_a_clipping_range():
+    model, x, y = tiny()
+    q = quantize_model(model, QuantConfig(weight_bits=8, act_bits=3, act_method="percentile", percentile=95.0),
+                       x[:100])
+    rows = {r["layer"]: r for r in DropDebugger(model, q, x, y).layers()}
+    a = F.relu(model.fc1(x)).detach()
+    qp = q.fc1.output_qparams
+    err2 = (a.double() - fake_quantize(a, qp).double()).pow(2)
+    s, z = float(qp.scale), float(qp.zero_point)
+    # clipped, by hand: more than half a step (and the float32 scale's tolerance) past the range's ends
+    v = a.double() / s + z
+    out = (v > qp.qmax + 0.5 + CLIP_TOLERANCE) | (v < qp.qmin - 0.5 - CLIP_TOLERANCE)
+    r = rows["fc1"]
+    assert r["act_bits"] == 3 and r["act_clip"] > 0
+    assert r["act_clip"] == pytest.approx(float(err2[out].sum()), rel=1e-9)
+    assert r["act_clip"] + r["act_round"] == pytest.approx(float(err2.sum()), rel=1e-9)
+    assert rows["fc3"]["act_clip"] == 0  # the logits keep their min-max range

@@ -15,7 +15,8 @@ changing either (the containers along a path are shallow-copied), and measures:
   Σ(w − ŵ)² splits into *pruning* (weights the variant zeroes), *other* changes of the stored weight (k-means
   sharing, weight-only rounding), and, for a quantized weight, *clipping* (entries outside the representable range,
   ``quant.primitives.clip_mask``) and *rounding* (inside it); the parts add up to the total whenever pruned
-  weights are zero codes (any symmetric scheme).
+  weights are zero codes (any symmetric scheme). A quantized output activation's own error (on the float
+  activations) splits into clipping and rounding the same way.
 - **Flipped examples** (``DropDebugger.flips``): the examples whose predicted class differs between the float
   model and the variant, with the label, both logits and probabilities, each layer's per-example relative error
   ‖a − â‖² / ‖a‖² (all layers compressed), the *first divergent layer* (the first whose per-example relative error
@@ -58,9 +59,9 @@ from torch import nn
 from ..models import is_language_model, weighted_layers
 from ..quant.analysis import sqnr_db
 from ..quant.model import QuantLayer
-from ..quant.primitives import clip_mask
+from ..quant.primitives import QParams, clip_mask, fake_quantize
 
-__all__ = ["DIVERGENCE", "DropDebugger", "Reverted", "rel_mse", "swapped", "weight_error"]
+__all__ = ["DIVERGENCE", "DropDebugger", "Reverted", "activation_error", "rel_mse", "swapped", "weight_error"]
 
 DIVERGENCE = 0.1  # per-example relative error (‖a − â‖²/‖a‖²) above which a layer's activations "diverge": 10 dB
 
@@ -150,6 +151,24 @@ def weight_error(float_layer: nn.Module, layer: nn.Module) -> dict:
     out["weight_bits"] = qp.bits if qp is not None else 32
     out["sparsity"] = float((w_hat == 0).double().mean())
     return out
+
+
+def activation_error(a: torch.Tensor, qp: QParams | None) -> dict:
+    """The quantization error of activations ``a`` (float, as the float model computes them) on their grid ``qp``,
+    split like a weight's: ``act_clip`` / ``act_round`` = Σ(a − q(a))² outside / inside the range, ``act_total``
+    their sum, each also ``*_rel`` (divided by Σa²); ``act_clip_fraction``; ``act_bits`` (32: not quantized)."""
+    if qp is None:
+        return {"act_bits": 32, "act_clip": 0.0, "act_round": 0.0, "act_total": 0.0, "act_clip_rel": 0.0,
+                "act_round_rel": 0.0, "act_total_rel": 0.0, "act_clip_fraction": 0.0}
+    a = a.detach()
+    clipped = clip_mask(a, qp)
+    e2 = (a.double() - fake_quantize(a, qp).double()).pow(2)
+    clip, rnd = float(e2[clipped].sum()), float(e2[~clipped].sum())
+    signal = float(a.double().pow(2).sum())
+    rel = (lambda v: v / signal if signal > 0 else 0.0)  # noqa: E731
+    return {"act_bits": qp.bits, "act_clip": clip, "act_round": rnd, "act_total": clip + rnd,
+            "act_clip_rel": rel(clip), "act_round_rel": rel(rnd), "act_total_rel": rel(clip + rnd),
+            "act_clip_fraction": float(clipped.float().mean())}
 
 
 @dataclass(frozen=True)
@@ -304,7 +323,8 @@ class DropDebugger:
         only_change_pts, only_lost (examples or characters lost against float; negative = gained), only_bits (mean
         cross-entropy in bits); accumulated_sqnr_db / accumulated_rel_mse (at this layer's output, every layer
         compressed); weight error parts prune, other, clip, round, total (and *_rel, clip_fraction) from
-        ``weight_error``.
+        ``weight_error``; the output activations' quantization error on the float activations, split the same
+        way (act_bits, act_clip, act_round, act_total, *_rel, act_clip_fraction) from ``activation_error``.
         """
         if self._layers is not None:
             return [dict(r) for r in self._layers]
@@ -313,7 +333,10 @@ class DropDebugger:
         rows = []
         for unit in self.units:
             row = {"layer": unit, "compressed": unit in changed}
-            row.update(weight_error(_get(self.float, unit), _get(self.variant, unit)))
+            layer = _get(self.variant, unit)
+            row.update(weight_error(_get(self.float, unit), layer))
+            out_qp = layer.output_qparams if isinstance(layer, QuantLayer) else None
+            row.update(activation_error(torch.cat(self._float_run["acts"][unit]), out_qp))
             if unit in changed:
                 run = self._run(swapped(self.float, {unit: _get(self.variant, unit)}), taps=True)
                 only_db, only_rel = self._unit_error(unit, run)
