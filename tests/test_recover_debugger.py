@@ -10,7 +10,7 @@ from torch import nn
 
 from compress_core.gpt import build_gpt
 from compress_core.pruning import apply_mask, prune
-from compress_core.quant import QuantConfig, fake_quantize, quantize_model
+from compress_core.quant import QuantConfig, fake_quantize, quantize_model, quantize_weights
 from compress_core.quant.primitives import CLIP_TOLERANCE
 from compress_core.recover import DropDebugger, swapped, weight_error
 
@@ -188,6 +188,11 @@ def test_gpt_per_layer_errors_and_revert():
     assert torch.equal(dbg.revert(dbg.units).model(x), gpt(x))
     with pytest.raises(ValueError, match="classifiers"):
         dbg.flips()
+    # a weight-only quantized GPT keeps its Linear layers: the error is the stored weights' own ("other")
+    wq = quantize_weights(gpt, bits=3, group_size="channel")
+    for r in DropDebugger(gpt, wq, x, y).layers():
+        assert r["compressed"] and r["clip"] == 0 and r["other"] > 0
+        assert r["prune"] + r["other"] == pytest.approx(r["total"], rel=1e-12)
 
 
 def test_activation_clip_and_round_split_on_a_clipping_range():
