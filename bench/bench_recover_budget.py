@@ -16,10 +16,16 @@ split; the result is then scored on the test split, which the search never saw.
   its met fractions and its size against the float model.
 - ``--margin m``: both searches (and the uniform reference) hold themselves to budget − m on validation (m is
   capped at the budget), trading size for a better chance of meeting the budget on the test split.
+- ``--count broken``: charge the budget with every validation example the float model gets right and a candidate
+  gets wrong (gains not subtracted), instead of the net loss.
 
-Prints one JSON line per run and a last line with the summary.
+- The drop debugger's cost on the test split (seed 0, every layer at ``--bits``): building it, its per-layer
+  table, its flipped examples, and one per-layer revert toggle (``revert_ms_median``), the call a page makes.
 
-Usage: python bench/bench_recover_budget.py [--seeds 0 1 2] [--bits 2] [--target both] [--margin 0] [--threads 1]
+Prints one JSON line per debugger timing and per run, and a last line with the summary.
+
+Usage: python bench/bench_recover_budget.py [--seeds 0 1 2] [--bits 2] [--target both] [--margin 0] [--count net]
+                                            [--threads 1]
 """
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import load_dataset  # noqa: E402
-from compress_core.quant import QuantConfig  # noqa: E402
-from compress_core.recover import prune_budget_search, quant_budget_search  # noqa: E402
+from compress_core.quant import QuantConfig, quantize_model  # noqa: E402
+from compress_core.recover import DropDebugger, prune_budget_search, quant_budget_search  # noqa: E402
 from compress_core.recover.budget import uniform_quant_bytes  # noqa: E402
 
 PAIRS = (("digits", "cnn"), ("mnist1d", "cnn"))
@@ -53,6 +59,32 @@ def mean(xs) -> float:
     return round(statistics.fmean(xs), 4) if xs else float("nan")
 
 
+def debugger_timing(d: str, m: str, cfg: QuantConfig, repeats: int = 20) -> dict:
+    """What the page's calls cost on the test split (seed 0, every layer at the starting bits): building the
+    debugger, its per-layer table, its flipped examples, and one per-layer revert toggle (median over layers and
+    repeats)."""
+    b, ds = get_baseline(d, m), load_dataset(d)
+    q = quantize_model(b.model, cfg, ds.x_train[:256])
+    t0 = time.perf_counter()
+    dbg = DropDebugger(b.model, q, ds.x_test, ds.y_test)
+    t1 = time.perf_counter()
+    dbg.layers()
+    t2 = time.perf_counter()
+    flips = dbg.flips()
+    t3 = time.perf_counter()
+    dbg.revert([])  # fills the activation cache once
+    reverts = []
+    for _ in range(repeats):
+        for layer in dbg.units:
+            t = time.perf_counter()
+            dbg.revert([layer])
+            reverts.append(1000 * (time.perf_counter() - t))
+    return {"pair": f"{d}/{m}", "n_test": dbg.n, "init_ms": round(1000 * (t1 - t0), 1),
+            "layers_ms": round(1000 * (t2 - t1), 1), "flips_ms": round(1000 * (t3 - t2), 1), "flips": len(flips),
+            "revert_ms_median": round(statistics.median(reverts), 2),
+            "revert_ms_p95": round(sorted(reverts)[int(0.95 * (len(reverts) - 1))], 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -61,23 +93,28 @@ def main() -> None:
     ap.add_argument("--target", default="both", choices=("weights", "both"))
     ap.add_argument("--margin", type=float, default=0.0,
                     help="safety margin, points: the searches hold themselves to budget − margin on validation")
+    ap.add_argument("--count", default="net", choices=("net", "broken"),
+                    help="examples charged to the budget on validation: net of gains, or every one broken")
     ap.add_argument("--sparsity", type=float, default=0.95, help="the pruning search's starting rate")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the app uses 1; 0 = default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = QuantConfig(target=args.target, weight_bits=args.bits, act_bits=args.act_bits)
+    timings = [debugger_timing(d, m, cfg) for d, m in PAIRS]
+    for t in timings:
+        emit(dict(t, kind="debugger timing"))
     runs = []
     for d, m in PAIRS:
         for seed in args.seeds:
             b, ds = get_baseline(d, m, seed), load_dataset(d, seed)
             for budget in BUDGETS:
                 t0 = time.perf_counter()
-                q = quant_budget_search(b.model, ds, cfg, budget, margin_pts=min(args.margin, budget))
+                how = dict(margin_pts=min(args.margin, budget), count=args.count)
+                q = quant_budget_search(b.model, ds, cfg, budget, **how)
                 t1 = time.perf_counter()
-                u_bits, u_bytes = uniform_quant_bytes(b.model, ds, cfg, budget, margin_pts=min(args.margin, budget))
-                p = prune_budget_search(b.model, ds, sparsity=args.sparsity, budget_pts=budget,
-                                        margin_pts=min(args.margin, budget))
+                u_bits, u_bytes = uniform_quant_bytes(b.model, ds, cfg, budget, **how)
+                p = prune_budget_search(b.model, ds, sparsity=args.sparsity, budget_pts=budget, **how)
                 t2 = time.perf_counter()
                 row = {"pair": f"{d}/{m}", "seed": seed, "budget_pts": budget,
                        "float_val_acc": q.float_val_acc, "float_test_acc": q.float_test_acc,
@@ -97,7 +134,7 @@ def main() -> None:
     def frac(rows, key, want=True):
         return mean([float(r[key] == want) for r in rows])
 
-    summary = {"config": cfg.to_dict(), "margin_pts": args.margin, "seeds": args.seeds,
+    summary = {"config": cfg.to_dict(), "margin_pts": args.margin, "count": args.count, "seeds": args.seeds,
                "threads": torch.get_num_threads()}
     for budget in BUDGETS:
         rows = [r for r in runs if r["budget_pts"] == budget]
@@ -115,6 +152,7 @@ def main() -> None:
         summary[f"prune_ratio_vs_float_{key}"] = mean([r["prune_ratio"] for r in rows])
     summary["budget_met_fraction"] = mean([float(r["quant_met_test"]) for r in runs])
     summary["budget_bytes_vs_uniform"] = mean([r["bytes_vs_uniform"] for r in runs])
+    summary["revert_ms_median"] = {t["pair"]: t["revert_ms_median"] for t in timings}
     summary["quant_search_s_median"] = round(statistics.median(r["quant_s"] for r in runs), 2)
     emit(summary)
 

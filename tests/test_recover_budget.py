@@ -92,3 +92,16 @@ def test_a_safety_margin_holds_the_search_to_less_than_the_budget(digits_mlp):
     assert res.met_val and res.to_dict()["margin_pts"] == 1.0
     with pytest.raises(ValueError, match="margin"):
         prune_budget_search(b.model, ds, budget_pts=0.5, margin_pts=1.0)
+
+
+def test_counting_broken_examples_charges_every_one_the_float_model_had_right(digits_mlp):
+    b, ds = digits_mlp
+    res = quant_budget_search(b.model, ds, QuantConfig(target="weights", weight_bits=2), 1.0, count="broken")
+    with torch.no_grad():
+        f_ok = b.model(ds.x_val).argmax(1) == ds.y_val
+        r_ok = res.model(ds.x_val).argmax(1) == ds.y_val
+    broken = int((f_ok & ~r_ok).sum())
+    assert broken * 100 <= 1.0 * len(ds.y_val) and res.count == "broken"
+    assert res.steps[-1]["charged"] == broken and res.val_lost <= broken
+    with pytest.raises(ValueError, match="counted"):
+        prune_budget_search(b.model, ds, count="gross")

@@ -17,6 +17,8 @@ A budget is met exactly, in examples: ``lost``·100 ≤ budget·n (the budget as
 ``Fraction(str(budget))``), with ``lost`` the examples the float model gets right beyond those the result gets
 right. A safety margin (``margin_pts``) makes the search hold itself to budget − margin on the validation split:
 a small validation split (180 images on digits) is easy to fit by chance, and the test split then loses more.
+``count="broken"`` charges every example the float model gets right and the candidate gets wrong, without
+subtracting those it fixes: stricter, since a search over many candidates favours the ones lucky on validation.
 Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.accounting.layer_costs`` (the best
 of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test split is the project's
 honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
@@ -103,6 +105,7 @@ class BudgetResult:
     test_comparison: Comparison
     model: nn.Module = field(repr=False, compare=False)
     margin_pts: float = 0.0  # the search held itself to budget − margin on the validation split
+    count: str = "net"  # how it charged examples to the budget there: "net" or "broken"
 
     @property
     def met_val(self) -> bool:
@@ -122,7 +125,7 @@ class BudgetResult:
         return self.test_comparison.words()
 
     def to_dict(self) -> dict:
-        return dict(kind=self.kind, budget_pts=self.budget_pts, margin_pts=self.margin_pts,
+        return dict(kind=self.kind, budget_pts=self.budget_pts, margin_pts=self.margin_pts, count=self.count,
                     settings=dict(self.settings), bytes=self.bytes,
                     float_bytes=self.float_bytes, ratio=self.ratio, val_acc=self.val_acc, val_se=self.val_se,
                     val_lost=self.val_lost, n_val=self.n_val, test_acc=self.test_acc, test_se=self.test_se,
@@ -135,8 +138,41 @@ def _right(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return round(evaluate(model, x, y).accuracy * y.numel())
 
 
-def _result(kind: str, budget: float, margin: float, model: nn.Module, float_model: nn.Module, ds: Dataset,
-            settings, nbytes: int, steps: list[dict]) -> BudgetResult:
+COUNTS = ("net", "broken")
+
+
+class _Scorer:
+    """Examples charged against the budget on (x, y): "net" = examples the float model gets right beyond those a
+    candidate gets right; "broken" = examples the float model gets right and the candidate gets wrong (gains
+    are not subtracted: a candidate that breaks three and fixes three by chance is not lossless)."""
+
+    def __init__(self, float_model: nn.Module, x: torch.Tensor, y: torch.Tensor, count: str):
+        if count not in COUNTS:
+            raise ValueError(f"The examples charged to the budget are counted {' or '.join(COUNTS)}; got {count!r}.")
+        self.x, self.y, self.count = x, y, count
+        self.float_ok = self._correct(float_model)
+        self.f_right = int(self.float_ok.sum())
+
+    @torch.no_grad()
+    def _correct(self, model: nn.Module) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+        ok = torch.cat([model(self.x[i:i + 4096].to(dev)).argmax(1).cpu() == self.y[i:i + 4096].cpu()
+                        for i in range(0, len(self.y), 4096)])
+        model.train(was)
+        return ok
+
+    def __call__(self, model: nn.Module) -> tuple[int, int, int]:
+        """(charged, net lost, right) of ``model``."""
+        ok = self._correct(model)
+        right = int(ok.sum())
+        net = self.f_right - right
+        return (net if self.count == "net" else int((self.float_ok & ~ok).sum())), net, right
+
+
+def _result(kind: str, budget: float, margin: float, count: str, model: nn.Module, float_model: nn.Module,
+            ds: Dataset, settings, nbytes: int, steps: list[dict]) -> BudgetResult:
     nv, nt = ds.y_val.numel(), ds.y_test.numel()
     fv, ft = _right(float_model, ds.x_val, ds.y_val), _right(float_model, ds.x_test, ds.y_test)
     rv, rt = _right(model, ds.x_val, ds.y_val), _right(model, ds.x_test, ds.y_test)
@@ -145,13 +181,13 @@ def _result(kind: str, budget: float, margin: float, model: nn.Module, float_mod
                         float_bytes=float_bytes(float_model), val_acc=rv / nv, val_se=standard_error(rv / nv, nv),
                         val_lost=fv - rv, n_val=nv, test_acc=rt / nt, test_se=standard_error(rt / nt, nt),
                         test_lost=ft - rt, n_test=nt, float_val_acc=fv / nv, float_test_acc=ft / nt,
-                        steps=tuple(steps), test_comparison=cmp, model=model, margin_pts=float(margin))
+                        steps=tuple(steps), test_comparison=cmp, model=model, margin_pts=float(margin), count=count)
 
 
 # ---- quantization ----------------------------------------------------------------------------------------
 def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(weight_bits=4),
                         budget_pts: float = 0.5, *, raise_bits: Sequence[int] = (3, 4, 5, 6, 8),
-                        margin_pts: float = 0.0, calibration_data: torch.Tensor | None = None,
+                        margin_pts: float = 0.0, count: str = "net", calibration_data: torch.Tensor | None = None,
                         callback: Callable[[dict], None] | None = None) -> BudgetResult:
     """The smallest mixed-precision / partly float quantized ``model`` within ``budget_pts`` on the validation split.
 
@@ -164,6 +200,8 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
             besides going back to float.
         margin_pts: a safety margin: the search holds itself to ``budget_pts − margin_pts`` on the validation
             split, so that the result more often stays within the budget on data it has not seen.
+        count: what the budget is charged on the validation split: "net" (examples lost, less those gained) or
+            "broken" (examples the float model gets right that the candidate gets wrong; stricter).
         calibration_data: inputs for activation ranges (default: the first 256 training examples).
         callback: called with each step's dict as the search goes.
 
@@ -183,7 +221,7 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     xv, yv = dataset.x_val, dataset.y_val
     n = yv.numel()
-    f_right = _right(model, xv, yv)
+    score = _Scorer(model, xv, yv, count)
     names = [nm for nm, _ in weighted_layers(model)]
     levels = sorted({config.weight_bits, *(b for b in raise_bits if config.weight_bits < b <= MAX_BITS)}) + [FLOAT]
     steps: list[dict] = []
@@ -193,10 +231,10 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
                                                if b not in (FLOAT, config.weight_bits)))
         q = quantize_model(model, cfg, calib)
         m = swapped(q, {k: copy.deepcopy(getattr(model, k)) for k, b in setting.items() if b == FLOAT})
-        lost = f_right - _right(m, xv, yv)
-        row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits),
-                   val_acc=(f_right - lost) / n, val_lost=lost, bytes=model_size(m)["bits"] // 8,
-                   met=within_budget(lost, n, target))
+        charged, lost, right = score(m)
+        row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits), val_acc=right / n,
+                   val_lost=lost, charged=charged, bytes=model_size(m)["bits"] // 8,
+                   met=within_budget(charged, n, target))
         steps.append(row)
         if callback:
             callback(row)
@@ -211,8 +249,8 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
         options = [(*measure("raise bits" if b != FLOAT else "to float", layer, {**setting, layer: b}), b)
                    for b in levels if b > setting[layer]]
         to_float = options[-1][0]
-        pool = [o for o in options if o[0]["met"]] or [o for o in options if o[0]["val_lost"] <= to_float["val_lost"]]
-        row, current, b = min(pool, key=lambda o: (o[0]["bytes"], o[0]["val_lost"]))
+        pool = [o for o in options if o[0]["met"]] or [o for o in options if o[0]["charged"] <= to_float["charged"]]
+        row, current, b = min(pool, key=lambda o: (o[0]["bytes"], o[0]["charged"]))
         setting = {**setting, layer: b}
         steps.append(dict(row, action="keep"))
     for layer in ranking:
@@ -244,20 +282,21 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
     setting, row, current = best
     steps.append(dict(row, action="result"))
     settings = [(nm, setting[nm]) for nm in names]
-    return _result("quantization", budget_pts, margin_pts, current, model, dataset, settings, row["bytes"], steps)
+    return _result("quantization", budget_pts, margin_pts, count, current, model, dataset, settings, row["bytes"],
+                   steps)
 
 
 def uniform_quant_bytes(model: nn.Module, dataset: Dataset, config: QuantConfig, budget_pts: float,
-                        bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8), *, margin_pts: float = 0.0,
+                        bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8), *, margin_pts: float = 0.0, count: str = "net",
                         calibration_data: torch.Tensor | None = None) -> tuple[int | None, int]:
     """(the fewest uniform weight bits within budget on the validation split, its bytes); (None, float bytes)
     when no width in ``bits`` meets it. The reference the search's mixed result is compared with."""
     target = search_budget(budget_pts, margin_pts)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    n, f_right = dataset.y_val.numel(), _right(model, dataset.x_val, dataset.y_val)
+    n, score = dataset.y_val.numel(), _Scorer(model, dataset.x_val, dataset.y_val, count)
     for b in sorted(bits):
         q = quantize_model(model, replace(config, weight_bits=int(b), layer_bits=()), calib)
-        if within_budget(f_right - _right(q, dataset.x_val, dataset.y_val), n, target):
+        if within_budget(score(q)[0], n, target):
             return int(b), model_size(q)["bits"] // 8
     return None, float_bytes(model)
 
@@ -280,7 +319,7 @@ def pruned_bytes(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> 
 
 
 def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.9, budget_pts: float = 0.5, *,
-                        step: float = 0.1, max_rate: float = 0.99, margin_pts: float = 0.0,
+                        step: float = 0.1, max_rate: float = 0.99, margin_pts: float = 0.0, count: str = "net",
                         callback: Callable[[dict], None] | None = None) -> BudgetResult:
     """Per-layer magnitude-pruning rates: the smallest pruned ``model`` within ``budget_pts`` on the validation split.
 
@@ -291,7 +330,7 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
         budget_pts: the most accuracy points the result may lose against the float model.
         step: how much one step lowers (or raises) a layer's rate.
         max_rate: the highest rate a layer may be raised to.
-        margin_pts: a safety margin, as in ``quant_budget_search``.
+        margin_pts, count: a safety margin and how examples are charged, as in ``quant_budget_search``.
         callback: called with each step's dict.
 
     While over budget: the debugger ranks the layers of the current pruned model (examples lost when only that
@@ -303,7 +342,7 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
         raise ValueError("The starting rate must be in [0, 1] and the step in (0, 1].")
     xv, yv = dataset.x_val, dataset.y_val
     n = yv.numel()
-    f_right = _right(model, xv, yv)
+    score = _Scorer(model, xv, yv, count)
     names = [nm for nm, _ in weighted_layers(model)]
     rates = {nm: float(sparsity) for nm in names}
     steps: list[dict] = []
@@ -311,10 +350,10 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
     def measure(action: str, layer: str, rates_: dict) -> tuple[dict, Mask, nn.Module]:
         mask = rates_mask(model, rates_)
         net = apply_mask(model, mask)
-        lost = f_right - _right(net, xv, yv)
-        row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), val_acc=(f_right - lost) / n,
-                   val_lost=lost, bytes=pruned_bytes(model, mask, dataset.input_shape),
-                   met=within_budget(lost, n, target), sparsity=mask.sparsity())
+        charged, lost, right = score(net)
+        row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), val_acc=right / n,
+                   val_lost=lost, charged=charged, bytes=pruned_bytes(model, mask, dataset.input_shape),
+                   met=within_budget(charged, n, target), sparsity=mask.sparsity())
         steps.append(row)
         if callback:
             callback(row)
@@ -339,4 +378,4 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
                 break
             rates, row, net = trial, t_row, t_net
     settings = [(nm, rates[nm]) for nm in names]
-    return _result("pruning", budget_pts, margin_pts, net, model, dataset, settings, row["bytes"], steps)
+    return _result("pruning", budget_pts, margin_pts, count, net, model, dataset, settings, row["bytes"], steps)
