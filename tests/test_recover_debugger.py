@@ -1,5 +1,6 @@
 """The drop debugger against hand computations on tiny models: per-layer errors, the weight-error split, flipped
 examples, and reverts (every layer reverted is the float model, bit for bit)."""
+import copy
 import math
 from collections import OrderedDict
 
@@ -212,3 +213,19 @@ def test_activation_clip_and_round_split_on_a_clipping_range():
     assert r["act_clip"] == pytest.approx(float(err2[out].sum()), rel=1e-9)
     assert r["act_clip"] + r["act_round"] == pytest.approx(float(err2.sum()), rel=1e-9)
     assert rows["fc3"]["act_clip"] == 0  # the logits keep their min-max range
+
+
+def test_shared_weights_variant():
+    """Deep compression's k-means sharing keeps the layers Linear: its error is the stored weights' own."""
+    from compress_core.deep_compression import share_layers
+
+    model, x, y = tiny()
+    shared = copy.deepcopy(model)
+    share_layers(shared, None, k=4)
+    rows = DropDebugger(model, shared, x, y).layers()
+    for r in rows:
+        w = getattr(model, r["layer"]).weight.detach().double()
+        w_hat = getattr(shared, r["layer"]).weight.detach().double()
+        assert r["compressed"] and r["weight_bits"] == 32 and r["clip"] == 0
+        assert r["prune"] + r["other"] == pytest.approx(float((w - w_hat).pow(2).sum()), rel=1e-12)
+        assert r["total"] == pytest.approx(float((w - w_hat).pow(2).sum()), rel=1e-12)
