@@ -105,3 +105,24 @@ def test_counting_broken_examples_charges_every_one_the_float_model_had_right(di
     assert res.steps[-1]["charged"] == broken and res.val_lost <= broken
     with pytest.raises(ValueError, match="counted"):
         prune_budget_search(b.model, ds, count="gross")
+
+
+def test_prune_search_on_a_language_model_and_the_quant_search_refuses_it():
+    from compress_core.data import Dataset
+    from compress_core.gpt import build_gpt
+
+    torch.manual_seed(0)
+    gpt = build_gpt(vocab=11, context=8, layers=1, width=16, heads=2).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 11, (60, 8), generator=g)
+    with torch.no_grad():
+        y = gpt(x).argmax(1)  # the float model is right everywhere: any character it breaks is lost
+    ds = Dataset(name="toy", kind="text", x_train=x[:20], y_train=y[:20], x_val=x[20:40], y_val=y[20:40],
+                 x_test=x[40:], y_test=y[40:], input_shape=(8,), class_names=tuple("abcdefghijk"))
+    res = prune_budget_search(gpt, ds, sparsity=0.5, budget_pts=2.0, step=0.25)
+    assert res.met_val and res.n_val == 20 * 8 and res.float_bytes == 4 * sum(p.numel() for p in gpt.parameters())
+    assert res.bytes <= res.float_bytes
+    assert {n for n, _ in res.settings} == {"block1.attn.q", "block1.attn.k", "block1.attn.v", "block1.attn.proj",
+                                            "block1.mlp.fc", "block1.mlp.fc2"}
+    with pytest.raises(ValueError, match="MLPs and CNNs"):
+        quant_budget_search(gpt, ds, QuantConfig(target="weights"), 1.0)

@@ -8,7 +8,9 @@ end, so the search does not overfit the test set).
   harmful first: examples lost when only that layer is quantized, as NNCF's accuracy-aware quantization ranks
   them) and, one layer at a time, re-measuring after each step, give it more weight bits (mixed precision through
   ``QuantConfig.layer_bits``) or put it back to float, whichever option costs fewer bytes among those that recover
-  as much as going to float would; stop as soon as the budget is met.
+  as much as going to float would; stop as soon as the budget is met. Then shrink: lower layers' bits again,
+  least harmful first, while the budget holds; and do the same from the narrowest uniform width that meets the
+  budget, keeping the smaller result.
 - ``prune_budget_search``: start with every layer at the target rate (magnitude, per layer); while over budget,
   lower the rate of the most sensitive layer (the debugger's ranking of the pruned variant) one step; once within
   budget, raise the rates of the least sensitive layers one step while the budget still holds.
@@ -23,6 +25,12 @@ Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.account
 of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test split is the project's
 honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
 measurably real and beyond the budget.
+
+Limits: budgets are in accuracy points (next-character accuracy for a language model); a bits-per-character
+budget is not implemented. ``quant_budget_search`` needs ``quant.quantize_model``, so classifiers only (a GPT is
+refused in words); ``prune_budget_search`` walks nested Linear layers too, so it runs on a GPT as well (its
+verdict's standard error then treats every character as independent, which overstates the precision: characters of
+one window are not).
 
 Usage::
 
@@ -42,7 +50,8 @@ from torch import nn
 
 from ..data import Dataset
 from ..experiments.accounting import layer_costs, summarize
-from ..models import weighted_layers
+from ..models import is_language_model, weighted_layers
+from ..pruning.formats import bitmask_bytes, csr_bytes
 from ..pruning.masks import Mask, apply_mask, prune
 from ..quant.analysis import model_size
 from ..quant.model import QuantConfig, quantize_model
@@ -72,7 +81,10 @@ def search_budget(budget_pts: float, margin_pts: float) -> Fraction:
 
 
 def float_bytes(model: nn.Module) -> int:
-    """Bytes of the float model: every weight and bias as float32 (``model_size``)."""
+    """Bytes of the float model: every weight and bias as float32 (``model_size``; for a language model, every
+    parameter, embeddings and LayerNorms included)."""
+    if is_language_model(model):
+        return 4 * sum(p.numel() for p in model.parameters())
     return model_size(model)["bits"] // 8
 
 
@@ -218,11 +230,14 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
        is never bigger than the best uniform width among ``raise_bits``, on the validation split.
     """
     target = search_budget(budget_pts, margin_pts)
+    names = [nm for nm, _ in weighted_layers(model)]
+    if not names or any("." in nm for nm in names):
+        raise ValueError("The quantization budget search works on the MLPs and CNNs (their Linear/Conv layers are "
+                         "quantized as a whole); for the language model, use the pruning search.")
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
     xv, yv = dataset.x_val, dataset.y_val
     n = yv.numel()
     score = _Scorer(model, xv, yv, count)
-    names = [nm for nm, _ in weighted_layers(model)]
     levels = sorted({config.weight_bits, *(b for b in raise_bits if config.weight_bits < b <= MAX_BITS)}) + [FLOAT]
     steps: list[dict] = []
 
@@ -314,8 +329,17 @@ def rates_mask(model: nn.Module, rates: dict[str, float]) -> Mask:
 
 
 def pruned_bytes(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> int:
-    """Stored bytes of a pruned float model: per layer the smallest of dense, bitmask and CSR (float32 values)."""
-    return int(summarize(layer_costs(model, mask, input_shape))["bytes"])
+    """Stored bytes of a pruned float model: per layer the smallest of dense, bitmask and CSR (float32 values),
+    ``experiments.accounting.layer_costs``. A language model's nested layers are priced the same way with
+    ``pruning.formats`` (``layer_costs`` walks a chain of layers), plus its other parameters dense."""
+    if not is_language_model(model):
+        return int(summarize(layer_costs(model, mask, input_shape))["bytes"])
+    weights = {f"{n}.weight": m.weight for n, m in weighted_layers(model)}
+    total = 4 * sum(p.numel() for k, p in model.named_parameters() if k not in weights)
+    for k, w in weights.items():
+        m = mask[k].detach().cpu() if k in mask else torch.ones(w.shape)
+        total += min(4 * w.numel(), bitmask_bytes(m), csr_bytes(m))
+    return int(total)
 
 
 def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.9, budget_pts: float = 0.5, *,
