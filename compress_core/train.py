@@ -144,12 +144,14 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> optim.Optimizer:
 ProgressCallback = Callable[[dict], "bool | None"]
 # Called after every optimiser step with (iteration, model); may return a new mask, enforced from then on.
 StepHook = Callable[[int, nn.Module], "Mapping[str, torch.Tensor] | None"]
+# The training loss of one mini-batch from (model outputs, inputs, targets); cross-entropy by default.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(), *, seed: int = 0,
           mask: Mapping[str, torch.Tensor] | None = None, callback: ProgressCallback | None = None,
           device: torch.device | None = None, start_iteration: int = 0,
-          step_hook: StepHook | None = None) -> History:
+          step_hook: StepHook | None = None, loss_fn: LossFn | None = None) -> History:
     """Train ``model`` in place on ``dataset``'s training split.
 
     Args:
@@ -170,6 +172,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
             with (iteration, model); it may return a new mask, which replaces ``mask`` from that step
             on: the model's weights are masked at once, and its gradients from the next step
             (gradual pruning inside training, ``compress_core.pruning.gradual``).
+        loss_fn: the mini-batch loss from (outputs, inputs, targets), e.g. knowledge distillation's
+            (``compress_core.recover.distill``); None: cross-entropy with the targets.
 
     Returns:
         a ``History`` (records, iterations, whether stopped, wall time, θk at ``rewind_iteration``).
@@ -241,7 +245,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(
             idx = order[i:i + config.batch_size]
             if config.lr_schedule == "cosine":  # of the iteration counted from the start (k after rewinding)
                 opt.lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * hist.iterations / total))
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx]) if loss_fn is None else loss_fn(out, x[idx], y[idx])
             opt.zero_grad()
             loss.backward()
             for name, m in mask.items():

@@ -22,6 +22,7 @@ from compress_core.experiments import (
     PRESETS,
     RESULT_VERSION,
     STEPS,
+    Distill,
     FineTune,
     Prune,
     Quantize,
@@ -60,6 +61,7 @@ EVERY_STEP = Recipe("mnist1d", "cnn", seed=7, name="all fields", steps=(
     FineTune(epochs=3, lr=0.002, optimizer="sgd"),
     Quantize(mode="qat", weight_bits=3, act_bits=6, target="both", per_channel=False, weight_symmetric=False,
              calibration=64, qat_epochs=2, qat_lr=1e-4, lsq=True),
+    Distill(T=2.5, alpha=0.7, epochs=3, lr=0.002, optimizer="sgd"),
 ))
 SHARED = Recipe("moons", "tiny", seed=3, steps=(Prune(sparsity=0.5, granularity="neuron", finetune_epochs=0),
                                                Share(bits=2, iters=7, centroid_epochs=0, centroid_lr=0.01)))
@@ -97,7 +99,7 @@ def test_recipes_with_every_step_and_non_default_fields_round_trip(recipe):
 
 def test_all_step_kinds_are_covered_by_the_round_trip_recipes():
     kinds = {s.kind for r in (EVERY_STEP, SHARED, NM) for s in r.steps}
-    assert kinds == set(STEPS) == {"prune", "finetune", "quantize", "share"}
+    assert kinds == set(STEPS) == {"prune", "finetune", "distill", "quantize", "share"}
 
 
 def test_a_recipe_with_its_own_training_config_round_trips_and_changes_the_hash():

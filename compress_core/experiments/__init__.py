@@ -1,6 +1,6 @@
 """What-if comparisons: compression recipes, their measured results, sweeps (in-process or on Ray), Pareto fronts.
 
-- ``recipe``: ``Recipe`` and its steps (``Prune``, ``FineTune``, ``Quantize``, ``Share``), JSON round trip,
+- ``recipe``: ``Recipe`` and its steps (``Prune``, ``FineTune``, ``Distill``, ``Quantize``, ``Share``), JSON round trip,
   ``grid`` for sweeps, ``PRESETS``.
 - ``accounting``: stored bytes in a named format and an energy estimate per inference (Horowitz, ISSCC 2014).
 - ``run``: ``run(recipe) -> Result``, cached by recipe.
@@ -18,6 +18,7 @@ from .recipe import (
     PRESETS,
     RECIPE_LIMITS,
     STEPS,
+    Distill,
     FineTune,
     Prune,
     Quantize,
@@ -33,5 +34,5 @@ from .run import RESULT_VERSION, Result, cached, run, standard_error
 from .sweep import EXECUTORS, pareto_front, sweep
 
 __all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "EXECUTORS", "LEFT_OUT", "PRESETS", "RECIPE_LIMITS", "RESULT_VERSION", "STEPS",
-           "FineTune", "Prune", "Quantize", "Recipe", "Result", "Share", "Step", "cached", "dumps", "grid",
+           "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Result", "Share", "Step", "cached", "dumps", "grid",
            "layer_costs", "loads", "pareto_front", "run", "standard_error", "summarize", "sweep", "with_value"]

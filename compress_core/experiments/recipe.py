@@ -6,11 +6,15 @@ steps, run in order:
 - ``Prune``: magnitude or random, per weight, per neuron/channel (the network is then shrunk to smaller dense
   layers) or 2:4; per layer or global; one-shot, iterative (prune → fine-tune → repeat) or gradual (cubic).
 - ``FineTune``: train the network as it is, pruned weights held at zero.
+- ``Distill``: fine-tune with knowledge distillation from the float baseline (Hinton et al. 2015), pruned weights
+  held at zero; after a QAT ``Quantize`` it trains the fake-quantized network. ``control()`` is the same student
+  trained as long without the teacher (α = 0: plain fine-tuning, bit for bit).
 - ``Quantize``: post-training (calibrated ranges) or quantization-aware training (fake quantization with the
   straight-through estimator, or LSQ's learned steps); any bit width, scheme and granularity.
 - ``Share``: k-means weight sharing (Han et al. 2016): each layer's survivors share 2^bits values.
 
-Quantize and Share end a recipe (training after them would undo them), and only one of them is used.
+Quantize and Share end a recipe (training after them would undo them), and only one of them is used; only Distill
+steps may follow a quantization-aware Quantize (they train the fake-quantized network).
 In JSON a step is a mapping with ``"step"`` naming its kind; everything round-trips, and a bad recipe is
 refused with a message naming the step and the field.
 
@@ -36,8 +40,8 @@ from ..quant import METHODS as CALIBRATION_METHODS
 from ..quant import QuantConfig
 from ..train import TrainConfig
 
-__all__ = ["RECIPE_LIMITS", "STEPS", "PRESETS", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step", "grid",
-           "with_value"]
+__all__ = ["RECIPE_LIMITS", "STEPS", "PRESETS", "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step",
+           "grid", "with_value"]
 
 MAX_STEPS = 6
 MAX_EPOCHS = 50
@@ -170,6 +174,47 @@ class FineTune(Step, label="fine-tune"):
         return f"fine-tune {self.epochs} ep"
 
 
+TEACHERS = ("baseline",)
+
+
+@dataclass(frozen=True)
+class Distill(Step, label="distill"):
+    """Fine-tune with knowledge distillation: α·T²·KL(teacher ‖ student at temperature T) + (1 − α)·cross-entropy."""
+
+    kind: ClassVar[str] = "distill"
+    title: ClassVar[str] = "Distill"
+
+    teacher: str = param("baseline", "the teacher: 'baseline', the float network the recipe started from")
+    T: float = param(4.0, "temperature: above 1 softens the teacher's and the student's outputs")
+    alpha: float = param(0.9, "weight of the teacher's soft targets (0 = plain fine-tuning on the labels)")
+    epochs: int = param(2, "passes over the training split")
+    lr: float = param(1e-3, "learning rate")
+    optimizer: str = param("adam", "'adam' or 'sgd' (momentum 0.9)")
+
+    def problems(self):
+        yield from _choice("teacher", self.teacher, TEACHERS)
+        if not (isinstance(self.T, (int, float)) and not isinstance(self.T, bool) and 0 < self.T <= 100):
+            yield f"T must be above 0 and at most 100 (got {brief(self.T)})"
+        if not (isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and 0 <= self.alpha <= 1):
+            yield f"alpha must be from 0 to 1 (got {brief(self.alpha)})"
+        yield from _whole(self, "epochs", 1, MAX_EPOCHS)
+        yield from _rate(self, "lr")
+        yield from _choice("optimizer", self.optimizer, ("adam", "sgd"))
+
+    def train_config(self) -> TrainConfig:
+        """The same schedule as ``FineTune`` with these epochs, learning rate and optimizer."""
+        return TrainConfig(epochs=self.epochs, lr=float(self.lr), optimizer=self.optimizer, batch_size=64)
+
+    def control(self) -> "Distill":
+        """The same-extra-training control: the student trained as long, on the labels alone (α = 0)."""
+        return dataclasses.replace(self, alpha=0.0)
+
+    def describe(self) -> str:
+        if self.alpha == 0:
+            return f"fine-tune {self.epochs} ep (distillation control)"
+        return f"distill T={self.T:g} α={self.alpha:g} {self.epochs} ep"
+
+
 @dataclass(frozen=True)
 class Quantize(Step, label="quantize"):
     """Post-training quantization (calibrated ranges) or quantization-aware training; r = S(q − Z)."""
@@ -237,7 +282,7 @@ class Share(Step, label="share"):
         return f"k-means {self.bits}-bit" + (f" + {self.centroid_epochs} ep centroids" if self.centroid_epochs else "")
 
 
-STEPS: dict[str, type[Step]] = {c.kind: c for c in (Prune, FineTune, Quantize, Share)}
+STEPS: dict[str, type[Step]] = {c.kind: c for c in (Prune, FineTune, Distill, Quantize, Share)}
 TERMINAL = ("quantize", "share")
 
 
@@ -264,7 +309,7 @@ class Recipe(Config, label="recipe", version=1):
     dataset: str = param("digits", "the data set (compress_core.data.list_datasets())")
     model: str = param("mlp", "the architecture: a registered name or a spec such as 'mlp:256-128'")
     seed: int = param(0, "fixes the baseline, the data split and every step's randomness")
-    steps: tuple = param((), "the pipeline: Prune, FineTune, Quantize and Share steps, in order")
+    steps: tuple = param((), "the pipeline: Prune, FineTune, Distill, Quantize and Share steps, in order")
     train: TrainConfig | None = param(None, "the baseline's training; None = the pair's default recipe")
     name: str = param("", "a label for tables and charts (not part of the cache key)", compare=False)
     weights: str = param("", "the digest of uploaded weights to start from (compress_core.uploads); '' = trained",
@@ -280,7 +325,7 @@ class Recipe(Config, label="recipe", version=1):
         if isinstance(epochs, int) and not 0 <= epochs <= MAX_TRAIN_EPOCHS:  # before a baseline trains for ever
             yield f"train.epochs must be from 0 to {MAX_TRAIN_EPOCHS} (got {brief(epochs)})"
         if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
-            yield "steps must be a tuple of Prune, FineTune, Quantize or Share steps"
+            yield "steps must be a tuple of Prune, FineTune, Distill, Quantize or Share steps"
             return
         if len(self.steps) > MAX_STEPS:
             yield f"at most {MAX_STEPS} steps (got {len(self.steps)})"
@@ -290,8 +335,11 @@ class Recipe(Config, label="recipe", version=1):
                    "(sharing and quantizing are two ways to store the same weights)")
         elif ends and ends[0] != len(self.steps):
             s = self.steps[ends[0] - 1]
-            yield (f"step {ends[0]} ({s.kind}) must be the last step: training or pruning after it would undo it "
-                   "(use QAT to train a quantized network)")
+            after = self.steps[ends[0]:]
+            qat = s.kind == "quantize" and s.mode == "qat"
+            if not (qat and all(a.kind == "distill" for a in after)):
+                yield (f"step {ends[0]} ({s.kind}) must be the last step: training or pruning after it would undo it "
+                       "(use QAT to train a quantized network; only Distill steps may follow a QAT step)")
 
     def cache_dict(self) -> dict:
         d = super().cache_dict()
@@ -316,6 +364,12 @@ class Recipe(Config, label="recipe", version=1):
 
     def describe(self) -> str:
         return " → ".join(s.describe() for s in self.steps) or "float baseline"
+
+    def distill_control(self) -> "Recipe":
+        """This recipe with every Distill step replaced by its control (``Distill.control``: the student trained as
+        long without the teacher), named "<title> (control)"; the fair reference for what distillation adds."""
+        steps = tuple(s.control() if isinstance(s, Distill) else s for s in self.steps)
+        return dataclasses.replace(self, steps=steps, name=f"{self.title} (control)")
 
     @property
     def title(self) -> str:

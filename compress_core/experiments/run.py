@@ -44,10 +44,11 @@ from ..pruning import apply_mask, prune_with, shrink
 from ..pruning.formats import LATENCY_REPEATS, time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
 from ..quant.analysis import qparams_bits
+from ..recover.distill import distill
 from ..stats import standard_error
 from ..train import TrainConfig, evaluate, torch_threads, train
 from .accounting import layer_costs, summarize
-from .recipe import FineTune, Prune, Quantize, Recipe, Share
+from .recipe import TERMINAL, Distill, FineTune, Prune, Quantize, Recipe, Share
 
 __all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_error"]
 
@@ -236,6 +237,7 @@ class _State:
     integer: bool = False
     shrunk: bool = False
     warnings: list = field(default_factory=list)
+    teacher: nn.Module | None = None  # the float baseline (a fresh copy), for Distill
 
 
 def _compute(recipe: Recipe, say: Progress) -> Result:
@@ -248,6 +250,8 @@ def _compute(recipe: Recipe, say: Progress) -> Result:
                             weights=recipe.weights)
         dev = torch.device("cpu")
         st = _State(net=base.model.to(dev).eval())
+        if recipe.step("distill") is not None:
+            st.teacher = base.model.to(dev).eval()  # a fresh copy, never trained
         n = len(recipe.steps)
         for i, step in enumerate(recipe.steps):
             say(i / (n + 1), f"Step {i + 1}/{n}: {step.describe()}")
@@ -274,6 +278,20 @@ def _prune(st: _State, step: Prune, ds: Dataset, seed: int) -> None:
 def _finetune(st: _State, step: FineTune, ds: Dataset, seed: int) -> None:
     train(st.net, ds, step.train_config(), seed=seed, mask=st.mask, device=torch.device("cpu"))
     st.net.eval()
+
+
+def _distill(st: _State, step: Distill, ds: Dataset, seed: int) -> None:
+    """Fine-tune with the baseline as teacher; after a QAT step, train the fake-quantized network (its frozen
+    ranges kept) and copy what it learned into the float net, as ``_quantize`` does."""
+    student = st.final if st.final is not None else st.net
+    distill(student, st.teacher, ds, step.train_config(), temperature=float(step.T), alpha=float(step.alpha),
+            seed=seed, mask=st.mask, device=torch.device("cpu"))
+    student.eval()
+    if st.final is not None:
+        with torch.no_grad():
+            for name, ql in quant_layers(st.final):
+                st.net.get_submodule(name).weight.copy_(ql.weight.detach())
+                st.net.get_submodule(name).bias.copy_(ql.bias.detach())
 
 
 def _quantize(st: _State, step: Quantize, ds: Dataset, seed: int) -> None:
@@ -304,7 +322,7 @@ def _share(st: _State, step: Share, ds: Dataset, seed: int) -> None:
     st.side_bits = {key: 32 * k for key in books}  # a float32 codebook per layer
 
 
-_STEP = {"prune": _prune, "finetune": _finetune, "quantize": _quantize, "share": _share}
+_STEP = {"prune": _prune, "finetune": _finetune, "distill": _distill, "quantize": _quantize, "share": _share}
 
 
 @torch.no_grad()
@@ -348,7 +366,7 @@ def _file(recipe: Recipe, st: _State) -> bytes | None:
     """The .clab file of the compressed weights: k-means codebooks after Share, per-channel (or per-tensor) grids
     after a Quantize step with symmetric weights; None when the weights are float32 values or on an affine grid."""
     meta = {"dataset": recipe.dataset, "model": recipe.model, "recipe": recipe.describe()}
-    last = recipe.steps[-1] if recipe.steps else None
+    last = next((s for s in recipe.steps if s.kind in TERMINAL), None)  # only Distill steps may follow it
     if isinstance(last, Share):
         return han_format.save(st.net, st.mask, meta=meta)
     if not isinstance(last, Quantize) or not last.weight_symmetric:
