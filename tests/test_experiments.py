@@ -142,7 +142,7 @@ def recipe_json(*steps, **fields) -> str:
 
 
 @pytest.mark.parametrize("text, words", [
-    (recipe_json({"step": "distill"}), ["step 1", "unknown step 'distill'", "prune, finetune, quantize, share"]),
+    (recipe_json({"step": "bake"}), ["step 1", "unknown step 'bake'", "prune, finetune, distill, quantize, share"]),
     (recipe_json({"sparsity": 0.5}), ["step 1", "unknown step None"]),
     (recipe_json({"step": "prune", "sparsity": 1.5}), ["step 1 (prune)", "sparsity", "1.5"]),
     (recipe_json({"step": "prune"}, {"step": "share", "bits": 9}), ["step 2 (share)", "bits", "9"]),
@@ -215,7 +215,8 @@ def test_with_value_adds_a_missing_step_before_the_terminal_one():
 
 @pytest.mark.parametrize("path, value, words", [
     ("nope", 1, ["'nope'", "not a recipe field"]),
-    ("distill.alpha", 1, ["unknown step 'distill'"]),
+    ("bake.alpha", 1, ["unknown step 'bake'"]),
+    ("distill.alpha", 2, ["alpha must be from 0 to 1"]),
     ("prune.nope", 1, ["Prune has no field 'nope'"]),
     ("prune.kind", "x", ["no field 'kind'"]),
     ("prune.sparsity.x", 1, ["no field 'sparsity.x'"]),
