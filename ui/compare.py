@@ -17,6 +17,7 @@ import streamlit as st
 from compress_core.baselines import default_train_config
 from compress_core.config import SCOPES, read_json
 from compress_core.experiments import PRESETS, STEPS, Recipe, Result, Step, cached, dumps, grid, loads, run, sweep
+from compress_core.experiments.recipe import TEACHERS
 from compress_core.quant import METHOD_LABELS
 
 from . import jobs
@@ -34,14 +35,16 @@ CHOICES = {
     "criterion": ("magnitude", "random"), "granularity": ("weight", "neuron", "nm"), "scope": SCOPES,
     "schedule": ("one-shot", "iterative", "gradual"), "optimizer": ("adam", "sgd"), "mode": ("ptq", "qat"),
     "target": ("both", "weights"), "weight_method": tuple(METHOD_LABELS), "act_method": tuple(METHOD_LABELS),
+    "teacher": TEACHERS,
 }
 LABELS = {"weight": "weight (unstructured)", "neuron": "neuron (structured)", "nm": "2:4", "ptq": "post-training",
           "qat": "quantization-aware", "both": "weights + activations", "weights": "weights only",
-          "layer": "per layer", "global": "global", **METHOD_LABELS}
+          "layer": "per layer", "global": "global", "baseline": "the float baseline", **METHOD_LABELS}
 INTS = {"rounds": (1, 10), "finetune_epochs": (0, 50), "epochs": (1, 50), "weight_bits": (1, 8), "act_bits": (2, 8),
         "calibration": (1, 100_000), "qat_epochs": (1, 50), "bits": (1, 8), "iters": (1, 500),
         "centroid_epochs": (0, 50)}
-FLOATS = {"sparsity": (0.0, 0.99, 0.05, "%.2f"), "output_scale": (0.0, 1.0, 0.25, "%.2f")}  # else a learning rate
+FLOATS = {"sparsity": (0.0, 0.99, 0.05, "%.2f"), "output_scale": (0.0, 1.0, 0.25, "%.2f"),
+          "T": (0.1, 100.0, 0.5, "%.2f"), "alpha": (0.0, 1.0, 0.05, "%.2f")}  # else a learning rate
 
 GRID_SPARSITY, GRID_BITS = [0, 30, 50, 70, 80, 90, 95, 98], [8, 6, 5, 4, 3, 2, 1]
 RUNS, GRIDS = Memo(64), Memo(16)
@@ -205,6 +208,10 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
                 steps, sids = _with_step(steps, sids, STEPS[kind]())
             copy = c3.button("Duplicate", key=f"cmp_dup_{v['id']}", disabled=len(vs) >= MAX_VARIANTS)
             remove = c4.button("Remove variant", key=f"cmp_rm_{v['id']}", disabled=len(vs) == 1)
+            control = any(s.kind == "distill" for s in steps) and st.button(
+                "Add its control (no teacher)", key=f"cmp_control_{v['id']}", disabled=len(vs) >= MAX_VARIANTS,
+                help="A copy with every Distill step at α = 0: the same student trained as long on the labels "
+                     "alone. Distillation helped only if it beats this, not just the undistilled variant.")
             new = dict(v, name=name.strip(), steps=tuple(steps), sids=tuple(sids))
             try:
                 recipe_of(sel, new)
@@ -215,13 +222,18 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
                 out.append(new)
             if copy:
                 out.append(variant(f"{new['name']} (copy)", new["steps"]))
+            if control:
+                c = recipe_of(sel, new).distill_control()
+                out.append(variant(c.name, c.steps))
     return out
 
 
 def _with_step(steps: list, sids: list, step: Step) -> tuple[list, list]:
-    """Insert a new step before a final Quantize/Share (where every other step must come)."""
-    at = len(steps) - 1 if steps and steps[-1].kind in ("quantize", "share") and step.kind not in (
-        "quantize", "share") else len(steps)
+    """Insert a new step before the Quantize/Share that ends the recipe (where every other step must come); a Distill
+    step after a QAT step (it then trains the fake-quantized network), at the end."""
+    end = next((i for i, s in enumerate(steps) if s.kind in ("quantize", "share")), None)
+    qat = end is not None and steps[end].kind == "quantize" and steps[end].mode == "qat"
+    at = len(steps) if end is None or step.kind in ("quantize", "share") or (step.kind == "distill" and qat) else end
     return steps[:at] + [step] + steps[at:], sids[:at] + [_new_id()] + sids[at:]
 
 

@@ -96,14 +96,12 @@ def _soft_weight(floor: torch.Tensor, h: torch.Tensor, s: torch.Tensor, z: torch
     return s * (torch.clamp(floor + h + z, qp.qmin, qp.qmax) - z)
 
 
-def adaround(w: torch.Tensor, qp: QParams, gram: torch.Tensor, config: AdaRoundConfig = AdaRoundConfig(),
-             seed: int = 0) -> torch.Tensor:
+def adaround(w: torch.Tensor, qp: QParams, gram: torch.Tensor, config: AdaRoundConfig = AdaRoundConfig()
+             ) -> torch.Tensor:
     """The AdaRounded copy of one layer's weight ``w`` (its own shape) on the grid ``qp``: each entry is
     S·(clamp(⌊w/S⌋ + Z or ⌈w/S⌉ + Z, qmin, qmax) − Z), chosen to minimise tr((W − W̃) G (W − W̃)ᵀ) with ``gram`` G
     (``layer_inputs.input_stats(rows).gram``, inputs × inputs of the (out, in·k…) weight matrix). Zeros stay zero.
-
-    ``seed`` is accepted for symmetry with the other steps; the optimisation itself draws no random numbers."""
-    del seed
+    Deterministic: the optimisation draws no random numbers (V starts at the fractional parts)."""
     w = w.detach().float()
     s, z = qp.broadcast(w)
     z = z.float()
