@@ -11,7 +11,7 @@ import torch
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.experiments import Distill, FineTune, Prune, Quantize, Recipe, Share, loads, run, with_value
+from compress_core.experiments import Distill, FineTune, Prune, Quantize, Recipe, Share, dumps, loads, run, with_value
 from compress_core.experiments.__main__ import main as cli_main
 from compress_core.models import weighted_layers
 from compress_core.pruning import apply_mask, prune_to
@@ -201,8 +201,9 @@ def test_bad_distill_fields_are_refused_in_plain_words(field, value, words):
 def test_distill_round_trips_through_json_and_with_value_inserts_it_before_ptq():
     r = Recipe("mnist1d", "cnn", steps=(PRUNE, Distill(T=2.0, alpha=0.5, epochs=3, lr=0.01, optimizer="sgd"),
                                         Quantize(weight_bits=4)))
-    back = loads(json.dumps({"recipes": [r.to_dict()]}))[0]
-    assert back == r and back.hash() == r.hash() and isinstance(back.steps[1], Distill)
+    back = loads(dumps([r, r.distill_control()]))
+    assert back == [r, r.distill_control()] and back[0].hash() == r.hash() and isinstance(back[0].steps[1], Distill)
+    assert back[1].name == r.distill_control().name and back[1].steps[1].alpha == 0.0
     r2 = with_value(Recipe(steps=(PRUNE, Quantize())), "distill.alpha", 0.3)
     assert [s.kind for s in r2.steps] == ["prune", "distill", "quantize"] and r2.steps[1].alpha == 0.3
     assert Distill(T=4, alpha=1).hash() == Distill(T=4.0, alpha=1.0).hash()
