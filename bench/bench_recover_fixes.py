@@ -47,8 +47,8 @@ from compress_core.train import evaluate  # noqa: E402
 PAIRS = (("digits", "cnn"), ("mnist1d", "cnn"))
 CALIB = 1024
 SPARSITY = 0.8
-FIGURES = ("adaround_w3_gain_pts", "adaround_w3_quantized_inputs_gain_pts", "cle_bc_w4_gain_pts", "cle_bc_w4_per_channel_gain_pts", "distill_gain_pts",
-           "distill_control_gain_pts", "distill_vs_control_pts")
+FIGURES = ("adaround_w3_gain_pts", "adaround_w3_quantized_inputs_gain_pts", "cle_bc_w4_gain_pts",
+           "cle_bc_w4_per_channel_gain_pts", "distill_gain_pts", "distill_control_gain_pts", "distill_vs_control_pts")
 
 
 def pts(model, ds) -> float:
