@@ -20,9 +20,9 @@ classifier_page(sel, "Compare recipes", "its recipes quantize, share and export 
                 "layers.", "cmp_classic")
 ds = dataset(sel.dataset, sel.seed)
 st.title("⚖️ Compare recipes")
-st.markdown("Put compression recipes side by side on the same baseline: prune, fine-tune, quantize or share "
-            "weights, in any order that makes sense. Each variant is run once and cached; every number is "
-            "measured on the test split, with its standard error.")
+st.markdown("Put compression recipes side by side on the same baseline: prune, fine-tune, distill from the "
+            "baseline, quantize or share weights, in any order that makes sense. Each variant is run once and cached; "
+            "every number is measured on the test split, with its standard error.")
 b = baseline(sel)
 
 # ---- the variants -----------------------------------------------------------------------------------------------
