@@ -20,10 +20,11 @@ from compress_core.baselines import (
 )
 from compress_core.config import SCOPES, Config, param
 from compress_core.deep_compression import PipelineConfig
-from compress_core.experiments import FineTune, Prune, Quantize, Recipe, Share
+from compress_core.experiments import Distill, FineTune, Prune, Quantize, Recipe, Share
 from compress_core.lottery import LotteryConfig
 from compress_core.pruning import PruneSettings
 from compress_core.quant import QuantConfig
+from compress_core.recover.adaround import AdaRoundConfig
 from compress_core.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=3, batch_size=16, lr=5e-3, optimizer="sgd", weight_decay=1e-4, eval_every=7,
@@ -40,6 +41,9 @@ EXAMPLES = [
     PruneSettings(sparsity=0.7, granularity="nm", schedule="gradual", rounds=3, n=1, m=4, seed=5),
     Prune(sparsity=0.8, granularity="neuron", scope="global", schedule="iterative", finetune_epochs=2),
     FineTune(epochs=3, lr=0.01, optimizer="sgd"),
+    Distill(T=2.5, alpha=0.3, epochs=4, lr=0.01, optimizer="sgd"),
+    AdaRoundConfig(iterations=300, lr=0.05, reg=0.1, beta_start=10.0, beta_end=3.0, warm_start=0.1, max_rows=512,
+                   inputs="quantized"),
     Quantize(mode="qat", weight_bits=3, per_channel=False, lsq=True, act_method="percentile"),
     Share(bits=3, centroid_epochs=0),
     Recipe("mnist1d", "mlp:64-32", 2, steps=(Prune(sparsity=0.5), Share(bits=2)), train=TRAIN, name="named"),
@@ -97,6 +101,7 @@ def test_hash_same_settings_same_hash_changed_field_different(cfg):
     changed = {TrainConfig: dict(epochs=4), BaselineConfig: dict(seed=4), LotteryConfig: dict(rate=0.25),
                QuantConfig: dict(layer_bits=(("fc1", 3), ("fc3", 6))), PipelineConfig: dict(bits=2),
                PruneSettings: dict(sparsity=0.71), Prune: dict(sparsity=0.81), FineTune: dict(epochs=4),
+               Distill: dict(alpha=0.31), AdaRoundConfig: dict(iterations=301),
                Quantize: dict(act_bits=4), Share: dict(bits=4), Recipe: dict(seed=3)}[type(cfg)]
     assert replace(cfg, **changed).hash() != h
 
