@@ -4,6 +4,7 @@ fake-quantized network trained after QAT, the recipe's JSON round trip and refus
 import importlib
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,19 @@ import torch
 
 from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
-from compress_core.experiments import Distill, FineTune, Prune, Quantize, Recipe, Share, dumps, loads, run, with_value
+from compress_core.experiments import (
+    Distill,
+    FineTune,
+    Prune,
+    Quantize,
+    Recipe,
+    Share,
+    dumps,
+    loads,
+    run,
+    sweep,
+    with_value,
+)
 from compress_core.experiments.__main__ import main as cli_main
 from compress_core.models import weighted_layers
 from compress_core.pruning import apply_mask, prune_to
@@ -221,3 +234,24 @@ def test_cli_sweeps_a_distill_recipe_over_alpha(tmp_path, capsys, monkeypatch):
     lines = out.strip().splitlines()
     assert len(lines) == 3 and "distillation control" in lines[1] and "distill T=4 α=0.9" in lines[2]
     assert json.loads(err.strip().splitlines()[-1])["runs"] == 2
+
+
+def test_ray_runs_a_distilled_recipe_and_its_control_as_in_process(root):
+    ray = pytest.importorskip("ray")
+    kd = Recipe(steps=(PRUNE, Distill(epochs=1)), name="kd")
+    recipes = [kd, kd.distill_control()]
+    local = sweep(recipes, use_cache=False)
+    started = ray.is_initialized()
+    if not started:
+        env = {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+               "COMPRESS_LAB_CACHE": os.environ["COMPRESS_LAB_CACHE"]}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        remote = sweep(recipes, executor="ray", use_cache=False)
+    finally:
+        if not started:
+            ray.shutdown()
+    for a, b in zip(local, remote):
+        assert a.comparable() == b.comparable()
+    assert [r.title for r in remote] == ["kd", "kd (control)"]
+    assert remote[0].test_loss != remote[1].test_loss  # the teacher changed the training
