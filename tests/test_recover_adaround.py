@@ -148,3 +148,16 @@ def test_quantized_inputs_objective_is_the_papers_asymmetric_loss_and_beats_near
             h_f, h_q = f(h_f), q(h_q)
     assert sum(r["objective"] for r in res.layers) < sum(r["objective_nearest"] for r in res.layers)
     assert evaluate(res.model, ds.x_test, ds.y_test).accuracy >= 0.9
+
+
+def test_mixed_precision_bits_are_each_layers_own():
+    ds = load_dataset("digits")
+    model = get_baseline("digits", "cnn").model.eval()
+    config = QuantConfig(target="weights", weight_bits=4, layer_bits=(("fc1", 2),))
+    res = adaround_model(model, config, ds.x_train[:128], AdaRoundConfig(iterations=50))
+    layers = dict(quant_layers(res.model))
+    assert layers["fc1"].weight_qparams.bits == 2 and layers["fc2"].weight_qparams.bits == 4
+    for name, levels in (("fc1", 4), ("fc2", 16)):
+        w = layers[name].weight.detach()
+        assert max(torch.unique(row).numel() for row in w) <= levels, name
+        assert torch.equal(layers[name].quantized_weight(), w), name
