@@ -22,10 +22,9 @@ classifier_page(sel, "Quantization", "its quantized model replaces each Linear a
                 "layers sit inside attention and MLP blocks.", "q_classic")
 ds = dataset(sel.dataset, sel.seed)
 b = baseline(sel)
-key = sel.key
 n_test = len(ds.y_test)
 unit = qr.test_unit(sel.dataset)  # "image" or "example"
-float_info = cache.float_summary(key)
+float_info = cache.float_summary(sel)
 layer_names = [n for n, m in b.model.named_children() if hasattr(m, "weight")]
 
 st.title("🔢 Quantization")
@@ -82,23 +81,23 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
 
 
 def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
-    report = res["report"]
+    report = res.report
     st.plotly_chart(qviz.layer_errors(report, title="Quantization error of every quantized tensor"), key="q_err_fig")
     cache.report_table(report, {
         "selection": sel.as_query(), "config": cfg.to_dict(), "mode": ch.mode, "calibration_examples": ch.calib,
         "float_accuracy": sm.float_accuracy, "quantized_accuracy": sm.accuracy, "size_kb": sm.kb,
         "float_kb": sm.float_kb, "layers": report})
     if ds.kind == "points":
-        cache.decision_boundaries(ds, b.model, res["model"], f"Quantized ({qr.describe(cfg)})")
+        cache.decision_boundaries(ds, b.model, res.model, f"Quantized ({qr.describe(cfg)})")
 
 
 def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     with_qat = url_widget(st.toggle, "q_qatcurve", True,
                           "Include the QAT curve (fine-tunes one model per bit width, then cached)", cast=to_bool)
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
-    series = cache.curves(key, plan, ch)
+    series = cache.curves(sel, plan, ch)
     current = {"bits": ch.bits, "accuracy": sm.accuracy, "kb": sm.kb}
-    fair = cache.qat_control(key, cache.QAT_CURVE_EPOCHS) if with_qat else None
+    fair = cache.qat_control(sel, cache.QAT_CURVE_EPOCHS) if with_qat else None
     k1, k2 = st.columns(2)
     k1.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
                                                           title="Test accuracy vs bit width",
@@ -123,7 +122,7 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
 def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     st.markdown("**Which layers tolerate fewer bits?**")
     with st.spinner("Scanning each layer at 2–8 bits…"):
-        rows = cache.scan(key, qr.scan_config(cfg).to_json(), ch.calib)
+        rows = cache.scan(sel, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
                      cast=float, check=lambda v: 0.1 <= v <= 10.0,
                      help="Each layer gets the fewest bits whose own loss is within this budget ÷ number of layers, "
@@ -134,11 +133,11 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
                                              "(points, negative = worse), only that layer's weights quantized"),
                     key="q_sens_fig")
     try:
-        mixed = cache.ptq(key, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
+        mixed = cache.ptq(sel, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
     except ValueError as e:
         h2.error(f"The suggested mix cannot be built: {e}")
         return
-    ms = qr.summarize(float_info["metrics"], float_info["size"], mixed["metrics"], mixed["size"], n_test)
+    ms = qr.summarize(float_info.metrics, float_info.size, mixed.metrics, mixed.size, n_test)
     h2.dataframe(pd.DataFrame([{"layer": n, "suggested bits": bb} for n, bb in suggestion]), hide_index=True)
     h2.metric("Mixed-precision accuracy (test)", f"{ms.accuracy:.2%}", f"{ms.accuracy_delta_pts:+.2f} pts vs float",
               delta_color="off" if ms.vs_float.within_noise else "normal",
@@ -162,20 +161,20 @@ def live_view():
     if ch.method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
     try:
-        res = cache.quantized(key, cfg, ch)
+        res = cache.quantized(sel, cfg, ch)
     except ValueError as e:
         st.error(f"Cannot quantize this model: {e}")
         return
     if res is None:  # this session cancelled its QAT
         return
-    sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"], n_test)
+    sm = qr.summarize(float_info.metrics, float_info.size, res.metrics, res.size, n_test)
     cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
     if ch.mode == "qat":
-        cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
+        cache.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
                        help="Which layer's numbers the grid and per-channel views show.")
-    views = {"The grid": lambda: grid(cache.result_key(key, cfg, ch), res["model"], ch.calib, layer),
-             "Why per-channel helps": lambda: per_channel(res["model"], cfg, layer),
+    views = {"The grid": lambda: grid(cache.result_key(sel, cfg, ch), res.model, ch.calib, layer),
+             "Why per-channel helps": lambda: per_channel(res.model, cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}

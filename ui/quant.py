@@ -1,9 +1,10 @@
 """Streamlit glue for the Quantization page: its URL-bound controls and the cached work behind it
 (PTQ/QAT models, bit-width sweeps, sensitivity scans).
 
-Every cache key is the sidebar selection (``Selection.key``) plus a frozen ``QuantConfig`` as JSON (and the
-few plain values a run adds: calibration examples, epochs), so Streamlit can hash it; results are shared
-across sessions and must never be changed in place.
+Every cache key is the sidebar's frozen ``Selection`` plus a frozen ``QuantConfig`` as JSON (and the
+few plain values a run adds: calibration examples, epochs), in ``ui.memo.Memo``s; results are frozen
+``Quantized`` / ``FloatSummary`` objects shared across sessions and must never be changed in place. An ended
+upload session's entries are dropped by ``memo.forget_everywhere`` (the selection's repr names the upload).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 import streamlit as st
+from torch import nn
 
 from compress_core.quant import (
     METHOD_LABELS,
@@ -37,7 +39,7 @@ from compress_core.quant.report import (
     se_words,
     test_unit,
 )
-from compress_core.train import TrainConfig, evaluate
+from compress_core.train import History, Metrics, TrainConfig, evaluate
 from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
 
@@ -45,6 +47,7 @@ from . import jobs
 from .explain import explainer, gap_words, published
 from .loaders import baseline_of, dataset
 from .memo import Memo
+from .sidebar import Selection
 from .state import to_bool, url_widget
 
 CURVE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
@@ -140,66 +143,81 @@ def controls() -> Choices:
                    epochs=int(epochs), act_symmetric=bool(act_sym))
 
 
-def _parts(key: tuple, calib_size: int):
-    name, _, seed, *_ = key
-    ds = dataset(name, seed)
-    return baseline_of(key), ds, ds.x_train[:calib_size]
+@dataclass(frozen=True, eq=False)
+class Quantized:
+    """One quantized result, shared by every session that asks for the same setting (never change it): the
+    fake-quantized model, its test metrics, ``model_size`` and ``layer_report``, and QAT's training history."""
+
+    model: nn.Module
+    metrics: Metrics
+    size: dict
+    report: list[dict]
+    history: History | None = None  # QAT only
 
 
-def qat_schedule(key: tuple, epochs: int) -> TrainConfig:
+def _parts(sel: Selection, calib_size: int):
+    ds = dataset(sel.dataset, sel.seed)
+    return baseline_of(sel), ds, ds.x_train[:calib_size]
+
+
+def qat_schedule(sel: Selection, epochs: int) -> TrainConfig:
     """Fine-tuning recipe: the baseline's batch size, a few epochs, half its learning rate."""
-    train_json = key[3]
-    base = TrainConfig.from_dict(json.loads(train_json))
+    base = sel.train
     return TrainConfig(epochs=epochs, lr=base.lr / 2, batch_size=base.batch_size, optimizer=base.optimizer)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def ptq(key: tuple, cfg_json: str, calib_size: int) -> dict:
+# Shared between sessions, keyed by the ``Selection`` (whose repr names an upload's data set and weights' digest, so
+# ``memo.forget_everywhere`` drops an ended session's entries) plus the config as JSON: never changed in place.
+_PTQ, _SCAN, _FLOAT = Memo(64), Memo(16), Memo(16)
+
+
+def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
     """Post-training quantization of the selection's baseline: model, accuracy, size and per-layer report."""
-    b, ds, calib = _parts(key, calib_size)
-    cfg = QuantConfig.from_dict(json.loads(cfg_json))
-    q = quantize_model(b.model, cfg, calib)
-    return _summarise(q, ds, calib)
+    def compute() -> Quantized:
+        b, ds, calib = _parts(sel, calib_size)
+        cfg = QuantConfig.from_dict(json.loads(cfg_json))
+        return _summarise(quantize_model(b.model, cfg, calib), ds, calib)
+
+    return _PTQ.get((sel, cfg_json, calib_size), compute)
 
 
-def _summarise(q, ds, calib) -> dict:
-    return {"model": q, "metrics": evaluate(q, ds.x_test, ds.y_test), "size": model_size(q),
-            "report": layer_report(q, calib)}
+def _summarise(q, ds, calib, history: History | None = None) -> Quantized:
+    return Quantized(model=q, metrics=evaluate(q, ds.x_test, ds.y_test), size=model_size(q),
+                     report=layer_report(q, calib), history=history)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
 
 
-def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> dict | None:
+def qat(sel: Selection, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> Quantized | None:
     """Quantization-aware fine-tuning of the baseline on the heavy-run pool (cached per setting), its progress
     and a Cancel button drawn while it trains. None if this session cancelled it."""
-    def compute(report) -> dict:
-        b, ds, calib = _parts(key, calib_size)
-        seed = key[2]
+    def compute(report) -> Quantized:
+        b, ds, calib = _parts(sel, calib_size)
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
             report(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
                    f"epoch {rec['epoch']:.0f}/{epochs}, validation accuracy {rec['val_acc']:.1%}")
 
-        q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(key, epochs), calibration_data=calib,
-                                              lsq=lsq, seed=seed, callback=cb)
-        return {**_summarise(q, ds, calib), "history": hist}
+        q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(sel, epochs), calibration_data=calib,
+                                              lsq=lsq, seed=sel.seed, callback=cb)
+        return _summarise(q, ds, calib, hist)
 
-    return jobs.run(_QAT, (key, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
+    return jobs.run(_QAT, (sel, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
                     "q_cancel_qat")
 
 
-def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict | None:
+def quantized(sel: Selection, cfg: QuantConfig, ch: Choices) -> Quantized | None:
     """The PTQ or QAT result of ``cfg``; None if this session cancelled its QAT. Raises ValueError."""
     if ch.mode != "qat":
-        return ptq(key, cfg.to_json(), ch.calib)
-    return qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
+        return ptq(sel, cfg.to_json(), ch.calib)
+    return qat(sel, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
 
 
-def result_key(key: tuple, cfg: QuantConfig, ch: Choices) -> tuple:
-    """What names ``quantized(key, cfg, ch)``'s result: the arguments its cache is keyed on."""
-    return (key, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
+def result_key(sel: Selection, cfg: QuantConfig, ch: Choices) -> tuple:
+    """What names ``quantized(sel, cfg, ch)``'s result: the arguments its cache is keyed on."""
+    return (sel, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
 
 
 # A layer's values and its grid-over-staircase figure, per quantized result (and output channel): a bit-width
@@ -219,48 +237,47 @@ def grid_figure(rkey: tuple, view, layer: str, channel: int | None):
                                                                               title=view.label))
 
 
-def qat_control(key: tuple, epochs: int):
+def qat_control(sel: Selection, epochs: int):
     """Test metrics of the float baseline fine-tuned exactly as QAT fine-tunes (``quant.float_control``), on the
     heavy-run pool, cached per (baseline, epochs); None if cancelled."""
     def compute(report):
-        b, ds, _ = _parts(key, 0)
-        seed = key[2]
-        net, _ = float_control(b.model, ds, qat_schedule(key, epochs), seed=seed,
+        b, ds, _ = _parts(sel, 0)
+        net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
                                callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
                                                            f"epoch {rec['epoch']:.0f}/{epochs}"))
         return evaluate(net, ds.x_test, ds.y_test)
 
-    return jobs.run(_CONTROL, (key, epochs), compute, "Control: the float model, same extra training",
+    return jobs.run(_CONTROL, (sel, epochs), compute, "Control: the float model, same extra training",
                     "q_cancel_control")
 
 
-def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: int, cfg_json: str) -> None:
+def qat_panel(sel: Selection, ch: Choices, res: Quantized, quantized_acc: float, n_test: int, cfg_json: str) -> None:
     """QAT's own story: its training curve, which state was kept, the fair comparison with a float model
     given the same extra training, and PTQ of the same setting; each difference with its standard error and
     whether it is beyond the noise of the test set (``compare_accuracies``)."""
-    hist = res["history"]
-    fair = qat_control(key, ch.epochs)
+    hist = res.history
+    fair = qat_control(sel, ch.epochs)
     if fair is not None:
         c = compare_accuracies([quantized_acc], [fair.accuracy], n_test)
         st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
                 f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
                 f" the QAT model is {gap_words(100 * (quantized_acc - fair.accuracy))} it "
-                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(key[0])}s"
-                + (f"; within the noise of this test set: {noise_words(n_test, key[0])}" if c.within_noise
+                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(sel.dataset)}s"
+                + (f"; within the noise of this test set: {noise_words(n_test, sel.dataset)}" if c.within_noise
                    else "; beyond 2 standard errors")
                 + "). Compare with this one, not with the baseline.", icon="⚖️")
     try:
-        ptq_acc = ptq(key, cfg_json, ch.calib)["metrics"].accuracy
+        ptq_acc = ptq(sel, cfg_json, ch.calib).metrics.accuracy
     except ValueError:
         ptq_acc = None
     if ptq_acc is not None:
         c = compare_accuracies([quantized_acc], [ptq_acc], n_test)
-        verdict = (f"That is within the noise of this test set ({noise_words(n_test, key[0])}): no measurable "
+        verdict = (f"That is within the noise of this test set ({noise_words(n_test, sel.dataset)}): no measurable "
                    "difference." if c.within_noise else
                    f"That is beyond 2 standard errors: QAT is measurably {c.outcome}.")
         st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {ptq_acc:.2%} "
-                f"{se_words(ptq_acc, n_test, key[0])}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** (1 s.e. "
-                f"of the difference). {verdict}", icon="⚖️")
+                f"{se_words(ptq_acc, n_test, sel.dataset)}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** "
+                f"(1 s.e. of the difference). {verdict}", icon="⚖️")
     with st.expander("QAT's training curve", expanded=False):
         st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")
@@ -268,49 +285,58 @@ def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: 
                    "(best validation accuracy; 0 would mean the PTQ start was never beaten).")
 
 
-def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
+def curve(sel: Selection, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
           lsq: bool = True, name: str = "") -> list[dict] | None:
     """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting, computed
     on the heavy-run pool). None if this session cancelled it."""
     def compute(report) -> list[dict]:
-        b, ds, calib = _parts(key, calib_size)
-        seed = key[2]
+        b, ds, calib = _parts(sel, calib_size)
         cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
-        return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
-                          lsq=lsq, act_bits=act_bits, seed=seed,
+        return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(sel, epochs) if kind == "qat" else None,
+                          lsq=lsq, act_bits=act_bits, seed=sel.seed,
                           callback=lambda f, *rest: report(f, rest[0] if rest else "sweeping bit widths"))
 
-    return jobs.run(_CURVES, (key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute,
+    return jobs.run(_CURVES, (sel, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute,
                     f"Sweeping bit widths: {name or kind}", f"q_cancel_curve_{kind}")
 
 
-def curves(key: tuple, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
+def curves(sel: Selection, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
     """Every curve of ``plan`` (legend name → rows); a cancelled one is left out."""
     series = {}
     for kind, name in plan.kinds:
-        rows = curve(key, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS, ch.lsq,
+        rows = curve(sel, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS, ch.lsq,
                      name)
         if rows is not None:
             series[name] = rows
     return series
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
+def scan(sel: Selection, cfg_json: str, calib_size: int) -> list[dict]:
     """Per-layer sensitivity: validation accuracy with one layer's weights at each bit width."""
-    b, ds, calib = _parts(key, calib_size)
-    cfg = QuantConfig.from_dict(json.loads(cfg_json))
-    return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib)
+    def compute() -> list[dict]:
+        b, ds, calib = _parts(sel, calib_size)
+        cfg = QuantConfig.from_dict(json.loads(cfg_json))
+        return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib)
+
+    return _SCAN.get((sel, cfg_json, calib_size), compute)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def float_summary(key: tuple) -> dict:
-    b = baseline_of(key)
-    name, _, seed, *_ = key
-    ds = dataset(name, seed)
-    m = b.model
-    return {"metrics": evaluate(m, ds.x_test, ds.y_test), "size": model_size(m)}
+@dataclass(frozen=True, eq=False)
+class FloatSummary:
+    """The float baseline's test metrics and ``model_size`` (shared: never changed)."""
+
+    metrics: Metrics
+    size: dict
+
+
+def float_summary(sel: Selection) -> FloatSummary:
+    def compute() -> FloatSummary:
+        m = baseline_of(sel).model
+        ds = dataset(sel.dataset, sel.seed)
+        return FloatSummary(metrics=evaluate(m, ds.x_test, ds.y_test), size=model_size(m))
+
+    return _FLOAT.get(sel, compute)
 
 
 def report_table(report: list[dict], download: dict) -> None:
