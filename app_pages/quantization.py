@@ -4,28 +4,29 @@ Controls and cached work live in ui/quant.py; quantization, calibration, QAT and
 compress_core.quant (report: the config, summaries, the widest channel, per-tensor vs per-channel SQNR);
 figures from compress_core.viz.quant.
 """
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
+from compress_core.layer_inputs import layers_of
 from compress_core.quant import QuantConfig, quant_layers, suggest_bits
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
 from compress_core.viz import quant as qviz
 from ui import quant as cache
 from ui.loaders import baseline, dataset
-from ui.sidebar import classifier_page, lesson_switch, selection
+from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Quantization", "its quantized model replaces each Linear and Conv layer of a plain stack of "
-                "layers and calibrates the activations between them, and a transformer's Linear "
-                "layers sit inside attention and MLP blocks.", "q_classic")
 ds = dataset(sel.dataset, sel.seed)
+text = ds.kind == "text"  # the GPT: bits per character, every nested Linear quantized (weights and inputs)
 b = baseline(sel)
 n_test = len(ds.y_test)
 unit = qr.test_unit(sel.dataset)  # "image" or "example"
 float_info = cache.float_summary(sel)
-layer_names = [n for n, m in b.model.named_children() if hasattr(m, "weight")]
+layer_names = [n for n, _ in layers_of(b.model)]  # nested ones too: block1.attn.q, block1.mlp.fc, …
 
 st.title("🔢 Quantization")
 st.markdown("Store every weight and activation as a small integer **q** with a shared scale **S** and zero point "
@@ -91,7 +92,9 @@ def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> 
         cache.decision_boundaries(ds, b.model, res.model, f"Quantized ({qr.describe(cfg)})")
 
 
-def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
+def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary, res: cache.Quantized) -> None:
+    if text:
+        return cache.lm_curves(sel, cfg, ch, sm, res, float_info)
     with_qat = url_widget(st.toggle, "q_qatcurve", True,
                           "Include the QAT curve (fine-tunes one model per bit width, then cached)", cast=to_bool)
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
@@ -121,6 +124,8 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
 
 def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     st.markdown("**Which layers tolerate fewer bits?**")
+    if text:
+        return cache.lm_mixed_precision(sel, cfg, ch, float_info)
     with st.spinner("Scanning each layer at 2–8 bits…"):
         rows = cache.scan(sel, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
@@ -158,6 +163,9 @@ def live_view():
     if ch.bits == 1:
         st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
                    "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
+    if text and ch.mode == "qat":
+        st.info(cache.QAT_ON_GPT, icon="ℹ️")
+        ch = replace(ch, mode="ptq")
     if ch.method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
     try:
@@ -168,7 +176,10 @@ def live_view():
     if res is None:  # this session cancelled its QAT
         return
     sm = qr.summarize(float_info.metrics, float_info.size, res.metrics, res.size, n_test)
-    cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
+    if text:
+        cache.lm_metrics_row(res, float_info, sm, cfg, ch)
+    else:
+        cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
     if ch.mode == "qat":
         cache.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
@@ -176,7 +187,7 @@ def live_view():
     views = {"The grid": lambda: grid(cache.result_key(sel, cfg, ch), res.model, ch.calib, layer),
              "Why per-channel helps": lambda: per_channel(res.model, cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
-             "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),
+             "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}
     view_tabs("q_view", views)  # only the open tab runs
 

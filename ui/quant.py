@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from torch import nn
 
+from compress_core.lm.variants import Score, score
 from compress_core.quant import (
     METHOD_LABELS,
     METHODS,
@@ -27,15 +29,19 @@ from compress_core.quant import (
     model_size,
     quantization_aware_training,
     quantize_model,
+    suggest_bits,
 )
 from compress_core.quant.report import (
     CurvePlan,
     QuantSummary,
     compare_accuracies,
+    curve_plan,
     describe,
     layer_tensor,
     make_config,
+    mixed_config,
     noise_words,
+    scan_config,
     se_words,
     test_unit,
 )
@@ -153,6 +159,7 @@ class Quantized:
     size: dict
     report: list[dict]
     history: History | None = None  # QAT only
+    lm: Score | None = None  # a language model: bits per character on the test windows, paired with float's
 
 
 def _parts(sel: Selection, calib_size: int):
@@ -176,14 +183,15 @@ def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
     def compute() -> Quantized:
         b, ds, calib = _parts(sel, calib_size)
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
-        return _summarise(quantize_model(b.model, cfg, calib), ds, calib)
+        return _summarise(sel, quantize_model(b.model, cfg, calib), ds, calib)
 
     return _PTQ.get((sel, cfg_json, calib_size), compute)
 
 
-def _summarise(q, ds, calib, history: History | None = None) -> Quantized:
+def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
+    lm = score(q, ds, float_summary(sel).windows, "quantized")[0] if ds.kind == "text" else None
     return Quantized(model=q, metrics=evaluate(q, ds.x_test, ds.y_test), size=model_size(q),
-                     report=layer_report(q, calib), history=history)
+                     report=layer_report(q, calib), history=history, lm=lm)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
@@ -202,7 +210,7 @@ def qat(sel: Selection, cfg_json: str, calib_size: int, epochs: int, lsq: bool) 
 
         q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(sel, epochs), calibration_data=calib,
                                               lsq=lsq, seed=sel.seed, callback=cb)
-        return _summarise(q, ds, calib, hist)
+        return _summarise(sel, q, ds, calib, hist)
 
     return jobs.run(_QAT, (sel, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
                     "q_cancel_qat")
@@ -312,31 +320,99 @@ def curves(sel: Selection, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]
     return series
 
 
-def scan(sel: Selection, cfg_json: str, calib_size: int) -> list[dict]:
-    """Per-layer sensitivity: validation accuracy with one layer's weights at each bit width."""
-    def compute() -> list[dict]:
+def scan(sel: Selection, cfg_json: str, calib_size: int, text: bool = False) -> list[dict] | None:
+    """Per-layer sensitivity: validation accuracy (a language model: bits per character) with one layer's weights at
+    each bit width. The GPT's scan (12 layers × 5 widths, a few seconds each) runs on the heavy-run pool with its
+    progress and a Cancel button (None if this session cancelled it); a classifier's is quick and runs here."""
+    def compute(report=None) -> list[dict]:
         b, ds, calib = _parts(sel, calib_size)
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
-        return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib)
+        return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib,
+                                callback=(lambda f: report(f, "one layer at a time")) if report else None)
 
-    return _SCAN.get((sel, cfg_json, calib_size), compute)
+    key = (sel, cfg_json, calib_size)
+    if text:
+        return jobs.run(_SCAN, key, compute, "Scanning each layer at 2–8 bits", "q_cancel_scan")
+    return _SCAN.get(key, compute)
 
 
 @dataclass(frozen=True, eq=False)
 class FloatSummary:
-    """The float baseline's test metrics and ``model_size`` (shared: never changed)."""
+    """The float baseline's test metrics and ``model_size`` (shared: never changed); a language model's bits per
+    character too, with each test window's (what every quantized result is paired with)."""
 
     metrics: Metrics
     size: dict
+    lm: Score | None = None
+    windows: np.ndarray | None = None
 
 
 def float_summary(sel: Selection) -> FloatSummary:
     def compute() -> FloatSummary:
         m = baseline_of(sel).model
         ds = dataset(sel.dataset, sel.seed)
-        return FloatSummary(metrics=evaluate(m, ds.x_test, ds.y_test), size=model_size(m))
+        lm, windows = score(m, ds, key="float") if ds.kind == "text" else (None, None)
+        return FloatSummary(metrics=evaluate(m, ds.x_test, ds.y_test), size=model_size(m), lm=lm, windows=windows)
 
     return _FLOAT.get(sel, compute)
+
+
+QAT_ON_GPT = ("**QAT on the GPT is not run on this page.** Quantization-aware training fine-tunes the whole GPT "
+              "with the rounding in the loop, about a minute per epoch on one core, and its fair comparison needs a "
+              "second run of the float model: `compress_core.quant.quantization_aware_training` does it from Python "
+              "(tested on the GPT). Here the GPT is quantized after training (PTQ); the curves and the scan below "
+              "are PTQ too.")
+
+
+def lm_curves(sel: Selection, cfg: QuantConfig, ch: Choices, sm: QuantSummary, res: Quantized,
+              base: FloatSummary) -> None:
+    """A language model's bit-width sweeps (PTQ per tensor and per channel): bits per character against bit width
+    and size, each point ± 1 standard error over the test windows."""
+    plan = curve_plan(cfg, ch.keep_act8, False)
+    series = curves(sel, plan, ch)
+    current = {"bits": ch.bits, "bpc": res.lm.bpc, "kb": sm.kb}
+    k1, k2 = st.columns(2)
+    k1.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "bits", current, title="Bits per character vs bit width"),
+                    key="q_curve_bits")
+    k2.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "kb", current, float_kb=sm.float_kb,
+                                    title="Bits per character vs model size"), key="q_curve_kb")
+    st.caption(f"Each point quantizes every Linear layer of the GPT at that bit width with the settings above "
+               f"({plan.activation_note}); the embeddings, LayerNorms and the tied head stay float. Lower is better; "
+               f"the dashed line is the float model, the star the current setting. Error bars: ± 1 standard error "
+               f"over the {base.lm.windows:,} test windows. QAT curves are drawn for the classifiers only: on the "
+               "GPT each point would fine-tune the whole model.")
+
+
+def lm_mixed_precision(sel: Selection, cfg: QuantConfig, ch: Choices, base: FloatSummary) -> None:
+    """A language model's per-layer scan in bits per character, the suggested mix and what it scores."""
+    rows = scan(sel, scan_config(cfg).to_json(), ch.calib, text=True)
+    if rows is None:
+        return
+    tol = url_widget(st.slider, "q_tol_bpc", 0.05, "Bits per character you are willing to lose", 0.01, 0.5,
+                     step=0.01, cast=float, check=lambda v: 0.01 <= v <= 0.5,
+                     help="Each layer gets the fewest bits whose own increase in bits per character (validation "
+                          "windows) is within this budget ÷ number of layers.")
+    suggestion = suggest_bits(rows, tol)
+    h1, h2 = st.columns([3, 2])
+    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Change in validation bits per character "
+                                             "(positive = worse), only that layer's weights quantized"),
+                    key="q_sens_fig")
+    try:
+        mixed = ptq(sel, mixed_config(cfg, suggestion).to_json(), ch.calib)
+    except ValueError as e:
+        h2.error(f"The suggested mix cannot be built: {e}")
+        return
+    h2.dataframe(pd.DataFrame([{"layer": n, "suggested bits": bb} for n, bb in suggestion]), hide_index=True)
+    q = mixed.lm
+    h2.metric("Mixed-precision bits / char (test)", f"{q.bpc:.3f}", f"{q.diff:+.3f} vs float",
+              delta_color="off" if q.outcome == "no difference" else "inverse",
+              help=f"± {q.se:.3f} (1 s.e. over the windows); the change from float, paired window by window, is "
+                   f"{q.diff:+.4f} ± {q.diff_se:.4f}. Grey: within noise.")
+    h2.metric("Mixed-precision size", f"{mixed.size['kb']:.1f} KB",
+              f"{mixed.size['ratio']:.1f}× smaller than float", delta_color="off")
+    h2.caption("Outlined cells: the suggestion. Activations follow the settings above. The increases were measured "
+               "one layer at a time on the validation windows; together, on the test windows, they need not add up "
+               "exactly.")
 
 
 def report_table(report: list[dict], download: dict) -> None:
@@ -415,6 +491,34 @@ def about() -> None:
     st.caption("Published figures are ImageNet results on large networks; ours are small networks on small data sets. "
                "Compare the shape (at 4 bits, training with the rounding in the loop is what rescues accuracy), not "
                "the digits.")
+
+
+def lm_metrics_row(res: Quantized, base: FloatSummary, sm: QuantSummary, cfg: QuantConfig, ch: Choices) -> None:
+    """A language model's headline numbers: bits per character of the float and the quantized model on the same
+    test windows, each ± 1 standard error over the windows, the change paired window by window (whose standard
+    error is far smaller: each window's own difficulty cancels), size and compression."""
+    f, q = base.lm, res.lm
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Float bits / char", f"{f.bpc:.3f}",
+              help=f"The trained GPT on the {f.windows:,} held-out test windows: {f.bpc:.3f} ± {f.se:.3f} bits per "
+                   "character (1 s.e. over the windows). Lower is better.")
+    m2.metric("Quantized bits / char", f"{q.bpc:.3f}", f"{q.diff:+.3f}",
+              delta_color="off" if q.outcome == "no difference" else "inverse",
+              help=f"The fake-quantized GPT on the same windows, {q.bpc:.3f} ± {q.se:.3f}. The change from float is "
+                   f"{q.diff:+.4f} ± {q.diff_se:.4f} bits per character (1 s.e. of the paired difference)"
+                   + ("; within noise (grey)." if q.outcome == "no difference" else ", beyond 2 standard errors."))
+    m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
+              help="Linear weights at their bit width + scales, zero points and biases; float32 for the embeddings "
+                   "(the tied output head reads them), the LayerNorms and anything not quantized.")
+    m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
+    verdict = ("within the noise of these windows" if q.outcome == "no difference"
+               else f"beyond 2 standard errors: measurably {q.outcome}")
+    st.caption(f"Current setting: {describe(cfg)} · {ch.caption()}. Bits per character on the {f.windows:,} test "
+               f"windows (± 1 s.e.): float {f.bpc:.3f} ± {f.se:.3f}, quantized {q.bpc:.3f} ± {q.se:.3f}; the change, "
+               f"paired window by window, is {q.diff:+.4f} ± {q.diff_se:.4f}, {verdict}. Next character right: "
+               f"{res.metrics.accuracy:.2%} (float {base.metrics.accuracy:.2%}). Every Linear layer of the blocks "
+               "is quantized (weights, and with activations its input); the embeddings, which the tied output head "
+               "reads too, the LayerNorms and attention's softmax stay float32.")
 
 
 def metrics_row(sm: QuantSummary, cfg: QuantConfig, ch: Choices, n_test: int, dataset_name: str) -> None:
