@@ -218,3 +218,18 @@ def test_sensitivity_scan_and_sweep_read_bits_per_character(small, pydoc):
     assert [r["bits"] for r in sweep] == [2, 8] and all({"bpc", "bpc_se", "accuracy", "kb"} <= r.keys()
                                                          for r in sweep)
     assert sweep[0]["kb"] < sweep[1]["kb"]
+
+
+def test_one_pass_gives_the_paired_score_and_evaluate_s_metrics(small, pydoc):
+    """What the page shows on the GPT comes from one pass over the test windows; it equals ``score`` (paired with
+    float) and ``train.evaluate`` computed apart."""
+    from compress_core.lm.variants import score, score_with_metrics
+    from compress_core.train import evaluate
+
+    few = replace(pydoc, x_test=pydoc.x_test[:40], y_test=pydoc.y_test[:40])
+    q = quantize_model(small, QuantConfig(weight_bits=4), pydoc.x_train[:8])
+    ref, ref_w = score(small, few)
+    s, w, m = score_with_metrics(q, few, ref_w, "q")
+    assert s == score(q, few, ref_w, "q")[0]
+    e = evaluate(q, few.x_test, few.y_test)
+    assert m.accuracy == e.accuracy and m.loss == pytest.approx(e.loss, rel=1e-6)

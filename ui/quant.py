@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 from torch import nn
 
-from compress_core.lm.variants import Score, score
+from compress_core.lm.variants import Score, score_with_metrics
 from compress_core.quant import (
     METHOD_LABELS,
     METHODS,
@@ -189,9 +189,12 @@ def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
 
 
 def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
-    lm = score(q, ds, float_summary(sel).windows, "quantized")[0] if ds.kind == "text" else None
-    return Quantized(model=q, metrics=evaluate(q, ds.x_test, ds.y_test), size=model_size(q),
-                     report=layer_report(q, calib), history=history, lm=lm)
+    if ds.kind == "text":  # one pass over the test windows gives bits per character and next-character accuracy
+        lm, _, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
+    else:
+        lm, metrics = None, evaluate(q, ds.x_test, ds.y_test)
+    return Quantized(model=q, metrics=metrics, size=model_size(q), report=layer_report(q, calib), history=history,
+                     lm=lm)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
@@ -351,8 +354,11 @@ def float_summary(sel: Selection) -> FloatSummary:
     def compute() -> FloatSummary:
         m = baseline_of(sel).model
         ds = dataset(sel.dataset, sel.seed)
-        lm, windows = score(m, ds, key="float") if ds.kind == "text" else (None, None)
-        return FloatSummary(metrics=evaluate(m, ds.x_test, ds.y_test), size=model_size(m), lm=lm, windows=windows)
+        if ds.kind == "text":
+            lm, windows, metrics = score_with_metrics(m, ds, key="float")
+        else:
+            lm, windows, metrics = None, None, evaluate(m, ds.x_test, ds.y_test)
+        return FloatSummary(metrics=metrics, size=model_size(m), lm=lm, windows=windows)
 
     return _FLOAT.get(sel, compute)
 
