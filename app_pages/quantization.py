@@ -4,8 +4,6 @@ Controls and cached work live in ui/quant.py; quantization, calibration, QAT and
 compress_core.quant (report: the config, summaries, the widest channel, per-tensor vs per-channel SQNR);
 figures from compress_core.viz.quant.
 """
-from dataclasses import replace
-
 import pandas as pd
 import streamlit as st
 
@@ -164,8 +162,7 @@ def live_view():
         st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
                    "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
     if text and ch.mode == "qat":
-        st.info(cache.QAT_ON_GPT, icon="ℹ️")
-        ch = replace(ch, mode="ptq")
+        st.caption(cache.QAT_ON_GPT)
     if ch.method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
     try:
@@ -180,7 +177,9 @@ def live_view():
         cache.lm_metrics_row(res, float_info, sm, cfg, ch)
     else:
         cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
-    if ch.mode == "qat":
+    if ch.mode == "qat" and text:
+        cache.lm_qat_panel(sel, ch, res, cfg.to_json())
+    elif ch.mode == "qat":
         cache.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
                        help="Which layer's numbers the grid and per-channel views show.")

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 from torch import nn
 
-from compress_core.lm.variants import Score, score_with_metrics
+from compress_core.lm.variants import Score, paired_score, score_with_metrics
 from compress_core.quant import (
     METHOD_LABELS,
     METHODS,
@@ -160,6 +160,7 @@ class Quantized:
     report: list[dict]
     history: History | None = None  # QAT only
     lm: Score | None = None  # a language model: bits per character on the test windows, paired with float's
+    windows: np.ndarray | None = None  # … and each test window's, to pair QAT with PTQ and with its control
 
 
 def _parts(sel: Selection, calib_size: int):
@@ -190,11 +191,11 @@ def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
 
 def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
     if ds.kind == "text":  # one pass over the test windows gives bits per character and next-character accuracy
-        lm, _, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
+        lm, windows, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
     else:
-        lm, metrics = None, evaluate(q, ds.x_test, ds.y_test)
+        lm, windows, metrics = None, None, evaluate(q, ds.x_test, ds.y_test)
     return Quantized(model=q, metrics=metrics, size=model_size(q), report=layer_report(q, calib), history=history,
-                     lm=lm)
+                     lm=lm, windows=windows)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
@@ -208,8 +209,9 @@ def qat(sel: Selection, cfg_json: str, calib_size: int, epochs: int, lsq: bool) 
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
+            what = "next character right (validation)" if ds.kind == "text" else "validation accuracy"
             report(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
-                   f"epoch {rec['epoch']:.0f}/{epochs}, validation accuracy {rec['val_acc']:.1%}")
+                   f"epoch {rec['epoch']:.0f}/{epochs}, {what} {rec['val_acc']:.1%}")
 
         q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(sel, epochs), calibration_data=calib,
                                               lsq=lsq, seed=sel.seed, callback=cb)
@@ -296,6 +298,57 @@ def qat_panel(sel: Selection, ch: Choices, res: Quantized, quantized_acc: float,
                    "(best validation accuracy; 0 would mean the PTQ start was never beaten).")
 
 
+def lm_qat_control(sel: Selection, epochs: int) -> tuple[Score, np.ndarray] | None:
+    """A language model's fair reference for QAT: the float GPT fine-tuned exactly as QAT fine-tunes
+    (``quant.float_control``), scored in bits per character on the test windows (paired with the baseline) and each
+    window's; on the heavy-run pool, cached per (baseline, epochs); None if cancelled."""
+    def compute(report):
+        b, ds, _ = _parts(sel, 0)
+        net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
+                               callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
+                                                           f"epoch {rec['epoch']:.0f}/{epochs}"))
+        lm, windows, _ = score_with_metrics(net, ds, float_summary(sel).windows, "control")
+        return lm, windows
+
+    return jobs.run(_CONTROL, (sel, epochs, "bits per character"), compute,
+                    "Control: the float model, same extra training", "q_cancel_control")
+
+
+def _bpc_gap(a: Score, what: str) -> str:
+    """E.g. "0.012 ± 0.004 bits per character lower (better) than PTQ, beyond 2 standard errors"."""
+    verdict = ("within the noise of these windows" if a.outcome == "no difference"
+               else "beyond 2 standard errors")
+    return (f"**{a.diff:+.4f} ± {a.diff_se:.4f}** bits per character against {what} (1 s.e. of the difference, paired "
+            f"window by window; negative = QAT better), {verdict}")
+
+
+def lm_qat_panel(sel: Selection, ch: Choices, res: Quantized, cfg_json: str) -> None:
+    """``qat_panel`` for a language model: the fair comparison and PTQ of the same setting in bits per character,
+    each difference paired over the same test windows, and QAT's training curve."""
+    fair = lm_qat_control(sel, ch.epochs)
+    if fair is not None:
+        c = paired_score(res.windows, fair[1], "qat")
+        st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float GPT fine-tuned the same way "
+                f"(same schedule, seed and best-validation rule, no quantization) scores **{fair[0].bpc:.3f}** bits "
+                f"per character; the QAT model {res.lm.bpc:.3f}: "
+                + _bpc_gap(c, "it") + ". Compare with this one, not with the baseline.", icon="⚖️")
+    try:
+        p = ptq(sel, cfg_json, ch.calib)
+    except ValueError:
+        p = None
+    if p is not None:
+        c = paired_score(res.windows, p.windows, "qat")
+        st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {p.lm.bpc:.3f} bits per "
+                f"character: QAT is " + _bpc_gap(c, "PTQ") + ".", icon="⚖️")
+    hist = res.history
+    with st.expander("QAT's training curve", expanded=False):
+        st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
+                        key="q_qat_curve")
+        st.caption(f"QAT ran {hist.iterations} steps and kept the state after step {hist.best_iteration} (best "
+                   "next-character accuracy on the validation windows; 0 would mean the PTQ start was never beaten). "
+                   "Accuracy here is the next character's.")
+
+
 def curve(sel: Selection, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
           lsq: bool = True, name: str = "") -> list[dict] | None:
     """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting, computed
@@ -363,11 +416,9 @@ def float_summary(sel: Selection) -> FloatSummary:
     return _FLOAT.get(sel, compute)
 
 
-QAT_ON_GPT = ("**QAT on the GPT is not run on this page.** Quantization-aware training fine-tunes the whole GPT "
-              "with the rounding in the loop, about a minute per epoch on one core, and its fair comparison needs a "
-              "second run of the float model: `compress_core.quant.quantization_aware_training` does it from Python "
-              "(tested on the GPT). Here the GPT is quantized after training (PTQ); the curves and the scan below "
-              "are PTQ too.")
+QAT_ON_GPT = ("QAT fine-tunes the whole GPT with the rounding in the loop (every Linear's weight and input): about a "
+              "minute per epoch of the built-in GPT on one core, and as long again for its fair reference, the float "
+              "GPT given the same fine-tuning. Both run once per setting on the heavy-run pool and are then cached.")
 
 
 def lm_curves(sel: Selection, cfg: QuantConfig, ch: Choices, sm: QuantSummary, res: Quantized,
