@@ -152,7 +152,7 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
 
 @st.fragment
 def live_view():
-    ch = cache.controls()
+    ch = cache.controls(text)
     try:
         cfg = ch.config()
     except ValueError as e:

@@ -10,7 +10,7 @@
    the test set + compute what the data charts draw (histogram, levels, staircase, per-tensor range):
    ``slider_ms_*``, target median ≤ 50 ms. Building the three Plotly figures on top is reported separately
    (``slider_with_figures_ms_*``): Plotly's validation of every figure costs tens of ms on its own.
-5. The Quantization page on the tiny GPT (pydoc·gpt, every Linear of its blocks quantized, 32 calibration windows):
+5. The Quantization page on the tiny GPT (pydoc·gpt, every Linear of its blocks quantized, 64 calibration windows):
    bits per character of W8A8, W4A8 and W2 (weights only) against float on the test windows, and a bit-width move
    as the page makes it (re-quantize + one pass over the 363 test windows + size + per-layer report + the grid's
    data for ``block1.attn.q``): ``gpt_slider_ms_median`` / ``_p95``. ``--gpt-only`` runs this part alone.
@@ -88,7 +88,7 @@ def slider_step(model, ds, cfg: QuantConfig) -> tuple[float, float]:
     return 1000 * (t1 - t0), 1000 * (t2 - t1)
 
 
-GPT_CALIB = 32  # windows: what the browser and AppTest tests open the page with (the page's default is 256)
+GPT_CALIB = 64  # windows of 64 characters: the page's default on the GPT (ui.quant.GPT_CALIB)
 
 
 def gpt_step(model, ds, cfg: QuantConfig) -> float:

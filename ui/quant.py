@@ -67,6 +67,7 @@ MODES = {"ptq": "PTQ (post-training)", "qat": "QAT (fine-tune)"}
 SCHEMES = ["symmetric", "asymmetric"]
 GRANULARITIES = ["per tensor", "per channel"]
 PERCENTILES = [99.0, 99.9, 99.99, 99.999]
+GPT_CALIB = 64  # windows of 64 characters (4,096 rows a layer): a bit-width move re-quantizes and reports on them
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,9 @@ class Choices:
                 f"{MODES[self.mode]}")
 
 
-def controls() -> Choices:
-    """Draw the bit width, scheme, granularity, calibration, target and mode controls (seeded from the URL)."""
+def controls(text: bool = False) -> Choices:
+    """Draw the bit width, scheme, granularity, calibration, target and mode controls (seeded from the URL); on a
+    language model (``text``) calibration starts from ``GPT_CALIB`` windows."""
     c1, c2, c3 = st.columns([2, 1, 1])
     bits = url_widget(c1.select_slider, "q_bits", 8, "Bit width", BITS, cast=int, allowed=BITS,
                       help="Bits per stored number: 2^b levels. 8 is the industry standard; 16 is nearly lossless.")
@@ -132,10 +134,12 @@ def controls() -> Choices:
         narrow = url_widget(a1.toggle, "q_narrow", False, "Narrow range (weights)", cast=to_bool,
                             help="Drop the lowest code (−127..127 at 8 bits) so the symmetric grid is exactly "
                                  "symmetric.")
-        calib = url_widget(a2.slider, "q_calib", 256, "Calibration examples", 1, 1024, cast=int,
-                           check=lambda v: 1 <= v <= 1024,
+        calib = url_widget(a2.slider, "q_calib", GPT_CALIB if text else 256, "Calibration examples", 1, 1024,
+                           cast=int, check=lambda v: 1 <= v <= 1024,
                            help="Training inputs used to observe activation ranges. Krishnamoorthi (2018): ~100 "
-                                "batches suffice.")
+                                "batches suffice." + (f" On the GPT an example is a window of 64 characters: "
+                                                      f"{GPT_CALIB} windows are {GPT_CALIB * 64:,} positions, each "
+                                                      "a row of every Linear's input." if text else ""))
         pct = url_widget(a2.select_slider, "q_pct", 99.99, "Percentile", PERCENTILES, cast=float,
                          allowed=PERCENTILES,
                          help="For the percentile method: the range keeps this share of values; the tails are "
