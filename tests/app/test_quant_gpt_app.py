@@ -110,3 +110,11 @@ def test_the_integer_inference_page_still_refuses_the_gpt_clearly():
     at = open_app("app_pages/integer.py", GPT)
     assert not at.exception
     assert any("Integer inference" in i.value and "works on the classifiers" in i.value for i in at.info)
+
+
+def test_the_gpt_calibrates_on_64_windows_unless_the_link_says_otherwise():
+    at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt"})
+    assert not at.exception and not at.error
+    assert at.slider(key="q_calib").value == 64
+    assert "64 windows are 4,096 positions" in at.slider(key="q_calib").help
+    assert "calibration on 64 examples" in next(c.value for c in at.caption if c.value.startswith("Current setting"))
