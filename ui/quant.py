@@ -455,8 +455,8 @@ def lm_mixed_precision(sel: Selection, cfg: QuantConfig, ch: Choices, base: Floa
                           "windows) is within this budget ÷ number of layers.")
     suggestion = suggest_bits(rows, tol)
     h1, h2 = st.columns([3, 2])
-    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Change in validation bits per character "
-                                             "(positive = worse), only that layer's weights quantized"),
+    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Validation bits/char change, one layer "
+                                             "quantized (+ = worse)"),
                     key="q_sens_fig")
     try:
         mixed = ptq(sel, mixed_config(cfg, suggestion).to_json(), ch.calib)

@@ -59,6 +59,8 @@ def test_quantization_page_controls_on_the_gpt(server_url, page):
         open_tab(page, label)
         expect_at_least(charts(page), n, timeout=180_000)  # the scan runs once on the heavy-run pool
         assert_no_exception(page)
+        if label in ("Error per layer", "Mixed precision"):
+            screenshot(page, "quantization_gpt_" + label.split()[0].lower())
     open_tab(page, "Accuracy vs bits and size")
     expect(charts(page).first).to_contain_text("Bits per character vs bit width", timeout=120_000)
     screenshot(page, "quantization_gpt_curves")
