@@ -7,26 +7,24 @@ figures from compress_core.viz.quant.
 import pandas as pd
 import streamlit as st
 
+from compress_core.layer_inputs import layers_of
 from compress_core.quant import QuantConfig, quant_layers, suggest_bits
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
 from compress_core.viz import quant as qviz
 from ui import quant as cache
 from ui.loaders import baseline, dataset
-from ui.sidebar import classifier_page, lesson_switch, selection
+from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 
 sel = selection()
-classifier_page(sel, "Quantization", "its quantized model replaces each Linear and Conv layer of a plain stack of "
-                "layers and calibrates the activations between them, and a transformer's Linear "
-                "layers sit inside attention and MLP blocks.", "q_classic")
 ds = dataset(sel.dataset, sel.seed)
+text = ds.kind == "text"  # the GPT: bits per character, every nested Linear quantized (weights and inputs)
 b = baseline(sel)
-key = sel.key
 n_test = len(ds.y_test)
 unit = qr.test_unit(sel.dataset)  # "image" or "example"
-float_info = cache.float_summary(key)
-layer_names = [n for n, m in b.model.named_children() if hasattr(m, "weight")]
+float_info = cache.float_summary(sel)
+layer_names = [n for n, _ in layers_of(b.model)]  # nested ones too: block1.attn.q, block1.mlp.fc, …
 
 st.title("🔢 Quantization")
 st.markdown("Store every weight and activation as a small integer **q** with a shared scale **S** and zero point "
@@ -82,23 +80,25 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
 
 
 def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
-    report = res["report"]
+    report = res.report
     st.plotly_chart(qviz.layer_errors(report, title="Quantization error of every quantized tensor"), key="q_err_fig")
     cache.report_table(report, {
         "selection": sel.as_query(), "config": cfg.to_dict(), "mode": ch.mode, "calibration_examples": ch.calib,
         "float_accuracy": sm.float_accuracy, "quantized_accuracy": sm.accuracy, "size_kb": sm.kb,
         "float_kb": sm.float_kb, "layers": report})
     if ds.kind == "points":
-        cache.decision_boundaries(ds, b.model, res["model"], f"Quantized ({qr.describe(cfg)})")
+        cache.decision_boundaries(ds, b.model, res.model, f"Quantized ({qr.describe(cfg)})")
 
 
-def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
+def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary, res: cache.Quantized) -> None:
+    if text:
+        return cache.lm_curves(sel, cfg, ch, sm, res, float_info)
     with_qat = url_widget(st.toggle, "q_qatcurve", True,
                           "Include the QAT curve (fine-tunes one model per bit width, then cached)", cast=to_bool)
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
-    series = cache.curves(key, plan, ch)
+    series = cache.curves(sel, plan, ch)
     current = {"bits": ch.bits, "accuracy": sm.accuracy, "kb": sm.kb}
-    fair = cache.qat_control(key, cache.QAT_CURVE_EPOCHS) if with_qat else None
+    fair = cache.qat_control(sel, cache.QAT_CURVE_EPOCHS) if with_qat else None
     k1, k2 = st.columns(2)
     k1.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
                                                           title="Test accuracy vs bit width",
@@ -122,8 +122,10 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
 
 def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
     st.markdown("**Which layers tolerate fewer bits?**")
+    if text:
+        return cache.lm_mixed_precision(sel, cfg, ch, float_info)
     with st.spinner("Scanning each layer at 2–8 bits…"):
-        rows = cache.scan(key, qr.scan_config(cfg).to_json(), ch.calib)
+        rows = cache.scan(sel, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
                      cast=float, check=lambda v: 0.1 <= v <= 10.0,
                      help="Each layer gets the fewest bits whose own loss is within this budget ÷ number of layers, "
@@ -134,11 +136,11 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
                                              "(points, negative = worse), only that layer's weights quantized"),
                     key="q_sens_fig")
     try:
-        mixed = cache.ptq(key, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
+        mixed = cache.ptq(sel, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
     except ValueError as e:
         h2.error(f"The suggested mix cannot be built: {e}")
         return
-    ms = qr.summarize(float_info["metrics"], float_info["size"], mixed["metrics"], mixed["size"], n_test)
+    ms = qr.summarize(float_info.metrics, float_info.size, mixed.metrics, mixed.size, n_test)
     h2.dataframe(pd.DataFrame([{"layer": n, "suggested bits": bb} for n, bb in suggestion]), hide_index=True)
     h2.metric("Mixed-precision accuracy (test)", f"{ms.accuracy:.2%}", f"{ms.accuracy_delta_pts:+.2f} pts vs float",
               delta_color="off" if ms.vs_float.within_noise else "normal",
@@ -150,7 +152,7 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
 
 @st.fragment
 def live_view():
-    ch = cache.controls()
+    ch = cache.controls(text)
     try:
         cfg = ch.config()
     except ValueError as e:
@@ -159,25 +161,32 @@ def live_view():
     if ch.bits == 1:
         st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
                    "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
+    if text and ch.mode == "qat":
+        st.caption(cache.QAT_ON_GPT)
     if ch.method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
     try:
-        res = cache.quantized(key, cfg, ch)
+        res = cache.quantized(sel, cfg, ch)
     except ValueError as e:
         st.error(f"Cannot quantize this model: {e}")
         return
     if res is None:  # this session cancelled its QAT
         return
-    sm = qr.summarize(float_info["metrics"], float_info["size"], res["metrics"], res["size"], n_test)
-    cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
-    if ch.mode == "qat":
-        cache.qat_panel(key, ch, res, sm.accuracy, n_test, cfg.to_json())
+    sm = qr.summarize(float_info.metrics, float_info.size, res.metrics, res.size, n_test)
+    if text:
+        cache.lm_metrics_row(res, float_info, sm, cfg, ch)
+    else:
+        cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
+    if ch.mode == "qat" and text:
+        cache.lm_qat_panel(sel, ch, res, cfg.to_json())
+    elif ch.mode == "qat":
+        cache.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
                        help="Which layer's numbers the grid and per-channel views show.")
-    views = {"The grid": lambda: grid(cache.result_key(key, cfg, ch), res["model"], ch.calib, layer),
-             "Why per-channel helps": lambda: per_channel(res["model"], cfg, layer),
+    views = {"The grid": lambda: grid(cache.result_key(sel, cfg, ch), res.model, ch.calib, layer),
+             "Why per-channel helps": lambda: per_channel(res.model, cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
-             "Accuracy vs bits and size": lambda: curves(cfg, ch, sm),
+             "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}
     view_tabs("q_view", views)  # only the open tab runs
 

@@ -10,12 +10,16 @@
    the test set + compute what the data charts draw (histogram, levels, staircase, per-tensor range):
    ``slider_ms_*``, target median ≤ 50 ms. Building the three Plotly figures on top is reported separately
    (``slider_with_figures_ms_*``): Plotly's validation of every figure costs tens of ms on its own.
+5. The Quantization page on the tiny GPT (pydoc·gpt, every Linear of its blocks quantized, 64 calibration windows):
+   bits per character of W8A8, W4A8 and W2 (weights only) against float on the test windows, and a bit-width move
+   as the page makes it (re-quantize + one pass over the 363 test windows + size + per-layer report + the grid's
+   data for ``block1.attn.q``): ``gpt_slider_ms_median`` / ``_p95``. ``--gpt-only`` runs this part alone.
 
 Prints one JSON line per measurement; the last line is one JSON object with ``int8_max_drop_pts``,
 ``w4_per_channel_drop_pts``, ``ptq_2bit_acc``, ``qat_2bit_acc``, ``ptq_3bit_acc``, ``qat_3bit_acc`` (objects
 keyed "dataset/model"), ``slider_ms_median`` and ``slider_ms_p95`` (plus ``slider_with_figures_ms_*`` and the details).
 
-Usage: python bench/bench_quant.py [--repeats 40] [--qat-epochs 5] [--threads N]
+Usage: python bench/bench_quant.py [--repeats 40] [--qat-epochs 5] [--threads N] [--gpt-only]
 """
 from __future__ import annotations
 
@@ -33,13 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from compress_core.baselines import get_baseline  # noqa: E402
 from compress_core.data import DATASETS, list_datasets, load_dataset  # noqa: E402
+from compress_core.lm.variants import score_with_metrics  # noqa: E402
 from compress_core.models import list_models  # noqa: E402
 from compress_core.quant import (  # noqa: E402
     QuantConfig,
     calibrate,  # noqa: E402
+    layer_report,
+    model_size,
     quantization_aware_training,  # noqa: E402
     quantize_model,
 )
+from compress_core.text import lm_metrics  # noqa: E402
 from compress_core.train import TrainConfig, evaluate  # noqa: E402
 from compress_core.viz import quant as qviz  # noqa: E402
 
@@ -80,6 +88,43 @@ def slider_step(model, ds, cfg: QuantConfig) -> tuple[float, float]:
     return 1000 * (t1 - t0), 1000 * (t2 - t1)
 
 
+GPT_CALIB = 64  # windows of 64 characters: the page's default on the GPT (ui.quant.GPT_CALIB)
+
+
+def gpt_step(model, ds, cfg: QuantConfig) -> float:
+    """One bit-width move on the GPT as the page computes it (ms): quantize, bits per character and next-character
+    accuracy in one pass over the test windows, size, the per-layer report, the grid's data of the first layer."""
+    t0 = time.perf_counter()
+    q = quantize_model(model, cfg, ds.x_train[:GPT_CALIB])
+    score_with_metrics(q, ds)
+    model_size(q)
+    layer_report(q, ds.x_train[:GPT_CALIB])
+    ql = q.get_submodule("block1.attn.q")
+    qp = qviz.channel_qparams(ql.weight_qparams, 0)
+    w0 = ql.weight.detach()[0]
+    qviz.grid_data(w0, qp)
+    qviz.staircase_data(qp, float(w0.min()), float(w0.max()))
+    return 1000 * (time.perf_counter() - t0)
+
+
+def gpt_part(repeats: int) -> dict:
+    b, ds = get_baseline("pydoc", "gpt"), load_dataset("pydoc")
+    model, calib = b.model, ds.x_train[:GPT_CALIB]
+    base = lm_metrics(model, ds)
+    out = {"gpt_float_bpc": round(base.bpc, 4), "gpt_float_bpc_se": round(base.bpc_se, 4)}
+    for name, cfg in (("w8a8", QuantConfig()), ("w4a8", QuantConfig(weight_bits=4, act_bits=8)),
+                      ("w2", QuantConfig(target="weights", weight_bits=2))):
+        out[f"gpt_{name}_bpc"] = round(lm_metrics(quantize_model(model, cfg, calib), ds).bpc, 4)
+    cfgs = [QuantConfig(weight_bits=bb, act_bits=8) for bb in (4, 3, 8, 2)]
+    for c in cfgs:  # warm-up
+        gpt_step(model, ds, c)
+    ms = [gpt_step(model, ds, cfgs[i % len(cfgs)]) for i in range(repeats)]
+    out.update(gpt_slider_ms_median=round(statistics.median(ms), 1), gpt_slider_ms_p95=round(pct(ms, 0.95), 1),
+               gpt_repeats=repeats, threads=torch.get_num_threads())
+    emit(out)
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
@@ -91,9 +136,13 @@ def main() -> None:
     ap.add_argument("--qat-epochs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (the app uses 1; 0 = torch's default)")
+    ap.add_argument("--gpt-only", action="store_true", help="only part 5, the Quantization page on the GPT")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.gpt_only:
+        gpt_part(max(4, args.repeats // 4))
+        return
 
     int8, w4, low = {}, {}, {f"{k}_{b}bit_acc": {} for k in ("ptq", "qat") for b in (2, 3)}
     for d, m in pairs():
@@ -148,6 +197,7 @@ def main() -> None:
         "slider_with_figures_ms_median": round(statistics.median(full), 1),
         "slider_with_figures_ms_p95": round(pct(full, 0.95), 1),
         "targets": {"int8_max_drop_pts": "<= 0.5", "w4_per_channel_drop_pts": "<= 2", "slider_ms_median": "<= 50"},
+        **gpt_part(max(4, args.repeats // 4)),
     }
     print(json.dumps(summary), flush=True)
 

@@ -53,13 +53,13 @@ def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epo
     Returns None if this session cancelled the QAT. Raises ValueError (``ConversionError`` included) with a
     message naming the layer.
     """
-    res = (qcache.qat(sel.key, cfg_json, calib_size, epochs, lsq) if mode == "qat"
-           else qcache.ptq(sel.key, cfg_json, calib_size))
+    res = (qcache.qat(sel, cfg_json, calib_size, epochs, lsq) if mode == "qat"
+           else qcache.ptq(sel, cfg_json, calib_size))
     if res is None:
         return None
 
     def compute() -> dict:
-        qmodel, ds = res["model"], dataset(sel.dataset, sel.seed)
+        qmodel, ds = res.model, dataset(sel.dataset, sel.seed)
         program = to_integer(qmodel, ds.input_shape, headroom=headroom)
         return {"key": key, "qmodel": qmodel, "program": program, "summary": layer_summary(program),
                 "bytes": model_bytes(program),
@@ -117,7 +117,7 @@ def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: b
     if res is None:  # this session cancelled its QAT
         st.stop()
     if mode == "qat":
-        fair = qcache.qat_control(sel.key, QAT_EPOCHS)
+        fair = qcache.qat_control(sel, QAT_EPOCHS)
         if fair is not None:
             st.info(f"**Fair comparison.** The QAT model had {QAT_EPOCHS} more epochs of training; the float model "
                     f"fine-tuned the same way scores **{fair.accuracy:.2%}** (the float accuracy below is the "

@@ -1,18 +1,22 @@
 """Streamlit glue for the Quantization page: its URL-bound controls and the cached work behind it
 (PTQ/QAT models, bit-width sweeps, sensitivity scans).
 
-Every cache key is the sidebar selection (``Selection.key``) plus a frozen ``QuantConfig`` as JSON (and the
-few plain values a run adds: calibration examples, epochs), so Streamlit can hash it; results are shared
-across sessions and must never be changed in place.
+Every cache key is the sidebar's frozen ``Selection`` plus a frozen ``QuantConfig`` as JSON (and the
+few plain values a run adds: calibration examples, epochs), in ``ui.memo.Memo``s; results are frozen
+``Quantized`` / ``FloatSummary`` objects shared across sessions and must never be changed in place. An ended
+upload session's entries are dropped by ``memo.forget_everywhere`` (the selection's repr names the upload).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+from torch import nn
 
+from compress_core.lm.variants import Score, paired_score, score_with_metrics
 from compress_core.quant import (
     METHOD_LABELS,
     METHODS,
@@ -25,19 +29,23 @@ from compress_core.quant import (
     model_size,
     quantization_aware_training,
     quantize_model,
+    suggest_bits,
 )
 from compress_core.quant.report import (
     CurvePlan,
     QuantSummary,
     compare_accuracies,
+    curve_plan,
     describe,
     layer_tensor,
     make_config,
+    mixed_config,
     noise_words,
+    scan_config,
     se_words,
     test_unit,
 )
-from compress_core.train import TrainConfig, evaluate
+from compress_core.train import History, Metrics, TrainConfig, evaluate
 from compress_core.viz import common as viz
 from compress_core.viz import quant as qviz
 
@@ -45,6 +53,7 @@ from . import jobs
 from .explain import explainer, gap_words, published
 from .loaders import baseline_of, dataset
 from .memo import Memo
+from .sidebar import Selection
 from .state import to_bool, url_widget
 
 CURVE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
@@ -58,6 +67,7 @@ MODES = {"ptq": "PTQ (post-training)", "qat": "QAT (fine-tune)"}
 SCHEMES = ["symmetric", "asymmetric"]
 GRANULARITIES = ["per tensor", "per channel"]
 PERCENTILES = [99.0, 99.9, 99.99, 99.999]
+GPT_CALIB = 64  # windows of 64 characters (4,096 rows a layer): a bit-width move re-quantizes and reports on them
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,9 @@ class Choices:
                 f"{MODES[self.mode]}")
 
 
-def controls() -> Choices:
-    """Draw the bit width, scheme, granularity, calibration, target and mode controls (seeded from the URL)."""
+def controls(text: bool = False) -> Choices:
+    """Draw the bit width, scheme, granularity, calibration, target and mode controls (seeded from the URL); on a
+    language model (``text``) calibration starts from ``GPT_CALIB`` windows."""
     c1, c2, c3 = st.columns([2, 1, 1])
     bits = url_widget(c1.select_slider, "q_bits", 8, "Bit width", BITS, cast=int, allowed=BITS,
                       help="Bits per stored number: 2^b levels. 8 is the industry standard; 16 is nearly lossless.")
@@ -123,10 +134,12 @@ def controls() -> Choices:
         narrow = url_widget(a1.toggle, "q_narrow", False, "Narrow range (weights)", cast=to_bool,
                             help="Drop the lowest code (−127..127 at 8 bits) so the symmetric grid is exactly "
                                  "symmetric.")
-        calib = url_widget(a2.slider, "q_calib", 256, "Calibration examples", 1, 1024, cast=int,
-                           check=lambda v: 1 <= v <= 1024,
+        calib = url_widget(a2.slider, "q_calib", GPT_CALIB if text else 256, "Calibration examples", 1, 1024,
+                           cast=int, check=lambda v: 1 <= v <= 1024,
                            help="Training inputs used to observe activation ranges. Krishnamoorthi (2018): ~100 "
-                                "batches suffice.")
+                                "batches suffice." + (f" On the GPT an example is a window of 64 characters: "
+                                                      f"{GPT_CALIB} windows are {GPT_CALIB * 64:,} positions, each "
+                                                      "a row of every Linear's input." if text else ""))
         pct = url_widget(a2.select_slider, "q_pct", 99.99, "Percentile", PERCENTILES, cast=float,
                          allowed=PERCENTILES,
                          help="For the percentile method: the range keeps this share of values; the tails are "
@@ -140,66 +153,88 @@ def controls() -> Choices:
                    epochs=int(epochs), act_symmetric=bool(act_sym))
 
 
-def _parts(key: tuple, calib_size: int):
-    name, _, seed, *_ = key
-    ds = dataset(name, seed)
-    return baseline_of(key), ds, ds.x_train[:calib_size]
+@dataclass(frozen=True, eq=False)
+class Quantized:
+    """One quantized result, shared by every session that asks for the same setting (never change it): the
+    fake-quantized model, its test metrics, ``model_size`` and ``layer_report``, and QAT's training history."""
+
+    model: nn.Module
+    metrics: Metrics
+    size: dict
+    report: list[dict]
+    history: History | None = None  # QAT only
+    lm: Score | None = None  # a language model: bits per character on the test windows, paired with float's
+    windows: np.ndarray | None = None  # … and each test window's, to pair QAT with PTQ and with its control
 
 
-def qat_schedule(key: tuple, epochs: int) -> TrainConfig:
+def _parts(sel: Selection, calib_size: int):
+    ds = dataset(sel.dataset, sel.seed)
+    return baseline_of(sel), ds, ds.x_train[:calib_size]
+
+
+def qat_schedule(sel: Selection, epochs: int) -> TrainConfig:
     """Fine-tuning recipe: the baseline's batch size, a few epochs, half its learning rate."""
-    train_json = key[3]
-    base = TrainConfig.from_dict(json.loads(train_json))
+    base = sel.train
     return TrainConfig(epochs=epochs, lr=base.lr / 2, batch_size=base.batch_size, optimizer=base.optimizer)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def ptq(key: tuple, cfg_json: str, calib_size: int) -> dict:
+# Shared between sessions, keyed by the ``Selection`` (whose repr names an upload's data set and weights' digest, so
+# ``memo.forget_everywhere`` drops an ended session's entries) plus the config as JSON: never changed in place.
+_PTQ, _SCAN, _FLOAT = Memo(64), Memo(16), Memo(16)
+
+
+def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
     """Post-training quantization of the selection's baseline: model, accuracy, size and per-layer report."""
-    b, ds, calib = _parts(key, calib_size)
-    cfg = QuantConfig.from_dict(json.loads(cfg_json))
-    q = quantize_model(b.model, cfg, calib)
-    return _summarise(q, ds, calib)
+    def compute() -> Quantized:
+        b, ds, calib = _parts(sel, calib_size)
+        cfg = QuantConfig.from_dict(json.loads(cfg_json))
+        return _summarise(sel, quantize_model(b.model, cfg, calib), ds, calib)
+
+    return _PTQ.get((sel, cfg_json, calib_size), compute)
 
 
-def _summarise(q, ds, calib) -> dict:
-    return {"model": q, "metrics": evaluate(q, ds.x_test, ds.y_test), "size": model_size(q),
-            "report": layer_report(q, calib)}
+def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
+    if ds.kind == "text":  # one pass over the test windows gives bits per character and next-character accuracy
+        lm, windows, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
+    else:
+        lm, windows, metrics = None, None, evaluate(q, ds.x_test, ds.y_test)
+    return Quantized(model=q, metrics=metrics, size=model_size(q), report=layer_report(q, calib), history=history,
+                     lm=lm, windows=windows)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
 
 
-def qat(key: tuple, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> dict | None:
+def qat(sel: Selection, cfg_json: str, calib_size: int, epochs: int, lsq: bool) -> Quantized | None:
     """Quantization-aware fine-tuning of the baseline on the heavy-run pool (cached per setting), its progress
     and a Cancel button drawn while it trains. None if this session cancelled it."""
-    def compute(report) -> dict:
-        b, ds, calib = _parts(key, calib_size)
-        seed = key[2]
+    def compute(report) -> Quantized:
+        b, ds, calib = _parts(sel, calib_size)
         cfg = QuantConfig.from_dict(json.loads(cfg_json))
 
         def cb(rec):
+            what = "next character right (validation)" if ds.kind == "text" else "validation accuracy"
             report(min(1.0, rec["iteration"] / max(rec["total_iterations"], 1)),
-                   f"epoch {rec['epoch']:.0f}/{epochs}, validation accuracy {rec['val_acc']:.1%}")
+                   f"epoch {rec['epoch']:.0f}/{epochs}, {what} {rec['val_acc']:.1%}")
 
-        q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(key, epochs), calibration_data=calib,
-                                              lsq=lsq, seed=seed, callback=cb)
-        return {**_summarise(q, ds, calib), "history": hist}
+        q, hist = quantization_aware_training(b.model, cfg, ds, qat_schedule(sel, epochs), calibration_data=calib,
+                                              lsq=lsq, seed=sel.seed, callback=cb)
+        return _summarise(sel, q, ds, calib, hist)
 
-    return jobs.run(_QAT, (key, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
+    return jobs.run(_QAT, (sel, cfg_json, calib_size, epochs, lsq), compute, "Quantization-aware training",
                     "q_cancel_qat")
 
 
-def quantized(key: tuple, cfg: QuantConfig, ch: Choices) -> dict | None:
+def quantized(sel: Selection, cfg: QuantConfig, ch: Choices) -> Quantized | None:
     """The PTQ or QAT result of ``cfg``; None if this session cancelled its QAT. Raises ValueError."""
     if ch.mode != "qat":
-        return ptq(key, cfg.to_json(), ch.calib)
-    return qat(key, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
+        return ptq(sel, cfg.to_json(), ch.calib)
+    return qat(sel, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
 
 
-def result_key(key: tuple, cfg: QuantConfig, ch: Choices) -> tuple:
-    """What names ``quantized(key, cfg, ch)``'s result: the arguments its cache is keyed on."""
-    return (key, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
+def result_key(sel: Selection, cfg: QuantConfig, ch: Choices) -> tuple:
+    """What names ``quantized(sel, cfg, ch)``'s result: the arguments its cache is keyed on."""
+    return (sel, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
 
 
 # A layer's values and its grid-over-staircase figure, per quantized result (and output channel): a bit-width
@@ -219,48 +254,47 @@ def grid_figure(rkey: tuple, view, layer: str, channel: int | None):
                                                                               title=view.label))
 
 
-def qat_control(key: tuple, epochs: int):
+def qat_control(sel: Selection, epochs: int):
     """Test metrics of the float baseline fine-tuned exactly as QAT fine-tunes (``quant.float_control``), on the
     heavy-run pool, cached per (baseline, epochs); None if cancelled."""
     def compute(report):
-        b, ds, _ = _parts(key, 0)
-        seed = key[2]
-        net, _ = float_control(b.model, ds, qat_schedule(key, epochs), seed=seed,
+        b, ds, _ = _parts(sel, 0)
+        net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
                                callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
                                                            f"epoch {rec['epoch']:.0f}/{epochs}"))
         return evaluate(net, ds.x_test, ds.y_test)
 
-    return jobs.run(_CONTROL, (key, epochs), compute, "Control: the float model, same extra training",
+    return jobs.run(_CONTROL, (sel, epochs), compute, "Control: the float model, same extra training",
                     "q_cancel_control")
 
 
-def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: int, cfg_json: str) -> None:
+def qat_panel(sel: Selection, ch: Choices, res: Quantized, quantized_acc: float, n_test: int, cfg_json: str) -> None:
     """QAT's own story: its training curve, which state was kept, the fair comparison with a float model
     given the same extra training, and PTQ of the same setting; each difference with its standard error and
     whether it is beyond the noise of the test set (``compare_accuracies``)."""
-    hist = res["history"]
-    fair = qat_control(key, ch.epochs)
+    hist = res.history
+    fair = qat_control(sel, ch.epochs)
     if fair is not None:
         c = compare_accuracies([quantized_acc], [fair.accuracy], n_test)
         st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
                 f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
                 f" the QAT model is {gap_words(100 * (quantized_acc - fair.accuracy))} it "
-                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(key[0])}s"
-                + (f"; within the noise of this test set: {noise_words(n_test, key[0])}" if c.within_noise
+                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(sel.dataset)}s"
+                + (f"; within the noise of this test set: {noise_words(n_test, sel.dataset)}" if c.within_noise
                    else "; beyond 2 standard errors")
                 + "). Compare with this one, not with the baseline.", icon="⚖️")
     try:
-        ptq_acc = ptq(key, cfg_json, ch.calib)["metrics"].accuracy
+        ptq_acc = ptq(sel, cfg_json, ch.calib).metrics.accuracy
     except ValueError:
         ptq_acc = None
     if ptq_acc is not None:
         c = compare_accuracies([quantized_acc], [ptq_acc], n_test)
-        verdict = (f"That is within the noise of this test set ({noise_words(n_test, key[0])}): no measurable "
+        verdict = (f"That is within the noise of this test set ({noise_words(n_test, sel.dataset)}): no measurable "
                    "difference." if c.within_noise else
                    f"That is beyond 2 standard errors: QAT is measurably {c.outcome}.")
         st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {ptq_acc:.2%} "
-                f"{se_words(ptq_acc, n_test, key[0])}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** (1 s.e. "
-                f"of the difference). {verdict}", icon="⚖️")
+                f"{se_words(ptq_acc, n_test, sel.dataset)}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** "
+                f"(1 s.e. of the difference). {verdict}", icon="⚖️")
     with st.expander("QAT's training curve", expanded=False):
         st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")
@@ -268,49 +302,178 @@ def qat_panel(key: tuple, ch: Choices, res: dict, quantized_acc: float, n_test: 
                    "(best validation accuracy; 0 would mean the PTQ start was never beaten).")
 
 
-def curve(key: tuple, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
+def lm_qat_control(sel: Selection, epochs: int) -> tuple[Score, np.ndarray] | None:
+    """A language model's fair reference for QAT: the float GPT fine-tuned exactly as QAT fine-tunes
+    (``quant.float_control``), scored in bits per character on the test windows (paired with the baseline) and each
+    window's; on the heavy-run pool, cached per (baseline, epochs); None if cancelled."""
+    def compute(report):
+        b, ds, _ = _parts(sel, 0)
+        net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
+                               callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
+                                                           f"epoch {rec['epoch']:.0f}/{epochs}"))
+        lm, windows, _ = score_with_metrics(net, ds, float_summary(sel).windows, "control")
+        return lm, windows
+
+    return jobs.run(_CONTROL, (sel, epochs, "bits per character"), compute,
+                    "Control: the float model, same extra training", "q_cancel_control")
+
+
+def _bpc_gap(a: Score, what: str) -> str:
+    """E.g. "0.012 ± 0.004 bits per character lower (better) than PTQ, beyond 2 standard errors"."""
+    verdict = ("within the noise of these windows" if a.outcome == "no difference"
+               else "beyond 2 standard errors")
+    return (f"**{a.diff:+.4f} ± {a.diff_se:.4f}** bits per character against {what} (1 s.e. of the difference, paired "
+            f"window by window; negative = QAT better), {verdict}")
+
+
+def lm_qat_panel(sel: Selection, ch: Choices, res: Quantized, cfg_json: str) -> None:
+    """``qat_panel`` for a language model: the fair comparison and PTQ of the same setting in bits per character,
+    each difference paired over the same test windows, and QAT's training curve."""
+    fair = lm_qat_control(sel, ch.epochs)
+    if fair is not None:
+        c = paired_score(res.windows, fair[1], "qat")
+        st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float GPT fine-tuned the same way "
+                f"(same schedule, seed and best-validation rule, no quantization) scores **{fair[0].bpc:.3f}** bits "
+                f"per character; the QAT model {res.lm.bpc:.3f}: "
+                + _bpc_gap(c, "it") + ". Compare with this one, not with the baseline.", icon="⚖️")
+    try:
+        p = ptq(sel, cfg_json, ch.calib)
+    except ValueError:
+        p = None
+    if p is not None:
+        c = paired_score(res.windows, p.windows, "qat")
+        st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {p.lm.bpc:.3f} bits per "
+                f"character: QAT is " + _bpc_gap(c, "PTQ") + ".", icon="⚖️")
+    hist = res.history
+    with st.expander("QAT's training curve", expanded=False):
+        st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
+                        key="q_qat_curve")
+        st.caption(f"QAT ran {hist.iterations} steps and kept the state after step {hist.best_iteration} (best "
+                   "next-character accuracy on the validation windows; 0 would mean the PTQ start was never beaten). "
+                   "Accuracy here is the next character's.")
+
+
+def curve(sel: Selection, cfg_json: str, calib_size: int, kind: str, act_bits: int | None, epochs: int = 3,
           lsq: bool = True, name: str = "") -> list[dict] | None:
     """Accuracy and size vs bit width: kind "ptq_tensor", "ptq_channel" or "qat" (cached per setting, computed
     on the heavy-run pool). None if this session cancelled it."""
     def compute(report) -> list[dict]:
-        b, ds, calib = _parts(key, calib_size)
-        seed = key[2]
+        b, ds, calib = _parts(sel, calib_size)
         cfg = replace(QuantConfig.from_dict(json.loads(cfg_json)), per_channel=kind != "ptq_tensor")
         bits = QAT_CURVE_BITS if kind == "qat" else CURVE_BITS
-        return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(key, epochs) if kind == "qat" else None,
-                          lsq=lsq, act_bits=act_bits, seed=seed,
+        return bits_sweep(b.model, ds, cfg, bits, calib, qat=qat_schedule(sel, epochs) if kind == "qat" else None,
+                          lsq=lsq, act_bits=act_bits, seed=sel.seed,
                           callback=lambda f, *rest: report(f, rest[0] if rest else "sweeping bit widths"))
 
-    return jobs.run(_CURVES, (key, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute,
+    return jobs.run(_CURVES, (sel, cfg_json, calib_size, kind, act_bits, epochs, lsq), compute,
                     f"Sweeping bit widths: {name or kind}", f"q_cancel_curve_{kind}")
 
 
-def curves(key: tuple, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
+def curves(sel: Selection, plan: CurvePlan, ch: Choices) -> dict[str, list[dict]]:
     """Every curve of ``plan`` (legend name → rows); a cancelled one is left out."""
     series = {}
     for kind, name in plan.kinds:
-        rows = curve(key, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS, ch.lsq,
+        rows = curve(sel, plan.config_for(kind).to_json(), ch.calib, kind, plan.act_bits, QAT_CURVE_EPOCHS, ch.lsq,
                      name)
         if rows is not None:
             series[name] = rows
     return series
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def scan(key: tuple, cfg_json: str, calib_size: int) -> list[dict]:
-    """Per-layer sensitivity: validation accuracy with one layer's weights at each bit width."""
-    b, ds, calib = _parts(key, calib_size)
-    cfg = QuantConfig.from_dict(json.loads(cfg_json))
-    return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib)
+def scan(sel: Selection, cfg_json: str, calib_size: int, text: bool = False) -> list[dict] | None:
+    """Per-layer sensitivity: validation accuracy (a language model: bits per character) with one layer's weights at
+    each bit width. The GPT's scan (12 layers × 5 widths, a few seconds each) runs on the heavy-run pool with its
+    progress and a Cancel button (None if this session cancelled it); a classifier's is quick and runs here."""
+    def compute(report=None) -> list[dict]:
+        b, ds, calib = _parts(sel, calib_size)
+        cfg = QuantConfig.from_dict(json.loads(cfg_json))
+        return bits_sensitivity(b.model, ds, cfg, SCAN_BITS, calib,
+                                callback=(lambda f: report(f, "one layer at a time")) if report else None)
+
+    key = (sel, cfg_json, calib_size)
+    if text:
+        return jobs.run(_SCAN, key, compute, "Scanning each layer at 2–8 bits", "q_cancel_scan")
+    return _SCAN.get(key, compute)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def float_summary(key: tuple) -> dict:
-    b = baseline_of(key)
-    name, _, seed, *_ = key
-    ds = dataset(name, seed)
-    m = b.model
-    return {"metrics": evaluate(m, ds.x_test, ds.y_test), "size": model_size(m)}
+@dataclass(frozen=True, eq=False)
+class FloatSummary:
+    """The float baseline's test metrics and ``model_size`` (shared: never changed); a language model's bits per
+    character too, with each test window's (what every quantized result is paired with)."""
+
+    metrics: Metrics
+    size: dict
+    lm: Score | None = None
+    windows: np.ndarray | None = None
+
+
+def float_summary(sel: Selection) -> FloatSummary:
+    def compute() -> FloatSummary:
+        m = baseline_of(sel).model
+        ds = dataset(sel.dataset, sel.seed)
+        if ds.kind == "text":
+            lm, windows, metrics = score_with_metrics(m, ds, key="float")
+        else:
+            lm, windows, metrics = None, None, evaluate(m, ds.x_test, ds.y_test)
+        return FloatSummary(metrics=metrics, size=model_size(m), lm=lm, windows=windows)
+
+    return _FLOAT.get(sel, compute)
+
+
+QAT_ON_GPT = ("QAT fine-tunes the whole GPT with the rounding in the loop (every Linear's weight and input): about a "
+              "minute per epoch of the built-in GPT on one core, and as long again for its fair reference, the float "
+              "GPT given the same fine-tuning. Both run once per setting on the heavy-run pool and are then cached.")
+
+
+def lm_curves(sel: Selection, cfg: QuantConfig, ch: Choices, sm: QuantSummary, res: Quantized,
+              base: FloatSummary) -> None:
+    """A language model's bit-width sweeps (PTQ per tensor and per channel): bits per character against bit width
+    and size, each point ± 1 standard error over the test windows."""
+    plan = curve_plan(cfg, ch.keep_act8, False)
+    series = curves(sel, plan, ch)
+    current = {"bits": ch.bits, "bpc": res.lm.bpc, "kb": sm.kb}
+    k1, k2 = st.columns(2)
+    k1.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "bits", current, title="Bits per character vs bit width"),
+                    key="q_curve_bits")
+    k2.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "kb", current, float_kb=sm.float_kb,
+                                    title="Bits per character vs model size"), key="q_curve_kb")
+    st.caption(f"Each point quantizes every Linear layer of the GPT at that bit width with the settings above "
+               f"({plan.activation_note}); the embeddings, LayerNorms and the tied head stay float. Lower is better; "
+               f"the dashed line is the float model, the star the current setting. Error bars: ± 1 standard error "
+               f"over the {base.lm.windows:,} test windows. QAT curves are drawn for the classifiers only: on the "
+               "GPT each point would fine-tune the whole model.")
+
+
+def lm_mixed_precision(sel: Selection, cfg: QuantConfig, ch: Choices, base: FloatSummary) -> None:
+    """A language model's per-layer scan in bits per character, the suggested mix and what it scores."""
+    rows = scan(sel, scan_config(cfg).to_json(), ch.calib, text=True)
+    if rows is None:
+        return
+    tol = url_widget(st.slider, "q_tol_bpc", 0.05, "Bits per character you are willing to lose", 0.01, 0.5,
+                     step=0.01, cast=float, check=lambda v: 0.01 <= v <= 0.5,
+                     help="Each layer gets the fewest bits whose own increase in bits per character (validation "
+                          "windows) is within this budget ÷ number of layers.")
+    suggestion = suggest_bits(rows, tol)
+    h1, h2 = st.columns([3, 2])
+    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Validation bits/char change, one layer "
+                                             "quantized (+ = worse)"),
+                    key="q_sens_fig")
+    try:
+        mixed = ptq(sel, mixed_config(cfg, suggestion).to_json(), ch.calib)
+    except ValueError as e:
+        h2.error(f"The suggested mix cannot be built: {e}")
+        return
+    h2.dataframe(pd.DataFrame([{"layer": n, "suggested bits": bb} for n, bb in suggestion]), hide_index=True)
+    q = mixed.lm
+    h2.metric("Mixed-precision bits / char (test)", f"{q.bpc:.3f}", f"{q.diff:+.3f} vs float",
+              delta_color="off" if q.outcome == "no difference" else "inverse",
+              help=f"± {q.se:.3f} (1 s.e. over the windows); the change from float, paired window by window, is "
+                   f"{q.diff:+.4f} ± {q.diff_se:.4f}. Grey: within noise.")
+    h2.metric("Mixed-precision size", f"{mixed.size['kb']:.1f} KB",
+              f"{mixed.size['ratio']:.1f}× smaller than float", delta_color="off")
+    h2.caption("Outlined cells: the suggestion. Activations follow the settings above. The increases were measured "
+               "one layer at a time on the validation windows; together, on the test windows, they need not add up "
+               "exactly.")
 
 
 def report_table(report: list[dict], download: dict) -> None:
@@ -389,6 +552,34 @@ def about() -> None:
     st.caption("Published figures are ImageNet results on large networks; ours are small networks on small data sets. "
                "Compare the shape (at 4 bits, training with the rounding in the loop is what rescues accuracy), not "
                "the digits.")
+
+
+def lm_metrics_row(res: Quantized, base: FloatSummary, sm: QuantSummary, cfg: QuantConfig, ch: Choices) -> None:
+    """A language model's headline numbers: bits per character of the float and the quantized model on the same
+    test windows, each ± 1 standard error over the windows, the change paired window by window (whose standard
+    error is far smaller: each window's own difficulty cancels), size and compression."""
+    f, q = base.lm, res.lm
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Float bits / char", f"{f.bpc:.3f}",
+              help=f"The trained GPT on the {f.windows:,} held-out test windows: {f.bpc:.3f} ± {f.se:.3f} bits per "
+                   "character (1 s.e. over the windows). Lower is better.")
+    m2.metric("Quantized bits / char", f"{q.bpc:.3f}", f"{q.diff:+.3f}",
+              delta_color="off" if q.outcome == "no difference" else "inverse",
+              help=f"The fake-quantized GPT on the same windows, {q.bpc:.3f} ± {q.se:.3f}. The change from float is "
+                   f"{q.diff:+.4f} ± {q.diff_se:.4f} bits per character (1 s.e. of the paired difference)"
+                   + ("; within noise (grey)." if q.outcome == "no difference" else ", beyond 2 standard errors."))
+    m3.metric("Model size", f"{sm.kb:.1f} KB", f"{sm.kb_delta:+.1f} KB", delta_color="inverse",
+              help="Linear weights at their bit width + scales, zero points and biases; float32 for the embeddings "
+                   "(the tied output head reads them), the LayerNorms and anything not quantized.")
+    m4.metric("Compression", f"{sm.ratio:.1f}×", help=f"Float32 model: {sm.float_kb:.1f} KB.")
+    verdict = ("within the noise of these windows" if q.outcome == "no difference"
+               else f"beyond 2 standard errors: measurably {q.outcome}")
+    st.caption(f"Current setting: {describe(cfg)} · {ch.caption()}. Bits per character on the {f.windows:,} test "
+               f"windows (± 1 s.e.): float {f.bpc:.3f} ± {f.se:.3f}, quantized {q.bpc:.3f} ± {q.se:.3f}; the change, "
+               f"paired window by window, is {q.diff:+.4f} ± {q.diff_se:.4f}, {verdict}. Next character right: "
+               f"{res.metrics.accuracy:.2%} (float {base.metrics.accuracy:.2%}). Every Linear layer of the blocks "
+               "is quantized (weights, and with activations its input); the embeddings, which the tied output head "
+               "reads too, the LayerNorms and attention's softmax stay float32.")
 
 
 def metrics_row(sm: QuantSummary, cfg: QuantConfig, ch: Choices, n_test: int, dataset_name: str) -> None:

@@ -35,14 +35,9 @@ def _forget_all(names: list[str]) -> None:
         return
     from compress_core.experiments.run import forget as forget_runs  # here: not on every page's start
 
-    from . import quant  # Streamlit's own caches cannot drop one key: empty the ones keyed by selection
-
-    for n in names:
+    for n in names:  # every Memo of the process (the Quantization page's caches included): this session's keys only
         forget_everywhere(n)
         forget_runs(n)
-
-    for cached in (quant.ptq, quant.scan, quant.float_summary):
-        cached.clear()
 
 
 def session_uploads() -> SessionUploads:

@@ -46,9 +46,10 @@ from ..quant.kv_cache import kv_quantizer
 from ..quant.smoothquant import smoothquant
 from ..quant.weight_only import quantize_weights
 from ..text import window_losses
+from ..train import Metrics
 
 __all__ = ["CALIB_WINDOWS", "Calibration", "Score", "Variant", "build", "calibrate", "fold_groups", "label",
-           "parse", "score", "window_bpc"]
+           "paired_score", "parse", "score", "score_with_metrics", "window_bpc"]
 
 CALIB_WINDOWS = 128  # training windows whose activations every method calibrates on (8,192 rows at 64 characters)
 WEIGHT_METHODS = ("rtn", "gptq", "awq")
@@ -222,10 +223,25 @@ def score(model: nn.Module, dataset, reference: np.ndarray | None = None, key: s
           split: str = "test") -> tuple[Score, np.ndarray]:
     """(``Score``, the per-window bpc) of ``model`` on ``split``, paired with ``reference`` windows if given."""
     w = window_bpc(model, dataset, split)
+    return paired_score(w, reference, key), w
+
+
+def paired_score(w: np.ndarray, reference: np.ndarray | None = None, key: str = "") -> Score:
+    """The ``Score`` of per-window bits per character ``w``, paired with ``reference`` windows if given."""
     n = len(w)
     se = float(w.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     if reference is None:
-        return Score(key, float(w.mean()), se, windows=n), w
+        return Score(key, float(w.mean()), se, windows=n)
     d = w - reference
     d_se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return Score(key, float(w.mean()), se, float(d.mean()), d_se, n), w
+    return Score(key, float(w.mean()), se, float(d.mean()), d_se, n)
+
+
+def score_with_metrics(model: nn.Module, dataset, reference: np.ndarray | None = None, key: str = "",
+                       split: str = "test") -> tuple[Score, np.ndarray, Metrics]:
+    """``score`` plus ``train.evaluate``'s ``Metrics`` (next-character accuracy, mean loss in nats) from the same
+    single pass over the windows: the Quantization page's every move on the GPT costs one pass, not two."""
+    losses, correct = window_losses(model, dataset, split, 128)
+    w = losses.numpy() / math.log(2)
+    metrics = Metrics(accuracy=correct / getattr(dataset, f"y_{split}").numel(), loss=float(losses.mean()))
+    return paired_score(w, reference, key), w, metrics

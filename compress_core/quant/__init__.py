@@ -3,7 +3,8 @@
 - ``primitives``: ``QParams``, ``qrange``, ``compute_qparams``, ``quantize``, ``dequantize``, ``fake_quantize``
   (bit for bit as PyTorch's observers and fake-quantize kernels).
 - ``calibration``: min-max, moving average, percentile, MSE-optimal and entropy (KL) ranges.
-- ``model``: ``QuantConfig``, ``QuantLayer`` and ``quantize_model`` (post-training quantization).
+- ``model``: ``QuantConfig``, ``QuantLayer`` and ``quantize_model`` (post-training quantization), of the classifiers'
+  plain stacks and of nested models (the GPT: every Linear anywhere, its weight and its input).
 - ``qat``: quantization-aware training (straight-through estimator; LSQ learned step sizes).
 - ``analysis``: per-layer SQNR, sizes, bit-width sweeps, per-layer sensitivity and mixed precision.
 - ``groupwise``: weight-only round-to-nearest with per-tensor, per-channel or group-wise grids; the layer-wise
@@ -29,6 +30,8 @@ from .model import (
            QuantConfig,
            QuantLayer,
            collect_activations,
+           collect_layer_inputs,
+           is_nested,
            quant_layers,
            quantize_model,
            weight_qparams_for,
@@ -47,8 +50,9 @@ from .weight_only import WEIGHT_METHODS, layer_errors, quantize_weights, weight_
 
 __all__ = ["AWQResult", "EPS", "MAX_BITS", "METHODS", "METHOD_LABELS", "QParams", "QuantConfig", "QuantLayer",
            "TARGETS", "WEIGHT_METHODS", "activation_range_ratio", "awq", "awq_model", "bits_sensitivity", "bits_sweep",
-           "calibrate", "clip_mask", "collect_activations", "compute_qparams", "dequantize", "fake_quantize",
-           "float_control", "fold_batchnorm", "freeze", "gptq", "kl_threshold", "kv_cache_bits", "kv_quantizer",
+           "calibrate", "clip_mask", "collect_activations", "collect_layer_inputs", "compute_qparams", "dequantize",
+           "fake_quantize", "float_control", "fold_batchnorm", "freeze", "gptq", "is_nested", "kl_threshold",
+           "kv_cache_bits", "kv_quantizer",
            "layer_errors", "layer_objective", "layer_report", "lsq_fake_quantize", "lsq_grad_factor", "model_size",
            "observe_range", "qrange", "quant_layers", "quantization_aware_training", "quantize", "quantize_kv",
            "quantize_model", "quantize_weights", "rtn", "smooth_scale", "smoothquant", "sqnr_db", "storage_bits",

@@ -7,7 +7,9 @@
   where not fixed at 0 by a symmetric scheme), plus int32 biases; float32 for anything left float.
 - ``bits_sensitivity`` / ``suggest_bits``: quantize one layer's weights at a time to find which layers
   tolerate fewer bits (the per-layer sensitivity analysis of mixed-precision work, e.g. HAWQ, Dong et al.
-  2019, here measured directly on validation accuracy).
+  2019, here measured directly on validation accuracy, or a language model's bits per character).
+
+Every function covers nested layers (a transformer's ``block1.attn.q``), through ``named_modules``.
 - ``bits_sweep``: accuracy and size against bit width for PTQ (per tensor / per channel) or QAT.
 
 Usage::
@@ -28,8 +30,17 @@ from torch import nn
 
 from ..data import Dataset
 from ..models import WEIGHTED
+from ..text import bits_per_char, lm_metrics, window_losses
 from ..train import TrainConfig, evaluate
-from .model import QuantConfig, QuantLayer, collect_activations, quant_layers, quantize_model
+from .model import (
+    QuantConfig,
+    QuantLayer,
+    collect_activations,
+    collect_layer_inputs,
+    is_nested,
+    quant_layers,
+    quantize_model,
+)
 from .primitives import QParams, clip_mask, fake_quantize
 from .qat import quantization_aware_training
 
@@ -64,19 +75,23 @@ def _row(layer: str, tensor: str, x: torch.Tensor, qp: QParams) -> dict:
 def layer_report(qmodel: nn.Module, calibration_data: torch.Tensor | None = None) -> list[dict]:
     """One row per quantized tensor of ``qmodel`` (from ``quantize_model``).
 
-    Activation rows use the float activations on ``calibration_data`` (skipped when it is None).
+    Activation rows use the float activations on ``calibration_data`` (skipped when it is None): the model input
+    and each layer's output for a plain stack, each layer's input for a nested model (the GPT).
     Keys: layer, tensor ("weight" | "input" | "output"), bits, granularity, scheme, scale (mean over channels),
     scale_min, scale_max, zero_point, range_min, range_max, data_min, data_max, clip_fraction, mse, sqnr_db, count.
     """
     layers = quant_layers(qmodel)
     acts = None
-    if calibration_data is not None and any(ql.output_qparams is not None for _, ql in layers):
+    nested = is_nested(qmodel)
+    if calibration_data is not None and any(ql.output_qparams is not None or (nested and ql.input_qparams is not None)
+                                            for _, ql in layers):
         dev = layers[0][1].weight.device
-        acts = {k: torch.cat(v) for k, v in collect_activations(qmodel, calibration_data.to(dev)).items()}
+        collect = collect_layer_inputs if nested else collect_activations  # a nested model's rows: each layer's input
+        acts = {k: torch.cat(v) for k, v in collect(qmodel, calibration_data.to(dev)).items()}
     rows = []
     for name, ql in layers:
         if acts is not None and ql.quantize_input and ql.input_qparams is not None:
-            rows.append(_row(name, "input", acts["input"], ql.input_qparams))
+            rows.append(_row(name, "input", acts[name if nested else "input"], ql.input_qparams))
         if ql.weight_qparams is not None:
             rows.append(_row(name, "weight", ql.weight, ql.weight_qparams))
         if acts is not None and ql.output_qparams is not None:
@@ -96,10 +111,11 @@ def model_size(model: nn.Module) -> dict:
 
     Quantized weights cost ``bits`` each; biases are int32 when the layer's activations are quantized
     too (integer inference), float32 otherwise; each scale costs 32 bits and each non-zero-fixed zero point 32.
+    Every module that owns a weight counts (embeddings and LayerNorms in float32, with their biases).
     Returns {"bits", "kb", "float_kb", "ratio", "layers": [{"layer", "weights", "weight_bits", "bits", "kb"}]}.
     """
     rows, total, float_total = [], 0, 0
-    for name, m in model.named_children():
+    for name, m in model.named_modules():  # nested layers too; a tied head owns no weight and is counted once
         w = getattr(m, "weight", None)
         if not isinstance(w, torch.Tensor):
             continue
@@ -124,10 +140,21 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return evaluate(model, x, y).accuracy
 
 
+def is_text(dataset: Dataset) -> bool:
+    """A language model's data set: its score is bits per character (``text.lm_metrics``), not accuracy."""
+    return getattr(dataset, "kind", "") == "text"
+
+
+def _bpc(model: nn.Module, dataset: Dataset, split: str) -> float:
+    losses, _ = window_losses(model, dataset, split)
+    return bits_per_char(float(losses.mean()))
+
+
 def bits_sensitivity(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(target="weights"),
                      bits: Sequence[int] = (2, 3, 4, 6, 8), calibration_data: torch.Tensor | None = None,
                      split: str = "val", callback: Callable[[float], None] | None = None) -> list[dict]:
-    """Accuracy when only one layer's weights are quantized, for each layer and bit width.
+    """Accuracy (a language model: bits per character) when only one layer's weights are quantized, for each
+    Linear/Conv layer (nested ones included) and bit width.
 
     Args:
         model: the float model. config: scheme and calibration (its bit widths are overridden).
@@ -138,20 +165,28 @@ def bits_sensitivity(model: nn.Module, dataset: Dataset, config: QuantConfig = Q
     accuracy in percentage points vs float (negative = worse, as every delta in the app), ``lost`` the number of
     the ``n`` examples the float model got right beyond those the quantized one gets right (negative when
     quantizing helped): an integer, so budgets compare exactly.
+
+    On a language model's data set (``is_text``) the rows are {"layer", "bits", "bpc", "change_bpc", "n"}: bits per
+    character on the split's ``n`` windows and its change vs float (positive = worse).
     """
     x, y = (dataset.x_val, dataset.y_val) if split == "val" else (dataset.x_test, dataset.y_test)
-    base = _accuracy(model, x, y)
+    text = is_text(dataset)
+    base = _bpc(model, dataset, split) if text else _accuracy(model, x, y)
     n = len(y)
     base_right = round(base * n)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    names = [n for n, m in model.named_children() if isinstance(m, WEIGHTED)]
+    names = [n for n, m in model.named_modules() if isinstance(m, WEIGHTED)]
     rows, done = [], 0
     for name in names:
         for b in bits:
             q = _only_layer(model, config, name, b, calib)
-            acc = _accuracy(q, x, y)
-            rows.append({"layer": name, "bits": int(b), "accuracy": acc, "change_pts": 100 * (acc - base),
-                         "lost": base_right - round(acc * n), "n": n})
+            if text:
+                bpc = _bpc(q, dataset, split)
+                rows.append({"layer": name, "bits": int(b), "bpc": bpc, "change_bpc": bpc - base, "n": n})
+            else:
+                acc = _accuracy(q, x, y)
+                rows.append({"layer": name, "bits": int(b), "accuracy": acc, "change_pts": 100 * (acc - base),
+                             "lost": base_right - round(acc * n), "n": n})
             done += 1
             if callback:
                 callback(done / (len(names) * len(bits)))
@@ -174,13 +209,22 @@ def suggest_bits(scan: list[dict], tolerance_pts: float = 1.0) -> tuple[tuple[st
     Compared exactly, in examples: a layer qualifies when lost·100·L ≤ tolerance·n (the tolerance as the decimal
     it was typed, ``Fraction(str(tolerance_pts))``), so a loss of exactly the budget is within it — never 0.2 vs
     0.20000000000000018.
+
+    A language model's scan (rows with "change_bpc") reads ``tolerance_pts`` as bits per character: a layer
+    qualifies when change_bpc·L ≤ tolerance.
     """
     layers = list(dict.fromkeys(r["layer"] for r in scan))
     tol = Fraction(str(tolerance_pts))
     out = []
+
+    def within(r: dict) -> bool:
+        if "change_bpc" in r:
+            return Fraction(r["change_bpc"]) * len(layers) <= tol
+        return r["lost"] * 100 * len(layers) <= tol * r["n"]
+
     for name in layers:
         rows = sorted((r for r in scan if r["layer"] == name), key=lambda r: r["bits"])
-        ok = [r["bits"] for r in rows if r["lost"] * 100 * len(layers) <= tol * r["n"]]
+        ok = [r["bits"] for r in rows if within(r)]
         out.append((name, ok[0] if ok else rows[-1]["bits"]))
     return tuple(out)
 
@@ -192,8 +236,9 @@ def bits_sweep(model: nn.Module, dataset: Dataset, config: QuantConfig, bits: Se
     """Test accuracy and size for each bit width (PTQ, or QAT when ``qat`` gives a fine-tuning schedule).
 
     The bit width applies to what ``config.target`` quantizes: weights, activations, or both (activations
-    then at ``act_bits`` if given, else the same width). Rows: {"bits", "accuracy", "kb"}. A width these
-    settings cannot use (1 bit with a narrow range: a single level) has no row.
+    then at ``act_bits`` if given, else the same width). Rows: {"bits", "accuracy", "kb"}, plus "bpc" and
+    "bpc_se" (bits per character on the test windows, ``text.lm_metrics``) on a language model's data set. A width
+    these settings cannot use (1 bit with a narrow range: a single level) has no row.
     """
 
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
@@ -207,8 +252,13 @@ def bits_sweep(model: nn.Module, dataset: Dataset, config: QuantConfig, bits: Se
             q = quantize_model(model, cfg, calib)
         else:
             q, _ = quantization_aware_training(model, cfg, dataset, qat, calibration_data=calib, lsq=lsq, seed=seed)
-        rows.append({"bits": int(b), "accuracy": _accuracy(q, dataset.x_test, dataset.y_test),
-                     "kb": model_size(q)["kb"]})
+        if is_text(dataset):
+            m = lm_metrics(q, dataset, "test")
+            rows.append({"bits": int(b), "accuracy": m.accuracy, "bpc": m.bpc, "bpc_se": m.bpc_se,
+                         "kb": model_size(q)["kb"]})
+        else:
+            rows.append({"bits": int(b), "accuracy": _accuracy(q, dataset.x_test, dataset.y_test),
+                         "kb": model_size(q)["kb"]})
         if callback:
             callback((i + 1) / len(bits))
     return rows

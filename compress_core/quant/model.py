@@ -1,14 +1,29 @@
 """Fake-quantized copies of whole models: ``QuantConfig``, ``QuantLayer`` and ``quantize_model``.
 
-Every Linear/Conv layer of an ``nn.Sequential`` becomes a ``QuantLayer`` holding its float weight and bias,
-``weight_qparams``, ``input_qparams`` and ``output_qparams`` (after the ReLU that follows, if any: the ReLU
-is fused as a clamp, as in Jacob et al. 2018). Ranges come from ``quant.calibration``; the arithmetic from
+Two kinds of model, one API:
+
+- A plain stack (the classifiers: an ``nn.Sequential`` whose Linear/Conv layers are its own children). Every
+  Linear/Conv layer becomes a ``QuantLayer`` holding its float weight and bias, ``weight_qparams``,
+  ``input_qparams`` and ``output_qparams`` (after the ReLU that follows, if any: the ReLU is fused as a clamp, as
+  in Jacob et al. 2018); only the model input is quantized on the input side, each later layer reads the previous
+  one's quantized output. This is the model the Integer inference page runs.
+- A nested model (the GPT: Linear layers inside attention and MLP blocks, e.g. ``block1.attn.q``,
+  ``block1.mlp.fc``). Every Linear/Conv layer anywhere in ``named_modules`` becomes a ``QuantLayer`` that
+  fake-quantizes its weight and its *input* (input-side activation quantization: what a W8A8 matmul reads; the
+  outputs feed residual additions, softmax and GELU, which stay float). Activations are signed here (no ReLU
+  before a Linear): the default affine grid covers [min, max] with a zero point, a symmetric one is signed.
+  Embeddings, LayerNorms, attention's softmax and the residual stream stay float; so does the GPT's tied output
+  head, which reads the token embedding's matrix (it is not a Linear: GPTQ, AWQ and SmoothQuant leave embeddings
+  and the head in float too, ``compress_core.lm``).
+
+Ranges come from ``quant.calibration`` (on the float model's activations); the arithmetic from
 ``quant.primitives``.
 
 Usage::
 
     qmodel = quantize_model(model, QuantConfig(weight_bits=4), ds.x_train[:256])
     evaluate(qmodel, ds.x_test, ds.y_test).accuracy
+    [name for name, _ in quant_layers(quantize_model(gpt, QuantConfig(), ds.x_train[:64]))]  # block1.attn.q, …
 """
 from __future__ import annotations
 
@@ -136,8 +151,21 @@ class QuantLayer(nn.Module):
 
 
 def quant_layers(model: nn.Module) -> list[tuple[str, QuantLayer]]:
-    """(name, QuantLayer) of a quantized model, in forward order."""
-    return [(n, m) for n, m in model.named_children() if isinstance(m, QuantLayer)]
+    """(name, QuantLayer) of a quantized model, nested ones included (``block1.attn.q``), in registration order
+    (a plain stack's forward order)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantLayer)]
+
+
+def is_nested(model: nn.Module) -> bool:
+    """True when some Linear/Conv (or ``QuantLayer``) of ``model`` is not a direct child of it: a transformer's
+    layers inside its blocks, quantized on their inputs. False for the classifiers' plain stacks."""
+    return any("." in n for n, m in model.named_modules() if isinstance(m, (*WEIGHTED, QuantLayer)))
+
+
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted ``name`` of ``model`` (replacing what was there)."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 def _check_sequential(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -184,12 +212,90 @@ def collect_activations(model: nn.Module, x: torch.Tensor, batch_size: int = 256
     return acts
 
 
+def _checked_calibration(calibration_data: torch.Tensor | None, device: torch.device,
+                         as_float: bool = True) -> torch.Tensor:
+    """The calibration inputs on ``device`` (float32, checked finite; a language model's token ids as they are when
+    not ``as_float``). ValueError in plain words when missing, empty or not finite."""
+    if calibration_data is None or len(calibration_data) == 0:
+        raise ValueError("Quantizing activations needs calibration data (at least one example).")
+    if as_float or calibration_data.is_floating_point():
+        calibration_data = calibration_data.to(device=device, dtype=torch.float32)
+        if not torch.isfinite(calibration_data).all():
+            raise ValueError("The calibration data contain NaN or infinity: remove those examples first.")
+        return calibration_data
+    return calibration_data.to(device)  # token ids (a language model's windows)
+
+
+@torch.no_grad()
+def collect_layer_inputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256, names=None,
+                         extremes_only: bool = False) -> dict[str, list[torch.Tensor]]:
+    """The float inputs each Linear/Conv layer (or ``QuantLayer``, read as float) of ``model`` sees, batch by batch.
+
+    Keys: layer names (``named_modules``). With ``extremes_only`` each batch is kept as its [min, max] only: all
+    that min-max and moving-average calibration read (``calibration._minmax``, ``_moving_average``), in two numbers
+    instead of every activation. ``model`` is not changed (a ``QuantLayer`` model is read through a float copy).
+    """
+    float_model = copy.deepcopy(model)
+    for _, ql in quant_layers(float_model):
+        ql.weight_qparams = ql.input_qparams = ql.output_qparams = None
+    wanted = [(n, m) for n, m in float_model.named_modules() if isinstance(m, (*WEIGHTED, QuantLayer))
+              and (names is None or n in names)]
+    seen: dict[str, list[torch.Tensor]] = {n: [] for n, _ in wanted}
+
+    def hook(name):
+        def fn(_mod, args):
+            a = args[0].detach().float()
+            seen[name].append(torch.stack([a.min(), a.max()]) if extremes_only else a)
+        return fn
+
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in wanted]
+    float_model.eval()
+    try:
+        for i in range(0, len(x), batch_size):
+            float_model(x[i:i + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def _quantize_nested(model: nn.Module, config: QuantConfig, calibration_data: torch.Tensor | None) -> nn.Module:
+    """``quantize_model`` of a nested model: every Linear/Conv anywhere, weights and inputs (module docstring)."""
+    if any(isinstance(m, QuantLayer) for m in model.modules()):
+        raise ValueError("This model is already quantized: quantize the float model instead.")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHTED)]
+    unknown = set(dict(config.layer_bits)) - {n for n, _ in layers}
+    if unknown:
+        raise ValueError(f"Mixed-precision bits name unknown layers: {', '.join(sorted(unknown))}.")
+    acts = None
+    if config.quantize_activations:
+        calibration_data = _checked_calibration(calibration_data, device, as_float=False)
+        acts = collect_layer_inputs(model, calibration_data, config.calib_batch_size,
+                                    extremes_only=config.act_method in ("minmax", "moving_average"))
+    qmodel = copy.deepcopy(model).eval()
+    for name, m in layers:
+        ql = QuantLayer(m, name).to(device)
+        if config.quantize_weights:
+            ql.weight_qparams = weight_qparams_for(ql.weight, config, config.bits_for(name))
+        if acts is not None:
+            if not torch.isfinite(torch.stack([a.abs().max() for a in acts[name]])).all():
+                raise ValueError(f"Layer {name} sees NaN or infinity on the calibration data: cannot quantize it.")
+            ql.quantize_input = True
+            ql.input_qparams = calibrate(acts[name], config.act_method, bits=config.act_bits,
+                                         symmetric=config.act_symmetric, signed=config.act_symmetric,
+                                         percentile=config.percentile, averaging_constant=config.averaging_constant)
+        set_module(qmodel, name, ql)
+    return qmodel
+
+
 def quantize_model(model: nn.Module, config: QuantConfig = QuantConfig(),
-                   calibration_data: torch.Tensor | None = None) -> nn.Sequential:
+                   calibration_data: torch.Tensor | None = None) -> nn.Module:
     """A fake-quantized copy of ``model`` (the original is untouched); eval mode.
 
     Args:
-        model: an ``nn.Sequential`` of Linear/Conv layers, ReLUs, pools and flattens.
+        model: an ``nn.Sequential`` of Linear/Conv layers, ReLUs, pools and flattens (a plain stack), or a
+            nested model such as the GPT, whose Linear layers are quantized wherever they sit (module docstring).
         config: a ``QuantConfig``: what to quantize, bit widths, scheme, calibration methods.
         calibration_data: a batch of inputs (N, ...) for activation ranges; required unless weights only.
 
@@ -200,15 +306,13 @@ def quantize_model(model: nn.Module, config: QuantConfig = QuantConfig(),
         q = quantize_model(b.model, QuantConfig(weight_bits=4, act_bits=8), ds.x_train[:512])
         evaluate(q, ds.x_test, ds.y_test).accuracy
     """
+    if is_nested(model):
+        return _quantize_nested(model, config, calibration_data)
     children = _check_sequential(model)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     acts = None
     if config.quantize_activations:
-        if calibration_data is None or len(calibration_data) == 0:
-            raise ValueError("Quantizing activations needs calibration data (at least one example).")
-        calibration_data = calibration_data.to(device=device, dtype=torch.float32)
-        if not torch.isfinite(calibration_data).all():
-            raise ValueError("The calibration data contain NaN or infinity: remove those examples first.")
+        calibration_data = _checked_calibration(calibration_data, device)
         acts = collect_activations(model, calibration_data, config.calib_batch_size)
 
     last = [n for n, m in children if isinstance(m, WEIGHTED)][-1]

@@ -18,7 +18,9 @@
   that follows a Linear/Conv into its weight and bias. The registry's models have no BN, so the app
   never needs it; the function is here, tested, for models that do.
 
-Fine-tuning reuses ``compress_core.train.train`` (same seeds, same progress callback records).
+Fine-tuning reuses ``compress_core.train.train`` (same seeds, same progress callback records; a language model's
+windows train as its baseline did). A nested model (the GPT) is fine-tuned with the quantizers ``quantize_model``
+gives it: every Linear's weight and input.
 
 Usage::
 
@@ -36,7 +38,16 @@ from torch import nn
 
 from ..data import Dataset
 from ..train import History, TrainConfig, default_device, evaluate, state_copy, train
-from .model import QuantConfig, QuantLayer, collect_activations, quant_layers, quantize_model
+from .model import (
+    QuantConfig,
+    QuantLayer,
+    collect_activations,
+    collect_layer_inputs,
+    is_nested,
+    quant_layers,
+    quantize_model,
+    set_module,
+)
 from .primitives import QParams, compute_qparams, fake_quantize
 
 
@@ -220,9 +231,7 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
     """Replace every QAT wrapper by its ``QuantLayer`` with fixed qparams (final weights, learned or
     averaged ranges); each layer's ``input_qparams`` becomes the previous layer's new ``output_qparams``."""
     prev = None
-    for name, m in list(model.named_children()):
-        if not isinstance(m, _QATLayer):
-            continue
+    for name, m in [(n, m) for n, m in model.named_modules() if isinstance(m, _QATLayer)]:
         ql = m.layer
         if m.weight_quantizer is not None:
             ql.weight_qparams = m.weight_quantizer.current_qparams(ql.weight)
@@ -233,7 +242,7 @@ def freeze(model: nn.Sequential) -> nn.Sequential:
         if m.output_quantizer is not None:
             ql.output_qparams = m.output_quantizer.current_qparams()
         prev = ql.output_qparams
-        setattr(model, name, ql)
+        set_module(model, name, ql)
     return model.eval()
 
 
@@ -245,15 +254,22 @@ def prepare_qat(model: nn.Module, config: QuantConfig, calibration_data: torch.T
     if lsq_init not in LSQ_INITS:
         raise ValueError(f"Unknown LSQ initialisation {lsq_init!r}: use one of {', '.join(LSQ_INITS)}.")
     qmodel = quantize_model(model, config, calibration_data)
+    nested = is_nested(model)  # a nested model's layers quantize their inputs (quant.model)
     means: dict[str, float] = {}
     if lsq and lsq_init == "mean_abs" and config.quantize_activations:
         dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-        data = calibration_data.to(device=dev, dtype=torch.float32)
-        acts = collect_activations(model, data, config.calib_batch_size)
+        if nested:
+            acts = collect_layer_inputs(model, calibration_data.to(dev), config.calib_batch_size)
+        else:
+            acts = collect_activations(model, calibration_data.to(device=dev, dtype=torch.float32),
+                                       config.calib_batch_size)
         means = {k: float(torch.cat([b.reshape(-1) for b in v]).abs().mean()) for k, v in acts.items()}
     for name, ql in quant_layers(qmodel):
-        mean_abs = {"input": means.get("input"), "output": means.get(name)} if means else None
-        setattr(qmodel, name, _QATLayer(ql, lsq, config.averaging_constant, lsq_init, mean_abs))
+        mean_abs = None
+        if means:
+            mean_abs = {"input": means.get(name)} if nested else {"input": means.get("input"),
+                                                                  "output": means.get(name)}
+        set_module(qmodel, name, _QATLayer(ql, lsq, config.averaging_constant, lsq_init, mean_abs))
     return qmodel
 
 

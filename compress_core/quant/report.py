@@ -33,7 +33,7 @@ __all__ = ["Comparison", "CurvePlan", "GranularityComparison", "QatGain", "Quant
            "layer_tensor", "make_config", "mixed_config", "noise_words", "qat_gain_text", "qat_gains", "round_trip",
            "scan_config", "se_words", "standard_error", "summarize", "test_unit"]
 from .analysis import sqnr_db
-from .model import QuantConfig, collect_activations, quant_layers, weight_qparams_for
+from .model import QuantConfig, collect_activations, collect_layer_inputs, is_nested, quant_layers, weight_qparams_for
 from .primitives import QParams, dequantize, fake_quantize, quantize
 
 
@@ -119,7 +119,7 @@ class TensorView:
     """The numbers one quantizer sees: a layer's weights, or its output activations when its weights are float."""
 
     layer: str
-    what: str  # "weights" | "output activations"
+    what: str  # "weights" | "output activations" | "input activations"
     values: torch.Tensor  # detached
     qparams: QParams
     channel_index: int | None = None  # set on a view of one channel
@@ -150,10 +150,14 @@ class TensorView:
 
 @torch.no_grad()
 def layer_tensor(qmodel: nn.Module, layer: str, calibration_data: torch.Tensor) -> TensorView:
-    """``layer``'s quantized weights, or (weights left float) its output activations on ``calibration_data``."""
+    """``layer``'s quantized weights, or (weights left float) its output activations on ``calibration_data`` (its
+    input activations in a nested model, which quantizes each layer's input)."""
     ql = dict(quant_layers(qmodel))[layer]
     if ql.weight_qparams is not None:
         return TensorView(layer, "weights", ql.weight.detach(), ql.weight_qparams)
+    if is_nested(qmodel):
+        acts = collect_layer_inputs(qmodel, calibration_data, names={layer})
+        return TensorView(layer, "input activations", torch.cat(acts[layer]).detach(), ql.input_qparams)
     acts = collect_activations(qmodel, calibration_data)
     return TensorView(layer, "output activations", torch.cat(acts[layer]).detach(), ql.output_qparams)
 

@@ -1,5 +1,6 @@
 """Quantization figures: the grid over a weight histogram, the staircase r → q → r̂, per-channel ranges,
-per-layer error bars, accuracy vs bit width and vs size, and the published whitepaper numbers.
+per-layer error bars, accuracy (a language model: bits per character) vs bit width and vs size, the per-layer
+sensitivity heatmap, and the published whitepaper numbers.
 
 Pure functions of tensors, ``QParams`` and report rows; every figure goes through ``common.style``.
 """
@@ -347,16 +348,18 @@ def published_whitepaper() -> go.Figure:
 def sensitivity_heatmap(scan: list[dict], suggestion: dict[str, int] | None = None,
                         title: str | None = None) -> go.Figure:
     """Change in accuracy (points, negative = worse) with only one layer's weights quantized, per layer × bit
-    width, red for losses and blue for gains; the suggested bit width of each layer outlined."""
+    width, red for losses and blue for gains; the suggested bit width of each layer outlined. A language model's
+    scan (rows with "change_bpc") shows the change in bits per character instead (positive = worse, still red)."""
     layers = list(dict.fromkeys(r["layer"] for r in scan))
     bits = sorted({r["bits"] for r in scan})
     z = np.full((len(layers), len(bits)), np.nan)
+    bpc = bool(scan) and "change_bpc" in scan[0]
     for r in scan:
-        z[layers.index(r["layer"]), bits.index(r["bits"])] = r["change_pts"]
+        z[layers.index(r["layer"]), bits.index(r["bits"])] = r["change_bpc"] if bpc else r["change_pts"]
+    if bpc:
+        return _bpc_heatmap(z, layers, bits, suggestion, title)
     worst = max(5.0, float(-np.nanmin(z)) if np.isfinite(z).any() else 5.0)
-    shapes = [dict(type="rect", x0=bits.index(suggestion[n]) - 0.5, x1=bits.index(suggestion[n]) + 0.5, y0=i - 0.5,
-                   y1=i + 0.5, line=dict(color="black", width=3))
-              for i, n in enumerate(layers) if suggestion and n in suggestion and suggestion[n] in bits]
+    shapes = _outlines(layers, bits, suggestion)
     # Plotly's RdBu runs blue → red from low to high: reversed, losses (negative) are red and gains blue
     heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="RdBu", reversescale=True,
                 zmid=0,
@@ -374,3 +377,57 @@ def error_bars(fig: go.Figure, series: dict[str, list[dict]], n_test: int) -> go
             trace.error_y = dict(type="data", array=[standard_error(float(y), n_test) for y in trace.y],
                                  visible=True, thickness=1.2, width=3)
     return fig
+
+
+def _outlines(layers: list[str], bits: list[int], suggestion: dict[str, int] | None) -> list[dict]:
+    return [dict(type="rect", x0=bits.index(suggestion[n]) - 0.5, x1=bits.index(suggestion[n]) + 0.5, y0=i - 0.5,
+                 y1=i + 0.5, line=dict(color="black", width=3))
+            for i, n in enumerate(layers) if suggestion and n in suggestion and suggestion[n] in bits]
+
+
+def _bpc_heatmap(z: np.ndarray, layers: list[str], bits: list[int], suggestion: dict[str, int] | None,
+                 title: str | None) -> go.Figure:
+    """``sensitivity_heatmap`` of a language model: the change in bits per character, increases (worse) red."""
+    worst = max(0.05, float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.05)
+    heat = dict(type="heatmap", x=[f"{b} bits" for b in bits], y=layers, z=z, colorscale="RdBu", reversescale=False,
+                zmid=0, zmin=-worst, zmax=worst, text=[[f"{v:+.3f}" for v in row] for row in z],
+                texttemplate="%{text}", textfont=dict(size=13), colorbar=dict(title=dict(text="change<br>(bits/char)")),
+                hovertemplate="%{y} at %{x}: %{z:+.4f} bits per character (positive = worse)<extra></extra>")
+    fig = go.Figure(data=[heat], layout=dict(shapes=_outlines(layers, bits, suggestion),
+                                             yaxis=dict(autorange="reversed")), _validate=False)
+    return style(fig, title, height=max(260, 40 * len(layers) + 140))
+
+
+def bpc_curves(series: dict[str, list[dict]], float_bpc: float, x: str = "bits", current: dict | None = None,
+               float_kb: float | None = None, title: str | None = None) -> go.Figure:
+    """A language model's ``accuracy_curves``: bits per character (lower is better) against bit width or size, from
+    ``bits_sweep`` rows with "bpc" and "bpc_se" (± 1 standard error over the test windows drawn as error bars),
+    float as a dashed reference, the current setting (``current``: bits, bpc, kb) as a star."""
+    traces = []
+    for i, (name, rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r[x])
+        traces.append(dict(type="scatter", x=[r[x] for r in rows], y=[r["bpc"] for r in rows],
+                           error_y=dict(type="data", array=[r["bpc_se"] for r in rows], visible=True, thickness=1.2,
+                                        width=3),
+                           mode="lines+markers", name=name, line=dict(color=SEQ[i % len(SEQ)], width=3),
+                           marker=dict(size=8), customdata=[[r["bits"], r["kb"]] for r in rows],
+                           hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
+                                                "<br>%{y:.3f} bits per character<extra></extra>"))
+    if x == "kb" and float_kb is not None:
+        traces.append(dict(type="scatter", x=[float_kb], y=[float_bpc], mode="markers", name="float32 model",
+                           marker=dict(color=COLORS["float"], size=12, symbol="square")))
+    if current is not None:
+        traces.append(dict(type="scatter", x=[current[x]], y=[current["bpc"]], mode="markers", name="current setting",
+                           marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
+    if x == "bits":
+        xaxis = dict(title=dict(text="bit width"), type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
+                     ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
+    else:
+        xaxis = dict(title=dict(text="model size (KB, log scale)"), type="log",
+                     tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+    layout = dict(xaxis=xaxis, yaxis=dict(title=dict(text="bits per character (lower is better)")),
+                  shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=float_bpc, y1=float_bpc,
+                               line=dict(color=COLORS["float"], dash="dash", width=2))],
+                  annotations=[_note(f"float {float_bpc:.3f}", 1, float_bpc, yref="y", xanchor="right",
+                                     yanchor="bottom")])
+    return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=460, legend_below=-0.2)

@@ -118,3 +118,26 @@ def test_when_a_session_ends_every_result_derived_from_its_uploads_is_forgotten(
     del ups  # the session's state is dropped with the session
     gc.collect()
     assert not memo.has(("upload-1234abcd-mine", "mlp", 0)) and memo.has(("digits", "mlp", 0))
+
+
+def test_an_ended_upload_session_drops_only_its_own_quantization_results():
+    """The Quantization page's caches are Memos keyed by the Selection: an ended session's entries go, another
+    session's stay (Streamlit's caches could only be emptied for everyone)."""
+    import gc
+
+    from compress_core.settings import TrainConfig
+    from ui import quant as uq
+    from ui.sidebar import Selection
+    from ui.uploads import SessionUploads
+
+    mine = Selection("upload-5678abcd-mine", "mlp", 0, TrainConfig())
+    theirs = Selection("digits", "mlp", 0, TrainConfig(), weights="")
+    for memo in (uq._PTQ, uq._SCAN, uq._FLOAT):
+        memo.get((mine, "{}", 8), lambda: "derived")
+        memo.get((theirs, "{}", 8), lambda: "kept")
+    ups = SessionUploads()
+    ups.names.append("upload-5678abcd-mine")
+    del ups
+    gc.collect()
+    for memo in (uq._PTQ, uq._SCAN, uq._FLOAT):
+        assert not memo.has((mine, "{}", 8)) and memo.has((theirs, "{}", 8))
