@@ -9,7 +9,8 @@ too (Han et al. 2016, "Deep Compression", store relative indices for this reason
   integer that holds the column count) + one row pointer per row (the smallest that holds nnz);
 - bitmask: 4-byte values + 1 bit per position;
 - ``torch.sparse_csr_tensor`` as PyTorch keeps it in memory (64-bit indices): measured with ``nbytes``;
-- structured: the smaller dense model that ``shrink`` builds.
+- structured: the smaller dense model that ``shrink`` builds (for the GPT: fewer attention heads and MLP neurons,
+  ``gpt_structured``).
 
 Speed is *measured* (median of repeated timed runs), never derived from parameter counts: dense,
 masked dense (same work), sparse CSR / COO matrix products (``torch.sparse.mm``), and the shrunk model.
@@ -36,6 +37,7 @@ from torch import nn
 from ..data import Dataset
 from ..models import is_language_model, weighted_layers
 from ..train import default_device, evaluate
+from . import gpt_structured
 from .masks import apply_mask
 from .structured import kept_units, shrink
 
@@ -128,9 +130,15 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
              detail="torch.sparse_csr_tensor: values + 64-bit column indices and row pointers"),
     ]
     smask = structured_mask if structured_mask is not None else mask
-    # no structured row for the GPT: its Linear layers do not feed one another in a chain, and no surgery here
-    # rebuilds attention heads; for a classifier, only where every layer keeps a neuron (else no smaller network)
-    if not is_language_model(model) and all(bool(k.any()) for k in kept_units(model, smask).values()):
+    # the GPT: a structured row when the mask cuts whole heads or MLP neurons (gpt_structured); a classifier: only
+    # where every layer keeps a neuron (else no smaller network)
+    if is_language_model(model):
+        if gpt_structured.removes_units(model, smask):
+            rows.append(dict(format="structured (smaller dense model)" + structured_label,
+                             bytes=gpt_structured.shrunk_params(model, smask) * value_bytes,
+                             detail="whole attention heads / MLP neurons removed by surgery",
+                             same_mask=structured_mask is None))
+    elif all(bool(k.any()) for k in kept_units(model, smask).values()):
         rows.append(dict(format="structured (smaller dense model)" + structured_label,
                          bytes=structured_bytes(model, smask, value_bytes),
                          detail="whole neurons/channels removed by surgery", same_mask=structured_mask is None))
@@ -217,11 +225,16 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
         ("dense", copy.deepcopy(model), "the original model"),
         ("masked dense", apply_mask(model, mask), "same shapes, zeros multiplied like any number"),
     ]
-    if is_language_model(model):  # token ids in; its Linear layers sit inside blocks, which neither sparse
-        vocab = model.embed.tok.num_embeddings  # multiplication here nor structured surgery rebuilds
+    if is_language_model(model):  # token ids in; its Linear layers sit inside blocks, which sparse multiplication
+        vocab = model.embed.tok.num_embeddings  # here does not rebuild; surgery cuts whole heads and MLP neurons
         x = torch.randint(0, vocab, (batch, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
-        variants += [(name, None, "not built for the GPT's nested layers") for name in
-                     ("sparse CSR", "sparse COO", "structured (shrunk)" + structured_label)]
+        variants += [(name, None, "not built for the GPT's nested layers") for name in ("sparse CSR", "sparse COO")]
+        smask = structured_mask if structured_mask is not None else mask
+        label = "structured (shrunk)" + structured_label
+        if gpt_structured.removes_units(model, smask):
+            variants.append((label, gpt_structured.shrink_gpt(model, smask), "fewer heads / MLP neurons after surgery"))
+        else:
+            variants.append((label, None, "this mask cuts no whole head or MLP neuron: nothing to cut out"))
     else:
         x = torch.randn(batch, *input_shape, device=device)
         variants += [

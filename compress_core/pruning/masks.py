@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..config import SCOPES
-from ..models import output_layer_name, weighted_layers
+from ..models import is_language_model, output_layer_name, weighted_layers
 from ..train import apply_mask_
 
 CRITERIA = ("magnitude", "random")
@@ -221,6 +221,14 @@ def _resolve_exclude(model: nn.Module, exclude: Iterable[str]) -> set[str]:
 def _prune(model: nn.Module, sparsity: float, *, relative: bool, criterion: str, scope: str,
            granularity: str, mask: Mapping | None, output_scale: float, exclude: Iterable[str], seed: int,
            norm: int) -> Mask:
+    if granularity in ("neuron", "head") and is_language_model(model):  # the GPT's neurons and heads: surgery-aware
+        from .gpt_structured import gpt_prune
+        if exclude:
+            raise ValueError("Structured GPT pruning cuts every block: it takes no excluded layers.")
+        return gpt_prune(model, sparsity, unit=granularity, criterion=criterion, scope=scope, mask=mask,
+                         relative=relative, seed=seed)
+    if granularity == "head":
+        raise ValueError("Only the GPT has attention heads to prune: choose weights or neurons for this model.")
     _check(sparsity, criterion, scope, granularity, output_scale)
     layers = weighted_layers(model)
     if not layers:
@@ -278,7 +286,9 @@ def prune(model: nn.Module, sparsity: float, *, criterion: str = "magnitude", sc
         criterion: "magnitude" (smallest |w|, or smallest neuron norm, first) or "random".
         scope: "layer" (each layer at the same rate) or "global" (one ranking across layers).
         granularity: "weight" (unstructured) or "neuron" (whole Linear output neurons / Conv output
-            channels, with their biases; the output layer's classes are never removed).
+            channels, with their biases; the output layer's classes are never removed). On the GPT, "neuron"
+            cuts whole MLP neurons and "head" whole attention heads (``gpt_structured.gpt_prune``: a neuron's
+            or head's group norm, every block keeps at least one; ``output_scale`` and ``norm`` do not apply).
         mask: an existing mask to prune further; its zeros stay zero.
         output_scale: the output layer is pruned at ``sparsity × output_scale`` on its own ranking
             (0 excludes it; Frankle & Carbin prune it at half the rate, 0.5).

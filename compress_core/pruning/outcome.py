@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import Config, param
 from ..data import Dataset
-from ..models import output_layer_name
+from ..models import is_language_model, output_layer_name
 from ..train import Metrics, TrainConfig, evaluate, train
 from .masks import Mask, apply_mask, nm_prune, prune_to
 from .ranking import Ranking
@@ -39,7 +39,8 @@ class PruneSettings(Config):
     sparsity: float = param(0.5, "target fraction of weights (or neurons) removed")
     criterion: str = param("magnitude", "'magnitude' (smallest |w| first) or 'random'")
     scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
-    granularity: str = param("weight", "'weight', 'neuron' (whole neurons/channels) or 'nm' (N:M semi-structured)")
+    granularity: str = param("weight", "'weight', 'neuron' (whole neurons/channels; the GPT's MLP neurons), "
+                                       "'head' (the GPT's attention heads) or 'nm' (N:M semi-structured)")
     output_scale: float = param(1.0, "the output layer's rate = sparsity × this (0 = not pruned)")
     schedule: str = param("one-shot", "'one-shot', 'iterative' (constant rate per round) or 'gradual' (cubic)")
     rounds: int = param(4, "pruning steps of the iterative and gradual schedules")
@@ -84,6 +85,9 @@ class PruneOutcome:
 
 def diagnose(model: nn.Module, mask: Mask, settings: PruneSettings) -> list[str]:
     """Plain-words warnings about a mask: cut layers, a removed output layer, rates that round to nothing."""
+    if settings.granularity in ("neuron", "head") and is_language_model(model):
+        from .gpt_structured import gpt_warnings
+        return gpt_warnings(model, mask, settings.sparsity, settings.granularity, settings.scope)
     out = []
     dead = mask.dead_layers()
     out_name = output_layer_name(model)
@@ -164,8 +168,8 @@ def extra_training_control(model: nn.Module, dataset: Dataset, settings: PruneSe
 def ranking_for(model: nn.Module, settings: PruneSettings) -> Ranking | None:
     """The ``Ranking`` that ``prune_with`` can reuse for every sparsity of these settings (None for 2:4)."""
     s = settings
-    if s.granularity == "nm":
-        return None
+    if s.granularity == "nm" or (s.granularity in ("neuron", "head") and is_language_model(model)):
+        return None  # (the GPT's heads and neurons: gpt_prune ranks a few hundred units, no ranking to keep)
     return Ranking(model, criterion=s.criterion, scope=s.scope, granularity=s.granularity,
                    output_scale=s.output_scale, seed=s.seed)
 
