@@ -30,6 +30,7 @@ from .formats import (
                       size_report,
                       structured_bytes,
                       time_call,
+                      time_calls,
                       to_sparse_model,
                       torch_csr_bytes,
                       torch_csr_layout_bytes,
@@ -70,7 +71,7 @@ from .wanda import WandaScore, wanda_mask, wanda_prune, wanda_scores
 
 __all__ = ["GPT_CRITERIA", "gpt_prune", "gpt_summary", "shrink_gpt", "unit_scores",
            "GradualResult", "GradualSchedule", "PruneReport", "Ranking", "gradual_prune", "prune_report",
-           "SparseLinear", "structured_bytes", "time_call", "to_sparse_model", "torch_csr_bytes",
+           "SparseLinear", "structured_bytes", "time_call", "time_calls", "to_sparse_model", "torch_csr_bytes",
            "torch_csr_layout_bytes", "uint_bytes", "CRITERIA", "GRANULARITIES", "SCHEDULES", "SCOPES", "Mask",
            "PruneOutcome", "PruneSettings", "extra_training_control",
            "ScheduleResult", "accuracy_curves", "apply_mask", "bitmask_bytes", "csr_bytes", "cubic", "is_nm_sparse",

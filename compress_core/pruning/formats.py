@@ -174,6 +174,31 @@ def time_call(fn: Callable[[], object], *, repeats: int = LATENCY_REPEATS, warmu
                 min_ms=times[0], repeats=repeats)
 
 
+def time_calls(fns: Mapping[str, Callable[[], object]], *, repeats: int = LATENCY_REPEATS, warmup: int = 3,
+               device: torch.device | None = None) -> dict[str, dict]:
+    """``time_call`` for several functions at once, interleaved: each round times one call of every function in
+    turn, so a machine that gets busier or quieter during the measurement (other sessions on a shared server) slows
+    every variant alike, and their ratio stays honest. Returns {name: time_call's dict}."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append((time.perf_counter() - t0) * 1000)
+    out = {}
+    for k, ts in times.items():
+        ts.sort()
+        out[k] = dict(median_ms=statistics.median(ts), p95_ms=ts[min(len(ts) - 1, int(0.95 * len(ts)))],
+                      min_ms=ts[0], repeats=repeats)
+    return out
+
+
 class SparseLinear(nn.Module):
     """A Linear layer whose weight is a PyTorch sparse tensor (CSR or COO): y = W·xᵀ + b."""
 
@@ -217,7 +242,7 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
     accuracy of the very model timed (no fine-tuning), so a speed is never shown without what it costs.
 
     Returns rows {variant, median_ms, p95_ms, vs_dense, note[, test_acc]}; ``vs_dense`` is the ratio of medians
-    measured in this one run.
+    measured in this one run, the variants timed in interleaved rounds (``time_calls``).
     """
 
     device = device or default_device()
@@ -246,16 +271,17 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
             variants.append(("structured (shrunk)" + structured_label, small, "smaller dense layers after surgery"))
         except ValueError as e:
             variants.append(("structured (shrunk)" + structured_label, None, str(e)))
+    nets = {name: net.to(device).eval() for name, net, _ in variants if net is not None}
+    timed = time_calls({name: (lambda net=net: net(x)) for name, net in nets.items()}, repeats=repeats, device=device)
     rows = []
     for name, net, note in variants:
         if net is None:
             rows.append(dict(variant=name, median_ms=None, p95_ms=None, note=note))
             continue
-        net = net.to(device).eval()
-        t = time_call(lambda: net(x), repeats=repeats, device=device)
+        t = timed[name]
         rows.append(dict(variant=name, median_ms=t["median_ms"], p95_ms=t["p95_ms"], note=note))
         if dataset is not None:
-            rows[-1]["test_acc"] = evaluate(net, dataset.x_test, dataset.y_test).accuracy
+            rows[-1]["test_acc"] = evaluate(nets[name], dataset.x_test, dataset.y_test).accuracy
     dense_ms = rows[0]["median_ms"]
     for r in rows:
         r["vs_dense"] = r["median_ms"] / dense_ms if r["median_ms"] is not None else None
