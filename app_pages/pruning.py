@@ -134,7 +134,9 @@ def sensitivity(s: PruneSettings) -> None:
         return
     st.plotly_chart(pviz.sensitivity_figure(sens, base.accuracy), key="pr_sens")
     st.caption("Each line prunes only that layer (no fine-tuning), the others stay dense. Flat lines mark "
-               "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer.")
+               "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer."
+               + (" On the GPT this scan prunes single weights: a head or an MLP neuron spans several layers."
+                  if text and s.granularity in ("neuron", "head") else ""))
     st.download_button("Download sensitivity (CSV)", pd.DataFrame(sens).to_csv(index=False),
                        "pruning_sensitivity.csv", "text/csv", key="pr_dl_sens")
 
