@@ -161,9 +161,10 @@ def unit_scores(model: nn.Module, unit: str = "neuron", criterion: str = "magnit
 
 
 def _loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    device = next(net.parameters()).device
     was = net.training
     net.eval()
-    loss = float(F.cross_entropy(net(x), y))
+    loss = float(F.cross_entropy(net(x.to(device)), y.to(device)))
     net.train(was)
     return loss
 
