@@ -264,3 +264,18 @@ def test_fine_tuned_schedule_keeps_the_cut_units_cut(gpt, ds):
     x = tokens()
     with torch.no_grad():
         assert torch.allclose(shrink_gpt(out.model, out.mask)(x), out.model(x), atol=1e-5)
+
+
+def test_the_activation_criterion_through_prune_with(gpt, ds):
+    """The page's path: prune_with scores the GPT's heads on its first 64 training windows; the criterion is refused in
+    words wherever it has no meaning (single weights, 2:4, a classifier)."""
+    s = PruneSettings(sparsity=0.5, granularity="head", criterion="activation")
+    small_ds = dataclasses.replace(ds, x_test=ds.x_test[:8], y_test=ds.y_test[:8])
+    out = prune_with(gpt, small_ds, s)
+    expect = gpt_prune(gpt, 0.5, unit="head", criterion="activation", calibration=ds.x_train[:64])
+    assert {k: v.tolist() for k, v in out.mask.items()} == {k: v.tolist() for k, v in expect.items()}
+    for granularity in ("weight", "nm"):
+        with pytest.raises(ValueError, match="activation criterion scores the GPT's whole MLP neurons"):
+            prune_with(gpt, small_ds, PruneSettings(granularity=granularity, criterion="activation"))
+    with pytest.raises(ValueError, match="activation criterion scores the GPT's whole MLP neurons"):
+        prune_to(build_model("mlp", load_dataset("digits")), 0.5, criterion="activation", granularity="neuron")

@@ -28,6 +28,7 @@ from compress_core.pruning import (
     weight_values,
 )
 from compress_core.pruning.formats import LATENCY_REPEATS
+from compress_core.pruning.outcome import calibration_for
 from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
 from compress_core.viz import pruning as pviz
@@ -54,6 +55,8 @@ GRAN = {"weight": "weights (unstructured)", "neuron": "neurons / channels (struc
 GPT_GRAN = {"weight": "weights (unstructured)", "neuron": "MLP neurons (structured)",
             "head": "attention heads (structured)", "nm": "2:4 semi-structured"}
 CRIT = {"magnitude": "magnitude |w|", "random": "random"}
+# the GPT's heads and MLP neurons can also be ranked by what they add to the residual stream (gpt_structured)
+GPT_CRIT = {"magnitude": "magnitude |w|", "activation": "activation (heads, neurons)", "random": "random"}
 SCOPE = {"layer": "per layer", "global": "global"}
 OUTPUT = {1.0: "same rate", 0.5: "half rate", 0.0: "not pruned"}
 FT_LR = (0.003, 0.01, 0.03, 0.1)
@@ -70,10 +73,14 @@ def controls(seed: int, text: bool = False) -> PruneSettings:
     ``text``: the model is the GPT, whose structured choices are MLP neurons and attention heads."""
     gran_names = GPT_GRAN if text else GRAN
     c1, c2, c3, c4 = st.columns(4)
-    crit = url_widget(c1.radio, "pr_criterion", "magnitude", "Criterion", list(CRIT), allowed=list(CRIT),
-                      format_func=CRIT.get,
+    crit_names = GPT_CRIT if text else CRIT
+    crit = url_widget(c1.radio, "pr_criterion", "magnitude", "Criterion", list(crit_names), allowed=list(crit_names),
+                      format_func=crit_names.get,
                       help="What decides which weights go: the smallest magnitudes first, or a random choice (the "
-                           "control experiment: same count, no intelligence).")
+                           "control experiment: same count, no intelligence)."
+                           + (" Activation (the GPT's MLP neurons and attention heads only): the size of what each "
+                              "unit adds to the residual stream on 64 training windows, ‖X_j‖·‖fc2[:, j]‖ for a "
+                              "neuron and ‖Y_h·proj_hᵀ‖ for a head." if text else ""))
     gran = url_widget(c2.radio, "pr_granularity", "weight", "Granularity", list(gran_names),
                       allowed=list(gran_names), format_func=gran_names.get,
                       help=("Single weights anywhere; whole MLP neurons (a row of fc and a column of fc2) or whole "
@@ -230,11 +237,12 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 
     def one(mode: str) -> list[dict]:
         scratch = mode == "gradual_scratch"
+        calibration = calibration_for(baseline.model, ds, c)
         return jobs.run(CURVES, (sel.key, _json(c), mode), lambda report: accuracy_curves(
             baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, modes=(mode,), progress=report,
             init_model=baseline.build(baseline.init_state) if scratch else None,
             scratch_train=sel.train if scratch else None, criterion=c.criterion, scope=c.scope,
-            granularity=c.granularity, output_scale=c.output_scale),
+            granularity=c.granularity, output_scale=c.output_scale, calibration=calibration),
             f"Accuracy curve, {pviz.MODE_NAMES[mode]}", f"pr_cancel_{mode}") or []
 
     return [row for mode in modes for row in one(mode)]
@@ -243,7 +251,8 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 def sensitivity(baseline, ds, sel, settings: PruneSettings) -> list[dict]:
     """Accuracy with one layer pruned at a time (no fine-tuning), cached per criterion, granularity and seed."""
     gran = "weight" if ds.kind == "text" else _swept(settings)  # a GPT head or neuron spans several layers
-    c = PruneSettings(criterion=settings.criterion, granularity=gran, seed=settings.seed)
+    crit = "magnitude" if settings.criterion == "activation" else settings.criterion  # (it ranks whole units)
+    c = PruneSettings(criterion=crit, granularity=gran, seed=settings.seed)
     return jobs.run(SENSITIVITY, (sel.key, _json(c)), lambda report: sparsity_sensitivity(
         baseline.model, ds, SENSITIVITY_GRID, criterion=c.criterion, granularity=c.granularity, seed=c.seed,
         progress=report), "Sensitivity scan", "pr_cancel_sensitivity") or []

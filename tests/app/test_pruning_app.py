@@ -201,3 +201,24 @@ def test_the_language_model_loses_whole_heads_and_neurons():
     chart = next(c for c in at.get("plotly_chart") if "Measured forward time" in c.proto.spec)
     assert set(json.loads(chart.proto.spec)["data"][0]["y"]) == {"dense", "masked dense", "structured (shrunk)"}
     assert any("this very mask, its heads or neurons cut out by surgery" in c.value for c in at.caption)
+
+
+def test_the_language_model_scores_heads_by_activation():
+    """On the GPT the criterion offers activation: it picks other heads than magnitude (a different bits per
+    character at the same count), and with single weights it is refused in words, the page kept."""
+    gpt = {"dataset": "pydoc", "model": "gpt", "pr_granularity": "head", "pr_sparsity": "50.0"}
+    at = open_app(PAGE, gpt)
+    assert list(at.radio(key="pr_criterion").options) == ["magnitude |w|", "activation (heads, neurons)", "random"]
+    magnitude = metrics(at)
+    at.radio(key="pr_criterion").set_value("activation").run()
+    assert not at.exception and not at.error
+    assert at.query_params["pr_criterion"] == "activation"
+    activation = metrics(at)
+    assert activation["Weights kept"] == magnitude["Weights kept"]  # 2 of 4 heads per block either way
+    assert activation["Bits / char"] != magnitude["Bits / char"]
+    at.radio(key="pr_granularity").set_value("weight").run()
+    assert not at.exception
+    assert any("activation criterion scores the GPT's whole MLP neurons" in e.value for e in at.error)
+    at = open_tab(at, "pr_view", "Which layers can take it?")  # the scan ranks single weights by magnitude
+    at.radio(key="pr_granularity").set_value("neuron").run()
+    assert not at.exception and not at.error
