@@ -104,6 +104,12 @@ def test_the_gpt_loses_whole_heads_and_neurons(server_url, page):
     blocks = charts(page).filter(has_text="Heads and MLP neurons kept per block").first
     expect(blocks).to_contain_text("2 of 4", timeout=60_000)
     expect(page.get_by_text("Parameters after surgery: 202,176")).to_be_visible(timeout=30_000)
+    bits = metric_value(page, "Bits / char")
+    magnitude_bits = bits.inner_text()
+    page.locator(".st-key-pr_criterion").get_by_text("activation (heads, neurons)").click()
+    wait_for_app(page)
+    expect_url_param(page, "pr_criterion", "activation")
+    expect(bits).not_to_have_text(magnitude_bits, timeout=60_000)  # other heads go: another bits per character
     granularity.get_by_text("MLP neurons (structured)").click()
     wait_for_app(page)
     expect(blocks).to_contain_text("192 of 384", timeout=60_000)
