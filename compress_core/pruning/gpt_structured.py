@@ -117,6 +117,9 @@ def unit_scores(model: nn.Module, unit: str = "neuron", criterion: str = "magnit
         raise ValueError(f"Unknown unit {unit!r}: the GPT's structured pruning cuts {' or '.join(UNITS)}s.")
     if criterion not in GPT_CRITERIA:
         raise ValueError(f"Unknown criterion {criterion!r}: use one of {', '.join(GPT_CRITERIA)}.")
+    if criterion == "ablation" and unit != "head":
+        raise ValueError("The ablation criterion scores attention heads only (one forward pass per head); score MLP "
+                         "neurons by magnitude or activation.")
     bl = blocks(model)
     if not bl:
         raise ValueError("This model has no transformer block: structured GPT pruning needs the GPT.")
@@ -144,9 +147,6 @@ def unit_scores(model: nn.Module, unit: str = "neuron", criterion: str = "magnit
                 out[n] = torch.stack([(xs[:, h * d:(h + 1) * d] @ w[:, h * d:(h + 1) * d].t()).norm()
                                       for h in range(b.attn.heads)])
         return out
-    if unit != "head":
-        raise ValueError("The ablation criterion scores attention heads only (one forward pass per head); score MLP "
-                         "neurons by magnitude or activation.")
     if y is None:
         raise ValueError("The ablation criterion needs the next characters of the calibration windows as well.")
     base = _loss(net, x, y)
