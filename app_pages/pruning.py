@@ -10,7 +10,7 @@ import streamlit as st
 from torch import nn
 
 from compress_core.models import weighted_layers
-from compress_core.pruning import PruneOutcome, PruneSettings, weight_values
+from compress_core.pruning import PruneOutcome, PruneSettings, gpt_summary, weight_values
 from compress_core.pruning.report import PUBLISHED_LAYER_SPARSITY, PruneReport, layer_threshold
 from compress_core.viz import common as viz
 from compress_core.viz import lottery as lviz
@@ -78,6 +78,10 @@ def weights_and_mask(s: PruneSettings, res: PruneOutcome) -> None:
 def network_view(s: PruneSettings, res: PruneOutcome) -> None:
     """Sparsity per layer, decision boundaries (2-D data) and the schedule's steps."""
     han = PUBLISHED_LAYER_SPARSITY.get(sel.model)
+    if text and s.granularity in ("neuron", "head"):
+        st.plotly_chart(pviz.gpt_blocks_figure(gpt_summary(model, res.mask)), key="pr_gpt_blocks")
+        st.caption("What surgery keeps of each transformer block. Every block keeps at least one attention head and "
+                   "one MLP neuron; the width of the residual stream never changes.")
     st.plotly_chart(pviz.layer_bars(res.mask.layer_sparsity(), han), key="pr_bars")
     if han:
         st.caption("Grey: the per-layer sparsity Han et al. (2015) *published* for LeNet-300-100 on MNIST "
@@ -130,7 +134,9 @@ def sensitivity(s: PruneSettings) -> None:
         return
     st.plotly_chart(pviz.sensitivity_figure(sens, base.accuracy), key="pr_sens")
     st.caption("Each line prunes only that layer (no fine-tuning), the others stay dense. Flat lines mark "
-               "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer.")
+               "redundant layers that deserve a higher rate — the reason global pruning can beat per-layer."
+               + (" On the GPT this scan prunes single weights: a head or an MLP neuron spans several layers."
+                  if text and s.granularity in ("neuron", "head") else ""))
     st.download_button("Download sensitivity (CSV)", pd.DataFrame(sens).to_csv(index=False),
                        "pruning_sensitivity.csv", "text/csv", key="pr_dl_sens")
 
@@ -142,8 +148,10 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
     fc1, fc2 = st.columns(2)
     fc1.plotly_chart(pviz.size_figure(list(rep.sizes)), key="pr_sizes")
     if text:
-        fc1.caption("The language model's sizes count every parameter (embeddings and LayerNorms at 4 bytes). No "
-                    "structured row: no surgery here rebuilds a transformer's attention heads.")
+        fc1.caption("The language model's sizes count every parameter (embeddings and LayerNorms at 4 bytes). "
+                    + ("The structured row is the GPT rebuilt without the cut heads or MLP neurons."
+                       if rep.has_structured_row else "No structured row: this mask cuts no whole attention head or "
+                       "MLP neuron. Choose MLP neurons or attention heads as the granularity to build a smaller GPT."))
     elif not rep.has_structured_row:
         fc1.caption("No structured row: at this setting some hidden layer would keep no neuron, so there is "
                     "no smaller network to build.")
@@ -158,13 +166,8 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
 @st.fragment
 def live() -> None:
     st.header("Controls", anchor="controls")
-    s = cache.controls(sel.seed)
+    s = cache.controls(sel.seed, text)
     cache.schedule_caption(s)
-    if text and s.granularity == "neuron":
-        st.error("Whole neurons cannot be cut from the language model here: a transformer's neurons feed attention "
-                 "heads and the residual stream, which this surgery does not rebuild. Prune single weights or 2:4 "
-                 "groups; the Language models page compares magnitude, Wanda and SparseGPT on it.")
-        return
     try:
         res = cache.outcome(b, ds, sel, s)
     except ValueError as e:  # impossible settings: say so, keep the page

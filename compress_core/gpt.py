@@ -17,6 +17,9 @@ Two choices serve the rest of the lab rather than nanoGPT:
 - The logits come out as (batch, vocabulary, time): the class dimension second, where ``F.cross_entropy`` and
   ``argmax(1)`` look for it, so training and evaluation written for classifiers score every next character unchanged.
 
+An attention module's ``heads`` may be fewer than width / head dim: ``pruning.gpt_structured`` cuts whole heads out
+(their rows of q, k, v and columns of proj), so the head dim is read from the query's size, never from the width.
+
 Each attention module has a ``kv_hook`` (None by default): a callable ``(k, v) -> (k, v)`` on the keys and values,
 each (batch, heads, time, head dim), applied before attention; KV-cache quantization plugs in there.
 
@@ -74,13 +77,15 @@ class CausalSelfAttention(nn.Module):
         self.kv_hook: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
+        b, t, _ = x.shape
         h = self.heads
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        c = q.shape[-1]  # heads × head dim: the width, or less once heads are cut out (pruning.gpt_structured)
 
-        def heads(z: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, heads, T, C / heads)
+        def heads(z: torch.Tensor) -> torch.Tensor:  # (B, T, c) -> (B, heads, T, c / heads)
             return z.view(b, t, h, c // h).transpose(1, 2)
 
-        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        q, k, v = heads(q), heads(k), heads(v)
         if self.kv_hook is not None:
             k, v = self.kv_hook(k, v)
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(c // h))

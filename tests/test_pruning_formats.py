@@ -18,6 +18,7 @@ from compress_core.pruning import (
     size_report,
     structured_bytes,
     time_call,
+    time_calls,
     to_sparse_model,
     torch_csr_bytes,
     torch_csr_layout_bytes,
@@ -78,6 +79,10 @@ def test_latency_helpers(mlp):
     calls = []
     t = time_call(lambda: calls.append(1), repeats=7, warmup=2)
     assert len(calls) == 9 and 0 <= t["min_ms"] <= t["median_ms"] <= t["p95_ms"]
+    order = []
+    both = time_calls({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] + ["a", "b"] * 3  # warm-up, then interleaved rounds
+    assert set(both) == {"a", "b"} and all(v["repeats"] == 3 and v["min_ms"] <= v["median_ms"] for v in both.values())
     rows = latency_report(mlp, prune(mlp, 0.5, granularity="neuron"), (1, 8, 8), batch=64, repeats=3)
     assert [r["variant"] for r in rows] == ["dense", "masked dense", "sparse CSR", "sparse COO", "structured (shrunk)"]
     assert all(r["median_ms"] > 0 for r in rows) and rows[0]["vs_dense"] == 1.0

@@ -34,7 +34,8 @@ def figures(model, mask):
             pviz.timing_figure(lat, 256, 20),
             pviz.size_figure([dict(format="dense float32", bytes=1000, vs_dense=1.0),
                               dict(format="CSR (values + indices)", bytes=300, vs_dense=0.3)]),
-            pviz.nm_pattern(model.fc2.weight.detach().numpy(), nm_prune(model)["fc2.weight"].numpy())]
+            pviz.nm_pattern(model.fc2.weight.detach().numpy(), nm_prune(model)["fc2.weight"].numpy()),
+            pviz.gpt_blocks_figure([dict(block="block1", heads=4, kept_heads=2, neurons=384, kept_neurons=384)])]
 
 
 def test_figures_validate_and_hold_data(setup):
@@ -47,6 +48,14 @@ def test_figures_validate_and_hold_data(setup):
         assert checked.data and (checked.layout.template.layout.paper_bgcolor
                                  == (default.layout.paper_bgcolor if default else None))
         assert checked.layout.font.size == 15
+
+
+def test_gpt_blocks_figure_reads_the_summary():
+    fig = pviz.gpt_blocks_figure([dict(block="block1", heads=4, kept_heads=1, neurons=384, kept_neurons=288),
+                                  dict(block="block2", heads=4, kept_heads=4, neurons=384, kept_neurons=96)])
+    heads, neurons = fig.data
+    assert list(heads.y) == [0.25, 1.0] and list(neurons.y) == [0.75, 0.25]
+    assert list(heads.text) == ["1 of 4", "4 of 4"] and list(neurons.text) == ["288 of 384", "96 of 384"]
 
 
 def test_histogram_counts_and_threshold(setup):

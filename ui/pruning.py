@@ -28,6 +28,7 @@ from compress_core.pruning import (
     weight_values,
 )
 from compress_core.pruning.formats import LATENCY_REPEATS
+from compress_core.pruning.outcome import calibration_for
 from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
 from compress_core.viz import pruning as pviz
@@ -50,7 +51,12 @@ BATCHES = [1, 64, 512, 2048]
 
 GRAN = {"weight": "weights (unstructured)", "neuron": "neurons / channels (structured)",
         "nm": "2:4 semi-structured"}
+# the GPT's structured choices: whole MLP neurons or whole attention heads, cut out by surgery (gpt_structured)
+GPT_GRAN = {"weight": "weights (unstructured)", "neuron": "MLP neurons (structured)",
+            "head": "attention heads (structured)", "nm": "2:4 semi-structured"}
 CRIT = {"magnitude": "magnitude |w|", "random": "random"}
+# the GPT's heads and MLP neurons can also be ranked by what they add to the residual stream (gpt_structured)
+GPT_CRIT = {"magnitude": "magnitude |w|", "activation": "activation (heads, neurons)", "random": "random"}
 SCOPE = {"layer": "per layer", "global": "global"}
 OUTPUT = {1.0: "same rate", 0.5: "half rate", 0.0: "not pruned"}
 FT_LR = (0.003, 0.01, 0.03, 0.1)
@@ -62,17 +68,27 @@ def _json(settings: PruneSettings) -> str:
     return json.dumps(settings.to_dict(), sort_keys=True)
 
 
-def controls(seed: int) -> PruneSettings:
-    """Draw the criterion, granularity, scope, output rate, sparsity and schedule controls; return the settings."""
+def controls(seed: int, text: bool = False) -> PruneSettings:
+    """Draw the criterion, granularity, scope, output rate, sparsity and schedule controls; return the settings.
+    ``text``: the model is the GPT, whose structured choices are MLP neurons and attention heads."""
+    gran_names = GPT_GRAN if text else GRAN
     c1, c2, c3, c4 = st.columns(4)
-    crit = url_widget(c1.radio, "pr_criterion", "magnitude", "Criterion", list(CRIT), allowed=list(CRIT),
-                      format_func=CRIT.get,
+    crit_names = GPT_CRIT if text else CRIT
+    crit = url_widget(c1.radio, "pr_criterion", "magnitude", "Criterion", list(crit_names), allowed=list(crit_names),
+                      format_func=crit_names.get,
                       help="What decides which weights go: the smallest magnitudes first, or a random choice (the "
-                           "control experiment: same count, no intelligence).")
-    gran = url_widget(c2.radio, "pr_granularity", "weight", "Granularity", list(GRAN), allowed=list(GRAN),
-                      format_func=GRAN.get,
-                      help="Single weights anywhere; whole neurons (Linear rows) and channels (Conv filters) ranked "
-                           "by L1 norm; or 2 of every 4 consecutive weights, the pattern sparse tensor cores run.")
+                           "control experiment: same count, no intelligence)."
+                           + (" Activation (the GPT's MLP neurons and attention heads only): the size of what each "
+                              "unit adds to the residual stream on 64 training windows, ‖X_j‖·‖fc2[:, j]‖ for a "
+                              "neuron and ‖Y_h·proj_hᵀ‖ for a head." if text else ""))
+    gran = url_widget(c2.radio, "pr_granularity", "weight", "Granularity", list(gran_names),
+                      allowed=list(gran_names), format_func=gran_names.get,
+                      help=("Single weights anywhere; whole MLP neurons (a row of fc and a column of fc2) or whole "
+                            "attention heads (their rows of q, k, v and columns of proj, Michel et al. 2019) ranked "
+                            "by the L2 norm of those weights and cut out by surgery; or 2 of every 4 consecutive "
+                            "weights, the pattern sparse tensor cores run." if text else
+                            "Single weights anywhere; whole neurons (Linear rows) and channels (Conv filters) ranked "
+                            "by L1 norm; or 2 of every 4 consecutive weights, the pattern sparse tensor cores run."))
     scope = url_widget(c3.radio, "pr_scope", "layer", "Scope", list(SCOPE), allowed=list(SCOPE),
                        format_func=SCOPE.get,
                        help="Per layer: every layer loses the same fraction. Global: one ranking across layers, so "
@@ -90,7 +106,8 @@ def controls(seed: int) -> PruneSettings:
         pct = url_widget(st.select_slider, "pr_sparsity", 90.0, "Sparsity — fraction of weights removed (%)",
                          SPARSITY_STEPS, cast=float, allowed=SPARSITY_STEPS, format_func=lambda v: f"{v:g} %",
                          help="Fine steps at the high end, where accuracy starts to fall. For neurons it is the "
-                              "fraction of hidden neurons/channels removed; 2:4 is always 50 %.")
+                              "fraction of hidden neurons/channels removed (the GPT's: of each block's MLP neurons, "
+                              "or of its attention heads, every block keeping at least one); 2:4 is always 50 %.")
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     sched = url_widget(c1.radio, "pr_schedule", "one-shot", "Schedule", list(SCHED), allowed=list(SCHED),
                        format_func=SCHED.get, horizontal=True,
@@ -132,11 +149,21 @@ def metrics_row(s: PruneSettings, rep: PruneReport, ds) -> None:
     m4.metric("Honest size", f"{rep.best_kb:.1f} KB", f"{rep.best_change:+.0%} vs dense",
               delta_color="inverse", help=f"{rep.best['format']}: {rep.best['detail']}. Dense float32 is "
                                           f"{rep.dense_kb:.1f} KB.")
+    if text and s.granularity in ("neuron", "head") and rep.has_structured_row:
+        surgery_caption(rep)
     rate = {0.5: "at half the rate", 0.0: "not at all"}.get(s.output_scale, f"at {s.output_scale:g}× the rate")
     if not text and s.output_scale != 1 and s.granularity == "weight" and s.sparsity:
         # short numbers above (a pill ends longer words in "…" at 1280 px and on a projector); the why, here
         st.caption(f"{rep.removed_fraction:.1%} of the {rep.total:,} weights removed in all, where the slider says "
                    f"{s.sparsity:.1%}: the output layer is pruned {rate}.")
+
+
+def surgery_caption(rep: PruneReport) -> None:
+    """What surgery left of the GPT, in parameters (every one: embeddings and LayerNorms included)."""
+    row = next(r for r in rep.sizes if r["format"].startswith("structured"))
+    before, after = rep.dense_bytes // 4, row["bytes"] // 4
+    st.caption(f"**Parameters after surgery: {after:,}** of {before:,} ({after / before - 1:+.1%}): the cut heads and "
+               "neurons are gone from the matrices, so the smaller GPT runs dense, on any hardware.")
 
 
 def schedule_caption(s: PruneSettings) -> None:
@@ -210,11 +237,12 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 
     def one(mode: str) -> list[dict]:
         scratch = mode == "gradual_scratch"
+        calibration = calibration_for(baseline.model, ds, c)
         return jobs.run(CURVES, (sel.key, _json(c), mode), lambda report: accuracy_curves(
             baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, modes=(mode,), progress=report,
             init_model=baseline.build(baseline.init_state) if scratch else None,
             scratch_train=sel.train if scratch else None, criterion=c.criterion, scope=c.scope,
-            granularity=c.granularity, output_scale=c.output_scale),
+            granularity=c.granularity, output_scale=c.output_scale, calibration=calibration),
             f"Accuracy curve, {pviz.MODE_NAMES[mode]}", f"pr_cancel_{mode}") or []
 
     return [row for mode in modes for row in one(mode)]
@@ -222,7 +250,9 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
 
 def sensitivity(baseline, ds, sel, settings: PruneSettings) -> list[dict]:
     """Accuracy with one layer pruned at a time (no fine-tuning), cached per criterion, granularity and seed."""
-    c = PruneSettings(criterion=settings.criterion, granularity=_swept(settings), seed=settings.seed)
+    gran = "weight" if ds.kind == "text" else _swept(settings)  # a GPT head or neuron spans several layers
+    crit = "magnitude" if settings.criterion == "activation" else settings.criterion  # (it ranks whole units)
+    c = PruneSettings(criterion=crit, granularity=gran, seed=settings.seed)
     return jobs.run(SENSITIVITY, (sel.key, _json(c)), lambda report: sparsity_sensitivity(
         baseline.model, ds, SENSITIVITY_GRID, criterion=c.criterion, granularity=c.granularity, seed=c.seed,
         progress=report), "Sensitivity scan", "pr_cancel_sensitivity") or []
@@ -257,8 +287,11 @@ def latency_panel(model, mask, ds, sel, s: PruneSettings, rep: PruneReport) -> N
         return
     measured_key, lat, semi = st.session_state["pr_latency"]
     st.plotly_chart(pviz.timing_figure(lat, batch, LATENCY_REPEATS), key="pr_timing")
-    st.caption("Beside each time: the test accuracy of the model timed, as it is (no fine-tuning). The structured "
-               "row is a different, coarser cut: faster, and usually less accurate at the same fraction removed.")
+    st.caption("Beside each time: the test accuracy of the model timed, as it is (no fine-tuning). "
+               + ("The structured row is this very mask, its heads or neurons cut out by surgery: the same predictions "
+                  "as the masked row, from smaller matrices." if rep.structured_mask is None else
+                  "The structured row is a different, coarser cut: faster, and usually less accurate at the same "
+                  "fraction removed."))
     if measured_key != lat_key:
         st.caption("Measured for earlier settings: press the button to measure these.")
     if semi and semi["available"]:

@@ -9,7 +9,8 @@ too (Han et al. 2016, "Deep Compression", store relative indices for this reason
   integer that holds the column count) + one row pointer per row (the smallest that holds nnz);
 - bitmask: 4-byte values + 1 bit per position;
 - ``torch.sparse_csr_tensor`` as PyTorch keeps it in memory (64-bit indices): measured with ``nbytes``;
-- structured: the smaller dense model that ``shrink`` builds.
+- structured: the smaller dense model that ``shrink`` builds (for the GPT: fewer attention heads and MLP neurons,
+  ``gpt_structured``).
 
 Speed is *measured* (median of repeated timed runs), never derived from parameter counts: dense,
 masked dense (same work), sparse CSR / COO matrix products (``torch.sparse.mm``), and the shrunk model.
@@ -36,6 +37,7 @@ from torch import nn
 from ..data import Dataset
 from ..models import is_language_model, weighted_layers
 from ..train import default_device, evaluate
+from . import gpt_structured
 from .masks import apply_mask
 from .structured import kept_units, shrink
 
@@ -128,9 +130,15 @@ def size_report(model: nn.Module, mask: Mapping[str, torch.Tensor], value_bytes:
              detail="torch.sparse_csr_tensor: values + 64-bit column indices and row pointers"),
     ]
     smask = structured_mask if structured_mask is not None else mask
-    # no structured row for the GPT: its Linear layers do not feed one another in a chain, and no surgery here
-    # rebuilds attention heads; for a classifier, only where every layer keeps a neuron (else no smaller network)
-    if not is_language_model(model) and all(bool(k.any()) for k in kept_units(model, smask).values()):
+    # the GPT: a structured row when the mask cuts whole heads or MLP neurons (gpt_structured); a classifier: only
+    # where every layer keeps a neuron (else no smaller network)
+    if is_language_model(model):
+        if gpt_structured.removes_units(model, smask):
+            rows.append(dict(format="structured (smaller dense model)" + structured_label,
+                             bytes=gpt_structured.shrunk_params(model, smask) * value_bytes,
+                             detail="whole attention heads / MLP neurons removed by surgery",
+                             same_mask=structured_mask is None))
+    elif all(bool(k.any()) for k in kept_units(model, smask).values()):
         rows.append(dict(format="structured (smaller dense model)" + structured_label,
                          bytes=structured_bytes(model, smask, value_bytes),
                          detail="whole neurons/channels removed by surgery", same_mask=structured_mask is None))
@@ -164,6 +172,31 @@ def time_call(fn: Callable[[], object], *, repeats: int = LATENCY_REPEATS, warmu
     times.sort()
     return dict(median_ms=statistics.median(times), p95_ms=times[min(len(times) - 1, int(0.95 * len(times)))],
                 min_ms=times[0], repeats=repeats)
+
+
+def time_calls(fns: Mapping[str, Callable[[], object]], *, repeats: int = LATENCY_REPEATS, warmup: int = 3,
+               device: torch.device | None = None) -> dict[str, dict]:
+    """``time_call`` for several functions at once, interleaved: each round times one call of every function in
+    turn, so a machine that gets busier or quieter during the measurement (other sessions on a shared server) slows
+    every variant alike, and their ratio stays honest. Returns {name: time_call's dict}."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append((time.perf_counter() - t0) * 1000)
+    out = {}
+    for k, ts in times.items():
+        ts.sort()
+        out[k] = dict(median_ms=statistics.median(ts), p95_ms=ts[min(len(ts) - 1, int(0.95 * len(ts)))],
+                      min_ms=ts[0], repeats=repeats)
+    return out
 
 
 class SparseLinear(nn.Module):
@@ -209,7 +242,7 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
     accuracy of the very model timed (no fine-tuning), so a speed is never shown without what it costs.
 
     Returns rows {variant, median_ms, p95_ms, vs_dense, note[, test_acc]}; ``vs_dense`` is the ratio of medians
-    measured in this one run.
+    measured in this one run, the variants timed in interleaved rounds (``time_calls``).
     """
 
     device = device or default_device()
@@ -217,11 +250,16 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
         ("dense", copy.deepcopy(model), "the original model"),
         ("masked dense", apply_mask(model, mask), "same shapes, zeros multiplied like any number"),
     ]
-    if is_language_model(model):  # token ids in; its Linear layers sit inside blocks, which neither sparse
-        vocab = model.embed.tok.num_embeddings  # multiplication here nor structured surgery rebuilds
+    if is_language_model(model):  # token ids in; its Linear layers sit inside blocks, which sparse multiplication
+        vocab = model.embed.tok.num_embeddings  # here does not rebuild; surgery cuts whole heads and MLP neurons
         x = torch.randint(0, vocab, (batch, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
-        variants += [(name, None, "not built for the GPT's nested layers") for name in
-                     ("sparse CSR", "sparse COO", "structured (shrunk)" + structured_label)]
+        variants += [(name, None, "not built for the GPT's nested layers") for name in ("sparse CSR", "sparse COO")]
+        smask = structured_mask if structured_mask is not None else mask
+        label = "structured (shrunk)" + structured_label
+        if gpt_structured.removes_units(model, smask):
+            variants.append((label, gpt_structured.shrink_gpt(model, smask), "fewer heads / MLP neurons after surgery"))
+        else:
+            variants.append((label, None, "this mask cuts no whole head or MLP neuron: nothing to cut out"))
     else:
         x = torch.randn(batch, *input_shape, device=device)
         variants += [
@@ -233,16 +271,17 @@ def latency_report(model: nn.Module, mask: Mapping[str, torch.Tensor], input_sha
             variants.append(("structured (shrunk)" + structured_label, small, "smaller dense layers after surgery"))
         except ValueError as e:
             variants.append(("structured (shrunk)" + structured_label, None, str(e)))
+    nets = {name: net.to(device).eval() for name, net, _ in variants if net is not None}
+    timed = time_calls({name: (lambda net=net: net(x)) for name, net in nets.items()}, repeats=repeats, device=device)
     rows = []
     for name, net, note in variants:
         if net is None:
             rows.append(dict(variant=name, median_ms=None, p95_ms=None, note=note))
             continue
-        net = net.to(device).eval()
-        t = time_call(lambda: net(x), repeats=repeats, device=device)
+        t = timed[name]
         rows.append(dict(variant=name, median_ms=t["median_ms"], p95_ms=t["p95_ms"], note=note))
         if dataset is not None:
-            rows[-1]["test_acc"] = evaluate(net, dataset.x_test, dataset.y_test).accuracy
+            rows[-1]["test_acc"] = evaluate(nets[name], dataset.x_test, dataset.y_test).accuracy
     dense_ms = rows[0]["median_ms"]
     for r in rows:
         r["vs_dense"] = r["median_ms"] / dense_ms if r["median_ms"] is not None else None

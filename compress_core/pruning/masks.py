@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..config import SCOPES
-from ..models import output_layer_name, weighted_layers
+from ..models import is_language_model, output_layer_name, weighted_layers
 from ..train import apply_mask_
 
 CRITERIA = ("magnitude", "random")
@@ -220,7 +220,19 @@ def _resolve_exclude(model: nn.Module, exclude: Iterable[str]) -> set[str]:
 
 def _prune(model: nn.Module, sparsity: float, *, relative: bool, criterion: str, scope: str,
            granularity: str, mask: Mapping | None, output_scale: float, exclude: Iterable[str], seed: int,
-           norm: int) -> Mask:
+           norm: int, calibration=None) -> Mask:
+    if granularity in ("neuron", "head") and is_language_model(model):  # the GPT's neurons and heads: surgery-aware
+        from .gpt_structured import gpt_prune
+        if exclude:
+            raise ValueError("Structured GPT pruning cuts every block: it takes no excluded layers.")
+        return gpt_prune(model, sparsity, unit=granularity, criterion=criterion, scope=scope, mask=mask,
+                         relative=relative, seed=seed, calibration=calibration)
+    if granularity == "head":
+        raise ValueError("Only the GPT has attention heads to prune: choose weights or neurons for this model.")
+    if criterion == "activation":
+        raise ValueError("The activation criterion scores the GPT's whole MLP neurons and attention heads: choose one "
+                         "of those granularities, or magnitude or random for single weights (Wanda, the activation-"
+                         "aware criterion for single weights, is on the Language models page).")
     _check(sparsity, criterion, scope, granularity, output_scale)
     layers = weighted_layers(model)
     if not layers:
@@ -267,7 +279,7 @@ def _prune(model: nn.Module, sparsity: float, *, relative: bool, criterion: str,
 
 def prune(model: nn.Module, sparsity: float, *, criterion: str = "magnitude", scope: str = "layer",
           granularity: str = "weight", mask: Mapping | None = None, output_scale: float = 1.0,
-          exclude: Iterable[str] = (), seed: int = 0, norm: int = 1) -> Mask:
+          exclude: Iterable[str] = (), seed: int = 0, norm: int = 1, calibration=None) -> Mask:
     """A new ``Mask`` that removes ``sparsity`` of ``model``'s weights (never modifies ``model``).
 
     Args:
@@ -278,13 +290,17 @@ def prune(model: nn.Module, sparsity: float, *, criterion: str = "magnitude", sc
         criterion: "magnitude" (smallest |w|, or smallest neuron norm, first) or "random".
         scope: "layer" (each layer at the same rate) or "global" (one ranking across layers).
         granularity: "weight" (unstructured) or "neuron" (whole Linear output neurons / Conv output
-            channels, with their biases; the output layer's classes are never removed).
+            channels, with their biases; the output layer's classes are never removed). On the GPT, "neuron"
+            cuts whole MLP neurons and "head" whole attention heads (``gpt_structured.gpt_prune``: a neuron's
+            or head's group norm, or with criterion "activation" and ``calibration`` the size of what it adds;
+            every block keeps at least one; ``output_scale`` and ``norm`` do not apply).
         mask: an existing mask to prune further; its zeros stay zero.
         output_scale: the output layer is pruned at ``sparsity × output_scale`` on its own ranking
             (0 excludes it; Frankle & Carbin prune it at half the rate, 0.5).
         exclude: layer names ("fc1") or weight names ("fc1.weight") to leave untouched.
         seed: fixes the random criterion.
         norm: 1 or 2, the norm ranking neurons (granularity "neuron").
+        calibration: token windows for the GPT's "activation" criterion (its heads and neurons only).
 
     Returns:
         a ``Mask`` with one entry per Linear/Conv weight (and per pruned layer's bias for neurons).
@@ -296,7 +312,7 @@ def prune(model: nn.Module, sparsity: float, *, criterion: str = "magnitude", sc
     """
     return _prune(model, sparsity, relative=mask is not None, criterion=criterion, scope=scope,
                   granularity=granularity, mask=mask, output_scale=output_scale, exclude=exclude, seed=seed,
-                  norm=norm)
+                  norm=norm, calibration=calibration)
 
 
 def prune_to(model: nn.Module, sparsity: float, *, mask: Mapping | None = None, **kwargs) -> Mask:

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import Config, param
 from ..data import Dataset
-from ..models import output_layer_name
+from ..models import is_language_model, output_layer_name
 from ..train import Metrics, TrainConfig, evaluate, train
 from .masks import Mask, apply_mask, nm_prune, prune_to
 from .ranking import Ranking
@@ -37,9 +37,11 @@ class PruneSettings(Config):
     """What to prune and how. Frozen: it hashes (cache keys) and round-trips through JSON."""
 
     sparsity: float = param(0.5, "target fraction of weights (or neurons) removed")
-    criterion: str = param("magnitude", "'magnitude' (smallest |w| first) or 'random'")
+    criterion: str = param("magnitude", "'magnitude' (smallest |w| first), 'random', or for the GPT's heads and "
+                                        "neurons 'activation' (the size of what each adds, on calibration windows)")
     scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
-    granularity: str = param("weight", "'weight', 'neuron' (whole neurons/channels) or 'nm' (N:M semi-structured)")
+    granularity: str = param("weight", "'weight', 'neuron' (whole neurons/channels; the GPT's MLP neurons), "
+                                       "'head' (the GPT's attention heads) or 'nm' (N:M semi-structured)")
     output_scale: float = param(1.0, "the output layer's rate = sparsity × this (0 = not pruned)")
     schedule: str = param("one-shot", "'one-shot', 'iterative' (constant rate per round) or 'gradual' (cubic)")
     rounds: int = param(4, "pruning steps of the iterative and gradual schedules")
@@ -84,6 +86,9 @@ class PruneOutcome:
 
 def diagnose(model: nn.Module, mask: Mask, settings: PruneSettings) -> list[str]:
     """Plain-words warnings about a mask: cut layers, a removed output layer, rates that round to nothing."""
+    if cuts_gpt_units(model, settings):
+        from .gpt_structured import gpt_warnings
+        return gpt_warnings(model, mask, settings.sparsity, settings.granularity, settings.scope)
     out = []
     dead = mask.dead_layers()
     out_name = output_layer_name(model)
@@ -122,6 +127,7 @@ def prune_with(model: nn.Module, dataset: Dataset, settings: PruneSettings, batc
     """
     s = settings
     ft = s.finetune(batch_size)
+    _check_criterion(model, s)
     if s.granularity == "nm":
         mask = nm_prune(model, s.n, s.m, include_output=s.output_scale > 0)
         net = apply_mask(model, mask)
@@ -129,7 +135,8 @@ def prune_with(model: nn.Module, dataset: Dataset, settings: PruneSettings, batc
             train(net, dataset, ft, seed=s.seed, mask=mask)
         steps = []
     else:
-        kw = dict(criterion=s.criterion, scope=s.scope, granularity=s.granularity, output_scale=s.output_scale)
+        kw = dict(criterion=s.criterion, scope=s.scope, granularity=s.granularity, output_scale=s.output_scale,
+                  calibration=calibration_for(model, dataset, s))
         if ft is None:  # no training between steps: ranking the same weights again gives the same mask
             mask = ranking.mask(s.sparsity) if ranking is not None else prune_to(model, s.sparsity, seed=s.seed, **kw)
             net, steps = apply_mask(model, mask), []
@@ -141,6 +148,27 @@ def prune_with(model: nn.Module, dataset: Dataset, settings: PruneSettings, batc
     net.to("cpu").eval()
     metrics = evaluate(net, dataset.x_test, dataset.y_test)
     return PruneOutcome(mask=mask, model=net, metrics=metrics, steps=steps, warnings=diagnose(model, mask, s))
+
+
+GPT_CALIBRATION = 64  # training windows (64 characters each) the GPT's activation criterion scores units on
+
+
+def cuts_gpt_units(model: nn.Module, settings: PruneSettings) -> bool:
+    """True when ``settings`` cut whole MLP neurons or attention heads out of a GPT (``gpt_structured``)."""
+    return settings.granularity in ("neuron", "head") and is_language_model(model)
+
+
+def _check_criterion(model: nn.Module, settings: PruneSettings) -> None:
+    if settings.criterion == "activation" and not cuts_gpt_units(model, settings):
+        raise ValueError("The activation criterion scores the GPT's whole MLP neurons and attention heads: choose "
+                         "one of those granularities, or magnitude or random.")
+
+
+def calibration_for(model: nn.Module, dataset: Dataset, settings: PruneSettings):
+    """The calibration windows the criterion of ``settings`` reads (the GPT's activation criterion), else None."""
+    if settings.criterion == "activation" and cuts_gpt_units(model, settings):
+        return dataset.x_train[:GPT_CALIBRATION]
+    return None
 
 
 def extra_training_control(model: nn.Module, dataset: Dataset, settings: PruneSettings,
@@ -164,8 +192,9 @@ def extra_training_control(model: nn.Module, dataset: Dataset, settings: PruneSe
 def ranking_for(model: nn.Module, settings: PruneSettings) -> Ranking | None:
     """The ``Ranking`` that ``prune_with`` can reuse for every sparsity of these settings (None for 2:4)."""
     s = settings
-    if s.granularity == "nm":
-        return None
+    _check_criterion(model, s)
+    if s.granularity == "nm" or cuts_gpt_units(model, s):
+        return None  # (the GPT's heads and neurons: gpt_prune ranks a few hundred units, no ranking to keep)
     return Ranking(model, criterion=s.criterion, scope=s.scope, granularity=s.granularity,
                    output_scale=s.output_scale, seed=s.seed)
 

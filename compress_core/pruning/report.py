@@ -124,11 +124,14 @@ def prune_report(model: nn.Module, outcome: PruneOutcome, settings: PruneSetting
     """
     mask = outcome.mask
     kept, note = mask.kept(), "Counted over the weights of every Linear/Conv layer (biases excluded)."
-    if settings.granularity == "neuron":
+    if settings.granularity in ("neuron", "head"):
         try:  # a removed neuron takes its outgoing connections along: count what the smaller network keeps
             kept = sum(m.weight.numel() for _, m in weighted_layers(shrink(model, mask)))
             note = ("The weights of the smaller dense network left once the removed neurons/channels are cut out, "
                     "with their incoming and outgoing connections (biases excluded).")
+            if is_language_model(model):
+                note = (f"The weights of the blocks' Linear layers left once the removed {settings.granularity}s are "
+                        "cut out with their rows and columns (biases, embeddings and LayerNorms excluded).")
         except ValueError:  # some hidden layer keeps no neuron: no smaller network, count the mask
             note += " No smaller network exists at this setting (a hidden layer keeps no neuron)."
     struct_mask, struct_label = structured_comparison(model, settings)

@@ -32,7 +32,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..models import WEIGHTED, weighted_layers
+from ..models import WEIGHTED, is_language_model, weighted_layers
 
 
 def _group(consumer: nn.Module, producer_out: int, name: str) -> int:
@@ -109,7 +109,8 @@ def shrink(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Sequential:
 
     Returns:
         a new ``nn.Sequential`` with the same child names, whose output equals
-        ``apply_mask(model, mask)``'s for every input.
+        ``apply_mask(model, mask)``'s for every input. A GPT goes to ``gpt_structured.shrink_gpt`` (fewer heads and
+        MLP neurons per block).
 
     Raises:
         ValueError: the model is not a Sequential, or a hidden layer would keep no neuron at all
@@ -118,6 +119,9 @@ def shrink(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Sequential:
     """
     if not isinstance(model, nn.Sequential):
         raise ValueError("Surgery works on nn.Sequential models only.")
+    if is_language_model(model):  # a GPT's units are heads and MLP neurons inside its blocks
+        from .gpt_structured import shrink_gpt
+        return shrink_gpt(model, mask)
     cut = _cut_message(model, mask)
     if cut:
         raise ValueError(cut)

@@ -146,6 +146,19 @@ def layer_bars(layer_sparsity: dict[str, float], published: dict[str, float] | N
     return _figure(data, layout, "Sparsity per layer", 360)
 
 
+def gpt_blocks_figure(summary: list[dict]) -> go.Figure:
+    """Per transformer block, the share of attention heads and of MLP neurons that survive surgery, labelled with
+    the counts (rows of ``pruning.gpt_structured.gpt_summary``)."""
+    names = [r["block"] for r in summary]
+    data = [dict(type="bar", x=names, y=[r[f"kept_{k}"] / r[k] for r in summary], name=label,
+                 marker=dict(color=color), text=[f"{r[f'kept_{k}']} of {r[k]}" for r in summary],
+                 textposition="outside", cliponaxis=False)
+            for k, label, color in (("heads", "attention heads kept", COLORS["kept"]),
+                                    ("neurons", "MLP neurons kept", COLORS["baseline"]))]
+    layout = dict(barmode="group", yaxis=dict(range=[0, 1.15], tickformat=".0%", title=dict(text="kept")))
+    return _figure(data, layout, "Heads and MLP neurons kept per block", 360)
+
+
 DENSITY_TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1]
 
 

@@ -148,18 +148,77 @@ def test_weights_kept_reads_as_removed_with_the_output_layers_rate():
 
 
 def test_the_language_model_prunes_and_is_timed_honestly():
-    """The GPT on the Pruning page: bits per character, whole neurons refused plainly, and "Does it get faster?"
-    times token ids through the dense and masked models, with no structured or sparse row it cannot build."""
+    """The GPT on the Pruning page, single weights: bits per character, and "Does it get faster?" times token ids
+    through the dense and masked models, with no structured or sparse row (the mask cuts no whole head)."""
     gpt = {"dataset": "pydoc", "model": "gpt"}
     at = open_app(PAGE, {**gpt, "pr_sparsity": "50.0"})
     assert not at.exception and not at.error
     assert {"Next character right", "Bits / char", "Weights kept"} <= set(metrics(at))
-    at = open_app(PAGE, {**gpt, "pr_granularity": "neuron"})
-    assert not at.exception and any("Whole neurons cannot be cut from the language model" in e.value for e in at.error)
-    at = open_tab(open_app(PAGE, {**gpt, "pr_sparsity": "50.0"}), "pr_view", "Does it get faster?")
+    at = open_tab(at, "pr_view", "Does it get faster?")
     assert not at.exception
-    assert any("no surgery here rebuilds" in c.value for c in at.caption)
+    assert any("this mask cuts no whole attention head" in c.value for c in at.caption)
     at.button(key="pr_measure").click().run()
     assert not at.exception
     chart = next(c for c in at.get("plotly_chart") if "Measured forward time" in c.proto.spec)
     assert set(json.loads(chart.proto.spec)["data"][0]["y"]) == {"dense", "masked dense"}
+
+
+def gpt_blocks(at) -> dict:
+    return next(c for c in charts(at) if c["layout"]["title"]["text"] == "Heads and MLP neurons kept per block")
+
+
+def test_the_language_model_loses_whole_heads_and_neurons():
+    """Granularity offers the GPT's attention heads and MLP neurons: the metric row counts the parameters left after
+    surgery, "Per layer" shows what each block keeps, and the shrunk GPT is timed beside the dense one."""
+    gpt = {"dataset": "pydoc", "model": "gpt"}
+    at = open_app(PAGE, {**gpt, "pr_granularity": "head", "pr_sparsity": "50.0"})
+    assert not at.exception and not at.error
+    radio = at.radio(key="pr_granularity")
+    assert list(radio.options) == ["weights (unstructured)", "MLP neurons (structured)",
+                                   "attention heads (structured)", "2:4 semi-structured"]
+    m = metrics(at)
+    assert {"Bits / char", "Weights kept"} <= set(m)
+    # 2 of 4 heads per block: q, k, v lose half their rows, proj half its columns (8 × 96 × 48 weights per block)
+    assert m["Weights kept"] == f"{2 * 12 * 96 * 96 - 2 * 4 * 96 * 48:,}"
+    assert any("Parameters after surgery: 202,176** of 239,328 (-15.5%)" in c.value for c in at.caption)
+    at = open_tab(at, "pr_view", "Per layer")
+    heads = gpt_blocks(at)["data"]
+    assert heads[0]["y"] == [0.5, 0.5] and heads[1]["y"] == [1.0, 1.0]
+    at.radio(key="pr_granularity").set_value("neuron").run()  # a quarter of the MLP neurons instead
+    at.select_slider(key="pr_sparsity").set_value(25.0).run()
+    assert not at.exception and not at.error
+    assert gpt_blocks(at)["data"][1]["text"] == ["288 of 384", "288 of 384"]
+    assert any("Parameters after surgery: 202,272**" in c.value for c in at.caption)
+    at.select_slider(key="pr_sparsity").set_value(99.9).run()  # every neuron asked: each block keeps its best one
+    assert not at.exception and not at.error
+    assert any("every block keeps at least its best-scored MLP neuron" in w.value for w in at.warning)
+    at.select_slider(key="pr_sparsity").set_value(50.0).run()
+    at = open_tab(at, "pr_view", "Does it get faster?")
+    assert any("rebuilt without the cut heads or MLP neurons" in c.value for c in at.caption)
+    at.selectbox(key="pr_batch").set_value(64).run()
+    at.button(key="pr_measure").click().run()
+    assert not at.exception
+    chart = next(c for c in at.get("plotly_chart") if "Measured forward time" in c.proto.spec)
+    assert set(json.loads(chart.proto.spec)["data"][0]["y"]) == {"dense", "masked dense", "structured (shrunk)"}
+    assert any("this very mask, its heads or neurons cut out by surgery" in c.value for c in at.caption)
+
+
+def test_the_language_model_scores_heads_by_activation():
+    """On the GPT the criterion offers activation: it picks other heads than magnitude (a different bits per
+    character at the same count), and with single weights it is refused in words, the page kept."""
+    gpt = {"dataset": "pydoc", "model": "gpt", "pr_granularity": "head", "pr_sparsity": "50.0"}
+    at = open_app(PAGE, gpt)
+    assert list(at.radio(key="pr_criterion").options) == ["magnitude |w|", "activation (heads, neurons)", "random"]
+    magnitude = metrics(at)
+    at.radio(key="pr_criterion").set_value("activation").run()
+    assert not at.exception and not at.error
+    assert at.query_params["pr_criterion"] == "activation"
+    activation = metrics(at)
+    assert activation["Weights kept"] == magnitude["Weights kept"]  # 2 of 4 heads per block either way
+    assert activation["Bits / char"] != magnitude["Bits / char"]
+    at.radio(key="pr_granularity").set_value("weight").run()
+    assert not at.exception
+    assert any("activation criterion scores the GPT's whole MLP neurons" in e.value for e in at.error)
+    at = open_tab(at, "pr_view", "Which layers can take it?")  # the scan ranks single weights by magnitude
+    at.radio(key="pr_granularity").set_value("neuron").run()
+    assert not at.exception and not at.error

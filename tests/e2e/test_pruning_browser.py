@@ -91,3 +91,44 @@ def test_the_drag_view_follows_the_chosen_layer(server_url, page):
     expect(page.get_by_text("Follow the drag: fc2's weights")).to_be_visible(timeout=30_000)
     expect_url_param(page, "pr_layer", "fc2")
     assert_no_exception(page)
+
+
+def test_the_gpt_loses_whole_heads_and_neurons(server_url, page):
+    """On the GPT the granularity control offers attention heads and MLP neurons: choosing them and moving the slider
+    redraws what each block keeps, and the shrunk GPT is timed beside the dense one."""
+    open_page(page, server_url + "/pruning?dataset=pydoc&model=gpt&pr_sparsity=50.0&pr_view=Per+layer")
+    granularity = page.locator(".st-key-pr_granularity")
+    granularity.get_by_text("attention heads (structured)").click()
+    wait_for_app(page)
+    expect_url_param(page, "pr_granularity", "head")
+    blocks = charts(page).filter(has_text="Heads and MLP neurons kept per block").first
+    expect(blocks).to_contain_text("2 of 4", timeout=60_000)
+    expect(page.get_by_text("Parameters after surgery: 202,176")).to_be_visible(timeout=30_000)
+    bits = metric_value(page, "Bits / char")
+    magnitude_bits = bits.inner_text()
+    page.locator(".st-key-pr_criterion").get_by_text("activation (heads, neurons)").click()
+    wait_for_app(page)
+    expect_url_param(page, "pr_criterion", "activation")
+    expect(bits).not_to_have_text(magnitude_bits, timeout=60_000)  # other heads go: another bits per character
+    granularity.get_by_text("MLP neurons (structured)").click()
+    wait_for_app(page)
+    expect(blocks).to_contain_text("192 of 384", timeout=60_000)
+    thumb = slider(page, "Sparsity")
+    thumb.focus()
+    thumb.press("ArrowRight")  # 50 → 55 %: round(0.55 × 384) = 211 neurons go from each block
+    wait_for_app(page)
+    expect_url_param(page, "pr_sparsity", "55.0")
+    expect(blocks).to_contain_text("173 of 384", timeout=60_000)
+    expect(metric_value(page, "Bits / char")).to_be_visible(timeout=30_000)
+    screenshot(page, "pruning_gpt_structured")
+    page.get_by_role("tab", name="Does it get faster?").click()
+    wait_for_app(page)
+    page.locator(".st-key-pr_batch").get_by_role("combobox").click(timeout=60_000)
+    page.get_by_role("option", name="64", exact=True).click(timeout=60_000)
+    wait_for_app(page)
+    page.get_by_role("button", name="⏱ Measure latency").click(timeout=60_000)
+    wait_for_app(page)
+    timing = charts(page).filter(has_text="Measured forward time").first
+    expect(timing).to_contain_text("structured (shrunk)", timeout=120_000)
+    assert_no_exception(page)
+    screenshot(page, "pruning_gpt_latency")
