@@ -1,19 +1,18 @@
 """Compare: compression recipes side by side — accuracy against size, latency and energy, with the Pareto front.
 
-Variants and their editor: ui.compare; recipes, runs and sweeps: compress_core.experiments; figures:
+Variants and their editor: ui.topics.compare; recipes, runs and sweeps: compress_core.experiments; figures:
 compress_core.viz.compare.
 """
 
 import pandas as pd
 import streamlit as st
 
-from compress_core.experiments import ENERGY_PJ, ENERGY_SOURCE, LEFT_OUT, PRESETS, Result
-from compress_core.viz import compare as cviz
-from ui import compare as cmp
-from ui.explain import explainer
+from compress_core.experiments import PRESETS, Result
+from compress_core.viz import compare as viz_compare
 from ui.loaders import baseline, dataset
 from ui.sidebar import classifier_page, selection
 from ui.state import link_list, to_bool, url_widget, view_tabs
+from ui.topics import compare as ui_compare
 
 sel = selection()
 classifier_page(sel, "Compare recipes", "its recipes quantize, share and export plain stacks of Linear and Conv "
@@ -27,18 +26,18 @@ b = baseline(sel)
 
 # ---- the variants -----------------------------------------------------------------------------------------------
 st.header("Variants")
-vs = cmp.variants(sel)
+vs = ui_compare.variants(sel)
 c1, c2 = st.columns([3, 1])
 preset = c1.selectbox("Start a new variant from", list(PRESETS), key="cmp_preset",
                       help="A ready-made recipe; open its panel below to change any step.")
-if c2.button("➕ Add variant", key="cmp_add_variant", disabled=len(vs) >= cmp.MAX_VARIANTS,
-             help=f"At most {cmp.MAX_VARIANTS} variants side by side."):
-    vs = [*vs, cmp.variant(preset, PRESETS[preset](sel.dataset, sel.model).steps)]
-vs = cmp.editor(sel, vs)
-cmp.save(vs)
-recipes = [cmp.recipe_of(sel, v) for v in vs]
+if c2.button("➕ Add variant", key="cmp_add_variant", disabled=len(vs) >= ui_compare.MAX_VARIANTS,
+             help=f"At most {ui_compare.MAX_VARIANTS} variants side by side."):
+    vs = [*vs, ui_compare.variant(preset, PRESETS[preset](sel.dataset, sel.model).steps)]
+vs = ui_compare.editor(sel, vs)
+ui_compare.save(vs)
+recipes = [ui_compare.recipe_of(sel, v) for v in vs]
 
-outcomes = cmp.run_all(recipes)
+outcomes = ui_compare.run_all(recipes)
 if outcomes is None:
     st.stop()
 for i, o in enumerate(outcomes):
@@ -64,7 +63,7 @@ def runs_view(explored: list) -> None:
                f"± is the binomial standard error √(p(1−p)/n), so two runs closer than about two of those are not "
                "told apart by this test set. Latency: one inference (batch 1), median of 30, on this server. Click a "
                "column to sort.")
-    st.plotly_chart(cviz.tradeoff(results, explored, "bytes"), key="cmp_bytes")
+    st.plotly_chart(viz_compare.tradeoff(results, explored, "bytes"), key="cmp_bytes")
     front_caption(explored)
 
 
@@ -83,24 +82,14 @@ def front_caption(explored: list) -> None:
 def cost_view(explored: list) -> None:
     """Accuracy against latency and energy, and how size and energy are counted."""
     c1, c2 = st.columns(2)
-    c1.plotly_chart(cviz.tradeoff(results, explored, "latency"), key="cmp_latency")
-    c2.plotly_chart(cviz.tradeoff(results, explored, "energy"), key="cmp_energy")
+    c1.plotly_chart(viz_compare.tradeoff(results, explored, "latency"), key="cmp_latency")
+    c2.plotly_chart(viz_compare.tradeoff(results, explored, "energy"), key="cmp_energy")
     front_caption(explored)
-    explainer("How the size and the energy are counted", (
-            "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
-            "of three layouts for its mask: *dense* (zeros stored), *bitmask* (one keep bit per position) or *CSR* "
-            "(column indices and row pointers in the smallest unsigned type). Per-channel scales and zero points, "
-            "k-means codebooks and the float32 (or int32) biases are counted too.\n\n"
-            f"**Energy per inference** (batch 1), from {ENERGY_SOURCE}: a multiply and an add per surviving weight "
-            f"and output position — float32 {ENERGY_PJ['fp32_mult']} + {ENERGY_PJ['fp32_add']} pJ; when weights "
-            f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
-            f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
-            f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
-            f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))
+    ui_compare.counting_explainer()
 
 
 def boundaries_view() -> None:
-    st.plotly_chart(cviz.boundaries(results, ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names)),
+    st.plotly_chart(viz_compare.boundaries(results, ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names)),
                     key="cmp_boundaries")
 
 
@@ -109,10 +98,10 @@ def grid_view() -> None:
     st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a weight "
                 "bit width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
     c1, c2, c3 = st.columns([3, 3, 1])
-    sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", cmp.GRID_SPARSITY,
-                    cast=link_list, check=lambda v: set(v) <= set(cmp.GRID_SPARSITY))
-    bits = url_widget(c2.multiselect, "cmp_grid_bits", [8, 6, 4, 3, 2, 1], "Weight bits", cmp.GRID_BITS,
-                      cast=link_list, check=lambda v: set(v) <= set(cmp.GRID_BITS))
+    sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", ui_compare.GRID_SPARSITY,
+                    cast=link_list, check=lambda v: set(v) <= set(ui_compare.GRID_SPARSITY))
+    bits = url_widget(c2.multiselect, "cmp_grid_bits", [8, 6, 4, 3, 2, 1], "Weight bits", ui_compare.GRID_BITS,
+                      cast=link_list, check=lambda v: set(v) <= set(ui_compare.GRID_BITS))
     ep = url_widget(c3.number_input, "cmp_grid_ep", 1, "Fine-tune epochs", 0, 5, cast=int,
                     check=lambda v: 0 <= v <= 5)
     if not url_widget(st.toggle, "cmp_grid_on", False, "Compute the grid", cast=to_bool,
@@ -122,18 +111,18 @@ def grid_view() -> None:
         st.info("Choose at least one sparsity and one bit width.")
         return
     sp, bits = sorted(sp), sorted(bits, reverse=True)
-    cells = cmp.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
+    cells = ui_compare.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
     if cells is not None:
         acc = [[r.test_acc for r in row] for row in cells]
         size = [[r.bytes for r in row] for row in cells]
-        st.plotly_chart(cviz.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
+        st.plotly_chart(viz_compare.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
                         key="cmp_grid")
 
 
 # ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------
 explored = list(st.session_state.get("cmp_explored", {}).values())
 views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost_view(explored),
-         "Per layer": lambda: cmp.layers_view(sel, results)}
+         "Per layer": lambda: ui_compare.layers_view(sel, results)}
 if ds.kind == "points":
     views["Decision boundaries"] = boundaries_view
 views["Sparsity × bit width"] = grid_view
@@ -144,11 +133,11 @@ st.header("Download and upload")
 c1, c2 = st.columns(2)
 c1.download_button("Download runs (CSV)", pd.DataFrame([r.row() for r in results]).to_csv(index=False),
                    "compression-runs.csv", "text/csv", key="cmp_dl_csv")
-c2.download_button("Download recipes (JSON)", cmp.downloads(sel, vs), "compression-recipes.json",
+c2.download_button("Download recipes (JSON)", ui_compare.downloads(sel, vs), "compression-recipes.json",
                    "application/json", key="cmp_dl_json",
                    help="Upload this file back (here or in the CLI: python -m compress_core.experiments FILE) to "
                         "recreate the runs.")
-st.file_uploader("Upload recipes (JSON)", type=["json"], key="cmp_upload", on_change=cmp.on_upload,
+st.file_uploader("Upload recipes (JSON)", type=["json"], key="cmp_upload", on_change=ui_compare.on_upload,
                  help="A file from “Download recipes”, or recipes written by hand. It replaces the variants above.")
 kind, msg = st.session_state.get("cmp_upload_msg", ("", ""))
 if msg:

@@ -1,7 +1,7 @@
 """Deep compression: prune, share the survivors' values, write them as a Huffman-coded file with relative indices,
 and count every byte (Han et al. 2016).
 
-Controls, cached runs and the file's download: ui.deep_compression; the pipeline: compress_core.deep_compression
+Controls, cached runs and the file's download: ui.topics.deep_compression; the pipeline: compress_core.deep_compression
 (the page's numbers: its report module), the file format: compress_core.export.han_format (docs/FORMAT.md),
 figures compress_core.viz.deep_compression.
 """
@@ -18,12 +18,12 @@ from compress_core.deep_compression.report import (
     stage_summary,
     used_centroids,
 )
-from compress_core.viz import deep_compression as dviz
-from ui import deep_compression as dc
-from ui.explain import explainer, gap_words, published
+from compress_core.viz import deep_compression as viz_deep_compression
+from ui.explain import gap_words, published
 from ui.loaders import baseline, dataset
 from ui.sidebar import classifier_page, selection
 from ui.state import url_widget, view_tabs
+from ui.topics import deep_compression as ui_deep_compression
 
 sel = selection()
 classifier_page(sel, "Deep compression", "its pipeline (prune, fine-tune, k-means weight sharing, Huffman coding into"
@@ -41,7 +41,7 @@ b = baseline(sel)
 def run(cfg):
     """The pipeline, cached per setting: computed on the heavy-run pool the first time (with progress)."""
     try:
-        res = dc.pipeline(sel, b, ds, cfg)  # read only
+        res = ui_deep_compression.pipeline(sel, b, ds, cfg)  # read only
     except ValueError as e:
         st.error(f"The pipeline stopped: {e}")
         st.stop()
@@ -59,7 +59,7 @@ def headline(res, s) -> None:
     m3.metric("Dense accuracy", f"{s.dense['test_acc']:.1%}")
     m4.metric("File accuracy", f"{s.final['test_acc']:.1%}", delta=f"{s.accuracy_change * 100:+.1f} pts",
               help="The network loaded back from the file's bytes")
-    fair = dc.control(sel, b, ds, res.config)
+    fair = ui_deep_compression.control(sel, b, ds, res.config)
     if fair is not None:
         st.info(f"**Fair comparison.** Pruning came with {res.config.rounds} × {res.config.epochs} epochs of "
                 f"fine-tuning. The dense network trained the same way, nothing pruned, scores "
@@ -78,15 +78,15 @@ def headline(res, s) -> None:
 
 def stages_section(res, s) -> None:
     # small tables as st.table of text: drawn with the page (a dataframe grid redraws itself up to 0.4 s after a move)
-    st.table(pd.DataFrame(dviz.stage_frame_rows(res.stages)), hide_index=True)
+    st.table(pd.DataFrame(viz_deep_compression.stage_frame_rows(res.stages)), hide_index=True)
     d1, d2, d3 = st.columns([1, 1, 2])
     d1.download_button("Download CSV", pd.DataFrame(res.stages).to_csv(index=False), "deep_compression.csv",
                        "text/csv", key="dc_csv")
     d2.download_button("Download JSON", json.dumps(dict(res.to_dict(), dataset=sel.dataset, model=sel.model),
                                                    indent=2), "deep_compression.json", "application/json",
                        key="dc_json")
-    dc.download_file(res, sel, d3)
-    st.plotly_chart(dviz.stages_chart(res.stages), width="stretch", key="dc_stages")
+    ui_deep_compression.download_file(res, sel, d3)
+    st.plotly_chart(viz_deep_compression.stages_chart(res.stages), width="stretch", key="dc_stages")
     st.table(pd.DataFrame(published_comparison(res)), hide_index=True)
     published("Han, Mao & Dally 2016, \"Deep Compression\", Table 1 (MNIST; pruning, trained quantization and "
               "Huffman coding)", "LeNet-300-100: **1070 KB → 27 KB (40×)** at **1.58 %** error (1.64 % before). "
@@ -105,7 +105,7 @@ def layer_view(res) -> None:
     names = [k[: -len(".weight")] for k in res.mask]
     layer = url_widget(st.selectbox, "dc_layer", names[0], "Layer", names, allowed=names)
     key = f"{layer}.weight"
-    st.plotly_chart(dviz.shared_histogram(res.pruned_state[key], res.mask[key], res.final_state[key],
+    st.plotly_chart(viz_deep_compression.shared_histogram(res.pruned_state[key], res.mask[key], res.final_state[key],
                                           res.centroids.get(key, []), layer), width="stretch", key="dc_hist")
     used = used_centroids(res, key)
     if used is not None:
@@ -127,7 +127,7 @@ def file_section(res, s) -> None:
                 + f" The file is **{len(res.file):,} bytes**: {s.final['ratio']:.1f}× smaller than the float32 "
                 "parameters, and the network read back from it gives the accuracy in the table.")
     f1, f2 = st.columns([1, 1.2])
-    f1.plotly_chart(dviz.file_bytes(file_breakdown(res), len(res.file)), width="stretch", key="dc_file")
+    f1.plotly_chart(viz_deep_compression.file_bytes(file_breakdown(res), len(res.file)), width="stretch", key="dc_file")
     f2.dataframe(pd.DataFrame(layers), hide_index=True, width="stretch")
 
 
@@ -144,7 +144,7 @@ def formula_section(res, s) -> None:
                 + (f"Whole model: formula {s.formula_ratio:.2f}× for n = {s.n_kept:,}." if s.n_kept else ""))
     f1, f2 = st.columns([1.1, 1])
     f1.dataframe(pd.DataFrame(formula_rows(res)), hide_index=True, width="stretch")
-    f2.plotly_chart(dviz.formula_bars(res.formula), width="stretch", key="dc_formula")
+    f2.plotly_chart(viz_deep_compression.formula_bars(res.formula), width="stretch", key="dc_formula")
     if s.sharing_grows:
         st.caption(f"In {', '.join(s.sharing_grows)} sharing makes the layer *bigger* (measured below 1×): too few "
                    "weights survive for their codes to pay for the codebook. Adding the same index cost to both sides "
@@ -154,7 +154,7 @@ def formula_section(res, s) -> None:
 @st.fragment
 def live() -> None:
     """Controls, headline and the open tab: a control's move reruns this, not the page around it."""
-    cfg = dc.controls(sel.seed)
+    cfg = ui_deep_compression.controls(sel.seed)
     res = run(cfg)
     s = stage_summary(res)
     headline(res, s)
@@ -162,20 +162,7 @@ def live() -> None:
              "Han's formula vs measured": lambda: formula_section(res, s),
              "The file: relative indices and Huffman coding": lambda: file_section(res, s)}
     view_tabs("dc_view", views)  # only the open tab runs
-    explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
-- **Dense**: every parameter as a 4-byte float.
-- **Pruned** (magnitude, {dc.SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix
-  per layer: 4-byte values of the survivors, a column index for each (1 byte when a row has ≤ 256 columns, else 2),
-  and one row pointer per row. The index is why 90 % sparsity gives less than 10×.
-- **Shared**: each survivor becomes a {cfg.bits}-bit code into the layer's codebook ({cfg.k} × 32 bits for
-  k-means; one float scale per output channel for uniform); the CSR index stays. Biases stay float32.
-- **File** (`.clab`, docs/FORMAT.md): relative indices with filler zeros instead of CSR, the codebook holding only
-  the values in use, codes and indices {"Huffman-coded" if cfg.huffman else "in fixed-width codes"}, biases as
-  {dc.BIAS_BITS[cfg.bias_bits]} numbers, the layer list as JSON, a CRC-32. Its size is its length in bytes, and
-  its accuracy that of the network loaded back from those bytes.
-- k-means uses **linear initialisation** (centroids evenly spaced over [min, max]): it keeps centroids out at
-  the rare large weights, which matter most (Han 2016, section 3.2).
-""")
+    ui_deep_compression.stages_explainer(cfg)
 
 
 live()

@@ -9,10 +9,10 @@ import math
 import streamlit as st
 
 from compress_core.catalog import PUBLISHED_BASELINES, built_architecture, data_info, param_count, weighted_layer_count
-from compress_core.settings import BaselineConfig, cached_record
-from ui.explain import explainer, published
+from ui.explain import published
 from ui.sidebar import selection
 from ui.state import view_tabs
+from ui.topics import home as ui_home
 
 sel = selection()
 info = data_info(sel.dataset)
@@ -28,20 +28,8 @@ st.markdown(
 )
 
 
-def baseline_numbers() -> tuple[dict, dict]:
-    """(test metrics, training history) of the selection's baseline: from the cache's record when it holds this
-    baseline (no PyTorch), else from the baseline itself (loaded, or trained with progress the first time)."""
-    record = None if sel.weights else cached_record(BaselineConfig(sel.dataset, sel.model, sel.seed, sel.train))
-    if record is not None:
-        return record["test_metrics"], record["history"]
-    from ui.loaders import baseline
-
-    b = baseline(sel)
-    return {"accuracy": b.test_metrics.accuracy, "loss": b.test_metrics.loss}, b.history.to_dict()
-
-
 def overview() -> None:
-    test, hist = baseline_numbers()
+    test, hist = ui_home.baseline_numbers(sel)
     c1, c2, c3 = st.columns(3)
     c1.metric("Parameters", f"{n_params:,}")
     c2.metric("Size (float32)", f"{n_params * 4 / 1024:.1f} KB")
@@ -74,13 +62,13 @@ def overview() -> None:
 
 
 def data_view() -> None:
-    from compress_core.viz import common as viz
+    from compress_core.viz import common as viz_common
     from ui.loaders import dataset
 
     ds = dataset(sel.dataset, sel.seed)
     st.markdown(f"**{sel.dataset}** — {ds.description} Split with seed {sel.seed}: "
                 f"{ds.sizes['train']:,} train · {ds.sizes['val']:,} validation · {ds.sizes['test']:,} test.")
-    st.plotly_chart(viz.data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names)),
+    st.plotly_chart(viz_common.data_samples(ds.x_train.numpy(), ds.y_train.numpy(), ds.kind, list(ds.class_names)),
                     key="home_data")
 
 
@@ -101,17 +89,18 @@ def model_view() -> None:
 
 
 def training_view() -> None:
-    from compress_core.viz import common as viz
+    from compress_core.viz import common as viz_common
     from ui.loaders import baseline, dataset
 
     b = baseline(sel)
     if b.history.records:
-        st.plotly_chart(viz.training_curves(b.history.records, title="Training curves"), key="home_curves")
+        st.plotly_chart(viz_common.training_curves(b.history.records, title="Training curves"), key="home_curves")
     elif sel.weights:
         st.info("Your uploaded weights came without a training history.", icon="📤")
     ds = dataset(sel.dataset, sel.seed)
     if ds.kind == "points":
-        st.plotly_chart(viz.decision_boundary(viz.model_predictor(b.model), ds.x_test.numpy(), ds.y_test.numpy(),
+        st.plotly_chart(viz_common.decision_boundary(viz_common.model_predictor(b.model), ds.x_test.numpy(),
+                                                     ds.y_test.numpy(),
                                               list(ds.class_names), title="Decision boundary on the test points"),
                         key="home_boundary")
 
@@ -156,9 +145,4 @@ st.markdown("**And transformers.** A language model is compressed after training
             "and SparseGPT, and a quantized KV cache.")
 st.page_link("app_pages/language_models.py", label="Language models: a tiny GPT, compressed the way large ones are",
              icon="🤖", query_params={"dataset": "pydoc", "model": "gpt", "seed": str(sel.seed)})  # the GPT's page
-explainer("Why compress at all?", (
-    "- **Memory and bandwidth:** a float32 weight costs 4 bytes; fetching it from DRAM costs far more energy "
-    "than the arithmetic on it (Horowitz, ISSCC 2014).\n"
-    "- **Hardware cost:** 8-bit integer multipliers are much smaller and cheaper than 32-bit float ones.\n"
-    "- **Time:** fewer or narrower operations mean lower latency — when the hardware can use them.\n"
-    "- **Training cost:** lottery tickets ask whether we could train the small network in the first place."))
+ui_home.why_compress()

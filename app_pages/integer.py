@@ -12,11 +12,11 @@ import streamlit as st
 from compress_core.integer import walk_through
 from compress_core.integer.report import download_record, trace_unit
 from compress_core.quant import QuantConfig
-from compress_core.viz import integer as iviz
-from ui import integer as ui_int
+from compress_core.viz import integer as viz_integer
 from ui.loaders import baseline, dataset
 from ui.sidebar import classifier_page, selection
 from ui.state import keep, url_widget, view_tabs
+from ui.topics import integer as ui_integer
 
 sel = selection()
 classifier_page(sel, "Integer inference", "the integer-only engine runs Linear, Conv, ReLU and pooling layers with "
@@ -52,8 +52,8 @@ def whole_model(cfg: QuantConfig, cmp: dict, sizes: dict) -> None:
                    f"{cmp['max_step_diff']} step(s). Differences come from rounding the bias to int32 and from the "
                    "fixed-point rescale's own rounding.")
     g1, g2 = st.columns(2)
-    g1.plotly_chart(iviz.accuracy_bars(cmp, title="Test accuracy"), key="int_acc_fig")
-    g2.plotly_chart(iviz.memory_bars(sizes, cfg.weight_bits, title="Model memory"), key="int_mem_fig")
+    g1.plotly_chart(viz_integer.accuracy_bars(cmp, title="Test accuracy"), key="int_acc_fig")
+    g2.plotly_chart(viz_integer.memory_bars(sizes, cfg.weight_bits, title="Model memory"), key="int_mem_fig")
     st.caption(f"Memory counts every stored byte: weights ({sizes['weights']:,}) at 4, 1 or ½ byte; biases "
                f"({sizes['biases']:,}) as int32 in the integer models; and per output channel the rescale M0 (int32) "
                "and n (one byte), plus zero points. The float32 model stores weights and biases at 4 bytes.")
@@ -78,7 +78,7 @@ def walk_view(res: dict) -> None:
 
 def example_view(res: dict, i: int) -> None:
     """Test example ``i``, the class each model predicts and their logits."""
-    logits, picture, bars = ui_int.example(res, ds, fmodel, i)
+    logits, picture, bars = ui_integer.example(res, ds, fmodel, i)
     p1, p2 = st.columns([1, 2])
     with p1:
         st.plotly_chart(picture, key="int_example_fig")
@@ -110,20 +110,20 @@ def unit_view(walk, qmodel, unit: int, what: str, first: bool) -> None:
     t = trace_unit(walk, qmodel, unit)
     pos = "" if t.kind == "linear" else f", position {t.position}"
     st.subheader(f"{t.layer}: output {what.split(' ')[0]} {unit} (channel {t.channel}{pos})")
-    st.markdown(ui_int.ledger(t, walk.q_in, walk.x_real, first))
+    st.markdown(ui_integer.ledger(t, walk.q_in, walk.x_real, first))
     st.caption(f"Fake-quant code of this unit: {t.fq_code} (the integer result is {t.out}). "
                "Steps 6–8 are TFLite's MultiplyByQuantizedMultiplier: gemmlowp's SaturatingRoundingDoublingHighMul "
                "then RoundingDivideByPOT" + (" applied to acc·2^L, a refinement: step 6 costs nothing at run time "
                                              "(2^L is folded into M0) but the codes can differ from TFLite's by ±1."
                                              if t.L else ", bit for bit."))
     d1, d2 = st.columns([3, 2])
-    d1.plotly_chart(iviz.int_vs_float(walk.units, t.S_y,
+    d1.plotly_chart(viz_integer.int_vs_float(walk.units, t.S_y,
                                       title=f"Every output of {t.layer} on this example: integer vs float"),
                     key="int_scatter_fig")
     with d2:
         st.markdown(f"**The largest of the {t.n_terms} products** (q_x − Z_x)(q_w − Z_w)")
         st.dataframe(pd.DataFrame(t.top), hide_index=True, width="stretch")
-        st.plotly_chart(iviz.rescale_steps([("acc", t.acc), ("acc·2^L", t.scaled), ("high", t.high),
+        st.plotly_chart(viz_integer.rescale_steps([("acc", t.acc), ("acc·2^L", t.scaled), ("high", t.high),
                                             ("shifted", t.shifted), ("+Z", t.plus_zero), ("q_out", t.out)],
                                            title="How big each number is"), key="int_steps_fig")
     ss["_int_M_default"] = t.M
@@ -149,13 +149,13 @@ def layer_table(cfg: QuantConfig, mode: str, calib: int, res: dict) -> None:
 
 # a refused setting stops the page before the walk-through and the explorer: keep their values for the way back
 keep("int_example", "int_layer", "int_M", "int_acc", prefix="int_unit_")
-cfg, mode, calib, headroom = ui_int.controls()
-res = ui_int.convert(sel, cfg, mode, calib, headroom)
+cfg, mode, calib, headroom = ui_integer.controls()
+res = ui_integer.convert(sel, cfg, mode, calib, headroom)
 
 views = {"The whole model, on integers": lambda: whole_model(cfg, res["compare"], res["bytes"]),
-         "One layer, step by step": lambda: walk_view(res), "The multiplier explorer": ui_int.multiplier_explorer,
+         "One layer, step by step": lambda: walk_view(res), "The multiplier explorer": ui_integer.multiplier_explorer,
          "Every layer of the integer program": lambda: layer_table(cfg, mode, calib, res),
-         "The same network in ONNX Runtime": lambda: ui_int.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode,
+         "The same network in ONNX Runtime": lambda: ui_integer.onnx_section(sel, (sel.key, cfg.to_json(), calib, mode,
                                                                                  headroom), res)}
 view_tabs("int_view", views)  # only the open tab runs
-ui_int.how_it_works(sel.model, sel.dataset, res["compare"], cfg.weight_bits, cfg.act_bits)
+ui_integer.how_it_works(sel.model, sel.dataset, res["compare"], cfg.weight_bits, cfg.act_bits)

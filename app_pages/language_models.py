@@ -9,11 +9,11 @@ import streamlit as st
 
 from compress_core import lm
 from compress_core.catalog import data_info
-from compress_core.viz import lm as lviz
-from ui import lm as ui_lm
+from compress_core.viz import lm as viz_lm
 from ui.loaders import baseline, dataset
 from ui.sidebar import lesson_switch, selection
 from ui.state import url_widget, view_tabs
+from ui.topics import lm as ui_lm
 
 sel = selection()
 st.title("🤖 Language models")
@@ -55,7 +55,7 @@ def outliers_view() -> None:
                        help="Which Linear layer's inputs to show (q, k, v read the first LayerNorm; fc the second; "
                             "proj and fc2 the attention's and the MLP's own outputs).")
     row = next(r for r in table if r["layer"] == layer)
-    st.plotly_chart(lviz.channel_chart(ui_lm.channel_magnitudes(sel, ds, layer), row["top"], layer, row["ratio"]),
+    st.plotly_chart(viz_lm.channel_chart(ui_lm.channel_magnitudes(sel, ds, layer), row["top"], layer, row["ratio"]),
                     key="lm_channels_fig")
     st.dataframe([dict(layer=r["layer"], channels=r["channels"], **{"largest ÷ median": round(r["ratio"], 1),
                        f"channels > {lm.OUTLIER_RATIO:g}× median": r["outliers"]}) for r in table],
@@ -63,7 +63,7 @@ def outliers_view() -> None:
     res = ui_lm.scores(sel, ds, ("w8a8_per_tensor", "w8a8_per_token"), "W8A8 per tensor and per token",
                        "lm_cancel_w8a8")
     if res:
-        st.plotly_chart(lviz.bpc_bars(res, "8-bit weights and activations"), key="lm_w8a8_fig")
+        st.plotly_chart(viz_lm.bpc_bars(res, "8-bit weights and activations"), key="lm_w8a8_fig")
         st.markdown(ui_lm.verdict(res, "w8a8_per_token", "w8a8_per_tensor"))
         st.markdown(ui_lm.outlier_words(table, res, sum(p.numel() for p in b.model.parameters())))
 
@@ -82,9 +82,9 @@ def smoothquant_view() -> None:
     res = ui_lm.scores(sel, ds, tuple(f"w8a8_smoothquant_a{a:g}" for a in lm.ALPHAS) + (
         "w8a8_per_tensor", "w8a8_per_token"), "SmoothQuant at every α", "lm_cancel_alpha")
     if res:
-        st.plotly_chart(lviz.alpha_chart(res, alpha, "W8A8 against α"), key="lm_alpha_fig")
+        st.plotly_chart(viz_lm.alpha_chart(res, alpha, "W8A8 against α"), key="lm_alpha_fig")
         st.markdown(ui_lm.verdict(res, f"w8a8_smoothquant_a{alpha:g}", "w8a8_per_tensor"))
-    st.plotly_chart(lviz.smoothing_chart(ui_lm.smoothing(sel, ds, layer, alpha), layer, alpha),
+    st.plotly_chart(viz_lm.smoothing_chart(ui_lm.smoothing(sel, ds, layer, alpha), layer, alpha),
                     key="lm_smooth_fig")
 
 
@@ -105,12 +105,12 @@ def weight_view() -> None:
     res = ui_lm.scores(sel, ds, keys, f"RTN, GPTQ and AWQ at {bits} bits", "lm_cancel_weights")
     if not res:
         return
-    st.plotly_chart(lviz.bpc_bars(res, f"Weight-only, {bits} bits, {ui_lm.GROUPS[group]}"), key="lm_wq_fig")
+    st.plotly_chart(viz_lm.bpc_bars(res, f"Weight-only, {bits} bits, {ui_lm.GROUPS[group]}"), key="lm_wq_fig")
     st.markdown("- " + ui_lm.verdict(res, keys[1], keys[0]) + "\n- " + ui_lm.verdict(res, keys[2], keys[0]))
     obj = ui_lm.objectives(sel, ds, bits, "channel" if group == "ch" else int(group))
     if obj:
         below = sum(r["gptq"] <= r["rtn"] for r in obj)
-        st.plotly_chart(lviz.objective_chart(obj, "Each layer's output error, relative to RTN"), key="lm_obj_fig")
+        st.plotly_chart(viz_lm.objective_chart(obj, "Each layer's output error, relative to RTN"), key="lm_obj_fig")
         st.caption(f"GPTQ's layer-wise error ‖XWᵀ − XŴᵀ‖² is at or below RTN's on {below} of {len(obj)} layers "
                    "(the objective it minimizes); the bits per character above say what that buys the whole model. "
                    "AWQ's bars search a scale for each layer alone; the model scored above shares one scale among "
@@ -130,7 +130,7 @@ def prune_view() -> None:
                        "lm_cancel_prune")
     if not res:
         return
-    st.plotly_chart(lviz.bpc_bars(res, f"Pruned to {ui_lm.PRUNE_TARGETS[target]}, no retraining"),
+    st.plotly_chart(viz_lm.bpc_bars(res, f"Pruned to {ui_lm.PRUNE_TARGETS[target]}, no retraining"),
                     key="lm_prune_fig")
     st.markdown("- " + ui_lm.verdict(res, keys[1], keys[0]) + "\n- " + ui_lm.verdict(res, keys[2], keys[1]))
     st.caption(ui_lm.wanda_words(res, keys, ui_lm.outliers(sel, ds)))
@@ -148,7 +148,7 @@ def kv_view() -> None:
     keys = tuple(f"kv{b}" + ("_token" if axes == "token" else "") for b in ui_lm.KV_BITS)
     res = ui_lm.scores(sel, ds, keys, "KV-cache quantization at 8, 4 and 2 bits", "lm_cancel_kv")
     if res:
-        st.plotly_chart(lviz.bpc_bars(res, "Keys and values quantized, weights float"), key="lm_kv_fig")
+        st.plotly_chart(viz_lm.bpc_bars(res, "Keys and values quantized, weights float"), key="lm_kv_fig")
         st.markdown("- " + "\n- ".join(ui_lm.float_words(res, k) for k in keys))
 
 

@@ -1,14 +1,14 @@
 """Lesson: model compression as a guided walk, one step at a time, predict-then-reveal, for a class.
 
-The plan (steps, the pages they open): ui.lesson_plan; words, figures and predictions: ui.lesson (numbers from
-compress_core.lesson and the topic modules).
+The plan (steps, the pages they open): ui.topics.lesson_plan; words, figures and predictions: ui.topics.lesson
+(numbers from compress_core.lesson and the topic modules).
 """
 import streamlit as st
 
-from ui import lesson as ui_lesson
-from ui.lesson_plan import STEPS, TAXONOMY
 from ui.sidebar import selection
 from ui.state import remember, to_bool, url_value, url_widget
+from ui.topics import lesson as ui_lesson
+from ui.topics.lesson_plan import STEPS, TAXONOMY
 
 sel = selection()
 SS = st.session_state

@@ -8,12 +8,12 @@ import streamlit as st
 
 from compress_core.lottery import CONTROLS, MEASURES, summarize, ticket_train_config, verdict
 from compress_core.lottery.report import mask_view, round_curves, rounds_done, seeds, settings_config
-from compress_core.viz import lottery as lviz
-from ui import lottery as ui_lt
+from compress_core.viz import lottery as viz_lottery
 from ui.loaders import dataset
-from ui.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
 from ui.sidebar import classifier_page, lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
+from ui.topics import lottery as ui_lottery
+from ui.topics.lottery import CONTROL_LABELS, RATE_MODE, REWIND, SCOPE
 
 sel = selection()
 classifier_page(sel, "Lottery tickets", "each round retrains the whole network (a minute for the GPT), so a run "
@@ -21,7 +21,7 @@ classifier_page(sel, "Lottery tickets", "each round retrains the whole network (
 ds = dataset(sel.dataset, sel.seed)
 recipe = ticket_train_config(sel.dataset, sel.model)
 st.title("🎟️ Lottery tickets")
-ui_lt.intro()
+ui_lottery.intro()
 lesson_switch(sel, "mnist1d", "mlp", "The lottery-ticket effect is clearest where the dense network over-fits: on "
               "MNIST-1D's MLP tickets beat both random re-initialization and the dense network by several points "
               "(on digits every arm is near 97 %).", "lt_lesson")
@@ -100,17 +100,17 @@ def run_section(cfg, run_seeds: list[int], problem: str | None) -> list:
         st.error(f"These settings cannot run: {problem}", icon="🚫")
     running = job is not None and not job.done
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("▶ Run", key="lt_run", type="primary", on_click=ui_lt.start, args=(cfg, run_seeds),
+    b1.button("▶ Run", key="lt_run", type="primary", on_click=ui_lottery.start, args=(cfg, run_seeds),
               disabled=cfg is None or running,
               help="Runs every round for every seed; rounds already in the cache are reused, a stopped run resumes.")
-    b2.button("■ Stop", key="lt_stop", on_click=ui_lt.stop, disabled=not running,
+    b2.button("■ Stop", key="lt_stop", on_click=ui_lottery.stop, disabled=not running,
               help="Stops at the next evaluation; the round in progress is dropped, finished rounds are kept.")
     job = st.session_state.get("lt_job")
     if job is not None and not job.done:
-        ui_lt.follow(job)
+        ui_lottery.follow(job)
     if job is not None and job.error:
         st.error(job.error, icon="🚫")
-    runs = ui_lt.shown_runs(cfg, run_seeds, job) if cfg is not None else []
+    runs = ui_lottery.shown_runs(cfg, run_seeds, job) if cfg is not None else []
     if not runs and cfg is not None and not running:
         st.info("Press **Run** to find a ticket. Each round trains the ticket and each control from the rewind "
                 "point; a progress bar shows the round and the time left.", icon="🎟️")
@@ -134,40 +134,40 @@ def results_section(runs: list) -> tuple[str, list[dict]]:
     rows = summarize(runs, measure, n_test=len(ds.y_test))
     v = verdict(runs, measure, tolerance=tol, n_test=len(ds.y_test))
     (st.success if v.matched_round is not None else st.warning)(v.text, icon="🎟️" if v.matched_round else "⚠️")
-    ui_lt.verdict_metrics(v)
-    ui_lt.uncertainty(v)
-    st.plotly_chart(lviz.accuracy_vs_remaining(rows, MEASURES[measure]), key="lt_acc_fig")
-    st.plotly_chart(lviz.early_stop_vs_remaining(rows), key="lt_es_fig")
+    ui_lottery.verdict_metrics(v)
+    ui_lottery.uncertainty(v)
+    st.plotly_chart(viz_lottery.accuracy_vs_remaining(rows, MEASURES[measure]), key="lt_acc_fig")
+    st.plotly_chart(viz_lottery.early_stop_vs_remaining(rows), key="lt_es_fig")
     return measure, rows
 
 
 @st.fragment
 def masks_section(run, done: int) -> None:
     st.header("3 · The masks")
-    r = ui_lt.round_slider(st, "lt_round", 0, done, "Show the mask at round",
+    r = ui_lottery.round_slider(st, "lt_round", 0, done, "Show the mask at round",
                            f"Masks of seed {run.config.seed}; round 0 is the dense network.")
     view = mask_view(run, r, ds.input_shape, ds.kind, rounds=done)
 
     def first_layer() -> None:
         left, right = st.columns(2)
         if not view.conv:
-            left.plotly_chart(lviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r), key="lt_inputs")
-            right.plotly_chart(lviz.neuron_tiles(view.first, ds.input_shape, ds.kind), key="lt_tiles")
+            left.plotly_chart(viz_lottery.first_layer_inputs(view.first, ds.input_shape, ds.kind, r), key="lt_inputs")
+            right.plotly_chart(viz_lottery.neuron_tiles(view.first, ds.input_shape, ds.kind), key="lt_tiles")
         else:  # a convolution: each filter's kernel is its tile
-            left.plotly_chart(lviz.neuron_tiles(view.first, view.tile_shape, view.tile_kind,
+            left.plotly_chart(viz_lottery.neuron_tiles(view.first, view.tile_shape, view.tile_kind,
                                                 title=f"Round {r}: each first-layer filter's kept kernel positions"),
                               key="lt_tiles")
             right.caption("The first layer is a convolution: it has no per-input connections to count.")
 
     def overlap() -> None:
-        st.plotly_chart(lviz.overlap(view.overlap, view.control_overlap), key="lt_overlap")
+        st.plotly_chart(viz_lottery.overlap(view.overlap, view.control_overlap), key="lt_overlap")
         st.caption("Pruned weights stay pruned, so a ticket's mask always sits inside the previous round's: the "
                    "overlap between consecutive rounds is the fraction kept. A random mask overlaps the ticket only "
                    "by chance (about the fraction remaining); one-shot pruning finds a different but related mask.")
 
     view_tabs("lt_mask_view", {  # only the open tab runs: a round move redraws its charts, not all four
         "The first layer": first_layer,
-        "Every layer": lambda: st.plotly_chart(lviz.layer_remaining(view.layer_remaining_by_round, r),
+        "Every layer": lambda: st.plotly_chart(viz_lottery.layer_remaining(view.layer_remaining_by_round, r),
                                                key="lt_layers"),
         "Overlap between masks": overlap})
 
@@ -176,13 +176,13 @@ def masks_section(run, done: int) -> None:
 def curves_section(run, done: int) -> None:
     st.header("4 · Training at one round")
     if done > 1:
-        r = ui_lt.round_slider(st, "lt_curve_round", 1, done, "Show the training at round",
+        r = ui_lottery.round_slider(st, "lt_curve_round", 1, done, "Show the training at round",
                                f"Curves of seed {run.config.seed}: the ticket, its controls and the dense network.")
     else:  # a slider needs two positions
         r = 1
         st.caption(f"Round 1 is the only finished round (seed {run.config.seed}).")
     rc = round_curves(run, r)
-    st.plotly_chart(lviz.round_curves(rc.curves, r, title=f"Round {r}: {rc.remaining:.1%} of the weights left"),
+    st.plotly_chart(viz_lottery.round_curves(rc.curves, r, title=f"Round {r}: {rc.remaining:.1%} of the weights left"),
                     key="lt_curves")
 
 
@@ -190,11 +190,11 @@ settings = pruning_settings()
 more, n_seeds, plan_col = training_settings()
 cfg, problem = config_or_problem({**settings, **more})
 if cfg is not None:
-    ui_lt.plan_caption(plan_col, cfg)
+    ui_lottery.plan_caption(plan_col, cfg)
 runs = run_section(cfg, seeds(sel.seed, n_seeds), problem)
 if runs:
     measure, rows = results_section(runs)
     masks_section(runs[0], rounds_done(runs))
     curves_section(runs[0], rounds_done(runs))
-    ui_lt.table_section(runs, rows, measure)
-ui_lt.about()
+    ui_lottery.table_section(runs, rows, measure)
+ui_lottery.about()

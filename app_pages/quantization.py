@@ -11,11 +11,11 @@ from compress_core.layer_inputs import layers_of
 from compress_core.quant import QuantConfig, quant_layers, suggest_bits
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
-from compress_core.viz import quant as qviz
-from ui import quant as cache
+from compress_core.viz import quant as viz_quant
 from ui.loaders import baseline, dataset
 from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
+from ui.topics import quant as ui_quant
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -23,7 +23,7 @@ text = ds.kind == "text"  # the GPT: bits per character, every nested Linear qua
 b = baseline(sel)
 n_test = len(ds.y_test)
 unit = qr.test_unit(sel.dataset)  # "image" or "example"
-float_info = cache.float_summary(sel)
+float_info = ui_quant.float_summary(sel)
 layer_names = [n for n, _ in layers_of(b.model)]  # nested ones too: block1.attn.q, block1.mlp.fc, …
 
 st.title("🔢 Quantization")
@@ -43,7 +43,7 @@ def se(acc: float) -> str:
 
 def grid(rkey: tuple, qmodel, calib_n: int, layer: str) -> None:
     """The chosen layer's values on the quantization grid, and the staircase r → q → r̂ (of result ``rkey``)."""
-    t = cache.layer_view(rkey, qmodel, ds.x_train[:calib_n], layer)
+    t = ui_quant.layer_view(rkey, qmodel, ds.x_train[:calib_n], layer)
     channel = None
     if t.per_channel:
         widest = t.widest_channel
@@ -53,7 +53,7 @@ def grid(rkey: tuple, qmodel, calib_n: int, layer: str) -> None:
                                  check=lambda v: 0 <= v < n, help="Per-channel quantization gives each channel its "
                                                                   "own grid."))
         t = t.channel(channel)
-    st.plotly_chart(cache.grid_figure(rkey, t, layer, channel), key="q_grid_fig")
+    st.plotly_chart(ui_quant.grid_figure(rkey, t, layer, channel), key="q_grid_fig")
     st.caption("**Top**, the values on the grid. Grey: the float values (left axis). Dotted red: the representable "
                "levels S·(q − Z), drawn up to 64 (above, the blue band stands for them). Red stems: how many values "
                "land on each level (the red scale on the right). Blue band: values that round onto the grid, up to "
@@ -69,7 +69,7 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
     w = dict(quant_layers(qmodel))[layer].weight.detach()
     cmp = qr.compare_granularity(w, cfg, cfg.bits_for(layer))
     p1, p2 = st.columns([3, 1])
-    p1.plotly_chart(qviz.channel_ranges(w, cmp.per_channel, cmp.per_tensor,
+    p1.plotly_chart(viz_quant.channel_ranges(w, cmp.per_channel, cmp.per_tensor,
                                         title=f"{layer}: weight range of each output channel"), key="q_channels_fig")
     p2.metric("SQNR per tensor", qr.format_db(cmp.sqnr_tensor_db),
               help=f"Signal-to-quantization-noise ratio of this layer's weights at {cmp.bits} bits, one grid for all.")
@@ -79,37 +79,38 @@ def per_channel(qmodel, cfg: QuantConfig, layer: str) -> None:
                "Green diamonds: how much finer each channel's own grid is.")
 
 
-def errors(res: dict, cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
+def errors(res: dict, cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
     report = res.report
-    st.plotly_chart(qviz.layer_errors(report, title="Quantization error of every quantized tensor"), key="q_err_fig")
-    cache.report_table(report, {
+    st.plotly_chart(viz_quant.layer_errors(report, title="Quantization error of every quantized tensor"),
+                    key="q_err_fig")
+    ui_quant.report_table(report, {
         "selection": sel.as_query(), "config": cfg.to_dict(), "mode": ch.mode, "calibration_examples": ch.calib,
         "float_accuracy": sm.float_accuracy, "quantized_accuracy": sm.accuracy, "size_kb": sm.kb,
         "float_kb": sm.float_kb, "layers": report})
     if ds.kind == "points":
-        cache.decision_boundaries(ds, b.model, res.model, f"Quantized ({qr.describe(cfg)})")
+        ui_quant.decision_boundaries(ds, b.model, res.model, f"Quantized ({qr.describe(cfg)})")
 
 
-def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary, res: cache.Quantized) -> None:
+def curves(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary, res: ui_quant.Quantized) -> None:
     if text:
-        return cache.lm_curves(sel, cfg, ch, sm, res, float_info)
+        return ui_quant.lm_curves(sel, cfg, ch, sm, res, float_info)
     with_qat = url_widget(st.toggle, "q_qatcurve", True,
                           "Include the QAT curve (fine-tunes one model per bit width, then cached)", cast=to_bool)
     plan = qr.curve_plan(cfg, ch.keep_act8, bool(with_qat))
-    series = cache.curves(sel, plan, ch)
+    series = ui_quant.curves(sel, plan, ch)
     current = {"bits": ch.bits, "accuracy": sm.accuracy, "kb": sm.kb}
-    fair = cache.qat_control(sel, cache.QAT_CURVE_EPOCHS) if with_qat else None
+    fair = ui_quant.qat_control(sel, ui_quant.QAT_CURVE_EPOCHS) if with_qat else None
     k1, k2 = st.columns(2)
-    k1.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "bits", current,
+    k1.plotly_chart(viz_quant.error_bars(viz_quant.accuracy_curves(series, sm.float_accuracy, "bits", current,
                                                           title="Test accuracy vs bit width",
                                                           control_acc=fair.accuracy if fair else None),
                                      series, n_test), key="q_curve_bits")
-    k2.plotly_chart(qviz.error_bars(qviz.accuracy_curves(series, sm.float_accuracy, "kb", current,
+    k2.plotly_chart(viz_quant.error_bars(viz_quant.accuracy_curves(series, sm.float_accuracy, "kb", current,
                                                           float_kb=sm.float_kb, title="Test accuracy vs model size"),
                                      series, n_test), key="q_curve_kb")
     st.caption(f"Each point quantizes the whole model at that bit width with the settings above "
                f"({plan.activation_note}). "
-               + (f"QAT: {cache.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ch.lsq else ''}, "
+               + (f"QAT: {ui_quant.QAT_CURVE_EPOCHS} epochs of fine-tuning per point{' with LSQ' if ch.lsq else ''}, "
                   "always from symmetric per-channel min-max ranges (so it is trained once per model); the dashed "
                   "green line is its fair reference, the float model given the same fine-tuning. "
                   if with_qat else "") + f"The star is the current setting. Error bars: ± 1 standard error, "
@@ -120,23 +121,23 @@ def curves(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary, res: cache.Qua
         st.info(qr.qat_gain_text(gains, sel.dataset), icon="⚖️")
 
 
-def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> None:
+def mixed_precision(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
     st.markdown("**Which layers tolerate fewer bits?**")
     if text:
-        return cache.lm_mixed_precision(sel, cfg, ch, float_info)
+        return ui_quant.lm_mixed_precision(sel, cfg, ch, float_info)
     with st.spinner("Scanning each layer at 2–8 bits…"):
-        rows = cache.scan(sel, qr.scan_config(cfg).to_json(), ch.calib)
+        rows = ui_quant.scan(sel, qr.scan_config(cfg).to_json(), ch.calib)
     tol = url_widget(st.slider, "q_tol", 1.0, "Accuracy you are willing to lose (points)", 0.1, 10.0, step=0.1,
                      cast=float, check=lambda v: 0.1 <= v <= 10.0,
                      help="Each layer gets the fewest bits whose own loss is within this budget ÷ number of layers, "
                           "counted in validation examples.")
     suggestion = suggest_bits(rows, tol)
     h1, h2 = st.columns([3, 2])
-    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Change in validation accuracy "
+    h1.plotly_chart(viz_quant.sensitivity_heatmap(rows, dict(suggestion), title="Change in validation accuracy "
                                              "(points, negative = worse), only that layer's weights quantized"),
                     key="q_sens_fig")
     try:
-        mixed = cache.ptq(sel, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
+        mixed = ui_quant.ptq(sel, qr.mixed_config(cfg, suggestion).to_json(), ch.calib)
     except ValueError as e:
         h2.error(f"The suggested mix cannot be built: {e}")
         return
@@ -152,7 +153,7 @@ def mixed_precision(cfg: QuantConfig, ch: cache.Choices, sm: QuantSummary) -> No
 
 @st.fragment
 def live_view():
-    ch = cache.controls(text)
+    ch = ui_quant.controls(text)
     try:
         cfg = ch.config()
     except ValueError as e:
@@ -162,11 +163,11 @@ def live_view():
         st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
                    "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
     if text and ch.mode == "qat":
-        st.caption(cache.QAT_ON_GPT)
+        st.caption(ui_quant.QAT_ON_GPT)
     if ch.method == "moving_average" and cfg.quantize_weights:
         st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
     try:
-        res = cache.quantized(sel, cfg, ch)
+        res = ui_quant.quantized(sel, cfg, ch)
     except ValueError as e:
         st.error(f"Cannot quantize this model: {e}")
         return
@@ -174,16 +175,16 @@ def live_view():
         return
     sm = qr.summarize(float_info.metrics, float_info.size, res.metrics, res.size, n_test)
     if text:
-        cache.lm_metrics_row(res, float_info, sm, cfg, ch)
+        ui_quant.lm_metrics_row(res, float_info, sm, cfg, ch)
     else:
-        cache.metrics_row(sm, cfg, ch, n_test, sel.dataset)
+        ui_quant.metrics_row(sm, cfg, ch, n_test, sel.dataset)
     if ch.mode == "qat" and text:
-        cache.lm_qat_panel(sel, ch, res, cfg.to_json())
+        ui_quant.lm_qat_panel(sel, ch, res, cfg.to_json())
     elif ch.mode == "qat":
-        cache.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
+        ui_quant.qat_panel(sel, ch, res, sm.accuracy, n_test, cfg.to_json())
     layer = url_widget(st.selectbox, "q_layer", layer_names[0], "Layer", layer_names, allowed=layer_names,
                        help="Which layer's numbers the grid and per-channel views show.")
-    views = {"The grid": lambda: grid(cache.result_key(sel, cfg, ch), res.model, ch.calib, layer),
+    views = {"The grid": lambda: grid(ui_quant.result_key(sel, cfg, ch), res.model, ch.calib, layer),
              "Why per-channel helps": lambda: per_channel(res.model, cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
@@ -193,4 +194,4 @@ def live_view():
 
 live_view()
 
-cache.about()
+ui_quant.about()

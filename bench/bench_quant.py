@@ -88,7 +88,7 @@ def slider_step(model, ds, cfg: QuantConfig) -> tuple[float, float]:
     return 1000 * (t1 - t0), 1000 * (t2 - t1)
 
 
-GPT_CALIB = 64  # windows of 64 characters: the page's default on the GPT (ui.quant.GPT_CALIB)
+GPT_CALIB = 64  # windows of 64 characters: the page's default on the GPT (ui.topics.quant.GPT_CALIB)
 
 
 def gpt_step(model, ds, cfg: QuantConfig) -> float:

@@ -1,8 +1,8 @@
 """The guided lesson's numbers: each step's result, computed by the topic modules (nothing re-implemented here).
 
 The Lesson page walks a class through compression in eight steps, each on the data set and model where its effect
-shows (the page's plan, its steps and the pages they open, is ``ui.lesson_plan``). This module holds what the steps
-measure, as pure functions of a baseline and its data set:
+shows (the page's plan, its steps and the pages they open, is ``ui.topics.lesson_plan``). This module holds what the
+steps measure, as pure functions of a baseline and its data set:
 
 1. ``cost``: what the network costs — parameters, bytes, multiply-adds (``experiments.accounting``) and measured
    time per inference (``pruning.formats.time_call``).

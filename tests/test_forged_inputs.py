@@ -19,12 +19,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ui.compare as cmp
 from compress_core.catalog import model_problems
 from compress_core.experiments import RECIPE_LIMITS, loads
 from compress_core.export import clab_arch, han_format
 from compress_core.uploads import LIMITS, csv_columns, read_csv, read_dataset, read_npz, read_weights
 from ui.state import LINK_LIMITS, link_list, parse_link_value, to_bool
+from ui.topics import compare as cmp
 
 SECONDS = 5.0  # generous: a 2-core machine running other tests must not flake
 PEAK = 64 * 1024 * 1024  # traced bytes allocated while refusing (the forged input itself excluded)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from .memo import Memo
+from ui.memo import Memo
 
 WORKERS = int(os.environ.get("COMPRESS_LAB_WORKERS", 0)) or max(1, (os.cpu_count() or 2) - 1)
 POLL_S = 1.0  # how long one page run waits for a task before it reruns (and lets clicks in)

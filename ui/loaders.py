@@ -13,9 +13,8 @@ import torch
 from compress_core.baselines import Baseline, get_baseline
 from compress_core.data import Dataset, is_uploaded, load_dataset
 from compress_core.train import TrainConfig
-
-from .memo import Memo
-from .sidebar import Selection
+from ui.memo import Memo
+from ui.sidebar import Selection
 
 # One server process serves every session (a class of 30-100 students) and the models are tiny: one
 # intra-op thread per op avoids thread-pool contention between sessions; a slider move measured several

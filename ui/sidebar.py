@@ -33,9 +33,8 @@ from compress_core.catalog import (
 )
 from compress_core.catalog import REGISTRY as MODELS
 from compress_core.settings import TrainConfig, default_train_config
-
-from .state import remember, url_value
-from .uploads import session_uploads, sidebar_section, weights_digest
+from ui.state import remember, url_value
+from ui.uploads import session_uploads, sidebar_section, weights_digest
 
 LR_CHOICES = (3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
 
@@ -173,7 +172,7 @@ def render_sidebar() -> Selection:
         st.number_input("Seed", min_value=0, max_value=9999, step=1, key="seed",
                         help="Fixes the data split, the initial weights θ0 and the batch order: "
                              "the same seed always gives the same numbers.")
-        sidebar_section()
+        sidebar_section(switch_to)
         training = st.expander("Training settings", key="sb_training", on_change="rerun")
         if training.open:  # drawn only when open (a first page loads fewer widgets); the values live in the URL
             with training:

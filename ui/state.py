@@ -39,7 +39,7 @@ import streamlit as st
 
 from compress_core.config import read_json
 
-# What a link's values may hold (the Compare page's variants, compressed, have their own limits in ui.compare)
+# What a link's values may hold (the Compare page's variants, compressed, have their own limits in ui.topics.compare)
 LINK_LIMITS = {
     "chars": 256,  # one value ('mlp:1024-1024-1024-1024', '[50, 70, 80, 90, 95, 98]')
     "list_items": 64,  # items of a list value (a multiselect's choices)

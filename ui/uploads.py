@@ -8,12 +8,14 @@ disk (``compress_core.uploads``).
 from __future__ import annotations
 
 import weakref
+from typing import Callable
 
 import streamlit as st
 
 from compress_core.catalog import UPLOAD_LIMITS as LIMITS
+from ui.memo import forget_everywhere
 
-from .memo import forget_everywhere
+Switch = Callable[[str, str], None]  # switch(dataset, model): select them in the sidebar
 
 SHAPES = {"auto": "detect", "image": "image (square feature count)", "signal": "1-D signal", "features": "features"}
 
@@ -55,7 +57,7 @@ def _say(kind: str, text: str) -> None:
     st.session_state["up_msg"] = (kind, text)
 
 
-def _on_data() -> None:
+def _on_data(switch: Switch) -> None:
     """The data file uploader's callback: an NPZ is read at once; a CSV first asks for its label column."""
     f = st.session_state.get("up_data")
     ups = session_uploads()
@@ -78,10 +80,10 @@ def _on_data() -> None:
         st.session_state["up_label"] = header[-1]
         _say("info", f"{f.name}: choose the label column, then press “Use this data set”.")
         return
-    _accept(f.name, data, None)
+    _accept(f.name, data, None, switch)
 
 
-def _accept(filename: str, data: bytes, label: str | None) -> None:
+def _accept(filename: str, data: bytes, label: str | None, switch: Switch) -> None:
     from compress_core.uploads import read_dataset  # PyTorch: imported when a file arrives, not at start-up
 
     ups = session_uploads()
@@ -93,17 +95,15 @@ def _accept(filename: str, data: bytes, label: str | None) -> None:
     ups.datasets[up.name] = up
     ups.names.append(up.name)
     ups.pending = None
-    from .sidebar import switch_to  # the sidebar's own helper (imports this module)
-
-    switch_to(up.name, "mlp")
+    switch(up.name, "mlp")
     _say("success", f"Now using {up.description[0].lower()}{up.description[1:]}")
 
 
-def _use_csv() -> None:
+def _use_csv(switch: Switch) -> None:
     ups = session_uploads()
     if ups.pending is not None:
         name, data, _ = ups.pending
-        _accept(name, data, st.session_state.get("up_label"))
+        _accept(name, data, st.session_state.get("up_label"), switch)
 
 
 def _on_weights() -> None:
@@ -135,8 +135,9 @@ def weights_digest(dataset: str, model: str) -> str:
     return w.digest if w is not None and getattr(w, "fits", None) == (dataset, model) else ""
 
 
-def sidebar_section() -> None:
-    """The sidebar's “Your own data and weights” expander."""
+def sidebar_section(switch: Switch) -> None:
+    """The sidebar's “Your own data and weights” expander; ``switch(dataset, model)`` selects an accepted data set
+    (the sidebar passes its own ``switch_to``: this module never imports the sidebar, which imports it)."""
     ups = session_uploads()
     # opened by a click and kept open by its key (an ``expanded`` that changed with the uploads would make it a new
     # widget, closed again, hiding the message of a refused file)
@@ -147,7 +148,8 @@ def sidebar_section() -> None:
         st.caption(f"Up to {LIMITS['bytes'] // 2 ** 20} MB a file, {LIMITS['rows']:,} rows, {LIMITS['columns']:,} "
                    f"features and {LIMITS['classes']} classes. Uploads stay in this session: nobody else sees them, "
                    "nothing is saved, and they are gone when you close the page.")
-        st.file_uploader("Data set (CSV or NPZ)", type=["csv", "npz"], key="up_data", on_change=_on_data,
+        st.file_uploader("Data set (CSV or NPZ)", type=["csv", "npz"], key="up_data",
+                         on_change=_on_data, args=(switch,),
                          help="CSV: a header row, numeric feature columns and a label column. NPZ: arrays x and y "
                               "(optionally x_val, y_val, x_test, y_test).")
         st.radio("Inputs are", list(SHAPES), key="up_shape", format_func=SHAPES.get, horizontal=True,
@@ -155,7 +157,7 @@ def sidebar_section() -> None:
                       "a row can be a 1-D signal, anything else is a vector of features (2 features: points).")
         if ups.pending is not None:
             st.selectbox("Label column", ups.pending[2], key="up_label")
-            st.button("Use this data set", key="up_use", on_click=_use_csv)
+            st.button("Use this data set", key="up_use", on_click=_use_csv, args=(switch,))
         st.file_uploader("Weights for the selected model (.pt or .safetensors)", type=["pt", "pth", "safetensors"],
                          key="up_weights", on_change=_on_weights,
                          help="A state_dict saved with torch.save(model.state_dict(), path) or safetensors, for the "

@@ -6,7 +6,7 @@ import numpy as np
 
 from compress_core import evaluate, load_dataset
 from compress_core.experiments import PRESETS, FineTune, Prune, Quantize, Recipe, dumps, run
-from ui.compare import MAX_VARIANTS, encode
+from ui.topics.compare import MAX_VARIANTS, encode
 
 from .conftest import chart_text, open_app, open_tab
 

@@ -121,7 +121,7 @@ def test_a_layer_that_sharing_makes_bigger_is_explained():
 
 def test_the_preset_button_sets_every_setting_that_han_settings_changes():
     from compress_core.deep_compression import HAN_SETTINGS, PipelineConfig
-    from ui.deep_compression import PRESET
+    from ui.topics.deep_compression import PRESET
 
     widget = {"sparsity": "dc_sparsity", "scope": "dc_scope", "rounds": "dc_rounds", "epochs": "dc_epochs",
               "lr": "dc_lr", "method": "dc_method", "bits": "dc_bits", "centroid_epochs": "dc_cepochs",

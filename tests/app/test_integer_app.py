@@ -67,7 +67,7 @@ def test_an_example_is_computed_once_per_program_and_each_session_sees_its_own()
     rebuilds nothing; another example gets its own entry, and its chart says which example it is."""
     import json
 
-    from ui import integer as ui_int
+    from ui.topics import integer as ui_int
 
     at = open_tab(open_app(PAGE, {"int_example": "5"}), "int_view", WALK)
     assert not at.exception and metrics(at)["Float"]

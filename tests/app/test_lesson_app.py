@@ -1,7 +1,7 @@
 """The Lesson page under AppTest: every step forward and back, predictions, the step in the link, the handout."""
 import re
 
-from ui.lesson_plan import STEPS
+from ui.topics.lesson_plan import STEPS
 
 from .conftest import open_app
 

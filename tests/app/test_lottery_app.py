@@ -10,7 +10,7 @@ from compress_core.data import load_dataset
 from compress_core.lottery import ArmRound, LotteryConfig, cache_paths, run_lottery, ticket_train_config
 from compress_core.lottery.report import settings_config
 from compress_core.train import TrainConfig
-from ui.lottery import Job
+from ui.topics.lottery import Job
 
 from .conftest import metrics, open_app, open_tab, table_with
 

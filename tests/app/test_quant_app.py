@@ -207,7 +207,7 @@ def test_output_channel_lives_in_the_url():
 def test_the_grid_chart_is_built_once_per_result_layer_and_channel():
     """A bit width or channel seen before, by any session, reuses its figure (shared, never changed); a different
     setting, layer or channel gets its own, and the chart on screen reads the channel shown."""
-    from ui import quant as uq
+    from ui.topics import quant as uq
 
     at = open_app(PAGE, {"q_layer": "fc2", "q_ch_fc2": "7"})
     assert not at.exception

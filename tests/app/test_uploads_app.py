@@ -126,7 +126,7 @@ def test_an_ended_upload_session_drops_only_its_own_quantization_results():
     import gc
 
     from compress_core.settings import TrainConfig
-    from ui import quant as uq
+    from ui.topics import quant as uq
     from ui.sidebar import Selection
     from ui.uploads import SessionUploads
 

@@ -5,7 +5,7 @@ import re
 from playwright.sync_api import expect
 
 from compress_core.experiments import Distill, Prune
-from ui.compare import encode
+from ui.topics.compare import encode
 
 from .conftest import assert_no_exception, open_page, screenshot, wait_for_app
 

@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from ui.lesson_plan import STEPS
+from ui.topics.lesson_plan import STEPS
 
 from .conftest import assert_no_exception, open_page, screenshot, wait_for_app
 

@@ -31,13 +31,12 @@ from compress_core.pruning.formats import LATENCY_REPEATS
 from compress_core.pruning.outcome import calibration_for
 from compress_core.pruning.report import PruneReport, prune_report
 from compress_core.train import TrainConfig
-from compress_core.viz import pruning as pviz
+from compress_core.viz import pruning as viz_pruning
 from compress_core.viz.live import LIVE_HEIGHT, live_histogram_html
-
-from . import jobs
-from .explain import explainer, published
-from .memo import Memo
-from .state import keep, url_widget
+from ui import jobs
+from ui.explain import explainer, published
+from ui.memo import Memo
+from ui.state import keep, url_widget
 
 # 0-80 % in steps of 5 (plus a few tiny rates, to see them round to nothing in small layers), then finer
 # and finer: the interesting things happen above 90 %.
@@ -243,7 +242,7 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
             init_model=baseline.build(baseline.init_state) if scratch else None,
             scratch_train=sel.train if scratch else None, criterion=c.criterion, scope=c.scope,
             granularity=c.granularity, output_scale=c.output_scale, calibration=calibration),
-            f"Accuracy curve, {pviz.MODE_NAMES[mode]}", f"pr_cancel_{mode}") or []
+            f"Accuracy curve, {viz_pruning.MODE_NAMES[mode]}", f"pr_cancel_{mode}") or []
 
     return [row for mode in modes for row in one(mode)]
 
@@ -286,7 +285,7 @@ def latency_panel(model, mask, ds, sel, s: PruneSettings, rep: PruneReport) -> N
         st.info("Press **Measure latency** to time the dense, masked, sparse and shrunk models on this machine.")
         return
     measured_key, lat, semi = st.session_state["pr_latency"]
-    st.plotly_chart(pviz.timing_figure(lat, batch, LATENCY_REPEATS), key="pr_timing")
+    st.plotly_chart(viz_pruning.timing_figure(lat, batch, LATENCY_REPEATS), key="pr_timing")
     st.caption("Beside each time: the test accuracy of the model timed, as it is (no fine-tuning). "
                + ("The structured row is this very mask, its heads or neurons cut out by surgery: the same predictions "
                   "as the masked row, from smaller matrices." if rep.structured_mask is None else

@@ -1,7 +1,7 @@
 """The Lesson page's glue: each step's words, its one live figure and controls, predictions, preparing the
 expensive results ahead, the presenter view and the offline handout.
 
-The steps themselves (order, data set and model, the pages they open) are ``ui.lesson_plan``. Every number comes
+The steps themselves (order, data set and model, the pages they open) are ``ui.topics.lesson_plan``. Every number comes
 from ``compress_core.lesson`` (which calls the topic modules) and every figure from the topic figure builders
 (``viz.pruning``, ``viz.lottery``, ``viz.quant``) plus ``viz.lesson``. Results are cached per seed and shared
 between sessions (read, never changed).
@@ -22,18 +22,17 @@ from compress_core.lottery import run_lottery, summarize, verdict
 from compress_core.lottery.report import mask_view
 from compress_core.pruning import prune_to, weight_values
 from compress_core.stats import compare_accuracies
-from compress_core.viz import lesson as lviz
-from compress_core.viz import lm as lmviz
-from compress_core.viz import lottery as ltviz
-from compress_core.viz import pruning as pviz
-from compress_core.viz import quant as qviz
-
-from . import jobs
-from . import lm as ui_lm
-from .lesson_plan import STEPS, TAXONOMY, Step, step_named
-from .loaders import baseline_of, dataset
-from .memo import Memo
-from .sidebar import Selection
+from compress_core.viz import lesson as viz_lesson
+from compress_core.viz import lm as viz_lm
+from compress_core.viz import lottery as viz_lottery
+from compress_core.viz import pruning as viz_pruning
+from compress_core.viz import quant as viz_quant
+from ui import jobs
+from ui.loaders import baseline_of, dataset
+from ui.memo import Memo
+from ui.sidebar import Selection
+from ui.topics import lm as ui_lm
+from ui.topics.lesson_plan import STEPS, TAXONOMY, Step, step_named
 
 SS = st.session_state
 _RESULTS, _PREPARED = Memo(32), Memo(8)
@@ -197,11 +196,11 @@ def step_why(seed: int) -> list[go.Figure]:
     w = weight_values(model, "fc1")
     kept = mask["fc1.weight"].reshape(-1).bool()
     thr = float(w[kept].abs().min()) if kept.any() else None
-    return [pviz.weight_histogram(w.numpy(), kept.numpy(), thr, "fc1")]
+    return [viz_pruning.weight_histogram(w.numpy(), kept.numpy(), thr, "fc1")]
 
 
 def step_taxonomy(seed: int) -> list[go.Figure]:
-    return [lviz.taxonomy(TAXONOMY)]
+    return [viz_lesson.taxonomy(TAXONOMY)]
 
 
 def step_retrain(seed: int) -> list[go.Figure]:
@@ -211,8 +210,8 @@ def step_retrain(seed: int) -> list[go.Figure]:
         return []
     guess, rows = answer
     b = baseline_of(selection_for(step, seed))
-    fig = pviz.curves_figure(rows, b.test_metrics.accuracy, current=PREDICT_SPARSITY)
-    lviz.mark_guess(fig, round(100 * (1 - PREDICT_SPARSITY), 6), guess / 100)
+    fig = viz_pruning.curves_figure(rows, b.test_metrics.accuracy, current=PREDICT_SPARSITY)
+    viz_lesson.mark_guess(fig, round(100 * (1 - PREDICT_SPARSITY), 6), guess / 100)
 
     def at(sparsity: float) -> dict[str, float]:  # the grid point nearest ``sparsity`` (the output layer prunes less)
         return {mode: min((r for r in rows if r["mode"] == mode), key=lambda r: abs(r["sparsity"] - sparsity))
@@ -248,7 +247,7 @@ def _speed(step_key: str, seed: int, structured: bool) -> list[go.Figure]:
                f"{lesson.SPEED_REPEATS}: the dense network takes {dense:.2f} ms a batch, "
                f"{1000 * dense / lesson.SPEED_BATCH:.1f} µs per example (step 1's time is of one example alone, where "
                "the overhead of a call dominates).")
-    return [pviz.timing_figure(rows, lesson.SPEED_BATCH, lesson.SPEED_REPEATS)]
+    return [viz_pruning.timing_figure(rows, lesson.SPEED_BATCH, lesson.SPEED_REPEATS)]
 
 
 def step_unstructured(seed: int) -> list[go.Figure]:
@@ -275,9 +274,9 @@ def step_lottery(seed: int) -> list[go.Figure]:
     st.markdown(f"**What the run found:** {v.text}")
     r = st.slider("Round (the ticket's mask)", 0, run.rounds_done, run.rounds_done, key="lesson_lottery_round")
     view = mask_view(run, r, ds.input_shape, ds.kind)
-    fig = ltviz.accuracy_vs_remaining(rows, "final test accuracy", title="Ticket vs controls")
-    lviz.note_guess(fig, f"re-init trains as well as the ticket — {guess}")
-    return [fig, ltviz.first_layer_inputs(view.first, ds.input_shape, ds.kind, r)]
+    fig = viz_lottery.accuracy_vs_remaining(rows, "final test accuracy", title="Ticket vs controls")
+    viz_lesson.note_guess(fig, f"re-init trains as well as the ticket — {guess}")
+    return [fig, viz_lottery.first_layer_inputs(view.first, ds.input_shape, ds.kind, r)]
 
 
 def step_quant(seed: int) -> list[go.Figure]:
@@ -294,9 +293,9 @@ def step_quant(seed: int) -> list[go.Figure]:
     gap = compare_accuracies([qat[bits]], [ptq[bits]], n)
     st.markdown(f"At {bits} bits: PTQ **{ptq[bits]:.1%}**, QAT **{qat[bits]:.1%}** (float "
                 f"{b.test_metrics.accuracy:.1%}; {n:,} test signals). QAT against PTQ: {gap.words()}.")
-    fig = qviz.accuracy_curves(series, b.test_metrics.accuracy, current={"bits": bits, "accuracy": qat[bits]},
+    fig = viz_quant.accuracy_curves(series, b.test_metrics.accuracy, current={"bits": bits, "accuracy": qat[bits]},
                                title="PTQ vs QAT against bit width (activations 8-bit)")
-    lviz.mark_guess(fig, 2, guess / 100)
+    viz_lesson.mark_guess(fig, 2, guess / 100)
     return [fig]
 
 
@@ -313,8 +312,8 @@ def step_llm(seed: int) -> list[go.Figure]:
     for col, key in zip(cols, lesson.LLM_TEXT):
         col.markdown(f"**{lm.label(key)}** writes, at temperature 0.8:")
         col.code(res["prompt"] + res["texts"][key], language=None, wrap_lines=True)
-    fig = lmviz.bpc_bars(scores, "3-bit weights, groups of 128")
-    lviz.note_guess(fig, f"GPTQ loses less than rounding — {guess}")
+    fig = viz_lm.bpc_bars(scores, "3-bit weights, groups of 128")
+    viz_lesson.note_guess(fig, f"GPTQ loses less than rounding — {guess}")
     return [fig]
 
 

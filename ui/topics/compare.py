@@ -16,13 +16,28 @@ import streamlit as st
 
 from compress_core.baselines import default_train_config
 from compress_core.config import SCOPES, read_json
-from compress_core.experiments import PRESETS, STEPS, Recipe, Result, Step, cached, dumps, grid, loads, run, sweep
+from compress_core.experiments import (
+    ENERGY_PJ,
+    ENERGY_SOURCE,
+    LEFT_OUT,
+    PRESETS,
+    STEPS,
+    Recipe,
+    Result,
+    Step,
+    cached,
+    dumps,
+    grid,
+    loads,
+    run,
+    sweep,
+)
 from compress_core.experiments.recipe import TEACHERS
 from compress_core.quant import METHOD_LABELS
-
-from . import jobs
-from .memo import Memo
-from .sidebar import Selection, switch_to
+from ui import jobs
+from ui.explain import explainer
+from ui.memo import Memo
+from ui.sidebar import Selection, switch_to
 
 MAX_VARIANTS = 6
 # What the link's variants (``cmp``) may hold, each checked before the next step reads them: the text, the JSON it
@@ -358,3 +373,18 @@ def layers_view(sel: Selection, results: list[Result]) -> None:
     else:
         st.caption("A .clab file stores shared or symmetric-grid weights: this variant keeps float32 values or an "
                    "affine grid, so it has none.")
+
+
+def counting_explainer() -> None:
+    """How the Compare page counts size and energy (the accounting's own table and sources)."""
+    explainer("How the size and the energy are counted", (
+            "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
+            "of three layouts for its mask: *dense* (zeros stored), *bitmask* (one keep bit per position) or *CSR* "
+            "(column indices and row pointers in the smallest unsigned type). Per-channel scales and zero points, "
+            "k-means codebooks and the float32 (or int32) biases are counted too.\n\n"
+            f"**Energy per inference** (batch 1), from {ENERGY_SOURCE}: a multiply and an add per surviving weight "
+            f"and output position — float32 {ENERGY_PJ['fp32_mult']} + {ENERGY_PJ['fp32_add']} pJ; when weights "
+            f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
+            f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
+            f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
+            f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))

@@ -46,15 +46,14 @@ from compress_core.quant.report import (
     test_unit,
 )
 from compress_core.train import History, Metrics, TrainConfig, evaluate
-from compress_core.viz import common as viz
-from compress_core.viz import quant as qviz
-
-from . import jobs
-from .explain import explainer, gap_words, published
-from .loaders import baseline_of, dataset
-from .memo import Memo
-from .sidebar import Selection
-from .state import to_bool, url_widget
+from compress_core.viz import common as viz_common
+from compress_core.viz import quant as viz_quant
+from ui import jobs
+from ui.explain import explainer, gap_words, published
+from ui.loaders import baseline_of, dataset
+from ui.memo import Memo
+from ui.sidebar import Selection
+from ui.state import to_bool, url_widget
 
 CURVE_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 QAT_CURVE_BITS = (2, 3, 4, 6, 8)
@@ -250,7 +249,7 @@ def layer_view(rkey: tuple, qmodel, calibration_data, layer: str):
 
 def grid_figure(rkey: tuple, view, layer: str, channel: int | None):
     """The grid over the staircase of ``view`` (the layer's values, or one output channel's)."""
-    return _GRIDS.get((rkey, layer, channel), lambda: qviz.grid_and_staircase(view.values, view.qparams,
+    return _GRIDS.get((rkey, layer, channel), lambda: viz_quant.grid_and_staircase(view.values, view.qparams,
                                                                               title=view.label))
 
 
@@ -296,7 +295,7 @@ def qat_panel(sel: Selection, ch: Choices, res: Quantized, quantized_acc: float,
                 f"{se_words(ptq_acc, n_test, sel.dataset)}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** "
                 f"(1 s.e. of the difference). {verdict}", icon="⚖️")
     with st.expander("QAT's training curve", expanded=False):
-        st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
+        st.plotly_chart(viz_common.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")
         st.caption(f"QAT ran {hist.iterations} steps and kept the state after step {hist.best_iteration} "
                    "(best validation accuracy; 0 would mean the PTQ start was never beaten).")
@@ -346,7 +345,7 @@ def lm_qat_panel(sel: Selection, ch: Choices, res: Quantized, cfg_json: str) -> 
                 f"character: QAT is " + _bpc_gap(c, "PTQ") + ".", icon="⚖️")
     hist = res.history
     with st.expander("QAT's training curve", expanded=False):
-        st.plotly_chart(viz.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
+        st.plotly_chart(viz_common.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")
         st.caption(f"QAT ran {hist.iterations} steps and kept the state after step {hist.best_iteration} (best "
                    "next-character accuracy on the validation windows; 0 would mean the PTQ start was never beaten). "
@@ -433,9 +432,9 @@ def lm_curves(sel: Selection, cfg: QuantConfig, ch: Choices, sm: QuantSummary, r
     series = curves(sel, plan, ch)
     current = {"bits": ch.bits, "bpc": res.lm.bpc, "kb": sm.kb}
     k1, k2 = st.columns(2)
-    k1.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "bits", current, title="Bits per character vs bit width"),
+    k1.plotly_chart(viz_quant.bpc_curves(series, base.lm.bpc, "bits", current, title="Bits per character vs bit width"),
                     key="q_curve_bits")
-    k2.plotly_chart(qviz.bpc_curves(series, base.lm.bpc, "kb", current, float_kb=sm.float_kb,
+    k2.plotly_chart(viz_quant.bpc_curves(series, base.lm.bpc, "kb", current, float_kb=sm.float_kb,
                                     title="Bits per character vs model size"), key="q_curve_kb")
     st.caption(f"Each point quantizes every Linear layer of the GPT at that bit width with the settings above "
                f"({plan.activation_note}); the embeddings, LayerNorms and the tied head stay float. Lower is better; "
@@ -455,8 +454,8 @@ def lm_mixed_precision(sel: Selection, cfg: QuantConfig, ch: Choices, base: Floa
                           "windows) is within this budget ÷ number of layers.")
     suggestion = suggest_bits(rows, tol)
     h1, h2 = st.columns([3, 2])
-    h1.plotly_chart(qviz.sensitivity_heatmap(rows, dict(suggestion), title="Validation bits/char change, one layer "
-                                             "quantized (+ = worse)"),
+    h1.plotly_chart(viz_quant.sensitivity_heatmap(rows, dict(suggestion),
+                                                  title="Validation bits/char change, one layer quantized (+ = worse)"),
                     key="q_sens_fig")
     try:
         mixed = ptq(sel, mixed_config(cfg, suggestion).to_json(), ch.calib)
@@ -499,9 +498,9 @@ def decision_boundaries(ds, float_model, qmodel, quant_title: str) -> None:
     """2-D data only: the float and the quantized model's decision boundaries side by side."""
     b1, b2 = st.columns(2)
     xt, yt = ds.x_test.numpy(), ds.y_test.numpy()
-    b1.plotly_chart(viz.decision_boundary(viz.model_predictor(float_model), xt, yt, list(ds.class_names),
+    b1.plotly_chart(viz_common.decision_boundary(viz_common.model_predictor(float_model), xt, yt, list(ds.class_names),
                                           title="Float model"), key="q_db_float")
-    b2.plotly_chart(viz.decision_boundary(viz.model_predictor(qmodel), xt, yt, list(ds.class_names),
+    b2.plotly_chart(viz_common.decision_boundary(viz_common.model_predictor(qmodel), xt, yt, list(ds.class_names),
                                           title=quant_title), key="q_db_quant")
 
 
@@ -529,7 +528,7 @@ def about() -> None:
         "round() as the identity inside the range and blocks the gradient of clipped values. The float weights keep "
         "receiving small updates that eventually move them across a rounding boundary. **LSQ** (Esser et al. 2020) "
         "also learns each scale S by gradient descent."))
-    st.plotly_chart(qviz.straight_through(compute_qparams(-1.0, 1.0, bits=3), title="The straight-through "
+    st.plotly_chart(viz_quant.straight_through(compute_qparams(-1.0, 1.0, bits=3), title="The straight-through "
                                           "estimator on a 3-bit grid over [−1, 1]"), key="q_ste_fig")
     st.caption("Left: what the forward pass computes. Right: the gradient the backward pass uses, read off this "
                "lab's own fake-quantizer with autograd — 1 wherever a value rounds onto the grid, 0 where it is "
@@ -539,7 +538,7 @@ def about() -> None:
         "(Jacob et al. 2018), so only one weight tensor is quantized. The models in this lab have no batch norm, so "
         "there is nothing to fold; `compress_core.quant.fold_batchnorm` does it (tested) for models that do."))
     st.subheader("Published results")
-    st.plotly_chart(qviz.published_whitepaper(), key="q_published_fig")
+    st.plotly_chart(viz_quant.published_whitepaper(), key="q_published_fig")
     published("Krishnamoorthi 2018, “Quantizing deep convolutional networks for efficient inference: a whitepaper”",
               "8-bit weights, PTQ — MobileNet-v1: per-layer 0.1 %, per-channel 59.1 % (symmetric) / 70.4 % "
               "(asymmetric), float 70.9 %; ResNet-v1-50: 75.0 / 75.1 / 75.2 %, float 75.2 %. With 4-bit weights (chart "

@@ -1,7 +1,7 @@
 """Streamlit glue for the Integer inference page: its URL-bound controls, its cached integer programs, the
 example plot, the step-by-step table of one output, and the explainers.
 
-The quantized model comes from ``ui.quant`` (the Quantization page's own PTQ/QAT caches, so both pages share
+The quantized model comes from ``ui.topics.quant`` (the Quantization page's own PTQ/QAT caches, so both pages share
 one model per setting); this module converts it with ``compress_core.integer.to_integer`` and keeps the
 program and its whole-test-set comparison. Every cache key is the selection (``Selection.key``) plus the
 frozen ``QuantConfig`` as JSON and the run's plain values. Results are shared across sessions: never change
@@ -16,16 +16,15 @@ from compress_core.export import compare_with_integer, time_runtimes, to_onnx
 from compress_core.integer import compare_models, explain_multiplier, layer_summary, model_bytes, to_integer
 from compress_core.integer.report import UnitTrace, example_logits
 from compress_core.quant import QuantConfig
-from compress_core.viz import common as viz
-from compress_core.viz import integer as iviz
-
-from . import jobs
-from . import quant as qcache
-from .explain import explainer, published
-from .loaders import baseline_of, dataset
-from .memo import Memo
-from .sidebar import Selection
-from .state import to_bool, url_widget
+from compress_core.viz import common as viz_common
+from compress_core.viz import integer as viz_integer
+from ui import jobs
+from ui.explain import explainer, published
+from ui.loaders import baseline_of, dataset
+from ui.memo import Memo
+from ui.sidebar import Selection
+from ui.state import to_bool, url_widget
+from ui.topics import quant as ui_quant
 
 W_BITS = [2, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 A_BITS = [4, 5, 6, 7, 8, 10, 12, 16]
@@ -53,8 +52,8 @@ def integer_model(sel: Selection, cfg_json: str, calib_size: int, mode: str, epo
     Returns None if this session cancelled the QAT. Raises ValueError (``ConversionError`` included) with a
     message naming the layer.
     """
-    res = (qcache.qat(sel, cfg_json, calib_size, epochs, lsq) if mode == "qat"
-           else qcache.ptq(sel, cfg_json, calib_size))
+    res = (ui_quant.qat(sel, cfg_json, calib_size, epochs, lsq) if mode == "qat"
+           else ui_quant.ptq(sel, cfg_json, calib_size))
     if res is None:
         return None
 
@@ -117,7 +116,7 @@ def convert(sel: Selection, cfg: QuantConfig, mode: str, calib: int, headroom: b
     if res is None:  # this session cancelled its QAT
         st.stop()
     if mode == "qat":
-        fair = qcache.qat_control(sel, QAT_EPOCHS)
+        fair = ui_quant.qat_control(sel, QAT_EPOCHS)
         if fair is not None:
             st.info(f"**Fair comparison.** The QAT model had {QAT_EPOCHS} more epochs of training; the float model "
                     f"fine-tuned the same way scores **{fair.accuracy:.2%}** (the float accuracy below is the "
@@ -134,7 +133,7 @@ def example(res: dict, ds, float_model, i: int) -> tuple[dict, object, object]:
     """(``example_logits`` of test example ``i``, its picture, its logits chart) for the program ``res``."""
     def compute():
         logits = example_logits(float_model, res["qmodel"], res["program"], ds.x_test[i])
-        bars = iviz.logits_bars(list(ds.class_names), logits["float"], logits["fake_quant"], logits["integer"],
+        bars = viz_integer.logits_bars(list(ds.class_names), logits["float"], logits["fake_quant"], logits["integer"],
                                 title="Logits of this example in the three models (outlined: predicted)")
         return logits, example_figure(ds, i), bars
     return _EXAMPLES.get((res["key"], i), compute)
@@ -145,13 +144,13 @@ def example_figure(ds, i: int):
     x = ds.x_test[i].numpy()
     label = ds.class_names[int(ds.y_test[i])]
     if ds.kind == "image":
-        fig = viz.image_grid(x[None, 0], [f"test #{i}: {label}"], cols=1)
+        fig = viz_common.image_grid(x[None, 0], [f"test #{i}: {label}"], cols=1)
         fig.update_layout(height=260, width=260)
     elif ds.kind == "sequence":
-        fig = viz.sequence_lines(x[None, 0], [f"test #{i}: digit {label}"])
+        fig = viz_common.sequence_lines(x[None, 0], [f"test #{i}: digit {label}"])
         fig.update_layout(height=260)
     else:
-        fig = viz.scatter_points(ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names), title=f"test #{i}")
+        fig = viz_common.scatter_points(ds.x_test.numpy(), ds.y_test.numpy(), list(ds.class_names), title=f"test #{i}")
         fig.add_scatter(x=[x[0]], y=[x[1]], mode="markers", name="this example",
                         marker=dict(size=18, color="black", symbol="x"))
         fig.update_layout(height=300)
@@ -346,4 +345,4 @@ def multiplier_explorer() -> None:
             f"- acc·M in float: {e['float_result']:,.4f} → integer rescale: "
             + (f"**{e['int_result']:,}**" if e["int_result"] is not None else
                f"**impossible**: acc·2^{e['shift']} leaves int32 (the converter refuses such a layer)"))
-    right.plotly_chart(iviz.multiplier_error(M, title="How exactly does M0·2^−n represent M?"), key="int_M_fig")
+    right.plotly_chart(viz_integer.multiplier_error(M, title="How exactly does M0·2^−n represent M?"), key="int_M_fig")

@@ -11,10 +11,9 @@ import streamlit as st
 
 from compress_core import lm
 from compress_core.lm import published
-
-from . import jobs
-from .loaders import baseline_of
-from .memo import Memo
+from ui import jobs
+from ui.loaders import baseline_of
+from ui.memo import Memo
 
 # calibrations hold every layer's input rows (about 30 MB for the default GPT): few of them
 FLOAT_MODELS, CALIBRATIONS, SCORES, VIEWS, TEXTS, OUTLIERS = Memo(8), Memo(4), Memo(96), Memo(64), Memo(64), Memo(8)

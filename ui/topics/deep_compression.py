@@ -6,10 +6,10 @@ import streamlit as st
 
 from compress_core.deep_compression import HAN_SETTINGS, PipelineConfig, dense_control, run_pipeline
 from compress_core.export import han_format
-
-from . import jobs
-from .memo import Memo
-from .state import to_bool, url_widget
+from ui import jobs
+from ui.explain import explainer
+from ui.memo import Memo
+from ui.state import to_bool, url_widget
 
 RUNS, CONTROLS = Memo(32), Memo(32)
 SPARSITY = [0.0, 50.0, 70.0, 80.0, 90.0, 95.0, 96.0, 97.0, 98.0, 99.0, 100.0]
@@ -112,3 +112,21 @@ def download_file(res, sel, where=st) -> None:
                           f"{sel.dataset}_{sel.model}{han_format.EXTENSION}", han_format.MIME, key="dc_clab",
                           help="The .clab file: load it with compress_core.export.han_format.load(bytes) "
                                "(format: docs/FORMAT.md).")
+
+
+def stages_explainer(cfg: PipelineConfig) -> None:
+    """What each stage stores, in words, for the settings on screen."""
+    explainer("What each stage stores, and why the ratio is smaller than 32 / bits", f"""
+- **Dense**: every parameter as a 4-byte float.
+- **Pruned** (magnitude, {SCOPE[cfg.scope]}, {cfg.rounds} round(s), fine-tuned under the mask): a CSR matrix
+  per layer: 4-byte values of the survivors, a column index for each (1 byte when a row has ≤ 256 columns, else 2),
+  and one row pointer per row. The index is why 90 % sparsity gives less than 10×.
+- **Shared**: each survivor becomes a {cfg.bits}-bit code into the layer's codebook ({cfg.k} × 32 bits for
+  k-means; one float scale per output channel for uniform); the CSR index stays. Biases stay float32.
+- **File** (`.clab`, docs/FORMAT.md): relative indices with filler zeros instead of CSR, the codebook holding only
+  the values in use, codes and indices {"Huffman-coded" if cfg.huffman else "in fixed-width codes"}, biases as
+  {BIAS_BITS[cfg.bias_bits]} numbers, the layer list as JSON, a CRC-32. Its size is its length in bytes, and
+  its accuracy that of the network loaded back from those bytes.
+- k-means uses **linear initialisation** (centroids evenly spaced over [min, max]): it keeps centroids out at
+  the rare large weights, which matter most (Han 2016, section 3.2).
+""")

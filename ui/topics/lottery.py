@@ -22,11 +22,10 @@ import streamlit as st
 
 from compress_core.lottery import LotteryConfig, LotteryRun, Progress, Verdict, cache_paths, load_run, run_seeds
 from compress_core.lottery.report import comparison_rows, plan, rounds_done, table_rows
-from compress_core.viz import lottery as lviz
-
-from . import jobs
-from .explain import explainer, published
-from .state import url_widget
+from compress_core.viz import lottery as viz_lottery
+from ui import jobs
+from ui.explain import explainer, published
+from ui.state import url_widget
 
 SCOPE = {"layer": "per layer", "global": "global"}
 REWIND = {"init": "θ0 (initial weights)", "early": "θk (after k iterations)"}
@@ -208,7 +207,8 @@ def about() -> None:
     with left:
         published("Frankle & Carbin 2019, *The Lottery Ticket Hypothesis*, LeNet-300-100 on MNIST",
                   "Layer-wise pruning at 20 % per round (output layer 10 %) leaves "
-                  + ", ".join(f"{x:g}" for x in lviz.FRANKLE_CARBIN_REMAINING[:10]) + "… % of the weights. Winning "
+                  + ", ".join(f"{x:g}" for x in viz_lottery.FRANKLE_CARBIN_REMAINING[:10])
+                  + "… % of the weights. Winning "
                   "tickets match or beat the dense network down to about **3.6 %** of the weights and learn "
                   "fastest near **21 %**; randomly re-initialized subnetworks degrade much earlier. Frankle et al. "
                   "2020: on larger networks rewinding to θ0 fails, rewinding to an early iteration θk recovers "
@@ -217,7 +217,7 @@ def about() -> None:
         published("Greydanus 2020, *Scaling down deep learning* (MNIST-1D), lottery-tickets notebook",
                   "An MLP on MNIST-1D: tickets beat random re-initialization at every sparsity, and at 91 % sparsity "
                   "reach 75.0 / 72.4 % (two trials) against 66.4 / 64.8 % for the dense network.")
-        st.plotly_chart(lviz.published_greydanus(), key="lt_published")
+        st.plotly_chart(viz_lottery.published_greydanus(), key="lt_published")
     explainer("Why would a ticket exist? — the hypothesis, the procedure and its intuition", (
         "- **The hypothesis.** A dense, randomly initialized network contains a subnetwork that — initialized with the "
         "*same* values — can be trained in isolation to match the full network's accuracy in at most as many "

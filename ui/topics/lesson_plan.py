@@ -2,8 +2,8 @@
 further, the prediction asked before the reveal) and the pruning taxonomy's branches, each a page and the widget
 values that open it on that choice.
 
-Plain data, no Streamlit: the page, ``ui.lesson`` and the tests read it. The numbers each step shows come from
-``compress_core.lesson``; its words and figures from ``ui.lesson``.
+Plain data, no Streamlit: the page, ``ui.topics.lesson`` and the tests read it. The numbers each step shows come from
+``compress_core.lesson``; its words and figures from ``ui.topics.lesson``.
 
 Usage::
 

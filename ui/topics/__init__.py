@@ -1,0 +1,7 @@
+"""One module per topic: what its page computes, caches and says beyond layout (the rule: ``ui/__init__.py``).
+
+- ``home``: the start page's baseline numbers (no PyTorch when cached) and why compress at all
+- ``pruning``, ``lottery``, ``quant``, ``integer``, ``deep_compression``, ``compare``, ``lm``: each page's controls,
+  cached runs, explainers and metric rows
+- ``lesson`` and ``lesson_plan``: the guided lesson's steps (its plan: page names and widget keys) and what each says
+"""
