@@ -20,7 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import COLORS, image_grid, style
+from .common import COLORS, style, tile_mosaic
 
 __all__ = ["budget_rates_figure", "flip_label", "flipped_examples_figure", "layer_drop_figure"]
 
@@ -51,11 +51,11 @@ def layer_drop_figure(rows: list[dict], *, language: bool = False, float_bits: f
     if language:
         base = float_bits if float_bits is not None else 0.0
         cost = [r["only_bits"] - base for r in rows]
-        text, axis = [f"{c:+.3f}" for c in cost], "bits/char added"
+        text, axis = [f"{c:+.3f}" for c in cost], "Δ bits/char"
     else:
         cost = [r["only_change_pts"] for r in rows]
-        text, axis = [f"{c:+.1f}" for c in cost], "accuracy change (pts)"
-    fig.add_trace(go.Bar(x=names, y=cost, name="output cost, only this layer", marker=dict(color=COLORS["quant"]),
+        text, axis = [f"{c:+.1f}" for c in cost], "Δ accuracy (pts)"
+    fig.add_trace(go.Bar(x=names, y=cost, name="output cost, only this layer", marker=dict(color=COLORS["reinit"]),
                          text=text, textposition="outside", cliponaxis=False, showlegend=False,
                          hovertemplate="%{x}: %{text}<extra>only this layer compressed</extra>"), row=2, col=1)
     top = max([_db(r[k]) for r in rows for k in ("only_layer_sqnr_db", "accumulated_sqnr_db")] + [10.0])
@@ -65,31 +65,48 @@ def layer_drop_figure(rows: list[dict], *, language: bool = False, float_bits: f
     fig.update_yaxes(title_text=axis, range=[min(0.0, min(cost)) - 0.3 * span, max(0.0, max(cost)) + 0.3 * span],
                      row=2, col=1)
     fig.update_layout(barmode="group")
-    return style(fig, "Which layer broke it? Error per layer", height=520)
+    fig.add_annotation(text="at the output, only this layer compressed", x=0, xref="paper", y=0.4, yref="paper",
+                       xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=13))
+    return style(fig, "Which layer broke it? Error per layer", height=540, top=100)
 
 
-def flip_label(row: dict, class_names, compressed: str = "compressed") -> str:
-    """Two short lines for a flipped example: its true class, then float → compressed prediction with the
-    probability each model gives its own prediction."""
+def flip_label(row: dict, class_names, compressed: str = "compressed", reference: str = "float") -> str:
+    """Three short lines for a flipped example: its true class, the ``reference`` (float / dense) model's prediction
+    and the ``compressed`` one's, each with the probability that model gives it."""
     name = (lambda c: str(class_names[c]))  # noqa: E731
     f, v = row["float_pred"], row["variant_pred"]
-    return (f"true {name(row['label'])}<br>{name(f)} {row['float_probs'][f]:.0%} → "
-            f"{name(v)} {row['variant_probs'][v]:.0%}")
+    return (f"<b>true {name(row['label'])}</b><br>{reference} {name(f)} ({row['float_probs'][f]:.0%})<br>"
+            f"{compressed} {name(v)} ({row['variant_probs'][v]:.0%})")
+
+
+def _image_tiles(images: np.ndarray, labels: list[str], title: str, cols: int) -> go.Figure:
+    """Small images in one mosaic heat map with a three-line label above each (``tile_mosaic``)."""
+    n, h, w = images.shape
+    rows = int(math.ceil(n / cols))
+    mosaic, corners = tile_mosaic(images, cols, gap=3, label_rows=5)
+    fig = go.Figure(go.Heatmap(z=mosaic, colorscale="gray_r", showscale=False, hoverongaps=False,
+                               hovertemplate="%{z:.2f}<extra></extra>"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_layout(annotations=[dict(x=left + (w - 1) / 2, y=top - 0.6, text=labels[i], showarrow=False,
+                                        font=dict(size=12), yanchor="bottom")
+                                   for i, (top, left) in enumerate(corners)])
+    return style(fig, title, height=int(210 * rows + 90))
 
 
 def flipped_examples_figure(x: np.ndarray, kind: str, flips: list[dict], class_names, *, limit: int = 20,
                             x_all: np.ndarray | None = None, y_all: np.ndarray | None = None,
-                            compressed: str = "compressed") -> go.Figure:
+                            compressed: str = "compressed", reference: str = "float") -> go.Figure:
     """The examples whose prediction flipped, drawn as data: digits as 8×8 images, MNIST-1D as signals, 2-D
     points on the scatter of every example (``x_all``, ``y_all``), feature rows as a heat map.
 
     ``x``: the examples the debugger ran on (rows of ``flips`` index into it); at most ``limit`` are drawn, in
-    the order given. Each is labelled with its true class and the float → ``compressed`` prediction with its
-    probability (``flip_label``)."""
+    the order given. Each is labelled with its true class and the ``reference`` and ``compressed`` predictions with
+    their probabilities (``flip_label``)."""
     shown = flips[:limit]
     if kind == "text":
         raise ValueError("Flipped examples are drawn for classifiers: a language model predicts every next character.")
-    title = f"{len(shown)} of {len(flips)} flipped examples: true class, float → {compressed} prediction"
+    title = f"{len(shown)} of {len(flips)} flipped examples: true class, {reference} and {compressed} predictions"
     if not shown:
         fig = go.Figure()
         fig.add_annotation(text=f"No example flipped: the {compressed} model predicts what the float one does.",
@@ -98,24 +115,22 @@ def flipped_examples_figure(x: np.ndarray, kind: str, flips: list[dict], class_n
         fig.update_yaxes(visible=False)
         return style(fig, "Flipped examples", height=200)
     idx = [r["index"] for r in shown]
-    labels = [flip_label(r, class_names, compressed) for r in shown]
+    labels = [flip_label(r, class_names, compressed, reference) for r in shown]
     if kind == "image":
-        fig = image_grid(np.asarray(x)[idx, 0], labels, cols=min(5, len(shown)), title=title)
-        n_rows = int(math.ceil(len(shown) / min(5, len(shown))))
-        fig.plotly_relayout({"height": int(150 * n_rows + 90), "font.size": 13})
-        return fig
+        return _image_tiles(np.asarray(x, dtype=float)[idx, 0], labels, title, cols=min(5, len(shown)))
     if kind == "sequence":
         cols = min(4, len(shown))
         n_rows = int(math.ceil(len(shown) / cols))
+        height = 220 * n_rows + 130  # 140 px of signal and 80 px of its three-line title per row
         fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.03,
-                            vertical_spacing=min(0.25, 0.5 / n_rows))
+                            vertical_spacing=80 / (height - 170) if n_rows > 1 else 0.0)
         for i, j in enumerate(idx):
             fig.add_trace(go.Scatter(y=np.asarray(x)[j, 0], mode="lines", showlegend=False,
                                      line=dict(color=COLORS["kept"], width=2)), row=i // cols + 1, col=i % cols + 1)
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(showticklabels=False)
         fig.update_annotations(font_size=12)
-        return style(fig, title, height=int(190 * n_rows + 80))
+        return style(fig, title, height=height, top=120)
     if kind == "points":
         fig = go.Figure()
         if x_all is not None and y_all is not None:

@@ -151,7 +151,8 @@ def flips_table(d: Debugged, class_names) -> None:
 def flips_figure(d: Debugged, ds):
     x, y = _examples(ds, "test")
     return viz_recover.flipped_examples_figure(x.numpy(), ds.kind, list(d.flips), list(ds.class_names),
-                                               x_all=x.numpy(), y_all=y.numpy(), compressed="pruned")
+                                               x_all=x.numpy(), y_all=y.numpy(), compressed="pruned",
+                                               reference="dense")
 
 
 def explain_debugger(d: Debugged) -> None:
@@ -209,12 +210,14 @@ def budget_metrics(res: BudgetResult, start: float) -> None:
     first = res.steps[0]  # the uniform start: every layer at ``start``
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Size found", f"{res.bytes / 1024:.1f} KB", f"{res.ratio:.2f}× smaller than dense", delta_color="off",
+              delta_arrow="off",
               help=f"Dense float32: {res.float_bytes / 1024:.1f} KB. Each layer stored in the smallest of dense, "
                    "bitmask and CSR.")
-    m2.metric(f"Uniform {start:.0%}", f"{first['bytes'] / 1024:.1f} KB",
-              f"{res.bytes / first['bytes']:.2f}× its size found", delta_color="off",
-              help="Every layer at the start rate: " + ("within" if first["met"] else "over") +
-                   f" the budget on validation ({first['val_lost']} examples lost).")
+    state = "within" if first["met"] else "over"
+    m2.metric(f"Uniform {start:.0%} (the start)", f"{first['bytes'] / 1024:.1f} KB",
+              f"{state} budget: {first['val_lost']} lost", delta_color="off", delta_arrow="off",
+              help=f"Every layer at the start rate: {state} the budget on validation ({first['val_lost']} of "
+                   f"{res.n_val:,} examples lost). The size found is {res.bytes / first['bytes']:.2f}× its size.")
     m3.metric("Validation (searched)", f"{res.val_acc:.2%}", f"{100 * (res.val_acc - res.float_val_acc):+.2f} pts",
               help=f"{res.val_lost} of {res.n_val:,} lost against the baseline: the search meets the budget here.")
     m4.metric("Test (reported)", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts",
@@ -224,7 +227,7 @@ def budget_metrics(res: BudgetResult, start: float) -> None:
 def budget_verdict(res: BudgetResult) -> None:
     """The honest-comparison rule on the test split, with the budget as tolerance, and the point estimate."""
     point = "within" if res.met_test else "beyond"
-    words = res.verdict()
+    words = res.verdict().rstrip(".") + "."
     allowed = math.floor(res.budget_pts * res.n_test / 100)
     text = (f"**On the test split:** {words} The point estimate alone is {point} the budget "
             f"({res.test_lost} of {res.n_test:,} lost; the budget allows {allowed}).")

@@ -1,0 +1,49 @@
+"""The Pruning page's "Which layer broke it?" and "Meet an accuracy budget" views in Chromium (issue 26): the per-layer
+chart and the flipped digits draw, a keep-dense toggle changes the accuracy, the budget search ends in a verdict."""
+from playwright.sync_api import expect
+
+from .conftest import (
+    assert_no_exception,
+    charts,
+    expect_at_least,
+    metric_value,
+    open_page,
+    screenshot,
+    wait_for_app,
+)
+
+
+def test_which_layer_broke_it_and_a_toggle(server_url, page):
+    open_page(page, server_url + "/pruning?dataset=digits&model=mlp&pr_sparsity=95.0&pr_view=Which+layer+broke+it%3F")
+    expect(page.get_by_text("Which layer broke it? Error per layer").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("flipped examples", exact=False).first).to_be_visible(timeout=60_000)
+    expect_at_least(charts(page), 2)
+    dense = metric_value(page, "Accuracy, chosen layers dense")
+    expect(dense).to_contain_text("%")
+    before = dense.inner_text()
+    assert before == metric_value(page, "Accuracy, pruned").inner_text()
+    screenshot(page, "pruning_which_layer")
+    page.get_by_test_id("stCheckbox").filter(has_text="fc1").click()
+    wait_for_app(page)
+    expect(dense).not_to_have_text(before, timeout=30_000)
+    assert_no_exception(page)
+    screenshot(page, "pruning_which_layer_fc1_dense")
+
+
+def test_which_layer_on_signals(server_url, page):
+    open_page(page, server_url + "/pruning?dataset=mnist1d&model=cnn&pr_sparsity=95.0"
+                                 "&pr_view=Which+layer+broke+it%3F")
+    expect(page.get_by_text("Which layer broke it? Error per layer").first).to_be_visible(timeout=90_000)
+    expect_at_least(charts(page), 2)
+    assert_no_exception(page)
+    screenshot(page, "pruning_which_layer_mnist1d")
+
+
+def test_meet_an_accuracy_budget(server_url, page):
+    open_page(page, server_url + "/pruning?dataset=digits&model=mlp&pr_sparsity=95.0"
+                                 "&pr_view=Meet+an+accuracy+budget&pr_budget=1.0")
+    expect(page.get_by_text("Per-layer rates the search chose").first).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("On the test split").first).to_be_visible()
+    expect(metric_value(page, "Size found")).to_contain_text("KB")
+    assert_no_exception(page)
+    screenshot(page, "pruning_budget")
