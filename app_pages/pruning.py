@@ -183,9 +183,9 @@ def which_layer(s: PruneSettings, res: PruneOutcome) -> None:
     chosen = ui_pruning_recover.dense_toggles(d)
     ui_pruning_recover.revert_metrics(d, ui_pruning_recover.reverted(sel, s, d, chosen))
     if text:
-        st.info("Flipped examples are for classifiers: the GPT predicts every next character, so which characters "
-                "changed their top prediction is not listed here. The per-layer errors and the toggles above "
-                "work on it (in bits per character).", icon="ℹ️")
+        st.info("The library's flipped examples are for classifiers: the GPT predicts every next character. Here "
+                "instead: the held-out characters whose most likely next character changed.", icon="ℹ️")
+        ui_pruning_recover.changed_text(d, ds)
         return
     st.subheader(f"{len(d.flips)} test examples the pruning flipped")
     if d.flips:

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from compress_core.data import load_dataset
 from compress_core.models import build_model
@@ -68,3 +69,25 @@ def test_language_cost_is_bits_added_and_budget_bars():
     assert fig.layout.shapes[0].y0 == 0.95
     fig = viz_recover.budget_rates_figure({"fc1": 32, "fc2": 4}, 3, unit="bits")
     assert list(fig.data[0].text) == ["float", "4 bits"]
+
+
+def test_changed_characters_of_a_language_model_and_their_highlighting():
+    from compress_core.gpt import build_gpt
+    from compress_core.recover.text_flips import changed_characters
+
+    torch.manual_seed(0)
+    gpt = build_gpt(vocab=11, context=8, layers=1, width=16, heads=2).eval()
+    x = torch.randint(0, 11, (5, 8))
+    y = torch.roll(x, -1, 1)
+    variant = apply_mask(gpt, prune(gpt, 0.8)).eval()
+    ch = changed_characters(gpt, variant, x, y)
+    pf, pv = gpt(x).argmax(1).flatten(), variant(x).argmax(1).flatten()
+    assert ch["n"] == 40 and ch["float_pred"] == pf.tolist() and ch["variant_pred"] == pv.tolist()
+    assert ch["changed"] == int((pf != pv).sum()) > 0
+    assert ch["broke"] == int(((pf == y.flatten()) & (pv != y.flatten())).sum())
+    assert changed_characters(gpt, gpt, x, y)["changed"] == 0
+    vocab = list("<>&abcdefgh")  # characters HTML must escape
+    page = viz_recover.changed_characters_html(ch, vocab, compressed="pruned", reference="dense")
+    assert page.count("<span title=") == ch["changed"] and "<<" not in page
+    with pytest.raises(ValueError, match="windows"):
+        changed_characters(gpt, variant, x.flatten(), y.flatten())

@@ -2,7 +2,8 @@
 data, and the per-layer settings an accuracy-budget search chose.
 
 Pure functions of the library's results, generic over the kind of variant (pruned, quantized, shared): the rows of
-``DropDebugger.layers()`` and ``DropDebugger.flips()``, and a ``BudgetResult``'s settings.
+``DropDebugger.layers()`` and ``DropDebugger.flips()`` (for a language model, ``changed_characters``), and a
+``BudgetResult``'s settings.
 
 Usage::
 
@@ -14,6 +15,7 @@ Usage::
 """
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -22,7 +24,8 @@ from plotly.subplots import make_subplots
 
 from .common import COLORS, style, tile_mosaic
 
-__all__ = ["budget_rates_figure", "flip_label", "flipped_examples_figure", "layer_drop_figure"]
+__all__ = ["budget_rates_figure", "changed_characters_html", "flip_label", "flipped_examples_figure",
+           "layer_drop_figure"]
 
 SQNR_CAP = 60.0  # dB drawn for a layer with no error at all (SQNR = ∞), labelled "no error"
 
@@ -169,3 +172,27 @@ def budget_rates_figure(settings: dict[str, float], uniform: float | None = None
     else:
         fig.update_yaxes(range=[0, max(vals + [8]) * 1.15], title_text="weight bits")
     return style(fig, "Per-layer rates the search chose" if rate else "Per-layer bits the search chose", height=360)
+
+
+def changed_characters_html(ch: dict, vocab, *, compressed: str = "compressed", reference: str = "float") -> str:
+    """The held-out text with each character whose top prediction changed highlighted
+    (``recover.text_flips.changed_characters``): red where the ``compressed`` model broke a character the
+    ``reference`` one got right, green where it fixed one, amber where both are wrong; the hover names both
+    predictions. Plain HTML (the characters escaped), for ``st.html``."""
+    colors = {"broke": "#f8b4b4", "fixed": "#b7e4b7", "other": "#ffe08a"}
+    show = (lambda c: "⏎" if c == "\n" else c)  # noqa: E731
+    parts = []
+    for t, f, v in zip(ch["target"], ch["float_pred"], ch["variant_pred"]):
+        char = html.escape(vocab[t])
+        if f == v:
+            parts.append(char)
+            continue
+        kind = "broke" if f == t else "fixed" if v == t else "other"
+        tip = html.escape(f"{reference}: {show(vocab[f])!r} → {compressed}: {show(vocab[v])!r}", quote=True)
+        parts.append(f'<span title="{tip}" style="background:{colors[kind]}">{char}</span>')
+    legend = (f'<span style="background:{colors["broke"]}">&nbsp;broke&nbsp;</span> right before, wrong after · '
+              f'<span style="background:{colors["fixed"]}">&nbsp;fixed&nbsp;</span> wrong before, right after · '
+              f'<span style="background:{colors["other"]}">&nbsp;changed&nbsp;</span> wrong both times')
+    return (f'<div style="font-size:0.85rem;margin-bottom:0.3rem">{legend}</div>'
+            '<pre style="white-space:pre-wrap;font-size:0.9rem;line-height:1.35;max-height:420px;overflow:auto;'
+            f'border:1px solid #ddd;padding:0.6rem">{"".join(parts)}</pre>')

@@ -49,12 +49,13 @@ def test_budget_search_finishes_with_a_verdict():
     assert "validation" in " ".join(c.value for c in at.caption)
 
 
-def test_gpt_per_layer_view_draws_and_says_flips_are_for_classifiers():
+def test_gpt_per_layer_view_draws_with_its_changed_characters():
     at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt", "pr_sparsity": "50.0",
                          "pr_view": "Which layer broke it?"})
     assert not at.exception and not at.error
     assert "Which layer broke it? Error per layer" in titles(at)
     assert any("classifiers" in i.value for i in at.info)
+    assert any("held-out characters changed their most likely prediction" in m.value for m in at.markdown)
     m = metrics(at)
     assert {"Bits / char, baseline", "Bits / char, pruned", "Bits / char, chosen layers dense"} <= set(m)
     at.toggle(key="pr_dense_block1.mlp.fc").set_value(True).run()

@@ -47,3 +47,13 @@ def test_meet_an_accuracy_budget(server_url, page):
     expect(metric_value(page, "Size found")).to_contain_text("KB")
     assert_no_exception(page)
     screenshot(page, "pruning_budget")
+
+
+def test_which_layer_on_the_gpt(server_url, page):
+    open_page(page, server_url + "/pruning?dataset=pydoc&model=gpt&pr_sparsity=50.0"
+                                 "&pr_view=Which+layer+broke+it%3F", timeout=180_000)
+    expect(page.get_by_text("Which layer broke it? Error per layer").first).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("held-out characters changed their most likely prediction").first).to_be_visible()
+    expect(metric_value(page, "Bits / char, chosen layers dense")).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "pruning_which_layer_gpt")

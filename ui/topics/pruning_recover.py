@@ -15,12 +15,14 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.recover import BudgetResult, DropDebugger, Reverted, prune_budget_search
+from compress_core.recover.text_flips import changed_characters
 from compress_core.viz import recover as viz_recover
 from ui import jobs
 from ui.memo import Memo
 from ui.state import url_widget
 from ui.topics.pruning import _json
 
+TEXT_WINDOWS = 6  # held-out windows of the GPT whose changed characters are shown (6 × 64 characters)
 GPT_WINDOWS = 64  # held-out windows the GPT's debugger and budget search read (it keeps every layer's activations)
 BUDGETS_PTS = (0.25, 0.5, 1.0, 2.0, 5.0)
 STEPS = (0.05, 0.1, 0.2)
@@ -45,6 +47,7 @@ class Debugged:
     base: Reverted
     pruned: Reverted
     flips: tuple = ()  # DropDebugger.flips() (recomputed on every call there): empty on the GPT
+    chars: dict | None = None  # the GPT's: recover.text_flips.changed_characters on its first TEXT_WINDOWS windows
 
     @property
     def language(self) -> bool:
@@ -66,7 +69,10 @@ def debugger(baseline, ds, sel, settings, pruned_model) -> Debugged | None:
         flips = () if dbg.language else tuple(dbg.flips())
         report(0.95, "caching the activations for the toggles")
         # fills the revert cache now, in the worker, not during a session's toggle
-        return Debugged(dbg, base=dbg.revert(dbg.units), pruned=dbg.revert([]), flips=flips)
+        base, pruned = dbg.revert(dbg.units), dbg.revert([])
+        chars = changed_characters(base.model, pruned.model, x[:TEXT_WINDOWS], y[:TEXT_WINDOWS]) \
+            if dbg.language else None
+        return Debugged(dbg, base=base, pruned=pruned, flips=flips, chars=chars)
 
     return jobs.run(DEBUGGERS, key, build, "Drop debugger: every layer pruned alone", "pr_cancel_debug")
 
@@ -153,6 +159,16 @@ def flips_figure(d: Debugged, ds):
     return viz_recover.flipped_examples_figure(x.numpy(), ds.kind, list(d.flips), list(ds.class_names),
                                                x_all=x.numpy(), y_all=y.numpy(), compressed="pruned",
                                                reference="dense")
+
+
+def changed_text(d: Debugged, ds) -> None:
+    """The GPT's held-out characters whose top prediction the pruning changed, highlighted in the text."""
+    ch = d.chars
+    st.markdown(f"**{ch['changed']} of {ch['n']} held-out characters changed their most likely prediction** "
+                f"(the first {TEXT_WINDOWS} test windows): {ch['broke']} the dense model got right and the pruned "
+                f"one gets wrong, {ch['fixed']} the other way round. Hover a highlighted character for both "
+                "predictions.")
+    st.html(viz_recover.changed_characters_html(ch, list(ds.class_names), compressed="pruned", reference="dense"))
 
 
 def explain_debugger(d: Debugged) -> None:
