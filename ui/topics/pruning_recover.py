@@ -175,7 +175,8 @@ def explain_debugger(d: Debugged) -> None:
     dbg = d.dbg
     where = (f"the first {dbg.y.shape[0]} held-out test windows ({dbg.n:,} characters)" if dbg.language
              else f"the {dbg.n:,} test examples")
-    st.caption(f"Measured on {where}. Top: the signal-to-noise ratio at each layer's output (after its ReLU), in dB: "
+    st.caption(f"Measured on {where}. Top: the signal-to-noise ratio at each layer's output (after its ReLU, where one "
+               "follows), in dB: "
                "blue when only that layer is pruned and every other layer keeps its dense weights, red when every "
                "layer is pruned, so its error includes everything upstream. Bottom: what pruning that layer alone "
                "costs at the output. A tall blue bar with a short red one: the layer is fine on its own and suffers "
