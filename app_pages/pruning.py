@@ -172,7 +172,11 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
 def which_layer(s: PruneSettings, res: PruneOutcome) -> None:
     """Per layer, the error when only it is pruned against accumulated; toggles that put layers back to dense;
     the flipped test examples, drawn as data."""
-    d = ui_pruning_recover.debugger(b, ds, sel, s, res.model)
+    try:
+        d = ui_pruning_recover.debugger(b, ds, sel, s, res.model)
+    except ValueError as e:  # a model the debugger cannot read: say so, keep the page
+        st.error(f"The drop debugger cannot read this model: {e}")
+        return
     if d is None:  # cancelled
         return
     st.plotly_chart(ui_pruning_recover.layer_figure(d), key="pr_drop")
@@ -204,7 +208,11 @@ def budget(s: PruneSettings) -> None:
                 "loses at most that many points — **measured on the validation split, reported on the test split**.")
     points, step = ui_pruning_recover.budget_controls(text)
     start = 0.5 if s.granularity == "nm" else s.sparsity
-    res = ui_pruning_recover.budget_search(b, ds, sel, start, points, step)
+    try:
+        res = ui_pruning_recover.budget_search(b, ds, sel, start, points, step)
+    except ValueError as e:  # impossible settings or a model the search cannot read: say so, keep the page
+        st.error(f"Cannot run the budget search: {e}")
+        return
     if res is None:  # cancelled
         return
     ui_pruning_recover.budget_metrics(res, start)

@@ -60,3 +60,16 @@ def test_gpt_per_layer_view_draws_with_its_changed_characters():
     assert {"Bits / char, baseline", "Bits / char, pruned", "Bits / char, chosen layers dense"} <= set(m)
     at.toggle(key="pr_dense_block1.mlp.fc").set_value(True).run()
     assert not at.exception and metrics(at)["Bits / char, chosen layers dense"] != m["Bits / char, chosen layers dense"]
+
+
+def test_both_views_on_an_uploaded_csv():
+    from .test_uploads_app import _csv, _upload_csv
+
+    at = _upload_csv(open_app(), _csv(n=300))
+    at.switch_page(PAGE).run()
+    for view in ("Which layer broke it?", "Meet an accuracy budget"):
+        open_tab(at, "pr_view", view)
+        assert not at.exception and not at.error, (view, [e.value for e in at.error])
+    assert "Per-layer rates the search chose" in titles(at)
+    open_tab(at, "pr_view", "Which layer broke it?")
+    assert "Which layer broke it? Error per layer" in titles(at)
