@@ -46,7 +46,7 @@ def test_layer_and_flip_figures_for_each_kind_of_data(name, model):
         assert len(fig.data) == len(shown)
         assert np.allclose(fig.data[0].y, x[shown[0]["index"], 0])
     else:  # points: every test point by class, the flipped ones on top
-        assert fig.data[-1].name == "flipped" and len(fig.data[-1].x) == len(shown)
+        assert fig.data[-1].name == "flipped" and len(fig.data[-1].x) == len(flips)  # every flipped point
 
 
 def test_no_flip_and_text_are_said_in_words():

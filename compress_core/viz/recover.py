@@ -104,9 +104,9 @@ def flipped_examples_figure(x: np.ndarray, kind: str, flips: list[dict], class_n
     points on the scatter of every example (``x_all``, ``y_all``), feature rows as a heat map.
 
     ``x``: the examples the debugger ran on (rows of ``flips`` index into it); at most ``limit`` are drawn, in
-    the order given. Each is labelled with its true class and the ``reference`` and ``compressed`` predictions with
-    their probabilities (``flip_label``)."""
-    shown = flips[:limit]
+    the order given (points: every one). Each is labelled with its true class and the ``reference`` and
+    ``compressed`` predictions with their probabilities (``flip_label``)."""
+    shown = flips if kind == "points" else flips[:limit]  # a point is one marker: draw every one
     if kind == "text":
         raise ValueError("Flipped examples are drawn for classifiers: a language model predicts every next character.")
     title = f"{len(shown)} of {len(flips)} flipped examples: true class, {reference} and {compressed} predictions"

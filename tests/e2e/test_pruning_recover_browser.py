@@ -1,5 +1,6 @@
 """The Pruning page's "Which layer broke it?" and "Meet an accuracy budget" views in Chromium (issue 26): the per-layer
 chart and the flipped digits draw, a keep-dense toggle changes the accuracy, the budget search ends in a verdict."""
+import pytest
 from playwright.sync_api import expect
 
 from .conftest import (
@@ -30,13 +31,14 @@ def test_which_layer_broke_it_and_a_toggle(server_url, page):
     screenshot(page, "pruning_which_layer_fc1_dense")
 
 
-def test_which_layer_on_signals(server_url, page):
-    open_page(page, server_url + "/pruning?dataset=mnist1d&model=cnn&pr_sparsity=95.0"
+@pytest.mark.parametrize("data,model", [("mnist1d", "cnn"), ("moons", "tiny")])
+def test_which_layer_on_signals_and_points(server_url, page, data, model):
+    open_page(page, server_url + f"/pruning?dataset={data}&model={model}&pr_sparsity=95.0"
                                  "&pr_view=Which+layer+broke+it%3F")
     expect(page.get_by_text("Which layer broke it? Error per layer").first).to_be_visible(timeout=90_000)
     expect_at_least(charts(page), 2)
     assert_no_exception(page)
-    screenshot(page, "pruning_which_layer_mnist1d")
+    screenshot(page, f"pruning_which_layer_{data}")
 
 
 def test_meet_an_accuracy_budget(server_url, page):
