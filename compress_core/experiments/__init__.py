@@ -15,6 +15,7 @@ Usage::
 """
 from .accounting import ENERGY_PJ, ENERGY_SOURCE, LEFT_OUT, layer_costs, summarize
 from .recipe import (
+    GPT_PRESETS,
     PRESETS,
     RECIPE_LIMITS,
     STEPS,
@@ -28,11 +29,13 @@ from .recipe import (
     dumps,
     grid,
     loads,
+    presets_for,
     with_value,
 )
-from .run import RESULT_VERSION, Result, cached, run, standard_error
+from .run import RESULT_VERSION, Result, cached, compressed, run, standard_error
 from .sweep import EXECUTORS, pareto_front, sweep
 
-__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "EXECUTORS", "LEFT_OUT", "PRESETS", "RECIPE_LIMITS", "RESULT_VERSION", "STEPS",
-           "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Result", "Share", "Step", "cached", "dumps", "grid",
-           "layer_costs", "loads", "pareto_front", "run", "standard_error", "summarize", "sweep", "with_value"]
+__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "EXECUTORS", "GPT_PRESETS", "LEFT_OUT", "PRESETS", "RECIPE_LIMITS",
+           "RESULT_VERSION", "STEPS", "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Result", "Share", "Step",
+           "cached", "compressed", "dumps", "grid", "layer_costs", "loads", "pareto_front", "presets_for", "run",
+           "standard_error", "summarize", "sweep", "with_value"]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .recipe import RECIPE_LIMITS, grid, loads
-from .sweep import EXECUTORS, pareto_front, sweep
+from .sweep import EXECUTORS, result_front, sweep
 
 
 def _value(text: str):
@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r.row() for r in results]
     out = args.out.open("w", newline="") if args.out else sys.stdout
     try:
-        w = csv.DictWriter(out, fieldnames=list(rows[0]))
+        w = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))  # classifiers and GPTs
         w.writeheader()
         w.writerows(rows)
     finally:
         if args.out:
             out.close()
-    front = pareto_front([(r.bytes, r.test_acc) for r in results])
+    front = result_front(results)
     print(json.dumps({"runs": len(results), "seconds": round(seconds, 3), "executor": args.executor,
                       "pareto": [results[i].title for i in front]}), file=sys.stderr)
     return 0

@@ -18,6 +18,12 @@ one multiply and one add per surviving weight per output position, in float32 (3
 table: products accumulate in int32); and every stored weight byte read once from DRAM (640 pJ per 32 bits).
 ``ENERGY_PJ`` holds the table, ``LEFT_OUT`` what the model ignores.
 
+**The GPT** (``models.is_language_model``): every nested Linear (``block1.attn.q`` … ``block1.mlp.fc2``) is costed
+as above, with its multiply-adds *per token* (one output position per token); the token and position embeddings
+and the LayerNorms are not compressed by any step here and are counted as float32 bytes (rows whose layout says
+so); the tied head stores nothing (it reads the token embedding) but costs vocabulary × width multiply-adds per
+token. ``GPT_LEFT_OUT`` says what that leaves out (the attention scores).
+
 Usage::
 
     rows = layer_costs(model, mask, ds.input_shape, value_bits=4, side_bits={"0.weight": 16 * 32})
@@ -31,10 +37,10 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..models import summary, weighted_layers
+from ..models import is_language_model, summary, weighted_layers
 from ..pruning.formats import csr_bytes
 
-__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "LEFT_OUT", "layer_costs", "output_positions", "summarize"]
+__all__ = ["ENERGY_PJ", "ENERGY_SOURCE", "GPT_LEFT_OUT", "LEFT_OUT", "layer_costs", "output_positions", "summarize"]
 
 ENERGY_PJ = {
     "fp32_mult": 3.7, "fp32_add": 0.9,       # 32-bit float multiply / add
@@ -49,11 +55,18 @@ LEFT_OUT = ("activations' memory traffic (only weights are read), index decoding
             "control, caches and leakage; a modern process (7 nm and below) costs several times less per "
             "operation. Pruned weights are assumed skipped (a sparse engine such as EIE); a dense engine would "
             "still pay for them. Sub-8-bit products are priced as 8-bit ones.")
+GPT_LEFT_OUT = ("On the GPT, multiply-adds are per token: the Linear layers' and the tied head's; the attention "
+                "scores (q·kᵀ and the weighted sum of values, which grow with the position in the context), the "
+                "softmax, GELU and LayerNorm arithmetic are not counted. Embeddings and LayerNorms are stored as "
+                "float32 by every recipe.")
 
 
 def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """{layer name: output positions per example} (1 for a Linear layer; H_out·W_out or L_out for a conv), from
-    the layer table ``models.summary`` measures (a CPU model: the networks here are)."""
+    the layer table ``models.summary`` measures (a CPU model: the networks here are). On the GPT every Linear
+    has one output position per token: its costs are per token."""
+    if is_language_model(model):
+        return {name: 1 for name, _ in weighted_layers(model)}
     shapes = {r["name"]: r["output_shape"] for r in summary(model, input_shape)["layers"]}
     return {name: math.prod(shapes[name][1:]) if len(shapes[name]) > 1 else 1 for name, _ in weighted_layers(model)}
 
@@ -101,13 +114,44 @@ def layer_costs(model: nn.Module, mask: Mapping[str, torch.Tensor] | None, input
                          value_bits=value_bits, layout=layout, values_bytes=values, index_bytes=index,
                          side_bytes=side, bias_bytes=bias, bytes=total, macs=macs, compute_pj=compute,
                          memory_pj=memory, energy_pj=compute + memory))
+    if is_language_model(model):
+        rows += _float_rows(model, mac_pj=ENERGY_PJ["fp32_mult"] + ENERGY_PJ["fp32_add"])
+    return rows
+
+
+def _float_rows(model: nn.Module, mac_pj: float) -> list[dict]:
+    """The GPT's parameters outside its Linear layers, stored as float32: the token and position embeddings and
+    every LayerNorm (weight and bias), and the tied head (no bytes of its own; vocabulary × width MACs per token,
+    in float: the head is never quantized here)."""
+    rows = []
+
+    def row(name: str, shape: tuple, weights: int, bias: int, macs: int, what: str) -> dict:
+        values = 4 * weights
+        total = values + 4 * bias
+        compute, memory = macs * mac_pj, math.ceil(total / 4) * ENERGY_PJ["dram_read_32b"]
+        return dict(layer=name, shape="×".join(map(str, shape)), weights=weights, kept=weights, value_bits=32,
+                    layout=what, values_bytes=values, index_bytes=0, side_bytes=0, bias_bytes=4 * bias, bytes=total,
+                    macs=macs, compute_pj=compute, memory_pj=memory, energy_pj=compute + memory, float_only=True)
+
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Embedding):
+            rows.append(row(name, tuple(m.weight.shape), m.weight.numel(), 0, 0, "float32 (embedding)"))
+        elif isinstance(m, nn.LayerNorm):
+            rows.append(row(name, tuple(m.weight.shape), m.weight.numel(), m.bias.numel() if m.bias is not None
+                            else 0, 0, "float32 (LayerNorm)"))
+        elif hasattr(m, "tied_weight"):
+            v, w = m.tied_weight.shape
+            rows.append(row(name, (v, w), 0, 0, v * w, "tied to embed.tok"))
     return rows
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Totals of ``layer_costs`` rows, and the format's name: the value type and the layouts used."""
-    layouts = sorted({r["layout"] for r in rows}, key=["dense", "bitmask", "CSR"].index)
-    bits = rows[0]["value_bits"] if rows else 32
+    """Totals of ``layer_costs`` rows, and the format's name: the value type and the layouts used (of the
+    compressible layers; a GPT's float32 embeddings and LayerNorms are named after them)."""
+    squeezed = [r for r in rows if not r.get("float_only")]
+    layouts = sorted({r["layout"] for r in squeezed}, key=["dense", "bitmask", "CSR"].index)
+    bits = squeezed[0]["value_bits"] if squeezed else 32
     value = "float32" if bits == 32 else f"{bits}-bit codes"
     keys = ("bytes", "macs", "compute_pj", "memory_pj", "energy_pj", "weights", "kept")
-    return dict({k: sum(r[k] for r in rows) for k in keys}, format=f"{value}, " + " / ".join(layouts))
+    extra = " + float32 embeddings and LayerNorms" if len(squeezed) < len(rows) else ""
+    return dict({k: sum(r[k] for r in rows) for k in keys}, format=f"{value}, " + " / ".join(layouts) + extra)

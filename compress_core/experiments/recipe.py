@@ -24,6 +24,7 @@ Usage::
     Recipe.from_json(r.to_json()) == r      # True
     r.hash()                                # its cache entry's name
     PRESETS["prune 90 % + int4"]("digits", "mlp", 0)
+    presets_for("gpt")["W8A8"]("pydoc", "gpt", 0)   # the GPT's own presets
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
+from ..catalog import parse_model
 from ..config import SCOPES, Config, _hints, brief, param, read_json
 from ..data import is_uploaded, list_datasets
 from ..models import model_problems
@@ -40,8 +42,9 @@ from ..quant import METHODS as CALIBRATION_METHODS
 from ..quant import QuantConfig
 from ..train import TrainConfig
 
-__all__ = ["RECIPE_LIMITS", "STEPS", "PRESETS", "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step",
-           "grid", "with_value"]
+__all__ = ["GPT_PRESETS", "RECIPE_LIMITS", "STEPS", "PRESETS",
+           "Distill", "FineTune", "Prune", "Quantize", "Recipe", "Share", "Step",
+           "grid", "presets_for", "with_value"]
 
 MAX_STEPS = 6
 MAX_EPOCHS = 50
@@ -113,8 +116,9 @@ class Prune(Step, label="prune"):
 
     sparsity: float = param(0.9, "fraction of weights (or neurons) removed, 0 ≤ s < 1")
     criterion: str = param("magnitude", "'magnitude' (smallest |w| first) or 'random'")
-    granularity: str = param("weight", "'weight' (unstructured), 'neuron' (whole neurons/channels, then the "
-                                       "network is shrunk) or 'nm' (2 of every 4)")
+    granularity: str = param("weight", "'weight' (unstructured), 'neuron' (whole neurons/channels, or the GPT's MLP "
+                                       "neurons, then the network is shrunk), 'head' (the GPT's attention heads, "
+                                       "cut out) or 'nm' (2 of every 4)")
     scope: str = param("layer", "'layer': every layer at the same rate; 'global': one ranking across layers")
     schedule: str = param("one-shot", "'one-shot', 'iterative' (prune → fine-tune → repeat) or 'gradual' (cubic)")
     rounds: int = param(3, "pruning steps of the iterative and gradual schedules")
@@ -127,7 +131,7 @@ class Prune(Step, label="prune"):
                 or not 0.0 <= self.sparsity < 1.0:
             yield f"sparsity must be at least 0 and below 1 (got {brief(self.sparsity)}): at 1 no weight is left"
         yield from _choice("criterion", self.criterion, ("magnitude", "random"))
-        yield from _choice("granularity", self.granularity, ("weight", "neuron", "nm"))
+        yield from _choice("granularity", self.granularity, ("weight", "neuron", "head", "nm"))
         yield from _choice("scope", self.scope, SCOPES)
         yield from _choice("schedule", self.schedule, ("one-shot", "iterative", "gradual"))
         yield from _whole(self, "rounds", 1, 10)
@@ -144,7 +148,8 @@ class Prune(Step, label="prune"):
                              finetune_lr=float(self.finetune_lr), seed=seed)
 
     def describe(self) -> str:
-        what = {"weight": "unstructured", "neuron": "structured", "nm": "2:4"}[self.granularity]
+        what = {"weight": "unstructured", "neuron": "structured", "head": "attention heads", "nm": "2:4"}[
+            self.granularity]
         amount = "" if self.granularity == "nm" else f" {self.sparsity:.0%}"
         tune = f", {self.finetune_epochs} ep fine-tune" if self.finetune_epochs else ""
         sched = "" if self.schedule == "one-shot" or self.granularity == "nm" else f" {self.schedule}×{self.rounds}"
@@ -327,6 +332,7 @@ class Recipe(Config, label="recipe", version=1):
         if not isinstance(self.steps, tuple) or not all(isinstance(s, Step) for s in self.steps):
             yield "steps must be a tuple of Prune, FineTune, Distill, Quantize or Share steps"
             return
+        yield from self._family_problems()
         if len(self.steps) > MAX_STEPS:
             yield f"at most {MAX_STEPS} steps (got {len(self.steps)})"
         ends = [i for i, s in enumerate(self.steps, 1) if s.kind in TERMINAL]
@@ -340,6 +346,20 @@ class Recipe(Config, label="recipe", version=1):
             if not (qat and all(a.kind == "distill" for a in after)):
                 yield (f"step {ends[0]} ({s.kind}) must be the last step: training or pruning after it would undo it "
                        "(use QAT to train a quantized network; only Distill steps may follow a QAT step)")
+
+    def family(self) -> str:
+        """The model's family: "mlp", "cnn" or "gpt" ("" for a name that does not parse)."""
+        try:
+            return parse_model(self.model).family
+        except ValueError:
+            return ""
+
+    def _family_problems(self):
+        """Steps that do not fit the model's family: attention heads are the GPT's alone."""
+        gpt = self.family() == "gpt"
+        for i, s in enumerate(self.steps, 1):
+            if isinstance(s, Prune) and s.granularity == "head" and not gpt:
+                yield f"step {i} (prune): only the GPT has attention heads to cut; choose weight, neuron or nm"
 
     def cache_dict(self) -> dict:
         d = super().cache_dict()
@@ -466,3 +486,30 @@ PRESETS: dict[str, Callable[..., Recipe]] = {
                                 Share(bits=4, centroid_epochs=1)),
     "int2 QAT": _preset("int2 QAT", Quantize(mode="qat", weight_bits=2, act_bits=8, qat_epochs=3)),
 }
+
+# The GPT's: what is done to language models (weight-only low-bit, W8A8, pruning with recovery by fine-tuning or
+# distillation, attention heads cut out). Recovery is a FineTune / Distill step (Adam, the baseline's optimizer),
+# not the Prune step's own SGD fine-tuning, which is tuned for the classifiers.
+GPT_PRESETS: dict[str, Callable[..., Recipe]] = {
+    "float baseline": _preset("float baseline"),
+    "W4 weight-only": _preset("W4 weight-only", Quantize(weight_bits=4, target="weights")),
+    "W8A8": _preset("W8A8", Quantize(weight_bits=8, act_bits=8)),
+    "magnitude 50 % + fine-tune": _preset("magnitude 50 % + fine-tune", Prune(sparsity=0.5, finetune_epochs=0),
+                                          FineTune(epochs=1)),
+    "2:4 + fine-tune": _preset("2:4 + fine-tune", Prune(granularity="nm", finetune_epochs=0), FineTune(epochs=1)),
+    "1 of 4 heads cut + fine-tune": _preset("1 of 4 heads cut + fine-tune",
+                                            Prune(sparsity=0.25, granularity="head", finetune_epochs=0),
+                                            FineTune(epochs=1)),
+    "prune 50 % → distill": _preset("prune 50 % → distill", Prune(sparsity=0.5, finetune_epochs=0),
+                                     Distill(epochs=1)),
+    "W4 QAT": _preset("W4 QAT", Quantize(mode="qat", weight_bits=4, target="weights", qat_epochs=1)),
+}
+
+
+def presets_for(model: str) -> dict[str, Callable[..., Recipe]]:
+    """The presets that fit ``model``'s family: ``GPT_PRESETS`` for a GPT, else ``PRESETS``."""
+    try:
+        gpt = parse_model(model).family == "gpt"
+    except ValueError:
+        gpt = False
+    return GPT_PRESETS if gpt else PRESETS

@@ -6,6 +6,13 @@ float32 network, measured latency (the float baseline, the shrunk dense network 
 integer-only program after full quantization), an energy estimate per inference, a per-layer breakdown and, for
 2-D data, the decision boundary.
 
+On the GPT (``models.is_language_model``) the score is bits per character on the held-out windows (``metric`` is
+"bpc"), with its standard error and its difference from the float baseline paired window by window; ``test_acc``
+is the next-character accuracy; costs are per token and latency is one context window of tokens (batch 1). The
+.clab file and the integer-only engine do not apply to it: ``file_note`` and ``integer_note`` say so.
+
+``compressed(recipe)`` returns the compressed network itself (what ``run`` measures), for the drop debugger.
+
 Every run is computed on one torch thread, whatever the caller's setting, so that the same recipe gives the same
 numbers in a notebook, in the app, in a CLI sweep and on a Ray worker (matmul reductions differ in their last bits
 between thread counts, and fine-tuning amplifies that). Results are JSON, cached as
@@ -15,6 +22,7 @@ Usage::
 
     res = run(PRESETS["prune 90 % + int4"]("digits", "mlp"))
     res.test_acc, res.bytes, res.ratio, res.latency_ms, res.energy_pj
+    net = compressed(recipe).model     # the network it measured (a fresh copy)
 """
 from __future__ import annotations
 
@@ -39,7 +47,8 @@ from ..data import Dataset, is_uploaded, load_dataset
 from ..deep_compression import share_layers, tune_shared
 from ..export import han_format
 from ..integer import ConversionError, integer_accuracy, to_integer
-from ..models import decision_grid, predictor
+from ..lm.variants import score_with_metrics, window_bpc
+from ..models import decision_grid, is_language_model, predictor
 from ..pruning import apply_mask, prune_with, shrink
 from ..pruning.formats import LATENCY_REPEATS, time_call
 from ..quant import quant_layers, quantization_aware_training, quantize_model
@@ -50,7 +59,7 @@ from ..train import TrainConfig, evaluate, torch_threads, train
 from .accounting import layer_costs, summarize
 from .recipe import TERMINAL, Distill, FineTune, Prune, Quantize, Recipe, Share
 
-__all__ = ["RESULT_VERSION", "Result", "cached", "forget", "run", "standard_error"]
+__all__ = ["RESULT_VERSION", "Compressed", "Result", "cached", "compressed", "forget", "run", "standard_error"]
 
 RESULT_VERSION = 3  # part of every cached run's file name: bump it when Result or the pipeline changes
 RUN_THREADS = 1
@@ -93,6 +102,16 @@ class Result:
     file_b64: str | None = None
     file_bytes: int | None = None
     file_acc: float | None = None
+    file_note: str = ""  # why there is no file, when the format does not apply (the GPT)
+    # a language model's score: "bpc" (bits per character, lower is better; test_acc is then the next-character
+    # accuracy); "accuracy" for the classifiers. Bits per character with its standard error over the test windows,
+    # the float baseline's, and the difference from it paired window by window with that difference's s.e.
+    metric: str = "accuracy"
+    bpc: float | None = None
+    bpc_se: float | None = None
+    baseline_bpc: float | None = None
+    bpc_diff: float | None = None
+    bpc_diff_se: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -102,6 +121,16 @@ class Result:
     @property
     def kept_fraction(self) -> float:
         return self.kept / self.weights if self.weights else 0.0
+
+    @property
+    def is_lm(self) -> bool:
+        """A language model's result: its score is bits per character (lower is better)."""
+        return self.metric == "bpc"
+
+    @property
+    def score(self) -> float:
+        """The number a page ranks by: test accuracy (higher is better) or bits per character (lower is better)."""
+        return self.bpc if self.is_lm else self.test_acc
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -119,7 +148,15 @@ class Result:
         return d
 
     def row(self) -> dict:
-        """One line of the runs table."""
+        """One line of the runs table (a language model's: bits per character, per-token costs, no integer path)."""
+        if self.is_lm:
+            return {"variant": self.title, "recipe": self.describe, "bits / char": self.bpc, "± (s.e.)": self.bpc_se,
+                    "Δ bits / char vs float": self.bpc_diff, "± Δ (paired s.e.)": self.bpc_diff_se,
+                    "next-char accuracy": self.test_acc, "weights kept": self.kept_fraction,
+                    "stored bytes": self.bytes, "× smaller": self.ratio, "format": self.format,
+                    "float ms": self.latency_ms.get("float"), "shrunk ms": self.latency_ms.get("shrunk"),
+                    "energy µJ": self.energy_pj / 1e6, "MACs / token": self.macs,
+                    "hash": Recipe.from_dict(self.recipe).hash()}
         return {"variant": self.title, "recipe": self.describe, "test accuracy": self.test_acc,
                 "± (s.e.)": self.test_acc_se, "weights kept": self.kept_fraction, "stored bytes": self.bytes,
                 "× smaller": self.ratio, "format": self.format, "float ms": self.latency_ms.get("float"),
@@ -240,24 +277,65 @@ class _State:
     teacher: nn.Module | None = None  # the float baseline (a fresh copy), for Distill
 
 
+def _pipeline(recipe: Recipe, say: Progress):
+    """(baseline, data set, ``_State``): the recipe's steps applied to a fresh copy of its baseline, on
+    ``RUN_THREADS`` threads (the caller holds them)."""
+    torch.manual_seed(recipe.seed)
+    ds = load_dataset(recipe.dataset, seed=recipe.seed)
+    say(0.0, "Loading the baseline")
+    base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train,
+                        weights=recipe.weights)
+    dev = torch.device("cpu")
+    st = _State(net=base.model.to(dev).eval())
+    if recipe.step("distill") is not None:
+        st.teacher = base.model.to(dev).eval()  # a fresh copy, never trained
+    n = len(recipe.steps)
+    for i, step in enumerate(recipe.steps):
+        say(i / (n + 1), f"Step {i + 1}/{n}: {step.describe()}")
+        _STEP[step.kind](st, step, ds, recipe.seed + i)
+    return base, ds, st
+
+
 def _compute(recipe: Recipe, say: Progress) -> Result:
     t0 = time.perf_counter()
     with torch_threads(RUN_THREADS):
-        torch.manual_seed(recipe.seed)
-        ds = load_dataset(recipe.dataset, seed=recipe.seed)
-        say(0.0, "Loading the baseline")
-        base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train,
-                            weights=recipe.weights)
-        dev = torch.device("cpu")
-        st = _State(net=base.model.to(dev).eval())
-        if recipe.step("distill") is not None:
-            st.teacher = base.model.to(dev).eval()  # a fresh copy, never trained
-        n = len(recipe.steps)
-        for i, step in enumerate(recipe.steps):
-            say(i / (n + 1), f"Step {i + 1}/{n}: {step.describe()}")
-            _STEP[step.kind](st, step, ds, recipe.seed + i)
-        say(n / (n + 1), "Measuring")
+        base, ds, st = _pipeline(recipe, say)
+        say(len(recipe.steps) / (len(recipe.steps) + 1), "Measuring")
         return _measure(recipe, base, ds, st, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A recipe's compressed network as ``run`` measures it: ``model`` (the fake-quantized copy after Quantize, else
+    the pruned / shrunk / shared float network), its pruning ``mask`` (None after surgery or without pruning) and
+    the float baseline it started from."""
+
+    model: nn.Module
+    mask: dict | None
+    baseline: nn.Module
+
+
+_NETS: OrderedDict[str, Compressed] = OrderedDict()
+_NETS_SIZE = 8
+
+
+def compressed(recipe: Recipe, progress: Progress | None = None) -> Compressed:
+    """The compressed network of ``recipe`` (the same steps as ``run``, shared code), cached in memory by recipe
+    hash; each call returns fresh copies, so the cached networks are never changed by a caller."""
+    key = recipe.hash()
+    with _GUARD:
+        hit = _NETS.get(key)
+    if hit is None:
+        with torch_threads(RUN_THREADS):
+            base, _ds, st = _pipeline(recipe, progress or (lambda f, t: None))
+        final = st.final if st.final is not None else st.net
+        hit = Compressed(model=final.eval(), mask=st.mask, baseline=base.model.eval())
+        with _GUARD:
+            _NETS[key] = hit
+            while len(_NETS) > _NETS_SIZE:
+                _NETS.popitem(last=False)
+    return Compressed(model=copy.deepcopy(hit.model), mask=None if hit.mask is None else dict(hit.mask),
+                      baseline=copy.deepcopy(hit.baseline))
 
 
 def _prune(st: _State, step: Prune, ds: Dataset, seed: int) -> None:
@@ -267,7 +345,7 @@ def _prune(st: _State, step: Prune, ds: Dataset, seed: int) -> None:
         mask = {k: v * st.mask[k] if k in st.mask else v for k, v in mask.items()}
     st.net, st.mask = apply_mask(out.model, mask), mask
     st.warnings += out.warnings
-    if step.granularity == "neuron":
+    if step.granularity in ("neuron", "head"):  # the GPT's heads and MLP neurons: gpt_structured's surgery
         try:
             st.net = shrink(st.net, mask).eval()
         except ValueError as e:
@@ -325,20 +403,19 @@ def _share(st: _State, step: Share, ds: Dataset, seed: int) -> None:
 _STEP = {"prune": _prune, "finetune": _finetune, "distill": _distill, "quantize": _quantize, "share": _share}
 
 
+NOT_FOR_LM = {"file": "does not apply to the GPT: the .clab format stores plain stacks of Linear and Conv layers",
+              "integer": "does not apply to the GPT: the integer-only engine runs plain stacks of Linear and Conv "
+                         "layers (no attention, LayerNorm or embeddings)"}
+
+
 @torch.no_grad()
 def _measure(recipe: Recipe, base, ds: Dataset, st: _State, seconds: float) -> Result:
     final = st.final if st.final is not None else st.net
+    if is_language_model(final):
+        return _measure_lm(recipe, base, ds, st, final, seconds)
     metrics = evaluate(final, ds.x_test, ds.y_test)
-    rows = layer_costs(st.net, st.mask, ds.input_shape, value_bits=st.value_bits, side_bits=st.side_bits,
-                       integer=st.integer)
-    total = summarize(rows)
-    dense_net = base.model.eval()  # a fresh copy
-    dense = summarize(layer_costs(dense_net, None, ds.input_shape))
+    rows, total, dense, dense_net, latency = _costs(base, ds, st)
     x1 = ds.x_test[:1]
-    latency = {"float": time_call(lambda: dense_net(x1), repeats=LATENCY_REPEATS)["median_ms"],
-               "shrunk": None, "integer": None}
-    if st.shrunk:
-        latency["shrunk"] = time_call(lambda: st.net(x1), repeats=LATENCY_REPEATS)["median_ms"]
     int_acc, note = None, "" if st.integer else "does not apply: it needs weights and activations quantized"
     if st.integer:
         try:
@@ -360,6 +437,39 @@ def _measure(recipe: Recipe, base, ds: Dataset, st: _State, seconds: float) -> R
                   boundary=_boundary(final, ds) if ds.kind == "points" else None, warnings=list(st.warnings),
                   seconds=seconds, file_b64=base64.b64encode(blob).decode() if blob else None,
                   file_bytes=len(blob) if blob else None, file_acc=file_acc)
+
+
+def _costs(base, ds: Dataset, st: _State) -> tuple[list[dict], dict, dict, nn.Module, dict]:
+    """(layer rows, their totals, the float network's totals, the float network, latencies in ms of one input)."""
+    rows = layer_costs(st.net, st.mask, ds.input_shape, value_bits=st.value_bits, side_bits=st.side_bits,
+                       integer=st.integer)
+    dense_net = base.model.eval()  # a fresh copy
+    dense = summarize(layer_costs(dense_net, None, ds.input_shape))
+    x1 = ds.x_test[:1]
+    latency = {"float": time_call(lambda: dense_net(x1), repeats=LATENCY_REPEATS)["median_ms"],
+               "shrunk": None, "integer": None}
+    if st.shrunk:
+        latency["shrunk"] = time_call(lambda: st.net(x1), repeats=LATENCY_REPEATS)["median_ms"]
+    return rows, summarize(rows), dense, dense_net, latency
+
+
+def _measure_lm(recipe: Recipe, base, ds: Dataset, st: _State, final: nn.Module, seconds: float) -> Result:
+    """The GPT's ``Result``: bits per character paired with the float baseline's on the same test windows, costs
+    per token, latency of one context window (batch 1); no .clab file and no integer path (``NOT_FOR_LM``)."""
+    rows, total, dense, dense_net, latency = _costs(base, ds, st)
+    reference = window_bpc(dense_net, ds)
+    score, _, metrics = score_with_metrics(final, ds, reference)
+    chars = ds.y_test.numel()
+    return Result(recipe=recipe.to_dict(), title=recipe.title, describe=recipe.describe(),
+                  test_acc=metrics.accuracy, test_acc_se=standard_error(metrics.accuracy, chars),
+                  test_loss=metrics.loss, n_test=chars, baseline_acc=base.test_metrics.accuracy,
+                  weights=dense["weights"], kept=total["kept"], bytes=total["bytes"], float32_bytes=dense["bytes"],
+                  format=total["format"], macs=total["macs"], energy_pj=total["energy_pj"],
+                  compute_pj=total["compute_pj"], memory_pj=total["memory_pj"], float_energy_pj=dense["energy_pj"],
+                  latency_ms=latency, integer_acc=None, integer_note=NOT_FOR_LM["integer"], layers=rows,
+                  warnings=list(st.warnings), seconds=seconds, file_note=NOT_FOR_LM["file"], metric="bpc",
+                  bpc=score.bpc, bpc_se=score.se, baseline_bpc=float(reference.mean()), bpc_diff=score.diff,
+                  bpc_diff_se=score.diff_se)
 
 
 def _file(recipe: Recipe, st: _State) -> bytes | None:

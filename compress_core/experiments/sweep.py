@@ -27,25 +27,37 @@ from typing import Callable, Sequence
 from .recipe import Recipe
 from .run import Result, retitled, run
 
-__all__ = ["EXECUTORS", "pareto_front", "sweep"]
+__all__ = ["EXECUTORS", "pareto_front", "result_front", "sweep"]
 
 EXECUTORS = ("local", "ray")
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+def pareto_front(points: Sequence[tuple[float, float]], *, lower_is_better: bool = False) -> list[int]:
     """Indices of the points (cost, value) that no other point beats: none has cost ≤ and value ≥ with one of
-    them strictly. Sorted by cost. Of exactly equal points, the first is kept.
+    them strictly (value ≤ with ``lower_is_better``: bits per character, a loss). Sorted by cost. Of exactly
+    equal points, the first is kept.
 
     >>> pareto_front([(10, 0.9), (5, 0.8), (20, 0.85), (5, 0.7)])
     [1, 0]
+    >>> pareto_front([(10, 2.1), (5, 2.4), (20, 2.2), (5, 2.6)], lower_is_better=True)
+    [1, 0]
     """
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    sign = -1.0 if lower_is_better else 1.0
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -sign * points[i][1], i))
     front, best = [], None
     for i in order:
-        if best is None or points[i][1] > best:
+        v = sign * points[i][1]
+        if best is None or v > best:
             front.append(i)
-            best = points[i][1]
+            best = v
     return front
+
+
+def result_front(results: Sequence[Result]) -> list[int]:
+    """``pareto_front`` of results over (stored bytes, score): accuracy maximised, or a language model's bits per
+    character minimised."""
+    lm = any(r.is_lm for r in results)
+    return pareto_front([(r.bytes, r.score) for r in results], lower_is_better=lm)
 
 
 RAY_MISSING = ("The Ray executor needs Ray, which the app's requirements leave out: install it with "
