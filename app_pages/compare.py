@@ -7,21 +7,23 @@ compress_core.viz.compare.
 import pandas as pd
 import streamlit as st
 
-from compress_core.experiments import PRESETS, Result
+from compress_core.experiments import Result, presets_for
 from compress_core.viz import compare as viz_compare
 from ui.loaders import baseline, dataset
-from ui.sidebar import classifier_page, selection
+from ui.sidebar import selection
 from ui.state import link_list, to_bool, url_widget, view_tabs
 from ui.topics import compare as ui_compare
 
 sel = selection()
-classifier_page(sel, "Compare recipes", "its recipes quantize, share and export plain stacks of Linear and Conv "
-                "layers.", "cmp_classic")
 ds = dataset(sel.dataset, sel.seed)
+lm = ui_compare.is_gpt(sel)  # the language model: every view reads bits per character (lower is better)
+PRESETS = presets_for(sel.model)
 st.title("⚖️ Compare recipes")
 st.markdown("Put compression recipes side by side on the same baseline: prune, fine-tune, distill from the "
             "baseline, quantize or share weights, in any order that makes sense. Each variant is run once and cached; "
-            "every number is measured on the test split, with its standard error.")
+            "every number is measured on the test split, with its standard error."
+            + (" On the GPT the score is **bits per character** on the held-out text (lower is better), paired "
+               "window by window with the float baseline's; costs are per token." if lm else ""))
 b = baseline(sel)
 
 # ---- the variants -----------------------------------------------------------------------------------------------
@@ -54,6 +56,9 @@ def runs_view(explored: list) -> None:
     """The runs table and accuracy against stored size, with the Pareto front of every run explored."""
     table = pd.DataFrame([r.row() for r in results]).drop(columns=["hash"])
     num, pct = st.column_config.NumberColumn, st.column_config.NumberColumn(format="percent")
+    if lm:
+        lm_runs_view(table, explored)
+        return
     st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_config={
         "test accuracy": pct, "± (s.e.)": pct, "weights kept": pct, "integer accuracy": pct,
         "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
@@ -67,10 +72,30 @@ def runs_view(explored: list) -> None:
     front_caption(explored)
 
 
+def lm_runs_view(table: pd.DataFrame, explored: list) -> None:
+    """The GPT's runs: bits per character with its standard error and the paired change from the float baseline."""
+    num, pct = st.column_config.NumberColumn, st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, width="stretch", key="cmp_table", column_config={
+        "bits / char": num(format="%.3f"), "± (s.e.)": num(format="%.3f"),
+        "Δ bits / char vs float": num(format="%+.3f"),
+        "± Δ (paired s.e.)": num(format="%.3f"), "next-char accuracy": pct, "weights kept": pct,
+        "stored bytes": num(format="localized"), "× smaller": num(format="%.1f×"), "float ms": num(format="%.3f"),
+        "shrunk ms": num(format="%.3f"), "energy µJ": num(format="%.2f"), "MACs / token": num(format="localized")})
+    r0 = results[0]
+    st.caption(f"Float baseline: {r0.baseline_bpc:.3f} bits per character on {r0.n_test:,} held-out characters "
+               f"(lower is better). ± is the standard error over the test windows; Δ is paired window by window "
+               "with the float model, so a change is told apart when it exceeds about two of its own ±. Latency: "
+               "one context window of tokens (batch 1), median of 30, on this server. The .clab file and the "
+               "integer-only engine do not apply to the GPT.")
+    st.plotly_chart(viz_compare.tradeoff(results, explored, "bytes"), key="cmp_bytes")
+    front_caption(explored)
+
+
 def front_caption(explored: list) -> None:
     """What the trade-off charts draw: grey points only where runs beyond the variants shown were explored."""
-    grey = sum(all(r is not v for v in results) for r in explored)
-    front = ("the dotted line is the Pareto front — no run is both smaller (faster, cheaper) and more accurate "
+    grey = sum(all(r is not v for v in results) and r.is_lm == lm for r in explored)
+    better = "lower in bits per character" if lm else "more accurate"
+    front = (f"the dotted line is the Pareto front — no run is both smaller (faster, cheaper) and {better} "
              "than a point on it.")
     if grey:
         st.caption(f"Grey points: the {grey} other run(s) explored in this session, the grid included; {front}")
@@ -85,7 +110,7 @@ def cost_view(explored: list) -> None:
     c1.plotly_chart(viz_compare.tradeoff(results, explored, "latency"), key="cmp_latency")
     c2.plotly_chart(viz_compare.tradeoff(results, explored, "energy"), key="cmp_energy")
     front_caption(explored)
-    ui_compare.counting_explainer()
+    ui_compare.counting_explainer(lm)
 
 
 def boundaries_view() -> None:
@@ -95,8 +120,14 @@ def boundaries_view() -> None:
 
 def grid_view() -> None:
     """Every sparsity × bit-width combination, computed on demand with progress."""
-    st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a weight "
-                "bit width (post-training, per channel, activations at 8 bits): where does accuracy fall off?")
+    if lm:
+        st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned with Adam "
+                    "as the baseline was trained) and a weight bit width (post-training, per channel, weights only: "
+                    "activations float): where do bits per character climb?")
+    else:
+        st.markdown("Every combination of a magnitude pruning rate (per layer, one-shot, then fine-tuned) and a "
+                    "weight bit width (post-training, per channel, activations at 8 bits): where does accuracy fall "
+                    "off?")
     c1, c2, c3 = st.columns([3, 3, 1])
     sp = url_widget(c1.multiselect, "cmp_grid_sp", [50, 70, 80, 90, 95, 98], "Sparsities (%)", ui_compare.GRID_SPARSITY,
                     cast=link_list, check=lambda v: set(v) <= set(ui_compare.GRID_SPARSITY))
@@ -113,9 +144,10 @@ def grid_view() -> None:
     sp, bits = sorted(sp), sorted(bits, reverse=True)
     cells = ui_compare.run_grid(sel, [s / 100 for s in sp], bits, int(ep))
     if cells is not None:
-        acc = [[r.test_acc for r in row] for row in cells]
+        acc = [[r.score for r in row] for row in cells]
         size = [[r.bytes for r in row] for row in cells]
-        st.plotly_chart(viz_compare.sweep_heatmap([s / 100 for s in sp], bits, acc, size, b.test_metrics.accuracy),
+        base = cells[0][0].baseline_bpc if lm else b.test_metrics.accuracy
+        st.plotly_chart(viz_compare.sweep_heatmap([s / 100 for s in sp], bits, acc, size, base, bpc=lm),
                         key="cmp_grid")
 
 

@@ -20,7 +20,6 @@ from compress_core.experiments import (
     ENERGY_PJ,
     ENERGY_SOURCE,
     LEFT_OUT,
-    PRESETS,
     STEPS,
     Recipe,
     Result,
@@ -29,10 +28,12 @@ from compress_core.experiments import (
     dumps,
     grid,
     loads,
+    presets_for,
     run,
     sweep,
 )
-from compress_core.experiments.recipe import TEACHERS
+from compress_core.experiments.accounting import GPT_LEFT_OUT
+from compress_core.experiments.recipe import TEACHERS, FineTune, Prune, Quantize
 from compress_core.quant import METHOD_LABELS
 from ui import jobs
 from ui.explain import explainer
@@ -46,13 +47,16 @@ MAX_VARIANTS = 6
 # milliseconds with at most about 1 MB allocated.
 CMP_LIMITS = {"chars": 16_384, "unpacked": 65_536, "depth": 4, "containers": 128, "name_chars": 500}
 DEFAULT = ("prune 90 %", "int8", "prune 90 % + int4")
+DEFAULT_GPT = ("W4 weight-only", "W8A8", "magnitude 50 % + fine-tune")
+GPT_ONLY = {"granularity": ("head",)}  # choices that run on the GPT alone (its attention heads)
 CHOICES = {
-    "criterion": ("magnitude", "random"), "granularity": ("weight", "neuron", "nm"), "scope": SCOPES,
+    "criterion": ("magnitude", "random"), "granularity": ("weight", "neuron", "head", "nm"), "scope": SCOPES,
     "schedule": ("one-shot", "iterative", "gradual"), "optimizer": ("adam", "sgd"), "mode": ("ptq", "qat"),
     "target": ("both", "weights"), "weight_method": tuple(METHOD_LABELS), "act_method": tuple(METHOD_LABELS),
     "teacher": TEACHERS,
 }
-LABELS = {"weight": "weight (unstructured)", "neuron": "neuron (structured)", "nm": "2:4", "ptq": "post-training",
+LABELS = {"weight": "weight (unstructured)", "neuron": "neuron (structured)", "head": "attention head (cut out)",
+          "nm": "2:4", "ptq": "post-training",
           "qat": "quantization-aware", "both": "weights + activations", "weights": "weights only",
           "layer": "per layer", "global": "global", "baseline": "the float baseline", **METHOD_LABELS}
 INTS = {"rounds": (1, 10), "finetune_epochs": (0, 50), "epochs": (1, 50), "weight_bits": (1, 8), "act_bits": (2, 8),
@@ -74,6 +78,16 @@ def _new_id() -> int:
 
 def variant(name: str, steps: tuple[Step, ...]) -> dict:
     return {"id": _new_id(), "name": name, "steps": tuple(steps), "sids": tuple(_new_id() for _ in steps)}
+
+
+def is_gpt(sel: Selection) -> bool:
+    """The selected model is a GPT (the language model): its presets, choices and bits per character."""
+    return Recipe(sel.dataset, sel.model).family() == "gpt"
+
+
+def choices(name: str, gpt: bool) -> tuple:
+    """The options of a step's field that run on the selected model (the GPT's attention heads on it alone)."""
+    return tuple(o for o in CHOICES[name] if gpt or o not in GPT_ONLY.get(name, ()))
 
 
 def recipe_of(sel: Selection, v: dict) -> Recipe:
@@ -141,9 +155,21 @@ def variants(sel: Selection) -> list[dict]:
                 vs = decode(st.query_params["cmp"], sel)
             except ValueError as e:
                 st.warning(f"The comparison in this link could not be opened: {e}. Showing the default variants.")
-        st.session_state["cmp_variants"] = vs or [variant(n, PRESETS[n](sel.dataset, sel.model).steps)
-                                                  for n in DEFAULT]
-    return st.session_state["cmp_variants"]
+        presets = presets_for(sel.model)
+        st.session_state["cmp_variants"] = vs or [variant(n, presets[n](sel.dataset, sel.model).steps)
+                                                  for n in (DEFAULT_GPT if is_gpt(sel) else DEFAULT)]
+    vs = []
+    for v in st.session_state["cmp_variants"]:  # the sidebar may have changed the model under them
+        try:
+            recipe_of(sel, v)
+            vs.append(v)
+        except ValueError as e:
+            st.warning(f"The variant “{v['name'] or 'unnamed'}” does not run on {sel.model} and was removed: {e}")
+    if not vs:
+        presets = presets_for(sel.model)
+        vs = [variant(n, presets[n](sel.dataset, sel.model).steps) for n in (DEFAULT_GPT if is_gpt(sel) else DEFAULT)]
+    st.session_state["cmp_variants"] = vs
+    return vs
 
 
 def save(vs: list[dict]) -> None:
@@ -168,13 +194,13 @@ def _unused(step: Step, sid: int, name: str) -> bool:
     return step.kind == "share" and name == "centroid_lr" and now("centroid_epochs") == 0
 
 
-def _field(col, step: Step, sid: int, f: dataclasses.Field, help_text: str):
+def _field(col, step: Step, sid: int, f: dataclasses.Field, help_text: str, gpt: bool):
     key = f"cmp_{sid}_{f.name}"
     value = getattr(step, f.name)
     label = f.name.replace("_", " ")
     off = _unused(step, sid, f.name)
     if f.name in CHOICES:
-        opts = list(CHOICES[f.name])
+        opts = list(choices(f.name, gpt))
         return col.selectbox(label, opts, index=opts.index(value) if value in opts else 0, key=key, help=help_text,
                              format_func=lambda o: LABELS.get(o, o), disabled=off)
     if isinstance(value, bool):
@@ -188,12 +214,13 @@ def _field(col, step: Step, sid: int, f: dataclasses.Field, help_text: str):
                                   help=help_text, disabled=off))
 
 
-def edit_step(step: Step, sid: int) -> Step:
-    """The step's fields as widgets; the edited step (or the old one, with the reason shown, if invalid)."""
+def edit_step(step: Step, sid: int, gpt: bool = False) -> Step:
+    """The step's fields as widgets (the options that run on the selected model); the edited step (or the old one,
+    with the reason shown, if invalid)."""
     helps = type(step).help_text()
     fields = [f for f in dataclasses.fields(step) if f.init]
     cols = st.columns(3)
-    values = {f.name: _field(cols[i % 3], step, sid, f, helps[f.name]) for i, f in enumerate(fields)}
+    values = {f.name: _field(cols[i % 3], step, sid, f, helps[f.name], gpt) for i, f in enumerate(fields)}
     try:
         return type(step)(**values)
     except ValueError as e:
@@ -203,7 +230,7 @@ def edit_step(step: Step, sid: int) -> Step:
 
 def editor(sel: Selection, vs: list[dict]) -> list[dict]:
     """Every variant in an expander: its name, its steps' fields, add/remove step, duplicate/remove variant."""
-    out = []
+    out, gpt = [], is_gpt(sel)
     for i, v in enumerate(vs):
         recipe = recipe_of(sel, v)
         with st.expander(f"**{i + 1}. {v['name'] or 'unnamed'}** — {recipe.describe()}", expanded=False):
@@ -214,7 +241,7 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
                 head.markdown(f"**Step {j + 1} · {s.title}**")
                 if drop.button("✕", key=f"cmp_drop_{sid}", help="Remove this step"):
                     continue
-                steps.append(edit_step(s, sid))
+                steps.append(edit_step(s, sid, gpt))
                 sids.append(sid)
             c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
             kind = c1.selectbox("Add a step", list(STEPS), key=f"cmp_kind_{v['id']}",
@@ -291,11 +318,19 @@ def run_all(recipes: list[Recipe]) -> list[Result | str] | None:
     return results
 
 
+def grid_steps(sel: Selection, epochs: int) -> tuple[Step, ...]:
+    """The grid's recipe before its sparsity and bits are set: magnitude pruning per layer, one-shot, fine-tuned,
+    then PTQ per channel (weights and 8-bit activations; the GPT: weights only, fine-tuned with Adam as its
+    baseline was)."""
+    if is_gpt(sel):
+        tune = (FineTune(epochs=epochs),) if epochs else ()
+        return (Prune(finetune_epochs=0), *tune, Quantize(target="weights"))
+    return (Prune(schedule="one-shot", finetune_epochs=epochs), Quantize(weight_bits=4, act_bits=8))
+
+
 def run_grid(sel: Selection, sparsities: list[float], bits: list[int], epochs: int) -> list[list[Result]] | None:
     """The sparsity × bit-width grid (rows × columns): prune (magnitude, per layer, fine-tuned) then PTQ."""
-    base = recipe_of(sel, {"name": "", "steps": PRESETS["prune 90 % + int4"](sel.dataset, sel.model).steps})
-    base = dataclasses.replace(base, steps=(dataclasses.replace(base.steps[0], schedule="one-shot",
-                                                                finetune_epochs=epochs), base.steps[1]))
+    base = recipe_of(sel, {"name": "", "steps": grid_steps(sel, epochs)})
     recipes = [dataclasses.replace(r, name=r.describe())
                for r in grid(base, {"prune.sparsity": sparsities, "quantize.weight_bits": bits})]
     key = tuple(r.hash() for r in recipes)
@@ -361,8 +396,13 @@ def layers_view(sel: Selection, results: list[Result]) -> None:
         "energy_pj": num("energy pJ", format="%.0f")})
     if results[pick].integer_note:
         st.caption(f"Integer-only inference {results[pick].integer_note}.")
+    if results[pick].is_lm:
+        st.caption("Rows marked float32 (embedding / LayerNorm) are stored as they are by every recipe; the head "
+                   "stores nothing (it reads the token embedding) but costs its multiply-adds. Costs are per token.")
     blob = results[pick].file()
-    if blob:
+    if results[pick].file_note:
+        st.caption(f"The .clab file {results[pick].file_note}.")
+    elif blob:
         st.download_button(f"Download {results[pick].title} as a .clab file ({len(blob):,} bytes)", blob,
                            f"{sel.dataset}_{sel.model}_variant{pick + 1}.clab", "application/octet-stream",
                            key="cmp_dl_clab", help="The compressed weights in Han et al.'s storage (relative indices, "
@@ -375,7 +415,7 @@ def layers_view(sel: Selection, results: list[Result]) -> None:
                    "affine grid, so it has none.")
 
 
-def counting_explainer() -> None:
+def counting_explainer(lm: bool = False) -> None:
     """How the Compare page counts size and energy (the accounting's own table and sources)."""
     explainer("How the size and the energy are counted", (
             "**Size.** Each layer stores its surviving weights as float32 values or as b-bit codes, in the smallest "
@@ -387,4 +427,5 @@ def counting_explainer() -> None:
             f"and activations are integers, an 8-bit multiply {ENERGY_PJ['int8_mult']} pJ accumulated by a 32-bit "
             f"integer add {ENERGY_PJ['int32_add']} pJ — and every stored weight byte read once from DRAM "
             f"({ENERGY_PJ['dram_read_32b']:g} pJ per 32 bits; an 8 KB SRAM read costs {ENERGY_PJ['sram_read_32b']:g}"
-            f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"))
+            f" pJ, which is why fitting on chip matters so much).\n\n**Left out:** {LEFT_OUT}"
+            + (f"\n\n**The GPT.** {GPT_LEFT_OUT}" if lm else "")))

@@ -1,0 +1,67 @@
+"""AppTest: the Compare page on a sized GPT (1 block, 32 wide: its baseline and every recipe run in seconds) —
+the GPT's presets, a variant added and run, every view drawn in bits per character, the grid, the editor's choices."""
+from compress_core.experiments import GPT_PRESETS
+
+from .conftest import chart_text, open_app, open_tab
+
+PAGE = "app_pages/compare.py"
+GPT = {"dataset": "pydoc", "model": "gpt:1x32h2"}
+
+
+def _table(at):
+    return at.dataframe[0].value
+
+
+def test_the_compare_page_runs_recipes_on_the_gpt_in_bits_per_character():
+    at = open_app(PAGE, GPT)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not any("works on the classifiers" in i.value for i in at.info)  # the guard is gone
+    assert list(at.selectbox(key="cmp_preset").options) == list(GPT_PRESETS)
+    table = _table(at)
+    assert list(table["variant"]) == ["W4 weight-only", "W8A8", "magnitude 50 % + fine-tune"]
+    assert "test accuracy" not in table and "integer accuracy" not in table
+    assert ((table["bits / char"] > 1) & (table["bits / char"] < 6.7)).all()
+    assert (table["× smaller"] > 1).all()
+    assert any("bits per character" in c.value and "Float baseline" in c.value for c in at.caption)
+    spec = chart_text(at.get("plotly_chart")[0])
+    assert "Bits per character vs size" in spec and "bits per character (test, lower is better)" in spec
+    # add a preset: one of four heads cut, then fine-tuned
+    at.selectbox(key="cmp_preset").set_value("1 of 4 heads cut + fine-tune").run()
+    at.button(key="cmp_add_variant").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = _table(at)
+    assert table["variant"].iloc[-1] == "1 of 4 heads cut + fine-tune"
+    assert table["shrunk ms"].iloc[-1] > 0  # the heads were cut out: a smaller dense network ran
+    # the editor offers the GPT's heads as a granularity
+    gran = [w for w in at.selectbox if w.key.endswith("_granularity")][-1]
+    assert "attention head (cut out)" in gran.options and gran.value == "head"
+    # every view draws
+    open_tab(at, "cmp_view", "Latency and energy")
+    assert not at.exception
+    assert [c.key for c in at.get("plotly_chart")] == ["cmp_latency", "cmp_energy"]
+    assert "bits per character" in chart_text(at.get("plotly_chart")[0])
+    open_tab(at, "cmp_view", "Per layer")
+    assert not at.exception
+    layers = at.dataframe[1].value if len(at.dataframe) > 1 else at.dataframe[0].value
+    assert {"block1.attn.q", "block1.mlp.fc2", "embed.tok", "ln_f", "head"} <= set(layers["layer"])
+    assert any("does not apply to the GPT" in c.value for c in at.caption)
+    assert not any(t.label == "Decision boundaries" for t in at.tabs)
+
+
+def test_the_grid_runs_on_the_gpt_in_bits_per_character():
+    at = open_tab(open_app(PAGE, GPT), "cmp_view", "Sparsity × bit width")
+    at.multiselect(key="cmp_grid_sp").set_value([50]).run()
+    at.multiselect(key="cmp_grid_bits").set_value([8, 2]).run()
+    at.number_input(key="cmp_grid_ep").set_value(0).run()
+    at.toggle(key="cmp_grid_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    heat = [c for c in at.get("plotly_chart") if "Bits per character over sparsity" in chart_text(c)]
+    assert len(heat) == 1 and "weights only" in chart_text(heat[0])
+
+
+def test_a_classifier_does_not_offer_attention_heads():
+    at = open_app(PAGE, {"cmp_view": "Runs"})
+    assert not at.exception
+    for w in at.selectbox:
+        if w.key.endswith("_granularity"):
+            assert "attention head (cut out)" not in w.options and "2:4" in w.options
