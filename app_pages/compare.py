@@ -13,6 +13,7 @@ from ui.loaders import baseline, dataset
 from ui.sidebar import selection
 from ui.state import link_list, to_bool, url_widget, view_tabs
 from ui.topics import compare as ui_compare
+from ui.topics import compare_debug as ui_compare_debug
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -151,12 +152,33 @@ def grid_view() -> None:
                         key="cmp_grid")
 
 
+def debugger_view() -> None:
+    """Which layer broke it: the drop debugger on one variant, with a revert toggle per compressed layer."""
+    st.markdown("Pick a variant: its compressed network is rebuilt and compared with the float baseline layer by "
+                "layer — the error each layer brings when only it is compressed, against the error accumulated up to "
+                "it — and any layer can be put back to float to see what it costs.")
+    pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
+                        key="cmp_dbg_of")
+    recipe = recipes[next(i for i, o in enumerate(outcomes) if o is results[pick])]
+    why = ui_compare_debug.refusal(recipe)
+    if why:
+        st.info(why)
+        return
+    if not url_widget(st.toggle, "cmp_dbg_on", False, "Run the drop debugger", cast=to_bool,
+                      help="Rebuilds the variant (cached) and runs both models layer by layer; shows progress."):
+        return
+    dbg = ui_compare_debug.debugger(recipe)
+    if dbg is not None:
+        ui_compare_debug.revert_panel(recipe, dbg, lm)
+
+
 # ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------
 explored = list(st.session_state.get("cmp_explored", {}).values())
 views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost_view(explored),
          "Per layer": lambda: ui_compare.layers_view(sel, results)}
 if ds.kind == "points":
     views["Decision boundaries"] = boundaries_view
+views["Which layer broke it?"] = debugger_view
 views["Sparsity × bit width"] = grid_view
 view_tabs("cmp_view", views)  # only the open tab runs
 

@@ -65,3 +65,49 @@ def test_a_classifier_does_not_offer_attention_heads():
     for w in at.selectbox:
         if w.key.endswith("_granularity"):
             assert "attention head (cut out)" not in w.options and "2:4" in w.options
+
+
+def test_the_drop_debugger_on_a_classifier_variant_reverts_a_layer_live():
+    at = open_app(PAGE)
+    open_tab(at, "cmp_view", "Which layer broke it?")
+    assert not at.exception
+    names = at.selectbox(key="cmp_dbg_of").options
+    at.selectbox(key="cmp_dbg_of").set_value(names.index(next(n for n in names if "int4" in n))).run()
+    at.toggle(key="cmp_dbg_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [c.key for c in at.get("plotly_chart")] == ["cmp_dbg_chart"]
+    assert "Which layer broke it" in chart_text(at.get("plotly_chart")[0])
+    table = next(d.value for d in at.dataframe if "accumulated_sqnr_db" in d.value)
+    assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and table["compressed"].all()
+    m = {x.label: x.value for x in at.metric}
+    assert m["With 0 layer(s) reverted"] == m["The variant"]
+    # putting every layer back gives the float model's score exactly
+    for layer in ("fc1", "fc2", "fc3"):
+        at.toggle(key=f"cmp_dbg_rev_{layer}").set_value(True).run()
+        assert not at.exception
+    m = {x.label: x.value for x in at.metric}
+    assert m["With 3 layer(s) reverted"] == m["Float baseline"]
+
+
+def test_the_debugger_refuses_a_structured_variant_in_plain_words():
+    at = open_app(PAGE, GPT)
+    at.selectbox(key="cmp_preset").set_value("1 of 4 heads cut + fine-tune").run()
+    at.button(key="cmp_add_variant").click().run()
+    open_tab(at, "cmp_view", "Which layer broke it?")
+    at.selectbox(key="cmp_dbg_of").set_value(3).run()
+    assert not at.exception
+    assert any("Structured pruning cut neurons or heads out" in i.value for i in at.info)
+
+
+def test_the_drop_debugger_runs_on_a_gpt_variant():
+    at = open_app(PAGE, GPT)
+    open_tab(at, "cmp_view", "Which layer broke it?")
+    at.selectbox(key="cmp_dbg_of").set_value(0).run()  # W4 weight-only
+    at.toggle(key="cmp_dbg_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "accumulated_sqnr_db" in d.value)
+    assert "block1.mlp.fc2" in list(table["layer"])
+    at.toggle(key="cmp_dbg_rev_block1.mlp.fc2").set_value(True).run()
+    assert not at.exception
+    m = {x.label: x.value for x in at.metric}
+    assert m["With 1 layer(s) reverted"].endswith("bits/char") and m["Float baseline"].endswith("bits/char")

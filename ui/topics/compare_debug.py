@@ -1,0 +1,111 @@
+"""The Compare page's drop debugger: "which layer broke it?" for one variant of the runs table.
+
+The variant's compressed network is rebuilt by the library (``experiments.compressed``: the same steps ``run``
+measured, shared code) and handed with its float baseline to ``recover.DropDebugger`` on the test split, on the
+heavy-run pool (progress, Cancel); the debugger is kept in a ``Memo`` by recipe hash. A toggle per compressed layer
+puts it back to float (or dense) and the score after the revert is shown live; reverts are cached too.
+
+Usage::
+
+    dbg = ui_compare_debug.debugger(recipe)      # None while it computes or once cancelled
+    ui_compare_debug.revert_panel(recipe, dbg)
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from compress_core.data import load_dataset
+from compress_core.experiments import Recipe, compressed
+from compress_core.recover.debugger import DropDebugger, Reverted
+from compress_core.viz import compare as viz_compare
+from ui import jobs
+from ui.memo import Memo
+
+DEBUGGERS, REVERTS = Memo(4), Memo(256)
+MAX_EXAMPLES = 2000  # test examples a classifier's debugger keeps every layer's activations of
+MAX_WINDOWS = 128  # the GPT's test windows (64 characters each): "a few hundred, not thousands" (the debugger)
+
+
+def refusal(recipe: Recipe) -> str | None:
+    """Why the debugger cannot take this variant, in plain words, or None."""
+    if not recipe.steps:
+        return "This variant is the float baseline: nothing is compressed, so no layer can have broken it."
+    if any(s.kind == "prune" and s.granularity in ("neuron", "head") for s in recipe.steps):
+        return ("Structured pruning cut neurons or heads out, so this variant's layers have other shapes than the "
+                "float model's and a float layer cannot be put back in. Debug an unstructured, 2:4, quantized or "
+                "shared variant.")
+    return None
+
+
+def _build(recipe: Recipe, report) -> DropDebugger:
+    c = compressed(recipe, progress=lambda f, t: report(0.8 * f, f"Rebuilding the variant: {t}"))
+    ds = load_dataset(recipe.dataset, seed=recipe.seed)
+    n = MAX_WINDOWS if ds.kind == "text" else MAX_EXAMPLES
+    report(0.8, "Running the float model and the variant, layer by layer")
+    dbg = DropDebugger(c.baseline, c.model, ds.x_test[:n], ds.y_test[:n], batch_size=256)
+    report(0.85, "Each layer compressed on its own")
+    dbg.layers()  # computed once here, on the pool; the page reads copies
+    if dbg.units:
+        dbg.revert(dbg.units[-1:])  # fills the cache of each child's input that every revert reuses
+    return dbg
+
+
+def debugger(recipe: Recipe) -> DropDebugger | None:
+    """The drop debugger of ``recipe``'s variant against its float baseline (test split), computed on the heavy-run
+    pool; None while it computes elsewhere or once cancelled."""
+    return jobs.run(DEBUGGERS, ("debugger", recipe.hash()), lambda report: _build(recipe, report),
+                    "Debugging the variant", "cmp_dbg_cancel")
+
+
+def revert(recipe: Recipe, dbg: DropDebugger, layers: tuple[str, ...]) -> Reverted:
+    return REVERTS.get((recipe.hash(), layers), lambda: dbg.revert(layers))
+
+
+def score_words(r: Reverted, lm: bool) -> str:
+    """A score in the page's unit: bits per character for the GPT, accuracy for a classifier."""
+    return f"{r.bits:.3f} bits/char" if lm else f"{r.accuracy:.2%}"
+
+
+def table(dbg: DropDebugger) -> pd.DataFrame:
+    """The per-layer rows a reader needs: what changed and how much error it brings alone and accumulated."""
+    cols = ["layer", "compressed", "weight_bits", "sparsity", "only_layer_sqnr_db", "accumulated_sqnr_db",
+            "only_output_sqnr_db", "only_change_pts", "only_bits", "clip_fraction"]
+    rows = [{k: r.get(k) for k in cols} for r in dbg.layers()]
+    return pd.DataFrame(rows)
+
+
+@st.fragment
+def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
+    """The per-layer table and chart, and a toggle per compressed layer that puts it back to float: the score after
+    the revert, live (a fragment: a toggle reruns only this section)."""
+    rows = dbg.layers()
+    st.plotly_chart(viz_compare.layer_errors(rows), key="cmp_dbg_chart")
+    num = st.column_config.NumberColumn
+    st.dataframe(table(dbg), hide_index=True, width="stretch", key="cmp_dbg_table", column_config={
+        "only_layer_sqnr_db": num("only this layer: SQNR dB", format="%.1f"),
+        "accumulated_sqnr_db": num("accumulated: SQNR dB", format="%.1f"),
+        "only_output_sqnr_db": num("output SQNR dB (only this layer)", format="%.1f"),
+        "only_change_pts": num("accuracy change, only this layer (pts)", format="%+.2f"),
+        "only_bits": num("bits/char, only this layer" if lm else "loss in bits, only this layer", format="%.3f"),
+        "sparsity": num(format="percent"), "clip_fraction": num("weights clipped", format="percent")})
+    changed = [r["layer"] for r in rows if r["compressed"]]
+    st.markdown("**Put layers back to float** (dense and unquantized): the score of the variant with those layers "
+                "reverted, on the same test examples.")
+    cols = st.columns(min(4, max(1, len(changed))))
+    back = tuple(u for i, u in enumerate(changed)
+                 if cols[i % len(cols)].toggle(u, key=f"cmp_dbg_rev_{u}", help=f"Put {u} back to float."))
+    now = revert(recipe, dbg, back)
+    variant = revert(recipe, dbg, ())
+    every = revert(recipe, dbg, tuple(dbg.units))  # every layer float: the float model's own logits
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Float baseline", score_words(every, lm))
+    c2.metric("The variant", score_words(variant, lm))
+    delta = (now.bits - variant.bits) if lm else 100 * (now.accuracy - variant.accuracy)
+    c3.metric(f"With {len(back)} layer(s) reverted", score_words(now, lm),
+              f"{delta:+.3f} bits/char" if lm else f"{delta:+.2f} pts", delta_color="inverse" if lm else "normal")
+    what = f"{dbg.n:,} test characters ({MAX_WINDOWS} windows)" if lm else f"{dbg.n:,} test examples"
+    st.caption(f"Measured on {what}. SQNR = 10·log10(Σx² / Σ(x − x̂)²) at each layer's output: \"only this layer\" "
+               "compresses that layer alone (every other float), \"accumulated\" compresses all of them, so the "
+               "error a layer inherits shows as the gap between the two bars.")
+
