@@ -160,5 +160,5 @@ def layer_errors(rows: Sequence[dict]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[db(r["accumulated_sqnr_db"]) for r in rows], name="accumulated (all compressed)",
                          marker_color=SEQ[1], hovertemplate="%{x}: %{y:.1f} dB (accumulated)<extra></extra>"))
     fig.update_xaxes(title_text="layer (forward order)", type="category")
-    fig.update_yaxes(title_text="SQNR at the layer's output (dB, higher = closer to float)")
+    fig.update_yaxes(title_text="SQNR at its output (dB)")
     return style(fig, "Which layer broke it: error per layer", height=420, legend_below=-0.35, bottom=140)

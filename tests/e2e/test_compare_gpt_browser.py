@@ -1,0 +1,38 @@
+"""The Compare page on a sized GPT in Chromium: the runs read bits per character, the chart minimises them, and the
+drop debugger's revert toggle changes the score live."""
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import assert_no_exception, charts, metric_value, open_page, open_tab, screenshot, wait_for_app
+
+
+def test_compare_on_the_gpt_and_the_debugger_toggle(server_url, page):
+    open_page(page, server_url + "/compare?dataset=pydoc&model=gpt%3A1x32h2")
+    expect(page.get_by_text("magnitude 50 % + fine-tune").first).to_be_visible(timeout=120_000)
+    table = page.get_by_test_id("stDataFrame").first
+    expect(table).to_be_visible(timeout=120_000)
+    grid = table.locator("table[role=grid]")
+    expect(grid).to_have_attribute("aria-rowcount", "4", timeout=120_000)  # the header row and three runs
+    expect(grid.locator("th").filter(has_text="bits / char").first).to_be_attached()
+    bpc = [float(t) for t in grid.locator("td[aria-colindex='3']").all_text_contents()]
+    assert all(1.0 < b < 6.7 for b in bpc), bpc
+    size = charts(page).filter(has_text="Bits per character vs size")
+    expect(size).to_have_count(1)
+    expect(size.get_by_text("Pareto front")).to_be_visible()
+    screenshot(page, "compare_gpt")
+    # the drop debugger on the first variant (W4 weight-only)
+    open_tab(page, "Which layer broke it?")
+    page.get_by_test_id("stCheckbox").filter(has_text="Run the drop debugger").click()
+    wait_for_app(page)
+    chart = charts(page).filter(has_text="Which layer broke it")
+    expect(chart).to_have_count(1, timeout=120_000)
+    expect(metric_value(page, "With 0 layer(s) reverted")).to_have_text(re.compile(r"bits/char$"), timeout=60_000)
+    before = metric_value(page, "With 0 layer(s) reverted").inner_text()
+    page.get_by_test_id("stCheckbox").filter(has_text=re.compile(r"^block1\.mlp\.fc$")).click()
+    wait_for_app(page)
+    after = metric_value(page, "With 1 layer(s) reverted")
+    expect(after).to_have_text(re.compile(r"bits/char$"), timeout=60_000)
+    assert after.inner_text() != before  # putting the MLP's first layer back to float changed the score
+    assert_no_exception(page)
+    screenshot(page, "compare_gpt_debugger")
