@@ -16,7 +16,14 @@ Prints the accuracy and size tables (sparsity rows × bits columns), a JSON line
 with ``grid_6x6_s``, ``grid_6x6_ray_s``, ``grid_6x6_ray_warm_s``, ``ray_start_s``, ``runs_identical``,
 ``pareto_points``, ``cpus``, ``torch_threads`` and ``date``.
 
-Usage: python bench/bench_compare.py [--cpus N] [--finetune-epochs 1] [--threads 1]
+4. The GPT part (``--gpt``, or alone with ``--gpt-only``): every GPT preset (``experiments.GPT_PRESETS``) on the
+   built-in GPT (pydoc, seed 0; its baseline loaded or trained beforehand, outside the timings), each computed
+   (``use_cache=False``): bits per character on the test windows with its standard error, the paired change from
+   the float baseline with its s.e., stored bytes, the ratio to float32 and the run's seconds; then the presets on
+   the Pareto front of bits per character (minimised) against bytes. Its JSON line (``"phase": "gpt"``) comes
+   before the last one, and ``gpt`` in the last one holds the same figures.
+
+Usage: python bench/bench_compare.py [--cpus N] [--finetune-epochs 1] [--threads 1] [--gpt | --gpt-only]
 """
 from __future__ import annotations
 
@@ -34,7 +41,16 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from compress_core.baselines import cache_root, get_baseline  # noqa: E402
-from compress_core.experiments import Prune, Quantize, Recipe, grid, pareto_front, sweep  # noqa: E402
+from compress_core.experiments import (  # noqa: E402,E501
+    GPT_PRESETS,
+    Prune,
+    Quantize,
+    Recipe,
+    grid,
+    pareto_front,
+    run,
+    sweep,
+)
 
 SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
 BITS = [8, 6, 5, 4, 3, 2]
@@ -50,15 +66,50 @@ def table(title: str, results, value) -> None:
     print(flush=True)
 
 
+def gpt_part(model: str = "gpt") -> dict:
+    """Every GPT preset on ``model`` (pydoc, seed 0), computed: bits/char ± s.e., paired change, bytes, seconds."""
+    get_baseline("pydoc", model, 0)  # outside the timings
+    rows = {}
+    results = []
+    for name, make in GPT_PRESETS.items():
+        t0 = time.perf_counter()
+        r = run(make("pydoc", model, 0), use_cache=False)
+        results.append(r)
+        rows[name] = {"bpc": round(r.bpc, 4), "bpc_se": round(r.bpc_se, 4), "diff": round(r.bpc_diff, 4),
+                      "diff_se": round(r.bpc_diff_se, 4), "bytes": r.bytes, "ratio": round(r.ratio, 2),
+                      "seconds": round(time.perf_counter() - t0, 2)}
+    print(f"\nGPT presets on pydoc·{model} (float baseline {results[0].baseline_bpc:.3f} bits/char, "
+          f"{results[0].n_test:,} test characters; {results[0].float32_bytes / 1000:.1f} KB in float32)")
+    print(f"{'preset':<32}{'bits/char':>10}{'± s.e.':>8}{'Δ':>8}{'± Δ':>7}{'bytes':>9}{'×':>6}{'s':>7}")
+    for name, v in rows.items():
+        print(f"{name:<32}{v['bpc']:>10.3f}{v['bpc_se']:>8.3f}{v['diff']:>+8.3f}{v['diff_se']:>7.3f}{v['bytes']:>9}"
+              f"{v['ratio']:>6.1f}{v['seconds']:>7.1f}")
+    front = [list(rows)[i] for i in pareto_front([(r.bytes, r.bpc) for r in results], lower_is_better=True)]
+    print(f"Pareto front (bits/char vs bytes, both minimised): {', '.join(front)}\n", flush=True)
+    out = {"phase": "gpt", "model": model, "baseline_bpc": round(results[0].baseline_bpc, 4),
+           "test_chars": results[0].n_test, "presets": rows, "pareto": front}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpus", type=int, default=os.cpu_count(), help="cores the local Ray may use (default: all)")
     ap.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs after pruning (≥ 1)")
     ap.add_argument("--threads", type=int, default=1,
                     help="this process's torch threads (every run computes on one thread whatever this says)")
+    ap.add_argument("--gpt", action="store_true", help="also run the GPT presets on the built-in GPT")
+    ap.add_argument("--gpt-only", action="store_true", help="only the GPT part (no digits grid, no Ray)")
+    ap.add_argument("--gpt-model", default="gpt", help="the GPT to run the presets on (default: the built-in one)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.gpt_only:
+        gpt = gpt_part(args.gpt_model)
+        print(json.dumps({"gpt": gpt, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "date": datetime.datetime.now().isoformat(timespec="seconds")}))
+        return
+    gpt = gpt_part(args.gpt_model) if args.gpt else None
     base = Recipe("digits", "mlp", 0, steps=(Prune(finetune_epochs=args.finetune_epochs),
                                              Quantize(mode="ptq", act_bits=8)))
     recipes = grid(base, {"prune.sparsity": SPARSITIES, "quantize.weight_bits": BITS})
@@ -115,7 +166,7 @@ def main() -> None:
     print(json.dumps({
         "grid_6x6_s": round(local_s, 3), "grid_6x6_ray_s": round(ray_s, 3), "grid_6x6_ray_warm_s": round(ray_warm_s, 3),
         "ray_start_s": round(ray_start_s, 3), "runs_identical": identical, "runs": len(recipes),
-        "pareto_points": len(front), "finetune_epochs": args.finetune_epochs, "cpus": args.cpus,
+        "pareto_points": len(front), "finetune_epochs": args.finetune_epochs, "cpus": args.cpus, "gpt": gpt,
         "torch_threads": torch.get_num_threads(), "ray": ray.__version__, "torch": torch.__version__,
         "date": datetime.datetime.now().isoformat(timespec="seconds")}))
 
