@@ -172,6 +172,36 @@ def debugger_view() -> None:
         ui_compare_debug.revert_panel(recipe, dbg, lm)
 
 
+def budget_view() -> None:
+    """The smallest model within an accuracy budget, searched from one variant (recover.budget)."""
+    st.markdown("Give a budget — the most accuracy points you accept to lose — and the search finds the smallest "
+                "model of a variant's kind within it: the most harmful layers (as the drop debugger ranks them) get "
+                "more bits, go back to float or are pruned less, on the validation split; the test split judges.")
+    pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
+                        key="cmp_budget_of")
+    recipe = recipes[next(i for i, o in enumerate(outcomes) if o is results[pick])]
+    start = ui_compare_debug.budget_start(recipe)
+    if isinstance(start, str):
+        st.info(start)
+        return
+    c1, c2 = st.columns(2)
+    pts = url_widget(c1.select_slider, "cmp_budget_pts", 1.0, "Budget (accuracy points)",
+                     options=ui_compare_debug.BUDGET_PTS, cast=float, allowed=ui_compare_debug.BUDGET_PTS,
+                     help="The most accuracy points the result may lose against float.")
+    margin = url_widget(c2.select_slider, "cmp_budget_margin", 0.0, "Safety margin (points)",
+                        options=ui_compare_debug.MARGIN_PTS, cast=float, allowed=ui_compare_debug.MARGIN_PTS,
+                        help="The search holds itself to budget − margin on the validation split.")
+    if margin > pts:
+        st.info("The safety margin must not exceed the budget.")
+        return
+    if not url_widget(st.toggle, "cmp_budget_on", False, "Search", cast=to_bool,
+                      help="Runs the search on the heavy-run pool (progress, Cancel); cached."):
+        return
+    res = ui_compare_debug.budget(recipe, pts, margin)
+    if res is not None:
+        ui_compare_debug.budget_report(res, lm)
+
+
 # ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------
 explored = list(st.session_state.get("cmp_explored", {}).values())
 views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost_view(explored),
@@ -179,6 +209,7 @@ views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost
 if ds.kind == "points":
     views["Decision boundaries"] = boundaries_view
 views["Which layer broke it?"] = debugger_view
+views["Accuracy budget"] = budget_view
 views["Sparsity × bit width"] = grid_view
 view_tabs("cmp_view", views)  # only the open tab runs
 

@@ -111,3 +111,44 @@ def test_the_drop_debugger_runs_on_a_gpt_variant():
     assert not at.exception
     m = {x.label: x.value for x in at.metric}
     assert m["With 1 layer(s) reverted"].endswith("bits/char") and m["Float baseline"].endswith("bits/char")
+
+
+def test_the_budget_search_from_a_quantized_classifier_variant():
+    from compress_core.experiments import Quantize
+    from ui.topics.compare import encode
+
+    link = encode([{"name": "w2", "steps": (Quantize(weight_bits=2),)}])
+    at = open_app(PAGE, {"cmp": link})
+    open_tab(at, "cmp_view", "Accuracy budget")
+    assert not at.exception
+    at.select_slider(key="cmp_budget_pts").set_value(1.0).run()
+    at.toggle(key="cmp_budget_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    m = {x.label: x.value for x in at.metric}
+    assert int(m["Stored bytes"].replace(",", "")) > 0 and m["Test accuracy"].endswith("%")
+    settings = next(d.value for d in at.dataframe if "weight bits (32 = back to float)" in d.value)
+    assert list(settings["layer"]) == ["fc1", "fc2", "fc3"]
+    assert any("On the test split" in md.value for md in at.markdown)
+
+
+def test_the_budget_search_explains_which_variants_it_starts_from():
+    at = open_app(PAGE, GPT)
+    open_tab(at, "cmp_view", "Accuracy budget")
+    assert not at.exception
+    assert any("The budget search starts from a variant of one one-shot magnitude pruning" in i.value
+               for i in at.info)
+
+
+def test_the_budget_search_prunes_the_gpt_per_layer():
+    from compress_core.experiments import Prune
+    from ui.topics.compare import encode
+
+    link = encode([{"name": "half", "steps": (Prune(sparsity=0.5, finetune_epochs=0),)}])
+    at = open_app(PAGE, {**GPT, "cmp": link, "cmp_budget_pts": "5.0"})
+    open_tab(at, "cmp_view", "Accuracy budget")
+    at.toggle(key="cmp_budget_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    settings = next(d.value for d in at.dataframe if "pruning rate" in d.value)
+    assert "block1.mlp.fc" in list(settings["layer"])
+    assert "Test next-character accuracy" in {x.label for x in at.metric}
+    assert any("bits-per-character budget is not implemented" in c.value for c in at.caption)

@@ -1,14 +1,19 @@
-"""The Compare page's drop debugger: "which layer broke it?" for one variant of the runs table.
+"""The Compare page's drop debugger ("which layer broke it?") and accuracy-budget search, for one variant of the
+runs table.
 
 The variant's compressed network is rebuilt by the library (``experiments.compressed``: the same steps ``run``
 measured, shared code) and handed with its float baseline to ``recover.DropDebugger`` on the test split, on the
 heavy-run pool (progress, Cancel); the debugger is kept in a ``Memo`` by recipe hash. A toggle per compressed layer
 puts it back to float (or dense) and the score after the revert is shown live; reverts are cached too.
 
+The budget search (``recover.budget``) starts from a variant of one post-training Quantize step (classifiers) or
+one one-shot magnitude Prune step (any model, the GPT included), on the pool as well.
+
 Usage::
 
     dbg = ui_compare_debug.debugger(recipe)      # None while it computes or once cancelled
     ui_compare_debug.revert_panel(recipe, dbg)
+    res = ui_compare_debug.budget(recipe, budget_pts=1.0, margin_pts=0.0)   # or budget_start(recipe): why not
 """
 from __future__ import annotations
 
@@ -109,3 +114,80 @@ def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
                "compresses that layer alone (every other float), \"accumulated\" compresses all of them, so the "
                "error a layer inherits shows as the gap between the two bars.")
 
+
+
+# ---- the accuracy budget --------------------------------------------------------------------------------------
+BUDGETS = Memo(16)
+BUDGET_PTS, MARGIN_PTS = [0.25, 0.5, 1.0, 2.0, 5.0], [0.0, 0.25, 0.5]
+
+
+def budget_start(recipe: Recipe) -> tuple[str, object] | str:
+    """Where the budget search starts for this variant: ("quantization", its Quantize step) for one post-training
+    quantization step on a classifier, ("pruning", its Prune step) for one one-shot magnitude prune (any model), or
+    the reason in plain words why the search does not apply."""
+    steps = recipe.steps
+    gpt = recipe.family() == "gpt"
+    if len(steps) == 1 and steps[0].kind == "quantize" and steps[0].mode == "ptq" and not gpt:
+        return "quantization", steps[0]
+    if len(steps) == 1 and steps[0].kind == "prune":
+        s = steps[0]
+        if s.granularity == "weight" and s.criterion == "magnitude" and s.schedule == "one-shot" \
+                and s.finetune_epochs == 0:
+            return "pruning", s
+    what = "one one-shot magnitude pruning step without fine-tuning (per-layer rates)"
+    if not gpt:
+        what = "one post-training Quantize step (mixed precision, layers back to float) or " + what
+    return (f"The budget search starts from a variant of {what}: it then finds the smallest model of that kind "
+            "within the budget. Add such a variant (e.g. a preset, edited) to search from it.")
+
+
+def _search(recipe: Recipe, budget_pts: float, margin_pts: float, report):
+    from compress_core.baselines import get_baseline
+    from compress_core.recover.budget import prune_budget_search, quant_budget_search
+
+    kind, step = budget_start(recipe)
+    ds = load_dataset(recipe.dataset, seed=recipe.seed)
+    base = get_baseline(recipe.dataset, recipe.model, seed=recipe.seed, train_config=recipe.train,
+                        weights=recipe.weights)
+    seen = []
+
+    def tick(row: dict) -> None:  # the search's length is not known ahead: the bar creeps towards the end
+        seen.append(row)
+        report(len(seen) / (len(seen) + 8), f"step {len(seen)}: {row.get('action', '')} {row.get('layer', '')}")
+
+    report(0.0, "Ranking the layers")
+    if kind == "quantization":
+        return quant_budget_search(base.model, ds, step.quant_config(), budget_pts, margin_pts=margin_pts,
+                                   calibration_data=ds.x_train[:step.calibration], callback=tick)
+    return prune_budget_search(base.model, ds, float(step.sparsity), budget_pts, margin_pts=margin_pts,
+                               callback=tick)
+
+
+def budget(recipe: Recipe, budget_pts: float, margin_pts: float):
+    """The smallest model within ``budget_pts`` accuracy points, searched from this variant on the heavy-run pool
+    (``recover.budget``); None while it computes elsewhere or once cancelled."""
+    key = ("budget", recipe.hash(), float(budget_pts), float(margin_pts))
+    return jobs.run(BUDGETS, key, lambda report: _search(recipe, budget_pts, margin_pts, report),
+                    "Searching the smallest model within the budget", "cmp_budget_cancel")
+
+
+def budget_report(res, lm: bool) -> None:
+    """What the search found: size, accuracy on validation and test against the float model, the verdict, and the
+    per-layer settings it chose."""
+    unit = "next-character accuracy" if lm else "accuracy"
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Stored bytes", f"{res.bytes:,}", f"{res.ratio:.1f}× smaller than float", delta_color="off")
+    c2.metric(f"Validation {unit}", f"{res.val_acc:.2%}", f"{100 * (res.val_acc - res.float_val_acc):+.2f} pts")
+    c3.metric(f"Test {unit}", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts")
+    met = "met" if res.met_test else "not met"
+    st.markdown(f"**On the test split** (never seen by the search), against the float model with the budget of "
+                f"{res.budget_pts:g} points as tolerance: {res.verdict()} The budget counted in examples is {met} "
+                f"there ({res.test_lost} lost of {res.n_test:,}).")
+    what = "weight bits (32 = back to float)" if res.kind == "quantization" else "pruning rate"
+    st.dataframe(pd.DataFrame([{"layer": k, what: v} for k, v in res.settings]), hide_index=True,
+                 key="cmp_budget_settings")
+    st.caption(f"The search measured {len(res.steps)} candidates on the validation split ({res.n_val:,} "
+               f"{'characters' if lm else 'examples'}), most harmful layers first as the drop debugger ranks them."
+               + (" On the GPT the budget is in next-character accuracy points (a bits-per-character budget is not "
+                  "implemented), and its standard error treats characters as independent, which overstates the "
+                  "precision." if lm else ""))
