@@ -44,3 +44,18 @@ def test_compare_on_the_gpt_and_the_debugger_toggle(server_url, page):
     assert after.inner_text() != before  # putting the MLP's first layer back to float changed the score
     assert_no_exception(page)
     screenshot(page, "compare_gpt_debugger")
+
+
+def test_the_budget_search_on_a_classifier_variant(server_url, page):
+    open_page(page, server_url + "/compare?dataset=digits&model=mlp&cmp_view=Accuracy+budget")
+    expect(page.get_by_role("tab", name="Accuracy budget")).to_have_attribute("aria-selected", "true",
+                                                                              timeout=120_000)
+    box = page.get_by_test_id("stSelectbox").filter(has_text=re.compile(r"^Variant"))
+    box.click()
+    page.get_by_role("option", name="2. int8", exact=True).click()
+    wait_for_app(page)
+    page.get_by_test_id("stCheckbox").filter(has_text="Search").click()
+    wait_for_app(page)
+    expect(metric_value(page, "Stored bytes")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("On the test split").first).to_be_visible()
+    screenshot(page, "compare_budget")

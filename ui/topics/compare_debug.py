@@ -180,9 +180,11 @@ def budget_report(res, lm: bool) -> None:
     c2.metric(f"Validation {unit}", f"{res.val_acc:.2%}", f"{100 * (res.val_acc - res.float_val_acc):+.2f} pts")
     c3.metric(f"Test {unit}", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts")
     met = "met" if res.met_test else "not met"
+    verdict = res.verdict().rstrip(".")
+    points = f"{res.budget_pts:g} point" + ("" if res.budget_pts == 1 else "s")
     st.markdown(f"**On the test split** (never seen by the search), against the float model with the budget of "
-                f"{res.budget_pts:g} points as tolerance: {res.verdict()} The budget counted in examples is {met} "
-                f"there ({res.test_lost} lost of {res.n_test:,}).")
+                f"{points} as tolerance: {verdict}. The budget counted in examples is {met} there "
+                f"({res.test_lost} lost of {res.n_test:,}).")
     what = "weight bits (32 = back to float)" if res.kind == "quantization" else "pruning rate"
     st.dataframe(pd.DataFrame([{"layer": k, what: v} for k, v in res.settings]), hide_index=True,
                  key="cmp_budget_settings")
