@@ -116,7 +116,7 @@ def test_the_compressed_network_is_what_run_measured_and_a_fresh_copy_each_time(
     res = run(recipe, use_cache=False)
     a, b = compressed(recipe), compressed(recipe)
     assert a.model is not b.model and a.baseline is not b.baseline
-    assert float(window_bpc(a.model, load_dataset("pydoc")).mean()) == pytest.approx(res.bpc, abs=1e-9)
+    assert float(window_bpc(a.model, load_dataset("pydoc")).mean()) == pytest.approx(res.bpc, abs=1e-5)
 
 
 def test_heads_are_refused_in_plain_words_on_a_classifier():

@@ -1,9 +1,10 @@
 """What-if comparisons: compression recipes, their measured results, sweeps (in-process or on Ray), Pareto fronts.
 
 - ``recipe``: ``Recipe`` and its steps (``Prune``, ``FineTune``, ``Distill``, ``Quantize``, ``Share``), JSON round trip,
-  ``grid`` for sweeps, ``PRESETS``.
+  ``grid`` for sweeps, ``PRESETS`` (``GPT_PRESETS`` for the GPT; ``presets_for(model)`` picks).
 - ``accounting``: stored bytes in a named format and an energy estimate per inference (Horowitz, ISSCC 2014).
-- ``run``: ``run(recipe) -> Result``, cached by recipe.
+- ``run``: ``run(recipe) -> Result``, cached by recipe (on the GPT: bits per character, paired with the float
+  baseline); ``compressed(recipe)``: the compressed network itself, for the drop debugger.
 - ``sweep``: ``sweep(recipes, executor="local" | "ray")`` and ``pareto_front``.
 - ``python -m compress_core.experiments``: the same sweeps from a recipe JSON, without the UI.
 
