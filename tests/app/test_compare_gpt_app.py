@@ -152,3 +152,13 @@ def test_the_budget_search_prunes_the_gpt_per_layer():
     assert "block1.mlp.fc" in list(settings["layer"])
     assert "Test next-character accuracy" in {x.label for x in at.metric}
     assert any("bits-per-character budget is not implemented" in c.value for c in at.caption)
+
+
+def test_switching_from_the_gpt_to_a_classifier_removes_the_head_variant_in_words():
+    at = open_app(PAGE, GPT)
+    at.selectbox(key="cmp_preset").set_value("1 of 4 heads cut + fine-tune").run()
+    at.button(key="cmp_add_variant").click().run()
+    at.sidebar.selectbox(key="dataset").set_value("digits").run()
+    assert not at.exception
+    assert any("does not run on" in w.value and "attention heads" in w.value for w in at.warning)
+    assert "1 of 4 heads cut + fine-tune" not in list(_table(at)["variant"])
