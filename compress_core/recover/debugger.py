@@ -32,9 +32,11 @@ quantization, and the first layer its input quantization; "only this layer compr
 Language models (the GPT): its Linear layers sit inside the blocks (``block1.attn.q``), and weight-only variants
 (pruning masks, ``quant.weight_only``, GPTQ, AWQ) keep them Linear, so the per-layer errors, the output error
 (``bits`` per character instead of accuracy: cross-entropy of every next character in bits) and ``revert`` work.
-``flips`` is for classifiers only (a language model "flips" thousands of next characters per window), and
-``quant.quantize_model`` does not apply to a GPT, so there is no clipping/rounding split there (a
-``quant.weight_only`` variant stores plain float weights: its error is reported as a whole, under ``other``).
+``flips`` is for classifiers only (a language model "flips" thousands of next characters per window).
+``quant.quantize_model`` quantizes a GPT's nested Linears too (the Compare page's W4 and W8A8 variants): their
+weight error splits into clipping and rounding as a classifier's does; they quantize their inputs, not their
+outputs, so no output-activation split is reported there (``act_bits`` 32). A ``quant.weight_only`` variant stores
+plain float weights: its error is reported as a whole, under ``other``.
 The debugger keeps every layer's activations on its examples: give a GPT a few hundred windows, not thousands.
 
 Usage::
