@@ -59,3 +59,14 @@ def test_the_budget_search_on_a_classifier_variant(server_url, page):
     expect(metric_value(page, "Stored bytes")).to_be_visible(timeout=120_000)
     expect(page.get_by_text("On the test split").first).to_be_visible()
     screenshot(page, "compare_budget")
+
+
+def test_the_grid_on_the_gpt_reads_bits_per_character(server_url, page):
+    open_page(page, server_url + "/compare?dataset=pydoc&model=gpt%3A1x32h2&cmp_view=Sparsity+%C3%97+bit+width"
+                                 "&cmp_grid_sp=%5B50%2C70%5D&cmp_grid_bits=%5B8%2C4%2C2%5D&cmp_grid_ep=0&cmp_grid_on=1")
+    heat = charts(page).filter(has_text="Bits per character over sparsity")
+    expect(heat).to_have_count(1, timeout=180_000)
+    expect(heat.get_by_text("bits/char").first).to_be_attached()
+    expect(heat.get_by_text("70%")).to_be_attached()  # the link's two sparsities and three widths, not the defaults
+    expect(heat.get_by_text("95%")).to_have_count(0)
+    screenshot(page, "compare_gpt_grid")
