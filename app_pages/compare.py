@@ -199,7 +199,7 @@ def budget_view() -> None:
         return
     res = ui_compare_debug.budget(recipe, pts, margin)
     if res is not None:
-        ui_compare_debug.budget_report(res, lm)
+        ui_compare_debug.budget_report(recipe, res, lm)
 
 
 # ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------

@@ -143,22 +143,3 @@ def boundaries(variants: Sequence[Result], x: np.ndarray, y: np.ndarray, class_n
     return style(fig, None, height=max(320, min(440, 1400 // max(n, 1) + 40)), top=70, legend_below=-0.04,
                  bottom=50, centered=True)
 
-
-def layer_errors(rows: Sequence[dict]) -> go.Figure:
-    """The drop debugger's per-layer errors (``recover.DropDebugger.layers`` rows), forward order: SQNR at each
-    layer's output with only that layer compressed against the error accumulated up to it with every layer
-    compressed (higher = closer to float; layers the variant leaves float have no bar of their own)."""
-    names = [r["layer"] for r in rows]
-
-    def db(v: float) -> float | None:
-        return None if v is None or not np.isfinite(v) else float(v)
-
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=names, y=[db(r["only_layer_sqnr_db"]) if r["compressed"] else None for r in rows],
-                         name="only this layer compressed", marker_color=SEQ[0],
-                         hovertemplate="%{x}: %{y:.1f} dB (only this layer)<extra></extra>"))
-    fig.add_trace(go.Bar(x=names, y=[db(r["accumulated_sqnr_db"]) for r in rows], name="accumulated (all compressed)",
-                         marker_color=SEQ[1], hovertemplate="%{x}: %{y:.1f} dB (accumulated)<extra></extra>"))
-    fig.update_xaxes(title_text="layer (forward order)", type="category")
-    fig.update_yaxes(title_text="SQNR at its output (dB)")
-    return style(fig, "Which layer broke it: error per layer", height=420, legend_below=-0.35, bottom=140)

@@ -76,7 +76,7 @@ def test_the_drop_debugger_on_a_classifier_variant_reverts_a_layer_live():
     at.toggle(key="cmp_dbg_on").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert [c.key for c in at.get("plotly_chart")] == ["cmp_dbg_chart"]
-    assert "Which layer broke it" in chart_text(at.get("plotly_chart")[0])
+    assert "Which layer broke it? Error per layer" in chart_text(at.get("plotly_chart")[0])
     table = next(d.value for d in at.dataframe if "accumulated_sqnr_db" in d.value)
     assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and table["compressed"].all()
     m = {x.label: x.value for x in at.metric}

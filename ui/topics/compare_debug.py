@@ -23,7 +23,7 @@ import streamlit as st
 from compress_core.data import load_dataset
 from compress_core.experiments import Recipe, compressed
 from compress_core.recover.debugger import DropDebugger, Reverted
-from compress_core.viz import compare as viz_compare
+from compress_core.viz import recover as viz_recover
 from ui import jobs
 from ui.memo import Memo
 
@@ -85,7 +85,8 @@ def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
     """The per-layer table and chart, and a toggle per compressed layer that puts it back to float: the score after
     the revert, live (a fragment: a toggle reruns only this section)."""
     rows = dbg.layers()
-    st.plotly_chart(viz_compare.layer_errors(rows), key="cmp_dbg_chart")
+    every = revert(recipe, dbg, tuple(dbg.units))  # every layer float: the float model's own logits
+    st.plotly_chart(viz_recover.layer_drop_figure(rows, language=lm, float_bits=every.bits), key="cmp_dbg_chart")
     num = st.column_config.NumberColumn
     st.dataframe(table(dbg), hide_index=True, width="stretch", key="cmp_dbg_table", column_config={
         "only_layer_sqnr_db": num("only this layer: SQNR dB", format="%.1f"),
@@ -102,7 +103,6 @@ def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
                  if cols[i % len(cols)].toggle(u, key=f"cmp_dbg_rev_{u}", help=f"Put {u} back to float."))
     now = revert(recipe, dbg, back)
     variant = revert(recipe, dbg, ())
-    every = revert(recipe, dbg, tuple(dbg.units))  # every layer float: the float model's own logits
     c1, c2, c3 = st.columns(3)
     c1.metric("Float baseline", score_words(every, lm))
     c2.metric("The variant", score_words(variant, lm))
@@ -171,9 +171,9 @@ def budget(recipe: Recipe, budget_pts: float, margin_pts: float):
                     "Searching the smallest model within the budget", "cmp_budget_cancel")
 
 
-def budget_report(res, lm: bool) -> None:
+def budget_report(recipe: Recipe, res, lm: bool) -> None:
     """What the search found: size, accuracy on validation and test against the float model, the verdict, and the
-    per-layer settings it chose."""
+    per-layer settings it chose (against the variant's uniform setting it started from)."""
     unit = "next-character accuracy" if lm else "accuracy"
     c1, c2, c3 = st.columns(3)
     c1.metric("Stored bytes", f"{res.bytes:,}", f"{res.ratio:.1f}× smaller than float", delta_color="off")
@@ -185,7 +185,12 @@ def budget_report(res, lm: bool) -> None:
     st.markdown(f"**On the test split** (never seen by the search), against the float model with the budget of "
                 f"{points} as tolerance: {verdict}. The budget counted in examples is {met} there "
                 f"({res.test_lost} lost of {res.n_test:,}).")
-    what = "weight bits (32 = back to float)" if res.kind == "quantization" else "pruning rate"
+    _, step = budget_start(recipe)
+    rate = res.kind != "quantization"
+    start = float(step.sparsity) if rate else step.weight_bits
+    st.plotly_chart(viz_recover.budget_rates_figure(dict(res.settings), start, unit="rate" if rate else "bits"),
+                    key="cmp_budget_chart")
+    what = "pruning rate" if rate else "weight bits (32 = back to float)"
     st.dataframe(pd.DataFrame([{"layer": k, what: v} for k, v in res.settings]), hide_index=True,
                  key="cmp_budget_settings")
     st.caption(f"The search measured {len(res.steps)} candidates on the validation split ({res.n_val:,} "
