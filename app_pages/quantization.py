@@ -12,10 +12,12 @@ from compress_core.quant import QuantConfig, quant_layers, suggest_bits
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
 from compress_core.viz import quant as viz_quant
+from compress_core.viz import recover as viz_recover
 from ui.loaders import baseline, dataset
 from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 from ui.topics import quant as ui_quant
+from ui.topics import recover as ui_recover
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -151,6 +153,113 @@ def mixed_precision(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
                "layer at a time on the validation set; together, on the test set, they need not add up exactly.")
 
 
+def which_layer(rkey: tuple, res: ui_quant.Quantized, sm: QuantSummary) -> None:
+    """The drop debugger of the current quantized model: per-layer errors, float toggles, the flipped examples."""
+    try:
+        dbg = ui_recover.debugger(rkey, b.model, res.model, ds)
+    except ValueError as e:
+        st.error(f"The drop debugger cannot read this model: {e}")
+        return
+    rows = dbg.layers()
+    scale = url_widget(st.radio, "q_dbg_scale", "SQNR (dB)", "Error measured as", ["SQNR (dB)", "relative MSE"],
+                       allowed=["SQNR (dB)", "relative MSE"], horizontal=True,
+                       help="SQNR = 10·log10(Σx² / Σ(x − x̂)²), higher is better; relative MSE = Σ(x − x̂)² / Σx² = "
+                            "10^(−SQNR/10), lower is better.")
+    st.plotly_chart(viz_recover.layer_drop(rows, "db" if scale == "SQNR (dB)" else "rel",
+                                           title="Error at each layer's output: that layer alone vs all layers"),
+                    key="q_dbg_fig")
+    st.caption("**Top**: the error at each layer's output (after its ReLU) when only that layer is quantized "
+               "(every other layer float), next to the error accumulated up to it when every layer is quantized. "
+               "A layer whose own error is small but whose accumulated one is large inherits damage from below. "
+               "**Bottom**: that layer's own error, split: weight clipping (weights outside the grid's range) and "
+               "weight rounding (inside it), each ÷ Σw², and its output activations' clipping and rounding ÷ Σa². "
+               + ("Measured on the test split." if not text else
+                  f"Measured on the first {len(dbg.y):,} test windows."))
+    st.dataframe(ui_recover.layer_table(rows), hide_index=True, width="stretch")
+    st.markdown("**Keep a layer in float** — each switch puts that layer back to float (its weights and its "
+                "activation grid) and re-scores the model on the same test " + ("windows." if text else "examples."))
+    cols = st.columns(min(len(dbg.units), 6))
+    kept = tuple(u for i, u in enumerate(dbg.units)
+                 if url_widget(cols[i % len(cols)].toggle, f"q_float_{u}", False, u, cast=to_bool,
+                               help=f"Keep {u} in float32."))
+    r = ui_recover.revert(rkey, dbg, kept)
+    base = ui_recover.revert(rkey, dbg, ())
+    r1, r2, r3 = st.columns(3)
+    if text:
+        r1.metric("Float bits / char", f"{ui_recover.revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
+        r2.metric("Quantized bits / char", f"{base.bits:.3f}")
+        r3.metric("With the kept layers in float", f"{r.bits:.3f}", f"{r.bits - base.bits:+.3f}",
+                  delta_color="inverse")
+        st.caption("Bits per character (mean cross-entropy of every next character) on these windows. Flipped "
+                   "examples are for classifiers: a language model predicts every next character, so there is no "
+                   "single prediction per example to flip.")
+        return
+    r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
+    r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",
+              delta_color="off")
+    r3.metric("With the kept layers in float", f"{r.accuracy:.2%}", f"{100 * (r.accuracy - base.accuracy):+.2f} pts",
+              help=f"{se(r.accuracy)}. Kept in float: {', '.join(kept) or 'none'}; {r.lost} test {unit}s lost "
+                   "against float (negative: gained).")
+    flipped = ui_recover.flips(rkey, dbg)
+    st.markdown(f"**{len(flipped)} test {unit}s change their prediction** between the float and the quantized model "
+                f"(of {dbg.n:,}).")
+    if not flipped:
+        return
+    st.plotly_chart(ui_recover.flips_figure(rkey, ds, flipped), key="q_flips_fig")
+    st.dataframe(ui_recover.flips_table(flipped, ds.class_names), hide_index=True, width="stretch",
+                 column_config={"quantized p(true)": st.column_config.NumberColumn(format="percent")})
+    st.caption(f"The first {min(len(flipped), ui_recover.FLIPS_SHOWN)} flipped {unit}s: true label, then the float "
+               "and the quantized prediction with its probability. The first divergent layer is the first whose "
+               "output, for this example, differs from the float model's by more than 10 % of its energy (SQNR "
+               "under 10 dB, every layer quantized); the largest jump is where that error grows most.")
+
+
+def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
+    """The smallest mixed-precision / partly float model within an accuracy budget, on the heavy-run pool."""
+    if text:
+        st.info("The accuracy-budget search works on the classifiers: it re-quantizes whole Linear/Conv layers at "
+                "other bit widths through the quantizer the GPT's nested layers do not use, and its budgets are "
+                "in accuracy points — a bits-per-character budget is not implemented in the library.", icon="ℹ️")
+        return
+    if ch.mode != "ptq":
+        st.info("The budget search starts from post-training quantization of the settings above; switch the method "
+                "to PTQ to run it.", icon="ℹ️")
+        return
+    pts = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1, cast=float,
+                     check=lambda v: 0.1 <= v <= 5.0,
+                     help="The search keeps the loss against float within this many points on the validation "
+                          "split.")
+    go = url_widget(st.toggle, "q_budget_run", False, "Run the search", cast=to_bool,
+                    help="Ranks the layers by the drop debugger, raises or un-quantizes the most harmful first, "
+                         "then lowers bits again while the budget holds (seconds; on the heavy-run pool).")
+    if not go:
+        st.caption("Measured on the validation split, reported on the test split. Turn on 'Run the search'.")
+        return
+    try:
+        res = ui_recover.budget(sel, cfg, ch.calib, pts)
+    except ValueError as e:
+        st.error(f"The budget search cannot run on these settings: {e}")
+        return
+    if res is None:
+        return
+    uniform_bytes = sm.kb * 1024
+    v1, v2, v3 = st.columns(3)
+    v1.metric("Test accuracy", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts vs float",
+              delta_color="off", help=f"{se(res.test_acc)}; float {res.float_test_acc:.2%}.")
+    v2.metric("Size", f"{res.bytes / 1024:.1f} KB", f"{res.bytes / uniform_bytes:.2f}× the uniform setting",
+              delta_color="off",
+              help=f"Uniform {qr.describe(cfg)}: {sm.kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
+    v3.metric("Validation", f"{res.val_acc:.2%}", f"{res.val_lost} of {res.n_val} lost", delta_color="off",
+              help="What the search measured: examples lost against the float model on the validation split.")
+    (st.success if res.test_comparison.outcome != "worse" else st.warning)(
+        f"**Verdict on the test split** (budget {res.budget_pts:g} points): {res.verdict()}.", icon="⚖️")
+    st.dataframe(ui_recover.budget_settings(res), hide_index=True)
+    st.caption(f"The search measured every candidate on the {res.n_val:,} validation {unit}s and stopped at the "
+               f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
+               f"{len(res.steps)} candidates measured. Sizes: weights at their bit width plus scales, zero points "
+               "and biases; float32 for a layer kept in float.")
+
+
 @st.fragment
 def live_view():
     ch = ui_quant.controls(text)
@@ -188,7 +297,9 @@ def live_view():
              "Why per-channel helps": lambda: per_channel(res.model, cfg, layer),
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
-             "Mixed precision": lambda: mixed_precision(cfg, ch, sm)}
+             "Mixed precision": lambda: mixed_precision(cfg, ch, sm),
+             "Which layer broke it?": lambda: which_layer(ui_quant.result_key(sel, cfg, ch), res, sm),
+             "Meet an accuracy budget": lambda: accuracy_budget(cfg, ch, sm)}
     view_tabs("q_view", views)  # only the open tab runs
 
 

@@ -1,0 +1,121 @@
+"""Drop-debugger figures: where a compressed model's error comes from, layer by layer, and the flipped examples
+drawn as data (digits as images, MNIST-1D as signals, 2-D points on their scatter, feature rows as a heat map).
+
+Pure functions of ``recover.DropDebugger`` rows (``layers()``, ``flips()``) and numpy arrays; every figure goes
+through ``common.style``.
+
+Usage::
+
+    dbg = DropDebugger(b.model, q, ds.x_test, ds.y_test)
+    layer_drop(dbg.layers())                                   # SQNR only-this-layer vs accumulated, error split
+    flipped_samples(ds.x_test.numpy(), dbg.flips(), ds.kind, ds.class_names)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .common import SEQ, image_grid, sequence_lines, style
+
+__all__ = ["PARTS", "flip_label", "flipped_samples", "layer_drop"]
+
+# the weight error's parts (``recover.weight_error``) and the output activations' (``activation_error``), stacked
+PARTS = (("clip_rel", "weight clipping", "#d62728"), ("round_rel", "weight rounding", "#1f77b4"),
+         ("prune_rel", "pruning", "#7f7f7f"), ("other_rel", "other weight change", "#9467bd"),
+         ("act_clip_rel", "activation clipping", "#ff9896"), ("act_round_rel", "activation rounding", "#aec7e8"))
+CAP_DB = 80.0  # an exact layer (no error: SQNR = ∞) is drawn at this height and labelled "exact"
+
+
+def _db(v: float) -> float:
+    return CAP_DB if math.isinf(v) and v > 0 else max(min(v, CAP_DB), -CAP_DB)
+
+
+def layer_drop(rows: list[dict], scale: str = "db", title: str | None = None) -> go.Figure:
+    """Top: each layer's output error when only that layer is compressed against the error accumulated up to it
+    (every layer compressed): SQNR in dB (``scale="db"``, higher is better) or relative MSE (``"rel"``, log axis,
+    lower is better). Bottom: that layer's own error split into its parts, relative to the signal, stacked."""
+    if scale not in ("db", "rel"):
+        raise ValueError("The error scale is 'db' (SQNR) or 'rel' (relative MSE).")
+    names = [r["layer"] for r in rows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.55, 0.45])
+    for key, label, color in (("only_layer", "only this layer compressed", SEQ[1]),
+                              ("accumulated", "every layer compressed (accumulated)", SEQ[0])):
+        if scale == "db":
+            vals = [r[f"{key}_sqnr_db"] for r in rows]
+            y = [_db(v) for v in vals]
+            text = ["exact" if math.isinf(v) and v > 0 else f"{v:.1f}" for v in vals]
+        else:
+            vals = [r[f"{key}_rel_mse"] for r in rows]
+            y = [v if v > 0 else None for v in vals]
+            text = ["exact" if v == 0 else f"{v:.2g}" for v in vals]
+        fig.add_trace(go.Bar(x=names, y=y, name=label, marker_color=color, text=text, textposition="outside",
+                             cliponaxis=False, legendgroup="err",
+                             hovertemplate="%{x}: %{text}<extra>" + label + "</extra>"), row=1, col=1)
+    base = [0.0] * len(rows)  # stacked by hand (``base``): the top panel's bars are grouped, and barmode is global
+    for key, label, color in PARTS:
+        vals = [float(r.get(key, 0.0)) for r in rows]
+        if not any(v > 0 for v in vals):
+            continue
+        fig.add_trace(go.Bar(x=names, y=vals, base=list(base), name=label, marker_color=color, offsetgroup="parts",
+                             legendgroup="parts",
+                             hovertemplate="%{x}: %{y:.3g} of the signal<extra>" + label + "</extra>"), row=2, col=1)
+        base = [b + v for b, v in zip(base, vals)]
+    fig.update_layout(barmode="group")
+    if scale == "db":
+        fig.update_yaxes(title_text="SQNR (dB), higher = better", row=1, col=1)
+    else:
+        fig.update_yaxes(title_text="relative MSE, lower = better", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="own error ÷ signal", row=2, col=1)
+    return style(fig, title, height=560, legend_below=-0.12)
+
+
+def flip_label(r: dict, class_names: list[str]) -> str:
+    """E.g. "#12 · 3: 3 (91%) → 8 (55%)": index, true label, float then compressed prediction with its probability."""
+    c = list(class_names)
+    return (f"#{r['index']} · {c[r['label']]}: {c[r['float_pred']]} ({r['float_probs'][r['float_pred']]:.0%}) → "
+            f"{c[r['variant_pred']]} ({r['variant_probs'][r['variant_pred']]:.0%})")
+
+
+def flipped_samples(x: np.ndarray, flips: list[dict], kind: str, class_names: list[str], limit: int = 20,
+                    title: str | None = None) -> go.Figure:
+    """The flipped examples as data: images (N, 1, H, W) as a grid, signals (N, 1, T) as small line panels, 2-D
+    points on the scatter of all examples (the flipped ones circled), other features as rows of a heat map. Each is
+    labelled "true: float prediction → compressed prediction" (``flip_label``); at most ``limit`` are drawn."""
+    x = np.asarray(x, dtype=float)
+    shown = flips[:limit]
+    if not shown:
+        raise ValueError("No example flipped: there is nothing to draw.")
+    idx = [r["index"] for r in shown]
+    c = list(class_names)
+    if kind == "image":
+        labels = [f"{c[r['label']]}: {c[r['float_pred']]}→{c[r['variant_pred']]}" for r in shown]
+        return image_grid(x[idx, 0], labels, cols=min(8, len(idx)),
+                          title=title or "Flipped test images (true: float → quantized)")
+    if kind == "sequence":
+        return sequence_lines(x[idx, 0], [flip_label(r, c) for r in shown],
+                              title=title or "Flipped test signals (true: float → quantized)")
+    if kind == "points" and x.ndim == 2 and x.shape[1] == 2:
+        fig = go.Figure(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name="all test points",
+                                   marker=dict(color="#cccccc", size=6), hoverinfo="skip"))
+        for k, name in enumerate(c):
+            pts = [r for r in shown if r["label"] == k]
+            if not pts:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[x[r["index"], 0] for r in pts], y=[x[r["index"], 1] for r in pts], mode="markers",
+                name=f"flipped, true {name}", text=[flip_label(r, c) for r in pts],
+                hovertemplate="%{text}<extra></extra>",
+                marker=dict(color=SEQ[k % len(SEQ)], size=13, symbol="circle-open", line=dict(width=3))))
+        fig.update_xaxes(title_text="x₁")
+        fig.update_yaxes(title_text="x₂", scaleanchor="x")
+        return style(fig, title or "Flipped test points (circled), on all test points", height=460)
+    z = x[idx].reshape(len(idx), -1)
+    fig = go.Figure(go.Heatmap(z=z, y=[flip_label(r, c) for r in shown], colorscale="RdBu", zmid=0,
+                               colorbar=dict(title="value"),
+                               hovertemplate="%{y}, feature %{x}: %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(title_text="feature")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return style(fig, title or "Flipped test rows (true: float → quantized)", height=min(900, 140 + 22 * len(idx)))
