@@ -14,7 +14,7 @@ from .conftest import metrics, open_app, open_tab, table_with
 
 PAGE = "app_pages/quantization.py"
 WHICH, BUDGET = "Which layer broke it?", "Meet an accuracy budget"
-Q3 = {"dataset": "digits", "model": "cnn", "q_bits": "3", "q_qatcurve": "0"}  # digits · cnn, 3-bit weights, 8-bit activations
+Q3 = {"dataset": "digits", "model": "cnn", "q_bits": "3", "q_qatcurve": "0"}  # W3A8
 
 
 def _pct(s: str) -> float:

@@ -126,8 +126,8 @@ def test_an_ended_upload_session_drops_only_its_own_quantization_results():
     import gc
 
     from compress_core.settings import TrainConfig
-    from ui.topics import quant as uq
     from ui.sidebar import Selection
+    from ui.topics import quant as uq
     from ui.uploads import SessionUploads
 
     mine = Selection("upload-5678abcd-mine", "mlp", 0, TrainConfig())
