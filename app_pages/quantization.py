@@ -197,7 +197,8 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, sm: QuantSummary) -> None:
     r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
     r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",
               delta_color="off")
-    r3.metric("With the kept layers in float", f"{r.accuracy:.2%}", f"{100 * (r.accuracy - base.accuracy):+.2f} pts",
+    r3.metric("With the kept layers in float", f"{r.accuracy:.2%}",
+              f"{100 * (r.accuracy - base.accuracy):+.2f} pts vs quantized" if kept else None,
               help=f"{se(r.accuracy)}. Kept in float: {', '.join(kept) or 'none'}; {r.lost} test {unit}s lost "
                    "against float (negative: gained).")
     flipped = ui_recover.flips(rkey, dbg)

@@ -8,7 +8,7 @@ Usage::
 
     dbg = DropDebugger(b.model, q, ds.x_test, ds.y_test)
     layer_drop(dbg.layers())                                   # SQNR only-this-layer vs accumulated, error split
-    flipped_samples(ds.x_test.numpy(), dbg.flips(), ds.kind, ds.class_names)
+    flipped_samples(ds.x_test.numpy(), ds.y_test.numpy(), dbg.flips(), ds.kind, ds.class_names)
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def layer_drop(rows: list[dict], scale: str = "db", title: str | None = None) ->
     names = [r["layer"] for r in rows]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.55, 0.45])
     for key, label, color in (("only_layer", "only this layer compressed", SEQ[1]),
-                              ("accumulated", "every layer compressed (accumulated)", SEQ[0])):
+                              ("accumulated", "every layer compressed (accumulated)", "#555555")):
         if scale == "db":
             vals = [r[f"{key}_sqnr_db"] for r in rows]
             y = [_db(v) for v in vals]
@@ -52,7 +52,7 @@ def layer_drop(rows: list[dict], scale: str = "db", title: str | None = None) ->
             y = [v if v > 0 else None for v in vals]
             text = ["exact" if v == 0 else f"{v:.2g}" for v in vals]
         fig.add_trace(go.Bar(x=names, y=y, name=label, marker_color=color, text=text, textposition="outside",
-                             cliponaxis=False, legendgroup="err",
+                             cliponaxis=False, legendgroup="err", offsetgroup=key,
                              hovertemplate="%{x}: %{text}<extra>" + label + "</extra>"), row=1, col=1)
     base = [0.0] * len(rows)  # stacked by hand (``base``): the top panel's bars are grouped, and barmode is global
     for key, label, color in PARTS:
@@ -79,12 +79,13 @@ def flip_label(r: dict, class_names: list[str]) -> str:
             f"{c[r['variant_pred']]} ({r['variant_probs'][r['variant_pred']]:.0%})")
 
 
-def flipped_samples(x: np.ndarray, flips: list[dict], kind: str, class_names: list[str], limit: int = 20,
-                    title: str | None = None) -> go.Figure:
+def flipped_samples(x: np.ndarray, y: np.ndarray, flips: list[dict], kind: str, class_names: list[str],
+                    limit: int = 20, title: str | None = None) -> go.Figure:
     """The flipped examples as data: images (N, 1, H, W) as a grid, signals (N, 1, T) as small line panels, 2-D
     points on the scatter of all examples (the flipped ones circled), other features as rows of a heat map. Each is
-    labelled "true: float prediction → compressed prediction" (``flip_label``); at most ``limit`` are drawn."""
-    x = np.asarray(x, dtype=float)
+    labelled "true: float prediction → compressed prediction" (``flip_label``); at most ``limit`` are drawn.
+    ``x``, ``y``: every example the debugger read and its label (``flips``' indices point into them)."""
+    x, labels_all = np.asarray(x, dtype=float), np.asarray(y)
     shown = flips[:limit]
     if not shown:
         raise ValueError("No example flipped: there is nothing to draw.")
@@ -92,14 +93,20 @@ def flipped_samples(x: np.ndarray, flips: list[dict], kind: str, class_names: li
     c = list(class_names)
     if kind == "image":
         labels = [f"{c[r['label']]}: {c[r['float_pred']]}→{c[r['variant_pred']]}" for r in shown]
-        return image_grid(x[idx, 0], labels, cols=min(8, len(idx)),
-                          title=title or "Flipped test images (true: float → quantized)")
+        cols = min(8, len(idx))
+        fig = image_grid(x[idx, 0], labels, cols=cols, title=title or "Flipped test images (true: float → quantized)")
+        rows = -(-len(idx) // cols)
+        fig.layout.height = int(90 + rows * min(170, 1000 / cols))  # tiles about as tall as the page is wide / cols
+        return fig
     if kind == "sequence":
         return sequence_lines(x[idx, 0], [flip_label(r, c) for r in shown],
                               title=title or "Flipped test signals (true: float → quantized)")
     if kind == "points" and x.ndim == 2 and x.shape[1] == 2:
-        fig = go.Figure(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name="all test points",
-                                   marker=dict(color="#cccccc", size=6), hoverinfo="skip"))
+        fig = go.Figure()
+        for k, name in enumerate(c):  # every test point, faded, by the class it is drawn from
+            mask = labels_all == k
+            fig.add_trace(go.Scatter(x=x[mask, 0], y=x[mask, 1], mode="markers", name=f"test, {name}",
+                                     marker=dict(color=SEQ[k % len(SEQ)], size=6, opacity=0.25), hoverinfo="skip"))
         for k, name in enumerate(c):
             pts = [r for r in shown if r["label"] == k]
             if not pts:

@@ -83,7 +83,7 @@ def flips_table(rows: list[dict], class_names, shown: int = FLIPS_SHOWN) -> pd.D
 def flips_figure(rkey: tuple, ds, rows: list[dict]):
     """The flipped examples drawn as data (``viz.recover.flipped_samples``), once per result."""
     return _REVERTS.get((rkey, "flips_fig"), lambda: viz_recover.flipped_samples(
-        ds.x_test.numpy(), rows, ds.kind, list(ds.class_names), limit=FLIPS_SHOWN))
+        ds.x_test.numpy(), ds.y_test.numpy(), rows, ds.kind, list(ds.class_names), limit=FLIPS_SHOWN))
 
 
 # ---- the accuracy budget ------------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The Quantization page's "Which layer broke it?" tab in Chromium: the per-layer chart and the flipped examples
+draw; a "keep in float" switch changes the accuracy and the link."""
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import (
+    assert_no_exception,
+    charts,
+    expect_at_least,
+    expect_url_param,
+    metric_value,
+    open_page,
+    open_tab,
+    screenshot,
+    wait_for_app,
+)
+
+TAB = "Which layer broke it?"
+
+
+def _switch(page, layer: str):
+    return page.locator(f".st-key-q_float_{layer} input").first
+
+
+def test_float_toggle_changes_accuracy_and_flips_draw_as_images(server_url, page):
+    open_page(page, server_url + "/quantization?dataset=digits&model=cnn&q_bits=3&q_qatcurve=0")
+    open_tab(page, TAB)
+    expect_at_least(charts(page), 2, timeout=90_000)  # the per-layer chart and the flipped images
+    expect(charts(page).first).to_contain_text("that layer alone")
+    expect(charts(page).nth(1)).to_contain_text("Flipped test images")
+    kept = metric_value(page, "With the kept layers in float")
+    quantized = metric_value(page, "Quantized accuracy (test)")
+    expect(kept).to_have_text(quantized.inner_text())  # nothing kept in float yet
+    screenshot(page, "quantization_which_layer_digits")
+    before = kept.inner_text()
+    page.locator(".st-key-q_float_conv1 label").first.click()
+    expect_url_param(page, "q_float_conv1", "1")
+    wait_for_app(page)
+    expect(_switch(page, "conv1")).to_be_checked()
+    for layer in ("conv2", "fc1", "fc2", "fc3"):  # every layer in float: the float model's accuracy
+        page.locator(f".st-key-q_float_{layer} label").first.click()
+        wait_for_app(page)
+    expect(kept).to_have_text(metric_value(page, "Float accuracy (test)").inner_text(), timeout=30_000)
+    assert kept.inner_text() != before or before == metric_value(page, "Float accuracy (test)").inner_text()
+    assert_no_exception(page)
+    screenshot(page, "quantization_which_layer_all_float", full=False)
+
+
+def test_flips_draw_as_signals_and_points(server_url, page):
+    open_page(page, server_url + "/quantization?dataset=mnist1d&model=cnn&q_bits=3&q_qatcurve=0")
+    open_tab(page, TAB)
+    expect_at_least(charts(page), 2, timeout=90_000)
+    expect(charts(page).nth(1)).to_contain_text("Flipped test signals")
+    expect(metric_value(page, "With the kept layers in float")).to_have_text(re.compile(r"\d.*%$"))
+    screenshot(page, "quantization_which_layer_mnist1d")
+    open_page(page, server_url + "/quantization?dataset=moons&model=mlp&q_bits=2&q_qatcurve=0&q_view=" + TAB)
+    wait_for_app(page)
+    expect_at_least(charts(page), 1, timeout=90_000)
+    screenshot(page, "quantization_which_layer_moons")
