@@ -4,6 +4,8 @@ Controls and cached work live in ui/quant.py; quantization, calibration, QAT and
 compress_core.quant (report: the config, summaries, the widest channel, per-tensor vs per-channel SQNR);
 figures from compress_core.viz.quant.
 """
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -153,10 +155,10 @@ def mixed_precision(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
                "layer at a time on the validation set; together, on the test set, they need not add up exactly.")
 
 
-def which_layer(rkey: tuple, res: ui_quant.Quantized, sm: QuantSummary) -> None:
+def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> None:
     """The drop debugger of the current quantized model: per-layer errors, float toggles, the flipped examples."""
     try:
-        dbg = ui_recover.debugger(rkey, b.model, res.model, ds)
+        dbg = ui_recover.debugger(rkey, ui_quant.reference_model(sel, ch), res.model, ds)
     except ValueError as e:
         st.error(f"The drop debugger cannot read this model: {e}")
         return
@@ -173,6 +175,8 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, sm: QuantSummary) -> None:
                "A layer whose own error is small but whose accumulated one is large inherits damage from below. "
                "**Bottom**: that layer's own error, split: weight clipping (weights outside the grid's range) and "
                "weight rounding (inside it), each ÷ Σw², and its output activations' clipping and rounding ÷ Σa². "
+               + ("After cross-layer equalization the float reference is the equalized float model (the same "
+                  "function, its channels rescaled). " if ch.fixed and ch.fix == "cle_bc" else "")
                + ("Measured on the test split." if not text else
                   f"Measured on the first {len(dbg.y):,} test windows."))
     st.dataframe(ui_recover.layer_table(rows), hide_index=True, width="stretch")
@@ -186,8 +190,8 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, sm: QuantSummary) -> None:
     base = ui_recover.revert(rkey, dbg, ())
     r1, r2, r3 = st.columns(3)
     if text:
-        r1.metric("Float bits / char", f"{ui_recover.revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
-        r2.metric("Quantized bits / char", f"{base.bits:.3f}")
+        r1.metric("Float bits / char (these windows)", f"{ui_recover.revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
+        r2.metric("Quantized bits / char (these windows)", f"{base.bits:.3f}")
         r3.metric("With the kept layers in float", f"{r.bits:.3f}", f"{r.bits - base.bits:+.3f}",
                   delta_color="inverse")
         st.caption("Bits per character (mean cross-entropy of every next character) on these windows. Flipped "
@@ -226,6 +230,9 @@ def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
         st.info("The budget search starts from post-training quantization of the settings above; switch the method "
                 "to PTQ to run it.", icon="ℹ️")
         return
+    if ch.fixed:
+        st.caption(f"The search starts from plain round-to-nearest PTQ of these settings, without "
+                   f"{ui_quant.FIXES[ch.fix].lower()}.")
     pts = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1, cast=float,
                      check=lambda v: 0.1 <= v <= 5.0,
                      help="The search keeps the loss against float within this many points on the validation "
@@ -264,6 +271,9 @@ def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
 @st.fragment
 def live_view():
     ch = ui_quant.controls(text)
+    if text and ch.fix != "none":
+        st.info(ui_quant.FIX_ON_GPT + " Plain PTQ is shown.", icon="ℹ️")
+        ch = replace(ch, fix="none")
     try:
         cfg = ch.config()
     except ValueError as e:
@@ -288,6 +298,8 @@ def live_view():
         ui_quant.lm_metrics_row(res, float_info, sm, cfg, ch)
     else:
         ui_quant.metrics_row(sm, cfg, ch, n_test, sel.dataset)
+        if ch.fixed:
+            ui_quant.fix_gain(sel, res, ui_quant.ptq(sel, cfg.to_json(), ch.calib), ch, n_test)
     if ch.mode == "qat" and text:
         ui_quant.lm_qat_panel(sel, ch, res, cfg.to_json())
     elif ch.mode == "qat":
@@ -299,7 +311,7 @@ def live_view():
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm),
-             "Which layer broke it?": lambda: which_layer(ui_quant.result_key(sel, cfg, ch), res, sm),
+             "Which layer broke it?": lambda: which_layer(ui_quant.result_key(sel, cfg, ch), res, ch),
              "Meet an accuracy budget": lambda: accuracy_budget(cfg, ch, sm)}
     view_tabs("q_view", views)  # only the open tab runs
 

@@ -87,3 +87,50 @@ def test_budget_search_finishes_with_a_verdict():
     settings = table_with(at, "weight bits")
     assert list(settings["layer"]) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     assert "Size" in metrics(at)
+
+
+def _wait(at, done, what: str, seconds: float = 240):
+    deadline = time.monotonic() + seconds
+    while not done(at):
+        assert not at.exception and not at.error, at.error
+        assert time.monotonic() < deadline, f"{what} did not finish"
+        at.run()
+    return at
+
+
+def test_post_training_fixes_show_their_gain_against_plain_ptq():
+    at = open_app(PAGE, query=Q3)
+    plain = _pct(metrics(at)["Quantized accuracy"])
+    at.selectbox(key="q_fix").set_value("cle_bc").run()
+    assert not at.exception and not at.error
+    m = metrics(at)
+    gain = next(v for k, v in m.items() if k.startswith("Gain of Cross-layer equalization"))
+    assert float(gain.split()[0]) == pytest.approx(_pct(m["Quantized accuracy"]) - plain, abs=0.011)
+    assert at.query_params["q_fix"] == "cle_bc"
+    open_tab(at, "q_view", WHICH)  # the debugger compares with the equalized float model: same float accuracy
+    assert not at.exception and not at.error
+    assert metrics(at)["Float accuracy (test)"] == metrics(at)["Float accuracy"]
+    at.selectbox(key="q_fix").set_value("adaround").run()
+    _wait(at, lambda a: any(k.startswith("Gain of AdaRound") for k in metrics(a)), "AdaRound")
+    assert any("AdaRound" in c.value and "points, 1 s.e." in c.value for c in at.caption)
+
+
+GPT = {"dataset": "pydoc", "model": "gpt", "q_calib": "32", "q_bits": "4"}
+
+
+def test_gpt_gets_the_layer_table_and_revert_and_plain_words_for_the_rest():
+    at = open_app(PAGE, query={**GPT, "q_view": WHICH})
+    assert not at.exception and not at.error
+    table = table_with(at, "SQNR only this layer (dB)")
+    assert len(table) > 4 and any("." in n for n in table["layer"])
+    assert metrics(at)["With the kept layers in float"] == metrics(at)["Quantized bits / char (these windows)"]
+    for name in table["layer"]:  # every layer back to float: the float GPT's bits per character
+        at.toggle(key=f"q_float_{name}").set_value(True)
+    at.run()
+    assert not at.exception and not at.error
+    assert metrics(at)["With the kept layers in float"] == metrics(at)["Float bits / char (these windows)"]
+    assert any("Flipped examples are for classifiers" in c.value for c in at.caption)
+    at.selectbox(key="q_fix").set_value("adaround").run()
+    assert not at.exception and any("for the classifiers" in i.value for i in at.info)
+    open_tab(at, "q_view", BUDGET)
+    assert not at.exception and any("bits-per-character budget is not implemented" in i.value for i in at.info)
