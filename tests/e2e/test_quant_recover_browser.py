@@ -37,7 +37,7 @@ def test_float_toggle_changes_accuracy_and_flips_draw_as_images(server_url, page
     page.locator(".st-key-q_float_conv1 label").first.click()
     expect_url_param(page, "q_float_conv1", "1")
     wait_for_app(page)
-    expect(_switch(page, "conv1")).to_be_checked()
+    expect(_switch(page, "conv1")).to_be_checked(timeout=60_000)
     for layer in ("conv2", "fc1", "fc2", "fc3"):  # every layer in float: the float model's accuracy
         page.locator(f".st-key-q_float_{layer} label").first.click()
         wait_for_app(page)
@@ -58,3 +58,17 @@ def test_flips_draw_as_signals_and_points(server_url, page):
     wait_for_app(page)
     expect_at_least(charts(page), 1, timeout=90_000)
     screenshot(page, "quantization_which_layer_moons")
+
+
+def test_budget_search_runs_and_a_fix_shows_its_gain(server_url, page):
+    open_page(page, server_url + "/quantization?dataset=digits&model=cnn&q_bits=3&q_qatcurve=0&q_fix=cle_bc")
+    expect(page.get_by_test_id("stMetric").filter(has_text="Gain of Cross-layer equalization")).to_be_visible(
+        timeout=90_000)
+    open_tab(page, "Meet an accuracy budget")
+    page.locator(".st-key-q_budget_run label").first.click()
+    expect_url_param(page, "q_budget_run", "1")
+    expect(page.get_by_text("Verdict on the test split").first).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    expect(metric_value(page, "Size")).to_have_text(re.compile(r"KB$"))
+    assert_no_exception(page)
+    screenshot(page, "quantization_budget_digits")

@@ -30,7 +30,7 @@ GPT_WINDOWS = 128  # test windows the debugger keeps every layer's activations o
 FLIPS_SHOWN = 24
 
 # Shared between sessions, keyed by the quantized result's key (its Selection names an upload): never changed.
-_DEBUGGERS, _REVERTS, _BUDGETS = Memo(16), Memo(256), Memo(32)
+_DEBUGGERS, _REVERTS, _BUDGETS = Memo(6), Memo(256), Memo(32)  # a GPT debugger keeps ~100 MB of activations
 
 
 def debugger(rkey: tuple, float_model, qmodel, ds) -> DropDebugger:
