@@ -257,14 +257,19 @@ def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
     v2.metric("Size", f"{res.bytes / 1024:.1f} KB", f"{res.bytes / uniform_bytes:.2f}× the uniform setting",
               delta_color="off",
               help=f"Uniform {qr.describe(cfg)}: {sm.kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
-    v3.metric("Validation", f"{res.val_acc:.2%}", f"{res.val_lost} of {res.n_val} lost", delta_color="off",
-              help="What the search measured: examples lost against the float model on the validation split.")
+    v3.metric("Validation", f"{res.val_acc:.2%}",
+              f"{abs(res.val_lost)} of {res.n_val} {'lost' if res.val_lost >= 0 else 'gained'} vs float",
+              delta_color="off", help=f"What the search measured, on the validation split: float "
+                                      f"{res.float_val_acc:.2%}.")
     (st.success if res.test_comparison.outcome != "worse" else st.warning)(
         f"**Verdict on the test split** (budget {res.budget_pts:g} points): {res.verdict()}.", icon="⚖️")
     st.dataframe(ui_recover.budget_settings(res), hide_index=True)
     st.caption(f"The search measured every candidate on the {res.n_val:,} validation {unit}s and stopped at the "
                f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
-               f"{len(res.steps)} candidates measured. Sizes: weights at their bit width plus scales, zero points "
+               f"{len(res.steps)} candidates measured. The uniform setting above "
+               + ("already meets the budget on validation"
+                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}s, over the budget")
+               + ". Sizes: weights at their bit width plus scales, zero points "
                "and biases; float32 for a layer kept in float.")
 
 

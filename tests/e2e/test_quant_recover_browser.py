@@ -62,7 +62,7 @@ def test_flips_draw_as_signals_and_points(server_url, page):
 
 def test_budget_search_runs_and_a_fix_shows_its_gain(server_url, page):
     open_page(page, server_url + "/quantization?dataset=digits&model=cnn&q_bits=3&q_qatcurve=0&q_fix=cle_bc")
-    expect(page.get_by_test_id("stMetric").filter(has_text="Gain of Cross-layer equalization")).to_be_visible(
+    expect(page.get_by_test_id("stMetric").filter(has_text="Gain vs plain PTQ")).to_be_visible(
         timeout=90_000)
     open_tab(page, "Meet an accuracy budget")
     page.locator(".st-key-q_budget_run label").first.click()

@@ -301,9 +301,9 @@ def fix_gain(sel: Selection, res: Quantized, plain: Quantized, ch: Choices, n_te
     and the honest-comparison verdict (``compare_accuracies``)."""
     c = compare_accuracies([res.metrics.accuracy], [plain.metrics.accuracy], n_test)
     f1, f2 = st.columns([1, 3])
-    f1.metric(f"Gain of {FIXES[ch.fix]} vs plain PTQ", f"{c.diff:+.2f} pts", f"± {c.se:.2f} (1 s.e.)",
-              delta_color="off", help=f"Plain PTQ of the same setting: {plain.metrics.accuracy:.2%}; with the fix: "
-                                      f"{res.metrics.accuracy:.2%}, on the same test set.")
+    f1.metric("Gain vs plain PTQ", f"{c.diff:+.2f} ± {c.se:.2f} pts",
+              help=f"{FIXES[ch.fix]}: {res.metrics.accuracy:.2%}; plain round-to-nearest PTQ of the same setting: "
+                   f"{plain.metrics.accuracy:.2%}, on the same test set. ± 1 standard error of the difference.")
     f2.caption(f"**{FIXES[ch.fix]}** against round-to-nearest PTQ of the same setting on the same {n_test:,} test "
                f"{test_unit(sel.dataset)}s: {c.words()}. "
                + (f"Within noise: {noise_words(n_test, sel.dataset)}." if c.within_noise else ""))
