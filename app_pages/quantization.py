@@ -170,7 +170,8 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
     st.plotly_chart(viz_recover.layer_drop(rows, "db" if scale == "SQNR (dB)" else "rel",
                                            title="Error at each layer's output: that layer alone vs all layers"),
                     key="q_dbg_fig")
-    st.caption("**Top**: the error at each layer's output (after its ReLU) when only that layer is quantized "
+    st.caption("**Top**: the error at each layer's output (after its ReLU, where one follows) when only that layer "
+               "is quantized "
                "(every other layer float), next to the error accumulated up to it when every layer is quantized. "
                "A layer whose own error is small but whose accumulated one is large inherits damage from below. "
                "**Bottom**: that layer's own error, split: weight clipping (weights outside the grid's range) and "
@@ -178,7 +179,9 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
                + ("After cross-layer equalization the float reference is the equalized float model (the same "
                   "function, its channels rescaled). " if ch.fixed and ch.fix == "cle_bc" else "")
                + ("Measured on the test split." if not text else
-                  f"Measured on the first {len(dbg.y):,} test windows."))
+                  f"Measured on the first {len(dbg.y):,} test windows; on the GPT the accuracy is next-character "
+                  "accuracy and the examples lost are characters. Its Linear layers quantize their inputs, not "
+                  "their outputs: that error is inside 'only this layer'."))
     st.dataframe(ui_recover.layer_table(rows), hide_index=True, width="stretch")
     st.markdown("**Keep a layer in float** — each switch puts that layer back to float (its weights and its "
                 "activation grid) and re-scores the model on the same test " + ("windows." if text else "examples."))
@@ -268,7 +271,7 @@ def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
                f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
                f"{len(res.steps)} candidates measured. The uniform setting above "
                + ("already meets the budget on validation"
-                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}s, over the budget")
+                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}(s), over the budget")
                + ". Sizes: weights at their bit width plus scales, zero points "
                "and biases; float32 for a layer kept in float.")
 

@@ -51,7 +51,8 @@ def layer_drop(rows: list[dict], scale: str = "db", title: str | None = None) ->
             vals = [r[f"{key}_rel_mse"] for r in rows]
             y = [v if v > 0 else None for v in vals]
             text = ["exact" if v == 0 else f"{v:.2g}" for v in vals]
-        fig.add_trace(go.Bar(x=names, y=y, name=label, marker_color=color, text=text, textposition="outside",
+        fig.add_trace(go.Bar(x=names, y=y, name=label, marker_color=color, text=text,
+                             textposition="outside" if len(rows) <= 8 else "none",  # a dozen pairs: hover instead
                              cliponaxis=False, legendgroup="err", offsetgroup=key,
                              hovertemplate="%{x}: %{text}<extra>" + label + "</extra>"), row=1, col=1)
     base = [0.0] * len(rows)  # stacked by hand (``base``): the top panel's bars are grouped, and barmode is global

@@ -72,3 +72,16 @@ def test_budget_search_runs_and_a_fix_shows_its_gain(server_url, page):
     expect(metric_value(page, "Size")).to_have_text(re.compile(r"KB$"))
     assert_no_exception(page)
     screenshot(page, "quantization_budget_digits")
+
+
+def test_gpt_layer_table_and_a_float_switch(server_url, page):
+    open_page(page, server_url + "/quantization?dataset=pydoc&model=gpt&q_calib=32&q_bits=3", timeout=180_000)
+    open_tab(page, TAB)
+    expect_at_least(charts(page), 1, timeout=120_000)
+    kept = metric_value(page, "With the kept layers in float")
+    expect(kept).to_have_text(metric_value(page, "Quantized bits / char (these windows)").inner_text())
+    page.locator(".st-key-q_float_block1_attn_q label, [class*='st-key-q_float_block1'] label").first.click()
+    wait_for_app(page)
+    expect(page.get_by_text("Flipped examples are for classifiers").first).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "quantization_which_layer_gpt")

@@ -61,7 +61,7 @@ def flips(rkey: tuple, dbg: DropDebugger) -> list[dict]:
 def layer_table(rows: list[dict]) -> pd.DataFrame:
     """The debugger's per-layer rows as the page's table: bits, errors in dB, the accuracy change alone, the split."""
     return pd.DataFrame([{
-        "layer": r["layer"], "weight bits": r["weight_bits"], "activation bits": r["act_bits"],
+        "layer": r["layer"], "weight bits": r["weight_bits"], "output activation bits": r["act_bits"],
         "SQNR only this layer (dB)": r["only_layer_sqnr_db"], "SQNR accumulated (dB)": r["accumulated_sqnr_db"],
         "accuracy change alone (pts)": r["only_change_pts"], "examples lost alone": r["only_lost"],
         "weight clipping (rel.)": r["clip_rel"], "weight rounding (rel.)": r["round_rel"],
