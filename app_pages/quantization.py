@@ -199,7 +199,17 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
                   delta_color="inverse")
         st.caption("Bits per character (mean cross-entropy of every next character) on these windows. Flipped "
                    "examples are for classifiers: a language model predicts every next character, so there is no "
-                   "single prediction per example to flip.")
+                   "single prediction per example to flip — below instead, the characters whose top prediction "
+                   "changed.")
+        rows_c, fig = ui_recover.changed_text(rkey, dbg, ds)
+        n_changed = sum(len(rc["changed"]) for rc in rows_c)
+        st.markdown(f"**{n_changed:,} of {dbg.y.numel():,} next-character predictions change** between the float "
+                    f"and the quantized GPT, in {len(rows_c)} of {len(dbg.y)} windows.")
+        if fig is not None:
+            st.plotly_chart(fig, key="q_changed_text_fig")
+            st.caption("Each cell is the true next character at that position (␣ a space, ↵ a new line); shaded "
+                       "where the two models' top predictions differ. Hover for both predictions. The first "
+                       "windows with a change are shown.")
         return
     r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
     r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from .common import SEQ, image_grid, sequence_lines, style
 
-__all__ = ["PARTS", "flip_label", "flipped_samples", "layer_drop"]
+__all__ = ["PARTS", "changed_characters", "flip_label", "flipped_samples", "layer_drop"]
 
 # the weight error's parts (``recover.weight_error``) and the output activations' (``activation_error``), stacked
 PARTS = (("clip_rel", "weight clipping", "#d62728"), ("round_rel", "weight rounding", "#1f77b4"),
@@ -127,3 +127,45 @@ def flipped_samples(x: np.ndarray, y: np.ndarray, flips: list[dict], kind: str, 
     fig.update_xaxes(title_text="feature")
     fig.update_yaxes(autorange="reversed", type="category")
     return style(fig, title or "Flipped test rows (true: float → quantized)", height=min(900, 140 + 22 * len(idx)))
+
+
+def _glyph(ch: str) -> str:
+    return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(ch, ch)
+
+
+def changed_characters(rows: list[dict], class_names: list[str], limit: int = 8,
+                       title: str | None = None) -> go.Figure:
+    """A language model's held-out windows as text (``DropDebugger.changed_characters`` rows): each cell is the true
+    next character at that position, shaded where the float and the compressed model's top predictions differ —
+    green where the compressed one is now right, red where it is now wrong, amber where both are wrong; the hover
+    gives both predictions. At most ``limit`` windows, one per row."""
+    shown = rows[:limit]
+    if not shown:
+        raise ValueError("No prediction changed: there is nothing to draw.")
+    c = list(class_names)
+    z, text, hover = [], [], []
+    for r in shown:
+        changed = set(r["changed"])
+        zr, tr, hr = [], [], []
+        for t, (y, pf, pv) in enumerate(zip(r["label"], r["float_pred"], r["variant_pred"])):
+            if t not in changed:
+                zr.append(0)
+            else:
+                zr.append(1 if pv == y else (3 if pf == y else 2))
+            tr.append(_glyph(c[y]))
+            hr.append(f"position {t}: next {_glyph(c[y])!r} · float {_glyph(c[pf])!r} · "
+                      f"compressed {_glyph(c[pv])!r}")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    # z = 0 unchanged, 1 now right, 2 both wrong, 3 now wrong: (z + 0.5) / 4 falls in the middle of each quarter
+    scale = [[0, "#ffffff"], [0.25, "#ffffff"], [0.25, "#98df8a"], [0.5, "#98df8a"], [0.5, "#ffbb78"],
+             [0.75, "#ffbb78"], [0.75, "#ff9896"], [1, "#ff9896"]]
+    fig = go.Figure(go.Heatmap(z=z, text=text, customdata=hover, texttemplate="%{text}", textfont=dict(size=12),
+                               colorscale=scale, zmin=-0.5, zmax=3.5, showscale=False, xgap=1, ygap=3,
+                               y=[f"window {r['index']}" for r in shown],
+                               hovertemplate="%{y}, %{customdata}<extra></extra>"))
+    fig.update_xaxes(title_text="position in the window (the character to predict)", showgrid=False)
+    fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
+    return style(fig, title or "Held-out text: where the top prediction changed (green: now right, red: now wrong, "
+                               "amber: both wrong)", height=int(130 + 34 * len(shown)))

@@ -83,5 +83,6 @@ def test_gpt_layer_table_and_a_float_switch(server_url, page):
     page.locator(".st-key-q_float_block1_attn_q label, [class*='st-key-q_float_block1'] label").first.click()
     wait_for_app(page)
     expect(page.get_by_text("Flipped examples are for classifiers").first).to_be_visible()
+    expect(charts(page).nth(1)).to_contain_text("Held-out text")
     assert_no_exception(page)
     screenshot(page, "quantization_which_layer_gpt")

@@ -86,6 +86,16 @@ def flips_figure(rkey: tuple, ds, rows: list[dict]):
         ds.x_test.numpy(), ds.y_test.numpy(), rows, ds.kind, list(ds.class_names), limit=FLIPS_SHOWN))
 
 
+def changed_text(rkey: tuple, dbg: DropDebugger, ds):
+    """A language model's changed next-character predictions (rows) and their text figure, once per result;
+    (rows, None) when no prediction changed."""
+    def compute():
+        rows = dbg.changed_characters()
+        return rows, (viz_recover.changed_characters(rows, list(ds.class_names)) if rows else None)
+
+    return _REVERTS.get((rkey, "changed_text"), compute)
+
+
 # ---- the accuracy budget ------------------------------------------------------------------------------------------
 def budget(sel: Selection, cfg: QuantConfig, calib_size: int, budget_pts: float) -> BudgetResult | None:
     """``quant_budget_search`` from the page's setting on the heavy-run pool (progress, Cancel), cached per setting;
