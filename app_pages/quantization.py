@@ -193,23 +193,7 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
     base = ui_recover.revert(rkey, dbg, ())
     r1, r2, r3 = st.columns(3)
     if text:
-        r1.metric("Float bits / char (these windows)", f"{ui_recover.revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
-        r2.metric("Quantized bits / char (these windows)", f"{base.bits:.3f}")
-        r3.metric("With the kept layers in float", f"{r.bits:.3f}", f"{r.bits - base.bits:+.3f}",
-                  delta_color="inverse")
-        st.caption("Bits per character (mean cross-entropy of every next character) on these windows. Flipped "
-                   "examples are for classifiers: a language model predicts every next character, so there is no "
-                   "single prediction per example to flip — below instead, the characters whose top prediction "
-                   "changed.")
-        rows_c, fig = ui_recover.changed_text(rkey, dbg, ds)
-        n_changed = sum(len(rc["changed"]) for rc in rows_c)
-        st.markdown(f"**{n_changed:,} of {dbg.y.numel():,} next-character predictions change** between the float "
-                    f"and the quantized GPT, in {len(rows_c)} of {len(dbg.y)} windows.")
-        if fig is not None:
-            st.plotly_chart(fig, key="q_changed_text_fig")
-            st.caption("Each cell is the true next character at that position (␣ a space, ↵ a new line); shaded "
-                       "where the two models' top predictions differ. Hover for both predictions. The first "
-                       "windows with a change are shown.")
+        ui_recover.lm_revert_panel(rkey, dbg, ds, (r1, r2, r3), kept)
         return
     r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
     r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",
@@ -235,9 +219,7 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
 def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
     """The smallest mixed-precision / partly float model within an accuracy budget, on the heavy-run pool."""
     if text:
-        st.info("The accuracy-budget search works on the classifiers: it re-quantizes whole Linear/Conv layers at "
-                "other bit widths through the quantizer the GPT's nested layers do not use, and its budgets are "
-                "in accuracy points — a bits-per-character budget is not implemented in the library.", icon="ℹ️")
+        st.info(ui_recover.BUDGET_ON_GPT, icon="ℹ️")
         return
     if ch.mode != "ptq":
         st.info("The budget search starts from post-training quantization of the settings above; switch the method "
@@ -263,28 +245,7 @@ def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
         return
     if res is None:
         return
-    uniform_bytes = sm.kb * 1024
-    v1, v2, v3 = st.columns(3)
-    v1.metric("Test accuracy", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts vs float",
-              delta_color="off", help=f"{se(res.test_acc)}; float {res.float_test_acc:.2%}.")
-    v2.metric("Size", f"{res.bytes / 1024:.1f} KB", f"{res.bytes / uniform_bytes:.2f}× the uniform setting",
-              delta_color="off",
-              help=f"Uniform {qr.describe(cfg)}: {sm.kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
-    v3.metric("Validation", f"{res.val_acc:.2%}",
-              f"{abs(res.val_lost)} of {res.n_val} {'lost' if res.val_lost >= 0 else 'gained'} vs float",
-              delta_color="off", help=f"What the search measured, on the validation split: float "
-                                      f"{res.float_val_acc:.2%}.")
-    (st.success if res.test_comparison.outcome != "worse" else st.warning)(
-        f"**Verdict on the test split** (budget {res.budget_pts:g} points): {res.verdict()}.", icon="⚖️")
-    st.dataframe(ui_recover.budget_settings(res), hide_index=True)
-    st.caption(f"The search measured every candidate on the {res.n_val:,} validation {unit}s and stopped at the "
-               f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
-               f"{len(res.steps)} candidates measured. The uniform setting above "
-               + ("already meets the budget on validation"
-                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}(s), over the budget")
-               + ". Sizes: weights at their bit width plus scales, zero points "
-               "and biases; float32 for a layer kept in float.")
-
+    ui_recover.budget_panel(res, sm.kb, qr.describe(cfg), se, unit)
 
 @st.fragment
 def live_view():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import streamlit as st
 
 from compress_core.quant import QuantConfig
 from compress_core.recover import BudgetResult, DropDebugger, Reverted, quant_budget_search
@@ -123,3 +124,59 @@ def budget(sel: Selection, cfg: QuantConfig, calib_size: int, budget_pts: float)
 def budget_settings(res: BudgetResult) -> pd.DataFrame:
     """The result's per-layer weight bits, float written as such."""
     return pd.DataFrame([{"layer": n, "weight bits": "float" if v >= 32 else int(v)} for n, v in res.settings])
+
+
+BUDGET_ON_GPT = ("The accuracy-budget search works on the classifiers: it re-quantizes whole Linear/Conv layers at "
+                 "other bit widths through the quantizer the GPT's nested layers do not use, and its budgets are "
+                 "in accuracy points — a bits-per-character budget is not implemented in the library.")
+
+
+def lm_revert_panel(rkey: tuple, dbg: DropDebugger, ds, cols, kept: tuple[str, ...]) -> None:
+    """A language model's float switches in bits per character (three metric columns ``cols``), then the held-out
+    characters whose top prediction changed."""
+    r1, r2, r3 = cols
+    r, base = revert(rkey, dbg, kept), revert(rkey, dbg, ())
+    r1.metric("Float bits / char (these windows)", f"{revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
+    r2.metric("Quantized bits / char (these windows)", f"{base.bits:.3f}")
+    r3.metric("With the kept layers in float", f"{r.bits:.3f}", f"{r.bits - base.bits:+.3f}",
+              delta_color="inverse")
+    st.caption("Bits per character (mean cross-entropy of every next character) on these windows. Flipped "
+               "examples are for classifiers: a language model predicts every next character, so there is no "
+               "single prediction per example to flip — below instead, the characters whose top prediction "
+               "changed.")
+    rows_c, fig = changed_text(rkey, dbg, ds)
+    n_changed = sum(len(rc["changed"]) for rc in rows_c)
+    st.markdown(f"**{n_changed:,} of {dbg.y.numel():,} next-character predictions change** between the float "
+                f"and the quantized GPT, in {len(rows_c)} of {len(dbg.y)} windows.")
+    if fig is not None:
+        st.plotly_chart(fig, key="q_changed_text_fig")
+        st.caption("Each cell is the true next character at that position (␣ a space, ↵ a new line); shaded "
+                   "where the two models' top predictions differ. Hover for both predictions. The first "
+                   "windows with a change are shown.")
+
+
+def budget_panel(res: BudgetResult, uniform_kb: float, uniform: str, se, unit: str) -> None:
+    """The budget search's result: test accuracy, size against the uniform setting (``uniform``, ``uniform_kb``),
+    what the search measured on validation, the verdict on test by the honest-comparison rule, the per-layer bits.
+    ``se(acc)`` words a test accuracy's standard error; ``unit``: "image" or "example"."""
+    uniform_bytes = uniform_kb * 1024
+    v1, v2, v3 = st.columns(3)
+    v1.metric("Test accuracy", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts vs float",
+              delta_color="off", help=f"{se(res.test_acc)}; float {res.float_test_acc:.2%}.")
+    v2.metric("Size", f"{res.bytes / 1024:.1f} KB", f"{res.bytes / uniform_bytes:.2f}× the uniform setting",
+              delta_color="off",
+              help=f"Uniform {uniform}: {uniform_kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
+    v3.metric("Validation", f"{res.val_acc:.2%}",
+              f"{abs(res.val_lost)} of {res.n_val} {'lost' if res.val_lost >= 0 else 'gained'} vs float",
+              delta_color="off", help=f"What the search measured, on the validation split: float "
+                                      f"{res.float_val_acc:.2%}.")
+    (st.success if res.test_comparison.outcome != "worse" else st.warning)(
+        f"**Verdict on the test split** (budget {res.budget_pts:g} points): {res.verdict()}.", icon="⚖️")
+    st.dataframe(budget_settings(res), hide_index=True)
+    st.caption(f"The search measured every candidate on the {res.n_val:,} validation {unit}s and stopped at the "
+               f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
+               f"{len(res.steps)} candidates measured. The uniform setting above "
+               + ("already meets the budget on validation"
+                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}(s), over the budget")
+               + ". Sizes: weights at their bit width plus scales, zero points "
+               "and biases; float32 for a layer kept in float.")
