@@ -167,7 +167,7 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
                        allowed=["SQNR (dB)", "relative MSE"], horizontal=True,
                        help="SQNR = 10·log10(Σx² / Σ(x − x̂)²), higher is better; relative MSE = Σ(x − x̂)² / Σx² = "
                             "10^(−SQNR/10), lower is better.")
-    st.plotly_chart(viz_recover.layer_drop(rows, "db" if scale == "SQNR (dB)" else "rel",
+    st.plotly_chart(viz_recover.error_split_figure(rows, "db" if scale == "SQNR (dB)" else "rel",
                                            title="Error at each layer's output: that layer alone vs all layers"),
                     key="q_dbg_fig")
     st.caption("**Top**: the error at each layer's output (after its ReLU, where one follows) when only that layer "
@@ -193,7 +193,8 @@ def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> N
     base = ui_recover.revert(rkey, dbg, ())
     r1, r2, r3 = st.columns(3)
     if text:
-        ui_recover.lm_revert_panel(rkey, dbg, ds, (r1, r2, r3), kept)
+        ui_recover.lm_revert_panel(rkey, dbg, ui_quant.reference_model(sel, ch), res.model, ds, (r1, r2, r3),
+                                   kept)
         return
     r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
     r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",

@@ -85,6 +85,33 @@ def debugger_timing(d: str, m: str, cfg: QuantConfig, repeats: int = 20) -> dict
             "revert_ms_p95": round(sorted(reverts)[int(0.95 * (len(reverts) - 1))], 2)}
 
 
+def budget_run(d: str, m: str, seed: int, budget: float, cfg: QuantConfig, *, sparsity: float = 0.95,
+               margin_pts: float = 0.0, count: str = "net") -> dict:
+    """One (pair, seed, budget): the quantization search, the narrowest uniform width within the same budget, and
+    the pruning search (starting at ``sparsity`` per layer); one flat dict of their figures (the bench's JSON
+    row). ``margin_pts`` is capped at the budget."""
+    b, ds = get_baseline(d, m, seed), load_dataset(d, seed)
+    t0 = time.perf_counter()
+    how = dict(margin_pts=min(margin_pts, budget), count=count)
+    q = quant_budget_search(b.model, ds, cfg, budget, **how)
+    t1 = time.perf_counter()
+    u_bits, u_bytes = uniform_quant_bytes(b.model, ds, cfg, budget, **how)
+    p = prune_budget_search(b.model, ds, sparsity=sparsity, budget_pts=budget, **how)
+    t2 = time.perf_counter()
+    return {"pair": f"{d}/{m}", "seed": seed, "budget_pts": budget,
+            "float_val_acc": q.float_val_acc, "float_test_acc": q.float_test_acc,
+            "quant_settings": dict(q.settings), "quant_bytes": q.bytes, "float_bytes": q.float_bytes,
+            "uniform_bits": u_bits, "uniform_bytes": u_bytes, "bytes_vs_uniform": q.bytes / u_bytes,
+            "quant_val_lost": q.val_lost, "quant_test_lost": q.test_lost, "n_val": q.n_val,
+            "n_test": q.n_test, "quant_met_val": q.met_val, "quant_met_test": q.met_test,
+            "quant_verdict": q.verdict(), "quant_outcome": q.test_comparison.outcome,
+            "quant_steps": len(q.steps), "quant_s": round(t1 - t0, 2),
+            "prune_rates": dict(p.settings), "prune_bytes": p.bytes, "prune_ratio": p.ratio,
+            "prune_val_lost": p.val_lost, "prune_test_lost": p.test_lost, "prune_met_val": p.met_val,
+            "prune_met_test": p.met_test, "prune_outcome": p.test_comparison.outcome,
+            "prune_verdict": p.verdict(), "prune_s": round(t2 - t1, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -107,27 +134,9 @@ def main() -> None:
     runs = []
     for d, m in PAIRS:
         for seed in args.seeds:
-            b, ds = get_baseline(d, m, seed), load_dataset(d, seed)
             for budget in BUDGETS:
-                t0 = time.perf_counter()
-                how = dict(margin_pts=min(args.margin, budget), count=args.count)
-                q = quant_budget_search(b.model, ds, cfg, budget, **how)
-                t1 = time.perf_counter()
-                u_bits, u_bytes = uniform_quant_bytes(b.model, ds, cfg, budget, **how)
-                p = prune_budget_search(b.model, ds, sparsity=args.sparsity, budget_pts=budget, **how)
-                t2 = time.perf_counter()
-                row = {"pair": f"{d}/{m}", "seed": seed, "budget_pts": budget,
-                       "float_val_acc": q.float_val_acc, "float_test_acc": q.float_test_acc,
-                       "quant_settings": dict(q.settings), "quant_bytes": q.bytes, "float_bytes": q.float_bytes,
-                       "uniform_bits": u_bits, "uniform_bytes": u_bytes, "bytes_vs_uniform": q.bytes / u_bytes,
-                       "quant_val_lost": q.val_lost, "quant_test_lost": q.test_lost, "n_val": q.n_val,
-                       "n_test": q.n_test, "quant_met_val": q.met_val, "quant_met_test": q.met_test,
-                       "quant_verdict": q.verdict(), "quant_outcome": q.test_comparison.outcome,
-                       "quant_steps": len(q.steps), "quant_s": round(t1 - t0, 2),
-                       "prune_rates": dict(p.settings), "prune_bytes": p.bytes, "prune_ratio": p.ratio,
-                       "prune_val_lost": p.val_lost, "prune_test_lost": p.test_lost, "prune_met_val": p.met_val,
-                       "prune_met_test": p.met_test, "prune_outcome": p.test_comparison.outcome,
-                       "prune_verdict": p.verdict(), "prune_s": round(t2 - t1, 2)}
+                row = budget_run(d, m, seed, budget, cfg, sparsity=args.sparsity, margin_pts=args.margin,
+                                 count=args.count)
                 emit(row)
                 runs.append(row)
 

@@ -189,26 +189,11 @@ def test_gpt_per_layer_errors_and_revert():
     assert torch.equal(dbg.revert(dbg.units).model(x), gpt(x))
     with pytest.raises(ValueError, match="classifiers"):
         dbg.flips()
-    # changed characters: exactly the positions where the two models' top next-character predictions differ
-    pf, pv = gpt(x).argmax(1), variant(x).argmax(1)
-    rows_c = dbg.changed_characters()
-    assert rows_c  # 60 % of the weights pruned changes some predictions
-    assert [r["index"] for r in rows_c] == torch.nonzero((pf != pv).any(1)).flatten().tolist()
-    for r in rows_c:
-        assert r["changed"] == torch.nonzero(pf[r["index"]] != pv[r["index"]]).flatten().tolist()
-        assert r["float_pred"] == pf[r["index"]].tolist() and r["label"] == y[r["index"]].tolist()
-        assert r["variant_correct"] == (pv[r["index"]] == y[r["index"]]).tolist()
     # a weight-only quantized GPT keeps its Linear layers: the error is the stored weights' own ("other")
     wq = quantize_weights(gpt, bits=3, group_size="channel")
     for r in DropDebugger(gpt, wq, x, y).layers():
         assert r["compressed"] and r["clip"] == 0 and r["other"] > 0
         assert r["prune"] + r["other"] == pytest.approx(r["total"], rel=1e-12)
-
-
-def test_changed_characters_are_for_language_models():
-    model, x, y = tiny()
-    with pytest.raises(ValueError, match="language models"):
-        DropDebugger(model, model, x, y).changed_characters()
 
 
 def test_activation_clip_and_round_split_on_a_clipping_range():

@@ -164,33 +164,18 @@ def test_grid_over_staircase_is_one_valid_chart_on_one_value_axis():
 
 
 
-def test_changed_characters_shade_only_the_changed_positions():
-    from compress_core.viz.recover import changed_characters
-
-    rows = [{"index": 3, "label": [0, 1, 2, 1], "float_pred": [0, 1, 1, 2], "variant_pred": [0, 2, 2, 0],
-             "changed": [1, 2, 3]}]
-    fig = changed_characters(rows, ["a", " ", "b"])
-    hm = fig.data[0]
-    assert [list(r) for r in hm.z] == [[0, 3, 1, 2]]  # unchanged, now wrong, now right, both wrong
-    assert [list(r) for r in hm.text] == [["a", "␣", "b", "␣"]]
-    lo, hi = hm.zmin, hm.zmax  # each code's colour is its own: white only for unchanged
-    colour = {z: next(c for (p0, c), (p1, _) in zip(hm.colorscale, hm.colorscale[1:])
-                      if p0 <= (z - lo) / (hi - lo) < p1) for z in range(4)}
-    assert colour[0] == "#ffffff" and len(set(colour.values())) == 4
-
-
-def test_layer_drop_groups_the_errors_and_stacks_the_parts():
+def test_error_split_groups_the_errors_and_stacks_the_parts():
     import math
 
-    from compress_core.viz.recover import layer_drop
+    from compress_core.viz.recover import error_split_figure
 
     rows = [{"layer": "fc1", "only_layer_sqnr_db": 20.0, "accumulated_sqnr_db": 20.0, "only_layer_rel_mse": 0.01,
              "accumulated_rel_mse": 0.01, "clip_rel": 0.002, "round_rel": 0.008},
             {"layer": "fc2", "only_layer_sqnr_db": math.inf, "accumulated_sqnr_db": 12.0, "only_layer_rel_mse": 0.0,
              "accumulated_rel_mse": 0.06, "clip_rel": 0.0, "round_rel": 0.0}]
-    fig = layer_drop(rows)
+    fig = error_split_figure(rows)
     only, acc, clip, rnd = fig.data
     assert list(only.text) == ["20.0", "exact"] and list(acc.y) == [20.0, 12.0]
     assert only.offsetgroup != acc.offsetgroup  # side by side, not on top of each other
     assert list(rnd.base) == list(clip.y)  # rounding stacked on clipping
-    assert list(layer_drop(rows, "rel").data[0].y) == [0.01, None]  # no error: no bar on the log axis
+    assert list(error_split_figure(rows, "rel").data[0].y) == [0.01, None]  # no error: no bar on the log axis

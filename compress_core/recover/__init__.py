@@ -2,6 +2,8 @@
 
 - ``debugger``: ``DropDebugger``: per-layer errors (only this layer compressed against all of them), the weight
   error split into pruning, clipping and rounding, the flipped examples and where they diverge, per-layer reverts.
+- ``text_flips``: ``changed_characters``: a language model's counterpart of flipped examples, the held-out
+  characters whose top prediction changed.
 - ``budget``: ``quant_budget_search`` and ``prune_budget_search``: the smallest model within an accuracy budget.
 - ``equalize``: cross-layer equalization and bias correction (Nagel et al. 2019, data-free quantization).
 - ``adaround``: adaptive rounding of the weights, learned layer by layer (Nagel et al. 2020).

@@ -32,8 +32,7 @@ quantization, and the first layer its input quantization; "only this layer compr
 Language models (the GPT): its Linear layers sit inside the blocks (``block1.attn.q``), and weight-only variants
 (pruning masks, ``quant.weight_only``, GPTQ, AWQ) keep them Linear, so the per-layer errors, the output error
 (``bits`` per character instead of accuracy: cross-entropy of every next character in bits) and ``revert`` work.
-``flips`` is for classifiers only (a language model "flips" thousands of next characters per window; its
-``changed_characters`` lists, per window, the positions whose top prediction changed), and
+``flips`` is for classifiers only (a language model "flips" thousands of next characters per window), and
 ``quant.quantize_model`` does not apply to a GPT, so there is no clipping/rounding split there (a
 ``quant.weight_only`` variant stores plain float weights: its error is reported as a whole, under ``other``).
 The debugger keeps every layer's activations on its examples: give a GPT a few hundred windows, not thousands.
@@ -402,26 +401,6 @@ class DropDebugger:
                          "float_probs": prob_f[i].tolist(), "variant_probs": prob_v[i].tolist(),
                          "errors": dict(zip(self.units, e)), "first_divergence": over[0] if over else None,
                          "largest_jump": self.units[max(range(len(jumps)), key=jumps.__getitem__)]})
-        return rows
-
-    def changed_characters(self) -> list[dict]:
-        """A language model's counterpart of ``flips``: per example (a window), the positions whose top
-        next-character prediction differs between the float model and the variant, read off the logits both runs
-        already hold (no extra forward pass).
-
-        Rows, one per window with at least one change, in order: index (into the debugger's x), label (the true next
-        characters, a list), float_pred and variant_pred (the top predictions, lists), changed (the positions that
-        differ), float_correct / variant_correct (per position, lists of bools)."""
-        if not self.language:
-            raise ValueError("Changed characters are for language models: a classifier's are its flips().")
-        pf = torch.cat([lg.argmax(1) for lg in self._float_run["logits"]])
-        pv = torch.cat([lg.argmax(1) for lg in self._variant_run["logits"]])
-        y = self.y.reshape(pf.shape)
-        rows = []
-        for i in torch.nonzero((pf != pv).any(1)).flatten().tolist():
-            rows.append({"index": i, "label": y[i].tolist(), "float_pred": pf[i].tolist(),
-                         "variant_pred": pv[i].tolist(), "changed": torch.nonzero(pf[i] != pv[i]).flatten().tolist(),
-                         "float_correct": (pf[i] == y[i]).tolist(), "variant_correct": (pv[i] == y[i]).tolist()})
         return rows
 
     # ---- revert ----------------------------------------------------------------------------------------------

@@ -282,33 +282,48 @@ def layer_errors(rows: list[dict], title: str | None = None) -> go.Figure:
     return style(go.Figure(data=traces, layout=layout, _validate=False), title, height=460, legend_below=-0.2)
 
 
+
+def _curve_traces(series: dict[str, list[dict]], x: str, y: str, y_hover: str, current: dict | None,
+                  float_kb: float | None, float_y: float, error: str | None = None) -> list[dict]:
+    """The lines of ``accuracy_curves`` / ``bpc_curves``: one per series (``y`` against ``x``, error bars from the
+    ``error`` key), the float model as a square when ``x`` is the size, the current setting as a star."""
+    traces = []
+    for i, (name, rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r[x])
+        trace = dict(type="scatter", x=[r[x] for r in rows], y=[r[y] for r in rows], mode="lines+markers",
+                     name=name, line=dict(color=SEQ[i % len(SEQ)], width=3), marker=dict(size=8),
+                     customdata=[[r["bits"], r["kb"]] for r in rows],
+                     hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB<br>" + y_hover
+                     + "<extra></extra>")
+        if error:
+            trace["error_y"] = dict(type="data", array=[r[error] for r in rows], visible=True, thickness=1.2, width=3)
+        traces.append(trace)
+    if x == "kb" and float_kb is not None:
+        traces.append(dict(type="scatter", x=[float_kb], y=[float_y], mode="markers", name="float32 model",
+                           marker=dict(color=COLORS["float"], size=12, symbol="square")))
+    if current is not None:
+        traces.append(dict(type="scatter", x=[current[x]], y=[current[y]], mode="markers", name="current setting",
+                           marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
+    return traces
+
+
+def _curve_axis(x: str) -> dict:
+    """Bit width or model size, both on log scales with readable ticks."""
+    if x == "bits":
+        return dict(title=dict(text="bit width"), type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
+                    ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
+    return dict(title=dict(text="model size (KB, log scale)"), type="log",
+                tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+
+
 def accuracy_curves(series: dict[str, list[dict]], float_acc: float, x: str = "bits", current: dict | None = None,
                     float_kb: float | None = None, title: str | None = None,
                     control_acc: float | None = None) -> go.Figure:
     """Test accuracy against bit width (``x="bits"``) or size in KB (``x="kb"``), one line per series
     (PTQ per tensor, PTQ per channel, QAT...), float as a reference, the current setting as a star.
     Built as plain dicts in one unvalidated constructor call: it is redrawn on every bit-width move."""
-    traces = []
-    for i, (name, rows) in enumerate(series.items()):
-        rows = sorted(rows, key=lambda r: r[x])
-        traces.append(dict(type="scatter", x=[r[x] for r in rows], y=[r["accuracy"] for r in rows],
-                           mode="lines+markers", name=name, line=dict(color=SEQ[i % len(SEQ)], width=3),
-                           marker=dict(size=8), customdata=[[r["bits"], r["kb"]] for r in rows],
-                           hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
-                                                "<br>accuracy %{y:.2%}<extra></extra>"))
-    if x == "kb" and float_kb is not None:
-        traces.append(dict(type="scatter", x=[float_kb], y=[float_acc], mode="markers", name="float32 model",
-                           marker=dict(color=COLORS["float"], size=12, symbol="square")))
-    if current is not None:
-        traces.append(dict(type="scatter", x=[current[x]], y=[current["accuracy"]], mode="markers",
-                           name="current setting",
-                           marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
-    if x == "bits":
-        xaxis = dict(title=dict(text="bit width"), type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
-                     ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
-    else:
-        xaxis = dict(title=dict(text="model size (KB, log scale)"), type="log",
-                     tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+    traces = _curve_traces(series, x, "accuracy", "accuracy %{y:.2%}", current, float_kb, float_acc)
+    xaxis = _curve_axis(x)
     layout = dict(xaxis=xaxis, yaxis=dict(title=dict(text="test accuracy"), tickformat=".0%"),
                   shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=float_acc, y1=float_acc,
                                line=dict(color=COLORS["float"], dash="dash", width=2))],
@@ -403,28 +418,9 @@ def bpc_curves(series: dict[str, list[dict]], float_bpc: float, x: str = "bits",
     """A language model's ``accuracy_curves``: bits per character (lower is better) against bit width or size, from
     ``bits_sweep`` rows with "bpc" and "bpc_se" (± 1 standard error over the test windows drawn as error bars),
     float as a dashed reference, the current setting (``current``: bits, bpc, kb) as a star."""
-    traces = []
-    for i, (name, rows) in enumerate(series.items()):
-        rows = sorted(rows, key=lambda r: r[x])
-        traces.append(dict(type="scatter", x=[r[x] for r in rows], y=[r["bpc"] for r in rows],
-                           error_y=dict(type="data", array=[r["bpc_se"] for r in rows], visible=True, thickness=1.2,
-                                        width=3),
-                           mode="lines+markers", name=name, line=dict(color=SEQ[i % len(SEQ)], width=3),
-                           marker=dict(size=8), customdata=[[r["bits"], r["kb"]] for r in rows],
-                           hovertemplate=name + ": %{customdata[0]} bits, %{customdata[1]:.1f} KB"
-                                                "<br>%{y:.3f} bits per character<extra></extra>"))
-    if x == "kb" and float_kb is not None:
-        traces.append(dict(type="scatter", x=[float_kb], y=[float_bpc], mode="markers", name="float32 model",
-                           marker=dict(color=COLORS["float"], size=12, symbol="square")))
-    if current is not None:
-        traces.append(dict(type="scatter", x=[current[x]], y=[current["bpc"]], mode="markers", name="current setting",
-                           marker=dict(color="gold", size=20, symbol="star", line=dict(color="black", width=1.5))))
-    if x == "bits":
-        xaxis = dict(title=dict(text="bit width"), type="log", tickvals=[1, 2, 3, 4, 5, 6, 8, 16],
-                     ticktext=["1", "2", "3", "4", "5", "6", "8", "16"])
-    else:
-        xaxis = dict(title=dict(text="model size (KB, log scale)"), type="log",
-                     tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+    traces = _curve_traces(series, x, "bpc", "%{y:.3f} bits per character", current, float_kb, float_bpc,
+                           error="bpc_se")
+    xaxis = _curve_axis(x)
     layout = dict(xaxis=xaxis, yaxis=dict(title=dict(text="bits per character (lower is better)")),
                   shapes=[dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=float_bpc, y1=float_bpc,
                                line=dict(color=COLORS["float"], dash="dash", width=2))],

@@ -154,6 +154,8 @@ def test_the_language_model_prunes_and_is_timed_honestly():
     at = open_app(PAGE, {**gpt, "pr_sparsity": "50.0"})
     assert not at.exception and not at.error
     assert {"Next character right", "Bits / char", "Weights kept"} <= set(metrics(at))
+    output = at.radio(key="pr_output")  # the tied head (the embedding read back) stays dense: the setting is off
+    assert output.disabled and "does not apply" in output.help
     at = open_tab(at, "pr_view", "Does it get faster?")
     assert not at.exception
     assert any("this mask cuts no whole attention head" in c.value for c in at.caption)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import chart_text, gap_points, metrics, open_app, open_tab
+from .conftest import chart_text, gap_points, metrics, open_app, open_tab, table_with
 
 PAGE = "app_pages/quantization.py"
 GRID, PER_CHANNEL, ERRORS, CURVES, MIXED = ("The grid", "Why per-channel helps", "Error per layer",
@@ -27,14 +27,6 @@ def _kb(s: str) -> float:
     return float(s.split()[0])
 
 
-def _report(at):
-    """The per-layer report table (the dataframe with a 'tensor' column)."""
-    for df in at.dataframe:
-        data = df.value.data if hasattr(df.value, "data") else df.value
-        if "tensor" in data.columns:
-            return data
-    raise AssertionError("no report table on the page")
-
 
 @pytest.fixture(scope="module")
 def at():
@@ -49,7 +41,7 @@ def test_default_view_is_8_bit_and_near_float(at):
     assert 3.0 < float(m["Compression"].rstrip("×")) < 4.0  # int8 weights + scales ≈ 4× smaller than float32
     assert len(at.error) == 0
     assert at.query_params["q_bits"] == "8" and at.query_params["q_target"] == "both"
-    rep = _report(_tab(at, ERRORS))
+    rep = table_with(_tab(at, ERRORS), "tensor")
     assert set(rep["tensor"]) == {"input", "weight", "output"} and (rep["bits"] == 8).all()
     assert (rep["granularity"][rep["tensor"] == "weight"] == "per channel").all()
     assert any("Published" in i.value for i in at.info)
@@ -81,7 +73,8 @@ def test_bit_width_slider_changes_size_and_grid(at):
     assert after["SQNR per tensor"] != before["SQNR per tensor"]  # the grid of the layer shown got coarser
     assert at.query_params["q_bits"] == "2"
     _tab(at, ERRORS)
-    assert (_report(at)["bits"][_report(at)["tensor"] == "weight"] == 2).all()
+    rep = table_with(at, "tensor")
+    assert (rep["bits"][rep["tensor"] == "weight"] == 2).all()
     at.select_slider(key="q_bits").set_value(16).run()
     assert not at.exception and float(metrics(at)["Compression"].rstrip("×")) < 2.1
     at.select_slider(key="q_bits").set_value(1).run()
@@ -95,11 +88,11 @@ def test_scheme_granularity_and_calibration_controls():
     _tab(at, ERRORS)
     at.radio(key="q_scheme").set_value("asymmetric").run()
     assert not at.exception
-    rep = _report(at)
+    rep = table_with(at, "tensor")
     assert (rep["scheme"] == "asymmetric").all()
     at.radio(key="q_gran").set_value("per tensor").run()
     assert not at.exception
-    rep = _report(at)
+    rep = table_with(at, "tensor")
     assert (rep["granularity"] == "per tensor").all()
     for method in ("moving_average", "percentile", "kl"):  # every method's maths: tests/test_quant*.py
         at.selectbox(key="q_method").set_value(method).run()
@@ -112,16 +105,16 @@ def test_what_to_quantize_and_activation_bits(at):
     _tab(at, ERRORS)
     at.radio(key="q_target").set_value("weights").run()
     assert not at.exception
-    assert set(_report(at)["tensor"]) == {"weight"}
+    assert set(table_with(at, "tensor")["tensor"]) == {"weight"}
     at.radio(key="q_target").set_value("activations").run()
     assert not at.exception
-    assert set(_report(at)["tensor"]) == {"input", "output"}
+    assert set(table_with(at, "tensor")["tensor"]) == {"input", "output"}
     at.radio(key="q_target").set_value("both").run()
     at.select_slider(key="q_bits").set_value(4).run()
-    assert (_report(at).query("tensor == 'output'")["bits"] == 8).all()  # W4A8 by default
+    assert (table_with(at, "tensor").query("tensor == 'output'")["bits"] == 8).all()  # W4A8 by default
     at.toggle(key="q_act8").set_value(False).run()
     assert not at.exception
-    assert (_report(at).query("tensor == 'output'")["bits"] == 4).all()
+    assert (table_with(at, "tensor").query("tensor == 'output'")["bits"] == 4).all()
     at.toggle(key="q_act8").set_value(True).run()
     at.select_slider(key="q_bits").set_value(8).run()
 

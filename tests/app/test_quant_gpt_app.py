@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .conftest import metrics, open_app, open_tab
+from .conftest import metrics, open_app, open_tab, table_with
 
 PAGE = "app_pages/quantization.py"
 GPT = {"dataset": "pydoc", "model": "gpt", "q_calib": "32"}  # 32 windows (2,048 characters) calibrate quickly
@@ -21,13 +21,6 @@ def _tab(at, label):
 def _titles(at) -> list[str]:
     return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
 
-
-def _report(at):
-    for df in at.dataframe:
-        data = df.value.data if hasattr(df.value, "data") else df.value
-        if "tensor" in data.columns:
-            return data
-    raise AssertionError("no report table on the page")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +49,7 @@ def test_every_tab_draws_on_the_gpt(at):
         titles = _titles(at)
         assert titles, label
     _tab(at, "Error per layer")
-    rep = _report(at)
+    rep = table_with(at, "tensor")
     assert set(rep["tensor"]) == {"input", "weight"} and "block2.mlp.fc2" in set(rep["layer"])
     _tab(at, "Accuracy vs bits and size")
     assert "Bits per character vs bit width" in _titles(at)

@@ -49,7 +49,8 @@ def test_tab_shows_layers_flips_and_toggles(at):
     flips = table_with(at, "first divergent layer")
     assert len(flips) > 0 and "true" in flips.columns
     titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert any("Flipped test images" in s for s in titles) and any("that layer alone" in s for s in titles)
+    assert any("flipped examples: true class, float and quantized predictions" in s for s in titles)
+    assert any("that layer alone" in s for s in titles)
 
 
 def test_toggle_to_float_gives_the_library_accuracy(at):
@@ -131,6 +132,7 @@ def test_gpt_gets_the_layer_table_and_revert_and_plain_words_for_the_rest():
     assert not at.exception and not at.error
     assert metrics(at)["With the kept layers in float"] == metrics(at)["Float bits / char (these windows)"]
     assert any("Flipped examples are for classifiers" in c.value for c in at.caption)
+    assert any("next-character predictions change" in m.value for m in at.markdown)
     at.selectbox(key="q_fix").set_value("adaround").run()
     assert not at.exception and any("for the classifiers" in i.value for i in at.info)
     open_tab(at, "q_view", BUDGET)

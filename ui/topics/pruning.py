@@ -93,8 +93,10 @@ def controls(seed: int, text: bool = False) -> PruneSettings:
                        help="Per layer: every layer loses the same fraction. Global: one ranking across layers, so "
                             "redundant layers lose more.")
     out = url_widget(c4.radio, "pr_output", 0.5, "Output layer", list(OUTPUT), cast=float, allowed=list(OUTPUT),
-                     format_func=OUTPUT.get,
-                     help="The classifier layer is small and sensitive; Frankle & Carbin prune it at half the rate.")
+                     format_func=OUTPUT.get, disabled=text,
+                     help="The GPT's output layer is its embedding matrix read back (a tied head): it stays dense, "
+                          "as in Wanda and SparseGPT, so this setting does not apply to it." if text else
+                          "The classifier layer is small and sensitive; Frankle & Carbin prune it at half the rate.")
     if gran == "nm":  # 2:4 fixes the sparsity: show the 50 % that applies, keep the slider's own value for later
         keep("pr_sparsity")
         st.select_slider("Sparsity — fraction of weights removed (%)", SPARSITY_STEPS, 50.0, key="pr_sparsity_nm",

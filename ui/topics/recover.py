@@ -21,6 +21,7 @@ import streamlit as st
 
 from compress_core.quant import QuantConfig
 from compress_core.recover import BudgetResult, DropDebugger, Reverted, quant_budget_search
+from compress_core.recover.text_flips import changed_characters
 from compress_core.viz import recover as viz_recover
 from ui import jobs
 from ui.loaders import baseline_of, dataset
@@ -29,6 +30,7 @@ from ui.sidebar import Selection
 
 GPT_WINDOWS = 128  # test windows the debugger keeps every layer's activations of, on the GPT
 FLIPS_SHOWN = 24
+TEXT_WINDOWS = 8  # held-out windows whose changed characters are shown as text on the GPT
 
 # Shared between sessions, keyed by the quantized result's key (its Selection names an upload): never changed.
 _DEBUGGERS, _REVERTS, _BUDGETS = Memo(6), Memo(256), Memo(32)  # a GPT debugger keeps ~100 MB of activations
@@ -82,19 +84,17 @@ def flips_table(rows: list[dict], class_names, shown: int = FLIPS_SHOWN) -> pd.D
 
 
 def flips_figure(rkey: tuple, ds, rows: list[dict]):
-    """The flipped examples drawn as data (``viz.recover.flipped_samples``), once per result."""
-    return _REVERTS.get((rkey, "flips_fig"), lambda: viz_recover.flipped_samples(
-        ds.x_test.numpy(), ds.y_test.numpy(), rows, ds.kind, list(ds.class_names), limit=FLIPS_SHOWN))
+    """The flipped examples drawn as data (``viz.recover.flipped_examples_figure``), once per result."""
+    x, y = ds.x_test.numpy(), ds.y_test.numpy()
+    return _REVERTS.get((rkey, "flips_fig"), lambda: viz_recover.flipped_examples_figure(
+        x, ds.kind, rows, list(ds.class_names), limit=FLIPS_SHOWN, x_all=x, y_all=y, compressed="quantized"))
 
 
-def changed_text(rkey: tuple, dbg: DropDebugger, ds):
-    """A language model's changed next-character predictions (rows) and their text figure, once per result;
-    (rows, None) when no prediction changed."""
-    def compute():
-        rows = dbg.changed_characters()
-        return rows, (viz_recover.changed_characters(rows, list(ds.class_names)) if rows else None)
-
-    return _REVERTS.get((rkey, "changed_text"), compute)
+def changed_text(rkey: tuple, float_model, qmodel, ds) -> dict:
+    """A language model's held-out characters whose top prediction the quantization changed
+    (``recover.text_flips.changed_characters`` on the first ``TEXT_WINDOWS`` test windows), once per result."""
+    return _REVERTS.get((rkey, "changed_text"), lambda: changed_characters(
+        float_model, qmodel, ds.x_test[:TEXT_WINDOWS], ds.y_test[:TEXT_WINDOWS]))
 
 
 # ---- the accuracy budget ------------------------------------------------------------------------------------------
@@ -131,9 +131,9 @@ BUDGET_ON_GPT = ("The accuracy-budget search works on the classifiers: it re-qua
                  "in accuracy points — a bits-per-character budget is not implemented in the library.")
 
 
-def lm_revert_panel(rkey: tuple, dbg: DropDebugger, ds, cols, kept: tuple[str, ...]) -> None:
+def lm_revert_panel(rkey: tuple, dbg: DropDebugger, float_model, qmodel, ds, cols, kept: tuple[str, ...]) -> None:
     """A language model's float switches in bits per character (three metric columns ``cols``), then the held-out
-    characters whose top prediction changed."""
+    characters whose top prediction the quantization (``qmodel`` against ``float_model``) changed."""
     r1, r2, r3 = cols
     r, base = revert(rkey, dbg, kept), revert(rkey, dbg, ())
     r1.metric("Float bits / char (these windows)", f"{revert(rkey, dbg, tuple(dbg.units)).bits:.3f}")
@@ -144,16 +144,10 @@ def lm_revert_panel(rkey: tuple, dbg: DropDebugger, ds, cols, kept: tuple[str, .
                "examples are for classifiers: a language model predicts every next character, so there is no "
                "single prediction per example to flip — below instead, the characters whose top prediction "
                "changed.")
-    rows_c, fig = changed_text(rkey, dbg, ds)
-    n_changed = sum(len(rc["changed"]) for rc in rows_c)
-    st.markdown(f"**{n_changed:,} of {dbg.y.numel():,} next-character predictions change** between the float "
-                f"and the quantized GPT, in {len(rows_c)} of {len(dbg.y)} windows.")
-    if fig is not None:
-        st.plotly_chart(fig, key="q_changed_text_fig")
-        st.caption("Each cell is the true next character at that position (␣ a space, ↵ a new line); shaded "
-                   "where the two models' top predictions differ. Hover for both predictions. The first "
-                   "windows with a change are shown.")
-
+    ch = changed_text(rkey, float_model, qmodel, ds)
+    st.markdown(f"**{ch['changed']:,} of {ch['n']:,} next-character predictions change** on the first "
+                f"{TEXT_WINDOWS} test windows: {ch['broke']} broken (right before, wrong after), {ch['fixed']} fixed.")
+    st.html(viz_recover.changed_characters_html(ch, list(ds.class_names), compressed="quantized"))
 
 def budget_panel(res: BudgetResult, uniform_kb: float, uniform: str, se, unit: str) -> None:
     """The budget search's result: test accuracy, size against the uniform setting (``uniform``, ``uniform_kb``),
