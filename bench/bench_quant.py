@@ -14,12 +14,18 @@
    bits per character of W8A8, W4A8 and W2 (weights only) against float on the test windows, and a bit-width move
    as the page makes it (re-quantize + one pass over the 363 test windows + size + per-layer report + the grid's
    data for ``block1.attn.q``): ``gpt_slider_ms_median`` / ``_p95``. ``--gpt-only`` runs this part alone.
+6. A "keep this layer in float" switch of the "Which layer broke it?" tab (digits·cnn, W3A8 per channel): the
+   library's work for a set of layers never scored before (``DropDebugger.revert``: ``toggle_revert_ms_*``), and
+   the whole page's server-side rerun for one switch moved (AppTest, in process; a switch moves one layer in or out
+   of float in turn, so most sets are new to the cache): ``toggle_rerun_ms_*``. AppTest reruns the whole page
+   where the browser reruns only the page's fragment, so the rerun figure is an upper bound. ``--toggle-only``
+   runs this part alone.
 
 Prints one JSON line per measurement; the last line is one JSON object with ``int8_max_drop_pts``,
 ``w4_per_channel_drop_pts``, ``ptq_2bit_acc``, ``qat_2bit_acc``, ``ptq_3bit_acc``, ``qat_3bit_acc`` (objects
 keyed "dataset/model"), ``slider_ms_median`` and ``slider_ms_p95`` (plus ``slider_with_figures_ms_*`` and the details).
 
-Usage: python bench/bench_quant.py [--repeats 40] [--qat-epochs 5] [--threads N] [--gpt-only]
+Usage: python bench/bench_quant.py [--repeats 40] [--qat-epochs 5] [--threads N] [--gpt-only] [--toggle-only]
 """
 from __future__ import annotations
 
@@ -125,6 +131,53 @@ def gpt_part(repeats: int) -> dict:
     return out
 
 
+def toggle_part(repeats: int) -> dict:
+    """Part 6: a float switch of the drop debugger, in the library (cold sets) and as the page's rerun."""
+    from streamlit.testing.v1 import AppTest
+
+    from compress_core.quant.report import make_config
+    from compress_core.recover import DropDebugger
+
+    b, ds = get_baseline("digits", "cnn"), load_dataset("digits")
+    cfg = make_config(3, "both", symmetric=True, per_channel=True, method="minmax", keep_act8=True,
+                      narrow_range=False, percentile=99.99)
+    q = quantize_model(b.model, cfg, ds.x_train[:CALIB])
+    dbg = DropDebugger(b.model, q, ds.x_test, ds.y_test)
+    units = dbg.units
+    lib = []
+    for i in range(repeats):  # every subset once before any repeats: cold in the page's cache too
+        subset = [u for k, u in enumerate(units) if (i % (2 ** len(units))) >> k & 1]
+        t0 = time.perf_counter()
+        dbg.revert(subset)
+        lib.append(1000 * (time.perf_counter() - t0))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for k, v in {"dataset": "digits", "model": "cnn", "q_bits": "3", "q_qatcurve": "0",
+                 "q_view": "Which layer broke it?"}.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("app_pages/quantization.py").run()
+    at.session_state["q_view"] = "Which layer broke it?"
+    at.run()
+    page, state = [], {u: False for u in units}
+    for i in range(repeats):
+        u = units[i % len(units)]
+        state[u] = not state[u]
+        at.toggle(key=f"q_float_{u}").set_value(state[u])
+        t0 = time.perf_counter()
+        at.run()
+        page.append(1000 * (time.perf_counter() - t0))
+        if at.exception:
+            raise RuntimeError(f"the page failed: {at.exception}")
+    out = {"toggle_revert_ms_median": round(statistics.median(lib), 2),
+           "toggle_revert_ms_p95": round(pct(lib, 0.95), 2),
+           "toggle_rerun_ms_median": round(statistics.median(page), 1),
+           "toggle_rerun_ms_p95": round(pct(page, 0.95), 1),
+           "toggle_setting": "digits/cnn W3A8 per channel, 360 test images", "toggle_moves": repeats,
+           "threads": torch.get_num_threads()}
+    emit(out)
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
@@ -137,11 +190,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (the app uses 1; 0 = torch's default)")
     ap.add_argument("--gpt-only", action="store_true", help="only part 5, the Quantization page on the GPT")
+    ap.add_argument("--toggle-only", action="store_true", help="only part 6, a float switch of the drop debugger")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.gpt_only:
         gpt_part(max(4, args.repeats // 4))
+        return
+    if args.toggle_only:
+        toggle_part(args.repeats)
         return
 
     int8, w4, low = {}, {}, {f"{k}_{b}bit_acc": {} for k in ("ptq", "qat") for b in (2, 3)}
@@ -198,6 +255,7 @@ def main() -> None:
         "slider_with_figures_ms_p95": round(pct(full, 0.95), 1),
         "targets": {"int8_max_drop_pts": "<= 0.5", "w4_per_channel_drop_pts": "<= 2", "slider_ms_median": "<= 50"},
         **gpt_part(max(4, args.repeats // 4)),
+        **toggle_part(args.repeats),
     }
     print(json.dumps(summary), flush=True)
 

@@ -161,3 +161,13 @@ def test_mixed_precision_bits_are_each_layers_own():
         w = layers[name].weight.detach()
         assert max(torch.unique(row).numel() for row in w) <= levels, name
         assert torch.equal(layers[name].quantized_weight(), w), name
+
+
+def test_progress_callback_names_each_layer_then_ends(rounded):
+    ds, model, calib, config, _ = rounded
+    seen = []
+    adaround_model(model, config, calib, AdaRoundConfig(iterations=5), callback=seen.append)
+    names = [n for n, _ in quant_layers(quantize_model(model, config, calib))]
+    assert [r["layer"] for r in seen] == names + [""]
+    assert [r["index"] for r in seen] == list(range(len(names) + 1))
+    assert all(r["layers"] == len(names) for r in seen)

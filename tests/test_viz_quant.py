@@ -162,3 +162,20 @@ def test_grid_over_staircase_is_one_valid_chart_on_one_value_axis():
     assert notes["The mapping r → q → r̂"]["y"] == low_hi  # the lower panel's title, over it
     assert both["layout"]["title"]["text"].startswith("fc1")
 
+
+
+def test_error_split_groups_the_errors_and_stacks_the_parts():
+    import math
+
+    from compress_core.viz.recover import error_split_figure
+
+    rows = [{"layer": "fc1", "only_layer_sqnr_db": 20.0, "accumulated_sqnr_db": 20.0, "only_layer_rel_mse": 0.01,
+             "accumulated_rel_mse": 0.01, "clip_rel": 0.002, "round_rel": 0.008},
+            {"layer": "fc2", "only_layer_sqnr_db": math.inf, "accumulated_sqnr_db": 12.0, "only_layer_rel_mse": 0.0,
+             "accumulated_rel_mse": 0.06, "clip_rel": 0.0, "round_rel": 0.0}]
+    fig = error_split_figure(rows)
+    only, acc, clip, rnd = fig.data
+    assert list(only.text) == ["20.0", "exact"] and list(acc.y) == [20.0, 12.0]
+    assert only.offsetgroup != acc.offsetgroup  # side by side, not on top of each other
+    assert list(rnd.base) == list(clip.y)  # rounding stacked on clipping
+    assert list(error_split_figure(rows, "rel").data[0].y) == [0.01, None]  # no error: no bar on the log axis

@@ -35,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -156,7 +157,8 @@ class AdaRoundResult:
 
 
 def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_data: torch.Tensor,
-                   ada: AdaRoundConfig = AdaRoundConfig()) -> AdaRoundResult:
+                   ada: AdaRoundConfig = AdaRoundConfig(),
+                   callback: Callable[[dict], None] | None = None) -> AdaRoundResult:
     """``quantize_model(model, config, calibration_data)`` with every quantized weight AdaRounded on its grid
     (per channel or per tensor, the bits of ``config``, mixed precision included), layer after layer in forward
     order. The model is not changed; the result's layers are ``QuantLayer``s whose weights lie exactly on their
@@ -164,6 +166,9 @@ def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_
 
     Each layer's row of ``AdaRoundResult.layers`` holds the objective ``ada.inputs`` defines, for AdaRound's W̃ and
     for round-to-nearest's on the same inputs.
+
+    ``callback``, if given, is called before each layer with {"layer", "index" (0-based), "layers" (how many)},
+    and once more at the end with index = layers and layer "" (progress for a page; it may raise to stop the run).
 
     Raises ValueError (from ``quantize_model``) for invalid settings or data, and for a config that keeps the
     weights in float."""
@@ -175,7 +180,10 @@ def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_
     data = calibration_data.float()
     rows = capture_inputs(model, data, max_rows=ada.max_rows) if ada.inputs == "float" else None
     res = AdaRoundResult(qmodel)
-    for name, ql in quant_layers(qmodel):
+    todo = list(quant_layers(qmodel))
+    for i, (name, ql) in enumerate(todo):
+        if callback:
+            callback({"layer": name, "index": i, "layers": len(todo)})
         w = ql.weight.detach()
         nearest = fake_quantize(w, ql.weight_qparams)
         if rows is not None:
@@ -190,6 +198,8 @@ def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_
                            "flipped": float((w_ada != nearest).float().mean())})
         with torch.no_grad():
             ql.weight.copy_(w_ada)
+    if callback:
+        callback({"layer": "", "index": len(todo), "layers": len(todo)})
     return res
 
 

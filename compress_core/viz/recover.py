@@ -12,6 +12,7 @@ Usage::
     flipped_examples_figure(ds.x_test.numpy(), ds.kind, dbg.flips(), ds.class_names, x_all=ds.x_test.numpy(),
                             y_all=ds.y_test.numpy())
     budget_rates_figure(dict(res.settings), uniform=0.9)
+    error_split_figure(dbg.layers(), "db")   # a quantized variant: SQNR alone vs accumulated, clip/round stacked
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import COLORS, style, tile_mosaic
+from .common import COLORS, SEQ, style, tile_mosaic
 
-__all__ = ["budget_rates_figure", "changed_characters_html", "flip_label", "flipped_examples_figure",
-           "layer_drop_figure"]
+__all__ = ["PARTS", "budget_rates_figure", "changed_characters_html", "error_split_figure", "flip_label",
+           "flipped_examples_figure", "layer_drop_figure"]
 
 SQNR_CAP = 60.0  # dB drawn for a layer with no error at all (SQNR = ∞), labelled "no error"
 
@@ -196,3 +197,56 @@ def changed_characters_html(ch: dict, vocab, *, compressed: str = "compressed", 
     return (f'<div style="font-size:0.85rem;margin-bottom:0.3rem">{legend}</div>'
             '<pre style="white-space:pre-wrap;font-size:0.9rem;line-height:1.35;max-height:420px;overflow:auto;'
             f'border:1px solid #ddd;padding:0.6rem">{"".join(parts)}</pre>')
+
+
+# the weight error's parts (``recover.weight_error``) and the output activations' (``activation_error``), stacked
+PARTS = (("clip_rel", "weight clipping", "#d62728"), ("round_rel", "weight rounding", "#1f77b4"),
+         ("prune_rel", "pruning", "#7f7f7f"), ("other_rel", "other weight change", "#9467bd"),
+         ("act_clip_rel", "activation clipping", "#ff9896"), ("act_round_rel", "activation rounding", "#aec7e8"))
+CAP_DB = 80.0  # an exact layer (no error: SQNR = ∞) is drawn at this height and labelled "exact"
+
+
+def _db_capped(v: float) -> float:
+    return CAP_DB if math.isinf(v) and v > 0 else max(min(v, CAP_DB), -CAP_DB)
+
+
+def error_split_figure(rows: list[dict], scale: str = "db", title: str | None = None) -> go.Figure:
+    """The quantization view of ``layer_drop_figure``. Top: each layer's output error when only that layer is
+    compressed against the error accumulated up to it (every layer compressed): SQNR in dB (``scale="db"``, higher
+    is better) or relative MSE (``"rel"``, log axis, lower is better). Bottom: that layer's own error split into its
+    parts (``PARTS``: weight clipping and rounding, pruning, output activations' clipping and rounding), each
+    relative to the signal, stacked."""
+    if scale not in ("db", "rel"):
+        raise ValueError("The error scale is 'db' (SQNR) or 'rel' (relative MSE).")
+    names = [r["layer"] for r in rows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.55, 0.45])
+    for key, label, color in (("only_layer", "only this layer compressed", SEQ[1]),
+                              ("accumulated", "every layer compressed (accumulated)", "#555555")):
+        if scale == "db":
+            vals = [r[f"{key}_sqnr_db"] for r in rows]
+            y = [_db_capped(v) for v in vals]
+            text = ["exact" if math.isinf(v) and v > 0 else f"{v:.1f}" for v in vals]
+        else:
+            vals = [r[f"{key}_rel_mse"] for r in rows]
+            y = [v if v > 0 else None for v in vals]
+            text = ["exact" if v == 0 else f"{v:.2g}" for v in vals]
+        fig.add_trace(go.Bar(x=names, y=y, name=label, marker_color=color, text=text,
+                             textposition="outside" if len(rows) <= 8 else "none",  # a dozen pairs: hover instead
+                             cliponaxis=False, legendgroup="err", offsetgroup=key,
+                             hovertemplate="%{x}: %{text}<extra>" + label + "</extra>"), row=1, col=1)
+    base = [0.0] * len(rows)  # stacked by hand (``base``): the top panel's bars are grouped, and barmode is global
+    for key, label, color in PARTS:
+        vals = [float(r.get(key, 0.0)) for r in rows]
+        if not any(v > 0 for v in vals):
+            continue
+        fig.add_trace(go.Bar(x=names, y=vals, base=list(base), name=label, marker_color=color, offsetgroup="parts",
+                             legendgroup="parts",
+                             hovertemplate="%{x}: %{y:.3g} of the signal<extra>" + label + "</extra>"), row=2, col=1)
+        base = [b + v for b, v in zip(base, vals)]
+    fig.update_layout(barmode="group")
+    if scale == "db":
+        fig.update_yaxes(title_text="SQNR (dB), higher = better", row=1, col=1)
+    else:
+        fig.update_yaxes(title_text="relative MSE, lower = better", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="own error ÷ signal", row=2, col=1)
+    return style(fig, title, height=560, legend_below=-0.12)

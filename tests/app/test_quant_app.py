@@ -215,9 +215,12 @@ def test_the_grid_chart_is_built_once_per_result_layer_and_channel():
     assert (rkey, "fc2", 9) in uq._GRIDS.data
     again.select_slider(key="q_bits").set_value(4).run()
     assert not again.exception and len({k[0] for k in uq._GRIDS.data}) >= 2  # the new bit width: a new result
-    ptq, qat = (SimpleNamespace(calib=256, mode=m, epochs=2, lsq=False) for m in ("ptq", "qat"))
+    ptq, qat = (SimpleNamespace(calib=256, mode=m, epochs=2, lsq=False, fix="none", fixed=False)
+                for m in ("ptq", "qat"))
+    cle = SimpleNamespace(calib=256, mode="ptq", epochs=2, lsq=False, fix="cle_bc", fixed=True)
     cfg = uq.make_config(bits=8)
     assert uq.result_key(("k",), cfg, ptq) != uq.result_key(("k",), cfg, qat)  # QAT's result is another model
+    assert uq.result_key(("k",), cfg, ptq) != uq.result_key(("k",), cfg, cle)  # so is a fixed PTQ
     assert uq.result_key(("k",), cfg, ptq) != uq.result_key(("k",), uq.make_config(bits=4), ptq)
 
 

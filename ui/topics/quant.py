@@ -45,6 +45,8 @@ from compress_core.quant.report import (
     se_words,
     test_unit,
 )
+from compress_core.recover.adaround import adaround_model
+from compress_core.recover.equalize import correct_bias, equalize
 from compress_core.train import History, Metrics, TrainConfig, evaluate
 from compress_core.viz import common as viz_common
 from compress_core.viz import quant as viz_quant
@@ -66,6 +68,8 @@ MODES = {"ptq": "PTQ (post-training)", "qat": "QAT (fine-tune)"}
 SCHEMES = ["symmetric", "asymmetric"]
 GRANULARITIES = ["per tensor", "per channel"]
 PERCENTILES = [99.0, 99.9, 99.99, 99.999]
+FIXES = {"none": "None (round to nearest)", "cle_bc": "Cross-layer equalization + bias correction",
+         "adaround": "AdaRound"}
 GPT_CALIB = 64  # windows of 64 characters (4,096 rows a layer): a bit-width move re-quantizes and reports on them
 
 
@@ -86,6 +90,12 @@ class Choices:
     lsq: bool
     epochs: int  # QAT
     act_symmetric: bool = False
+    fix: str = "none"  # PTQ only: a post-training fix of ``FIXES``
+
+    @property
+    def fixed(self) -> bool:
+        """A post-training fix replaces plain rounding (PTQ only)."""
+        return self.mode == "ptq" and self.fix != "none"
 
     def config(self) -> QuantConfig:
         """Raises ValueError (plain words) when the choices do not make a valid quantizer."""
@@ -97,7 +107,7 @@ class Choices:
     def caption(self) -> str:
         return (f"{self.scheme} weights, {'symmetric' if self.act_symmetric else 'affine'} activations · "
                 f"{METHOD_LABELS[self.method]} calibration on {self.calib} examples · "
-                f"{MODES[self.mode]}")
+                f"{MODES[self.mode]}" + (f" with {FIXES[self.fix].lower()}" if self.fixed else ""))
 
 
 def controls(text: bool = False) -> Choices:
@@ -122,6 +132,13 @@ def controls(text: bool = False) -> Choices:
     mode = url_widget(c3.radio, "q_mode", "ptq", "Method", list(MODES), allowed=list(MODES), format_func=MODES.get,
                       horizontal=True, help="PTQ rounds a trained network. QAT fine-tunes with rounding in the loop "
                                             "(straight-through estimator).")
+    fix = url_widget(st.selectbox, "q_fix", "none", "Post-training fix (PTQ)", list(FIXES), allowed=list(FIXES),
+                     format_func=FIXES.get, disabled=mode != "ptq",
+                     help="Repair plain rounding without training. Cross-layer equalization rescales the channels of "
+                          "each ReLU pair so one grid fits them all, then bias correction removes the mean shift "
+                          "rounding causes (Nagel et al. 2019; milliseconds). AdaRound learns, layer by layer, "
+                          "whether each weight rounds up or down (Nagel et al. 2020; seconds, on the heavy-run "
+                          "pool). Classifiers only.")
     with st.expander("More settings: activation bits, calibration set, percentile, narrow range, QAT"):
         a1, a2, a3 = st.columns(3)
         act8 = url_widget(a1.toggle, "q_act8", True, "Keep activations at 8 bits", cast=to_bool,
@@ -149,7 +166,7 @@ def controls(text: bool = False) -> Choices:
                             help="Fine-tuning epochs for QAT, at half the baseline's learning rate.")
     return Choices(bits=int(bits), scheme=scheme, granularity=gran, method=method, target=target, mode=mode,
                    keep_act8=bool(act8), calib=int(calib), percentile=float(pct), narrow=bool(narrow), lsq=bool(lsq),
-                   epochs=int(epochs), act_symmetric=bool(act_sym))
+                   epochs=int(epochs), act_symmetric=bool(act_sym), fix=fix)
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,14 +243,76 @@ def qat(sel: Selection, cfg_json: str, calib_size: int, epochs: int, lsq: bool) 
 
 def quantized(sel: Selection, cfg: QuantConfig, ch: Choices) -> Quantized | None:
     """The PTQ or QAT result of ``cfg``; None if this session cancelled its QAT. Raises ValueError."""
+    if ch.fixed:
+        return fixed_ptq(sel, cfg.to_json(), ch.calib, ch.fix)
     if ch.mode != "qat":
         return ptq(sel, cfg.to_json(), ch.calib)
     return qat(sel, cfg.to_json(), ch.calib, ch.epochs, ch.lsq)
 
 
+_FIXED = Memo(32)
+FIX_ON_GPT = ("The post-training fixes are for the classifiers: cross-layer equalization rescales channels through a "
+              "ReLU (ReLU(x/s) = ReLU(x)/s), which the GPT's attention, GELU and LayerNorms do not allow, and "
+              "AdaRound here rounds the top-level Linear/Conv layers of an nn.Sequential classifier.")
+
+
+def fixed_ptq(sel: Selection, cfg_json: str, calib_size: int, fix: str) -> Quantized | None:
+    """PTQ repaired by ``fix``: "cle_bc" (``recover.equalize``: equalize the float model, quantize, correct the
+    biases; milliseconds, computed here) or "adaround" (``recover.adaround``; seconds, on the heavy-run pool with
+    progress and Cancel). Cached per setting; None if this session cancelled AdaRound. Raises ValueError (plain
+    words), e.g. on the GPT."""
+    if dataset(sel.dataset, sel.seed).kind == "text":
+        raise ValueError(FIX_ON_GPT)
+    if fix not in FIXES or fix == "none":
+        raise ValueError(f"No post-training fix {fix!r}: choose one of {', '.join(FIXES)}.")
+    cfg = QuantConfig.from_dict(json.loads(cfg_json))
+    if fix == "cle_bc":
+        def compute() -> Quantized:
+            b, ds, calib = _parts(sel, calib_size)
+            eq = equalize(b.model)
+            return _summarise(sel, correct_bias(quantize_model(eq, cfg, calib), eq, calib), ds, calib)
+
+        return _FIXED.get((sel, cfg_json, calib_size, fix), compute)
+    if not cfg.quantize_weights:
+        raise ValueError("AdaRound chooses how weights round: quantize the weights ('Weights' or 'Both').")
+
+    def compute_ada(report) -> Quantized:
+        b, ds, calib = _parts(sel, calib_size)
+        res = adaround_model(b.model, cfg, calib, callback=lambda r: report(
+            r["index"] / max(r["layers"], 1), f"layer {r['layer']} ({r['index'] + 1} of {r['layers']})"
+            if r["layer"] else "scoring the rounded model"))
+        return _summarise(sel, res.model, ds, calib)
+
+    return jobs.run(_FIXED, (sel, cfg_json, calib_size, fix), compute_ada, "AdaRound (learning how each weight "
+                    "rounds)", "q_cancel_adaround")
+
+
+def reference_model(sel: Selection, ch: Choices):
+    """The float model a quantized result is compared with layer by layer: the baseline, or, after cross-layer
+    equalization, the equalized baseline (the same function, its channels rescaled), cached."""
+    b = baseline_of(sel)
+    if ch.fixed and ch.fix == "cle_bc":
+        return _FIXED.get((sel, "equalized"), lambda: equalize(b.model))
+    return b.model
+
+
+def fix_gain(sel: Selection, res: Quantized, plain: Quantized, ch: Choices, n_test: int) -> None:
+    """The fix's gain against plain PTQ of the same setting, on the same test examples, with its standard error
+    and the honest-comparison verdict (``compare_accuracies``)."""
+    c = compare_accuracies([res.metrics.accuracy], [plain.metrics.accuracy], n_test)
+    f1, f2 = st.columns([1, 3])
+    f1.metric("Gain vs plain PTQ", f"{c.diff:+.2f} ± {c.se:.2f} pts",
+              help=f"{FIXES[ch.fix]}: {res.metrics.accuracy:.2%}; plain round-to-nearest PTQ of the same setting: "
+                   f"{plain.metrics.accuracy:.2%}, on the same test set. ± 1 standard error of the difference.")
+    f2.caption(f"**{FIXES[ch.fix]}** against round-to-nearest PTQ of the same setting on the same {n_test:,} test "
+               f"{test_unit(sel.dataset)}s: {c.words()}. "
+               + (f"Within noise: {noise_words(n_test, sel.dataset)}." if c.within_noise else ""))
+
+
 def result_key(sel: Selection, cfg: QuantConfig, ch: Choices) -> tuple:
     """What names ``quantized(sel, cfg, ch)``'s result: the arguments its cache is keyed on."""
-    return (sel, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ())
+    return (sel, cfg.to_json(), ch.calib) + ((ch.epochs, ch.lsq) if ch.mode == "qat" else ()) + \
+        ((ch.fix,) if ch.fixed else ())
 
 
 # A layer's values and its grid-over-staircase figure, per quantized result (and output channel): a bit-width
