@@ -14,12 +14,11 @@ from compress_core.quant import QuantConfig, quant_layers, suggest_bits
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
 from compress_core.viz import quant as viz_quant
-from compress_core.viz import recover as viz_recover
 from ui.loaders import baseline, dataset
 from ui.sidebar import lesson_switch, selection
 from ui.state import to_bool, url_widget, view_tabs
 from ui.topics import quant as ui_quant
-from ui.topics import recover as ui_recover
+from ui.topics import quant_recover as ui_quant_recover
 
 sel = selection()
 ds = dataset(sel.dataset, sel.seed)
@@ -155,99 +154,6 @@ def mixed_precision(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) ->
                "layer at a time on the validation set; together, on the test set, they need not add up exactly.")
 
 
-def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices) -> None:
-    """The drop debugger of the current quantized model: per-layer errors, float toggles, the flipped examples."""
-    try:
-        dbg = ui_recover.debugger(rkey, ui_quant.reference_model(sel, ch), res.model, ds)
-    except ValueError as e:
-        st.error(f"The drop debugger cannot read this model: {e}")
-        return
-    rows = dbg.layers()
-    scale = url_widget(st.radio, "q_dbg_scale", "SQNR (dB)", "Error measured as", ["SQNR (dB)", "relative MSE"],
-                       allowed=["SQNR (dB)", "relative MSE"], horizontal=True,
-                       help="SQNR = 10·log10(Σx² / Σ(x − x̂)²), higher is better; relative MSE = Σ(x − x̂)² / Σx² = "
-                            "10^(−SQNR/10), lower is better.")
-    st.plotly_chart(viz_recover.error_split_figure(rows, "db" if scale == "SQNR (dB)" else "rel",
-                                           title="Error at each layer's output: that layer alone vs all layers"),
-                    key="q_dbg_fig")
-    st.caption("**Top**: the error at each layer's output (after its ReLU, where one follows) when only that layer "
-               "is quantized "
-               "(every other layer float), next to the error accumulated up to it when every layer is quantized. "
-               "A layer whose own error is small but whose accumulated one is large inherits damage from below. "
-               "**Bottom**: that layer's own error, split: weight clipping (weights outside the grid's range) and "
-               "weight rounding (inside it), each ÷ Σw², and its output activations' clipping and rounding ÷ Σa². "
-               + ("After cross-layer equalization the float reference is the equalized float model (the same "
-                  "function, its channels rescaled). " if ch.fixed and ch.fix == "cle_bc" else "")
-               + ("Measured on the test split." if not text else
-                  f"Measured on the first {len(dbg.y):,} test windows; on the GPT the accuracy is next-character "
-                  "accuracy and the examples lost are characters. Its Linear layers quantize their inputs, not "
-                  "their outputs: that error is inside 'only this layer'."))
-    st.dataframe(ui_recover.layer_table(rows), hide_index=True, width="stretch")
-    st.markdown("**Keep a layer in float** — each switch puts that layer back to float (its weights and its "
-                "activation grid) and re-scores the model on the same test " + ("windows." if text else "examples."))
-    cols = st.columns(min(len(dbg.units), 6))
-    kept = tuple(u for i, u in enumerate(dbg.units)
-                 if url_widget(cols[i % len(cols)].toggle, f"q_float_{u}", False, u, cast=to_bool,
-                               help=f"Keep {u} in float32."))
-    r = ui_recover.revert(rkey, dbg, kept)
-    base = ui_recover.revert(rkey, dbg, ())
-    r1, r2, r3 = st.columns(3)
-    if text:
-        ui_recover.lm_revert_panel(rkey, dbg, ui_quant.reference_model(sel, ch), res.model, ds, (r1, r2, r3),
-                                   kept)
-        return
-    r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
-    r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",
-              delta_color="off")
-    r3.metric("With the kept layers in float", f"{r.accuracy:.2%}",
-              f"{100 * (r.accuracy - base.accuracy):+.2f} pts vs quantized" if kept else None,
-              help=f"{se(r.accuracy)}. Kept in float: {', '.join(kept) or 'none'}; {r.lost} test {unit}s lost "
-                   "against float (negative: gained).")
-    flipped = ui_recover.flips(rkey, dbg)
-    st.markdown(f"**{len(flipped)} test {unit}s change their prediction** between the float and the quantized model "
-                f"(of {dbg.n:,}).")
-    if not flipped:
-        return
-    st.plotly_chart(ui_recover.flips_figure(rkey, ds, flipped), key="q_flips_fig")
-    st.dataframe(ui_recover.flips_table(flipped, ds.class_names), hide_index=True, width="stretch",
-                 column_config={"quantized p(true)": st.column_config.NumberColumn(format="percent")})
-    st.caption(f"The first {min(len(flipped), ui_recover.FLIPS_SHOWN)} flipped {unit}s: true label, then the float "
-               "and the quantized prediction with its probability. The first divergent layer is the first whose "
-               "output, for this example, differs from the float model's by more than 10 % of its energy (SQNR "
-               "under 10 dB, every layer quantized); the largest jump is where that error grows most.")
-
-
-def accuracy_budget(cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
-    """The smallest mixed-precision / partly float model within an accuracy budget, on the heavy-run pool."""
-    if text:
-        st.info(ui_recover.BUDGET_ON_GPT, icon="ℹ️")
-        return
-    if ch.mode != "ptq":
-        st.info("The budget search starts from post-training quantization of the settings above; switch the method "
-                "to PTQ to run it.", icon="ℹ️")
-        return
-    if ch.fixed:
-        st.caption(f"The search starts from plain round-to-nearest PTQ of these settings, without "
-                   f"{ui_quant.FIXES[ch.fix].lower()}.")
-    pts = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1, cast=float,
-                     check=lambda v: 0.1 <= v <= 5.0,
-                     help="The search keeps the loss against float within this many points on the validation "
-                          "split.")
-    go = url_widget(st.toggle, "q_budget_run", False, "Run the search", cast=to_bool,
-                    help="Ranks the layers by the drop debugger, raises or un-quantizes the most harmful first, "
-                         "then lowers bits again while the budget holds (seconds; on the heavy-run pool).")
-    if not go:
-        st.caption("Measured on the validation split, reported on the test split. Turn on 'Run the search'.")
-        return
-    try:
-        res = ui_recover.budget(sel, cfg, ch.calib, pts)
-    except ValueError as e:
-        st.error(f"The budget search cannot run on these settings: {e}")
-        return
-    if res is None:
-        return
-    ui_recover.budget_panel(res, sm.kb, qr.describe(cfg), se, unit)
-
 @st.fragment
 def live_view():
     ch = ui_quant.controls(text)
@@ -291,8 +197,9 @@ def live_view():
              "Error per layer": lambda: errors(res, cfg, ch, sm),
              "Accuracy vs bits and size": lambda: curves(cfg, ch, sm, res),
              "Mixed precision": lambda: mixed_precision(cfg, ch, sm),
-             "Which layer broke it?": lambda: which_layer(ui_quant.result_key(sel, cfg, ch), res, ch),
-             "Meet an accuracy budget": lambda: accuracy_budget(cfg, ch, sm)}
+             "Which layer broke it?": lambda: ui_quant_recover.which_layer(ui_quant.result_key(sel, cfg, ch), res, ch,
+                                                                          sel, ds),
+             "Meet an accuracy budget": lambda: ui_quant_recover.accuracy_budget(sel, ds, cfg, ch, sm)}
     view_tabs("q_view", views)  # only the open tab runs
 
 

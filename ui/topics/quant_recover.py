@@ -1,4 +1,5 @@
-"""Streamlit glue for "which layer broke it?" and "meet an accuracy budget" on the Quantization page.
+"""The Quantization page's "Which layer broke it?" and "Meet an accuracy budget" tabs (``which_layer``,
+``accuracy_budget``), and the caches under them.
 
 The drop debugger (``compress_core.recover.DropDebugger``) of a quantized result is built once per result (its key,
 ``ui.topics.quant.result_key``) on the test split and shared between sessions; each set of layers put back to float
@@ -8,9 +9,9 @@ split, reported on the test split. Every cached object is frozen or read-only: n
 
 Usage::
 
-    dbg = ui_recover.debugger(rkey, b.model, res.model, ds)
-    r = ui_recover.revert(rkey, dbg, ("conv1",))          # Reverted: accuracy, change_pts, lost, bits
-    res = ui_recover.budget(sel, cfg, calib, 0.5)           # BudgetResult, or None while cancelled
+    dbg = ui_quant_recover.debugger(rkey, b.model, res.model, ds)
+    r = ui_quant_recover.revert(rkey, dbg, ("conv1",))          # Reverted: accuracy, change_pts, lost, bits
+    res = ui_quant_recover.budget(sel, cfg, calib, 0.5)           # BudgetResult, or None while cancelled
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.quant import QuantConfig
+from compress_core.quant import report as qr
+from compress_core.quant.report import QuantSummary
 from compress_core.recover import BudgetResult, DropDebugger, Reverted, quant_budget_search
 from compress_core.recover.text_flips import changed_characters
 from compress_core.viz import recover as viz_recover
@@ -27,6 +30,8 @@ from ui import jobs
 from ui.loaders import baseline_of, dataset
 from ui.memo import Memo
 from ui.sidebar import Selection
+from ui.state import to_bool, url_widget
+from ui.topics import quant as ui_quant
 
 GPT_WINDOWS = 128  # test windows the debugger keeps every layer's activations of, on the GPT
 FLIPS_SHOWN = 24
@@ -174,3 +179,103 @@ def budget_panel(res: BudgetResult, uniform_kb: float, uniform: str, se, unit: s
                   if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}(s), over the budget")
                + ". Sizes: weights at their bit width plus scales, zero points "
                "and biases; float32 for a layer kept in float.")
+
+
+def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices, sel: Selection, ds) -> None:
+    """The "Which layer broke it?" tab: the drop debugger of the current quantized model (``rkey``: its result key),
+    per-layer errors, keep-in-float switches and the flipped examples."""
+    text, unit = ds.kind == "text", qr.test_unit(sel.dataset)
+    try:
+        dbg = debugger(rkey, ui_quant.reference_model(sel, ch), res.model, ds)
+    except ValueError as e:
+        st.error(f"The drop debugger cannot read this model: {e}")
+        return
+    rows = dbg.layers()
+    scale = url_widget(st.radio, "q_dbg_scale", "SQNR (dB)", "Error measured as", ["SQNR (dB)", "relative MSE"],
+                       allowed=["SQNR (dB)", "relative MSE"], horizontal=True,
+                       help="SQNR = 10·log10(Σx² / Σ(x − x̂)²), higher is better; relative MSE = Σ(x − x̂)² / Σx² = "
+                            "10^(−SQNR/10), lower is better.")
+    st.plotly_chart(viz_recover.error_split_figure(rows, "db" if scale == "SQNR (dB)" else "rel",
+                                           title="Error at each layer's output: that layer alone vs all layers"),
+                    key="q_dbg_fig")
+    st.caption("**Top**: the error at each layer's output (after its ReLU, where one follows) when only that layer "
+               "is quantized "
+               "(every other layer float), next to the error accumulated up to it when every layer is quantized. "
+               "A layer whose own error is small but whose accumulated one is large inherits damage from below. "
+               "**Bottom**: that layer's own error, split: weight clipping (weights outside the grid's range) and "
+               "weight rounding (inside it), each ÷ Σw², and its output activations' clipping and rounding ÷ Σa². "
+               + ("After cross-layer equalization the float reference is the equalized float model (the same "
+                  "function, its channels rescaled). " if ch.fixed and ch.fix == "cle_bc" else "")
+               + ("Measured on the test split." if not text else
+                  f"Measured on the first {len(dbg.y):,} test windows; on the GPT the accuracy is next-character "
+                  "accuracy and the examples lost are characters. Its Linear layers quantize their inputs, not "
+                  "their outputs: that error is inside 'only this layer'."))
+    st.dataframe(layer_table(rows), hide_index=True, width="stretch")
+    st.markdown("**Keep a layer in float** — each switch puts that layer back to float (its weights and its "
+                "activation grid) and re-scores the model on the same test " + ("windows." if text else "examples."))
+    cols = st.columns(min(len(dbg.units), 6))
+    kept = tuple(u for i, u in enumerate(dbg.units)
+                 if url_widget(cols[i % len(cols)].toggle, f"q_float_{u}", False, u, cast=to_bool,
+                               help=f"Keep {u} in float32."))
+    r = revert(rkey, dbg, kept)
+    base = revert(rkey, dbg, ())
+    r1, r2, r3 = st.columns(3)
+    if text:
+        lm_revert_panel(rkey, dbg, ui_quant.reference_model(sel, ch), res.model, ds, (r1, r2, r3),
+                                   kept)
+        return
+    r1.metric("Float accuracy (test)", f"{dbg.float_accuracy:.2%}")
+    r2.metric("Quantized accuracy (test)", f"{base.accuracy:.2%}", f"{base.change_pts:+.2f} pts vs float",
+              delta_color="off")
+    r3.metric("With the kept layers in float", f"{r.accuracy:.2%}",
+              f"{100 * (r.accuracy - base.accuracy):+.2f} pts vs quantized" if kept else None,
+              help=f"{qr.se_words(r.accuracy, dbg.n, sel.dataset)}. Kept in float: {', '.join(kept) or 'none'}; "
+                   f"{r.lost} test {unit}s lost "
+                   "against float (negative: gained).")
+    flipped = flips(rkey, dbg)
+    st.markdown(f"**{len(flipped)} test {unit}s change their prediction** between the float and the quantized model "
+                f"(of {dbg.n:,}).")
+    if not flipped:
+        return
+    st.plotly_chart(flips_figure(rkey, ds, flipped), key="q_flips_fig")
+    st.dataframe(flips_table(flipped, ds.class_names), hide_index=True, width="stretch",
+                 column_config={"quantized p(true)": st.column_config.NumberColumn(format="percent")})
+    st.caption(f"The first {min(len(flipped), FLIPS_SHOWN)} flipped {unit}s: true label, then the float "
+               "and the quantized prediction with its probability. The first divergent layer is the first whose "
+               "output, for this example, differs from the float model's by more than 10 % of its energy (SQNR "
+               "under 10 dB, every layer quantized); the largest jump is where that error grows most.")
+
+
+def accuracy_budget(sel: Selection, ds, cfg: QuantConfig, ch: ui_quant.Choices, sm: QuantSummary) -> None:
+    """The "Meet an accuracy budget" tab: the smallest mixed-precision / partly float model within an accuracy
+    budget, on the heavy-run pool."""
+    text, unit, n_test = ds.kind == "text", qr.test_unit(sel.dataset), len(ds.y_test)
+    if text:
+        st.info(BUDGET_ON_GPT, icon="ℹ️")
+        return
+    if ch.mode != "ptq":
+        st.info("The budget search starts from post-training quantization of the settings above; switch the method "
+                "to PTQ to run it.", icon="ℹ️")
+        return
+    if ch.fixed:
+        st.caption(f"The search starts from plain round-to-nearest PTQ of these settings, without "
+                   f"{ui_quant.FIXES[ch.fix].lower()}.")
+    pts = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1, cast=float,
+                     check=lambda v: 0.1 <= v <= 5.0,
+                     help="The search keeps the loss against float within this many points on the validation "
+                          "split.")
+    go = url_widget(st.toggle, "q_budget_run", False, "Run the search", cast=to_bool,
+                    help="Ranks the layers by the drop debugger, raises or un-quantizes the most harmful first, "
+                         "then lowers bits again while the budget holds (seconds; on the heavy-run pool).")
+    if not go:
+        st.caption("Measured on the validation split, reported on the test split. Turn on 'Run the search'.")
+        return
+    try:
+        res = budget(sel, cfg, ch.calib, pts)
+    except ValueError as e:
+        st.error(f"The budget search cannot run on these settings: {e}")
+        return
+    if res is None:
+        return
+    budget_panel(res, sm.kb, qr.describe(cfg), lambda acc: qr.se_words(acc, n_test, sel.dataset),
+                 unit)
