@@ -152,64 +152,14 @@ def grid_view() -> None:
                         key="cmp_grid")
 
 
-def debugger_view() -> None:
-    """Which layer broke it: the drop debugger on one variant, with a revert toggle per compressed layer."""
-    st.markdown("Pick a variant: its compressed network is rebuilt and compared with the float baseline layer by "
-                "layer — the error each layer brings when only it is compressed, against the error accumulated up to "
-                "it — and any layer can be put back to float to see what it costs.")
-    pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
-                        key="cmp_dbg_of")
-    recipe = recipes[next(i for i, o in enumerate(outcomes) if o is results[pick])]
-    why = ui_compare_debug.refusal(recipe)
-    if why:
-        st.info(why)
-        return
-    if not url_widget(st.toggle, "cmp_dbg_on", False, "Run the drop debugger", cast=to_bool,
-                      help="Rebuilds the variant (cached) and runs both models layer by layer; shows progress."):
-        return
-    dbg = ui_compare_debug.debugger(recipe)
-    if dbg is not None:
-        ui_compare_debug.revert_panel(recipe, dbg, lm)
-
-
-def budget_view() -> None:
-    """The smallest model within an accuracy budget, searched from one variant (recover.budget)."""
-    st.markdown("Give a budget — the most accuracy points you accept to lose — and the search finds the smallest "
-                "model of a variant's kind within it: the most harmful layers (as the drop debugger ranks them) get "
-                "more bits, go back to float or are pruned less, on the validation split; the test split judges.")
-    pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
-                        key="cmp_budget_of")
-    recipe = recipes[next(i for i, o in enumerate(outcomes) if o is results[pick])]
-    start = ui_compare_debug.budget_start(recipe)
-    if isinstance(start, str):
-        st.info(start)
-        return
-    c1, c2 = st.columns(2)
-    pts = url_widget(c1.select_slider, "cmp_budget_pts", 1.0, "Budget (accuracy points)",
-                     options=ui_compare_debug.BUDGET_PTS, cast=float, allowed=ui_compare_debug.BUDGET_PTS,
-                     help="The most accuracy points the result may lose against float.")
-    margin = url_widget(c2.select_slider, "cmp_budget_margin", 0.0, "Safety margin (points)",
-                        options=ui_compare_debug.MARGIN_PTS, cast=float, allowed=ui_compare_debug.MARGIN_PTS,
-                        help="The search holds itself to budget − margin on the validation split.")
-    if margin > pts:
-        st.info("The safety margin must not exceed the budget.")
-        return
-    if not url_widget(st.toggle, "cmp_budget_on", False, "Search", cast=to_bool,
-                      help="Runs the search on the heavy-run pool (progress, Cancel); cached."):
-        return
-    res = ui_compare_debug.budget(recipe, pts, margin)
-    if res is not None:
-        ui_compare_debug.budget_report(recipe, res, lm)
-
-
 # ---- the results, a tab each: only the open one runs, so editing a variant redraws one view -------------------
 explored = list(st.session_state.get("cmp_explored", {}).values())
 views = {"Runs": lambda: runs_view(explored), "Latency and energy": lambda: cost_view(explored),
          "Per layer": lambda: ui_compare.layers_view(sel, results)}
 if ds.kind == "points":
     views["Decision boundaries"] = boundaries_view
-views["Which layer broke it?"] = debugger_view
-views["Accuracy budget"] = budget_view
+views["Which layer broke it?"] = lambda: ui_compare_debug.debugger_view(results, recipes, outcomes, lm)
+views["Accuracy budget"] = lambda: ui_compare_debug.budget_view(results, recipes, outcomes, lm)
 views["Sparsity × bit width"] = grid_view
 view_tabs("cmp_view", views)  # only the open tab runs
 

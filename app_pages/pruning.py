@@ -15,7 +15,6 @@ from compress_core.pruning.report import PUBLISHED_LAYER_SPARSITY, PruneReport, 
 from compress_core.viz import common as viz_common
 from compress_core.viz import lottery as viz_lottery
 from compress_core.viz import pruning as viz_pruning
-from compress_core.viz import recover as viz_recover
 from ui.explain import gap_words
 from ui.loaders import baseline, dataset
 from ui.sidebar import selection
@@ -169,59 +168,6 @@ def speed(s: PruneSettings, res: PruneOutcome, rep: PruneReport) -> None:
                        "pruning_mask.json", "application/json", key="pr_dl_mask")
 
 
-def which_layer(s: PruneSettings, res: PruneOutcome) -> None:
-    """Per layer, the error when only it is pruned against accumulated; toggles that put layers back to dense;
-    the flipped test examples, drawn as data."""
-    try:
-        d = ui_pruning_recover.debugger(b, ds, sel, s, res.model)
-    except ValueError as e:  # a model the debugger cannot read: say so, keep the page
-        st.error(f"The drop debugger cannot read this model: {e}")
-        return
-    if d is None:  # cancelled
-        return
-    st.plotly_chart(ui_pruning_recover.layer_figure(d), key="pr_drop")
-    ui_pruning_recover.explain_debugger(d)
-    ui_pruning_recover.layer_table(d)
-    st.markdown("**Keep these layers dense** — each toggle puts that layer's baseline weights back; the numbers "
-                "below are recomputed from the layer on (the activations before it are cached).")
-    chosen = ui_pruning_recover.dense_toggles(d)
-    ui_pruning_recover.revert_metrics(d, ui_pruning_recover.reverted(sel, s, d, chosen))
-    if text:
-        st.info("The library's flipped examples are for classifiers: the GPT predicts every next character. Here "
-                "instead: the held-out characters whose most likely next character changed.", icon="ℹ️")
-        ui_pruning_recover.changed_text(d, ds)
-        return
-    st.subheader(f"{len(d.flips)} test examples the pruning flipped")
-    if d.flips:
-        st.plotly_chart(ui_pruning_recover.flips_figure(d, ds), key="pr_flips")
-        ui_pruning_recover.flips_table(d, ds.class_names)
-        st.caption("Each flipped example with its true class, the dense and the pruned prediction with the "
-                   "probability each gives it, and the first layer whose activations for this example differ by "
-                   "more than 10 % of their energy (SQNR below 10 dB): where it starts to go wrong.")
-    else:
-        st.success("No test example changed its prediction: the pruned model agrees with the dense one everywhere.")
-
-
-def budget(s: PruneSettings) -> None:
-    """The per-layer rates that keep the loss within a budget, searched on validation, reported on test."""
-    st.markdown("Give an accuracy budget: the search finds per-layer pruning rates for the smallest model that "
-                "loses at most that many points — **measured on the validation split, reported on the test split**.")
-    points, step = ui_pruning_recover.budget_controls(text)
-    start = 0.5 if s.granularity == "nm" else s.sparsity
-    try:
-        res = ui_pruning_recover.budget_search(b, ds, sel, start, points, step)
-    except ValueError as e:  # impossible settings or a model the search cannot read: say so, keep the page
-        st.error(f"Cannot run the budget search: {e}")
-        return
-    if res is None:  # cancelled
-        return
-    ui_pruning_recover.budget_metrics(res, start)
-    ui_pruning_recover.budget_verdict(res)
-    st.plotly_chart(viz_recover.budget_rates_figure(dict(res.settings), start), key="pr_budget_rates")
-    ui_pruning_recover.explain_budget(res, text)
-    ui_pruning_recover.budget_steps(res)
-
-
 @st.fragment
 def live() -> None:
     st.header("Controls", anchor="controls")
@@ -244,8 +190,9 @@ def live() -> None:
                 f"({gap_words(rep.accuracy_delta_pts)} the baseline). Compare with this one.", icon="⚖️")
     views = {"Weights and mask": lambda: weights_and_mask(s, res), "Per layer": lambda: network_view(s, res),
              "Accuracy vs sparsity": lambda: curves(s, rep), "Which layers can take it?": lambda: sensitivity(s),
-             "Does it get faster?": lambda: speed(s, res, rep), "Which layer broke it?": lambda: which_layer(s, res),
-             "Meet an accuracy budget": lambda: budget(s)}
+             "Does it get faster?": lambda: speed(s, res, rep), "Which layer broke it?":
+                 lambda: ui_pruning_recover.which_layer_view(b, ds, sel, s, res.model),
+             "Meet an accuracy budget": lambda: ui_pruning_recover.budget_view(b, ds, sel, s)}
     view_tabs("pr_view", views)  # only the open tab runs
 
 

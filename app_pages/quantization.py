@@ -165,13 +165,7 @@ def live_view():
     except ValueError as e:
         st.error(f"These settings do not make a valid quantizer: {e} Change the bit width or turn off narrow range.")
         return
-    if ch.bits == 1:
-        st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
-                   "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
-    if text and ch.mode == "qat":
-        st.caption(ui_quant.QAT_ON_GPT)
-    if ch.method == "moving_average" and cfg.quantize_weights:
-        st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
+    ui_quant.setting_notes(cfg, ch, text)
     try:
         res = ui_quant.quantized(sel, cfg, ch)
     except ValueError as e:

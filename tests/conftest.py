@@ -83,3 +83,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, marker))
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(limit))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the recipe pipeline's final state (``experiments.run._State``: the float net, mask, quantized copy)
+    of the next runs."""
+    import importlib
+
+    run_module = importlib.import_module("compress_core.experiments.run")
+    seen = []
+    real = run_module._measure
+
+    def measure(recipe, base, ds, state, seconds):
+        seen.append(state)
+        return real(recipe, base, ds, state, seconds)
+
+    monkeypatch.setattr(run_module, "_measure", measure)
+    return seen

@@ -466,20 +466,6 @@ def digits():
     return load_dataset("digits"), get_baseline("digits", "mlp")
 
 
-@pytest.fixture
-def spy(monkeypatch):
-    """Records the pipeline's final state (``_State``: the float net, mask, quantized copy) of the next runs."""
-    seen = []
-    real = run_module._measure
-
-    def measure(recipe, base, ds, state, seconds):
-        seen.append(state)
-        return real(recipe, base, ds, state, seconds)
-
-    monkeypatch.setattr(run_module, "_measure", measure)
-    return seen
-
-
 def layout_bytes(shape: str, kept: int, bits: int) -> int:
     """Value + index bytes of the cheapest layout (dense, bitmask, CSR) of a ``rows×cols`` layer, counted directly."""
     rows, cols = (int(x) for x in shape.split("×"))

@@ -1,7 +1,6 @@
 """Knowledge distillation (Hinton et al. 2015): the loss against a hand transcription of the formula, the T² scaling
 of its gradient, α = 0 as plain fine-tuning bit for bit (library and recipes), pruned weights held at zero, the
 fake-quantized network trained after QAT, the recipe's JSON round trip and refusals, and the CLI."""
-import importlib
 import json
 import math
 import os
@@ -31,8 +30,6 @@ from compress_core.pruning import apply_mask, prune_to
 from compress_core.quant import quant_layers
 from compress_core.recover.distill import distill, distillation_loss, soft_target_loss
 from compress_core.train import TrainConfig, torch_threads, train
-
-run_module = importlib.import_module("compress_core.experiments.run")
 
 
 def transcribed_loss(z_s: np.ndarray, z_t: np.ndarray, y: np.ndarray, T: float, alpha: float) -> float:
@@ -131,19 +128,6 @@ def test_alpha_zero_is_plain_fine_tuning_bit_for_bit(pruned):
 def go(tmp_path_factory):
     runs = tmp_path_factory.mktemp("distill-runs")
     return lambda recipe: run(recipe, cache_dir=runs)
-
-
-@pytest.fixture
-def spy(monkeypatch):
-    seen = []
-    real = run_module._measure
-
-    def measure(recipe, base, ds, state, seconds):
-        seen.append(state)
-        return real(recipe, base, ds, state, seconds)
-
-    monkeypatch.setattr(run_module, "_measure", measure)
-    return seen
 
 
 PRUNE = Prune(sparsity=0.8, finetune_epochs=0)

@@ -180,10 +180,10 @@ def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_
     data = calibration_data.float()
     rows = capture_inputs(model, data, max_rows=ada.max_rows) if ada.inputs == "float" else None
     res = AdaRoundResult(qmodel)
-    todo = list(quant_layers(qmodel))
-    for i, (name, ql) in enumerate(todo):
+    layers = list(quant_layers(qmodel))
+    for i, (name, ql) in enumerate(layers):
         if callback:
-            callback({"layer": name, "index": i, "layers": len(todo)})
+            callback({"layer": name, "index": i, "layers": len(layers)})
         w = ql.weight.detach()
         nearest = fake_quantize(w, ql.weight_qparams)
         if rows is not None:
@@ -199,7 +199,7 @@ def adaround_model(model: torch.nn.Sequential, config: QuantConfig, calibration_
         with torch.no_grad():
             ql.weight.copy_(w_ada)
     if callback:
-        callback({"layer": "", "index": len(todo), "layers": len(todo)})
+        callback({"layer": "", "index": len(layers), "layers": len(layers)})
     return res
 
 

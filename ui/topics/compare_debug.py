@@ -26,6 +26,7 @@ from compress_core.recover.debugger import DropDebugger, Reverted
 from compress_core.viz import recover as viz_recover
 from ui import jobs
 from ui.memo import Memo
+from ui.state import to_bool, url_widget
 
 DEBUGGERS, REVERTS = Memo(4), Memo(256)
 MAX_EXAMPLES = 2000  # test examples a classifier's debugger keeps every layer's activations of
@@ -198,3 +199,56 @@ def budget_report(recipe: Recipe, res, lm: bool) -> None:
                + (" On the GPT the budget is in next-character accuracy points (a bits-per-character budget is not "
                   "implemented), and its standard error treats characters as independent, which overstates the "
                   "precision." if lm else ""))
+
+
+def _pick_variant(results: list, recipes: list[Recipe], outcomes: list, key: str) -> Recipe:
+    """A variant picked from the runs table (``results``), as its recipe (``outcomes[i]`` is ``recipes[i]``'s run)."""
+    pick = st.selectbox("Variant", range(len(results)), format_func=lambda i: f"{i + 1}. {results[i].title}",
+                        key=key)
+    return recipes[next(i for i, o in enumerate(outcomes) if o is results[pick])]
+
+
+def debugger_view(results: list, recipes: list[Recipe], outcomes: list, lm: bool) -> None:
+    """Which layer broke it: the drop debugger on one variant, with a revert toggle per compressed layer."""
+    st.markdown("Pick a variant: its compressed network is rebuilt and compared with the float baseline layer by "
+                "layer — the error each layer brings when only it is compressed, against the error accumulated up to "
+                "it — and any layer can be put back to float to see what it costs.")
+    recipe = _pick_variant(results, recipes, outcomes, "cmp_dbg_of")
+    why = refusal(recipe)
+    if why:
+        st.info(why)
+        return
+    if not url_widget(st.toggle, "cmp_dbg_on", False, "Run the drop debugger", cast=to_bool,
+                      help="Rebuilds the variant (cached) and runs both models layer by layer; shows progress."):
+        return
+    dbg = debugger(recipe)
+    if dbg is not None:
+        revert_panel(recipe, dbg, lm)
+
+
+def budget_view(results: list, recipes: list[Recipe], outcomes: list, lm: bool) -> None:
+    """The smallest model within an accuracy budget, searched from one variant (recover.budget)."""
+    st.markdown("Give a budget — the most accuracy points you accept to lose — and the search finds the smallest "
+                "model of a variant's kind within it: the most harmful layers (as the drop debugger ranks them) get "
+                "more bits, go back to float or are pruned less, on the validation split; the test split judges.")
+    recipe = _pick_variant(results, recipes, outcomes, "cmp_budget_of")
+    start = budget_start(recipe)
+    if isinstance(start, str):
+        st.info(start)
+        return
+    c1, c2 = st.columns(2)
+    pts = url_widget(c1.select_slider, "cmp_budget_pts", 1.0, "Budget (accuracy points)",
+                     options=BUDGET_PTS, cast=float, allowed=BUDGET_PTS,
+                     help="The most accuracy points the result may lose against float.")
+    margin = url_widget(c2.select_slider, "cmp_budget_margin", 0.0, "Safety margin (points)",
+                        options=MARGIN_PTS, cast=float, allowed=MARGIN_PTS,
+                        help="The search holds itself to budget − margin on the validation split.")
+    if margin > pts:
+        st.info("The safety margin must not exceed the budget.")
+        return
+    if not url_widget(st.toggle, "cmp_budget_on", False, "Search", cast=to_bool,
+                      help="Runs the search on the heavy-run pool (progress, Cancel); cached."):
+        return
+    res = budget(recipe, pts, margin)
+    if res is not None:
+        budget_report(recipe, res, lm)

@@ -63,10 +63,6 @@ SCHED = {"one-shot": "one-shot", "iterative": "iterative (prune â†’ fine-tune â†
          "gradual": "gradual, cubic (Zhu & Gupta)"}
 
 
-def _json(settings: PruneSettings) -> str:
-    return json.dumps(settings.to_dict(), sort_keys=True)
-
-
 def controls(seed: int, text: bool = False) -> PruneSettings:
     """Draw the criterion, granularity, scope, output rate, sparsity and schedule controls; return the settings.
     ``text``: the model is the GPT, whose structured choices are MLP neurons and attention heads."""
@@ -184,7 +180,7 @@ GRADUAL_MODES = {"none": (), "finetune": ("gradual",), "scratch": ("gradual", "g
 
 def outcome(baseline, ds, sel, settings: PruneSettings) -> PruneOutcome:
     """The pruned (and fine-tuned) model of ``settings``; a spinner only when it fine-tunes for the first time."""
-    key = (sel.key, _json(settings))
+    key = (sel.key, settings.to_json())
 
     def compute() -> PruneOutcome:
         model = baseline.model
@@ -216,7 +212,7 @@ def control(baseline, ds, sel, settings: PruneSettings):
 
 def report(baseline, sel, settings: PruneSettings, out: PruneOutcome) -> PruneReport:
     """Sizes and deltas of ``out`` (the outcome of ``settings``): deterministic, so cached beside it."""
-    return REPORTS.get((sel.key, _json(settings)),
+    return REPORTS.get((sel.key, settings.to_json()),
                        lambda: prune_report(baseline.model, out, settings, baseline.test_metrics))
 
 
@@ -239,7 +235,7 @@ def curves(baseline, ds, sel, settings: PruneSettings, epochs: int, modes: tuple
     def one(mode: str) -> list[dict]:
         scratch = mode == "gradual_scratch"
         calibration = calibration_for(baseline.model, ds, c)
-        return jobs.run(CURVES, (sel.key, _json(c), mode), lambda report: accuracy_curves(
+        return jobs.run(CURVES, (sel.key, c.to_json(), mode), lambda report: accuracy_curves(
             baseline.model, ds, CURVE_GRID, finetune=ft, seed=c.seed, modes=(mode,), progress=report,
             init_model=baseline.build(baseline.init_state) if scratch else None,
             scratch_train=sel.train if scratch else None, criterion=c.criterion, scope=c.scope,
@@ -254,7 +250,7 @@ def sensitivity(baseline, ds, sel, settings: PruneSettings) -> list[dict]:
     gran = "weight" if ds.kind == "text" else _swept(settings)  # a GPT head or neuron spans several layers
     crit = "magnitude" if settings.criterion == "activation" else settings.criterion  # (it ranks whole units)
     c = PruneSettings(criterion=crit, granularity=gran, seed=settings.seed)
-    return jobs.run(SENSITIVITY, (sel.key, _json(c)), lambda report: sparsity_sensitivity(
+    return jobs.run(SENSITIVITY, (sel.key, c.to_json()), lambda report: sparsity_sensitivity(
         baseline.model, ds, SENSITIVITY_GRID, criterion=c.criterion, granularity=c.granularity, seed=c.seed,
         progress=report), "Sensitivity scan", "pr_cancel_sensitivity") or []
 

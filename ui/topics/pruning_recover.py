@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import streamlit as st
 
+from compress_core.pruning import PruneSettings
 from compress_core.recover import BudgetResult, DropDebugger, Reverted, prune_budget_search
 from compress_core.recover.text_flips import changed_characters
 from compress_core.viz import recover as viz_recover
 from ui import jobs
 from ui.memo import Memo
+from ui.sidebar import Selection
 from ui.state import url_widget
-from ui.topics.pruning import _json
 
 TEXT_WINDOWS = 6  # held-out windows of the GPT whose changed characters are shown (6 × 64 characters)
 GPT_WINDOWS = 64  # held-out windows the GPT's debugger and budget search read (it keeps every layer's activations)
@@ -57,7 +58,7 @@ class Debugged:
 def debugger(baseline, ds, sel, settings, pruned_model) -> Debugged | None:
     """The drop debugger of the pruned model of ``settings`` against the baseline, on the test split, fully computed
     on the heavy-run pool; None if cancelled."""
-    key = (sel.key, _json(settings))
+    key = (sel.key, settings.to_json())
 
     def build(report) -> Debugged:
         report(0.05, "running both models")
@@ -82,7 +83,7 @@ def reverted(sel, settings, d: Debugged, layers: list[str]) -> Reverted:
     chosen = tuple(sorted(layers))
     if not chosen:
         return d.pruned
-    return REVERTS.get((sel.key, _json(settings), chosen), lambda: d.dbg.revert(chosen))
+    return REVERTS.get((sel.key, settings.to_json(), chosen), lambda: d.dbg.revert(chosen))
 
 
 def layer_table(d: Debugged) -> None:
@@ -267,3 +268,59 @@ def explain_budget(res: BudgetResult, text: bool) -> None:
                + (f" On the GPT: the first {GPT_WINDOWS} validation and test windows, the budget in next-character "
                   "accuracy points (bits per character is not a budget the library takes), and the standard "
                   "error treats characters as independent, which overstates the precision." if text else ""))
+
+
+def which_layer_view(b, ds, sel: Selection, s: PruneSettings, pruned) -> None:
+    """Per layer, the error when only it is pruned against accumulated; toggles that put layers back to dense;
+    the flipped test examples, drawn as data (the Pruning page's "Which layer broke it?" tab)."""
+    text = ds.kind == "text"
+    try:
+        d = debugger(b, ds, sel, s, pruned)
+    except ValueError as e:  # a model the debugger cannot read: say so, keep the page
+        st.error(f"The drop debugger cannot read this model: {e}")
+        return
+    if d is None:  # cancelled
+        return
+    st.plotly_chart(layer_figure(d), key="pr_drop")
+    explain_debugger(d)
+    layer_table(d)
+    st.markdown("**Keep these layers dense** — each toggle puts that layer's baseline weights back; the numbers "
+                "below are recomputed from the layer on (the activations before it are cached).")
+    chosen = dense_toggles(d)
+    revert_metrics(d, reverted(sel, s, d, chosen))
+    if text:
+        st.info("The library's flipped examples are for classifiers: the GPT predicts every next character. Here "
+                "instead: the held-out characters whose most likely next character changed.", icon="ℹ️")
+        changed_text(d, ds)
+        return
+    st.subheader(f"{len(d.flips)} test examples the pruning flipped")
+    if d.flips:
+        st.plotly_chart(flips_figure(d, ds), key="pr_flips")
+        flips_table(d, ds.class_names)
+        st.caption("Each flipped example with its true class, the dense and the pruned prediction with the "
+                   "probability each gives it, and the first layer whose activations for this example differ by "
+                   "more than 10 % of their energy (SQNR below 10 dB): where it starts to go wrong.")
+    else:
+        st.success("No test example changed its prediction: the pruned model agrees with the dense one everywhere.")
+
+
+def budget_view(b, ds, sel: Selection, s: PruneSettings) -> None:
+    """The per-layer rates that keep the loss within a budget, searched on validation, reported on test
+    (the Pruning page's "Meet an accuracy budget" tab)."""
+    text = ds.kind == "text"
+    st.markdown("Give an accuracy budget: the search finds per-layer pruning rates for the smallest model that "
+                "loses at most that many points — **measured on the validation split, reported on the test split**.")
+    points, step = budget_controls(text)
+    start = 0.5 if s.granularity == "nm" else s.sparsity
+    try:
+        res = budget_search(b, ds, sel, start, points, step)
+    except ValueError as e:  # impossible settings or a model the search cannot read: say so, keep the page
+        st.error(f"Cannot run the budget search: {e}")
+        return
+    if res is None:  # cancelled
+        return
+    budget_metrics(res, start)
+    budget_verdict(res)
+    st.plotly_chart(viz_recover.budget_rates_figure(dict(res.settings), start), key="pr_budget_rates")
+    explain_budget(res, text)
+    budget_steps(res)

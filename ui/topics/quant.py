@@ -683,3 +683,15 @@ def metrics_row(sm: QuantSummary, cfg: QuantConfig, ch: Choices, n_test: int, da
                f"{se(sm.accuracy)}; the change from float "
                + (f"is within the noise of this test set ({noise_words(n_test, dataset_name)})."
                   if vs.within_noise else f"({vs.diff:+.2f} ± {vs.se:.2f} points) is beyond 2 standard errors."))
+
+
+def setting_notes(cfg: QuantConfig, ch: Choices, text: bool) -> None:
+    """What the chosen settings mean where they surprise: 1-bit affine grids, QAT's cost on the GPT, moving-average
+    ranges for weights."""
+    if ch.bits == 1:
+        st.warning("1 bit leaves two levels, and the affine scheme must keep real 0 exact: the grid is {0, S} or "
+                   "{−S, 0}, so half the signs are lost. Binary networks use {−α, +α} instead, which is not affine.")
+    if text and ch.mode == "qat":
+        st.caption(QAT_ON_GPT)
+    if ch.method == "moving_average" and cfg.quantize_weights:
+        st.caption("Moving-average min-max needs a stream of batches: for weights (a single tensor) it is min-max.")
