@@ -65,8 +65,8 @@ def test_one_inference_is_timed_alike_and_reads_alike_on_the_lesson_and_compare(
 
 
 def test_the_language_model_reads_the_same_bits_per_character_on_every_page():
-    """The GPT's float score: the start page, the Language models page and Pruning at (almost) no sparsity show the
-    same bits per character and the same next-character accuracy."""
+    """The GPT's float score: the start page, the Language models page, Pruning at (almost) no sparsity and
+    Quantization's float column show the same bits per character and the same next-character accuracy."""
     gpt = {"dataset": "pydoc", "model": "gpt"}
     home = open_app(None, gpt)
     lmp = open_app("app_pages/language_models.py", gpt)
@@ -77,3 +77,5 @@ def test_the_language_model_reads_the_same_bits_per_character_on_every_page():
     assert round(acc["home"], 1) == acc["lm"]  # 62.87 % there, 62.9 % here: the same number at two precisions
     pruning = open_app("app_pages/pruning.py", {**gpt, "pr_sparsity": "0.0"})
     assert not pruning.exception and metrics(pruning)["Bits / char"] == bpc  # nothing pruned: the baseline itself
+    quant = open_app("app_pages/quantization.py", gpt)
+    assert not quant.exception and metrics(quant)["Float bits / char"] == bpc
