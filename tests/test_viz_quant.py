@@ -179,3 +179,5 @@ def test_error_split_groups_the_errors_and_stacks_the_parts():
     assert only.offsetgroup != acc.offsetgroup  # side by side, not on top of each other
     assert list(rnd.base) == list(clip.y)  # rounding stacked on clipping
     assert list(error_split_figure(rows, "rel").data[0].y) == [0.01, None]  # no error: no bar on the log axis
+    # the legend hangs from the figure's bottom edge, so long rotated layer names (block1.attn.proj) never run under it
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"

@@ -59,6 +59,7 @@ class Selection:
 
 
 CUSTOM = {"custom MLP": "mlp", "custom CNN": "cnn", "custom GPT": "gpt"}
+ARCH_LABEL = {"mlp": "Hidden widths", "cnn": "Conv stages", "gpt": "Blocks × width, heads"}
 ARCH_HELP = {
     "mlp": f"Hidden layer widths, first to last, e.g. 256-128-64: 1 to {MAX_HIDDEN_LAYERS} layers of {MIN_WIDTH} to "
            f"{MAX_WIDTH} units, at most {MAX_PARAMS:,} parameters in all (it trains in seconds).",
@@ -164,7 +165,7 @@ def render_sidebar() -> Selection:
                           "'custom' lets you size your own.")
         pick = st.session_state["model_pick"]
         if pick in CUSTOM:
-            st.text_input("Hidden widths" if CUSTOM[pick] == "mlp" else "Conv stages", key="arch",
+            st.text_input(ARCH_LABEL[CUSTOM[pick]], key="arch",
                           on_change=_model_changed, help=ARCH_HELP[CUSTOM[pick]])
         if st.session_state.get("arch_problem"):
             st.error(f"{st.session_state['arch_problem']} Still using {st.session_state['model']}.")

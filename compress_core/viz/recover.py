@@ -249,4 +249,8 @@ def error_split_figure(rows: list[dict], scale: str = "db", title: str | None = 
     else:
         fig.update_yaxes(title_text="relative MSE, lower = better", type="log", row=1, col=1)
     fig.update_yaxes(title_text="own error ÷ signal", row=2, col=1)
-    return style(fig, title, height=560, legend_below=-0.12)
+    fig = style(fig, title, height=560, legend_below=-0.12)
+    # the legend is placed from the figure's bottom edge, not the axes': the rotated names of a GPT's layers
+    # (block1.attn.proj) reach further below the axes than any fixed offset, and Plotly grows the margin for both
+    fig.plotly_relayout({"legend.yref": "container", "legend.y": 0, "legend.yanchor": "bottom"})
+    return fig

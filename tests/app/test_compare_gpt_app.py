@@ -79,6 +79,7 @@ def test_the_drop_debugger_on_a_classifier_variant_reverts_a_layer_live():
     assert "Which layer broke it? Error per layer" in chart_text(at.get("plotly_chart")[0])
     table = next(d.value for d in at.dataframe if "accumulated_sqnr_db" in d.value)
     assert list(table["layer"]) == ["fc1", "fc2", "fc3"] and table["compressed"].all()
+    assert table["only_change_pts"].notna().all()
     m = {x.label: x.value for x in at.metric}
     assert m["With 0 layer(s) reverted"] == m["The variant"]
     # putting every layer back gives the float model's score exactly
@@ -107,6 +108,7 @@ def test_the_drop_debugger_runs_on_a_gpt_variant():
     assert not at.exception and not at.error, [e.value for e in at.error]
     table = next(d.value for d in at.dataframe if "accumulated_sqnr_db" in d.value)
     assert "block1.mlp.fc2" in list(table["layer"])
+    assert "only_change_pts" not in table and table["only_bits"].notna().all()  # scored in bits/char, not accuracy
     at.toggle(key="cmp_dbg_rev_block1.mlp.fc2").set_value(True).run()
     assert not at.exception
     m = {x.label: x.value for x in at.metric}

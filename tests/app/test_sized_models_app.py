@@ -13,6 +13,7 @@ def test_a_link_with_a_sized_mlp_opens_it_and_the_sizes_field_shows_it():
     assert at.session_state["model"] == "mlp:64-32"
     assert at.sidebar.selectbox(key="model_pick").value == "custom MLP"
     assert at.sidebar.text_input(key="arch").value == "64-32"
+    assert at.sidebar.text_input(key="arch").label == "Hidden widths"
     assert any("Your MLP: 64 → 32 hidden units, 6,570 parameters" in c.value for c in at.sidebar.caption)
 
 
@@ -33,12 +34,20 @@ def test_custom_cnn_starts_from_its_own_sizes_and_is_not_offered_for_points():
     at = open_app(None, {"model": "mlp:64-32"})
     at.sidebar.selectbox(key="model_pick").set_value("custom CNN").run()
     assert at.session_state["model"] == "cnn:8k3-16k3" and not at.sidebar.error
+    assert at.sidebar.text_input(key="arch").label == "Conv stages"
     at.sidebar.text_input(key="arch").set_value("4k3-8k5-8k3-8k3").run()  # 4 poolings of an 8-pixel image
     assert any("at most 3" in e.value for e in at.sidebar.error)
     at.sidebar.selectbox(key="dataset").set_value("moons").run()
     assert not at.exception
     assert "custom CNN" not in at.sidebar.selectbox(key="model_pick").options
     assert at.session_state["model"] == "mlp"
+
+
+def test_a_sized_gpt_names_its_sizes_field_for_what_it_holds():
+    at = open_app(None, {"model": "gpt:1x32h2", "dataset": "pydoc"})
+    assert not at.exception and at.sidebar.selectbox(key="model_pick").value == "custom GPT"
+    box = at.sidebar.text_input(key="arch")
+    assert box.value == "1x32h2" and box.label == "Blocks × width, heads"  # not the CNN's "Conv stages"
 
 
 def test_a_hand_edited_impossible_model_in_a_link_falls_back():

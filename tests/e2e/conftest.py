@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -115,6 +116,28 @@ def wait_for_app(page: Page, timeout: float = LOAD_TIMEOUT) -> None:
     app = page.get_by_test_id("stApp")
     expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=timeout)
     expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout)
+
+
+def choose(page: Page, box: Locator, option: str, tries: int = 3) -> None:
+    """Pick ``option`` in the selectbox ``box`` (an stSelectbox or its .st-key-… container), then wait for the run.
+
+    The option's name is typed into the box, since the list draws only the options in view. A rerun that starts
+    just after the click closes the list it opened, so a list that shows no such option is closed and opened
+    again once the app has settled (up to ``tries`` times)."""
+    combobox = box.get_by_role("combobox")
+    for attempt in range(tries):
+        wait_for_app(page)
+        combobox.click()
+        combobox.fill(option)
+        target = page.get_by_role("option", name=option, exact=True)
+        try:
+            target.click(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+    wait_for_app(page)
 
 
 def open_page(page: Page, url: str, timeout: float = LOAD_TIMEOUT) -> None:

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from .conftest import (
     assert_no_exception,
     charts,
+    choose,
     expect_at_least,
     expect_url_param,
     open_page,
@@ -16,9 +17,7 @@ from .conftest import (
 
 
 def _add(page, preset: str) -> None:
-    box = page.get_by_test_id("stSelectbox").filter(has_text="Start a new variant from")
-    box.click()
-    page.get_by_role("option", name=preset, exact=True).click()
+    choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Start a new variant from"), preset)
     page.get_by_role("button", name="➕ Add variant").click()
     wait_for_app(page)
 

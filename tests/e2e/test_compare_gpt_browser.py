@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import assert_no_exception, charts, metric_value, open_page, open_tab, screenshot, wait_for_app
+from .conftest import assert_no_exception, charts, choose, metric_value, open_page, open_tab, screenshot, wait_for_app
 
 
 def test_compare_on_the_gpt_and_the_debugger_toggle(server_url, page):
@@ -50,10 +50,7 @@ def test_the_budget_search_on_a_classifier_variant(server_url, page):
     open_page(page, server_url + "/compare?dataset=digits&model=mlp&cmp_view=Accuracy+budget")
     expect(page.get_by_role("tab", name="Accuracy budget")).to_have_attribute("aria-selected", "true",
                                                                               timeout=120_000)
-    box = page.get_by_test_id("stSelectbox").filter(has_text=re.compile(r"^Variant"))
-    box.click()
-    page.get_by_role("option", name="2. int8", exact=True).click()
-    wait_for_app(page)
+    choose(page, page.get_by_test_id("stSelectbox").filter(has_text=re.compile(r"^Variant")), "2. int8")
     page.get_by_test_id("stCheckbox").filter(has_text="Search").click()
     wait_for_app(page)
     expect(metric_value(page, "Stored bytes")).to_be_visible(timeout=120_000)

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from .conftest import (
     assert_no_exception,
     charts,
+    choose,
     expect_at_least,
     expect_url_param,
     open_page,
@@ -21,9 +22,7 @@ GPT = "/language-models?dataset=pydoc&model=gpt"
 
 def _pick(page, key: str, option: str) -> None:
     """Choose ``option`` in the selectbox with widget key ``key``."""
-    page.locator(f".st-key-{key}").click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_for_app(page)
+    choose(page, page.locator(f".st-key-{key}"), option)
 
 
 def _radio(page, key: str, option: str, value: str, drawn: str) -> None:

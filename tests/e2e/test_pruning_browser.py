@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from .conftest import (
     assert_no_exception,
     charts,
+    choose,
     expect_url_param,
     metric_value,
     open_page,
@@ -84,9 +85,7 @@ def test_the_drag_view_follows_the_chosen_layer(server_url, page):
     reruns the page once, so the drag view's label and weights follow (it kept the old layer before)."""
     open_page(page, server_url + "/pruning?dataset=digits&model=mlp&pr_layer=fc1")
     expect(page.get_by_text("Follow the drag: fc1's weights")).to_be_visible(timeout=60_000)
-    page.locator(".st-key-pr_layer").get_by_role("combobox").click()
-    page.get_by_role("option", name="fc2").click()
-    wait_for_app(page)
+    choose(page, page.locator(".st-key-pr_layer"), "fc2")
     expect(page.get_by_text("Weights of fc2").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Follow the drag: fc2's weights")).to_be_visible(timeout=30_000)
     expect_url_param(page, "pr_layer", "fc2")
@@ -123,9 +122,7 @@ def test_the_gpt_loses_whole_heads_and_neurons(server_url, page):
     screenshot(page, "pruning_gpt_structured")
     page.get_by_role("tab", name="Does it get faster?").click()
     wait_for_app(page)
-    page.locator(".st-key-pr_batch").get_by_role("combobox").click(timeout=60_000)
-    page.get_by_role("option", name="64", exact=True).click(timeout=60_000)
-    wait_for_app(page)
+    choose(page, page.locator(".st-key-pr_batch"), "64")
     page.get_by_role("button", name="⏱ Measure latency").click(timeout=60_000)
     wait_for_app(page)
     timing = charts(page).filter(has_text="Measured forward time").first

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from .conftest import (
     assert_no_exception,
     charts,
+    choose,
     expect_at_least,
     expect_url_param,
     metric_value,
@@ -28,14 +29,9 @@ def test_quantization_page_controls_on_the_gpt(server_url, page):
     bpc8 = metric_value(page, "Quantized bits / char").inner_text()
     assert re.fullmatch(r"\d\.\d{3}", bpc8)
 
-    # a nested layer from the picker
-    wait_for_app(page)  # the first run's fragment settled: a rerun now would close the list just opened
-    box = page.locator(".st-key-q_layer").get_by_role("combobox")
-    box.click()
-    box.fill("block2.mlp.fc2")  # typed: the list draws only the options in view, and this is the last of 12
-    page.get_by_role("option", name="block2.mlp.fc2", exact=True).click()
+    # a nested layer from the picker: the last of 12, typed, as the list draws only the options in view
+    choose(page, page.locator(".st-key-q_layer"), "block2.mlp.fc2")
     expect_url_param(page, "q_layer", "block2.mlp.fc2")
-    wait_for_app(page)
     expect(charts(page).first).to_contain_text("block2.mlp.fc2 weights", timeout=60_000)
 
     # 8 -> 2 bits: the grid gets coarser and the GPT loses bits per character

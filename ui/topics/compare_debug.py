@@ -73,10 +73,11 @@ def score_words(r: Reverted, lm: bool) -> str:
     return f"{r.bits:.3f} bits/char" if lm else f"{r.accuracy:.2%}"
 
 
-def table(dbg: DropDebugger) -> pd.DataFrame:
-    """The per-layer rows a reader needs: what changed and how much error it brings alone and accumulated."""
+def table(dbg: DropDebugger, lm: bool) -> pd.DataFrame:
+    """The per-layer rows a reader needs: what changed and how much error it brings alone and accumulated. The GPT
+    has no accuracy change per layer (it is scored in bits per character), so that column is left out there."""
     cols = ["layer", "compressed", "weight_bits", "sparsity", "only_layer_sqnr_db", "accumulated_sqnr_db",
-            "only_output_sqnr_db", "only_change_pts", "only_bits", "clip_fraction"]
+            "only_output_sqnr_db", *([] if lm else ["only_change_pts"]), "only_bits", "clip_fraction"]
     rows = [{k: r.get(k) for k in cols} for r in dbg.layers()]
     return pd.DataFrame(rows)
 
@@ -89,7 +90,7 @@ def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
     every = revert(recipe, dbg, tuple(dbg.units))  # every layer float: the float model's own logits
     st.plotly_chart(viz_recover.layer_drop_figure(rows, language=lm, float_bits=every.bits), key="cmp_dbg_chart")
     num = st.column_config.NumberColumn
-    st.dataframe(table(dbg), hide_index=True, width="stretch", key="cmp_dbg_table", column_config={
+    st.dataframe(table(dbg, lm), hide_index=True, width="stretch", key="cmp_dbg_table", column_config={
         "only_layer_sqnr_db": num("only this layer: SQNR dB", format="%.1f"),
         "accumulated_sqnr_db": num("accumulated: SQNR dB", format="%.1f"),
         "only_output_sqnr_db": num("output SQNR dB (only this layer)", format="%.1f"),
