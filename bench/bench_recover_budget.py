@@ -19,13 +19,18 @@ split; the result is then scored on the test split, which the search never saw.
 - ``--count broken``: charge the budget with every validation example the float model gets right and a candidate
   gets wrong (gains not subtracted), instead of the net loss.
 
+- ``--gpt``: the same on the built-in GPT (pydoc·gpt), with budgets in **bits per character** (0.02 and 0.05 added to
+  the float model's, the mean over the validation windows, paired window by window; ``unit="bits"``), starting from
+  ``--bits`` (3 by default there) and, for pruning, 70 % per layer. The verdict pairs the test windows
+  (``stats.compare_bits``). No debugger timing (the Quantization page's bench has the GPT's).
+
 - The drop debugger's cost on the test split (seed 0, every layer at ``--bits``): building it, its per-layer
   table, its flipped examples, and one per-layer revert toggle (``revert_ms_median``), the call a page makes.
 
 Prints one JSON line per debugger timing and per run, and a last line with the summary.
 
 Usage: python bench/bench_recover_budget.py [--seeds 0 1 2] [--bits 2] [--target both] [--margin 0] [--count net]
-                                            [--threads 1]
+                                            [--threads 1] [--gpt]
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ from compress_core.recover.budget import uniform_quant_bytes  # noqa: E402
 
 PAIRS = (("digits", "cnn"), ("mnist1d", "cnn"))
 BUDGETS = (0.5, 1.0)
+GPT_PAIRS, GPT_BUDGETS = (("pydoc", "gpt"),), (0.02, 0.05)  # bits per character
 
 
 def emit(row: dict) -> None:
@@ -86,13 +92,13 @@ def debugger_timing(d: str, m: str, cfg: QuantConfig, repeats: int = 20) -> dict
 
 
 def budget_run(d: str, m: str, seed: int, budget: float, cfg: QuantConfig, *, sparsity: float = 0.95,
-               margin_pts: float = 0.0, count: str = "net") -> dict:
+               margin_pts: float = 0.0, count: str = "net", unit: str = "points") -> dict:
     """One (pair, seed, budget): the quantization search, the narrowest uniform width within the same budget, and
     the pruning search (starting at ``sparsity`` per layer); one flat dict of their figures (the bench's JSON
-    row). ``margin_pts`` is capped at the budget."""
+    row). ``margin_pts`` is capped at the budget; ``unit="bits"``: the budget is in bits per character."""
     b, ds = get_baseline(d, m, seed), load_dataset(d, seed)
     t0 = time.perf_counter()
-    how = dict(margin_pts=min(margin_pts, budget), count=count)
+    how = dict(margin_pts=min(margin_pts, budget), count=count, unit=unit)
     q = quant_budget_search(b.model, ds, cfg, budget, **how)
     t1 = time.perf_counter()
     u_bits, u_bytes = uniform_quant_bytes(b.model, ds, cfg, budget, **how)
@@ -109,7 +115,15 @@ def budget_run(d: str, m: str, seed: int, budget: float, cfg: QuantConfig, *, sp
             "prune_rates": dict(p.settings), "prune_bytes": p.bytes, "prune_ratio": p.ratio,
             "prune_val_lost": p.val_lost, "prune_test_lost": p.test_lost, "prune_met_val": p.met_val,
             "prune_met_test": p.met_test, "prune_outcome": p.test_comparison.outcome,
-            "prune_verdict": p.verdict(), "prune_s": round(t2 - t1, 2)}
+            "prune_verdict": p.verdict(), "prune_s": round(t2 - t1, 2),
+            **(added_bits(q, p) if unit == "bits" else {})}
+
+
+def added_bits(q, p) -> dict:
+    """A language model's bits per character: the float model's, and what each search's result adds to it."""
+    return {"float_val_bpc": q.float_val_bpc, "float_test_bpc": q.float_test_bpc,
+            "quant_val_added_bpc": q.val_bpc - q.float_val_bpc, "quant_test_added_bpc": q.test_bpc - q.float_test_bpc,
+            "prune_val_added_bpc": p.val_bpc - p.float_val_bpc, "prune_test_added_bpc": p.test_bpc - p.float_test_bpc}
 
 
 def main() -> None:
@@ -124,19 +138,23 @@ def main() -> None:
                     help="examples charged to the budget on validation: net of gains, or every one broken")
     ap.add_argument("--sparsity", type=float, default=0.95, help="the pruning search's starting rate")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the app uses 1; 0 = default)")
+    ap.add_argument("--gpt", action="store_true", help="the built-in GPT with budgets in bits per character")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = QuantConfig(target=args.target, weight_bits=args.bits, act_bits=args.act_bits)
-    timings = [debugger_timing(d, m, cfg) for d, m in PAIRS]
+    pairs, budgets, unit = (GPT_PAIRS, GPT_BUDGETS, "bits") if args.gpt else (PAIRS, BUDGETS, "points")
+    bits = 3 if args.gpt and args.bits == ap.get_default("bits") else args.bits
+    sparsity = 0.7 if args.gpt and args.sparsity == ap.get_default("sparsity") else args.sparsity
+    cfg = QuantConfig(target=args.target, weight_bits=bits, act_bits=args.act_bits)
+    timings = [] if args.gpt else [debugger_timing(d, m, cfg) for d, m in PAIRS]
     for t in timings:
         emit(dict(t, kind="debugger timing"))
     runs = []
-    for d, m in PAIRS:
+    for d, m in pairs:
         for seed in args.seeds:
-            for budget in BUDGETS:
-                row = budget_run(d, m, seed, budget, cfg, sparsity=args.sparsity, margin_pts=args.margin,
-                                 count=args.count)
+            for budget in budgets:
+                row = budget_run(d, m, seed, budget, cfg, sparsity=sparsity, margin_pts=args.margin,
+                                 count=args.count, unit=unit)
                 emit(row)
                 runs.append(row)
 
@@ -144,8 +162,8 @@ def main() -> None:
         return mean([float(r[key] == want) for r in rows])
 
     summary = {"config": cfg.to_dict(), "margin_pts": args.margin, "count": args.count, "seeds": args.seeds,
-               "threads": torch.get_num_threads()}
-    for budget in BUDGETS:
+               "threads": torch.get_num_threads(), "unit": unit, "prune_start": sparsity}
+    for budget in budgets:
         rows = [r for r in runs if r["budget_pts"] == budget]
         key = f"{budget:g}"
         summary[f"budget_met_fraction_{key}"] = frac(rows, "quant_met_test")
@@ -153,15 +171,20 @@ def main() -> None:
         summary[f"not_measurably_beyond_fraction_{key}"] = mean([float(r["quant_outcome"] != "worse") for r in rows])
         summary[f"budget_bytes_vs_uniform_{key}"] = mean([r["bytes_vs_uniform"] for r in rows])
         summary[f"bytes_vs_uniform_by_pair_{key}"] = {
-            f"{d}/{m}": mean([r["bytes_vs_uniform"] for r in rows if r["pair"] == f"{d}/{m}"]) for d, m in PAIRS}
+            f"{d}/{m}": mean([r["bytes_vs_uniform"] for r in rows if r["pair"] == f"{d}/{m}"]) for d, m in pairs}
         summary[f"prune_budget_met_fraction_{key}"] = frac(rows, "prune_met_test")
         summary[f"prune_val_met_fraction_{key}"] = frac(rows, "prune_met_val")
         summary[f"prune_not_measurably_beyond_fraction_{key}"] = mean(
             [float(r["prune_outcome"] != "worse") for r in rows])
         summary[f"prune_ratio_vs_float_{key}"] = mean([r["prune_ratio"] for r in rows])
+        if unit == "bits":
+            summary[f"quant_test_added_bpc_{key}"] = mean([r["quant_test_added_bpc"] for r in rows])
+            summary[f"prune_test_added_bpc_{key}"] = mean([r["prune_test_added_bpc"] for r in rows])
+            summary[f"quant_ratio_vs_float_{key}"] = mean([r["float_bytes"] / r["quant_bytes"] for r in rows])
     summary["budget_met_fraction"] = mean([float(r["quant_met_test"]) for r in runs])
     summary["budget_bytes_vs_uniform"] = mean([r["bytes_vs_uniform"] for r in runs])
-    summary["revert_ms_median"] = {t["pair"]: t["revert_ms_median"] for t in timings}
+    if timings:
+        summary["revert_ms_median"] = {t["pair"]: t["revert_ms_median"] for t in timings}
     summary["quant_search_s_median"] = round(statistics.median(r["quant_s"] for r in runs), 2)
     emit(summary)
 

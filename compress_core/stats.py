@@ -4,6 +4,7 @@ call one arm better than another (the lottery verdict, PTQ against QAT, the Comp
 An accuracy p measured on n test examples has standard error √(p(1 − p)/n) (one test image on digits' 360 is
 0.28 points). ``compare_accuracies`` calls a difference real only beyond two standard errors (and beyond the
 user's tolerance, and, with several seeds, when every seed agrees in sign); otherwise it is within the noise.
+``compare_bits`` applies the same rule to a language model's bits per character, paired window by window.
 
 Usage::
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from .data import get_spec
 
-__all__ = ["NOISE_SE", "Comparison", "accuracy_se", "compare_accuracies", "noise_words", "standard_error", "test_unit"]
+__all__ = ["NOISE_SE", "BitsComparison", "Comparison", "accuracy_se", "compare_accuracies", "compare_bits",
+           "noise_words", "standard_error", "test_unit"]
 
 
 NOISE_SE = 2.0  # a difference counts as real only beyond this many standard errors
@@ -157,3 +159,57 @@ def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int, tole
                       per_seed=tuple(float(x) for x in d), tolerance=float(tolerance), outcome=outcome, reason=reason)
 
 
+
+
+@dataclass(frozen=True)
+class BitsComparison:
+    """Bits per character ``a`` against ``b``, paired window by window on the same held-out text: the mean
+    difference a − b (positive: ``a`` is worse, since lower is better), its standard error over the windows and the
+    outcome of ``compare_bits``'s rule."""
+
+    a: float  # mean bits per character of the arm compared
+    b: float  # of the reference
+    diff: float  # mean over windows of aᵢ − bᵢ
+    se: float  # standard error of ``diff`` (the windows' own difficulty cancels in the pairing)
+    windows: int
+    tolerance: float  # bits per character
+    outcome: str  # "better" (a measurably below b), "worse", or "no difference"
+    reason: str  # why "no difference": "noise" (within 2 s.e.) or "tolerance"; else ""
+
+    @property
+    def real(self) -> bool:
+        return self.outcome != "no difference"
+
+    def words(self) -> str:
+        """E.g. "+0.012 ± 0.003 bits/char, 1 s.e.: no difference beyond your tolerance of 0.05 bits/char"."""
+        num = f"{self.diff:+.3f} ± {self.se:.3f} bits/char, 1 s.e.".replace("-", "−")
+        if self.outcome == "better":
+            return f"{num}: measurably better (fewer bits per character)"
+        if self.outcome == "worse":
+            return f"{num}: measurably worse"
+        if self.reason == "tolerance":
+            return f"{num}: no difference beyond your tolerance of {self.tolerance:g} bits/char"
+        return f"{num}: no measurable difference (within noise)"
+
+
+def compare_bits(a: Sequence[float], b: Sequence[float], tolerance: float = 0.0) -> BitsComparison:
+    """Is the per-window bits per character ``a`` really above or below ``b``, window i of ``a`` paired with window
+    i of ``b`` (the same text)? The same rule as ``compare_accuracies``: the mean difference d = mean(aᵢ − bᵢ) is
+    real when |d| > 2 standard errors of the mean paired difference, sd(aᵢ − bᵢ)/√n, and |d| > ``tolerance`` (bits
+    per character); then the outcome is "worse" (d > 0: more bits) or "better"."""
+    a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:
+        raise ValueError("Compare the same windows on both sides (at least two).")
+    if tolerance < 0:
+        raise ValueError("The tolerance is in bits per character, 0 or more.")
+    d = a_ - b_
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+    if abs(mean) <= NOISE_SE * se + _ROUNDING:
+        reason = "noise"
+    elif abs(mean) <= tolerance + _ROUNDING:
+        reason = "tolerance"
+    else:
+        reason = ""
+    outcome = "no difference" if reason else ("worse" if mean > 0 else "better")
+    return BitsComparison(a=float(a_.mean()), b=float(b_.mean()), diff=mean, se=se, windows=len(d),
+                          tolerance=float(tolerance), outcome=outcome, reason=reason)

@@ -180,6 +180,27 @@ def test_fake_quantize_per_channel_matches_torch_values_and_gradient():
             lambda t: fake_quantize(t, qp), x, g)
 
 
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_fake_quantize_without_gradient_is_the_same_arithmetic_and_leaves_its_input(axis):
+    """Evaluation and calibration take the no-gradient path (in place on one new tensor, no clipping mask): bit for
+    bit the values of the straight-through path and of torch's fake-quantize op, and the input is not touched."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 5, 40, generator=g) * 4
+    x[0, 0, :4] = torch.tensor([0.375, -0.375, 1e6, -1e6])  # ties and values far past both ends
+    lo, hi = observe_range(x, "minmax", axis=axis)
+    qp = compute_qparams(lo * 0.5, hi * 0.5, 4, axis=axis)  # half the range: a good share is clipped
+    if axis is None:
+        ref = torch.fake_quantize_per_tensor_affine(x, float(qp.scale), int(qp.zero_point), qp.qmin, qp.qmax)
+    else:
+        ref = torch.fake_quantize_per_channel_affine(x, qp.scale, qp.zero_point, axis, qp.qmin, qp.qmax)
+    before = x.clone()
+    with torch.no_grad():
+        fast = fake_quantize(x, qp)
+    ste = fake_quantize(x.clone().requires_grad_(), qp).detach()
+    assert torch.equal(fast, ste) and torch.equal(fast, ref)
+    assert torch.equal(x, before)
+
+
 def test_quantize_codes_match_torch_fake_quant_and_quantize_per_tensor():
     g = torch.Generator().manual_seed(5)
     x = torch.cat([torch.randn(5000, generator=g) * 2, _tie_values(0.0625, 40)])

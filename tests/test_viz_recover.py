@@ -67,6 +67,7 @@ def test_language_cost_is_bits_added_and_budget_bars():
     fig = viz_recover.budget_rates_figure({"fc1": 0.45, "fc2": 0.35}, 0.95)
     assert list(fig.data[0].y) == [0.45, 0.35] and list(fig.data[0].text) == ["45%", "35%"]
     assert fig.layout.shapes[0].y0 == 0.95
+    assert fig.data[1].name == "uniform start: 95%" and not fig.layout.annotations  # in the legend, not on a bar
     fig = viz_recover.budget_rates_figure({"fc1": 32, "fc2": 4}, 3, unit="bits")
     assert list(fig.data[0].text) == ["float", "4 bits"]
 

@@ -26,21 +26,25 @@ of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test sp
 honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
 measurably real and beyond the budget.
 
-Limits: budgets are in accuracy points (next-character accuracy for a language model); a bits-per-character
-budget is not implemented. ``quant_budget_search`` needs ``quant.quantize_model``, so classifiers only (a GPT is
-refused in words); ``prune_budget_search`` walks nested Linear layers too, so it runs on a GPT as well (its
+Units: a budget is in accuracy points (``unit="points"``; next-character accuracy for a language model, whose
 verdict's standard error then treats every character as independent, which overstates the precision: characters of
-one window are not).
+one window are not), or, for a language model, in **bits per character** (``unit="bits"``: "at most 0.05 bits per
+character more"). Then a candidate is charged the mean over the validation windows of its bits per character less
+the float model's on the same window, the layers are ranked by the bits they add alone, and the verdict on the test
+split pairs the windows (``stats.compare_bits``). Both searches walk nested Linear layers, so both run on the GPT.
 
 Usage::
 
     res = quant_budget_search(b.model, ds, QuantConfig(weight_bits=3), budget_pts=0.5)
     res.bytes, res.float_bytes, res.settings, res.val_lost, res.test_comparison.words()
     res = prune_budget_search(b.model, ds, sparsity=0.9, budget_pts=1.0)
+    res = quant_budget_search(gpt, text, QuantConfig(weight_bits=3), budget_pts=0.05, unit="bits")
+    res.val_bpc, res.test_bpc, res.float_test_bpc, res.verdict()      # "+0.041 ± 0.004 bits/char, 1 s.e.: …"
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Callable, Sequence
@@ -56,7 +60,8 @@ from ..pruning.masks import Mask, apply_mask, prune
 from ..quant.analysis import model_size
 from ..quant.model import QuantConfig, quantize_model
 from ..quant.primitives import MAX_BITS
-from ..stats import Comparison, compare_accuracies, standard_error
+from ..stats import BitsComparison, Comparison, compare_accuracies, compare_bits, standard_error
+from ..text import window_losses
 from ..train import evaluate
 from .debugger import DropDebugger, swapped
 
@@ -64,6 +69,8 @@ __all__ = ["BudgetResult", "FLOAT", "float_bytes", "prune_budget_search", "prune
            "rates_mask", "search_budget", "uniform_quant_bytes", "within_budget"]
 
 FLOAT = 32  # a layer's "bits" once it is back to float
+UNITS = ("points", "bits")  # accuracy points, or bits per character (a language model)
+RANK_WINDOWS = 128  # a language model's layers are ranked on its first validation windows (activations are kept)
 
 
 def within_budget(lost: int, n: int, budget_pts: float | Fraction) -> bool:
@@ -71,12 +78,15 @@ def within_budget(lost: int, n: int, budget_pts: float | Fraction) -> bool:
     return lost * 100 <= Fraction(str(budget_pts)) * n
 
 
-def search_budget(budget_pts: float, margin_pts: float) -> Fraction:
+def search_budget(budget_pts: float, margin_pts: float, unit: str = "points") -> Fraction:
     """The budget the search holds itself to on the validation split: the budget less the safety margin, exactly."""
-    if not 0 <= budget_pts <= 100:
-        raise ValueError("The accuracy budget is in points, between 0 and 100.")
+    if unit not in UNITS:
+        raise ValueError(f"A budget is in {' or '.join(UNITS)}; got {unit!r}.")
+    words, top = ("points", 100) if unit == "points" else ("bits per character", 8)
+    if not 0 <= budget_pts <= top:
+        raise ValueError(f"The budget is in {words}, between 0 and {top}.")
     if not 0 <= margin_pts <= budget_pts:
-        raise ValueError("The safety margin is in points, between 0 and the budget.")
+        raise ValueError(f"The safety margin is in {words}, between 0 and the budget.")
     return Fraction(str(budget_pts)) - Fraction(str(margin_pts))
 
 
@@ -114,17 +124,27 @@ class BudgetResult:
     float_val_acc: float
     float_test_acc: float
     steps: tuple[dict, ...]
-    test_comparison: Comparison
+    test_comparison: Comparison | BitsComparison
     model: nn.Module = field(repr=False, compare=False)
     margin_pts: float = 0.0  # the search held itself to budget − margin on the validation split
     count: str = "net"  # how it charged examples to the budget there: "net" or "broken"
+    unit: str = "points"  # the budget's unit: accuracy "points" or "bits" per character
+    # a language model's mean bits per character over the windows (None for a classifier)
+    val_bpc: float | None = None
+    test_bpc: float | None = None
+    float_val_bpc: float | None = None
+    float_test_bpc: float | None = None
 
     @property
     def met_val(self) -> bool:
+        if self.unit == "bits":
+            return self.val_bpc - self.float_val_bpc <= self.budget_pts + 1e-12
         return within_budget(self.val_lost, self.n_val, self.budget_pts)
 
     @property
     def met_test(self) -> bool:
+        if self.unit == "bits":
+            return self.test_bpc - self.float_test_bpc <= self.budget_pts + 1e-12
         return within_budget(self.test_lost, self.n_test, self.budget_pts)
 
     @property
@@ -138,6 +158,8 @@ class BudgetResult:
 
     def to_dict(self) -> dict:
         return dict(kind=self.kind, budget_pts=self.budget_pts, margin_pts=self.margin_pts, count=self.count,
+                    unit=self.unit, val_bpc=self.val_bpc, test_bpc=self.test_bpc, float_val_bpc=self.float_val_bpc,
+                    float_test_bpc=self.float_test_bpc,
                     settings=dict(self.settings), bytes=self.bytes,
                     float_bytes=self.float_bytes, ratio=self.ratio, val_acc=self.val_acc, val_se=self.val_se,
                     val_lost=self.val_lost, n_val=self.n_val, test_acc=self.test_acc, test_se=self.test_se,
@@ -175,39 +197,97 @@ class _Scorer:
         model.train(was)
         return ok
 
-    def __call__(self, model: nn.Module) -> tuple[int, int, int]:
-        """(charged, net lost, right) of ``model``."""
+    def __call__(self, model: nn.Module) -> dict:
+        """The measurement's row entries: charged (examples), val_lost (net examples lost), val_acc."""
         ok = self._correct(model)
         right = int(ok.sum())
         net = self.f_right - right
-        return (net if self.count == "net" else int((self.float_ok & ~ok).sum())), net, right
+        charged = net if self.count == "net" else int((self.float_ok & ~ok).sum())
+        return dict(val_acc=right / self.y.numel(), val_lost=net, charged=charged)
+
+    def met(self, charged: int, target: Fraction) -> bool:
+        return within_budget(charged, self.y.numel(), target)
+
+
+class _BitsScorer:
+    """Bits per character charged against the budget on a language model's validation windows: the mean over the
+    windows of the candidate's bits per character less the float model's on the same window (paired)."""
+
+    def __init__(self, float_model: nn.Module, dataset: Dataset):
+        self.dataset, self.n = dataset, dataset.y_val.numel()
+        self.float_w, self.f_right = self.windows(float_model)
+
+    def windows(self, model: nn.Module) -> tuple[torch.Tensor, int]:
+        losses, right = window_losses(model, self.dataset, "val")
+        return losses / math.log(2), right
+
+    def __call__(self, model: nn.Module) -> dict:
+        """charged (bits per character added, mean over the windows), val_lost (next characters lost), val_acc,
+        val_bpc."""
+        w, right = self.windows(model)
+        return dict(val_acc=right / self.n, val_lost=self.f_right - right, charged=float((w - self.float_w).mean()),
+                    val_bpc=float(w.mean()))
+
+    @staticmethod
+    def met(charged: float, target: Fraction) -> bool:
+        return charged <= float(target) + 1e-12
+
+
+def _scorer(model: nn.Module, dataset: Dataset, count: str, unit: str) -> _Scorer | _BitsScorer:
+    if unit == "bits":
+        if not is_language_model(model):
+            raise ValueError("A budget in bits per character is for the language model; a classifier's budget is "
+                             "in accuracy points.")
+        return _BitsScorer(model, dataset)
+    return _Scorer(model, dataset.x_val, dataset.y_val, count)
+
+
+def _ranking(model: nn.Module, compressed: nn.Module, dataset: Dataset, unit: str) -> list[str]:
+    """The drop debugger's ranking of ``compressed``'s layers on the validation split, most harmful first: by
+    examples lost alone, or (bits) by the bits per character each adds alone, on a language model's first
+    ``RANK_WINDOWS`` windows (the debugger keeps every layer's activations)."""
+    lm = is_language_model(model)
+    xv, yv = (dataset.x_val[:RANK_WINDOWS], dataset.y_val[:RANK_WINDOWS]) if lm else (dataset.x_val, dataset.y_val)
+    return DropDebugger(model, compressed, xv, yv).ranking(by="bits" if unit == "bits" else "lost")
 
 
 def _result(kind: str, budget: float, margin: float, count: str, model: nn.Module, float_model: nn.Module,
-            ds: Dataset, settings, nbytes: int, steps: list[dict]) -> BudgetResult:
+            ds: Dataset, settings, nbytes: int, steps: list[dict], unit: str = "points") -> BudgetResult:
     nv, nt = ds.y_val.numel(), ds.y_test.numel()
-    fv, ft = _right(float_model, ds.x_val, ds.y_val), _right(float_model, ds.x_test, ds.y_test)
-    rv, rt = _right(model, ds.x_val, ds.y_val), _right(model, ds.x_test, ds.y_test)
-    cmp = compare_accuracies([rt / nt], [ft / nt], nt, tolerance=budget)
+    bpc = {}
+    if unit == "bits":  # one pass per split and model gives both the bits per character and the characters right
+        (fvw, fv), (ftw, ft) = (window_losses(float_model, ds, s) for s in ("val", "test"))
+        (rvw, rv), (rtw, rt) = (window_losses(model, ds, s) for s in ("val", "test"))
+        fvw, ftw, rvw, rtw = (w / math.log(2) for w in (fvw, ftw, rvw, rtw))
+        cmp = compare_bits(rtw.numpy(), ftw.numpy(), tolerance=budget)
+        bpc = dict(val_bpc=float(rvw.mean()), test_bpc=float(rtw.mean()), float_val_bpc=float(fvw.mean()),
+                   float_test_bpc=float(ftw.mean()))
+    else:
+        fv, ft = _right(float_model, ds.x_val, ds.y_val), _right(float_model, ds.x_test, ds.y_test)
+        rv, rt = _right(model, ds.x_val, ds.y_val), _right(model, ds.x_test, ds.y_test)
+        cmp = compare_accuracies([rt / nt], [ft / nt], nt, tolerance=budget)
     return BudgetResult(kind=kind, budget_pts=float(budget), settings=tuple(settings), bytes=int(nbytes),
                         float_bytes=float_bytes(float_model), val_acc=rv / nv, val_se=standard_error(rv / nv, nv),
                         val_lost=fv - rv, n_val=nv, test_acc=rt / nt, test_se=standard_error(rt / nt, nt),
                         test_lost=ft - rt, n_test=nt, float_val_acc=fv / nv, float_test_acc=ft / nt,
-                        steps=tuple(steps), test_comparison=cmp, model=model, margin_pts=float(margin), count=count)
+                        steps=tuple(steps), test_comparison=cmp, model=model, margin_pts=float(margin), count=count,
+                        unit=unit, **bpc)
 
 
 # ---- quantization ----------------------------------------------------------------------------------------
 def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig = QuantConfig(weight_bits=4),
                         budget_pts: float = 0.5, *, raise_bits: Sequence[int] = (3, 4, 5, 6, 8),
                         margin_pts: float = 0.0, count: str = "net", calibration_data: torch.Tensor | None = None,
-                        callback: Callable[[dict], None] | None = None) -> BudgetResult:
+                        callback: Callable[[dict], None] | None = None, unit: str = "points") -> BudgetResult:
     """The smallest mixed-precision / partly float quantized ``model`` within ``budget_pts`` on the validation split.
 
     Args:
-        model: the float classifier (an ``nn.Sequential``); never changed.
+        model: the float model (a classifier, or the GPT, whose nested Linear layers are the ones searched); never
+            changed.
         dataset: its data set: the search measures on ``x_val``, the result is also scored on ``x_test``.
         config: the quantization every layer starts from (``weight_bits``; activations as configured).
-        budget_pts: the most accuracy points the result may lose against the float model.
+        budget_pts: the most accuracy points the result may lose against the float model (``unit="points"``), or the
+            most bits per character it may add (``unit="bits"``, a language model).
         raise_bits: weight bit widths a harmful layer may be raised to (those above ``config.weight_bits``),
             besides going back to float.
         margin_pts: a safety margin: the search holds itself to ``budget_pts − margin_pts`` on the validation
@@ -216,6 +296,7 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
             "broken" (examples the float model gets right that the candidate gets wrong; stricter).
         calibration_data: inputs for activation ranges (default: the first 256 training examples).
         callback: called with each step's dict as the search goes.
+        unit: "points" or "bits" (module docstring).
 
     1. Recover: each step takes the next layer of the debugger's ranking (computed once, on the fully quantized
        model) and measures every option for it: each higher bit width, and float. It keeps the cheapest option
@@ -229,15 +310,12 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
        recovery can overshoot (it raises the most harmful layer, however large, as far as it takes), so the result
        is never bigger than the best uniform width among ``raise_bits``, on the validation split.
     """
-    target = search_budget(budget_pts, margin_pts)
+    target = search_budget(budget_pts, margin_pts, unit)
     names = [nm for nm, _ in weighted_layers(model)]
-    if not names or any("." in nm for nm in names):
-        raise ValueError("The quantization budget search works on the MLPs and CNNs (their Linear/Conv layers are "
-                         "quantized as a whole); for the language model, use the pruning search.")
+    if not names:
+        raise ValueError("The model has no Linear or Conv layer to quantize.")
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    xv, yv = dataset.x_val, dataset.y_val
-    n = yv.numel()
-    score = _Scorer(model, xv, yv, count)
+    score = _scorer(model, dataset, count, unit)
     levels = sorted({config.weight_bits, *(b for b in raise_bits if config.weight_bits < b <= MAX_BITS)}) + [FLOAT]
     steps: list[dict] = []
 
@@ -245,11 +323,10 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
         cfg = replace(config, layer_bits=tuple((k, b) for k, b in setting.items()
                                                if b not in (FLOAT, config.weight_bits)))
         q = quantize_model(model, cfg, calib)
-        m = swapped(q, {k: copy.deepcopy(getattr(model, k)) for k, b in setting.items() if b == FLOAT})
-        charged, lost, right = score(m)
-        row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits), val_acc=right / n,
-                   val_lost=lost, charged=charged, bytes=model_size(m)["bits"] // 8,
-                   met=within_budget(charged, n, target))
+        m = swapped(q, {k: copy.deepcopy(model.get_submodule(k)) for k, b in setting.items() if b == FLOAT})
+        row = dict(action=action, layer=layer, value=setting.get(layer, config.weight_bits), **score(m),
+                   bytes=model_size(m)["bits"] // 8)
+        row["met"] = score.met(row["charged"], target)
         steps.append(row)
         if callback:
             callback(row)
@@ -257,7 +334,7 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
 
     setting = {nm: config.weight_bits for nm in names}
     row, current = measure("start", "", setting)
-    ranking = DropDebugger(model, current, xv, yv).ranking()
+    ranking = _ranking(model, current, dataset, unit)
     for layer in ranking:
         if row["met"]:
             break
@@ -291,27 +368,27 @@ def quant_budget_search(model: nn.Module, dataset: Dataset, config: QuantConfig 
         u_row, u_model = measure("uniform", "", u_setting)
         if u_row["met"]:
             if u_row["bytes"] < best[1]["bytes"]:
-                cand = shrink(u_setting, u_row, u_model, DropDebugger(model, u_model, xv, yv).ranking())
+                cand = shrink(u_setting, u_row, u_model, _ranking(model, u_model, dataset, unit))
                 best = min(best, cand, key=lambda c: c[1]["bytes"])
             break
     setting, row, current = best
     steps.append(dict(row, action="result"))
     settings = [(nm, setting[nm]) for nm in names]
     return _result("quantization", budget_pts, margin_pts, count, current, model, dataset, settings, row["bytes"],
-                   steps)
+                   steps, unit)
 
 
 def uniform_quant_bytes(model: nn.Module, dataset: Dataset, config: QuantConfig, budget_pts: float,
                         bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8), *, margin_pts: float = 0.0, count: str = "net",
-                        calibration_data: torch.Tensor | None = None) -> tuple[int | None, int]:
+                        calibration_data: torch.Tensor | None = None, unit: str = "points") -> tuple[int | None, int]:
     """(the fewest uniform weight bits within budget on the validation split, its bytes); (None, float bytes)
     when no width in ``bits`` meets it. The reference the search's mixed result is compared with."""
-    target = search_budget(budget_pts, margin_pts)
+    target = search_budget(budget_pts, margin_pts, unit)
     calib = calibration_data if calibration_data is not None else dataset.x_train[:256]
-    n, score = dataset.y_val.numel(), _Scorer(model, dataset.x_val, dataset.y_val, count)
+    score = _scorer(model, dataset, count, unit)
     for b in sorted(bits):
         q = quantize_model(model, replace(config, weight_bits=int(b), layer_bits=()), calib)
-        if within_budget(score(q)[0], n, target):
+        if score.met(score(q)["charged"], target):
             return int(b), model_size(q)["bits"] // 8
     return None, float_bytes(model)
 
@@ -344,29 +421,29 @@ def pruned_bytes(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> 
 
 def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.9, budget_pts: float = 0.5, *,
                         step: float = 0.1, max_rate: float = 0.99, margin_pts: float = 0.0, count: str = "net",
-                        callback: Callable[[dict], None] | None = None) -> BudgetResult:
+                        callback: Callable[[dict], None] | None = None, unit: str = "points") -> BudgetResult:
     """Per-layer magnitude-pruning rates: the smallest pruned ``model`` within ``budget_pts`` on the validation split.
 
     Args:
         model: the float network; never changed.
         dataset: measured on ``x_val``; the result is also scored on ``x_test``.
         sparsity: the starting rate of every layer.
-        budget_pts: the most accuracy points the result may lose against the float model.
+        budget_pts: the most accuracy points the result may lose against the float model, or (``unit="bits"``) the
+            most bits per character it may add.
         step: how much one step lowers (or raises) a layer's rate.
         max_rate: the highest rate a layer may be raised to.
-        margin_pts, count: a safety margin and how examples are charged, as in ``quant_budget_search``.
+        margin_pts, count, unit: a safety margin, how examples are charged and the budget's unit, as in
+            ``quant_budget_search``.
         callback: called with each step's dict.
 
     While over budget: the debugger ranks the layers of the current pruned model (examples lost when only that
     layer is pruned); the most harmful one with a rate above 0 loses ``step``. Once within budget: each layer in
     the reverse order of that ranking (least harmful first) gains ``step`` as long as the budget still holds.
     """
-    target = search_budget(budget_pts, margin_pts)
+    target = search_budget(budget_pts, margin_pts, unit)
     if not 0.0 <= sparsity <= 1.0 or not 0.0 < step <= 1.0:
         raise ValueError("The starting rate must be in [0, 1] and the step in (0, 1].")
-    xv, yv = dataset.x_val, dataset.y_val
-    n = yv.numel()
-    score = _Scorer(model, xv, yv, count)
+    score = _scorer(model, dataset, count, unit)
     names = [nm for nm, _ in weighted_layers(model)]
     rates = {nm: float(sparsity) for nm in names}
     steps: list[dict] = []
@@ -374,10 +451,9 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
     def measure(action: str, layer: str, rates_: dict) -> tuple[dict, Mask, nn.Module]:
         mask = rates_mask(model, rates_)
         net = apply_mask(model, mask)
-        charged, lost, right = score(net)
-        row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), val_acc=right / n,
-                   val_lost=lost, charged=charged, bytes=pruned_bytes(model, mask, dataset.input_shape),
-                   met=within_budget(charged, n, target), sparsity=mask.sparsity())
+        row = dict(action=action, layer=layer, value=rates_.get(layer, sparsity), **score(net),
+                   bytes=pruned_bytes(model, mask, dataset.input_shape), sparsity=mask.sparsity())
+        row["met"] = score.met(row["charged"], target)
         steps.append(row)
         if callback:
             callback(row)
@@ -385,7 +461,7 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
 
     row, mask, net = measure("start", "", rates)
     while not row["met"]:
-        order = [nm for nm in DropDebugger(model, net, xv, yv).ranking() if rates[nm] > 0]
+        order = [nm for nm in _ranking(model, net, dataset, unit) if rates[nm] > 0]
         if not order:
             order = [nm for nm in names if rates[nm] > 0]
         if not order:
@@ -393,7 +469,7 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
         layer = order[0]
         rates = {**rates, layer: round(max(0.0, rates[layer] - step), 6)}
         row, mask, net = measure("lower rate", layer, rates)
-    ranking = DropDebugger(model, net, xv, yv).ranking()
+    ranking = _ranking(model, net, dataset, unit)
     for layer in reversed(ranking + [nm for nm in names if nm not in ranking]):
         while rates[layer] + step <= max_rate + 1e-9:
             trial = {**rates, layer: round(rates[layer] + step, 6)}
@@ -401,5 +477,6 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
             if not t_row["met"] or t_row["bytes"] >= row["bytes"]:
                 break
             rates, row, net = trial, t_row, t_net
+    steps.append(dict(row, action="result"))  # the last row is the result's, as in ``quant_budget_search``
     settings = [(nm, rates[nm]) for nm in names]
-    return _result("pruning", budget_pts, margin_pts, count, net, model, dataset, settings, row["bytes"], steps)
+    return _result("pruning", budget_pts, margin_pts, count, net, model, dataset, settings, row["bytes"], steps, unit)

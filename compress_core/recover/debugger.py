@@ -356,11 +356,14 @@ class DropDebugger:
         self._layers = rows
         return [dict(r) for r in rows]
 
-    def ranking(self) -> list[str]:
+    def ranking(self, by: str = "lost") -> list[str]:
         """The compressed layers, most harmful first: by examples lost when only that layer is compressed, then by
-        the output's relative error it causes alone."""
+        the output's relative error it causes alone; or (``by="bits"``) by the mean cross-entropy in bits with only
+        that layer compressed (a language model's bits per character), then by that error."""
+        if by not in ("lost", "bits"):
+            raise ValueError(f"The layers are ranked by 'lost' or 'bits'; got {by!r}.")
         rows = [r for r in self.layers() if r["compressed"]]
-        rows.sort(key=lambda r: (-r["only_lost"], -r["only_output_rel_mse"]))
+        rows.sort(key=lambda r: (-r["only_lost"] if by == "lost" else -r["only_bits"], -r["only_output_rel_mse"]))
         return [r["layer"] for r in rows]
 
     # ---- flipped examples ----------------------------------------------------------------------------------

@@ -164,10 +164,11 @@ def budget_rates_figure(settings: dict[str, float], uniform: float | None = None
     fig = go.Figure(go.Bar(x=names, y=vals, marker=dict(color=COLORS["removed"] if rate else COLORS["quant"]),
                            text=[f"{v:.0%}" if rate else ("float" if v >= 32 else f"{v:g} bits") for v in vals],
                            textposition="outside", cliponaxis=False, name="chosen per layer"))
-    if uniform is not None:
-        fig.add_hline(y=uniform, line=dict(dash="dash", color=COLORS["baseline"]),
-                      annotation_text=f"uniform start: {uniform:.0%}" if rate else f"uniform start: {uniform:g} bits",
-                      annotation_position="top left")
+    if uniform is not None:  # named in the legend: a label on the line would sit on the first bar's own
+        line = dict(dash="dash", color=COLORS["baseline"])
+        fig.add_hline(y=uniform, line=line)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, hoverinfo="skip",
+                                 name=f"uniform start: {uniform:.0%}" if rate else f"uniform start: {uniform:g} bits"))
     if rate:
         fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title_text="weights removed")
     else:

@@ -136,9 +136,25 @@ def test_the_budget_search_from_a_quantized_classifier_variant():
 def test_the_budget_search_explains_which_variants_it_starts_from():
     at = open_app(PAGE, GPT)
     open_tab(at, "cmp_view", "Accuracy budget")
+    names = at.selectbox(key="cmp_budget_of").options
+    at.selectbox(key="cmp_budget_of").set_value(next(i for i, n in enumerate(names) if "fine-tune" in n)).run()
     assert not at.exception
-    assert any("The budget search starts from a variant of one one-shot magnitude pruning" in i.value
+    assert any("The budget search starts from a variant of one post-training Quantize step" in i.value
                for i in at.info)
+
+
+def test_the_gpt_budget_is_in_bits_per_character_from_a_quantized_variant():
+    at = open_app(PAGE, {**GPT, "cmp_budget_bits": "0.05"})
+    open_tab(at, "cmp_view", "Accuracy budget")
+    at.selectbox(key="cmp_budget_of").set_value(0).run()  # W4 weight-only
+    assert at.select_slider(key="cmp_budget_bits").label == "Budget (bits per character)"
+    at.toggle(key="cmp_budget_on").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    m = {x.label: x.value for x in at.metric}
+    assert float(m["Test bits / char"]) > 1 and float(m["Validation bits / char"]) > 1
+    settings = next(d.value for d in at.dataframe if "weight bits (32 = back to float)" in d.value)
+    assert "block1.mlp.fc2" in list(settings["layer"])
+    assert any("budget of 0.05 bits/char as tolerance" in md.value for md in at.markdown)
 
 
 def test_the_budget_search_prunes_the_gpt_per_layer():
@@ -146,14 +162,14 @@ def test_the_budget_search_prunes_the_gpt_per_layer():
     from ui.topics.compare import encode
 
     link = encode([{"name": "half", "steps": (Prune(sparsity=0.5, finetune_epochs=0),)}])
-    at = open_app(PAGE, {**GPT, "cmp": link, "cmp_budget_pts": "5.0"})
+    at = open_app(PAGE, {**GPT, "cmp": link, "cmp_budget_bits": "0.2"})
     open_tab(at, "cmp_view", "Accuracy budget")
     at.toggle(key="cmp_budget_on").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     settings = next(d.value for d in at.dataframe if "pruning rate" in d.value)
     assert "block1.mlp.fc" in list(settings["layer"])
-    assert "Test next-character accuracy" in {x.label for x in at.metric}
-    assert any("bits-per-character budget is not implemented" in c.value for c in at.caption)
+    assert "Test bits / char" in {x.label for x in at.metric}
+    assert any("by the bits per character each adds alone" in c.value for c in at.caption)
 
 
 def test_switching_from_the_gpt_to_a_classifier_removes_the_head_variant_in_words():

@@ -49,6 +49,26 @@ def test_budget_search_finishes_with_a_verdict():
     assert "validation" in " ".join(c.value for c in at.caption)
 
 
+def test_gpt_budget_is_in_bits_per_character_and_reads_what_the_library_finds():
+    from dataclasses import replace
+
+    from ui.topics.pruning_recover import GPT_WINDOWS
+
+    at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt", "pr_sparsity": "70.0", "pr_budget_step": "0.2",
+                         "pr_view": "Meet an accuracy budget", "pr_budget_bits": "0.1"})
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.select_slider(key="pr_budget_bits").label == "Budget: most bits per character to add"
+    ds, b = load_dataset("pydoc"), get_baseline("pydoc", "gpt")
+    n = GPT_WINDOWS
+    sub = replace(ds, x_val=ds.x_val[:n], y_val=ds.y_val[:n], x_test=ds.x_test[:n], y_test=ds.y_test[:n])
+    want = prune_budget_search(b.model, sub, sparsity=0.7, budget_pts=0.1, step=0.2, unit="bits")
+    verdict = [m.value for m in list(at.success) + list(at.error) if "On the test split" in m.value]
+    assert verdict and want.verdict() in verdict[0] and "bits/char" in verdict[0]
+    m = metrics(at)
+    assert m["Test bits / char (reported)"] == f"{want.test_bpc:.3f}"
+    assert m["Size found"] == f"{want.bytes / 1024:.1f} KB"
+
+
 def test_gpt_per_layer_view_draws_with_its_changed_characters():
     at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt", "pr_sparsity": "50.0",
                          "pr_view": "Which layer broke it?"})

@@ -135,5 +135,29 @@ def test_gpt_gets_the_layer_table_and_revert_and_plain_words_for_the_rest():
     assert any("next-character predictions change" in m.value for m in at.markdown)
     at.selectbox(key="q_fix").set_value("adaround").run()
     assert not at.exception and any("for the classifiers" in i.value for i in at.info)
-    open_tab(at, "q_view", BUDGET)
-    assert not at.exception and any("bits-per-character budget is not implemented" in i.value for i in at.info)
+
+
+
+def test_gpt_budget_in_bits_per_character_reads_what_the_library_finds():
+    """On the GPT the budget is in bits per character: the slider, the search on the pool, and a verdict and
+    metrics equal to ``quant_budget_search``'s own for the page's setting (W4A8, 32 calibration windows)."""
+    from compress_core.recover import quant_budget_search
+
+    at = open_app(PAGE, query={**GPT, "q_view": BUDGET})
+    assert not at.exception and not at.error
+    assert at.slider(key="q_budget_bits").label == "Bits per character you may add"
+    at.slider(key="q_budget_bits").set_value(0.08).run()
+    at.toggle(key="q_budget_run").set_value(True).run()
+    _wait(at, lambda a: any("Verdict on the test split" in s.value for s in list(a.success) + list(a.warning)),
+          "the GPT's budget search")
+    verdict = next(s.value for s in list(at.success) + list(at.warning) if "Verdict" in s.value)
+    assert at.query_params["q_budget_bits"] == "0.08"
+    ds = load_dataset("pydoc", seed=0)
+    b = get_baseline("pydoc", "gpt", seed=0, train_config=default_train_config("pydoc", "gpt"))
+    cfg = make_config(4, "both", symmetric=True, per_channel=True, method="minmax", keep_act8=True,
+                      narrow_range=False, percentile=99.99)
+    res = quant_budget_search(b.model, ds, cfg, 0.08, unit="bits", calibration_data=ds.x_train[:32])
+    assert f"(budget 0.08 bits/char): {res.verdict()}" in verdict
+    m = metrics(at)
+    assert m["Test bits / char"] == f"{res.test_bpc:.3f}" and m["Validation bits / char"] == f"{res.val_bpc:.3f}"
+    assert list(table_with(at, "weight bits")["layer"]) == [n for n, _ in res.settings]

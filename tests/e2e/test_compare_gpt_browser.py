@@ -4,7 +4,18 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import assert_no_exception, charts, choose, metric_value, open_page, open_tab, screenshot, wait_for_app
+from .conftest import (
+    assert_no_exception,
+    charts,
+    choose,
+    expect_url_param,
+    metric_value,
+    open_page,
+    open_tab,
+    screenshot,
+    slider,
+    wait_for_app,
+)
 
 
 def test_compare_on_the_gpt_and_the_debugger_toggle(server_url, page):
@@ -67,3 +78,21 @@ def test_the_grid_on_the_gpt_reads_bits_per_character(server_url, page):
     expect(heat.get_by_text("70%")).to_be_attached()  # the link's two sparsities and three widths, not the defaults
     expect(heat.get_by_text("95%")).to_have_count(0)
     screenshot(page, "compare_gpt_grid")
+
+
+def test_the_gpt_budget_in_bits_per_character(server_url, page):
+    """On the GPT the budget is in bits per character: a key press on its slider moves the link, and the search from
+    the W4 variant reads bits per character on validation and test."""
+    open_page(page, server_url + "/compare?dataset=pydoc&model=gpt%3A1x32h2&cmp_view=Accuracy+budget")
+    expect(page.get_by_role("tab", name="Accuracy budget")).to_have_attribute("aria-selected", "true",
+                                                                              timeout=120_000)
+    thumb = slider(page, "Budget (bits per character)")
+    thumb.focus()
+    thumb.press("ArrowRight")  # 0.05 → 0.1
+    wait_for_app(page)
+    expect_url_param(page, "cmp_budget_bits", "0.1")
+    page.get_by_test_id("stCheckbox").filter(has_text="Search").click()
+    wait_for_app(page)
+    expect(metric_value(page, "Test bits / char")).to_have_text(re.compile(r"^\d\.\d{3}$"), timeout=120_000)
+    expect(page.get_by_text("budget of 0.1 bits/char as tolerance").first).to_be_visible()
+    screenshot(page, "compare_gpt_budget")

@@ -1,5 +1,7 @@
 """The Pruning page's "Which layer broke it?" and "Meet an accuracy budget" views in Chromium (issue 26): the per-layer
 chart and the flipped digits draw, a keep-dense toggle changes the accuracy, the budget search ends in a verdict."""
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -7,9 +9,11 @@ from .conftest import (
     assert_no_exception,
     charts,
     expect_at_least,
+    expect_url_param,
     metric_value,
     open_page,
     screenshot,
+    slider,
     wait_for_app,
 )
 
@@ -59,3 +63,20 @@ def test_which_layer_on_the_gpt(server_url, page):
     expect(metric_value(page, "Bits / char, chosen layers dense")).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "pruning_which_layer_gpt")
+
+
+def test_the_gpt_budget_in_bits_per_character(server_url, page):
+    """On the GPT the budget slider is in bits per character: a key press moves it and the link, and the search
+    ends with bits per character against the baseline and the verdict."""
+    open_page(page, server_url + "/pruning?dataset=pydoc&model=gpt&pr_sparsity=70.0&pr_budget_step=0.2"
+                                 "&pr_view=Meet+an+accuracy+budget&pr_budget_bits=0.05", timeout=180_000)
+    expect(page.get_by_text("Per-layer rates the search chose").first).to_be_visible(timeout=120_000)
+    thumb = slider(page, "Budget: most bits per character to add")
+    thumb.focus()
+    thumb.press("ArrowRight")  # 0.05 → 0.1
+    wait_for_app(page)
+    expect_url_param(page, "pr_budget_bits", "0.1")
+    expect(page.get_by_text("the budget allows 0.1)").first).to_be_visible(timeout=120_000)
+    expect(metric_value(page, "Test bits / char (reported)")).to_have_text(re.compile(r"^\d\.\d{3}$"))
+    assert_no_exception(page)
+    screenshot(page, "pruning_budget_gpt")

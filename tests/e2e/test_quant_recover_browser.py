@@ -13,6 +13,7 @@ from .conftest import (
     open_page,
     open_tab,
     screenshot,
+    slider,
     wait_for_app,
 )
 
@@ -87,3 +88,24 @@ def test_gpt_layer_table_and_a_float_switch(server_url, page):
     expect(page.get_by_text("next-character predictions change").first).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "quantization_which_layer_gpt")
+
+
+def test_gpt_budget_in_bits_per_character(server_url, page):
+    """On the GPT the budget slider is in bits per character: a key press moves it (and the link), the search runs
+    on the pool and reads out bits per character against float, with the verdict."""
+    open_page(page, server_url + "/quantization?dataset=pydoc&model=gpt&q_calib=32&q_bits=4&q_budget_bits=0.05",
+              timeout=180_000)
+    open_tab(page, "Meet an accuracy budget")
+    thumb = slider(page, "Bits per character you may add")
+    thumb.focus()
+    thumb.press("ArrowRight")  # 0.05 → 0.06
+    wait_for_app(page)
+    expect_url_param(page, "q_budget_bits", "0.06")
+    page.locator(".st-key-q_budget_run label").first.click()
+    expect_url_param(page, "q_budget_run", "1")
+    expect(page.get_by_text("Verdict on the test split").first).to_be_visible(timeout=180_000)
+    wait_for_app(page)
+    expect(page.get_by_text("(budget 0.06 bits/char)").first).to_be_visible()
+    expect(metric_value(page, "Test bits / char")).to_have_text(re.compile(r"^\d\.\d{3}$"))
+    expect(metric_value(page, "Size")).to_have_text(re.compile(r"KB$"))
+    screenshot(page, "quantization_budget_gpt")

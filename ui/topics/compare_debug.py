@@ -121,29 +121,29 @@ def revert_panel(recipe: Recipe, dbg: DropDebugger, lm: bool) -> None:
 # ---- the accuracy budget --------------------------------------------------------------------------------------
 BUDGETS = Memo(16)
 BUDGET_PTS, MARGIN_PTS = [0.25, 0.5, 1.0, 2.0, 5.0], [0.0, 0.25, 0.5]
+BUDGET_BITS, MARGIN_BITS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5], [0.0, 0.005, 0.01, 0.02]  # the GPT: bits per character
 
 
 def budget_start(recipe: Recipe) -> tuple[str, object] | str:
     """Where the budget search starts for this variant: ("quantization", its Quantize step) for one post-training
-    quantization step on a classifier, ("pruning", its Prune step) for one one-shot magnitude prune (any model), or
-    the reason in plain words why the search does not apply."""
+    quantization step, ("pruning", its Prune step) for one one-shot magnitude prune, or the reason in plain words
+    why the search does not apply."""
     steps = recipe.steps
-    gpt = recipe.family() == "gpt"
-    if len(steps) == 1 and steps[0].kind == "quantize" and steps[0].mode == "ptq" and not gpt:
+    if len(steps) == 1 and steps[0].kind == "quantize" and steps[0].mode == "ptq":
         return "quantization", steps[0]
     if len(steps) == 1 and steps[0].kind == "prune":
         s = steps[0]
         if s.granularity == "weight" and s.criterion == "magnitude" and s.schedule == "one-shot" \
                 and s.finetune_epochs == 0:
             return "pruning", s
-    what = "one one-shot magnitude pruning step without fine-tuning (per-layer rates)"
-    if not gpt:
-        what = "one post-training Quantize step (mixed precision, layers back to float) or " + what
+    what = ("one post-training Quantize step (mixed precision, layers back to float) or one one-shot magnitude "
+            "pruning step without fine-tuning (per-layer rates)")
     return (f"The budget search starts from a variant of {what}: it then finds the smallest model of that kind "
             "within the budget. Add such a variant (e.g. a preset, edited) to search from it.")
 
 
 def _search(recipe: Recipe, budget_pts: float, margin_pts: float, report):
+    """The search from ``recipe``'s one step; on the GPT the budget and margin are in bits per character."""
     from compress_core.baselines import get_baseline
     from compress_core.recover.budget import prune_budget_search, quant_budget_search
 
@@ -158,16 +158,17 @@ def _search(recipe: Recipe, budget_pts: float, margin_pts: float, report):
         report(len(seen) / (len(seen) + 8), f"step {len(seen)}: {row.get('action', '')} {row.get('layer', '')}")
 
     report(0.0, "Ranking the layers")
+    unit = "bits" if recipe.family() == "gpt" else "points"
     if kind == "quantization":
         return quant_budget_search(base.model, ds, step.quant_config(), budget_pts, margin_pts=margin_pts,
-                                   calibration_data=ds.x_train[:step.calibration], callback=tick)
+                                   calibration_data=ds.x_train[:step.calibration], callback=tick, unit=unit)
     return prune_budget_search(base.model, ds, float(step.sparsity), budget_pts, margin_pts=margin_pts,
-                               callback=tick)
+                               callback=tick, unit=unit)
 
 
 def budget(recipe: Recipe, budget_pts: float, margin_pts: float):
-    """The smallest model within ``budget_pts`` accuracy points, searched from this variant on the heavy-run pool
-    (``recover.budget``); None while it computes elsewhere or once cancelled."""
+    """The smallest model within ``budget_pts`` accuracy points (bits per character on the GPT), searched from this
+    variant on the heavy-run pool (``recover.budget``); None while it computes elsewhere or once cancelled."""
     key = ("budget", recipe.hash(), float(budget_pts), float(margin_pts))
     return jobs.run(BUDGETS, key, lambda report: _search(recipe, budget_pts, margin_pts, report),
                     "Searching the smallest model within the budget", "cmp_budget_cancel")
@@ -176,17 +177,25 @@ def budget(recipe: Recipe, budget_pts: float, margin_pts: float):
 def budget_report(recipe: Recipe, res, lm: bool) -> None:
     """What the search found: size, accuracy on validation and test against the float model, the verdict, and the
     per-layer settings it chose (against the variant's uniform setting it started from)."""
-    unit = "next-character accuracy" if lm else "accuracy"
     c1, c2, c3 = st.columns(3)
     c1.metric("Stored bytes", f"{res.bytes:,}", f"{res.ratio:.1f}× smaller than float", delta_color="off")
-    c2.metric(f"Validation {unit}", f"{res.val_acc:.2%}", f"{100 * (res.val_acc - res.float_val_acc):+.2f} pts")
-    c3.metric(f"Test {unit}", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts")
     met = "met" if res.met_test else "not met"
     verdict = res.verdict().rstrip(".")
-    points = f"{res.budget_pts:g} point" + ("" if res.budget_pts == 1 else "s")
-    st.markdown(f"**On the test split** (never seen by the search), against the float model with the budget of "
-                f"{points} as tolerance: {verdict}. The budget counted in examples is {met} there "
-                f"({res.test_lost} lost of {res.n_test:,}).")
+    if lm:
+        c2.metric("Validation bits / char", f"{res.val_bpc:.3f}", f"{res.val_bpc - res.float_val_bpc:+.3f}",
+                  delta_color="inverse")
+        c3.metric("Test bits / char", f"{res.test_bpc:.3f}", f"{res.test_bpc - res.float_test_bpc:+.3f}",
+                  delta_color="inverse")
+        st.markdown(f"**On the test split** (never seen by the search), paired window by window with the float model "
+                    f"and the budget of {res.budget_pts:g} bits/char as tolerance: {verdict}. The budget is {met} "
+                    f"there ({res.test_bpc - res.float_test_bpc:+.3f} bits/char).")
+    else:
+        c2.metric("Validation accuracy", f"{res.val_acc:.2%}", f"{100 * (res.val_acc - res.float_val_acc):+.2f} pts")
+        c3.metric("Test accuracy", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts")
+        points = f"{res.budget_pts:g} point" + ("" if res.budget_pts == 1 else "s")
+        st.markdown(f"**On the test split** (never seen by the search), against the float model with the budget of "
+                    f"{points} as tolerance: {verdict}. The budget counted in examples is {met} there "
+                    f"({res.test_lost} lost of {res.n_test:,}).")
     _, step = budget_start(recipe)
     rate = res.kind != "quantization"
     start = float(step.sparsity) if rate else step.weight_bits
@@ -196,10 +205,8 @@ def budget_report(recipe: Recipe, res, lm: bool) -> None:
     st.dataframe(pd.DataFrame([{"layer": k, what: v} for k, v in res.settings]), hide_index=True,
                  key="cmp_budget_settings")
     st.caption(f"The search measured {len(res.steps)} candidates on the validation split ({res.n_val:,} "
-               f"{'characters' if lm else 'examples'}), most harmful layers first as the drop debugger ranks them."
-               + (" On the GPT the budget is in next-character accuracy points (a bits-per-character budget is not "
-                  "implemented), and its standard error treats characters as independent, which overstates the "
-                  "precision." if lm else ""))
+               f"{'characters' if lm else 'examples'}), most harmful layers first as the drop debugger ranks them"
+               + (" (by the bits per character each adds alone, on the first validation windows)." if lm else "."))
 
 
 def _pick_variant(results: list, recipes: list[Recipe], outcomes: list, key: str) -> Recipe:
@@ -229,7 +236,9 @@ def debugger_view(results: list, recipes: list[Recipe], outcomes: list, lm: bool
 
 def budget_view(results: list, recipes: list[Recipe], outcomes: list, lm: bool) -> None:
     """The smallest model within an accuracy budget, searched from one variant (recover.budget)."""
-    st.markdown("Give a budget — the most accuracy points you accept to lose — and the search finds the smallest "
+    st.markdown(("Give a budget — the most bits per character you accept to add" if lm else
+                 "Give a budget — the most accuracy points you accept to lose")
+                + " — and the search finds the smallest "
                 "model of a variant's kind within it: the most harmful layers (as the drop debugger ranks them) get "
                 "more bits, go back to float or are pruned less, on the validation split; the test split judges.")
     recipe = _pick_variant(results, recipes, outcomes, "cmp_budget_of")
@@ -238,12 +247,21 @@ def budget_view(results: list, recipes: list[Recipe], outcomes: list, lm: bool) 
         st.info(start)
         return
     c1, c2 = st.columns(2)
-    pts = url_widget(c1.select_slider, "cmp_budget_pts", 1.0, "Budget (accuracy points)",
-                     options=BUDGET_PTS, cast=float, allowed=BUDGET_PTS,
-                     help="The most accuracy points the result may lose against float.")
-    margin = url_widget(c2.select_slider, "cmp_budget_margin", 0.0, "Safety margin (points)",
-                        options=MARGIN_PTS, cast=float, allowed=MARGIN_PTS,
-                        help="The search holds itself to budget − margin on the validation split.")
+    if lm:
+        pts = url_widget(c1.select_slider, "cmp_budget_bits", 0.05, "Budget (bits per character)",
+                         options=BUDGET_BITS, cast=float, allowed=BUDGET_BITS,
+                         help="The most bits per character the result may add to float's, on average over the "
+                              "windows.")
+        margin = url_widget(c2.select_slider, "cmp_budget_margin_bits", 0.0, "Safety margin (bits per character)",
+                            options=MARGIN_BITS, cast=float, allowed=MARGIN_BITS,
+                            help="The search holds itself to budget − margin on the validation split.")
+    else:
+        pts = url_widget(c1.select_slider, "cmp_budget_pts", 1.0, "Budget (accuracy points)",
+                         options=BUDGET_PTS, cast=float, allowed=BUDGET_PTS,
+                         help="The most accuracy points the result may lose against float.")
+        margin = url_widget(c2.select_slider, "cmp_budget_margin", 0.0, "Safety margin (points)",
+                            options=MARGIN_PTS, cast=float, allowed=MARGIN_PTS,
+                            help="The search holds itself to budget − margin on the validation split.")
     if margin > pts:
         st.info("The safety margin must not exceed the budget.")
         return

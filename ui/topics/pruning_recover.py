@@ -26,6 +26,7 @@ from ui.state import url_widget
 TEXT_WINDOWS = 6  # held-out windows of the GPT whose changed characters are shown (6 × 64 characters)
 GPT_WINDOWS = 64  # held-out windows the GPT's debugger and budget search read (it keeps every layer's activations)
 BUDGETS_PTS = (0.25, 0.5, 1.0, 2.0, 5.0)
+BUDGETS_BITS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)  # the GPT's budget, bits per character
 STEPS = (0.05, 0.1, 0.2)
 DEBUGGERS, REVERTS, SEARCHES = Memo(8), Memo(256), Memo(16)
 
@@ -187,13 +188,16 @@ def explain_debugger(d: Debugged) -> None:
 # ---- Meet an accuracy budget ------------------------------------------------------------------------------------
 def budget_controls(text: bool) -> tuple[float, float]:
     c1, c2 = st.columns(2)
-    budget = url_widget(c1.select_slider, "pr_budget", 1.0,
-                        "Budget: most accuracy points to lose" + (" (next character)" if text else ""),
-                        BUDGETS_PTS, cast=float, allowed=BUDGETS_PTS, format_func=lambda v: f"{v:g} pts",
-                        help="The search keeps the result within this many points of the baseline on the "
-                             "validation split, counted exactly in examples."
-                             + (" The library's budget is in accuracy points; a bits-per-character budget is not "
-                                "implemented." if text else ""))
+    if text:
+        budget = url_widget(c1.select_slider, "pr_budget_bits", 0.05, "Budget: most bits per character to add",
+                            BUDGETS_BITS, cast=float, allowed=BUDGETS_BITS, format_func=lambda v: f"{v:g} bits",
+                            help="The search keeps the mean bits per character over the validation windows within "
+                                 "this much of the baseline's, window by window.")
+    else:
+        budget = url_widget(c1.select_slider, "pr_budget", 1.0, "Budget: most accuracy points to lose",
+                            BUDGETS_PTS, cast=float, allowed=BUDGETS_PTS, format_func=lambda v: f"{v:g} pts",
+                            help="The search keeps the result within this many points of the baseline on the "
+                                 "validation split, counted exactly in examples.")
     step = url_widget(c2.select_slider, "pr_budget_step", 0.1, "Rate step per move", STEPS, cast=float,
                       allowed=STEPS, format_func=lambda v: f"{v:.0%}",
                       help="How much one move of the search lowers or raises a layer's pruning rate.")
@@ -213,12 +217,13 @@ def budget_search(baseline, ds, sel, start: float, budget: float, step: float) -
 
         def step_done(row: dict) -> None:
             seen.append(row)
+            cost = f"{row['charged']:+.3f} bits/char" if _text(ds) else f"{row['val_lost']} lost"
             report(min(0.95, len(seen) / (names * 4)), f"move {len(seen)}: {row['action']} {row['layer']} "
-                   f"(validation: {row['val_lost']} lost)")
+                   f"(validation: {cost})")
 
         report(0.0, "pruning every layer at the start rate")
         return prune_budget_search(baseline.model, data, sparsity=start, budget_pts=budget, step=step,
-                                   callback=step_done)
+                                   callback=step_done, unit="bits" if _text(ds) else "points")
 
     return jobs.run(SEARCHES, key, search, "Budget search: per-layer rates", "pr_cancel_budget")
 
@@ -232,6 +237,18 @@ def budget_metrics(res: BudgetResult, start: float) -> None:
               help=f"Dense float32: {res.float_bytes / 1024:.1f} KB. Each layer stored in the smallest of dense, "
                    "bitmask and CSR.")
     state = "within" if first["met"] else "over"
+    if res.unit == "bits":
+        m2.metric(f"Uniform {start:.0%} (the start)", f"{first['bytes'] / 1024:.1f} KB",
+                  f"{state} budget: {first['charged']:+.3f} bits/char", delta_color="off", delta_arrow="off",
+                  help=f"Every layer at the start rate: {state} the budget on validation. The size found is "
+                       f"{res.bytes / first['bytes']:.2f}× its size.")
+        m3.metric("Validation bits / char (searched)", f"{res.val_bpc:.3f}",
+                  f"{res.val_bpc - res.float_val_bpc:+.3f}", delta_color="inverse",
+                  help=f"Baseline {res.float_val_bpc:.3f} on the same windows: the search meets the budget here.")
+        m4.metric("Test bits / char (reported)", f"{res.test_bpc:.3f}", f"{res.test_bpc - res.float_test_bpc:+.3f}",
+                  delta_color="inverse",
+                  help=f"Baseline {res.float_test_bpc:.3f} on the same windows; the search never saw these.")
+        return
     m2.metric(f"Uniform {start:.0%} (the start)", f"{first['bytes'] / 1024:.1f} KB",
               f"{state} budget: {first['val_lost']} lost", delta_color="off", delta_arrow="off",
               help=f"Every layer at the start rate: {state} the budget on validation ({first['val_lost']} of "
@@ -246,16 +263,22 @@ def budget_verdict(res: BudgetResult) -> None:
     """The honest-comparison rule on the test split, with the budget as tolerance, and the point estimate."""
     point = "within" if res.met_test else "beyond"
     words = res.verdict().rstrip(".") + "."
-    allowed = math.floor(res.budget_pts * res.n_test / 100)
-    text = (f"**On the test split:** {words} The point estimate alone is {point} the budget "
-            f"({res.test_lost} of {res.n_test:,} lost; the budget allows {allowed}).")
+    if res.unit == "bits":
+        detail = f"{res.test_bpc - res.float_test_bpc:+.3f} bits/char; the budget allows {res.budget_pts:g}"
+    else:
+        detail = (f"{res.test_lost} of {res.n_test:,} lost; the budget allows "
+                  f"{math.floor(res.budget_pts * res.n_test / 100)}")
+    text = f"**On the test split:** {words} The point estimate alone is {point} the budget ({detail})."
     (st.error if res.test_comparison.outcome == "worse" else st.success)(text, icon="⚖️")
 
 
 def budget_steps(res: BudgetResult) -> None:
     with st.expander(f"The search, move by move ({len(res.steps)} measurements on validation)"):
-        st.dataframe(pd.DataFrame(list(res.steps))[["action", "layer", "value", "val_lost", "bytes", "met",
-                                                    "sparsity"]], hide_index=True, width="stretch")
+        cost = ["charged", "val_bpc"] if res.unit == "bits" else ["val_lost"]
+        st.dataframe(pd.DataFrame(list(res.steps))[["action", "layer", "value", *cost, "bytes", "met", "sparsity"]],
+                     hide_index=True, width="stretch",
+                     column_config={"charged": st.column_config.NumberColumn("bits/char added", format="%+.3f"),
+                                    "val_bpc": st.column_config.NumberColumn("bits/char", format="%.3f")})
 
 
 def explain_budget(res: BudgetResult, text: bool) -> None:
@@ -265,9 +288,9 @@ def explain_budget(res: BudgetResult, text: bool) -> None:
                "the drop debugger ranks most harmful loses one step; once within, the least harmful layers gain "
                "steps while the budget holds. Magnitude pruning per layer, no fine-tuning, whatever the controls "
                "above say."
-               + (f" On the GPT: the first {GPT_WINDOWS} validation and test windows, the budget in next-character "
-                  "accuracy points (bits per character is not a budget the library takes), and the standard "
-                  "error treats characters as independent, which overstates the precision." if text else ""))
+               + (f" On the GPT: the first {GPT_WINDOWS} validation and test windows, the budget in bits per "
+                  "character added to the baseline's (mean over the windows, each window paired with the "
+                  "baseline's), the layers ranked by the bits each adds alone." if text else ""))
 
 
 def which_layer_view(b, ds, sel: Selection, s: PruneSettings, pruned) -> None:
@@ -308,8 +331,9 @@ def budget_view(b, ds, sel: Selection, s: PruneSettings) -> None:
     """The per-layer rates that keep the loss within a budget, searched on validation, reported on test
     (the Pruning page's "Meet an accuracy budget" tab)."""
     text = ds.kind == "text"
-    st.markdown("Give an accuracy budget: the search finds per-layer pruning rates for the smallest model that "
-                "loses at most that many points — **measured on the validation split, reported on the test split**.")
+    st.markdown("Give a budget: the search finds per-layer pruning rates for the smallest model that "
+                + ("adds at most that many bits per character" if text else "loses at most that many points")
+                + " — **measured on the validation split, reported on the test split**.")
     points, step = budget_controls(text)
     start = 0.5 if s.granularity == "nm" else s.sparsity
     try:

@@ -12,6 +12,7 @@ Usage::
     dbg = ui_quant_recover.debugger(rkey, b.model, res.model, ds)
     r = ui_quant_recover.revert(rkey, dbg, ("conv1",))          # Reverted: accuracy, change_pts, lost, bits
     res = ui_quant_recover.budget(sel, cfg, calib, 0.5)           # BudgetResult, or None while cancelled
+    res = ui_quant_recover.budget(sel, cfg, calib, 0.05, "bits")  # the GPT: at most 0.05 bits per character more
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from compress_core.models import weighted_layers
 from compress_core.quant import QuantConfig
 from compress_core.quant import report as qr
 from compress_core.quant.report import QuantSummary
@@ -103,37 +105,35 @@ def changed_text(rkey: tuple, float_model, qmodel, ds) -> dict:
 
 
 # ---- the accuracy budget ------------------------------------------------------------------------------------------
-def budget(sel: Selection, cfg: QuantConfig, calib_size: int, budget_pts: float) -> BudgetResult | None:
+def budget(sel: Selection, cfg: QuantConfig, calib_size: int, budget: float,
+           unit: str = "points") -> BudgetResult | None:
     """``quant_budget_search`` from the page's setting on the heavy-run pool (progress, Cancel), cached per setting;
-    None if this session cancelled it. Raises ValueError (e.g. on the GPT: the search is for classifiers)."""
+    None if this session cancelled it. ``budget`` is in accuracy points, or (``unit="bits"``, the GPT) in bits per
+    character. Raises ValueError (plain words)."""
     cfg_json = cfg.to_json()
 
     def compute(report) -> BudgetResult:
         b, ds = baseline_of(sel), dataset(sel.dataset, sel.seed)
-        n_layers = len(list(b.model.children()))
+        n_layers = sum(1 for _ in weighted_layers(b.model))
         done = []
 
         def cb(row: dict) -> None:
             done.append(row)
             what = f"{row['action']} {row['layer']} → {row['value']}".strip() if row["layer"] else row["action"]
-            report(min(0.95, len(done) / (4 * n_layers)),
-                   f"step {len(done)}: {what}, {row['val_lost']} validation examples lost, {row['bytes']:,} bytes")
+            cost = (f"{row['charged']:+.3f} bits/char" if unit == "bits"
+                    else f"{row['val_lost']} validation examples lost")
+            report(min(0.95, len(done) / (4 * n_layers)), f"step {len(done)}: {what}, {cost}, {row['bytes']:,} bytes")
 
-        return quant_budget_search(b.model, ds, QuantConfig.from_dict(json.loads(cfg_json)), budget_pts,
-                                   calibration_data=ds.x_train[:calib_size], callback=cb)
+        return quant_budget_search(b.model, ds, QuantConfig.from_dict(json.loads(cfg_json)), budget,
+                                   calibration_data=ds.x_train[:calib_size], callback=cb, unit=unit)
 
-    return jobs.run(_BUDGETS, (sel, cfg_json, calib_size, float(budget_pts)), compute,
+    return jobs.run(_BUDGETS, (sel, cfg_json, calib_size, float(budget), unit), compute,
                     "Accuracy-budget search", "q_cancel_budget")
 
 
 def budget_settings(res: BudgetResult) -> pd.DataFrame:
     """The result's per-layer weight bits, float written as such."""
     return pd.DataFrame([{"layer": n, "weight bits": "float" if v >= 32 else int(v)} for n, v in res.settings])
-
-
-BUDGET_ON_GPT = ("The accuracy-budget search works on the classifiers: it re-quantizes whole Linear/Conv layers at "
-                 "other bit widths through the quantizer the GPT's nested layers do not use, and its budgets are "
-                 "in accuracy points — a bits-per-character budget is not implemented in the library.")
 
 
 def lm_revert_panel(rkey: tuple, dbg: DropDebugger, float_model, qmodel, ds, cols, kept: tuple[str, ...]) -> None:
@@ -155,30 +155,49 @@ def lm_revert_panel(rkey: tuple, dbg: DropDebugger, float_model, qmodel, ds, col
     st.html(viz_recover.changed_characters_html(ch, list(ds.class_names), compressed="quantized"))
 
 def budget_panel(res: BudgetResult, uniform_kb: float, uniform: str, se, unit: str) -> None:
-    """The budget search's result: test accuracy, size against the uniform setting (``uniform``, ``uniform_kb``),
-    what the search measured on validation, the verdict on test by the honest-comparison rule, the per-layer bits.
-    ``se(acc)`` words a test accuracy's standard error; ``unit``: "image" or "example"."""
+    """The budget search's result: test accuracy (bits per character on the GPT), size against the uniform setting
+    (``uniform``, ``uniform_kb``), what the search measured on validation, the verdict on test by the
+    honest-comparison rule, the per-layer bits. ``se(acc)`` words a test accuracy's standard error; ``unit``:
+    "image", "example" or (the GPT) "character"."""
     uniform_bytes = uniform_kb * 1024
+    bits = res.unit == "bits"
     v1, v2, v3 = st.columns(3)
-    v1.metric("Test accuracy", f"{res.test_acc:.2%}", f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts vs float",
-              delta_color="off", help=f"{se(res.test_acc)}; float {res.float_test_acc:.2%}.")
+    if bits:
+        v1.metric("Test bits / char", f"{res.test_bpc:.3f}", f"{res.test_bpc - res.float_test_bpc:+.3f} vs float",
+                  delta_color="inverse", help=f"Float {res.float_test_bpc:.3f} on the same windows; lower is better.")
+    else:
+        v1.metric("Test accuracy", f"{res.test_acc:.2%}",
+                  f"{100 * (res.test_acc - res.float_test_acc):+.2f} pts vs float", delta_color="off",
+                  help=f"{se(res.test_acc)}; float {res.float_test_acc:.2%}.")
     v2.metric("Size", f"{res.bytes / 1024:.1f} KB", f"{res.bytes / uniform_bytes:.2f}× the uniform setting",
               delta_color="off",
               help=f"Uniform {uniform}: {uniform_kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
-    v3.metric("Validation", f"{res.val_acc:.2%}",
-              f"{abs(res.val_lost)} of {res.n_val} {'lost' if res.val_lost >= 0 else 'gained'} vs float",
-              delta_color="off", help=f"What the search measured, on the validation split: float "
-                                      f"{res.float_val_acc:.2%}.")
+    if bits:
+        v3.metric("Validation bits / char", f"{res.val_bpc:.3f}", f"{res.val_bpc - res.float_val_bpc:+.3f} vs float",
+                  delta_color="off", help=f"What the search measured, on the validation windows: float "
+                                          f"{res.float_val_bpc:.3f}.")
+    else:
+        v3.metric("Validation", f"{res.val_acc:.2%}",
+                  f"{abs(res.val_lost)} of {res.n_val} {'lost' if res.val_lost >= 0 else 'gained'} vs float",
+                  delta_color="off", help=f"What the search measured, on the validation split: float "
+                                          f"{res.float_val_acc:.2%}.")
+    words = "bits/char" if bits else "points"
     (st.success if res.test_comparison.outcome != "worse" else st.warning)(
-        f"**Verdict on the test split** (budget {res.budget_pts:g} points): {res.verdict()}.", icon="⚖️")
+        f"**Verdict on the test split** (budget {res.budget_pts:g} {words}): {res.verdict()}.", icon="⚖️")
     st.dataframe(budget_settings(res), hide_index=True)
-    st.caption(f"The search measured every candidate on the {res.n_val:,} validation {unit}s and stopped at the "
-               f"smallest within the budget; the result is reported on the {res.n_test:,} test {unit}s it never saw. "
+    start = res.steps[0]
+    over = (f"adds {start['charged']:+.3f} bits/char on validation, over the budget" if bits
+            else f"loses {start['val_lost']} validation {unit}(s), over the budget")
+    where = "validation windows" if bits else f"{res.n_val:,} validation {unit}s"
+    tested = (f"{res.test_comparison.windows:,} test windows it never saw, paired window by window with the float "
+              f"model" if bits else f"{res.n_test:,} test {unit}s it never saw")
+    st.caption(f"The search measured every candidate on the {where} and stopped at the smallest within the budget; "
+               f"the result is reported on the {tested}. "
                f"{len(res.steps)} candidates measured. The uniform setting above "
-               + ("already meets the budget on validation"
-                  if res.steps[0]["met"] else f"loses {res.steps[0]['val_lost']} validation {unit}(s), over the budget")
+               + ("already meets the budget on validation" if start["met"] else over)
                + ". Sizes: weights at their bit width plus scales, zero points "
-               "and biases; float32 for a layer kept in float.")
+               "and biases; float32 for a layer kept in float"
+               + (" and for the embeddings and LayerNorms." if bits else "."))
 
 
 def which_layer(rkey: tuple, res: ui_quant.Quantized, ch: ui_quant.Choices, sel: Selection, ds) -> None:
@@ -250,9 +269,6 @@ def accuracy_budget(sel: Selection, ds, cfg: QuantConfig, ch: ui_quant.Choices, 
     """The "Meet an accuracy budget" tab: the smallest mixed-precision / partly float model within an accuracy
     budget, on the heavy-run pool."""
     text, unit, n_test = ds.kind == "text", qr.test_unit(sel.dataset), len(ds.y_test)
-    if text:
-        st.info(BUDGET_ON_GPT, icon="ℹ️")
-        return
     if ch.mode != "ptq":
         st.info("The budget search starts from post-training quantization of the settings above; switch the method "
                 "to PTQ to run it.", icon="ℹ️")
@@ -260,10 +276,16 @@ def accuracy_budget(sel: Selection, ds, cfg: QuantConfig, ch: ui_quant.Choices, 
     if ch.fixed:
         st.caption(f"The search starts from plain round-to-nearest PTQ of these settings, without "
                    f"{ui_quant.FIXES[ch.fix].lower()}.")
-    pts = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1, cast=float,
-                     check=lambda v: 0.1 <= v <= 5.0,
-                     help="The search keeps the loss against float within this many points on the validation "
-                          "split.")
+    if text:
+        amount = url_widget(st.slider, "q_budget_bits", 0.05, "Bits per character you may add", 0.01, 0.5,
+                            step=0.01, cast=float, check=lambda v: 0.01 <= v <= 0.5,
+                            help="The search keeps the mean bits per character over the validation windows within "
+                                 "this much of the float model's, window by window.")
+    else:
+        amount = url_widget(st.slider, "q_budget", 0.5, "Accuracy you may lose (points)", 0.1, 5.0, step=0.1,
+                            cast=float, check=lambda v: 0.1 <= v <= 5.0,
+                            help="The search keeps the loss against float within this many points on the "
+                                 "validation split.")
     go = url_widget(st.toggle, "q_budget_run", False, "Run the search", cast=to_bool,
                     help="Ranks the layers by the drop debugger, raises or un-quantizes the most harmful first, "
                          "then lowers bits again while the budget holds (seconds; on the heavy-run pool).")
@@ -271,7 +293,7 @@ def accuracy_budget(sel: Selection, ds, cfg: QuantConfig, ch: ui_quant.Choices, 
         st.caption("Measured on the validation split, reported on the test split. Turn on 'Run the search'.")
         return
     try:
-        res = budget(sel, cfg, ch.calib, pts)
+        res = budget(sel, cfg, ch.calib, amount, "bits" if text else "points")
     except ValueError as e:
         st.error(f"The budget search cannot run on these settings: {e}")
         return
