@@ -798,3 +798,23 @@ def test_cli_grid_over_a_named_recipe_gives_distinct_variants(tmp_path, capsys):
     assert cli_main([str(src), "--grid", "prune.sparsity=0.5,0.9", "--no-cache", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len({r["variant"] for r in rows}) == 2
+
+
+def test_the_dense_control_trains_the_baseline_as_long_as_the_recipe_does():
+    """``Recipe.training_control``: every training step becomes a FineTune of as many epochs with the same optimizer
+    and rate. A prune at 0 % with fine-tuning compresses nothing, so it and its control are the same run: the same
+    test loss to the last bit."""
+    r = Recipe("moons", "tiny", 0, steps=(Prune(sparsity=0.0, finetune_epochs=2),))
+    c = r.training_control()
+    assert c.steps == (FineTune(epochs=2, lr=0.03, optimizer="sgd"),) and c.name.endswith("(dense control)")
+    a, b = run(r, use_cache=False), run(c, use_cache=False)
+    assert a.test_loss == b.test_loss and a.test_acc == b.test_acc
+    # an iterative prune fine-tunes after each of its rounds; QAT trains with Adam; Distill on the labels alone
+    r = Recipe("moons", "tiny", 0, steps=(Prune(sparsity=0.5, schedule="iterative", rounds=3, finetune_epochs=1),
+                                          Distill(epochs=2, lr=2e-3), Quantize(mode="qat", qat_epochs=2, qat_lr=1e-3)))
+    assert r.training_control().steps == (FineTune(epochs=3, lr=0.03, optimizer="sgd"),
+                                          FineTune(epochs=2, lr=2e-3, optimizer="adam"),
+                                          FineTune(epochs=2, lr=1e-3, optimizer="adam"))
+    # nothing trained, nothing to control
+    assert Recipe("moons", "tiny", 0, steps=(Prune(sparsity=0.5, finetune_epochs=0), Quantize())).training_control() \
+        is None

@@ -391,6 +391,26 @@ class Recipe(Config, label="recipe", version=1):
         steps = tuple(s.control() if isinstance(s, Distill) else s for s in self.steps)
         return dataclasses.replace(self, steps=steps, name=f"{self.title} (control)")
 
+    def training_control(self) -> "Recipe | None":
+        """The float baseline given the same extra training as this recipe, compressed not at all: each step that
+        trains the network becomes a ``FineTune`` of as many epochs with the same optimizer and learning rate (a
+        pruning step's fine-tuning after each of its pruning steps, SGD with momentum 0.9; a QAT step's epochs,
+        Adam; a Distill step's, on the labels alone; a FineTune as it is). Named "<title> (dense control)"; None
+        when the recipe trains nothing. A baseline trained for only a few epochs gains from more: a compressed
+        variant that trains is better than float only if it beats this, not just the baseline."""
+        out = []
+        for s in self.steps:
+            if isinstance(s, Prune) and s.finetune_epochs:
+                epochs = s.finetune_epochs * len(s.settings(self.seed).targets())
+                out.append(FineTune(epochs=min(epochs, MAX_EPOCHS), lr=s.finetune_lr, optimizer="sgd"))
+            elif isinstance(s, FineTune):
+                out.append(s)
+            elif isinstance(s, Distill):
+                out.append(FineTune(epochs=s.epochs, lr=s.lr, optimizer=s.optimizer))
+            elif isinstance(s, Quantize) and s.mode == "qat":
+                out.append(FineTune(epochs=s.qat_epochs, lr=s.qat_lr, optimizer="adam"))
+        return dataclasses.replace(self, steps=tuple(out), name=f"{self.title} (dense control)") if out else None
+
     @property
     def title(self) -> str:
         return self.name or self.describe()

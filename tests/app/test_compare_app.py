@@ -3,6 +3,8 @@ import base64
 import json
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from compress_core import evaluate, load_dataset
 from compress_core.experiments import PRESETS, FineTune, Prune, Quantize, Recipe, dumps, run
@@ -153,3 +155,16 @@ def test_fields_a_step_does_not_use_are_greyed_out_and_follow_the_mode():
     assert not at.exception
     assert not next(w for w in at.number_input if w.key.endswith("_qat_epochs")).disabled  # in the same run
     assert "QAT" in at.dataframe[0].value["recipe"].iloc[0]
+
+
+@given(st.text(min_size=0, max_size=80), st.sampled_from(["", " (copy)", " (control)", " (dense control)"]))
+def test_a_variant_name_always_fits_and_keeps_its_suffix(head, suffix):
+    from ui.topics.compare import NAME_CHARS, fitted
+
+    name = head + suffix
+    out = fitted(name)
+    assert len(out) <= NAME_CHARS
+    if len(name) <= NAME_CHARS:
+        assert out == name
+    elif suffix:
+        assert out.endswith("…" + suffix)  # the copy or control stays named as such

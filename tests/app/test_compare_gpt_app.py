@@ -180,3 +180,16 @@ def test_switching_from_the_gpt_to_a_classifier_removes_the_head_variant_in_word
     assert not at.exception
     assert any("does not run on" in w.value and "attention heads" in w.value for w in at.warning)
     assert "1 of 4 heads cut + fine-tune" not in list(_table(at)["variant"])
+
+
+def test_a_fine_tuned_gpt_variant_gets_its_dense_control_in_one_click():
+    """The GPT's baseline stops after a few epochs, so a variant that fine-tunes can beat it by training alone: the
+    dense control, one click away, trains the float GPT as long and compresses nothing."""
+    at = open_app(PAGE, GPT)
+    dense = [b for b in at.button if b.key.startswith("cmp_dense_")]
+    assert len(dense) == 1  # of the three default variants only "magnitude 50 % + fine-tune" trains
+    dense[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table["variant"])[-1] == "magnitude 50 % + fine-t… (dense control)"  # names fit in 40 characters
+    assert list(table["recipe"])[-1] == "fine-tune 1 ep" and float(table["bits / char"].iloc[-1]) > 1

@@ -228,13 +228,27 @@ def edit_step(step: Step, sid: int, gpt: bool = False) -> Step:
         return step
 
 
+NAME_CHARS = 40  # a variant's name, at most
+
+
+def fitted(name: str) -> str:
+    """``name`` within ``NAME_CHARS``: a long one keeps its last "(…)" (copy, control) and loses the end of what
+    comes before it, marked with an ellipsis: "magnitude 50 % + fine-t… (dense control)"."""
+    if len(name) <= NAME_CHARS:
+        return name
+    head, sep, tail = name.rpartition(" (")
+    if not sep or len(tail) + 3 >= NAME_CHARS:
+        return name[:NAME_CHARS - 1] + "…"
+    return head[:NAME_CHARS - len(tail) - 3] + "… (" + tail
+
+
 def editor(sel: Selection, vs: list[dict]) -> list[dict]:
     """Every variant in an expander: its name, its steps' fields, add/remove step, duplicate/remove variant."""
     out, gpt = [], is_gpt(sel)
     for i, v in enumerate(vs):
         recipe = recipe_of(sel, v)
         with st.expander(f"**{i + 1}. {v['name'] or 'unnamed'}** — {recipe.describe()}", expanded=False):
-            name = st.text_input("Name", v["name"], key=f"cmp_name_{v['id']}", max_chars=40)
+            name = st.text_input("Name", v["name"], key=f"cmp_name_{v['id']}", max_chars=NAME_CHARS)
             steps, sids = [], []
             for j, (s, sid) in enumerate(zip(v["steps"], v["sids"])):
                 head, drop = st.columns([8, 1])
@@ -256,17 +270,25 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
                      "alone. Distillation helped only if it beats this, not just the undistilled variant.")
             new = dict(v, name=name.strip(), steps=tuple(steps), sids=tuple(sids))
             try:
-                recipe_of(sel, new)
+                trained = recipe_of(sel, new).training_control()
             except ValueError as e:
                 st.error(f"{e} The previous steps are kept.")
-                new = v
+                new, trained = v, None
+            dense = trained is not None and st.button(
+                "Add its dense control (same training)", key=f"cmp_dense_{v['id']}",
+                disabled=len(vs) >= MAX_VARIANTS,
+                help="The float baseline trained for as many extra epochs, with the same optimizer and learning "
+                     "rate, and not compressed. The baseline stops after a few epochs, so more training alone can "
+                     "lift it: a variant that trains is better than float only if it beats this control.")
             if not remove:
                 out.append(new)
             if copy:
-                out.append(variant(f"{new['name']} (copy)", new["steps"]))
+                out.append(variant(fitted(f"{new['name']} (copy)"), new["steps"]))
             if control:
                 c = recipe_of(sel, new).distill_control()
-                out.append(variant(c.name, c.steps))
+                out.append(variant(fitted(c.name), c.steps))
+            if dense:
+                out.append(variant(fitted(trained.name), trained.steps))
     return out
 
 
