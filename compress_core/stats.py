@@ -4,7 +4,8 @@ call one arm better than another (the lottery verdict, PTQ against QAT, the Comp
 An accuracy p measured on n test examples has standard error √(p(1 − p)/n) (one test image on digits' 360 is
 0.28 points). ``compare_accuracies`` calls a difference real only beyond two standard errors (and beyond the
 user's tolerance, and, with several seeds, when every seed agrees in sign); otherwise it is within the noise.
-``compare_bits`` applies the same rule to a language model's bits per character, paired window by window.
+``compare_paired`` applies it to two models scored on the same test examples, paired example by example, and
+``compare_bits`` to a language model's bits per character, paired window by window.
 
 Usage::
 
@@ -22,7 +23,7 @@ import numpy as np
 from .data import get_spec
 
 __all__ = ["NOISE_SE", "BitsComparison", "Comparison", "accuracy_se", "compare_accuracies", "compare_bits",
-           "noise_words", "standard_error", "test_unit"]
+           "compare_paired", "noise_words", "standard_error", "test_unit"]
 
 
 NOISE_SE = 2.0  # a difference counts as real only beyond this many standard errors
@@ -213,3 +214,27 @@ def compare_bits(a: Sequence[float], b: Sequence[float], tolerance: float = 0.0)
     outcome = "no difference" if reason else ("worse" if mean > 0 else "better")
     return BitsComparison(a=float(a_.mean()), b=float(b_.mean()), diff=mean, se=se, windows=len(d),
                           tolerance=float(tolerance), outcome=outcome, reason=reason)
+
+
+def compare_paired(a_right: Sequence[bool], b_right: Sequence[bool], tolerance: float = 0.0) -> Comparison:
+    """Accuracy of ``a`` against ``b`` measured on the **same** test examples (``a_right[i]``: did ``a`` get example
+    i right), paired example by example: dᵢ = 100·(aᵢ − bᵢ) ∈ {−100, 0, 100}, the difference is their mean and its
+    standard error sd(dᵢ)/√n (ddof 1). The examples both get right, or both wrong, cancel, so this is tighter than
+    ``compare_accuracies``' unpaired error, which it replaces when both arms are scored on one test split (one seed).
+    The rule is the same: real beyond 2 standard errors and beyond ``tolerance`` points."""
+    a_, b_ = np.asarray(a_right, dtype=float), np.asarray(b_right, dtype=float)
+    if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:
+        raise ValueError("Compare the same test examples on both sides (at least two).")
+    n = len(a_)
+    d = 100 * (a_ - b_)
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    if abs(mean) <= NOISE_SE * se + _ROUNDING:
+        reason = "noise"
+    elif abs(mean) <= tolerance + _ROUNDING:
+        reason = "tolerance"
+    else:
+        reason = ""
+    pa, pb = float(a_.mean()), float(b_.mean())
+    return Comparison(a=100 * pa, b=100 * pb, a_se=100 * standard_error(pa, n), b_se=100 * standard_error(pb, n),
+                      diff=mean, se=se, n_test=n, seeds=1, per_seed=(mean,), tolerance=float(tolerance),
+                      outcome="no difference" if reason else ("better" if mean > 0 else "worse"), reason=reason)

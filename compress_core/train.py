@@ -103,19 +103,28 @@ class History:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> Metrics:
     """Accuracy (fraction correct) and mean cross-entropy of ``model`` on ``(x, y)``: per example for a classifier,
     per target token for a language model (``y`` of (N, T) next tokens, logits of (N, classes, T))."""
+    return evaluate_examples(model, x, y, batch_size)[0]
+
+
+def evaluate_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = 4096) -> tuple[Metrics, torch.Tensor]:
+    """``evaluate``'s metrics and, from the same pass, which predictions were right (a bool tensor shaped like
+    ``y``): what a comparison paired example by example (``stats.compare_paired``) needs."""
     if len(y) == 0:
         raise ValueError("Cannot evaluate on an empty set.")
     was_training = model.training
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    correct, loss = 0, 0.0
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
+    right, loss = [], 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            out = model(xb)
+            loss += F.cross_entropy(out, yb, reduction="sum").item()
+            right.append((out.argmax(1) == yb).cpu())
     model.train(was_training)
-    return Metrics(accuracy=correct / y.numel(), loss=loss / y.numel())
+    ok = torch.cat(right)
+    return Metrics(accuracy=int(ok.sum()) / y.numel(), loss=loss / y.numel()), ok
 
 
 @torch.no_grad()

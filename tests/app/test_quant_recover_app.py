@@ -107,6 +107,20 @@ def test_post_training_fixes_show_their_gain_against_plain_ptq():
     m = metrics(at)
     gain = m["Gain vs plain PTQ"]
     assert float(gain.split()[0]) == pytest.approx(_pct(m["Quantized accuracy"]) - plain, abs=0.011)
+    # its ± is the standard error paired example by example, from the library's two models on the test split
+    from compress_core.recover.equalize import correct_bias, equalize
+    from compress_core.stats import compare_paired
+    from compress_core.train import evaluate_examples
+
+    ds = load_dataset("digits", seed=0)
+    b = get_baseline("digits", "cnn", seed=0, train_config=default_train_config("digits", "cnn"))
+    cfg = make_config(3, "both", symmetric=True, per_channel=True, method="minmax", keep_act8=True,
+                      narrow_range=False, percentile=99.99)
+    calib, eq = ds.x_train[:256], equalize(b.model)
+    fixed = correct_bias(quantize_model(eq, cfg, calib), eq, calib)
+    c = compare_paired(evaluate_examples(fixed, ds.x_test, ds.y_test)[1].numpy(),
+                       evaluate_examples(quantize_model(b.model, cfg, calib), ds.x_test, ds.y_test)[1].numpy())
+    assert gain == f"{c.diff:+.2f} ± {c.se:.2f} pts"
     assert at.query_params["q_fix"] == "cle_bc"
     open_tab(at, "q_view", WHICH)  # the debugger compares with the equalized float model: same float accuracy
     assert not at.exception and not at.error

@@ -34,7 +34,6 @@ from compress_core.quant import (
 from compress_core.quant.report import (
     CurvePlan,
     QuantSummary,
-    compare_accuracies,
     curve_plan,
     describe,
     layer_tensor,
@@ -47,7 +46,8 @@ from compress_core.quant.report import (
 )
 from compress_core.recover.adaround import adaround_model
 from compress_core.recover.equalize import correct_bias, equalize
-from compress_core.train import History, Metrics, TrainConfig, evaluate
+from compress_core.stats import compare_paired
+from compress_core.train import History, Metrics, TrainConfig, evaluate, evaluate_examples
 from compress_core.viz import common as viz_common
 from compress_core.viz import quant as viz_quant
 from ui import jobs
@@ -181,6 +181,7 @@ class Quantized:
     history: History | None = None  # QAT only
     lm: Score | None = None  # a language model: bits per character on the test windows, paired with float's
     windows: np.ndarray | None = None  # … and each test window's, to pair QAT with PTQ and with its control
+    right: np.ndarray | None = None  # a classifier: which test examples it gets right (read-only), to pair two results
 
 
 def _parts(sel: Selection, calib_size: int):
@@ -212,10 +213,14 @@ def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
 def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
     if ds.kind == "text":  # one pass over the test windows gives bits per character and next-character accuracy
         lm, windows, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
+        right = None
     else:
-        lm, windows, metrics = None, None, evaluate(q, ds.x_test, ds.y_test)
+        lm, windows = None, None
+        metrics, ok = evaluate_examples(q, ds.x_test, ds.y_test)
+        right = ok.numpy()
+        right.setflags(write=False)
     return Quantized(model=q, metrics=metrics, size=model_size(q), report=layer_report(q, calib), history=history,
-                     lm=lm, windows=windows)
+                     lm=lm, windows=windows, right=right)
 
 
 _QAT, _CURVES, _CONTROL = Memo(64), Memo(64), Memo(16)  # fine-tuning runs and sweeps report progress to their page
@@ -298,12 +303,13 @@ def reference_model(sel: Selection, ch: Choices):
 
 def fix_gain(sel: Selection, res: Quantized, plain: Quantized, ch: Choices, n_test: int) -> None:
     """The fix's gain against plain PTQ of the same setting, on the same test examples, with its standard error
-    and the honest-comparison verdict (``compare_accuracies``)."""
-    c = compare_accuracies([res.metrics.accuracy], [plain.metrics.accuracy], n_test)
+    paired example by example and the honest-comparison verdict (``compare_paired``)."""
+    c = compare_paired(res.right, plain.right)
     f1, f2 = st.columns([1, 3])
     f1.metric("Gain vs plain PTQ", f"{c.diff:+.2f} ± {c.se:.2f} pts",
               help=f"{FIXES[ch.fix]}: {res.metrics.accuracy:.2%}; plain round-to-nearest PTQ of the same setting: "
-                   f"{plain.metrics.accuracy:.2%}, on the same test set. ± 1 standard error of the difference.")
+                   f"{plain.metrics.accuracy:.2%}, on the same test set. ± 1 standard error of the difference, "
+                   f"paired example by example: examples both get right, or both wrong, cancel.")
     f2.caption(f"**{FIXES[ch.fix]}** against round-to-nearest PTQ of the same setting on the same {n_test:,} test "
                f"{test_unit(sel.dataset)}s: {c.words()}. "
                + (f"Within noise: {noise_words(n_test, sel.dataset)}." if c.within_noise else ""))
@@ -332,15 +338,31 @@ def grid_figure(rkey: tuple, view, layer: str, channel: int | None):
                                                                               title=view.label))
 
 
-def qat_control(sel: Selection, epochs: int):
-    """Test metrics of the float baseline fine-tuned exactly as QAT fine-tunes (``quant.float_control``), on the
-    heavy-run pool, cached per (baseline, epochs); None if cancelled."""
-    def compute(report):
+@dataclass(frozen=True)
+class Control:
+    """The float baseline fine-tuned as QAT fine-tunes: its test metrics and which test examples it gets right
+    (read-only), to pair it with the QAT model example by example. Shared between sessions: never changed."""
+
+    metrics: Metrics
+    right: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics.accuracy
+
+
+def qat_control(sel: Selection, epochs: int) -> Control | None:
+    """The float baseline fine-tuned exactly as QAT fine-tunes (``quant.float_control``), scored on the test split,
+    on the heavy-run pool, cached per (baseline, epochs); None if cancelled."""
+    def compute(report) -> Control:
         b, ds, _ = _parts(sel, 0)
         net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
                                callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
                                                            f"epoch {rec['epoch']:.0f}/{epochs}"))
-        return evaluate(net, ds.x_test, ds.y_test)
+        metrics, ok = evaluate_examples(net, ds.x_test, ds.y_test)
+        right = ok.numpy()
+        right.setflags(write=False)
+        return Control(metrics, right)
 
     return jobs.run(_CONTROL, (sel, epochs), compute, "Control: the float model, same extra training",
                     "q_cancel_control")
@@ -348,31 +370,33 @@ def qat_control(sel: Selection, epochs: int):
 
 def qat_panel(sel: Selection, ch: Choices, res: Quantized, quantized_acc: float, n_test: int, cfg_json: str) -> None:
     """QAT's own story: its training curve, which state was kept, the fair comparison with a float model
-    given the same extra training, and PTQ of the same setting; each difference with its standard error and
-    whether it is beyond the noise of the test set (``compare_accuracies``)."""
+    given the same extra training, and PTQ of the same setting; each difference with its standard error, paired
+    example by example on the one test split, and whether it is beyond the noise (``compare_paired``)."""
     hist = res.history
     fair = qat_control(sel, ch.epochs)
     if fair is not None:
-        c = compare_accuracies([quantized_acc], [fair.accuracy], n_test)
+        c = compare_paired(res.right, fair.right)
         st.info(f"**Fair comparison.** QAT trained for {ch.epochs} more epochs. The float model fine-tuned the same "
                 f"way (same schedule, seed and best-validation rule, no quantization) scores **{fair.accuracy:.2%}**:"
                 f" the QAT model is {gap_words(100 * (quantized_acc - fair.accuracy))} it "
-                f"(± {c.se:.2f} points, 1 s.e. of the difference on {n_test:,} test {test_unit(sel.dataset)}s"
+                f"(± {c.se:.2f} points, 1 s.e. of the difference, paired example by example on the {n_test:,} "
+                f"test {test_unit(sel.dataset)}s"
                 + (f"; within the noise of this test set: {noise_words(n_test, sel.dataset)}" if c.within_noise
                    else "; beyond 2 standard errors")
                 + "). Compare with this one, not with the baseline.", icon="⚖️")
     try:
-        ptq_acc = ptq(sel, cfg_json, ch.calib).metrics.accuracy
+        plain = ptq(sel, cfg_json, ch.calib)
     except ValueError:
-        ptq_acc = None
-    if ptq_acc is not None:
-        c = compare_accuracies([quantized_acc], [ptq_acc], n_test)
+        plain = None
+    if plain is not None:
+        ptq_acc = plain.metrics.accuracy
+        c = compare_paired(res.right, plain.right)
         verdict = (f"That is within the noise of this test set ({noise_words(n_test, sel.dataset)}): no measurable "
                    "difference." if c.within_noise else
                    f"That is beyond 2 standard errors: QAT is measurably {c.outcome}.")
         st.info(f"**QAT against PTQ.** Post-training quantization of the same setting scores {ptq_acc:.2%} "
                 f"{se_words(ptq_acc, n_test, sel.dataset)}: QAT's gain is **{c.diff:+.2f} ± {c.se:.2f} points** "
-                f"(1 s.e. of the difference). {verdict}", icon="⚖️")
+                f"(1 s.e. of the difference, paired example by example). {verdict}", icon="⚖️")
     with st.expander("QAT's training curve", expanded=False):
         st.plotly_chart(viz_common.training_curves(hist.records, title=f"QAT fine-tuning, {ch.epochs} epochs"),
                         key="q_qat_curve")

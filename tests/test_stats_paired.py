@@ -1,11 +1,12 @@
-"""The honest-comparison rule for bits per character (``stats.compare_bits``): windows paired, the mean difference
-real only beyond two standard errors of it and beyond the tolerance; checked against hand-computed figures."""
+"""The honest-comparison rule on paired measurements: two classifiers on the same test examples
+(``stats.compare_paired``) and a language model's bits per character window by window (``stats.compare_bits``); the
+mean difference real only beyond two standard errors of it and beyond the tolerance; checked by hand."""
 import math
 
 import numpy as np
 import pytest
 
-from compress_core.stats import compare_bits
+from compress_core.stats import compare_accuracies, compare_bits, compare_paired
 
 
 def test_paired_windows_cancel_their_own_difficulty():
@@ -39,3 +40,22 @@ def test_bad_input_is_refused_in_words():
         compare_bits([1.0], [1.0])
     with pytest.raises(ValueError, match="tolerance"):
         compare_bits([1.0, 2.0], [1.0, 2.0], tolerance=-0.1)
+
+
+def test_paired_examples_cancel_what_both_get_right_or_wrong():
+    # 400 examples: both right on 300, both wrong on 80, only a right on 15, only b right on 5
+    a = np.array([1] * 300 + [0] * 80 + [1] * 15 + [0] * 5, dtype=bool)
+    b = np.array([1] * 300 + [0] * 80 + [0] * 15 + [1] * 5, dtype=bool)
+    c = compare_paired(a, b)
+    d = 100 * (a.astype(float) - b.astype(float))
+    assert c.diff == pytest.approx(2.5) and c.se == pytest.approx(d.std(ddof=1) / math.sqrt(400))
+    assert c.a == pytest.approx(78.75) and c.b == pytest.approx(76.25) and c.n_test == 400
+    assert c.outcome == "better"  # +2.5 ± 1.1 points: real when paired …
+    unpaired = compare_accuracies([a.mean()], [b.mean()], 400)
+    assert unpaired.outcome == "no difference" and unpaired.se > 2.5 * c.se  # … lost in noise when not
+    assert compare_paired(b, a).outcome == "worse"
+    assert compare_paired(a, b, tolerance=3.0).reason == "tolerance"
+    same = compare_paired(a, a)
+    assert same.diff == 0 and same.se == 0 and same.outcome == "no difference"
+    with pytest.raises(ValueError, match="same test examples"):
+        compare_paired(a, b[:10])
