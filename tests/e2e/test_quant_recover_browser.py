@@ -109,3 +109,18 @@ def test_gpt_budget_in_bits_per_character(server_url, page):
     expect(metric_value(page, "Test bits / char")).to_have_text(re.compile(r"^\d\.\d{3}$"))
     expect(metric_value(page, "Size")).to_have_text(re.compile(r"KB$"))
     screenshot(page, "quantization_budget_gpt")
+
+
+def test_the_gpt_budget_search_can_be_cancelled_and_started_again(server_url, page):
+    """The GPT's budget search (a minute at 3 bits and 0.01 bits per character) runs on the heavy-run pool: its
+    Cancel button stops it, the page says so and offers to start it again, and the page above stays live."""
+    page.goto(server_url + "/quantization?dataset=pydoc&model=gpt&q_calib=32&q_bits=3&q_budget_bits=0.01"
+                           "&q_budget_run=1&q_view=Meet+an+accuracy+budget")
+    cancel = page.get_by_role("button", name="Cancel")
+    expect(cancel.first).to_be_visible(timeout=180_000)
+    cancel.first.click()
+    expect(page.get_by_text("Accuracy-budget search: cancelled.").first).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    expect(page.get_by_role("button", name="Start it again").first).to_be_visible()
+    expect(metric_value(page, "Quantized bits / char")).to_have_text(re.compile(r"^\d\.\d{3}$"))
+    assert_no_exception(page)
