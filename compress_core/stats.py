@@ -69,6 +69,39 @@ def noise_words(n_test: int, dataset: str | None = None) -> str:
     return f"one test {unit} is {100 / n_test:.2f} points on {whose}{n_test:,} test {unit}s"
 
 
+def _reason(mean: float, se: float, tolerance: float, seeds_agree: bool = True) -> str:
+    """Why a difference ``mean`` ± ``se`` is not real ("noise", "seeds disagree", "tolerance"), or "" if it is."""
+    if abs(mean) <= NOISE_SE * se + _ROUNDING:
+        return "noise"
+    if not seeds_agree:
+        return "seeds disagree"
+    if abs(mean) <= tolerance + _ROUNDING:
+        return "tolerance"
+    return ""
+
+
+def _words(num: str, outcome: str, reason: str, tolerance: str, better: str = "measurably better") -> str:
+    """The verdict after the number ``num``: measurably better or worse, or why there is no difference."""
+    if outcome == "better":
+        return f"{num}: {better}"
+    if outcome == "worse":
+        return f"{num}: measurably worse"
+    if reason == "tolerance":
+        return f"{num}: no difference beyond your tolerance of {tolerance}"
+    if reason == "seeds disagree":
+        return f"{num}: no measurable difference (within noise: the seeds disagree in sign)"
+    return f"{num}: no measurable difference (within noise)"
+
+
+def _paired(a: Sequence[float], b: Sequence[float], scale: float, what: str) -> tuple[np.ndarray, float, float]:
+    """(a, b as arrays, the mean of scale·(aᵢ − bᵢ), its standard error sd/√n) of two paired measurements."""
+    a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:
+        raise ValueError(f"Compare the same {what} on both sides (at least two).")
+    d = scale * (a_ - b_)
+    return a_, b_, float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Accuracy ``a`` against accuracy ``b`` (per-seed pairs, each on ``n_test`` test examples): the mean
@@ -104,15 +137,7 @@ class Comparison:
     def words(self) -> str:
         """E.g. "−1.4 ± 2.3 points, 1 s.e.: no measurable difference (within noise)"."""
         num = f"{self.diff:+.1f} ± {self.se:.1f} points, 1 s.e.".replace("-", "−")
-        if self.outcome == "better":
-            return f"{num}: measurably better"
-        if self.outcome == "worse":
-            return f"{num}: measurably worse"
-        if self.reason == "tolerance":
-            return f"{num}: no difference beyond your tolerance of {self.tolerance:g} points"
-        if self.reason == "seeds disagree":
-            return f"{num}: no measurable difference (within noise: the seeds disagree in sign)"
-        return f"{num}: no measurable difference (within noise)"
+        return _words(num, self.outcome, self.reason, f"{self.tolerance:g} points")
 
 
 def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int, tolerance: float = 0.0) -> Comparison:
@@ -146,14 +171,7 @@ def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int, tole
                        for p, q in zip(a_, b_)])
     mean = float(d.mean())
     se = float(s[0]) if k == 1 else max(float(d.std(ddof=1)) / math.sqrt(k), float(np.sqrt((s ** 2).sum())) / k)
-    if abs(mean) <= NOISE_SE * se + _ROUNDING:
-        reason = "noise"
-    elif k > 1 and not all(np.sign(x) == np.sign(mean) for x in d):
-        reason = "seeds disagree"
-    elif abs(mean) <= tolerance + _ROUNDING:
-        reason = "tolerance"
-    else:
-        reason = ""
+    reason = _reason(mean, se, tolerance, k == 1 or all(np.sign(x) == np.sign(mean) for x in d))
     outcome = "no difference" if reason else ("better" if mean > 0 else "worse")
     return Comparison(a=float(a_.mean() * 100), b=float(b_.mean() * 100), a_se=100 * accuracy_se(a_, n_test),
                       b_se=100 * accuracy_se(b_, n_test), diff=mean, se=se, n_test=int(n_test), seeds=k,
@@ -184,13 +202,8 @@ class BitsComparison:
     def words(self) -> str:
         """E.g. "+0.012 ± 0.003 bits/char, 1 s.e.: no difference beyond your tolerance of 0.05 bits/char"."""
         num = f"{self.diff:+.3f} ± {self.se:.3f} bits/char, 1 s.e.".replace("-", "−")
-        if self.outcome == "better":
-            return f"{num}: measurably better (fewer bits per character)"
-        if self.outcome == "worse":
-            return f"{num}: measurably worse"
-        if self.reason == "tolerance":
-            return f"{num}: no difference beyond your tolerance of {self.tolerance:g} bits/char"
-        return f"{num}: no measurable difference (within noise)"
+        return _words(num, self.outcome, self.reason, f"{self.tolerance:g} bits/char",
+                      better="measurably better (fewer bits per character)")
 
 
 def compare_bits(a: Sequence[float], b: Sequence[float], tolerance: float = 0.0) -> BitsComparison:
@@ -198,21 +211,12 @@ def compare_bits(a: Sequence[float], b: Sequence[float], tolerance: float = 0.0)
     i of ``b`` (the same text)? The same rule as ``compare_accuracies``: the mean difference d = mean(aᵢ − bᵢ) is
     real when |d| > 2 standard errors of the mean paired difference, sd(aᵢ − bᵢ)/√n, and |d| > ``tolerance`` (bits
     per character); then the outcome is "worse" (d > 0: more bits) or "better"."""
-    a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:
-        raise ValueError("Compare the same windows on both sides (at least two).")
     if tolerance < 0:
         raise ValueError("The tolerance is in bits per character, 0 or more.")
-    d = a_ - b_
-    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
-    if abs(mean) <= NOISE_SE * se + _ROUNDING:
-        reason = "noise"
-    elif abs(mean) <= tolerance + _ROUNDING:
-        reason = "tolerance"
-    else:
-        reason = ""
+    a_, b_, mean, se = _paired(a, b, 1.0, "windows")
+    reason = _reason(mean, se, tolerance)
     outcome = "no difference" if reason else ("worse" if mean > 0 else "better")
-    return BitsComparison(a=float(a_.mean()), b=float(b_.mean()), diff=mean, se=se, windows=len(d),
+    return BitsComparison(a=float(a_.mean()), b=float(b_.mean()), diff=mean, se=se, windows=len(a_),
                           tolerance=float(tolerance), outcome=outcome, reason=reason)
 
 
@@ -222,18 +226,8 @@ def compare_paired(a_right: Sequence[bool], b_right: Sequence[bool], tolerance: 
     standard error sd(dᵢ)/√n (ddof 1). The examples both get right, or both wrong, cancel, so this is tighter than
     ``compare_accuracies``' unpaired error, which it replaces when both arms are scored on one test split (one seed).
     The rule is the same: real beyond 2 standard errors and beyond ``tolerance`` points."""
-    a_, b_ = np.asarray(a_right, dtype=float), np.asarray(b_right, dtype=float)
-    if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:
-        raise ValueError("Compare the same test examples on both sides (at least two).")
-    n = len(a_)
-    d = 100 * (a_ - b_)
-    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
-    if abs(mean) <= NOISE_SE * se + _ROUNDING:
-        reason = "noise"
-    elif abs(mean) <= tolerance + _ROUNDING:
-        reason = "tolerance"
-    else:
-        reason = ""
+    a_, b_, mean, se = _paired(a_right, b_right, 100.0, "test examples")
+    n, reason = len(a_), _reason(mean, se, tolerance)
     pa, pb = float(a_.mean()), float(b_.mean())
     return Comparison(a=100 * pa, b=100 * pb, a_se=100 * standard_error(pa, n), b_se=100 * standard_error(pb, n),
                       diff=mean, se=se, n_test=n, seeds=1, per_seed=(mean,), tolerance=float(tolerance),
