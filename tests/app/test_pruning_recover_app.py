@@ -5,6 +5,7 @@ from compress_core.baselines import get_baseline
 from compress_core.data import load_dataset
 from compress_core.pruning import PruneSettings, prune_with
 from compress_core.recover import DropDebugger, prune_budget_search
+from compress_core.settings import default_train_config
 
 from .conftest import metrics, open_app, open_tab
 
@@ -54,11 +55,12 @@ def test_gpt_budget_is_in_bits_per_character_and_reads_what_the_library_finds():
 
     from ui.topics.pruning_recover import GPT_WINDOWS
 
-    at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt", "pr_sparsity": "70.0", "pr_budget_step": "0.2",
+    at = open_app(PAGE, {"dataset": "pydoc", "model": "gpt:1x32h2", "pr_sparsity": "70.0", "pr_budget_step": "0.2",
                          "pr_view": "Meet an accuracy budget", "pr_budget_bits": "0.1"})
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.select_slider(key="pr_budget_bits").label == "Budget: most bits per character to add"
-    ds, b = load_dataset("pydoc"), get_baseline("pydoc", "gpt")
+    ds = load_dataset("pydoc")
+    b = get_baseline("pydoc", "gpt:1x32h2", train_config=default_train_config("pydoc", "gpt:1x32h2"))
     n = GPT_WINDOWS
     sub = replace(ds, x_val=ds.x_val[:n], y_val=ds.y_val[:n], x_test=ds.x_test[:n], y_test=ds.y_test[:n])
     want = prune_budget_search(b.model, sub, sparsity=0.7, budget_pts=0.1, step=0.2, unit="bits")

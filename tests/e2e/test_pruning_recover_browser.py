@@ -68,7 +68,7 @@ def test_which_layer_on_the_gpt(server_url, page):
 def test_the_gpt_budget_in_bits_per_character(server_url, page):
     """On the GPT the budget slider is in bits per character: a key press moves it and the link, and the search
     ends with bits per character against the baseline and the verdict."""
-    open_page(page, server_url + "/pruning?dataset=pydoc&model=gpt&pr_sparsity=70.0&pr_budget_step=0.2"
+    open_page(page, server_url + "/pruning?dataset=pydoc&model=gpt%3A1x32h2&pr_sparsity=70.0&pr_budget_step=0.2"
                                  "&pr_view=Meet+an+accuracy+budget&pr_budget_bits=0.05", timeout=180_000)
     expect(page.get_by_text("Per-layer rates the search chose").first).to_be_visible(timeout=120_000)
     thumb = slider(page, "Budget: most bits per character to add")
