@@ -93,7 +93,8 @@ def _words(num: str, outcome: str, reason: str, tolerance: str, better: str = "m
     return f"{num}: no measurable difference (within noise)"
 
 
-def _paired(a: Sequence[float], b: Sequence[float], scale: float, what: str) -> tuple[np.ndarray, float, float]:
+def _paired(a: Sequence[float], b: Sequence[float], scale: float,
+            what: str) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(a, b as arrays, the mean of scale·(aᵢ − bᵢ), its standard error sd/√n) of two paired measurements."""
     a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_.shape != b_.shape or a_.ndim != 1 or len(a_) < 2:

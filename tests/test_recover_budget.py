@@ -164,7 +164,7 @@ def test_a_budget_in_bits_per_character_on_the_gpt_is_met_and_recomputes(toy_gpt
     assert budget > 0
     if search == "quant":
         res = quant_budget_search(gpt, ds, cfg, budget, unit="bits", calibration_data=ds.x_train)
-        assert all(b >= 2 for _, b in res.settings)
+        assert any(b > 2 for _, b in res.settings)  # over the budget at the start: some layer had to be raised
     else:
         res = prune_budget_search(gpt, ds, sparsity=0.9, budget_pts=budget, step=0.25, unit="bits")
     assert res.steps[0]["charged"] == pytest.approx(added, abs=1e-9) and not res.steps[0]["met"]
@@ -189,3 +189,5 @@ def test_a_budget_in_bits_is_for_a_language_model(digits_mlp, toy_gpt):
         quant_budget_search(gpt, text, QuantConfig(weight_bits=3), 9.0, unit="bits")
     with pytest.raises(ValueError, match="points or bits"):
         prune_budget_search(gpt, text, unit="nats")
+    with pytest.raises(ValueError, match="count='broken' is for budgets in accuracy points"):
+        prune_budget_search(gpt, text, unit="bits", count="broken")

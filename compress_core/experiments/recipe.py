@@ -395,7 +395,9 @@ class Recipe(Config, label="recipe", version=1):
         """The float baseline given the same extra training as this recipe, compressed not at all: each step that
         trains the network becomes a ``FineTune`` of as many epochs with the same optimizer and learning rate (a
         pruning step's fine-tuning after each of its pruning steps, SGD with momentum 0.9; a QAT step's epochs,
-        Adam; a Distill step's, on the labels alone; a FineTune as it is). Named "<title> (dense control)"; None
+        Adam; a Distill step's, on the labels alone; a FineTune as it is). A Share step's centroid fine-tuning is
+        not counted: it trains only the k shared values of each layer, not the network. Named "<title> (dense
+        control)"; None
         when the recipe trains nothing. A baseline trained for only a few epochs gains from more: a compressed
         variant that trains is better than float only if it beats this, not just the baseline."""
         out = []

@@ -23,8 +23,9 @@ a small validation split (180 images on digits) is easy to fit by chance, and th
 subtracting those it fixes: stricter, since a search over many candidates favours the ones lucky on validation.
 Sizes: ``quant.analysis.model_size`` for quantized models, ``experiments.accounting.layer_costs`` (the best
 of dense, bitmask and CSR per layer) for pruned ones. The verdict on the test split is the project's
-honest-comparison rule (``stats.compare_accuracies`` with the budget as tolerance): "worse" means the loss is
-measurably real and beyond the budget.
+honest-comparison rule (``stats.compare_accuracies``, or ``stats.compare_bits`` for a budget in bits, with the
+budget as tolerance): "worse" means the loss is real (beyond 2 standard errors of zero) and its estimate is beyond
+the budget; the rule does not test the excess over the budget against its own noise.
 
 Units: a budget is in accuracy points (``unit="points"``; next-character accuracy for a language model, whose
 verdict's standard error then treats every character as independent, which overstates the precision: characters of
@@ -104,9 +105,11 @@ class BudgetResult:
 
     ``kind``: "quantization" or "pruning"; ``settings``: per layer, its weight bits (32 = float) or its pruning
     rate; ``steps``: the search's path, one dict per measurement (action, layer, value, val_acc, val_lost,
-    bytes, met); accuracies are fractions on the validation and test splits (``*_se``: binomial standard
-    errors); ``*_lost``: examples lost against the float model there; ``test_comparison``: the result against the
-    float model on the test split with the budget as tolerance (``stats.compare_accuracies``)."""
+    charged — examples, or bits per character added, charged to the budget —, bytes, met, and val_bpc for a budget
+    in bits); accuracies are fractions on the validation and test splits (``*_se``: binomial standard errors);
+    ``*_lost``: examples (characters) lost against the float model there; ``*_bpc``: a language model's bits per
+    character; ``test_comparison``: the result against the float model on the test split with the budget as
+    tolerance (``stats.compare_accuracies``, or ``stats.compare_bits`` when ``unit`` is "bits")."""
 
     kind: str
     budget_pts: float
@@ -181,8 +184,6 @@ class _Scorer:
     are not subtracted: a candidate that breaks three and fixes three by chance is not lossless)."""
 
     def __init__(self, float_model: nn.Module, x: torch.Tensor, y: torch.Tensor, count: str):
-        if count not in COUNTS:
-            raise ValueError(f"The examples charged to the budget are counted {' or '.join(COUNTS)}; got {count!r}.")
         self.x, self.y, self.count = x, y, count
         self.float_ok = self._correct(float_model)
         self.f_right = int(self.float_ok.sum())
@@ -234,7 +235,12 @@ class _BitsScorer:
 
 
 def _scorer(model: nn.Module, dataset: Dataset, count: str, unit: str) -> _Scorer | _BitsScorer:
+    if count not in COUNTS:
+        raise ValueError(f"The examples charged to the budget are counted {' or '.join(COUNTS)}; got {count!r}.")
     if unit == "bits":
+        if count != "net":
+            raise ValueError("A budget in bits per character charges the mean bits added over the windows; "
+                             "count='broken' is for budgets in accuracy points.")
         if not is_language_model(model):
             raise ValueError("A budget in bits per character is for the language model; a classifier's budget is "
                              "in accuracy points.")
@@ -436,7 +442,8 @@ def prune_budget_search(model: nn.Module, dataset: Dataset, sparsity: float = 0.
             ``quant_budget_search``.
         callback: called with each step's dict.
 
-    While over budget: the debugger ranks the layers of the current pruned model (examples lost when only that
+    While over budget: the debugger ranks the layers of the current pruned model (examples lost, or with
+    ``unit="bits"`` bits per character added, when only that
     layer is pruned); the most harmful one with a rate above 0 loses ``step``. Once within budget: each layer in
     the reverse order of that ranking (least harmful first) gains ``step`` as long as the budget still holds.
     """

@@ -6,8 +6,9 @@ measured, shared code) and handed with its float baseline to ``recover.DropDebug
 heavy-run pool (progress, Cancel); the debugger is kept in a ``Memo`` by recipe hash. A toggle per compressed layer
 puts it back to float (or dense) and the score after the revert is shown live; reverts are cached too.
 
-The budget search (``recover.budget``) starts from a variant of one post-training Quantize step (classifiers) or
-one one-shot magnitude Prune step (any model, the GPT included), on the pool as well.
+The budget search (``recover.budget``) starts from a variant of one post-training Quantize step or
+one one-shot magnitude Prune step, on any model (on the GPT the budget is in bits per character), on the pool as
+well.
 
 Usage::
 

@@ -174,7 +174,7 @@ def budget_panel(res: BudgetResult, uniform_kb: float, uniform: str, se, unit: s
               help=f"Uniform {uniform}: {uniform_kb:.1f} KB; float {res.float_bytes / 1024:.1f} KB.")
     if bits:
         v3.metric("Validation bits / char", f"{res.val_bpc:.3f}", f"{res.val_bpc - res.float_val_bpc:+.3f} vs float",
-                  delta_color="off", help=f"What the search measured, on the validation windows: float "
+                  delta_color="inverse", help=f"What the search measured, on the validation windows: float "
                                           f"{res.float_val_bpc:.3f}.")
     else:
         v3.metric("Validation", f"{res.val_acc:.2%}",
@@ -288,7 +288,8 @@ def accuracy_budget(sel: Selection, ds, cfg: QuantConfig, ch: ui_quant.Choices, 
                                  "validation split.")
     go = url_widget(st.toggle, "q_budget_run", False, "Run the search", cast=to_bool,
                     help="Ranks the layers by the drop debugger, raises or un-quantizes the most harmful first, "
-                         "then lowers bits again while the budget holds (seconds; on the heavy-run pool).")
+                         "then lowers bits again while the budget holds (seconds on the classifiers, about half a "
+                         "minute on the GPT; on the heavy-run pool).")
     if not go:
         st.caption("Measured on the validation split, reported on the test split. Turn on 'Run the search'.")
         return
