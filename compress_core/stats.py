@@ -179,8 +179,6 @@ def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int, tole
                       per_seed=tuple(float(x) for x in d), tolerance=float(tolerance), outcome=outcome, reason=reason)
 
 
-
-
 @dataclass(frozen=True)
 class BitsComparison:
     """Bits per character ``a`` against ``b``, paired window by window on the same held-out text: the mean

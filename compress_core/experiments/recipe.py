@@ -397,9 +397,8 @@ class Recipe(Config, label="recipe", version=1):
         pruning step's fine-tuning after each of its pruning steps, SGD with momentum 0.9; a QAT step's epochs,
         Adam; a Distill step's, on the labels alone; a FineTune as it is). A Share step's centroid fine-tuning is
         not counted: it trains only the k shared values of each layer, not the network. Named "<title> (dense
-        control)"; None
-        when the recipe trains nothing. A baseline trained for only a few epochs gains from more: a compressed
-        variant that trains is better than float only if it beats this, not just the baseline."""
+        control)"; None when the recipe trains nothing. A baseline trained for only a few epochs gains from more:
+        a compressed variant that trains is better than float only if it beats this, not just the baseline."""
         out = []
         for s in self.steps:
             if isinstance(s, Prune) and s.finetune_epochs:

@@ -63,7 +63,7 @@ from ..quant.model import QuantConfig, quantize_model
 from ..quant.primitives import MAX_BITS
 from ..stats import BitsComparison, Comparison, compare_accuracies, compare_bits, standard_error
 from ..text import window_losses
-from ..train import evaluate
+from ..train import evaluate, evaluate_examples
 from .debugger import DropDebugger, swapped
 
 __all__ = ["BudgetResult", "FLOAT", "float_bytes", "prune_budget_search", "pruned_bytes", "quant_budget_search",
@@ -188,15 +188,8 @@ class _Scorer:
         self.float_ok = self._correct(float_model)
         self.f_right = int(self.float_ok.sum())
 
-    @torch.no_grad()
     def _correct(self, model: nn.Module) -> torch.Tensor:
-        was = model.training
-        model.eval()
-        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-        ok = torch.cat([model(self.x[i:i + 4096].to(dev)).argmax(1).cpu() == self.y[i:i + 4096].cpu()
-                        for i in range(0, len(self.y), 4096)])
-        model.train(was)
-        return ok
+        return evaluate_examples(model, self.x, self.y)[1]
 
     def __call__(self, model: nn.Module) -> dict:
         """The measurement's row entries: charged (examples), val_lost (net examples lost), val_acc."""
@@ -210,22 +203,24 @@ class _Scorer:
         return within_budget(charged, self.y.numel(), target)
 
 
+def _window_bits(model: nn.Module, dataset: Dataset, split: str) -> tuple[torch.Tensor, int]:
+    """(each window's bits per character, the characters right) of ``model`` on ``split``, in one pass."""
+    losses, right = window_losses(model, dataset, split)
+    return losses / math.log(2), right
+
+
 class _BitsScorer:
     """Bits per character charged against the budget on a language model's validation windows: the mean over the
     windows of the candidate's bits per character less the float model's on the same window (paired)."""
 
     def __init__(self, float_model: nn.Module, dataset: Dataset):
         self.dataset, self.n = dataset, dataset.y_val.numel()
-        self.float_w, self.f_right = self.windows(float_model)
-
-    def windows(self, model: nn.Module) -> tuple[torch.Tensor, int]:
-        losses, right = window_losses(model, self.dataset, "val")
-        return losses / math.log(2), right
+        self.float_w, self.f_right = _window_bits(float_model, dataset, "val")
 
     def __call__(self, model: nn.Module) -> dict:
         """charged (bits per character added, mean over the windows), val_lost (next characters lost), val_acc,
         val_bpc."""
-        w, right = self.windows(model)
+        w, right = _window_bits(model, self.dataset, "val")
         return dict(val_acc=right / self.n, val_lost=self.f_right - right, charged=float((w - self.float_w).mean()),
                     val_bpc=float(w.mean()))
 
@@ -262,9 +257,8 @@ def _result(kind: str, budget: float, margin: float, count: str, model: nn.Modul
     nv, nt = ds.y_val.numel(), ds.y_test.numel()
     bpc = {}
     if unit == "bits":  # one pass per split and model gives both the bits per character and the characters right
-        (fvw, fv), (ftw, ft) = (window_losses(float_model, ds, s) for s in ("val", "test"))
-        (rvw, rv), (rtw, rt) = (window_losses(model, ds, s) for s in ("val", "test"))
-        fvw, ftw, rvw, rtw = (w / math.log(2) for w in (fvw, ftw, rvw, rtw))
+        (fvw, fv), (ftw, ft) = (_window_bits(float_model, ds, s) for s in ("val", "test"))
+        (rvw, rv), (rtw, rt) = (_window_bits(model, ds, s) for s in ("val", "test"))
         cmp = compare_bits(rtw.numpy(), ftw.numpy(), tolerance=budget)
         bpc = dict(val_bpc=float(rvw.mean()), test_bpc=float(rtw.mean()), float_val_bpc=float(fvw.mean()),
                    float_test_bpc=float(ftw.mean()))

@@ -270,10 +270,11 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
                      "alone. Distillation helped only if it beats this, not just the undistilled variant.")
             new = dict(v, name=name.strip(), steps=tuple(steps), sids=tuple(sids))
             try:
-                trained = recipe_of(sel, new).training_control()
+                recipe = recipe_of(sel, new)
             except ValueError as e:
                 st.error(f"{e} The previous steps are kept.")
-                new, trained = v, None
+                new = v
+            trained = recipe.training_control()
             dense = trained is not None and st.button(
                 "Add its dense control (same training)", key=f"cmp_dense_{v['id']}",
                 disabled=len(vs) >= MAX_VARIANTS,
@@ -285,7 +286,7 @@ def editor(sel: Selection, vs: list[dict]) -> list[dict]:
             if copy:
                 out.append(variant(fitted(f"{new['name']} (copy)"), new["steps"]))
             if control:
-                c = recipe_of(sel, new).distill_control()
+                c = recipe.distill_control()
                 out.append(variant(fitted(c.name), c.steps))
             if dense:
                 out.append(variant(fitted(trained.name), trained.steps))

@@ -210,15 +210,21 @@ def ptq(sel: Selection, cfg_json: str, calib_size: int) -> Quantized:
     return _PTQ.get((sel, cfg_json, calib_size), compute)
 
 
+def _scored(model, ds) -> tuple[Metrics, np.ndarray]:
+    """A classifier's test metrics and which test examples it gets right (read-only: results are shared)."""
+    metrics, ok = evaluate_examples(model, ds.x_test, ds.y_test)
+    right = ok.numpy()
+    right.setflags(write=False)
+    return metrics, right
+
+
 def _summarise(sel: Selection, q, ds, calib, history: History | None = None) -> Quantized:
     if ds.kind == "text":  # one pass over the test windows gives bits per character and next-character accuracy
         lm, windows, metrics = score_with_metrics(q, ds, float_summary(sel).windows, "quantized")
         right = None
     else:
         lm, windows = None, None
-        metrics, ok = evaluate_examples(q, ds.x_test, ds.y_test)
-        right = ok.numpy()
-        right.setflags(write=False)
+        metrics, right = _scored(q, ds)
     return Quantized(model=q, metrics=metrics, size=model_size(q), report=layer_report(q, calib), history=history,
                      lm=lm, windows=windows, right=right)
 
@@ -359,10 +365,7 @@ def qat_control(sel: Selection, epochs: int) -> Control | None:
         net, _ = float_control(b.model, ds, qat_schedule(sel, epochs), seed=sel.seed,
                                callback=lambda rec: report(rec["iteration"] / max(rec["total_iterations"], 1),
                                                            f"epoch {rec['epoch']:.0f}/{epochs}"))
-        metrics, ok = evaluate_examples(net, ds.x_test, ds.y_test)
-        right = ok.numpy()
-        right.setflags(write=False)
-        return Control(metrics, right)
+        return Control(*_scored(net, ds))
 
     return jobs.run(_CONTROL, (sel, epochs), compute, "Control: the float model, same extra training",
                     "q_cancel_control")
